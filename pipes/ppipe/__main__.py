@@ -1,0 +1,5 @@
+"""``python -m ppipe``: the same as the ``ppipe`` command."""
+
+from .cli import entry
+
+entry()

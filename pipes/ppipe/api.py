@@ -1,0 +1,70 @@
+"""The Python API: ``ppipe.parse``, ``ppipe.run`` and ``await ppipe.run_async``.
+
+Example::
+
+    import ppipe
+
+    result = ppipe.run("seq 10 | grep 1 | wc -l", stdout=ppipe.CAPTURE)
+    assert result.stdout == b"2\\n" and result.ok
+    print(result.edge(1, 2).lines)            # 10 lines went from seq to grep
+
+    result = ppipe.run("sort | uniq -c", stdin=b"b\\na\\nb\\n", stdout=ppipe.CAPTURE)
+
+    async def main() -> None:                 # already on an event loop
+        result = await ppipe.run_async("yes | head -3", stdout=ppipe.CAPTURE)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from .engine import Input, Output, RunOptions, execute
+from .graph import Graph
+from .result import RunResult
+from .syntax import parse
+
+
+async def run_async(
+    pipeline: str | Graph,
+    *,
+    stdin: Input = None,
+    stdout: Output = None,
+    stderr: int | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    no_fail: bool = False,
+    timeout: float | None = None,
+    kill_after: float = 2.0,
+    handle_signals: bool = False,
+    check: bool = False,
+) -> RunResult:
+    """Runs a pipeline on the running event loop and returns its :class:`~ppipe.RunResult`.
+
+    ``pipeline`` is text (parsed with ``env`` and ``cwd``) or a parsed
+    :class:`~ppipe.graph.Graph`. ``stdin`` is a descriptor the first stage
+    reads (default: this process's stdin) or ``bytes`` to feed it.
+    ``stdout`` is a descriptor (default: this process's stdout) or
+    :data:`~ppipe.CAPTURE`. Stages' stderr goes to ``stderr`` (default fd 2);
+    each stage's last stderr lines are in its result either way.
+
+    A failing stage does not raise: read ``result.exit_status`` or pass
+    ``check=True`` to get :class:`~ppipe.errors.PipelineFailed`. Bad syntax
+    and missing commands raise :class:`~ppipe.errors.PpipeError` subclasses
+    before anything runs. Must run in the main thread (tornado's SIGCHLD
+    handling needs it). Cancelling the call stops and reaps every stage.
+    """
+    graph = pipeline if isinstance(pipeline, Graph) else parse(pipeline, env=env, cwd=cwd)
+    options = RunOptions(no_fail=no_fail, timeout=timeout, kill_after=kill_after, handle_signals=handle_signals,
+                         env=env, cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr)
+    result = await execute(graph, options)
+    return result.check() if check else result
+
+
+def run(pipeline: str | Graph, **kwargs: object) -> RunResult:
+    """Runs a pipeline to the end in a fresh event loop; the arguments are :func:`run_async`'s.
+
+    Safe to call many times in one process: each call installs tornado's
+    SIGCHLD handler on its own loop and removes it afterwards.
+    """
+    return asyncio.run(run_async(pipeline, **kwargs))  # type: ignore[arg-type]

@@ -1,0 +1,568 @@
+"""Runs a :class:`~ppipe.graph.Graph` on one event loop and always reaps what it starts.
+
+Every stage is a ``tornado.process.Subprocess`` given plain descriptors that
+ppipe created itself (close-on-exec pipes and files it opened), never
+``Subprocess.STREAM``: when ``Popen`` fails, tornado's ``STREAM`` clean-up
+closes descriptors its new ``PipeIOStream`` s still own, and a later garbage
+collection then closes whatever reused those numbers. Every edge between
+stages is a pipe into ppipe and another out of it, joined by a
+:class:`~ppipe.pumps.Pump` that counts the bytes. ppipe's own stdin and
+stdout are handed to the first and last stage as they are (the stage sees
+the same terminal or file it would under a shell, and nothing is read ahead
+from a stdin the stage never reads); the Python API can instead feed bytes
+in or capture the output, which ppipe then pumps and counts.
+
+Before anything starts every command is resolved on ``PATH``, so a missing
+command fails with 127 and nothing half-started. A redirection that cannot
+be opened fails only its stage, with status 1, as in bash.
+
+The engine owns the ``SIGCHLD`` handler for the run (see
+:func:`_sigchld_handler`), the signal handlers when asked (SIGINT, SIGTERM,
+SIGHUP reach every stage), the ``--timeout`` timer, and the guarantee that
+no stage outlives ppipe: stages are reaped on every path out of
+:meth:`Execution.run`, and on Linux each stage is also tied to ppipe with
+``PR_SET_PDEATHSIG`` so that even ``kill -9`` of ppipe takes them down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import stat
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from tornado.process import Subprocess
+
+from . import status
+from .errors import CommandError, CommandProblem, ExitStatus, PpipeError
+from .graph import Boundary, Edge, Graph, RedirectOp, Stage
+from .pumps import CaptureSink, Counter, MergeSink, Pump, Sink, StreamSink, Tail, feed, make_pipe, sink_for_fd, stream
+from .result import EdgeResult, RunResult, StageResult
+
+#: How long pumps may keep reading after every stage has exited. Only a
+#: stage's background descendants can still hold a pipe open by then, and
+#: ppipe does not wait for those (bash does not wait for them either).
+DRAIN_GRACE = 0.5
+#: Signals that, sent to ppipe, are passed on to every stage.
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class _Capture:
+    """The type of :data:`CAPTURE`."""
+
+    def __repr__(self) -> str:
+        return "ppipe.CAPTURE"
+
+
+#: ``stdout=CAPTURE`` collects the pipeline's output into ``RunResult.stdout``.
+CAPTURE = _Capture()
+
+#: What the first stage reads: a descriptor (default 0) or bytes fed by ppipe.
+Input = int | bytes | None
+#: Where the last stage writes: a descriptor (default 1) or :data:`CAPTURE`.
+Output = int | _Capture | None
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a graph; the CLI builds one of these from its options.
+
+    ``kill_after`` is the grace between SIGTERM (or the forwarded signal)
+    and SIGKILL. ``handle_signals`` installs SIGINT/SIGTERM/SIGHUP handlers
+    for the run (the CLI does; library callers usually keep their own).
+    """
+
+    no_fail: bool = False
+    timeout: float | None = None
+    kill_after: float = 2.0
+    handle_signals: bool = False
+    env: Mapping[str, str] | None = None
+    cwd: str | None = None
+    stdin: Input = None
+    stdout: Output = None
+    stderr: int | None = None
+
+
+# ---------------------------------------------------------------- resolving
+
+
+def resolve_commands(graph: Graph, env: Mapping[str, str]) -> dict[int, str]:
+    """Finds every stage's executable, or raises :class:`CommandError` naming each one that is missing.
+
+    Mirrors the shell: a name with a ``/`` is used as a path; otherwise each
+    ``PATH`` entry (from the stage's own ``PATH=`` if it sets one) is tried
+    in order. Not found → 127; found but a directory or not executable → 126.
+    """
+    paths: dict[int, str] = {}
+    problems: list[CommandProblem] = []
+    for stage in graph:
+        path_var = dict(stage.env).get("PATH", env.get("PATH", os.defpath))
+        found = _resolve(stage.argv[0], path_var)
+        if isinstance(found, CommandProblem):
+            problems.append(CommandProblem(stage.id, stage.argv[0], found.reason, found.status))
+        else:
+            paths[stage.id] = found
+    if problems:
+        raise CommandError(problems)
+    return paths
+
+
+def _resolve(command: str, path_var: str) -> str | CommandProblem:
+    if "/" in command:
+        return _check_executable(command) or command
+    unusable: CommandProblem | None = None
+    for directory in path_var.split(os.pathsep):
+        candidate = os.path.join(directory or ".", command)
+        if not os.path.exists(candidate):
+            continue
+        problem = _check_executable(candidate)
+        if problem is None:
+            return candidate
+        unusable = unusable or problem
+    return unusable or CommandProblem(0, command, "command not found", ExitStatus.NOT_FOUND)
+
+
+def _check_executable(path: str) -> CommandProblem | None:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        return CommandProblem(0, path, error.strerror or "cannot be run", ExitStatus.NOT_FOUND)
+    if stat.S_ISDIR(mode):
+        return CommandProblem(0, path, "is a directory", ExitStatus.NOT_EXECUTABLE)
+    if not os.access(path, os.X_OK):
+        return CommandProblem(0, path, "permission denied (not executable)", ExitStatus.NOT_EXECUTABLE)
+    return None
+
+
+# ---------------------------------------------------------------- process-wide hooks
+
+
+@contextlib.contextmanager
+def _sigchld_handler() -> Iterator[None]:
+    """Makes sure tornado's SIGCHLD handler is installed on *this* loop for the run.
+
+    tornado guards its handler with a class-level flag. After an earlier
+    loop closed without ``Subprocess.uninitialize()``, the flag says
+    "installed" while no loop listens, and ``wait_for_exit`` would hang for
+    ever; so a stale flag is reset here, and the handler ppipe installs is
+    removed again at the end so the next loop (the next ``ppipe.run``) gets
+    its own. A handler someone else installed on this loop is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        raise PpipeError("ppipe must run pipelines from the main thread (it needs the SIGCHLD handler)")
+    loop = asyncio.get_running_loop()
+    handlers = getattr(loop, "_signal_handlers", None)
+    if Subprocess._initialized and handlers is not None and signal.SIGCHLD not in handlers:
+        Subprocess._initialized = False  # stale: installed on a loop that is gone
+    owned = not Subprocess._initialized
+    Subprocess.initialize()
+    try:
+        yield
+    finally:
+        if owned:
+            Subprocess.uninitialize()
+
+
+def _parent_death_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that kills the stage when ppipe dies, even by SIGKILL (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # ppipe died before the hook ran
+            os._exit(128 + signal.SIGKILL)
+
+    return hook
+
+
+def _in_terminal_foreground() -> bool:
+    """True when ppipe runs in the terminal's foreground group, where Ctrl-C reaches the stages by itself."""
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd):
+                return os.tcgetpgrp(fd) == os.getpgrp()
+        except OSError:
+            continue
+    return False
+
+
+# ---------------------------------------------------------------- the run
+
+
+@dataclass
+class _Proc:
+    """One stage while it runs: its process and what the result will say."""
+
+    stage: Stage
+    path: str
+    process: Subprocess | None = None
+    pid: int | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    returncode: int | None = None
+    error: str | None = None
+    signalled: bool = False
+    output_closed_early: bool = False
+    output_pump: Pump | None = None
+    stderr_tail: Tail = field(default_factory=Tail)
+    #: (pump, sink) pairs delivering into this stage's stdin.
+    feeders: list[tuple[Pump, Sink]] = field(default_factory=list)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.returncode is None
+
+
+class Execution:
+    """One run of one graph. Use :meth:`run` once; it always reaps what it started."""
+
+    def __init__(self, graph: Graph, options: RunOptions, paths: Mapping[int, str]) -> None:
+        self.graph = graph
+        self.options = options
+        self.env = dict(os.environ if options.env is None else options.env)
+        self.procs = {s.id: _Proc(s, paths[s.id]) for s in graph}
+        self.pumps: list[Pump] = []
+        self.pump_tasks: list[asyncio.Future[None]] = []
+        self.edge_counts: dict[Edge, tuple[Counter, Pump | None]] = {}
+        self.capture: CaptureSink | None = None
+        self.watchers: list[asyncio.Future[None]] = []
+        #: The descriptors each stage's process gets as 0, 1 and 2, before its redirections.
+        self.fd_table: dict[int, dict[int, int]] = {s.id: {} for s in graph}
+        #: Descriptors ppipe opened for a stage's process; closed once it has them.
+        self.child_fds: dict[int, set[int]] = {s.id: set() for s in graph}
+        self.stdin_feed: tuple[bytes, Sink, Counter] | None = None
+        self.timed_out = False
+        self.interrupted_by: int | None = None
+        self._kill_timer: asyncio.TimerHandle | None = None
+        self._stderr_fd = 2 if options.stderr is None else options.stderr
+
+    async def run(self) -> RunResult:
+        started_at = time.time()
+        loop = asyncio.get_running_loop()
+        with _sigchld_handler(), self._signal_handlers(loop):
+            timer = loop.call_later(self.options.timeout, self._on_timeout) if self.options.timeout else None
+            try:
+                self._spawn_all()
+                await self._wait_for_stages()
+                await self._drain()
+            finally:
+                if timer:
+                    timer.cancel()
+                await self._reap()
+                self._close_everything()
+        return self._result(started_at)
+
+    # -- wiring
+
+    def _spawn_all(self) -> None:
+        stdin_fd, stdout_fd = self._boundary_fds()
+        stdin_sinks = self._wire_inputs(stdin_fd)
+        self._wire_outputs(stdout_fd, stdin_sinks)
+        hook = _parent_death_hook()
+        for proc in self.procs.values():
+            self._spawn(proc, stdin_sinks, hook)
+        for pump in self.pumps:
+            self.pump_tasks.append(asyncio.ensure_future(pump.run()))
+        if self.stdin_feed is not None:
+            self.pump_tasks.append(asyncio.ensure_future(feed(*self.stdin_feed)))
+
+    def _boundary_fds(self) -> tuple[int, int]:
+        stdin = self.options.stdin
+        stdout = self.options.stdout
+        return (0 if stdin is None or isinstance(stdin, bytes) else stdin,
+                1 if stdout is None or isinstance(stdout, _Capture) else stdout)
+
+    def _wire_inputs(self, stdin_fd: int) -> dict[int, Sink]:
+        """Gives every stage its stdin; returns the sinks pumps write into, by stage id."""
+        sinks: dict[int, Sink] = {}
+        for proc in self.procs.values():
+            inputs = self.graph.inputs(proc.stage.id)
+            from_stdin = [e for e in inputs if e.source is Boundary.STDIN]
+            if inputs == tuple(from_stdin) and from_stdin and not isinstance(self.options.stdin, bytes):
+                proc_in = stdin_fd  # handed over as it is: nothing read ahead
+                self.edge_counts[from_stdin[0]] = (Counter(), None)
+            elif inputs:
+                read_fd, write_fd = make_pipe()
+                proc_in = read_fd
+                self.child_fds[proc.stage.id].add(read_fd)
+                inner = StreamSink(stream(write_fd), feeders=len(inputs))
+                sink = sinks[proc.stage.id] = MergeSink(inner) if len(inputs) > 1 else inner
+                if from_stdin:
+                    counter = Counter()
+                    assert isinstance(self.options.stdin, bytes)
+                    self.stdin_feed = (self.options.stdin, sink, counter)
+                    self.edge_counts[from_stdin[0]] = (counter, None)
+            else:
+                proc_in = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+                self.child_fds[proc.stage.id].add(proc_in)
+            self.fd_table[proc.stage.id][0] = proc_in
+        return sinks
+
+    def _wire_outputs(self, stdout_fd: int, stage_sinks: dict[int, Sink]) -> None:
+        stdout_sink: Sink | None = None
+        stderr_sink = MergeSink(sink_for_fd(self._stderr_fd))
+        for proc in self.procs.values():
+            sid = proc.stage.id
+            outputs = self.graph.outputs(sid)
+            direct = len(outputs) == 1 and outputs[0].target is Boundary.STDOUT and self.options.stdout is not CAPTURE
+            if direct:
+                self.fd_table[sid][1] = stdout_fd
+                self.edge_counts[outputs[0]] = (Counter(), None)
+            elif outputs:
+                read_fd, write_fd = make_pipe()
+                self.fd_table[sid][1] = write_fd
+                self.child_fds[sid].add(write_fd)
+                sinks: list[Sink] = []
+                for edge in outputs:
+                    if isinstance(edge.target, int):
+                        sinks.append(stage_sinks[edge.target])
+                    else:
+                        stdout_sink = stdout_sink or self._stdout_sink(stdout_fd)
+                        sinks.append(stdout_sink)
+                pump = Pump(stream(read_fd), sinks)
+                self.pumps.append(pump)
+                proc.output_pump = pump
+                for i, edge in enumerate(outputs):
+                    self.edge_counts[edge] = (pump.counters[i], pump)
+                    if isinstance(edge.target, int):
+                        self.procs[edge.target].feeders.append((pump, sinks[i]))
+            else:
+                self.fd_table[sid][1] = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+                self.child_fds[sid].add(self.fd_table[sid][1])
+            err_read, err_write = make_pipe()
+            self.fd_table[sid][2] = err_write
+            self.child_fds[sid].add(err_write)
+            self.pumps.append(Pump(stream(err_read), [stderr_sink], observers=(proc.stderr_tail,)))
+        if isinstance(stderr_sink.inner, StreamSink):
+            stderr_sink.inner.feeders = len(self.procs)
+
+    def _stdout_sink(self, stdout_fd: int) -> Sink:
+        if self.options.stdout is CAPTURE:
+            self.capture = CaptureSink()
+            return self.capture
+        return sink_for_fd(stdout_fd)
+
+    # -- spawning
+
+    def _spawn(self, proc: _Proc, stage_sinks: Mapping[int, Sink], hook: Callable[[], None] | None) -> None:
+        sid = proc.stage.id
+        fds = dict(self.fd_table[sid])
+        try:
+            try:
+                self._apply_redirects(proc.stage, fds)
+            except OSError as error:
+                proc.error = f"{error.filename}: {error.strerror}"
+                self._say(f"ppipe: stage {sid}: {proc.error}\n")
+                return
+            env = {**self.env, **dict(proc.stage.env)}
+            proc.started_at = time.time()
+            try:
+                proc.process = Subprocess(
+                    list(proc.stage.argv), executable=proc.path, stdin=fds[0], stdout=fds[1], stderr=fds[2],
+                    env=env, cwd=self.options.cwd, close_fds=True, preexec_fn=hook,
+                )
+            except OSError as error:
+                # Resolved, yet exec failed (no #! line, vanished, ...): bash's 126/127.
+                proc.error = f"{proc.stage.argv[0]}: {error.strerror}"
+                proc.returncode = None
+                self._say(f"ppipe: stage {sid}: {proc.error}\n")
+                return
+            proc.pid = proc.process.pid
+            self.watchers.append(asyncio.ensure_future(self._watch(proc)))
+        finally:
+            # The child has its copies (or never will): ppipe's must go, or
+            # its neighbours would never see EOF or EPIPE.
+            for fd in self.child_fds[sid]:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self.child_fds[sid] = set()
+
+    def _apply_redirects(self, stage: Stage, fds: dict[int, int]) -> None:
+        """Applies redirections left to right, then ``|&``, as a shell does."""
+        opened: list[int] = []
+        try:
+            for redirect in stage.redirects:
+                if redirect.op is RedirectOp.DUP:
+                    assert redirect.source_fd is not None
+                    fds[redirect.fd] = fds[redirect.source_fd]
+                    continue
+                flags = {
+                    RedirectOp.READ: os.O_RDONLY,
+                    RedirectOp.WRITE: os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                    RedirectOp.APPEND: os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                }[redirect.op]
+                assert redirect.target is not None
+                path = os.path.join(self.options.cwd or "", redirect.target)
+                fd = os.open(path, flags | os.O_CLOEXEC, 0o666)
+                opened.append(fd)
+                fds[redirect.fd] = fd
+        except OSError as error:
+            error.filename = redirect.target
+            for fd in opened:
+                os.close(fd)
+            raise
+        if any(e.with_stderr for e in self.graph.outputs(stage.id)):
+            fds[2] = fds[1]
+        self.child_fds[stage.id].update(opened)
+
+    def _say(self, message: str) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._stderr_fd, message.encode())
+
+    # -- waiting
+
+    async def _watch(self, proc: _Proc) -> None:
+        assert proc.process is not None
+        returncode = await proc.process.wait_for_exit(raise_error=False)
+        proc.ended_at = time.time()
+        proc.returncode = returncode
+        if proc.output_pump is not None:
+            proc.output_closed_early = proc.output_pump.closed_early
+        for pump, sink in proc.feeders:
+            # The consumer is gone: its producer gets EPIPE/SIGPIPE now, not
+            # at its next write into a pipe nobody will ever read.
+            pump.sink_gone(sink)
+
+    async def _wait_for_stages(self) -> None:
+        if self.watchers:
+            await asyncio.gather(*self.watchers)
+
+    async def _drain(self) -> None:
+        pending = [t for t in self.pump_tasks if not t.done()]
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=DRAIN_GRACE)
+            for pump in self.pumps:
+                pump.drain_and_stop()
+            if still:
+                await asyncio.wait(still, timeout=DRAIN_GRACE)
+
+    async def _reap(self) -> None:
+        """Stops and waits for every stage still running (errors, cancellation)."""
+        if not any(p.running for p in self.procs.values()):
+            return
+        pending = [w for w in self.watchers if not w.done()]
+        self._signal_all(signal.SIGTERM)
+        _, pending_set = await asyncio.wait(pending, timeout=self.options.kill_after)
+        if pending_set:
+            self._signal_all(signal.SIGKILL)
+            await asyncio.wait(pending_set)
+
+    def _close_everything(self) -> None:
+        for pump in self.pumps:
+            pump.source.close()
+            for sink in pump.sinks:
+                sink.abandon()
+        for fds in self.child_fds.values():
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        for task in self.pump_tasks:
+            if not task.done():
+                task.cancel()
+
+    # -- stopping
+
+    def _signal_all(self, sig: int) -> None:
+        for proc in self.procs.values():
+            if proc.running and proc.process is not None:
+                proc.signalled = True
+                with contextlib.suppress(ProcessLookupError):
+                    proc.process.proc.send_signal(sig)
+
+    def _stop(self, first_signal: int, already_delivered: bool = False) -> None:
+        """First ``first_signal`` to every stage, then SIGKILL after the grace period."""
+        if already_delivered:
+            for proc in self.procs.values():
+                proc.signalled = proc.signalled or proc.running
+        else:
+            self._signal_all(first_signal)
+        if self._kill_timer is None:
+            loop = asyncio.get_running_loop()
+            self._kill_timer = loop.call_later(self.options.kill_after, self._signal_all, signal.SIGKILL)
+
+    def _on_timeout(self) -> None:
+        if self.interrupted_by is None:
+            self.timed_out = True
+        self._stop(signal.SIGTERM)
+
+    def _on_signal(self, sig: int) -> None:
+        if self.interrupted_by is not None:
+            self._signal_all(signal.SIGKILL)  # asked twice: no more grace
+            return
+        self.interrupted_by = sig
+        self.timed_out = False
+        # Ctrl-C in a terminal reaches the whole foreground group, stages
+        # included; sending it again would interrupt their clean-up.
+        self._stop(sig, already_delivered=sig == signal.SIGINT and _in_terminal_foreground())
+
+    @contextlib.contextmanager
+    def _signal_handlers(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+        if not self.options.handle_signals:
+            yield
+            return
+        installed: dict[int, signal._HANDLER] = {}
+        for sig in FORWARDED_SIGNALS:
+            previous = signal.getsignal(sig)
+            if previous == signal.SIG_IGN:
+                continue  # ignored by whoever started ppipe (nohup): stay so
+            loop.add_signal_handler(sig, self._on_signal, sig)
+            installed[sig] = previous
+        try:
+            yield
+        finally:
+            if self._kill_timer is not None:
+                self._kill_timer.cancel()
+            for installed_sig, previous in installed.items():
+                loop.remove_signal_handler(installed_sig)
+                signal.signal(installed_sig, previous)
+
+    # -- results
+
+    def _result(self, started_at: float) -> RunResult:
+        stages = tuple(
+            StageResult(
+                stage=p.stage, pid=p.pid, started_at=p.started_at, ended_at=p.ended_at,
+                returncode=p.returncode, error=p.error, output_closed_early=p.output_closed_early,
+                signalled_by_ppipe=p.signalled and p.returncode != 0,
+                stderr_tail=p.stderr_tail.lines() or ((p.error,) if p.error else ()),
+            )
+            for p in self.procs.values()
+        )
+        judged = status.judge(self.graph, stages, no_fail=self.options.no_fail)
+        edges = []
+        for edge in self.graph.edges:
+            counter, pump = self.edge_counts.get(edge, (Counter(), None))
+            counted = pump is not None or (edge.source is Boundary.STDIN and isinstance(self.options.stdin, bytes))
+            edges.append(EdgeResult(edge, counter.nbytes, counter.lines, counted,
+                                    closed_early=bool(pump and pump.closed_early)))
+        return RunResult(
+            graph=self.graph, stages=judged, edges=tuple(edges),
+            exit_status=status.exit_status(judged, timed_out=self.timed_out, interrupted_by=self.interrupted_by),
+            started_at=started_at, ended_at=time.time(), timed_out=self.timed_out,
+            interrupted_by=signal.Signals(self.interrupted_by).name if self.interrupted_by else None,
+            stdout=bytes(self.capture.data) if self.capture is not None else None,
+        )
+
+
+async def execute(graph: Graph, options: RunOptions | None = None) -> RunResult:
+    """Runs ``graph`` to the end on the running event loop; see :class:`Execution`.
+
+    Raises :class:`~ppipe.errors.CommandError` before starting anything when
+    a command cannot be found or executed.
+    """
+    options = options or RunOptions()
+    env = os.environ if options.env is None else options.env
+    paths = resolve_commands(graph, env)
+    return await Execution(graph, options, paths).run()

@@ -1,0 +1,136 @@
+"""Every error ppipe reports to a user, and the exit status that goes with it.
+
+Each error knows the text the CLI prints and the status ppipe exits with, so
+the CLI never decides either: it prints ``str(error)`` and returns
+``error.status``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .result import RunResult
+
+
+class ExitStatus(enum.IntEnum):
+    """The statuses ppipe itself chooses; a failed stage's own status passes through."""
+
+    #: Every stage succeeded (or its failure was excused).
+    OK = 0
+    #: A stage failed in a way that has no status of its own (a redirection
+    #: that could not be opened, as bash reports it).
+    FAILURE = 1
+    #: Bad command line or pipeline syntax; nothing was run.
+    USAGE = 2
+    #: ``--timeout`` expired and the run was stopped.
+    TIMEOUT = 124
+    #: A command was found but cannot be executed; nothing was run.
+    NOT_EXECUTABLE = 126
+    #: A command was not found; nothing was run.
+    NOT_FOUND = 127
+    #: Interrupted by SIGINT (128 + 2). SIGTERM and SIGHUP give 143 and 129.
+    INTERRUPTED = 130
+
+
+class PpipeError(Exception):
+    """Base of every error ppipe raises on purpose.
+
+    ``str(error)`` is the complete message for the user (possibly several
+    lines, without the ``ppipe:`` prefix); ``status`` is the exit status.
+    """
+
+    status: int = ExitStatus.FAILURE
+
+
+class UsageError(PpipeError):
+    """The command line itself is wrong (bad option value, missing argument)."""
+
+    status = ExitStatus.USAGE
+
+
+class PipelineSyntaxError(UsageError):
+    """The pipeline text cannot be run; carries where, so the CLI can point at it.
+
+    ``column`` is 0-based into ``text``; ``width`` is how many characters the
+    caret underlines. ``hint`` is an optional second line telling the user
+    what to do instead.
+    """
+
+    def __init__(
+        self, message: str, text: str, column: int, width: int = 1, hint: str | None = None
+    ) -> None:
+        self.message = message
+        self.text = text
+        self.column = column
+        self.width = max(1, width)
+        self.hint = hint
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        # Tabs and newlines in the input would shift the caret; show them as
+        # single spaces so the caret stays under the right character.
+        shown = self.text.replace("\t", " ").replace("\n", " ")
+        lines = [
+            f"syntax error at column {self.column + 1}: {self.message}",
+            f"  {shown}",
+            "  " + " " * self.column + "^" * self.width,
+        ]
+        if self.hint:
+            lines.append(f"hint: {self.hint}")
+        return "\n".join(lines)
+
+
+class ExpansionError(PpipeError):
+    """A word expanded to something that cannot be used (an ambiguous redirect).
+
+    Status 1, as bash gives a redirection it cannot perform.
+    """
+
+    status = ExitStatus.FAILURE
+
+
+@dataclass(frozen=True)
+class CommandProblem:
+    """Why one stage's command cannot be started."""
+
+    stage: int
+    command: str
+    reason: str
+    status: int
+
+
+class CommandError(PpipeError):
+    """One or more commands cannot be started; raised before any stage starts.
+
+    The status is that of the rightmost problem, 127 (not found) or 126
+    (found but not executable), following the pipefail rule.
+    """
+
+    def __init__(self, problems: Sequence[CommandProblem]) -> None:
+        self.problems = tuple(problems)
+        self.status = self.problems[-1].status
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return "\n".join(
+            f"stage {p.stage}: {p.command}: {p.reason}" for p in self.problems
+        )
+
+
+class PipelineFailed(PpipeError):
+    """Raised by ``ppipe.run(..., check=True)`` when the run's exit status is not 0.
+
+    ``result`` is the full :class:`ppipe.RunResult`, so nothing that ran is lost.
+    """
+
+    def __init__(self, result: RunResult) -> None:
+        self.result = result
+        self.status = result.exit_status
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"pipeline failed with exit status {self.status}"

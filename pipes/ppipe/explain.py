@@ -1,0 +1,38 @@
+"""``--explain``: the parsed graph as text, exactly as it would run.
+
+Each stage shows its argv as a Python list (what ``execve``
+receives), its extra environment, its redirections in the order they are
+applied, and the opt-out marker; then the edges.
+"""
+
+from __future__ import annotations
+
+from .graph import Boundary, Graph, Node
+
+
+def explain(graph: Graph) -> str:
+    """A human-readable description of ``graph``; runs nothing."""
+    lines = [f"pipeline: {graph.text.strip()}", ""]
+    for stage in graph:
+        lines.append(f"stage {stage.id}: {stage.command}")
+        lines.append(f"  argv: {list(stage.argv)!r}")
+        for name, value in stage.env:
+            lines.append(f"  env: {name}={value!r}")
+        for redirect in stage.redirects:
+            lines.append(f"  redirect: {redirect}")
+        if stage.may_fail:
+            lines.append("  may fail: a non-zero exit is reported, not fatal")
+    lines.append("")
+    lines.append("edges:")
+    for edge in graph.edges:
+        label = "  (stdout and stderr: |&)" if edge.with_stderr else ""
+        lines.append(f"  {_node(edge.source)} -> {_node(edge.target)}{label}")
+    return "\n".join(lines) + "\n"
+
+
+def _node(node: Node) -> str:
+    if node is Boundary.STDIN:
+        return "ppipe's stdin"
+    if node is Boundary.STDOUT:
+        return "ppipe's stdout"
+    return f"stage {node}"

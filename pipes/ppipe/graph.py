@@ -1,0 +1,145 @@
+"""The pipeline as data: stages, their redirections, and the edges between them.
+
+A :class:`Graph` is what the parser produces and what the engine runs. It is
+immutable and already fully expanded: ``Stage.argv`` is exactly what the
+process receives. The model is a graph, not a list: one stage's output may
+feed several edges (fan-out, every edge gets a full copy) and one stage's
+input may be fed by several (fan-in, whole lines merged), so later syntax for
+branches adds edges, not a new model.
+"""
+
+from __future__ import annotations
+
+import enum
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+
+class Boundary(enum.Enum):
+    """ppipe's own standard streams, as ends of edges."""
+
+    STDIN = "stdin"
+    STDOUT = "stdout"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: An end of an edge: a stage id (1-based) or one of ppipe's own streams.
+Node = int | Boundary
+
+
+class RedirectOp(enum.Enum):
+    """What a redirection does to its file descriptor."""
+
+    READ = "<"
+    WRITE = ">"
+    APPEND = ">>"
+    DUP = ">&"
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """One redirection, applied in order, as a shell applies them.
+
+    ``fd`` is 0, 1 or 2. For ``DUP`` the descriptor becomes a copy of
+    ``source_fd`` (``2>&1``: ``fd=2, source_fd=1``) and ``target`` is None;
+    otherwise ``target`` is the file path. ``&> f`` is two redirections:
+    ``> f`` then ``2>&1``.
+    """
+
+    fd: int
+    op: RedirectOp
+    target: str | None = None
+    source_fd: int | None = None
+
+    def __str__(self) -> str:
+        if self.op is RedirectOp.DUP:
+            return f"{self.fd}>&{self.source_fd}"
+        default_fd = 0 if self.op is RedirectOp.READ else 1
+        prefix = "" if self.fd == default_fd else str(self.fd)
+        return f"{prefix}{self.op.value} {shlex.quote(self.target or '')}"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One process of the pipeline.
+
+    ``id`` is 1-based, in the order stages appear in the text; exit-status
+    rules ("rightmost failure") use this order. ``env`` holds only the
+    ``NAME=value`` assignments written before the command; the process gets
+    ppipe's environment plus these. ``may_fail`` is the per-stage opt-out
+    (a leading ``-`` in the text): a non-zero exit is reported, never fatal.
+    ``source`` is the stage's own text, for messages.
+    """
+
+    id: int
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    redirects: tuple[Redirect, ...] = ()
+    may_fail: bool = False
+    source: str = ""
+
+    @property
+    def command(self) -> str:
+        """The argv as one shell-quoted line, for messages and displays."""
+        return shlex.join(self.argv)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """Bytes flowing from ``source``'s stdout into ``target``'s stdin.
+
+    ``with_stderr`` marks a ``|&`` edge: the source's stderr joins its stdout
+    (applied after the source's own redirections, as in bash).
+    """
+
+    source: Node
+    target: Node
+    with_stderr: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}->{self.target}"
+
+
+@dataclass(frozen=True)
+class Graph:
+    """A whole pipeline: its text, its stages and its edges.
+
+    Edges from :data:`Boundary.STDIN` and to :data:`Boundary.STDOUT` say which
+    stages read ppipe's stdin and write ppipe's stdout.
+    """
+
+    text: str
+    stages: tuple[Stage, ...]
+    edges: tuple[Edge, ...] = field(default=())
+
+    def __iter__(self) -> Iterator[Stage]:
+        return iter(self.stages)
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    def stage(self, stage_id: int) -> Stage:
+        return self.stages[stage_id - 1]
+
+    def inputs(self, node: Node) -> tuple[Edge, ...]:
+        """Edges feeding ``node``; several mean fan-in."""
+        return tuple(e for e in self.edges if e.target == node)
+
+    def outputs(self, node: Node) -> tuple[Edge, ...]:
+        """Edges fed by ``node``; several mean fan-out."""
+        return tuple(e for e in self.edges if e.source == node)
+
+
+def linear(text: str, stages: tuple[Stage, ...], with_stderr: tuple[bool, ...]) -> Graph:
+    """Builds the graph of ``a | b | c``: stdin → 1 → 2 → … → n → stdout.
+
+    ``with_stderr[i]`` says whether the pipe after stage ``i + 1`` is ``|&``.
+    """
+    ids: list[Node] = [Boundary.STDIN, *(s.id for s in stages), Boundary.STDOUT]
+    flags = (False, *with_stderr, False)
+    edges = tuple(Edge(a, b, flag) for a, b, flag in zip(ids, ids[1:], flags, strict=True))
+    return Graph(text=text, stages=stages, edges=edges)

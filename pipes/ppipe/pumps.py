@@ -1,0 +1,318 @@
+"""Moving bytes between processes: read a chunk, count it, hand it on, wait.
+
+A :class:`Pump` reads one producer's output and delivers every chunk to one
+or more :class:`Sink` s (several = fan-out, each gets a full copy). It never
+reads the next chunk before every live sink has taken the last one — tornado's
+``PipeIOStream.write`` buffers without limit, so *awaiting each write is the
+only thing that bounds memory*; the streams are also created with a small
+``max_write_buffer_size`` so that a mistake here fails loudly instead of
+eating memory.
+
+A sink whose consumer has gone (``EPIPE``, or the consumer process exited)
+is dropped; when the last one is gone the pump closes the producer's pipe,
+so the producer gets ``SIGPIPE``/``EPIPE`` on its next write — what a kernel
+pipe would do — and ``Pump.closed_early`` records it for the exit-status
+rules.
+
+Several pumps may feed one :class:`MergeSink` (fan-in): it interleaves whole
+lines, never tearing one, and closes the consumer's stdin once every feeder
+is done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+import sys
+from dataclasses import dataclass, field
+
+from tornado.iostream import PipeIOStream, StreamClosedError
+from tornado.locks import Lock
+
+#: Bytes asked for per read. Larger chunks mean fewer trips through the loop.
+CHUNK = 256 * 1024
+#: Hard cap on bytes queued in one write buffer; see the module docstring.
+MAX_WRITE_BUFFER = 4 * CHUNK
+#: Pipe capacity ppipe asks the kernel for (Linux ``F_SETPIPE_SZ``), to cut wake-ups.
+PIPE_SIZE = 1024 * 1024
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+
+
+def make_pipe() -> tuple[int, int]:
+    """Creates a close-on-exec pipe, enlarged where the OS allows; returns (read, write)."""
+    read_fd, write_fd = os.pipe2(os.O_CLOEXEC) if hasattr(os, "pipe2") else os.pipe()
+    if sys.platform.startswith("linux"):
+        # Over the user's pipe-size quota the default size still works.
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(write_fd, _F_SETPIPE_SZ, PIPE_SIZE)
+    return read_fd, write_fd
+
+
+def stream(fd: int) -> PipeIOStream:
+    """Wraps one end of a pipe that ppipe owns."""
+    return PipeIOStream(fd, read_chunk_size=CHUNK, max_write_buffer_size=MAX_WRITE_BUFFER)
+
+
+@dataclass
+class Counter:
+    """Bytes and lines through one edge. A last line without a newline still counts."""
+
+    nbytes: int = 0
+    newlines: int = 0
+    ends_with_newline: bool = True
+
+    def add(self, chunk: bytes, newlines: int) -> None:
+        if chunk:
+            self.nbytes += len(chunk)
+            self.newlines += newlines
+            self.ends_with_newline = chunk.endswith(b"\n")
+
+    @property
+    def lines(self) -> int:
+        return self.newlines + (0 if self.ends_with_newline else 1)
+
+
+@dataclass
+class Tail:
+    """The last few lines of a stream (a failed stage's stderr), bounded in bytes."""
+
+    max_bytes: int = 4096
+    data: bytearray = field(default_factory=bytearray)
+
+    def add(self, chunk: bytes) -> None:
+        self.data += chunk[-self.max_bytes:]
+        del self.data[: max(0, len(self.data) - self.max_bytes)]
+
+    def lines(self, count: int = 5) -> tuple[str, ...]:
+        text = bytes(self.data).decode("utf-8", "replace")
+        return tuple(line for line in text.splitlines() if line.strip())[-count:]
+
+
+class Sink:
+    """Where a pump delivers bytes. ``write`` returns False once the sink is gone."""
+
+    _gone = False
+
+    @property
+    def alive(self) -> bool:
+        return not self._gone
+
+    async def write(self, chunk: bytes, feeder: object) -> bool:
+        raise NotImplementedError
+
+    def feeder_done(self, feeder: object) -> None:
+        """Called once by each feeding pump when it has delivered its last byte."""
+
+    def abandon(self) -> None:
+        """The consumer is gone: drop anything pending and wake the feeders."""
+        self._gone = True
+
+
+class StreamSink(Sink):
+    """A consumer's stdin (or ppipe's own stdout/stderr) behind a ``PipeIOStream``."""
+
+    def __init__(self, target: PipeIOStream, feeders: int = 1) -> None:
+        self.target = target
+        self.feeders = feeders
+
+    async def write(self, chunk: bytes, feeder: object) -> bool:
+        if not self.alive:
+            return False
+        try:
+            await self.target.write(chunk)
+        except StreamClosedError:
+            self.abandon()
+        return self.alive
+
+    def feeder_done(self, feeder: object) -> None:
+        self.feeders -= 1
+        if self.feeders <= 0:
+            # Every write was awaited, so closing loses nothing (close() itself
+            # would drop a pending write).
+            self.target.close()
+
+    def abandon(self) -> None:
+        self._gone = True
+        self.target.close()
+
+
+class MergeSink(Sink):
+    """Fan-in: several pumps into one sink, interleaved a whole line at a time.
+
+    A feeder holds the lock from the first byte of a line to its newline, so
+    a long line holds the merge (bounded by backpressure, not buffered whole).
+    A last line without a newline is delivered whole when its feeder ends.
+    """
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner = inner
+        self.lock = Lock()
+        self.holder: object | None = None
+
+    async def write(self, chunk: bytes, feeder: object) -> bool:
+        cut = chunk.rfind(b"\n") + 1
+        for part, line_ends in ((chunk[:cut], True), (chunk[cut:], False)):
+            if not part:
+                continue
+            if self.holder is not feeder:
+                await self.lock.acquire()
+                self.holder = feeder
+            if not await self.inner.write(part, feeder):
+                self.release()
+                return False
+            if line_ends:
+                self.release()
+        return True
+
+    def release(self) -> None:
+        if self.holder is not None:
+            self.holder = None
+            self.lock.release()
+
+    def feeder_done(self, feeder: object) -> None:
+        if self.holder is feeder:
+            self.release()
+        self.inner.feeder_done(feeder)
+
+    def abandon(self) -> None:
+        self.inner.abandon()
+
+    @property
+    def alive(self) -> bool:
+        return self.inner.alive
+
+
+class CaptureSink(Sink):
+    """Collects everything in memory (the Python API's ``stdout=CAPTURE``)."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    async def write(self, chunk: bytes, feeder: object) -> bool:
+        self.data += chunk
+        return True
+
+
+class FdSink(Sink):
+    """Plain blocking writes to a descriptor ppipe does not own (a file, a socket).
+
+    Used for ppipe's own stderr when it cannot be reopened privately: a
+    regular file never blocks for long, and a blocking write here is what the
+    stage itself would have done without ppipe in between.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    async def write(self, chunk: bytes, feeder: object) -> bool:
+        view = memoryview(chunk)
+        while view and self.alive:
+            try:
+                view = view[os.write(self.fd, view):]
+            except BlockingIOError:
+                await asyncio.sleep(0.001)
+            except OSError:  # EPIPE, EBADF: nobody reads it any more
+                self._gone = True
+        return self.alive
+
+
+def sink_for_fd(fd: int) -> Sink:
+    """A sink writing to one of ppipe's own descriptors without changing its flags.
+
+    ``PipeIOStream`` sets ``O_NONBLOCK``, which lives on the open file
+    description shared with ppipe's parent (the shell, the terminal): setting
+    it on fd 2 itself would break them. On Linux a pipe or terminal can be
+    opened again through ``/proc/self/fd``, which gives a private
+    description; anything else gets plain blocking writes.
+    """
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return FdSink(fd)
+    pollable = stat.S_ISFIFO(mode) or (stat.S_ISCHR(mode) and os.isatty(fd))
+    if pollable and sys.platform.startswith("linux"):
+        flags = os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        try:
+            return StreamSink(stream(os.open(f"/proc/self/fd/{fd}", flags)))
+        except OSError as error:
+            if error.errno not in (errno.ENXIO, errno.ENOENT, errno.EACCES, errno.EPERM):
+                raise
+    return FdSink(fd)
+
+
+class Pump:
+    """Reads one producer's output and delivers it to its sinks until EOF.
+
+    ``counters[i]`` counts what ``sinks[i]`` accepted; ``observers`` see every
+    chunk read (the stderr tail). ``closed_early`` is True when the pump
+    stopped because every sink had gone, not because the producer ended.
+    """
+
+    def __init__(self, source: PipeIOStream, sinks: list[Sink], observers: tuple[Tail, ...] = ()) -> None:
+        self.source = source
+        self.sinks = sinks
+        self.counters = [Counter() for _ in sinks]
+        self.observers = observers
+        self.closed_early = False
+        self._live = list(range(len(sinks)))
+
+    async def run(self) -> None:
+        try:
+            while self._live:
+                try:
+                    chunk = await self.source.read_bytes(CHUNK, partial=True)
+                except StreamClosedError:
+                    break
+                await self._deliver(chunk)
+        finally:
+            self.source.close()
+            for sink in self.sinks:
+                sink.feeder_done(self)
+
+    async def _deliver(self, chunk: bytes) -> None:
+        for observer in self.observers:
+            observer.add(chunk)
+        newlines = chunk.count(b"\n")
+        if len(self._live) == 1:
+            accepted = [await self.sinks[self._live[0]].write(chunk, self)]
+        else:
+            accepted = await asyncio.gather(*(self.sinks[i].write(chunk, self) for i in self._live))
+        for i, ok in zip(list(self._live), accepted, strict=True):
+            if ok:
+                self.counters[i].add(chunk, newlines)
+            else:
+                self._live.remove(i)
+        if not self._live:
+            self.closed_early = True
+
+    def sink_gone(self, sink: Sink) -> None:
+        """A consumer exited: stop feeding it, and stop the producer if nobody is left."""
+        sink.abandon()
+        self._live = [i for i in self._live if self.sinks[i].alive]
+        if not self._live and not self.source.closed():
+            self.closed_early = True
+            self.source.close()
+
+    def drain_and_stop(self) -> None:
+        """Stop reading now (the producer's descendants may keep the pipe open for ever)."""
+        self.source.close()
+
+
+async def feed(data: bytes, sink: Sink, counter: Counter) -> None:
+    """Delivers ``data`` to a stage's stdin (the Python API's ``stdin=bytes``), like a pump would.
+
+    A stage that exits without reading everything just stops the feed, as a
+    pipe in a shell would.
+    """
+    try:
+        for start in range(0, len(data), CHUNK):
+            chunk = data[start:start + CHUNK]
+            if not await sink.write(chunk, feed):
+                return
+            counter.add(chunk, chunk.count(b"\n"))
+    finally:
+        sink.feeder_done(feed)

@@ -1,0 +1,132 @@
+"""The JSON run report (``--report FILE``): everything a script needs after a run.
+
+Schema ``ppipe-report/1`` (the ``schema`` field; a new number means an
+incompatible change, new fields may appear in any version)::
+
+    {
+      "schema": "ppipe-report/1",
+      "ppipe_version": "0.1.0",
+      "pipeline": "seq 10 | wc -l",
+      "started_at": 1700000000.123,   "ended_at": 1700000000.145,   # Unix seconds
+      "duration": 0.022,
+      "exit_status": 0,
+      "timed_out": false,
+      "interrupted_by": null,          # or "SIGINT", "SIGTERM", "SIGHUP"
+      "error": null,                   # set when nothing ran: {"message", "status"}
+      "stages": [{
+          "id": 1, "command": "seq 10", "argv": ["seq", "10"], "env": {},
+          "redirects": [], "may_fail": false,
+          "pid": 1234, "started_at": ..., "ended_at": ..., "duration": ...,
+          "status": 0,                 # exit code, or 128+N when killed by signal N
+          "signal": null,              # "SIGPIPE", ...
+          "verdict": "ok",             # ok|failed|ignored|broken-pipe|terminated
+          "failed": false,
+          "error": null,               # why it never started
+          "restarts": 0,
+          "stderr_tail": []
+      }],
+      "edges": [{
+          "from": 1, "to": 2,          # stage ids, or "stdin" / "stdout"
+          "with_stderr": false,        # a |& edge
+          "counted": true,             # false: ppipe handed the stream over, figures are 0
+          "bytes": 21, "lines": 10,    # lines: newlines, plus a last unterminated line
+          "closed_early": false        # the consumer left before the producer finished
+      }],
+      "shards": []
+    }
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from . import __version__
+from .errors import PpipeError
+from .graph import Boundary, Graph, Node
+from .result import RunResult, StageResult
+
+SCHEMA = "ppipe-report/1"
+
+
+def build(result: RunResult) -> dict[str, Any]:
+    """The report of a finished run, as JSON-ready data."""
+    return {
+        "schema": SCHEMA,
+        "ppipe_version": __version__,
+        "pipeline": result.graph.text,
+        "started_at": result.started_at,
+        "ended_at": result.ended_at,
+        "duration": round(result.ended_at - result.started_at, 6),
+        "exit_status": result.exit_status,
+        "timed_out": result.timed_out,
+        "interrupted_by": result.interrupted_by,
+        "error": None,
+        "stages": [_stage(s) for s in result.stages],
+        "edges": [
+            {
+                "from": _node(e.edge.source), "to": _node(e.edge.target), "with_stderr": e.edge.with_stderr,
+                "counted": e.counted, "bytes": e.bytes, "lines": e.lines, "closed_early": e.closed_early,
+            }
+            for e in result.edges
+        ],
+        "shards": [],
+    }
+
+
+def build_for_error(text: str, error: PpipeError, graph: Graph | None = None) -> dict[str, Any]:
+    """The report of a run that never started (bad syntax, missing command)."""
+    return {
+        "schema": SCHEMA,
+        "ppipe_version": __version__,
+        "pipeline": text,
+        "exit_status": error.status,
+        "timed_out": False,
+        "interrupted_by": None,
+        "error": {"message": str(error), "status": error.status},
+        "stages": [_stage(StageResult(stage)) for stage in graph] if graph else [],
+        "edges": [],
+        "shards": [],
+    }
+
+
+def write(report: dict[str, Any], destination: str) -> None:
+    """Writes the report to a file path, or to stderr for ``-``."""
+    text = json.dumps(report, indent=2) + "\n"
+    if destination == "-":
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        return
+    tmp = f"{destination}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, destination)  # a reader never sees half a report
+
+
+def _stage(result: StageResult) -> dict[str, Any]:
+    stage = result.stage
+    return {
+        "id": stage.id,
+        "command": stage.command,
+        "argv": list(stage.argv),
+        "env": dict(stage.env),
+        "redirects": [str(r) for r in stage.redirects],
+        "may_fail": stage.may_fail,
+        "pid": result.pid,
+        "started_at": result.started_at,
+        "ended_at": result.ended_at,
+        "duration": None if result.duration is None else round(result.duration, 6),
+        "status": result.status,
+        "signal": result.signal,
+        "verdict": result.verdict.value,
+        "failed": result.failed,
+        "error": result.error,
+        "restarts": 0,
+        "stderr_tail": list(result.stderr_tail),
+    }
+
+
+def _node(node: Node) -> int | str:
+    return node.value if isinstance(node, Boundary) else node

@@ -1,0 +1,138 @@
+"""What a run produced: per-stage outcomes, per-edge counts, the exit status.
+
+These are plain frozen records, built by the engine and judged by
+:mod:`ppipe.status`; the report, the summary and the Python API read them.
+"""
+
+from __future__ import annotations
+
+import enum
+import signal
+from dataclasses import dataclass
+
+from .graph import Edge, Graph, Stage
+
+
+class Verdict(enum.Enum):
+    """How a stage's end counts towards the run's exit status."""
+
+    #: Exited 0.
+    OK = "ok"
+    #: Failed, and makes the run fail.
+    FAILED = "failed"
+    #: Failed, but excused by the ``-`` marker or ``--no-fail``; reported only.
+    IGNORED = "ignored"
+    #: Stopped because its consumer went away (SIGPIPE or EPIPE): not a failure.
+    BROKEN_PIPE = "broken-pipe"
+    #: Stopped by ppipe itself (timeout or interrupt); the run's status says why.
+    TERMINATED = "terminated"
+    #: Not judged yet (the engine's raw facts, before :func:`ppipe.status.judge`).
+    PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """One stage's facts and verdict.
+
+    ``returncode`` is as tornado and subprocess give it (negative = killed by
+    that signal) and None when the process never started; ``error`` then
+    says why. ``output_closed_early`` is True when ppipe closed the stage's
+    output because every consumer had gone.
+    """
+
+    stage: Stage
+    pid: int | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    returncode: int | None = None
+    error: str | None = None
+    output_closed_early: bool = False
+    signalled_by_ppipe: bool = False
+    stderr_tail: tuple[str, ...] = ()
+    verdict: Verdict = Verdict.PENDING
+
+    @property
+    def status(self) -> int | None:
+        """The shell's view of the exit: the code, or 128+N for signal N; 1 if it never started."""
+        if self.returncode is None:
+            return 1 if self.error else None
+        return 128 - self.returncode if self.returncode < 0 else self.returncode
+
+    @property
+    def signal(self) -> str | None:
+        """The name of the signal that killed the stage (``SIGPIPE``), if one did."""
+        if self.returncode is None or self.returncode >= 0:
+            return None
+        try:
+            return signal.Signals(-self.returncode).name
+        except ValueError:
+            return f"signal {-self.returncode}"
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.started_at
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict is Verdict.FAILED
+
+    def describe_end(self) -> str:
+        """``exit status 3``, ``killed by SIGKILL``, or why it never started."""
+        if self.error:
+            return f"not started: {self.error}"
+        if self.signal:
+            return f"killed by {self.signal}"
+        return f"exit status {self.status}"
+
+
+@dataclass(frozen=True)
+class EdgeResult:
+    """What crossed one edge. ``counted`` is False where ppipe did not carry
+    the bytes itself (its stdin or stdout handed straight to a stage), and
+    the figures are then 0."""
+
+    edge: Edge
+    bytes: int = 0
+    lines: int = 0
+    counted: bool = True
+    closed_early: bool = False
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run. ``stdout`` holds the captured output when capture was asked for."""
+
+    graph: Graph
+    stages: tuple[StageResult, ...]
+    edges: tuple[EdgeResult, ...]
+    exit_status: int
+    started_at: float
+    ended_at: float
+    timed_out: bool = False
+    interrupted_by: str | None = None
+    stdout: bytes | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    @property
+    def failures(self) -> tuple[StageResult, ...]:
+        return tuple(s for s in self.stages if s.failed)
+
+    def edge(self, source: object, target: object) -> EdgeResult:
+        """The edge between two nodes (stage ids or :class:`~ppipe.graph.Boundary` values)."""
+        for result in self.edges:
+            if result.edge.source == source and result.edge.target == target:
+                return result
+        raise KeyError(f"no edge {source}->{target}")
+
+    def check(self) -> RunResult:
+        """Returns self when the run succeeded; raises :class:`~ppipe.errors.PipelineFailed` otherwise."""
+        from .errors import PipelineFailed
+
+        if not self.ok:
+            raise PipelineFailed(self)
+        return self
