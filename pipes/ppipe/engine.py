@@ -436,8 +436,10 @@ class Execution:
             pump.sink_gone(sink)
 
     async def _wait_for_stages(self) -> None:
+        # asyncio.wait, not gather: cancelling this run must not cancel the
+        # watchers, which _reap still needs to learn when each stage is gone.
         if self.watchers:
-            await asyncio.gather(*self.watchers)
+            await asyncio.wait(self.watchers)
 
     async def _drain(self) -> None:
         pending = [t for t in self.pump_tasks if not t.done()]
@@ -454,10 +456,11 @@ class Execution:
             return
         pending = [w for w in self.watchers if not w.done()]
         self._signal_all(signal.SIGTERM)
-        _, pending_set = await asyncio.wait(pending, timeout=self.options.kill_after)
-        if pending_set:
-            self._signal_all(signal.SIGKILL)
-            await asyncio.wait(pending_set)
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=self.options.kill_after)
+            if still:
+                self._signal_all(signal.SIGKILL)
+                await asyncio.wait(still)
 
     def _close_everything(self) -> None:
         for pump in self.pumps:

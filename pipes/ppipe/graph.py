@@ -141,5 +141,5 @@ def linear(text: str, stages: tuple[Stage, ...], with_stderr: tuple[bool, ...]) 
     """
     ids: list[Node] = [Boundary.STDIN, *(s.id for s in stages), Boundary.STDOUT]
     flags = (False, *with_stderr, False)
-    edges = tuple(Edge(a, b, flag) for a, b, flag in zip(ids, ids[1:], flags, strict=True))
+    edges = tuple(Edge(a, b, flag) for a, b, flag in zip(ids[:-1], ids[1:], flags, strict=True))
     return Graph(text=text, stages=stages, edges=edges)

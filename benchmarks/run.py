@@ -1,0 +1,786 @@
+#!/usr/bin/env python3
+"""ppipe's benchmark runner: ppipe against bash and its other peers, interleaved, on this machine.
+
+Every workload runs each of its variants once per repetition, round-robin
+(bash, bash+pv, ppipe, bash, bash+pv, ppipe, ...), so that a slow minute of
+the machine hurts every variant alike. The table gives medians and the
+ratio to the workload's baseline (the first variant, bash or sh = 1.00).
+
+What is measured, and how:
+
+* wall time: from ``Popen`` to the moment the process has exited
+  (``waitid(WNOWAIT)``, before it is reaped);
+* tree CPU: user+sys of the process and every descendant it reaped, from
+  ``wait4``'s rusage;
+* ppipe's own CPU (user+sys of the ppipe process alone, not its stages):
+  ``/proc/<pid>/stat`` utime+stime, sampled at ~20 Hz while it runs and read
+  once more when it has exited but is not yet reaped (a zombie's stat still
+  holds its final times; the stages' times are in cutime/cstime, apart).
+  That exact final read is reported; the last 20 Hz sample is kept in the
+  JSON as ``self_cpu_sampled`` and used when the final read fails;
+* ppipe's peak RSS: ``VmHWM`` from ``/proc/<pid>/status``, sampled at ~20 Hz,
+  last value before exit (a zombie has no memory left to report). wait4's
+  ``ru_maxrss`` (the largest of ppipe and its stages) is in the JSON too.
+
+Each run's output is checked (``wc -c`` must print the byte count, ...);
+a wrong output, a non-zero exit or a timeout marks the run invalid, and
+invalid runs are left out of the medians.
+
+Only the standard library is used. Linux only (``/proc``, ``waitid``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO
+
+KIB = 1024
+MIB = 1024 * KIB
+GIB = 1024 * MIB
+MB = 1_000_000
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SAMPLE_INTERVAL = 0.05  # 20 Hz
+REPO = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "LC_ALL": "C"}  # the same locale for every variant (grep is locale-sensitive)
+
+Check = Callable[[bytes], "str | None"]
+
+
+# --------------------------------------------------------------------------- measuring one run
+
+
+@dataclass
+class Run:
+    """One process run and what was measured about it."""
+
+    workload: str
+    variant: str
+    rep: int
+    wall: float = 0.0
+    returncode: int | None = None
+    valid: bool = False
+    reason: str = ""
+    tree_cpu: float | None = None
+    tree_maxrss_kib: int | None = None
+    self_cpu: float | None = None
+    self_cpu_sampled: float | None = None
+    self_user: float | None = None
+    self_sys: float | None = None
+    peak_rss_kib: int | None = None
+    samples: int = 0
+    stdout: str = ""
+    stderr_tail: str = ""
+
+
+def _read_stat(pid: int) -> tuple[int, int, int, int] | None:
+    """utime, stime, cutime, cstime of ``pid`` in clock ticks, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces
+    return int(fields[11]), int(fields[12]), int(fields[13]), int(fields[14])
+
+
+def _read_hwm_kib(pid: int) -> int | None:
+    """``VmHWM`` (peak resident set) of ``pid`` in KiB, or None (gone, or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class Sampler(threading.Thread):
+    """Reads a process's own CPU time and peak RSS from /proc at ~20 Hz until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.halt = threading.Event()
+        self.cpu_ticks: int | None = None
+        self.hwm_kib: int | None = None
+        self.samples = 0
+
+    def run(self) -> None:
+        while True:
+            self.sample()
+            if self.halt.wait(SAMPLE_INTERVAL):
+                return
+
+    def sample(self) -> None:
+        stat = _read_stat(self.pid)
+        if stat is not None:
+            self.cpu_ticks = stat[0] + stat[1]
+        hwm = _read_hwm_kib(self.pid)
+        if hwm is not None:
+            self.hwm_kib = hwm
+        self.samples += 1
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join()
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def measure(run: Run, argv: Sequence[str], timeout: float, check: Check, sample: bool = False,
+            stdin_path: str | None = None) -> Run:
+    """Runs ``argv`` once in its own process group, fills ``run`` in, and returns it."""
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(tempfile.TemporaryFile())
+        err = stack.enter_context(tempfile.TemporaryFile())
+        stdin = stack.enter_context(open(stdin_path, "rb")) if stdin_path else subprocess.DEVNULL
+        timed_out = _execute(run, argv, timeout, sample, stdin, out, err)
+        if run.returncode is None:  # never started
+            return run
+        out.seek(0)
+        output = out.read(64 * KIB)
+        err.seek(0)
+        error_text = err.read()[-2 * KIB:].decode("utf-8", "replace").strip()
+    run.stdout = output.decode("utf-8", "replace").strip()[:200]
+    run.stderr_tail = error_text[-500:]
+    if timed_out:
+        run.reason = f"timed out after {timeout:g} s"
+    elif run.returncode != 0:
+        last = error_text.splitlines()[-1] if error_text else ""
+        run.reason = f"exit status {run.returncode}" + (f": {last[:160]}" if last else "")
+    else:
+        run.reason = check(output) or ""
+    run.valid = not run.reason
+    return run
+
+
+def _execute(run: Run, argv: Sequence[str], timeout: float, sample: bool, stdin: IO[bytes] | int,
+             out: IO[bytes], err: IO[bytes]) -> bool:
+    """Starts, watches and reaps one process; fills ``run``'s measurements; returns whether it timed out."""
+    timed_out = threading.Event()
+    start = time.perf_counter()
+    try:
+        proc = subprocess.Popen(list(argv), stdin=stdin, stdout=out, stderr=err, env=ENV,
+                                start_new_session=True)
+    except OSError as error:
+        run.reason = f"cannot start: {error}"
+        return False
+    sampler = Sampler(proc.pid) if sample else None
+    if sampler:
+        sampler.start()
+
+    def on_timeout() -> None:
+        timed_out.set()
+        _kill_group(proc.pid)
+
+    timer = threading.Timer(timeout, on_timeout)
+    timer.daemon = True
+    timer.start()
+    final: tuple[int, int, int, int] | None = None
+    try:
+        # Exited but not reaped: the pid (and the zombie's /proc/<pid>/stat) stay ours.
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        run.wall = time.perf_counter() - start
+        if sample:
+            final = _read_stat(proc.pid)
+    finally:
+        timer.cancel()
+        if sampler:
+            sampler.stop()
+        _kill_group(proc.pid)  # anything the run left behind (normally nothing)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    run.returncode = proc.returncode
+    run.tree_cpu = usage.ru_utime + usage.ru_stime
+    run.tree_maxrss_kib = usage.ru_maxrss
+    if sampler:
+        run.samples = sampler.samples
+        run.peak_rss_kib = sampler.hwm_kib
+        if sampler.cpu_ticks is not None:
+            run.self_cpu_sampled = sampler.cpu_ticks / CLK_TCK
+        if final is not None:
+            run.self_user, run.self_sys = final[0] / CLK_TCK, final[1] / CLK_TCK
+            run.self_cpu = run.self_user + run.self_sys
+        else:
+            run.self_cpu = run.self_cpu_sampled
+    return timed_out.is_set()
+
+
+# --------------------------------------------------------------------------- output checks
+
+
+def expect_number(expected: int) -> Check:
+    """The output must be exactly one integer, ``expected`` (what wc -c / wc -l print)."""
+
+    def check(output: bytes) -> str | None:
+        text = output.decode("utf-8", "replace").strip()
+        return None if text == str(expected) else f"wrong output {text[:60]!r}, expected {expected}"
+
+    return check
+
+
+def expect_sum(expected: int) -> Check:
+    """The output's integers (one per line, e.g. per-worker ``grep -c``) must add up to ``expected``."""
+
+    def check(output: bytes) -> str | None:
+        try:
+            total = sum(int(line) for line in output.split())
+        except ValueError:
+            return f"non-numeric output {output[:60]!r}"
+        return None if total == expected else f"counts add up to {total}, expected {expected}"
+
+    return check
+
+
+def expect_empty(output: bytes) -> str | None:
+    return None if not output.strip() else f"unexpected output {output[:60]!r}"
+
+
+def expect_prefix(prefix: str) -> Check:
+    def check(output: bytes) -> str | None:
+        text = output.decode("utf-8", "replace").strip()
+        return None if text.startswith(prefix) else f"output {text[:60]!r} does not start with {prefix!r}"
+
+    return check
+
+
+def count_without_digit(n: int, digit: int) -> int:
+    """How many of 0..n have no ``digit`` (1-9) in their decimal form."""
+    text = str(n)
+    count = 0
+    for position, char in enumerate(text):
+        value = int(char)
+        free = len(text) - position - 1
+        count += (value - (1 if digit < value else 0)) * 9 ** free
+        if value == digit:
+            return count
+    return count + 1  # n itself
+
+
+def lines_with_digit(n: int, digit: int) -> int:
+    """How many lines of ``seq 1 n`` contain ``digit``: what ``grep DIGIT | wc -l`` prints."""
+    return n + 1 - count_without_digit(n, digit)
+
+
+def seq_bytes(n: int) -> int:
+    """Size of ``seq 1 n``'s output."""
+    total, digits = 0, 1
+    while 10 ** (digits - 1) <= n:
+        low, high = 10 ** (digits - 1), min(n, 10**digits - 1)
+        total += (high - low + 1) * (digits + 1)
+        digits += 1
+    return total
+
+
+def size_arg(nbytes: int) -> str:
+    """``head -c`` spelling of a size: 2G, 256M or plain bytes."""
+    for unit, suffix in ((GIB, "G"), (MIB, "M"), (KIB, "K")):
+        if nbytes % unit == 0:
+            return f"{nbytes // unit}{suffix}"
+    return str(nbytes)
+
+
+# --------------------------------------------------------------------------- workloads
+
+
+@dataclass
+class Variant:
+    name: str
+    argv: list[str]
+    check: Check
+    sample: bool = False  # is this ppipe? then measure its own CPU and RSS
+    stdin_path: str | None = None
+
+
+@dataclass
+class Workload:
+    name: str
+    description: str
+    kind: str  # "throughput" (MB/s, ratio = speed / baseline speed) or "time" (ratio = time / baseline time)
+    variants: list[Variant] = field(default_factory=list)
+    nbytes: int = 0  # bytes through the pipeline's first pipe, for MB/s
+    repeat: int = 5
+    timeout: float = 120.0
+    unit: str = "s"  # "s" or "ms" for the median column
+    skip: str = ""  # why the workload is not run
+    notes: list[str] = field(default_factory=list)
+    setup: Callable[[], None] | None = None
+    runs: list[Run] = field(default_factory=list)
+
+
+@dataclass
+class Tools:
+    ppipe: list[str]
+    python: str
+    bash: str
+    pv: str | None
+    parallel: str | None
+    ppipe_help: str
+
+
+def bash_variant(tools: Tools, name: str, pipeline: str, check: Check) -> Variant:
+    return Variant(name, [tools.bash, "-c", pipeline], check)
+
+
+def ppipe_variant(tools: Tools, pipeline: str, check: Check, *options: str) -> Variant:
+    return Variant("ppipe", [*tools.ppipe, *options, pipeline], check, sample=True)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each workload is: full, or --quick."""
+
+    two: int
+    eight: int
+    lines: int
+    memory: int
+    startup_repeat: int
+
+    @classmethod
+    def pick(cls, quick: bool, repeat: int) -> Sizes:
+        if quick:
+            return cls(two=256 * MIB, eight=128 * MIB, lines=2_000_000, memory=256 * MIB, startup_repeat=10)
+        return cls(two=2 * GIB, eight=1 * GIB, lines=20_000_000, memory=1 * GIB, startup_repeat=max(20, 4 * repeat))
+
+
+CATS = 8  # cat stages in throughput-8
+MEMORY_RATE = "200M"  # pv -L: the slow consumer's pace
+
+
+def throughput_2(tools: Tools, sizes: Sizes, repeat: int) -> Workload:
+    """One pumped edge in ppipe (head -> ppipe -> wc); wc writes straight to ppipe's stdout."""
+    size = sizes.two
+    pipeline = f"head -c {size_arg(size)} /dev/zero | wc -c"
+    w = Workload("throughput-2", pipeline, "throughput", nbytes=size, repeat=repeat)
+    w.variants.append(bash_variant(tools, "bash", pipeline, expect_number(size)))
+    if tools.pv:
+        with_pv = f"head -c {size_arg(size)} /dev/zero | pv -q | wc -c"
+        w.variants.append(bash_variant(tools, "bash+pv", with_pv, expect_number(size)))
+    else:
+        w.notes.append("bash+pv skipped: pv not found")
+    w.variants.append(ppipe_variant(tools, pipeline, expect_number(size)))
+    return w
+
+
+def throughput_8(tools: Tools, sizes: Sizes, repeat: int) -> Workload:
+    """head, 8 cats, wc: 10 stages, 9 pipes (9 pumped edges in ppipe)."""
+    size = sizes.eight
+    pipeline = f"head -c {size_arg(size)} /dev/zero | " + "cat | " * CATS + "wc -c"
+    w = Workload("throughput-8", pipeline, "throughput", nbytes=size, repeat=repeat)
+    w.variants.append(bash_variant(tools, "bash", pipeline, expect_number(size)))
+    w.variants.append(ppipe_variant(tools, pipeline, expect_number(size)))
+    return w
+
+
+def lines_workload(tools: Tools, sizes: Sizes, repeat: int) -> Workload:
+    """Many short lines; MB/s is of seq's output (the first pipe)."""
+    pipeline = f"seq 1 {sizes.lines} | grep 7 | wc -l"
+    expected = expect_number(lines_with_digit(sizes.lines, 7))
+    w = Workload("lines", pipeline, "throughput", nbytes=seq_bytes(sizes.lines), repeat=repeat)
+    w.variants.append(bash_variant(tools, "bash", pipeline, expected))
+    w.variants.append(ppipe_variant(tools, pipeline, expected))
+    return w
+
+
+def startup(tools: Tools, sizes: Sizes) -> Workload:
+    """The cost of starting at all."""
+    w = Workload("startup", "start and exit, nothing else", "time", repeat=sizes.startup_repeat, timeout=30.0,
+                 unit="ms")
+    w.variants += [
+        Variant("sh -c true", ["sh", "-c", "true"], expect_empty),
+        Variant("python3 -c pass", [tools.python, "-c", "pass"], expect_empty),
+        Variant("import tornado", [tools.python, "-c", "import tornado.ioloop"], expect_empty),
+        Variant("ppipe --version", [*tools.ppipe, "--version"], expect_prefix("ppipe"), sample=True),
+        Variant("ppipe true", [*tools.ppipe, "true"], expect_empty, sample=True),
+    ]
+    w.notes.append(f"python3 = {tools.python} (ppipe's own interpreter)")
+    return w
+
+
+def memory(tools: Tools, sizes: Sizes, repeat: int) -> Workload:
+    """A fast producer and a rate-limited consumer: ppipe must not buffer what the consumer has not taken."""
+    size = sizes.memory
+    pipeline = f"head -c {size_arg(size)} /dev/zero | pv -q -L {MEMORY_RATE} | wc -c"
+    w = Workload("memory", pipeline, "time", nbytes=size, repeat=repeat)
+    if not tools.pv:
+        w.skip = "skipped (no pv)"
+        return w
+    w.variants.append(bash_variant(tools, "bash", pipeline, expect_number(size)))
+    w.variants.append(ppipe_variant(tools, pipeline, expect_number(size)))
+    return w
+
+
+def fork(tools: Tools, sizes: Sizes, repeat: int, tmpdir: str) -> Workload:
+    """stdin split across 2 workers, against GNU parallel.
+
+    The ppipe interface is assumed: ``ppipe --fork N "CMD"`` splits its stdin, by whole lines, across N
+    copies of CMD. Each worker prints its own ``grep -c`` count; the counts must add up. Adjust here when
+    --fork lands.
+    """
+    count = sizes.lines
+    input_path = os.path.join(tmpdir, "fork-input.txt")
+    expected = expect_sum(lines_with_digit(count, 7))
+    w = Workload("fork", f"grep -c 7 over seq 1 {count} on stdin, split across 2 workers", "throughput",
+                 nbytes=seq_bytes(count), repeat=repeat, timeout=300.0)
+    if "--fork" not in tools.ppipe_help:
+        w.skip = "skipped (no --fork yet)"
+        return w
+    if not tools.parallel:
+        w.skip = "skipped (no GNU parallel)"
+        return w
+    w.variants += [
+        Variant("grep -c (1 proc)", ["grep", "-c", "7"], expected, stdin_path=input_path),
+        Variant("parallel -j2", [tools.parallel, "--pipe", "-j2", "--block", "10M", "grep", "-c", "7"], expected,
+                stdin_path=input_path),
+        Variant("ppipe --fork 2", [*tools.ppipe, "--fork", "2", "grep -c 7"], expected, sample=True,
+                stdin_path=input_path),
+    ]
+
+    def make_input() -> None:
+        with open(input_path, "wb") as handle:
+            subprocess.run(["seq", "1", str(count)], stdout=handle, check=True)
+
+    w.setup = make_input
+    return w
+
+
+def build_workloads(tools: Tools, quick: bool, repeat: int, tmpdir: str) -> list[Workload]:
+    sizes = Sizes.pick(quick, repeat)
+    return [
+        throughput_2(tools, sizes, repeat),
+        throughput_8(tools, sizes, repeat),
+        lines_workload(tools, sizes, repeat),
+        startup(tools, sizes),
+        memory(tools, sizes, repeat),
+        fork(tools, sizes, repeat, tmpdir),
+    ]
+
+
+# --------------------------------------------------------------------------- running and summarizing
+
+
+def _fmt_wall(seconds: float, unit: str) -> str:
+    return f"{seconds * 1000:.1f}ms" if unit == "ms" else f"{seconds:.2f}s"
+
+
+def run_workload(workload: Workload, warmup: int, timeout: float | None) -> None:
+    """Runs every variant ``repeat`` times, round-robin; progress goes to stderr."""
+    limit = timeout if timeout is not None else workload.timeout
+    if workload.setup:
+        workload.setup()
+    for rep in range(-warmup, workload.repeat):
+        parts = []
+        for variant in workload.variants:
+            run = measure(Run(workload.name, variant.name, rep), variant.argv, limit, variant.check,
+                          variant.sample, variant.stdin_path)
+            if rep >= 0:
+                workload.runs.append(run)
+            parts.append(f"{variant.name} {_fmt_wall(run.wall, workload.unit)}" + ("" if run.valid else " INVALID"))
+        label = "warm-up" if rep < 0 else f"rep {rep + 1}/{workload.repeat}"
+        print(f"[{workload.name}] {label}: " + ", ".join(parts), file=sys.stderr, flush=True)
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def summarize(workload: Workload) -> dict[str, dict[str, object]]:
+    summary: dict[str, dict[str, object]] = {}
+    for variant in workload.variants:
+        runs = [r for r in workload.runs if r.variant == variant.name]
+        good = [r for r in runs if r.valid]
+        walls = [r.wall for r in good]
+        entry: dict[str, object] = {"runs": len(runs), "valid": len(good)}
+        if walls:
+            median = statistics.median(walls)
+            entry.update(median_wall=median, min_wall=min(walls), max_wall=max(walls),
+                         spread=(max(walls) - min(walls)) / median if median else 0.0,
+                         tree_cpu=_median([r.tree_cpu for r in good]))
+            if workload.kind == "throughput" and workload.nbytes:
+                entry["mb_per_s"] = workload.nbytes / median / MB
+            if variant.sample:
+                cpu = _median([r.self_cpu for r in good])
+                rss = [r.peak_rss_kib for r in good if r.peak_rss_kib is not None]
+                entry.update(self_cpu=cpu, self_cpu_share=cpu / median if cpu is not None and median else None,
+                             peak_rss_mib=max(rss) / KIB if rss else None)
+        summary[variant.name] = entry
+    base = summary.get(workload.variants[0].name, {}) if workload.variants else {}
+    for entry in summary.values():
+        if "median_wall" in entry and "median_wall" in base:
+            if workload.kind == "throughput":
+                entry["ratio"] = float(entry["mb_per_s"]) / float(base["mb_per_s"])  # type: ignore[arg-type]
+            else:
+                entry["ratio"] = float(entry["median_wall"]) / float(base["median_wall"])  # type: ignore[arg-type]
+    return summary
+
+
+def _cell(value: object, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def render_table(workloads: list[Workload], summaries: dict[str, dict[str, dict[str, object]]]) -> str:
+    header = ["workload", "variant", "median", "spread", "MB/s", "ratio", "tree CPU s", "ppipe CPU s",
+              "ppipe RSS MiB", "valid"]
+    rows: list[list[str]] = []
+    for workload in workloads:
+        if workload.skip:
+            rows.append([workload.name, workload.skip, *[""] * (len(header) - 2)])
+            continue
+        for index, variant in enumerate(workload.variants):
+            entry = summaries[workload.name][variant.name]
+            median = entry.get("median_wall")
+            kind = "speed" if workload.kind == "throughput" else "time"
+            cpu = entry.get("self_cpu")
+            share = entry.get("self_cpu_share")
+            rows.append([
+                workload.name if index == 0 else "",
+                variant.name,
+                "-" if median is None else _fmt_wall(float(median), workload.unit),  # type: ignore[arg-type]
+                _cell(entry.get("spread"), ".0%"),
+                _cell(entry.get("mb_per_s"), ".0f"),
+                "-" if "ratio" not in entry else f"{entry['ratio']:.2f} {kind}",
+                _cell(entry.get("tree_cpu"), ".2f"),
+                "" if not variant.sample else (_cell(cpu, ".2f") + ("" if share is None else f" ({share:.0%})")),
+                "" if not variant.sample else _cell(entry.get("peak_rss_mib"), ".1f"),
+                f"{entry['valid']}/{entry['runs']}",
+            ])
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    right = {2, 3, 4, 5, 6, 7, 8, 9}
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells))
+
+    out = [line(header), "  ".join("-" * w for w in widths)]
+    out += [line(row).rstrip() for row in rows]
+    return "\n".join(out)
+
+
+LEGEND = """\
+median: median wall time of the valid runs; spread: (max - min) / median.
+MB/s: 10^6 bytes/s through the pipeline's first pipe, from the median time.
+ratio: vs the workload's first row (= 1.00). "speed" = MB/s / baseline MB/s (higher is better);
+       "time" = time / baseline time (lower is better).
+tree CPU s: user+sys of the whole process tree (wait4 rusage), median.
+ppipe CPU s: user+sys of the ppipe process alone (not its stages), median; (%) = share of one core over the run.
+ppipe RSS MiB: ppipe's peak resident set (VmHWM), largest over the runs."""
+
+
+# --------------------------------------------------------------------------- the machine
+
+
+def _run_text(argv: Sequence[str], timeout: float = 30.0) -> str:
+    try:
+        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False, env=ENV)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return (done.stdout or done.stderr).strip()
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _mem_total() -> str:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    return f"{int(line.split()[1]) / MIB:.1f} GiB"
+    except (OSError, ValueError):
+        pass
+    return "unknown"
+
+
+def machine_info(tools: Tools) -> dict[str, str]:
+    commit = _run_text(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    dirty = _run_text(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"])
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": f"{len(os.sched_getaffinity(0))} (of {os.cpu_count()})",
+        "cpu": _cpu_model(),
+        "memory": _mem_total(),
+        "kernel": f"{platform.system()} {platform.release()}",
+        "python": _run_text([tools.python, "-c", "import platform; print(platform.python_version())"]),
+        "tornado": _run_text([tools.python, "-c", "import tornado; print(tornado.version)"]),
+        "ppipe": _run_text([*tools.ppipe, "--version"]),
+        "ppipe command": shlex.join(tools.ppipe),
+        "commit": (commit + (" (modified)" if dirty else "")) if commit else "unknown",
+        "pv": (_run_text([tools.pv, "--version"]).splitlines() or ["?"])[0] if tools.pv else "not found",
+        "parallel": (_run_text([tools.parallel, "--version"]).splitlines() or ["?"])[0] if tools.parallel
+        else "not found",
+    }
+
+
+def _real_command(path: str) -> str:
+    """Sees through a pyenv shim (a shell script that costs ~0.1 s per start) to the real script."""
+    if Path(path).parent.name == "shims" and shutil.which("pyenv"):
+        real = _run_text(["pyenv", "which", Path(path).name])
+        if real and os.access(real, os.X_OK):
+            return real
+    return path
+
+
+def _interpreter_of(path: str) -> str:
+    """The Python that runs ``path``: its shebang's, or this one's."""
+    if Path(path).name.startswith("python"):
+        return path
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline().decode("utf-8", "replace").strip()
+    except OSError:
+        return sys.executable
+    if first.startswith("#!"):
+        words = first[2:].split()
+        if words and Path(words[0]).name == "env" and len(words) > 1:
+            return _real_command(shutil.which(words[1]) or sys.executable)
+        if words and Path(words[0]).name.startswith("python"):
+            return words[0]
+    return sys.executable
+
+
+def find_tools(ppipe_spec: str | None) -> Tools:
+    argv = shlex.split(ppipe_spec) if ppipe_spec else ["ppipe"]
+    found = shutil.which(argv[0])
+    if not found:
+        sys.exit(f"run.py: {argv[0]!r} not found on PATH. Install ppipe first (pip install -e . in {REPO}), "
+                 "or name the command with --ppipe.")
+    argv[0] = _real_command(found)
+    bash = shutil.which("bash")
+    if not bash:
+        sys.exit("run.py: bash not found on PATH; it is every workload's baseline.")
+    help_text = _run_text([*argv, "--help"])
+    return Tools(ppipe=argv, python=_interpreter_of(argv[0]), bash=bash, pv=shutil.which("pv"),
+                 parallel=shutil.which("parallel"), ppipe_help=help_text)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Benchmark ppipe against bash (and pv, GNU parallel), interleaved, and print medians and ratios.")
+    parser.add_argument("--repeat", type=int, default=5, metavar="N", help="repetitions per workload (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, metavar="N",
+                        help="unrecorded rounds before the measured ones (default 1)")
+    parser.add_argument("--only", metavar="NAME[,NAME]", help="run only these workloads")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
+    parser.add_argument("--json", metavar="FILE", help="write every raw run and the summary to FILE")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS", help="per-run time limit (default per workload)")
+    parser.add_argument("--ppipe", metavar="COMMAND", help="how to start ppipe (default: ppipe on PATH), "
+                        "e.g. 'python3 -m ppipe'")
+    parser.add_argument("--list", action="store_true", help="list the workloads and their commands, run nothing")
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or args.warmup < 0:
+        parser.error("--repeat must be at least 1 and --warmup at least 0")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    tools = find_tools(args.ppipe)
+    with tempfile.TemporaryDirectory(prefix="ppipe-bench-") as tmpdir:
+        workloads = build_workloads(tools, args.quick, args.repeat, tmpdir)
+        if args.only:
+            wanted = [name.strip() for name in args.only.split(",") if name.strip()]
+            unknown = sorted(set(wanted) - {w.name for w in workloads})
+            if unknown:
+                sys.exit(f"run.py: unknown workload(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(w.name for w in workloads)}")
+            workloads = [w for w in workloads if w.name in wanted]
+        if args.list:
+            for workload in workloads:
+                print(f"{workload.name}: {workload.description}" + (f"  [{workload.skip}]" if workload.skip else ""))
+                for variant in workload.variants:
+                    stdin = f" < {variant.stdin_path}" if variant.stdin_path else ""
+                    print(f"    {variant.name}: {shlex.join(variant.argv)}{stdin}")
+            return 0
+
+        machine = machine_info(tools)
+        width = max(len(key) for key in machine)
+        print("\n".join(f"{key:<{width}}  {value}" for key, value in machine.items()))
+        startup_repeat = next((w.repeat for w in workloads if w.name == "startup"), "-")
+        print(f"{'repeat':<{width}}  {args.repeat} (startup: {startup_repeat}), warm-up {args.warmup}, "
+              f"interleaved{', QUICK sizes' if args.quick else ''}", flush=True)
+
+        interrupted = False
+        for workload in workloads:
+            if workload.skip:
+                print(f"[{workload.name}] {workload.skip}", file=sys.stderr)
+                continue
+            try:
+                run_workload(workload, args.warmup, args.timeout)
+            except KeyboardInterrupt:
+                interrupted = True
+                print(f"[{workload.name}] interrupted; summarizing what was measured", file=sys.stderr)
+                break
+
+    summaries = {w.name: summarize(w) for w in workloads if not w.skip}
+    print()
+    print(render_table(workloads, summaries))
+    print()
+    print(LEGEND)
+    for workload in workloads:
+        if workload.skip or not workload.variants:
+            continue
+        print(f"\n{workload.name}: {workload.description}")
+        for variant in workload.variants:
+            print(f"    {variant.name}: {shlex.join(variant.argv)}")
+        for note in workload.notes:
+            print(f"    note: {note}")
+        reasons = sorted({f"{r.variant}: {r.reason}" for r in workload.runs if not r.valid})
+        for reason in reasons:
+            print(f"    INVALID {reason}")
+
+    if args.json:
+        document = {
+            "machine": machine,
+            "args": vars(args),
+            "interrupted": interrupted,
+            "workloads": {
+                w.name: {
+                    "description": w.description, "kind": w.kind, "nbytes": w.nbytes, "repeat": w.repeat,
+                    "skip": w.skip, "notes": w.notes,
+                    "commands": {v.name: v.argv for v in w.variants},
+                    "runs": [asdict(r) for r in w.runs],
+                    "summary": summaries.get(w.name, {}),
+                }
+                for w in workloads
+            },
+        }
+        Path(args.json).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        print(f"\nraw runs and summary written to {args.json}")
+    invalid = any(not r.valid for w in workloads for r in w.runs)
+    return 130 if interrupted else (1 if invalid else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

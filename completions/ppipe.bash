@@ -1,0 +1,10 @@
+_ppipe_completion() {
+    local IFS=$'
+'
+    COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \
+                   COMP_CWORD=$COMP_CWORD \
+                   _PPIPE_COMPLETE=complete_bash $1 ) )
+    return 0
+}
+
+complete -o default -F _ppipe_completion ppipe

@@ -1,0 +1,1 @@
+complete --command ppipe --no-files --arguments "(env _PPIPE_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) ppipe)" --condition "env _PPIPE_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) ppipe"

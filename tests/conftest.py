@@ -1,0 +1,58 @@
+"""Shared helpers: run the installed ``ppipe`` for real, and write small scripts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import pytest
+
+#: The installed console script; the CLI tests go through it, as a user would.
+PPIPE = shutil.which("ppipe") or "ppipe"
+#: A predictable environment for comparisons with bash.
+ENV = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+
+
+def ppipe(*args: str, input: bytes | None = None, timeout: float = 60, cwd: str | None = None,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Runs the installed ``ppipe`` with ``args`` and returns what it did."""
+    return subprocess.run([PPIPE, *args], input=input, capture_output=True, timeout=timeout, cwd=cwd,
+                          env=env or ENV, stdin=None if input is not None else subprocess.DEVNULL)
+
+
+def bash(script: str, input: bytes | None = None, timeout: float = 60, cwd: str | None = None
+         ) -> subprocess.CompletedProcess[bytes]:
+    """Runs ``script`` under ``bash -o pipefail -c``, the reference ppipe is compared with."""
+    return subprocess.run(["bash", "-o", "pipefail", "-c", script], input=input, capture_output=True,
+                          timeout=timeout, cwd=cwd, env=ENV, stdin=None if input is not None else subprocess.DEVNULL)
+
+
+def python_stage(code: str) -> str:
+    """A pipeline stage running ``code`` in this Python, quoted for the pipeline text."""
+    import shlex
+
+    return shlex.join([sys.executable, "-c", code])
+
+
+def pids_alive(pids: Sequence[int]) -> list[int]:
+    """The pids in ``pids`` that still exist and are not zombies."""
+    alive = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+@pytest.fixture
+def tmp_cwd(tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch) -> os.PathLike[str]:
+    """Runs the test inside a fresh temporary directory."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -1,0 +1,363 @@
+"""The engine through the Python API, with real processes and pipes."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import ppipe
+from ppipe import CAPTURE, Boundary, CommandError, PipelineFailed
+
+from conftest import python_stage
+
+MiB = 1024 * 1024
+
+
+def run(text: str, **kwargs: object) -> ppipe.RunResult:
+    kwargs.setdefault("stdout", CAPTURE)
+    kwargs.setdefault("stderr", os.open(os.devnull, os.O_WRONLY))
+    return ppipe.run(text, **kwargs)
+
+
+def verdicts(result: ppipe.RunResult) -> list[str]:
+    return [s.verdict.value for s in result.stages]
+
+
+# ---------------------------------------------------------------- data flow
+
+
+def test_counts_bytes_and_lines_on_every_pumped_edge() -> None:
+    result = run("seq 10 | grep 1 | wc -l")
+    assert result.stdout == b"2\n"
+    assert result.exit_status == 0
+    assert (result.edge(1, 2).bytes, result.edge(1, 2).lines) == (21, 10)
+    assert (result.edge(2, 3).bytes, result.edge(2, 3).lines) == (5, 2)
+    assert (result.edge(3, Boundary.STDOUT).bytes, result.edge(3, Boundary.STDOUT).lines) == (2, 1)
+    assert not result.edge(Boundary.STDIN, 1).counted  # ppipe's stdin was handed over, not pumped
+
+
+def test_last_line_without_newline_counts() -> None:
+    result = run("printf 'a\\nb' | cat")
+    assert result.stdout == b"a\nb"
+    assert (result.edge(1, 2).bytes, result.edge(1, 2).lines) == (3, 2)
+
+
+def test_stdin_bytes_are_fed_and_counted() -> None:
+    result = run("sort | uniq -c", stdin=b"b\na\nb\n")
+    assert result.stdout == b"      1 a\n      2 b\n"
+    assert result.edge(Boundary.STDIN, 1).counted
+    assert result.edge(Boundary.STDIN, 1).bytes == 6
+
+
+def test_stdin_and_stdout_descriptors_are_handed_over(tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    source.write_bytes(b"x\ny\n")
+    target = tmp_path / "out"
+    with source.open("rb") as stdin, target.open("wb") as stdout:
+        result = ppipe.run("tr a-z A-Z", stdin=stdin.fileno(), stdout=stdout.fileno())
+    assert result.ok
+    assert target.read_bytes() == b"X\nY\n"
+
+
+def test_binary_safe_checksum_through_six_stages(tmp_path: Path) -> None:
+    """256 MiB of random bytes arrive byte-identical after five pumped edges."""
+    result = run(f"head -c {256 * MiB} /dev/urandom | tee {tmp_path}/in.bin | cat | cat | cat | sha256sum")
+    assert result.exit_status == 0, result
+    digest = hashlib.sha256((tmp_path / "in.bin").read_bytes()).hexdigest()
+    assert result.stdout is not None
+    assert result.stdout.split()[0].decode() == digest
+    assert all(result.edge(i, i + 1).bytes == 256 * MiB for i in range(1, 6))
+
+
+def test_last_write_is_flushed_before_stdin_closes() -> None:
+    """tornado's close() drops pending writes: the pump must await the last one first."""
+    producer = python_stage("import sys; sys.stdout.buffer.write(b'x' * (4 << 20))")  # then exits at once
+    consumer = python_stage("import sys, time; time.sleep(0.5); print(len(sys.stdin.buffer.read()))")
+    result = run(f"{producer} | {consumer}")
+    assert result.stdout == b"4194304\n"
+
+
+def test_stderr_passes_through_and_keeps_a_tail(tmp_path: Path) -> None:
+    err = tmp_path / "err"
+    with err.open("wb") as handle:
+        result = ppipe.run("sh -c 'echo one >&2; echo two >&2; exit 3' | cat", stdout=CAPTURE,
+                           stderr=handle.fileno())
+    assert err.read_bytes() == b"one\ntwo\n"
+    assert result.stages[0].stderr_tail == ("one", "two")
+    assert result.exit_status == 3
+
+
+def test_pipe_with_stderr() -> None:
+    result = run("sh -c 'echo out; echo err >&2' |& sort")
+    assert result.stdout == b"err\nout\n"
+
+
+def test_redirection_order_matters(tmp_path: Path) -> None:
+    run("sh -c 'echo out; echo err >&2' > both 2>&1", cwd=str(tmp_path))
+    assert sorted((tmp_path / "both").read_text().split()) == ["err", "out"]
+    result = run("sh -c 'echo out; echo err >&2' 2>&1 > only-out | cat", cwd=str(tmp_path))
+    assert (tmp_path / "only-out").read_text() == "out\n"
+    assert result.stdout == b"err\n"
+
+
+def test_output_redirect_leaves_next_stage_empty(tmp_path: Path) -> None:
+    result = run("echo hi > f | wc -c", cwd=str(tmp_path))
+    assert result.stdout == b"0\n"
+    assert (tmp_path / "f").read_text() == "hi\n"
+
+
+# ---------------------------------------------------------------- backpressure and memory
+
+
+def _peak_rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_memory_bounded_with_fast_producer_and_slow_consumer() -> None:
+    """tornado's write buffer is unbounded; ppipe must await every write."""
+    slow = python_stage(
+        "import sys, time\n"
+        "n = 0\n"
+        "while chunk := sys.stdin.buffer.read(1 << 20):\n"
+        "    n += len(chunk); time.sleep(0.002)\n"
+        "print(n)")
+    code = (
+        "import ppipe, os, sys\n"
+        f"r = ppipe.run({f'head -c {300 * MiB} /dev/zero | {slow}'!r}, stdout=ppipe.CAPTURE)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+        "print(r.stdout.decode().strip(), int(hwm) // 1024)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=120).stdout.split()
+    assert int(out[0]) == 300 * MiB
+    assert int(out[1]) < 96, f"ppipe's peak RSS was {out[1]} MiB while moving 300 MiB"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_memory_bounded_with_a_consumer_that_never_reads() -> None:
+    code = (
+        "import ppipe\n"
+        "r = ppipe.run('yes | sleep 2', stdout=ppipe.CAPTURE)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+        "print(r.exit_status, int(hwm) // 1024)\n")
+    status, hwm = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True,
+                                 timeout=60).stdout.split()
+    assert status == b"0"
+    assert int(hwm) < 96
+
+
+# ---------------------------------------------------------------- early exits
+
+
+def test_yes_head_is_prompt_and_succeeds() -> None:
+    result = run("yes | head -1", timeout=20)
+    assert not result.timed_out
+    assert result.stdout == b"y\n"
+    assert result.exit_status == 0
+    assert verdicts(result) == ["broken-pipe", "ok"]
+    assert result.stages[0].signal == "SIGPIPE"
+
+
+def test_idle_producer_is_released_when_consumer_exits() -> None:
+    """The producer's output is closed as soon as its consumer exits, not at its next write."""
+    producer = python_stage(
+        "import sys, time\n"
+        "print('first', flush=True)\n"
+        "time.sleep(1)\n"
+        "print('second', flush=True)\n"
+        "time.sleep(30)\n")
+    result = run(f"{producer} | head -1", timeout=20)
+    assert not result.timed_out
+    assert result.stdout == b"first\n"
+    assert result.exit_status == 0
+    assert verdicts(result) == ["broken-pipe", "ok"]
+
+
+def test_epipe_after_successful_consumer_is_not_a_failure() -> None:
+    producer = python_stage(
+        "import signal, sys\n"
+        "signal.signal(signal.SIGPIPE, signal.SIG_IGN)\n"
+        "try:\n"
+        "    while True: sys.stdout.write('x' * 1000 + '\\n')\n"
+        "except BrokenPipeError:\n"
+        "    sys.exit(1)\n")
+    result = run(f"{producer} | head -1", timeout=20)
+    assert result.exit_status == 0
+    assert verdicts(result) == ["broken-pipe", "ok"]
+    assert result.stages[0].returncode == 1
+
+
+def test_failure_before_consumer_left_still_counts() -> None:
+    result = run("sh -c 'echo x; exit 5' | sh -c 'sleep 0.5; head -1'")
+    assert result.exit_status == 5
+    assert verdicts(result) == ["failed", "ok"]
+
+
+# ---------------------------------------------------------------- the exit-status table
+
+
+@pytest.mark.parametrize(("text", "status", "expected"), [
+    ("true | true", 0, ["ok", "ok"]),
+    ("false | true", 1, ["failed", "ok"]),
+    ("true | false", 1, ["ok", "failed"]),
+    ("sh -c 'exit 3' | sh -c 'exit 4' | true", 4, ["failed", "failed", "ok"]),
+    ("sh -c 'exit 3' | true | true", 3, ["failed", "ok", "ok"]),
+    ("-false | true", 0, ["ignored", "ok"]),
+    ("true | -sh -c 'exit 9'", 0, ["ok", "ignored"]),
+    ("-false | sh -c 'exit 2'", 2, ["ignored", "failed"]),
+    ("sh -c 'kill -9 $$' | cat", 137, ["failed", "ok"]),
+    ("sh -c 'kill -TERM $$' | cat", 143, ["failed", "ok"]),
+    ("cat < /nonexistent/file | wc -l", 1, ["failed", "ok"]),
+    ("echo x > /nonexistent/dir/file | true", 1, ["failed", "ok"]),
+])
+def test_exit_status_table(text: str, status: int, expected: list[str]) -> None:
+    result = run(text)
+    assert result.exit_status == status
+    assert verdicts(result) == expected
+
+
+def test_no_fail_excuses_every_stage() -> None:
+    result = run("false | sh -c 'exit 7'", no_fail=True)
+    assert result.exit_status == 0
+    assert verdicts(result) == ["ignored", "ignored"]
+
+
+def test_signal_names_and_statuses() -> None:
+    result = run("sh -c 'kill -9 $$'")
+    stage = result.stages[0]
+    assert (stage.returncode, stage.status, stage.signal) == (-9, 137, "SIGKILL")
+    assert stage.describe_end() == "killed by SIGKILL"
+
+
+def test_not_started_stage_reports_why() -> None:
+    result = run("cat < /nonexistent | wc -l")
+    stage = result.stages[0]
+    assert stage.pid is None and stage.status == 1
+    assert stage.error == "/nonexistent: No such file or directory"
+    assert result.stdout == b"0\n"  # the rest of the pipeline ran
+
+
+def test_missing_command_raises_before_anything_starts(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    with pytest.raises(CommandError) as caught:
+        run(f"touch {marker} | nosuchcmd_xyz | wc -l")
+    assert caught.value.status == 127
+    assert str(caught.value) == "stage 2: nosuchcmd_xyz: command not found"
+    assert not marker.exists()
+
+
+def test_not_executable_is_126(tmp_path: Path) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    with pytest.raises(CommandError) as caught:
+        run(f"{script} | cat")
+    assert caught.value.status == 126
+    with pytest.raises(CommandError) as caught:
+        run(f"{tmp_path} | cat")
+    assert caught.value.status == 126
+    assert "is a directory" in str(caught.value)
+
+
+def test_stage_path_assignment_is_used_for_lookup(tmp_path: Path) -> None:
+    tool = tmp_path / "mytool"
+    tool.write_text("#!/bin/sh\necho from-mytool\n")
+    tool.chmod(0o755)
+    result = run(f"PATH={tmp_path}:/usr/bin:/bin mytool")
+    assert result.stdout == b"from-mytool\n"
+
+
+def test_check_raises_with_the_result() -> None:
+    with pytest.raises(PipelineFailed) as caught:
+        run("true | sh -c 'exit 6'", check=True)
+    assert caught.value.status == 6
+    assert caught.value.result.stages[1].status == 6
+
+
+# ---------------------------------------------------------------- tornado traps
+
+
+def test_exec_failure_does_not_close_unrelated_descriptors(tmp_path: Path) -> None:
+    """With Subprocess.STREAM a failed Popen closes fds its streams own; ppipe passes plain fds."""
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"\x7fELF not really\x00\x01")
+    garbage.chmod(0o755)
+    keep = tmp_path / "keep"
+    keep.write_text("keep")
+    fd = os.open(keep, os.O_RDONLY)
+    try:
+        for _ in range(3):
+            result = run(f"{garbage} | cat")
+            assert result.stages[0].error is not None
+            assert result.exit_status == 1
+        gc.collect()
+        assert os.fstat(fd).st_ino == keep.stat().st_ino
+        assert os.pread(fd, 4, 0) == b"keep"
+    finally:
+        os.close(fd)
+
+
+def test_runs_again_after_another_loop_left_tornado_initialised() -> None:
+    """tornado's SIGCHLD flag is class-level: a closed loop must not make the next run hang."""
+    from tornado.process import Subprocess
+
+    async def leave_flag_set() -> None:
+        Subprocess.initialize()  # and never uninitialize, as careless code would
+
+    asyncio.run(leave_flag_set())
+    assert Subprocess._initialized
+    for _ in range(3):
+        assert run("echo again", timeout=10).stdout == b"again\n"
+
+
+def test_async_variant_runs_on_the_callers_loop() -> None:
+    async def main() -> list[ppipe.RunResult]:
+        return [await ppipe.run_async("seq 3 | wc -l", stdout=CAPTURE) for _ in range(2)]
+
+    assert [r.stdout for r in asyncio.run(main())] == [b"3\n", b"3\n"]
+
+
+def test_cancelling_the_async_run_reaps_every_stage() -> None:
+    async def main() -> list[int]:
+        task = asyncio.ensure_future(ppipe.run_async("sleep 100 | sleep 100", kill_after=1))
+        await asyncio.sleep(0.5)
+        pids = _children(os.getpid())
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return pids
+
+    pids = asyncio.run(main())
+    assert len(pids) == 2
+    assert not _children(os.getpid())
+
+
+def test_timeout_stops_everything() -> None:
+    start = time.monotonic()
+    result = run("sleep 30 | sleep 30", timeout=0.5)
+    assert time.monotonic() - start < 20
+    assert result.timed_out
+    assert result.exit_status == 124
+    assert verdicts(result) == ["terminated", "terminated"]
+
+
+def test_timeout_escalates_to_sigkill() -> None:
+    stubborn = python_stage("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(30)")
+    result = run(f"{stubborn} | cat", timeout=0.5, kill_after=0.5)
+    assert result.exit_status == 124
+    assert result.stages[0].signal == "SIGKILL"
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        return [int(p) for p in handle.read().split()]

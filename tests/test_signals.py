@@ -1,0 +1,139 @@
+"""Signals and clean-up: no stage outlives ppipe, and ppipe exits as the signal says."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from conftest import ENV, PPIPE, pids_alive, python_stage
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(p) for p in handle.read().split()]
+    except OSError:
+        return []
+
+
+def wait_for_children(pid: int, count: int, timeout: float = 10) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = children(pid)
+        if len(found) >= count:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"ppipe {pid} did not start {count} stages")
+
+
+def wait_gone(pids: list[int], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while pids_alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return pids_alive(pids)
+
+
+def start(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([PPIPE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_signal_reaches_every_stage_and_is_reraised(sig: signal.Signals, tmp_path: Path) -> None:
+    proc = start("--report", str(tmp_path / "r.json"), "sleep 100 | sleep 100 | cat")
+    stages = wait_for_children(proc.pid, 3)
+    proc.send_signal(sig)
+    proc.wait(timeout=20)
+    assert proc.returncode == -sig  # re-raised: a calling shell sees 128+N and stops its loop
+    assert wait_gone(stages, 2) == []
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["interrupted_by"] == sig.name
+    assert report["exit_status"] == 128 + sig
+    assert {s["verdict"] for s in report["stages"]} == {"terminated"}
+
+
+def test_sigkill_of_ppipe_takes_the_stages_down() -> None:
+    proc = start("sleep 100 | sleep 100")
+    stages = wait_for_children(proc.pid, 2)
+    proc.kill()
+    proc.wait(timeout=10)
+    assert wait_gone(stages, 1.0) == []
+
+
+def test_stubborn_stage_is_killed_after_the_grace() -> None:
+    stubborn = python_stage("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(100)")
+    proc = start("--kill-after", "0.5", f"{stubborn} | cat")
+    stages = wait_for_children(proc.pid, 2)
+    time.sleep(0.5)  # let python install its handler
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+    assert proc.returncode == -signal.SIGTERM
+    assert wait_gone(stages, 2) == []
+
+
+def test_second_signal_kills_at_once() -> None:
+    stubborn = python_stage("import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(100)")
+    proc = start("--kill-after", "60", stubborn)
+    stages = wait_for_children(proc.pid, 1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    assert proc.poll() is None  # still in the grace period
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=10)
+    assert proc.returncode == -signal.SIGINT
+    assert wait_gone(stages, 2) == []
+
+
+def test_ctrl_c_in_a_terminal() -> None:
+    child = pexpect.spawn(PPIPE, ["sleep 100 | sleep 100"], env=ENV, timeout=20)
+    stages = wait_for_children(child.pid, 2)
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.signalstatus == signal.SIGINT
+    assert wait_gone(stages, 2) == []
+    assert b"Traceback" not in (child.before or b"")
+
+
+def test_ctrl_c_stops_a_calling_shell_loop() -> None:
+    loop = f'for i in 1 2 3; do {PPIPE} "sleep 100"; echo "after $i"; done; echo loop-done'
+    child = pexpect.spawn("bash", ["--norc", "--noprofile", "-c", loop], env=ENV, timeout=20)
+    time.sleep(1.0)
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    output = (child.before or b"").decode()
+    assert "after 1" not in output
+    assert "loop-done" not in output
+
+
+def test_ignored_sighup_stays_ignored() -> None:
+    """Under nohup ppipe and its stages keep ignoring SIGHUP, as a shell's children would."""
+    proc = subprocess.Popen(["nohup", PPIPE, "sleep 1 | cat"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=ENV)
+    wait_for_children(proc.pid, 2)
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=20) == 0
+
+
+def test_interrupt_loses_no_output_already_flowing() -> None:
+    producer = python_stage(
+        "import sys, time\n"
+        "for i in range(1000):\n"
+        "    print(i, flush=True); time.sleep(0.005)\n")
+    proc = start(f"{producer} | cat")
+    wait_for_children(proc.pid, 2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=20)
+    numbers = [int(x) for x in out.split()]
+    assert numbers == list(range(len(numbers)))  # a prefix, in order, nothing torn or dropped
+    assert numbers
