@@ -289,8 +289,8 @@ def test_check_raises_with_the_result() -> None:
 
 def test_exec_failure_does_not_close_unrelated_descriptors(tmp_path: Path) -> None:
     """With Subprocess.STREAM a failed Popen closes fds its streams own; ppipe passes plain fds."""
-    garbage = tmp_path / "garbage"
-    garbage.write_bytes(b"\x7fELF not really\x00\x01")
+    garbage = tmp_path / "bad-interpreter"
+    garbage.write_text("#!/nonexistent/interpreter\n")
     garbage.chmod(0o755)
     keep = tmp_path / "keep"
     keep.write_text("keep")
@@ -299,12 +299,19 @@ def test_exec_failure_does_not_close_unrelated_descriptors(tmp_path: Path) -> No
         for _ in range(3):
             result = run(f"{garbage} | cat")
             assert result.stages[0].error is not None
-            assert result.exit_status == 1
+            assert result.exit_status == 126
         gc.collect()
         assert os.fstat(fd).st_ino == keep.stat().st_ino
         assert os.pread(fd, 4, 0) == b"keep"
     finally:
         os.close(fd)
+
+
+def test_script_without_shebang_runs_with_sh(tmp_path: Path) -> None:
+    script = tmp_path / "plain-script"
+    script.write_text("echo \"from sh: $1\"\n")
+    script.chmod(0o755)
+    assert run(f"{script} arg | cat").stdout == b"from sh: arg\n"
 
 
 def test_runs_again_after_another_loop_left_tornado_initialised() -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import signal
 import stat
@@ -213,6 +214,7 @@ class _Proc:
     ended_at: float | None = None
     returncode: int | None = None
     error: str | None = None
+    error_status: int = ExitStatus.FAILURE
     signalled: bool = False
     output_closed_early: bool = False
     output_pump: Pump | None = None
@@ -369,14 +371,12 @@ class Execution:
             env = {**self.env, **dict(proc.stage.env)}
             proc.started_at = time.time()
             try:
-                proc.process = Subprocess(
-                    list(proc.stage.argv), executable=proc.path, stdin=fds[0], stdout=fds[1], stderr=fds[2],
-                    env=env, cwd=self.options.cwd, close_fds=True, preexec_fn=hook,
-                )
+                proc.process = self._popen(proc, fds, env, hook)
             except OSError as error:
-                # Resolved, yet exec failed (no #! line, vanished, ...): bash's 126/127.
+                # Resolved, yet exec failed (a #! naming a missing interpreter,
+                # a file that vanished): bash says 126 for these.
                 proc.error = f"{proc.stage.argv[0]}: {error.strerror}"
-                proc.returncode = None
+                proc.error_status = ExitStatus.NOT_EXECUTABLE
                 self._say(f"ppipe: stage {sid}: {proc.error}\n")
                 return
             proc.pid = proc.process.pid
@@ -388,6 +388,19 @@ class Execution:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self.child_fds[sid] = set()
+
+    def _popen(self, proc: _Proc, fds: Mapping[int, int], env: Mapping[str, str],
+               hook: Callable[[], None] | None) -> Subprocess:
+        argv, path = list(proc.stage.argv), proc.path
+        try:
+            return Subprocess(argv, executable=path, stdin=fds[0], stdout=fds[1], stderr=fds[2],
+                              env=env, cwd=self.options.cwd, close_fds=True, preexec_fn=hook)
+        except OSError as error:
+            if error.errno != errno.ENOEXEC:
+                raise
+        # No #! line: run it with sh, as bash and execvp do.
+        return Subprocess(["sh", path, *argv[1:]], executable="/bin/sh", stdin=fds[0], stdout=fds[1],
+                          stderr=fds[2], env=env, cwd=self.options.cwd, close_fds=True, preexec_fn=hook)
 
     def _apply_redirects(self, stage: Stage, fds: dict[int, int]) -> None:
         """Applies redirections left to right, then ``|&``, as a shell does."""
@@ -537,7 +550,8 @@ class Execution:
         stages = tuple(
             StageResult(
                 stage=p.stage, pid=p.pid, started_at=p.started_at, ended_at=p.ended_at,
-                returncode=p.returncode, error=p.error, output_closed_early=p.output_closed_early,
+                returncode=p.returncode, error=p.error, error_status=p.error_status,
+                output_closed_early=p.output_closed_early,
                 signalled_by_ppipe=p.signalled and p.returncode != 0,
                 stderr_tail=p.stderr_tail.lines() or ((p.error,) if p.error else ()),
             )

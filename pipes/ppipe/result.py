@@ -36,7 +36,9 @@ class StageResult:
 
     ``returncode`` is as tornado and subprocess give it (negative = killed by
     that signal) and None when the process never started; ``error`` then
-    says why. ``output_closed_early`` is True when ppipe closed the stage's
+    says why and ``error_status`` is the status that counts for it (1 for a
+    redirection that could not be opened, 126 for an exec that failed, as
+    bash). ``output_closed_early`` is True when ppipe closed the stage's
     output because every consumer had gone.
     """
 
@@ -46,6 +48,7 @@ class StageResult:
     ended_at: float | None = None
     returncode: int | None = None
     error: str | None = None
+    error_status: int = 1
     output_closed_early: bool = False
     signalled_by_ppipe: bool = False
     stderr_tail: tuple[str, ...] = ()
@@ -53,9 +56,9 @@ class StageResult:
 
     @property
     def status(self) -> int | None:
-        """The shell's view of the exit: the code, or 128+N for signal N; 1 if it never started."""
+        """The shell's view of the exit: the code, or 128+N for signal N; ``error_status`` if it never started."""
         if self.returncode is None:
-            return 1 if self.error else None
+            return self.error_status if self.error else None
         return 128 - self.returncode if self.returncode < 0 else self.returncode
 
     @property
