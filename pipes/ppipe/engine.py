@@ -244,7 +244,8 @@ class Execution:
         self.fd_table: dict[int, dict[int, int]] = {s.id: {} for s in graph}
         #: Descriptors ppipe opened for a stage's process; closed once it has them.
         self.child_fds: dict[int, set[int]] = {s.id: set() for s in graph}
-        self.stdin_feed: tuple[bytes, Sink, Counter] | None = None
+        #: Where ``stdin=bytes`` goes: every stage reading ppipe's stdin, and its edge's counter.
+        self.stdin_outlets: list[tuple[Sink, Counter]] = []
         self.timed_out = False
         self.interrupted_by: int | None = None
         self._kill_timer: asyncio.TimerHandle | None = None
@@ -259,6 +260,7 @@ class Execution:
                 self._spawn_all()
                 await self._wait_for_stages()
                 await self._drain()
+                self._raise_pump_errors()
             finally:
                 if timer:
                     timer.cancel()
@@ -277,8 +279,8 @@ class Execution:
             self._spawn(proc, stdin_sinks, hook)
         for pump in self.pumps:
             self.pump_tasks.append(asyncio.ensure_future(pump.run()))
-        if self.stdin_feed is not None:
-            self.pump_tasks.append(asyncio.ensure_future(feed(*self.stdin_feed)))
+        if isinstance(self.options.stdin, bytes):
+            self.pump_tasks.append(asyncio.ensure_future(feed(self.options.stdin, self.stdin_outlets)))
 
     def _boundary_fds(self) -> tuple[int, int]:
         stdin = self.options.stdin
@@ -303,8 +305,7 @@ class Execution:
                 sink = sinks[proc.stage.id] = MergeSink(inner) if len(inputs) > 1 else inner
                 if from_stdin:
                     counter = Counter()
-                    assert isinstance(self.options.stdin, bytes)
-                    self.stdin_feed = (self.options.stdin, sink, counter)
+                    self.stdin_outlets.append((sink, counter))
                     self.edge_counts[from_stdin[0]] = (counter, None)
             else:
                 proc_in = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -462,6 +463,12 @@ class Execution:
                 pump.drain_and_stop()
             if still:
                 await asyncio.wait(still, timeout=DRAIN_GRACE)
+
+    def _raise_pump_errors(self) -> None:
+        """A pump that crashed is a bug in ppipe: say so instead of reporting wrong counts."""
+        for task in self.pump_tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
 
     async def _reap(self) -> None:
         """Stops and waits for every stage still running (errors, cancellation)."""

@@ -277,14 +277,15 @@ class Pump:
         for observer in self.observers:
             observer.add(chunk)
         newlines = chunk.count(b"\n")
-        if len(self._live) == 1:
-            accepted = [await self.sinks[self._live[0]].write(chunk, self)]
+        live = list(self._live)  # sink_gone() may change _live while we wait
+        if len(live) == 1:
+            accepted = [await self.sinks[live[0]].write(chunk, self)]
         else:
-            accepted = await asyncio.gather(*(self.sinks[i].write(chunk, self) for i in self._live))
-        for i, ok in zip(list(self._live), accepted, strict=True):
+            accepted = await asyncio.gather(*(self.sinks[i].write(chunk, self) for i in live))
+        for i, ok in zip(live, accepted, strict=True):
             if ok:
                 self.counters[i].add(chunk, newlines)
-            else:
+            elif i in self._live:
                 self._live.remove(i)
         if not self._live:
             self.closed_early = True
@@ -302,17 +303,24 @@ class Pump:
         self.source.close()
 
 
-async def feed(data: bytes, sink: Sink, counter: Counter) -> None:
-    """Delivers ``data`` to a stage's stdin (the Python API's ``stdin=bytes``), like a pump would.
+async def feed(data: bytes, outlets: list[tuple[Sink, Counter]]) -> None:
+    """Delivers ``data`` to the stages reading ppipe's stdin (the Python API's ``stdin=bytes``).
 
-    A stage that exits without reading everything just stops the feed, as a
-    pipe in a shell would.
+    Each stage gets a full copy, as from a pump; one that exits without
+    reading everything just stops getting more, as with a pipe in a shell.
     """
+    live = list(outlets)
     try:
         for start in range(0, len(data), CHUNK):
             chunk = data[start:start + CHUNK]
-            if not await sink.write(chunk, feed):
+            accepted = await asyncio.gather(*(sink.write(chunk, feed) for sink, _ in live))
+            for (sink, counter), ok in zip(list(live), accepted, strict=True):
+                if ok:
+                    counter.add(chunk, chunk.count(b"\n"))
+                else:
+                    live.remove((sink, counter))
+            if not live:
                 return
-            counter.add(chunk, chunk.count(b"\n"))
     finally:
-        sink.feeder_done(feed)
+        for sink, _ in outlets:
+            sink.feeder_done(feed)
