@@ -11,10 +11,10 @@ import hashlib
 import os
 from pathlib import Path
 
-from conftest import python_stage
-
 import ppipe
 from ppipe import CAPTURE, Boundary, Edge, Graph, parse
+
+from conftest import python_stage
 
 
 def graph_of(texts: list[str], edges: list[tuple[object, object]]) -> Graph:
