@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import ppipe
@@ -78,3 +79,22 @@ def test_stdin_bytes_fan_out_to_every_reader() -> None:
     assert result.stdout is not None
     assert sorted(result.stdout.split()) == [b"3", b"9"]
     assert result.edge(Boundary.STDIN, 2).bytes == 9
+
+
+def test_two_branches_into_ppipes_stdout_pipe_merge_whole_lines() -> None:
+    graph = graph_of(["seq 1 100000", "cat", "cat"],
+                     [(Boundary.STDIN, 1), (1, 2), (1, 3), (2, Boundary.STDOUT), (3, Boundary.STDOUT)])
+    read_fd, write_fd = os.pipe()
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(read_fd, 65536), b"")))
+    reader.start()
+    try:
+        result = ppipe.run(graph, stdout=write_fd)
+    finally:
+        os.close(write_fd)
+        reader.join()
+        os.close(read_fd)
+    assert result.exit_status == 0
+    lines = b"".join(chunks).split()
+    assert sorted(int(x) for x in lines) == sorted(list(range(1, 100001)) * 2)
+    assert result.edge(2, Boundary.STDOUT).bytes == result.edge(1, 2).bytes

@@ -276,7 +276,7 @@ class Execution:
         self._wire_outputs(stdout_fd, stdin_sinks)
         hook = _parent_death_hook()
         for proc in self.procs.values():
-            self._spawn(proc, stdin_sinks, hook)
+            self._spawn(proc, hook)
         for pump in self.pumps:
             self.pump_tasks.append(asyncio.ensure_future(pump.run()))
         if isinstance(self.options.stdin, bytes):
@@ -315,11 +315,13 @@ class Execution:
 
     def _wire_outputs(self, stdout_fd: int, stage_sinks: dict[int, Sink]) -> None:
         stdout_sink: Sink | None = None
-        stderr_sink = MergeSink(sink_for_fd(self._stderr_fd))
+        stderr_sink = MergeSink(sink_for_fd(self._stderr_fd, feeders=len(self.procs)))
         for proc in self.procs.values():
             sid = proc.stage.id
             outputs = self.graph.outputs(sid)
-            direct = len(outputs) == 1 and outputs[0].target is Boundary.STDOUT and self.options.stdout is not CAPTURE
+            # ppipe's stdout is handed over only to a sole writer; several are merged by line.
+            direct = (len(outputs) == 1 and outputs[0].target is Boundary.STDOUT and self.options.stdout is not CAPTURE
+                      and len(self.graph.inputs(Boundary.STDOUT)) == 1)
             if direct:
                 self.fd_table[sid][1] = stdout_fd
                 self.edge_counts[outputs[0]] = (Counter(), None)
@@ -348,18 +350,20 @@ class Execution:
             self.fd_table[sid][2] = err_write
             self.child_fds[sid].add(err_write)
             self.pumps.append(Pump(stream(err_read), [stderr_sink], observers=(proc.stderr_tail,)))
-        if isinstance(stderr_sink.inner, StreamSink):
-            stderr_sink.inner.feeders = len(self.procs)
 
     def _stdout_sink(self, stdout_fd: int) -> Sink:
+        """The one sink every pumped edge into ppipe's stdout shares; several merge whole lines."""
+        feeders = len(self.graph.inputs(Boundary.STDOUT))
         if self.options.stdout is CAPTURE:
             self.capture = CaptureSink()
-            return self.capture
-        return sink_for_fd(stdout_fd)
+            sink: Sink = self.capture
+        else:
+            sink = sink_for_fd(stdout_fd, feeders)
+        return MergeSink(sink) if feeders > 1 else sink
 
     # -- spawning
 
-    def _spawn(self, proc: _Proc, stage_sinks: Mapping[int, Sink], hook: Callable[[], None] | None) -> None:
+    def _spawn(self, proc: _Proc, hook: Callable[[], None] | None) -> None:
         sid = proc.stage.id
         fds = dict(self.fd_table[sid])
         try:

@@ -220,14 +220,16 @@ class FdSink(Sink):
         return self.alive
 
 
-def sink_for_fd(fd: int) -> Sink:
+def sink_for_fd(fd: int, feeders: int = 1) -> Sink:
     """A sink writing to one of ppipe's own descriptors without changing its flags.
 
     ``PipeIOStream`` sets ``O_NONBLOCK``, which lives on the open file
     description shared with ppipe's parent (the shell, the terminal): setting
     it on fd 2 itself would break them. On Linux a pipe or terminal can be
     opened again through ``/proc/self/fd``, which gives a private
-    description; anything else gets plain blocking writes.
+    description; anything else gets plain blocking writes. ``feeders`` is
+    how many pumps will write into it; the private description is closed
+    when the last one is done.
     """
     try:
         mode = os.fstat(fd).st_mode
@@ -237,7 +239,7 @@ def sink_for_fd(fd: int) -> Sink:
     if pollable and sys.platform.startswith("linux"):
         flags = os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
         try:
-            return StreamSink(stream(os.open(f"/proc/self/fd/{fd}", flags)))
+            return StreamSink(stream(os.open(f"/proc/self/fd/{fd}", flags)), feeders)
         except OSError as error:
             if error.errno not in (errno.ENXIO, errno.ENOENT, errno.EACCES, errno.EPERM):
                 raise
