@@ -221,3 +221,29 @@ def test_completion_protocol_through_the_entry_point() -> None:
     env = {**os.environ, "_PPIPE_COMPLETE": "complete_bash", "COMP_WORDS": "ppipe 'seq 3 | sor", "COMP_CWORD": "1"}
     result = subprocess.run([PPIPE], capture_output=True, env=env, timeout=30)
     assert "seq 3 | sort" in result.stdout.decode()
+
+
+def test_unwritable_report_is_refused_before_running(tmp_path: Path) -> None:
+    result = ppipe("--report", str(tmp_path / "missing" / "r.json"), f"touch {tmp_path}/ran")
+    assert result.returncode == 2
+    assert result.stderr.decode().startswith("ppipe: cannot write the report to")
+    assert not (tmp_path / "ran").exists()
+
+
+def test_closed_stdout_fails_like_bash() -> None:
+    ours = subprocess.run(["bash", "-c", f"{PPIPE} 'echo hi' >&-"], capture_output=True, timeout=30, env=ENV)
+    theirs = subprocess.run(["bash", "-c", "echo hi >&-"], capture_output=True, timeout=30, env=ENV)
+    assert ours.returncode == theirs.returncode == 1
+    assert b"Bad file descriptor" in ours.stderr
+
+
+def test_unreadable_input_file(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("x\n")
+    secret.chmod(0)
+    result = ppipe(f"cat < {secret} | wc -l", env={**ENV, "HOME": str(tmp_path)})
+    if os.geteuid() == 0:  # root reads it anyway
+        assert result.stdout.strip() == b"1"
+        return
+    assert result.returncode == 1
+    assert "Permission denied" in result.stderr.decode()

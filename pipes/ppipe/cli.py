@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from . import __version__, report
-from .errors import PpipeError
+from .errors import ExitStatus, PpipeError
 from .explain import explain
 from .graph import Graph
 from .summary import failure_lines
@@ -62,23 +62,35 @@ def run_command(config: Config) -> int:
 
     graph: Graph | None = None
     try:
+        if config.report:
+            report.check_destination(config.report)
         graph = parse(config.pipeline)
         if config.explain:
             return _print(explain(graph))
         result = api.run(graph, no_fail=config.no_fail, timeout=config.timeout, kill_after=config.kill_after,
                          handle_signals=True)
     except PpipeError as error:
-        _error_lines(str(error).splitlines())
-        if config.report:
-            report.write(report.build_for_error(config.pipeline, error, graph), config.report)
+        _print_error(str(error).splitlines())
+        if config.report and not isinstance(error, report.ReportError):
+            _write_report(report.build_for_error(config.pipeline, error, graph), config.report)
         return error.status
     if not config.quiet:
-        _error_lines(failure_lines(result), prefixed=True)
-    if config.report:
-        report.write(report.build(result), config.report)
+        _print_error(failure_lines(result))
+    status = result.exit_status
+    if config.report and not _write_report(report.build(result), config.report):
+        status = status or ExitStatus.FAILURE
     if result.interrupted_by:
         _reraise(signal.Signals[result.interrupted_by])
-    return result.exit_status
+    return status
+
+
+def _write_report(data: dict[str, object], destination: str) -> bool:
+    try:
+        report.write(data, destination)
+    except OSError as error:
+        _print_error([f"cannot write the report to {destination}: {error.strerror}"])
+        return False
+    return True
 
 
 def _print(text: str) -> int:
@@ -91,9 +103,10 @@ def _print(text: str) -> int:
     return 0
 
 
-def _error_lines(lines: list[str], prefixed: bool = False) -> None:
-    for i, line in enumerate(lines):
-        prefix = "" if prefixed or (i and not line.startswith("stage ")) else "ppipe: "
+def _print_error(lines: list[str]) -> None:
+    """Prints lines on stderr; each that is not an indented detail is prefixed ``ppipe:``."""
+    for line in lines:
+        prefix = "" if line.startswith((" ", "ppipe:")) else "ppipe: "
         sys.stderr.write(f"{prefix}{line}\n")
     sys.stderr.flush()
 
@@ -152,9 +165,32 @@ def main(
 
 
 def entry() -> None:
-    """The console script."""
+    """The console script.
+
+    Makes sure descriptors 0–2 exist first (``ppipe ... >&-``): otherwise the
+    first pipe ppipe creates would take a standard descriptor's number and
+    stages would write into each other's pipes. The stand-in fails reads or
+    writes with EBADF, as the closed descriptor would have. A Ctrl-C before the run
+    started, and any bug, end with one line instead of a traceback
+    (``PPIPE_DEBUG=1`` shows it).
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            # Opened the wrong way round, so a stage using it still gets EBADF
+            # as from a closed descriptor; os.open takes the lowest free number.
+            os.open(os.devnull, os.O_WRONLY if fd == 0 else os.O_RDONLY)
     if COMPLETE_VAR in os.environ:
         from typer._completion_classes import completion_init
 
         completion_init()
-    app(prog_name="ppipe")
+    try:
+        app(prog_name="ppipe")
+    except KeyboardInterrupt:
+        _reraise(signal.SIGINT)
+    except Exception as error:
+        if os.environ.get("PPIPE_DEBUG"):
+            raise
+        _print_error([f"internal error: {error!r}", "  this is a bug in ppipe; PPIPE_DEBUG=1 shows the traceback"])
+        sys.exit(ExitStatus.FAILURE)

@@ -44,7 +44,7 @@ import sys
 from typing import Any
 
 from . import __version__
-from .errors import PpipeError
+from .errors import PpipeError, UsageError
 from .graph import Boundary, Graph, Node
 from .result import RunResult, StageResult
 
@@ -90,6 +90,23 @@ def build_for_error(text: str, error: PpipeError, graph: Graph | None = None) ->
         "edges": [],
         "shards": [],
     }
+
+
+class ReportError(UsageError):
+    """The report could not be written where the user asked; found before anything runs."""
+
+
+def check_destination(destination: str) -> None:
+    """Raises :class:`ReportError` when ``destination`` cannot be written, so a run is not wasted."""
+    if destination == "-":
+        return
+    directory = os.path.dirname(os.path.abspath(destination))
+    if os.path.isdir(destination):
+        raise ReportError(f"cannot write the report to {destination}: it is a directory")
+    if not os.path.isdir(directory):
+        raise ReportError(f"cannot write the report to {destination}: no directory {directory}")
+    if not os.access(directory, os.W_OK):
+        raise ReportError(f"cannot write the report to {destination}: {directory} is not writable")
 
 
 def write(report: dict[str, Any], destination: str) -> None:
