@@ -20,7 +20,11 @@ What is measured, and how:
   JSON as ``self_cpu_sampled`` and used when the final read fails;
 * ppipe's peak RSS: ``VmHWM`` from ``/proc/<pid>/status``, sampled at ~20 Hz,
   last value before exit (a zombie has no memory left to report). wait4's
-  ``ru_maxrss`` (the largest of ppipe and its stages) is in the JSON too.
+  ``ru_maxrss`` (the largest of ppipe and its stages) is in the JSON too;
+* ppipe's own read()/write() calls and bytes: ``/proc/<pid>/task/<pid>/io``
+  of the exited, unreaped main thread (``/proc/<pid>/io`` would include the
+  stages ppipe reaped); printed as the average read size, a sign of how many
+  trips through the event loop each MB costs.
 
 Each run's output is checked (``wc -c`` must print the byte count, ...);
 a wrong output, a non-zero exit or a timeout marks the run invalid, and
@@ -84,6 +88,10 @@ class Run:
     self_user: float | None = None
     self_sys: float | None = None
     peak_rss_kib: int | None = None
+    self_reads: int | None = None
+    self_read_bytes: int | None = None
+    self_writes: int | None = None
+    self_write_bytes: int | None = None
     samples: int = 0
     stdout: str = ""
     stderr_tail: str = ""
@@ -98,6 +106,15 @@ def _read_stat(pid: int) -> tuple[int, int, int, int] | None:
         return None
     fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces
     return int(fields[11]), int(fields[12]), int(fields[13]), int(fields[14])
+
+
+def _read_thread_io(pid: int) -> dict[str, int] | None:
+    """The main thread's own I/O counters (rchar, syscr, ...): unlike /proc/<pid>/io, no reaped children's."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/io", encoding="ascii") as handle:
+            return {key: int(value) for key, value in (line.split(":") for line in handle if ":" in line)}
+    except (OSError, ValueError):
+        return None
 
 
 def _read_hwm_kib(pid: int) -> int | None:
@@ -198,12 +215,14 @@ def _execute(run: Run, argv: Sequence[str], timeout: float, sample: bool, stdin:
     timer.daemon = True
     timer.start()
     final: tuple[int, int, int, int] | None = None
+    io: dict[str, int] | None = None
     try:
         # Exited but not reaped: the pid (and the zombie's /proc/<pid>/stat) stay ours.
         os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
         run.wall = time.perf_counter() - start
         if sample:
             final = _read_stat(proc.pid)
+            io = _read_thread_io(proc.pid)
     finally:
         timer.cancel()
         if sampler:
@@ -221,9 +240,12 @@ def _execute(run: Run, argv: Sequence[str], timeout: float, sample: bool, stdin:
             run.self_cpu_sampled = sampler.cpu_ticks / CLK_TCK
         if final is not None:
             run.self_user, run.self_sys = final[0] / CLK_TCK, final[1] / CLK_TCK
-            run.self_cpu = run.self_user + run.self_sys
+            run.self_cpu = round(run.self_user + run.self_sys, 3)
         else:
             run.self_cpu = run.self_cpu_sampled
+        if io is not None:
+            run.self_reads, run.self_read_bytes = io.get("syscr"), io.get("rchar")
+            run.self_writes, run.self_write_bytes = io.get("syscw"), io.get("wchar")
     return timed_out.is_set()
 
 
@@ -524,7 +546,10 @@ def summarize(workload: Workload) -> dict[str, dict[str, object]]:
                 cpu = _median([r.self_cpu for r in good])
                 rss = [r.peak_rss_kib for r in good if r.peak_rss_kib is not None]
                 entry.update(self_cpu=cpu, self_cpu_share=cpu / median if cpu is not None and median else None,
-                             peak_rss_mib=max(rss) / KIB if rss else None)
+                             peak_rss_mib=max(rss) / KIB if rss else None,
+                             self_reads=_median([r.self_reads for r in good]),
+                             self_read_bytes=_median([r.self_read_bytes for r in good]),
+                             self_writes=_median([r.self_writes for r in good]))
         summary[variant.name] = entry
     base = summary.get(workload.variants[0].name, {}) if workload.variants else {}
     for entry in summary.values():
@@ -546,7 +571,7 @@ def render_table(workloads: list[Workload], summaries: dict[str, dict[str, dict[
     rows: list[list[str]] = []
     for workload in workloads:
         if workload.skip:
-            rows.append([workload.name, workload.skip, *[""] * (len(header) - 2)])
+            rows.append([workload.name, workload.skip])  # spans the row; not counted in the widths
             continue
         for index, variant in enumerate(workload.variants):
             entry = summaries[workload.name][variant.name]
@@ -566,10 +591,12 @@ def render_table(workloads: list[Workload], summaries: dict[str, dict[str, dict[
                 "" if not variant.sample else _cell(entry.get("peak_rss_mib"), ".1f"),
                 f"{entry['valid']}/{entry['runs']}",
             ])
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    widths = [max(len(row[i]) for row in [header, *rows] if len(row) == len(header)) for i in range(len(header))]
     right = {2, 3, 4, 5, 6, 7, 8, 9}
 
     def line(cells: Sequence[str]) -> str:
+        if len(cells) != len(header):
+            return "  ".join([cells[0].ljust(widths[0]), *cells[1:]])
         return "  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(cells))
 
     out = [line(header), "  ".join("-" * w for w in widths)]
@@ -596,6 +623,14 @@ def _run_text(argv: Sequence[str], timeout: float = 30.0) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return (done.stdout or done.stderr).strip()
+
+
+def _load() -> str:
+    try:
+        with open("/proc/loadavg", encoding="ascii") as handle:
+            return " ".join(handle.read().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def _cpu_model() -> str:
@@ -633,6 +668,9 @@ def machine_info(tools: Tools) -> dict[str, str]:
         "tornado": _run_text([tools.python, "-c", "import tornado; print(tornado.version)"]),
         "ppipe": _run_text([*tools.ppipe, "--version"]),
         "ppipe command": shlex.join(tools.ppipe),
+        "load average": _load(),
+        "bytecode": ("not written (PYTHONDONTWRITEBYTECODE set): modules without a .pyc compile at every start"
+                     if os.environ.get("PYTHONDONTWRITEBYTECODE") else "cached as usual"),
         "commit": (commit + (" (modified)" if dirty else "")) if commit else "unknown",
         "pv": (_run_text([tools.pv, "--version"]).splitlines() or ["?"])[0] if tools.pv else "not found",
         "parallel": (_run_text([tools.parallel, "--version"]).splitlines() or ["?"])[0] if tools.parallel
@@ -704,50 +742,40 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    tools = find_tools(args.ppipe)
-    with tempfile.TemporaryDirectory(prefix="ppipe-bench-") as tmpdir:
-        workloads = build_workloads(tools, args.quick, args.repeat, tmpdir)
-        if args.only:
-            wanted = [name.strip() for name in args.only.split(",") if name.strip()]
-            unknown = sorted(set(wanted) - {w.name for w in workloads})
-            if unknown:
-                sys.exit(f"run.py: unknown workload(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(w.name for w in workloads)}")
-            workloads = [w for w in workloads if w.name in wanted]
-        if args.list:
-            for workload in workloads:
-                print(f"{workload.name}: {workload.description}" + (f"  [{workload.skip}]" if workload.skip else ""))
-                for variant in workload.variants:
-                    stdin = f" < {variant.stdin_path}" if variant.stdin_path else ""
-                    print(f"    {variant.name}: {shlex.join(variant.argv)}{stdin}")
-            return 0
+def select(workloads: list[Workload], only: str | None) -> list[Workload]:
+    if not only:
+        return workloads
+    wanted = [name.strip() for name in only.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - {w.name for w in workloads})
+    if unknown:
+        sys.exit(f"run.py: unknown workload(s) {', '.join(unknown)}; known: {', '.join(w.name for w in workloads)}")
+    return [w for w in workloads if w.name in wanted]
 
-        machine = machine_info(tools)
-        width = max(len(key) for key in machine)
-        print("\n".join(f"{key:<{width}}  {value}" for key, value in machine.items()))
-        startup_repeat = next((w.repeat for w in workloads if w.name == "startup"), "-")
-        print(f"{'repeat':<{width}}  {args.repeat} (startup: {startup_repeat}), warm-up {args.warmup}, "
-              f"interleaved{', QUICK sizes' if args.quick else ''}", flush=True)
 
-        interrupted = False
-        for workload in workloads:
-            if workload.skip:
-                print(f"[{workload.name}] {workload.skip}", file=sys.stderr)
-                continue
-            try:
-                run_workload(workload, args.warmup, args.timeout)
-            except KeyboardInterrupt:
-                interrupted = True
-                print(f"[{workload.name}] interrupted; summarizing what was measured", file=sys.stderr)
-                break
+def print_list(workloads: list[Workload]) -> None:
+    for workload in workloads:
+        print(f"{workload.name}: {workload.description}" + (f"  [{workload.skip}]" if workload.skip else ""))
+        for variant in workload.variants:
+            stdin = f" < {variant.stdin_path}" if variant.stdin_path else ""
+            print(f"    {variant.name}: {shlex.join(variant.argv)}{stdin}")
 
-    summaries = {w.name: summarize(w) for w in workloads if not w.skip}
-    print()
-    print(render_table(workloads, summaries))
-    print()
-    print(LEGEND)
+
+def run_all(workloads: list[Workload], warmup: int, timeout: float | None) -> bool:
+    """Runs every workload in turn; returns True when Ctrl-C cut the run short."""
+    for workload in workloads:
+        if workload.skip:
+            print(f"[{workload.name}] {workload.skip}", file=sys.stderr)
+            continue
+        try:
+            run_workload(workload, warmup, timeout)
+        except KeyboardInterrupt:
+            print(f"[{workload.name}] interrupted; summarizing what was measured", file=sys.stderr)
+            return True
+    return False
+
+
+def print_details(workloads: list[Workload], summaries: dict[str, dict[str, dict[str, object]]]) -> None:
+    """The exact commands, notes, ppipe's own I/O, and why runs were invalid."""
     for workload in workloads:
         if workload.skip or not workload.variants:
             continue
@@ -756,28 +784,64 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"    {variant.name}: {shlex.join(variant.argv)}")
         for note in workload.notes:
             print(f"    note: {note}")
-        reasons = sorted({f"{r.variant}: {r.reason}" for r in workload.runs if not r.valid})
-        for reason in reasons:
+        for variant in workload.variants:
+            entry = summaries[workload.name][variant.name]
+            reads, nbytes, writes = entry.get("self_reads"), entry.get("self_read_bytes"), entry.get("self_writes")
+            if variant.sample and reads and nbytes is not None and writes is not None:
+                print(f"    {variant.name} itself (median): {reads:.0f} read() calls, {writes:.0f} write() calls, "
+                      f"{float(nbytes) / float(reads) / KIB:.1f} KiB per read")  # type: ignore[arg-type]
+        for reason in sorted({f"{r.variant}: {r.reason}" for r in workload.runs if not r.valid}):
             print(f"    INVALID {reason}")
 
+
+def write_json(path: str, machine: dict[str, str], args: argparse.Namespace, interrupted: bool,
+               workloads: list[Workload], summaries: dict[str, dict[str, dict[str, object]]]) -> None:
+    document = {
+        "machine": machine,
+        "args": vars(args),
+        "interrupted": interrupted,
+        "workloads": {
+            w.name: {
+                "description": w.description, "kind": w.kind, "nbytes": w.nbytes, "repeat": w.repeat,
+                "skip": w.skip, "notes": w.notes,
+                "commands": {v.name: v.argv for v in w.variants},
+                "runs": [asdict(r) for r in w.runs],
+                "summary": summaries.get(w.name, {}),
+            }
+            for w in workloads
+        },
+    }
+    Path(path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    print(f"\nraw runs and summary written to {path}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        sys.exit(f"run.py: cannot write {args.json}: no such directory")
+    tools = find_tools(args.ppipe)
+    with tempfile.TemporaryDirectory(prefix="ppipe-bench-") as tmpdir:
+        workloads = select(build_workloads(tools, args.quick, args.repeat, tmpdir), args.only)
+        if args.list:
+            print_list(workloads)
+            return 0
+        machine = machine_info(tools)
+        width = max(len(key) for key in machine)
+        print("\n".join(f"{key:<{width}}  {value}" for key, value in machine.items()))
+        startup_repeat = next((w.repeat for w in workloads if w.name == "startup"), "-")
+        print(f"{'repeat':<{width}}  {args.repeat} (startup: {startup_repeat}), warm-up {args.warmup}, "
+              f"interleaved{', QUICK sizes' if args.quick else ''}", flush=True)
+        interrupted = run_all(workloads, args.warmup, args.timeout)
+
+    summaries = {w.name: summarize(w) for w in workloads if not w.skip}
+    machine["load average at end"] = _load()
+    print(f"\nload average at end: {machine['load average at end']} (other work on the machine skews every row)")
+    print(render_table(workloads, summaries))
+    print()
+    print(LEGEND)
+    print_details(workloads, summaries)
     if args.json:
-        document = {
-            "machine": machine,
-            "args": vars(args),
-            "interrupted": interrupted,
-            "workloads": {
-                w.name: {
-                    "description": w.description, "kind": w.kind, "nbytes": w.nbytes, "repeat": w.repeat,
-                    "skip": w.skip, "notes": w.notes,
-                    "commands": {v.name: v.argv for v in w.variants},
-                    "runs": [asdict(r) for r in w.runs],
-                    "summary": summaries.get(w.name, {}),
-                }
-                for w in workloads
-            },
-        }
-        Path(args.json).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-        print(f"\nraw runs and summary written to {args.json}")
+        write_json(args.json, machine, args, interrupted, workloads, summaries)
     invalid = any(not r.valid for w in workloads for r in w.runs)
     return 130 if interrupted else (1 if invalid else 0)
 
