@@ -3,17 +3,22 @@
 Each case runs the same pipeline text twice in the same freshly prepared
 directory (same absolute path, so paths printed by either agree): once under
 ``bash -o pipefail -c`` and once through the installed ``ppipe`` console
-script, with the same environment and the same stdin bytes. Stdout, the exit
-status and every file in the directory afterwards must be identical. Stderr
-is never compared (bash and ppipe word their own errors differently); ppipe's
-stderr must just never show a Python traceback.
+script, with the same environment (``LC_ALL=C``, a few known variables, a
+known ``HOME``) and the same stdin bytes. Stdout, the exit status and every
+file in the directory afterwards must be identical. Stderr is never compared
+(bash and ppipe word their own errors differently); ppipe's stderr must just
+never show a Python traceback.
 
 The documented difference — a producer killed by SIGPIPE is not a failure for
 ppipe, where bash's pipefail reports 141 — is asserted exactly, separately.
 
-ppipe starts a Python interpreter per run, so the runs are done in a thread
-pool as soon as the module's first test asks for a result; each test then
-only checks its own case.
+Cases where ppipe disagrees with bash and ppipe is wrong are kept, marked
+``xfail(strict=True)`` with the reason, so that fixing ppipe flips them.
+
+ppipe starts a Python interpreter per run (about half a second of CPU), so
+all the runs this session will check are started at once in a thread pool
+when the module's first test asks for its result; each test then only
+checks its own case.
 """
 
 from __future__ import annotations
@@ -24,20 +29,21 @@ import random
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import ENV, bash, ppipe, python_stage
 
 # ---------------------------------------------------------------- the prepared directory
 
 #: Text files with known lines, globbable *.txt files (byte order puts "Zeta"
-#: before "a"), a name with a space, a hidden file, a subdirectory, a file
-#: that is not executable, and a binary file holding every byte value.
+#: before "a"), a name with a space, a hidden file, a subdirectory and a file
+#: that is not executable; plus data.bin, holding every byte value.
 TEXT_FILES: dict[str, bytes] = {
     "lines.txt": b"banana\napple\ncherry\napple\ndate\nelderberry\nfig\n",
     "nums.txt": b"10\n9\n100\n1\n2\n",
@@ -52,16 +58,18 @@ TEXT_FILES: dict[str, bytes] = {
     "sub/two.log": b"two\n",
     "noexec.sh": b"#!/bin/sh\necho should not run\n",
 }
-BINARY = bytes(range(256)) * 16 + random.Random(20240611).randbytes(300_000)
+BINARY = bytes(range(256)) * 16 + random.Random(20240611).randbytes(120_000)
 
-#: Variables both runs see; FOO, BAR, A, X and UNSET_* are guaranteed unset.
+#: Variables both runs see; the names in REMOVED are guaranteed unset.
 VARIABLES = {
     "GREETING": "hello   world",
     "SPACED": "  a  b  ",
+    "BLANKS": "   ",
     "EMPTY": "",
     "PAT": "*.txt",
     "FILE": "with space.txt",
     "TABS": "x\ty\nz",
+    "SORT_R": "sort -r",
 }
 REMOVED = ("FOO", "BAR", "A", "X", "UNSET", "UNSET_VAR", "GREETING_x")
 
@@ -86,7 +94,7 @@ def wipe(directory: Path) -> None:
 
 
 def snapshot(directory: Path) -> dict[str, tuple[int, str, bytes]]:
-    """Every file under ``directory``: relative path → (size, sha256, first bytes); directories too."""
+    """Everything under ``directory``: relative path → (size, sha256, first bytes); directories end in '/'."""
     files: dict[str, tuple[int, str, bytes]] = {}
     for root, dirs, names in os.walk(directory):
         for name in dirs:
@@ -98,13 +106,18 @@ def snapshot(directory: Path) -> dict[str, tuple[int, str, bytes]]:
     return files
 
 
-def environment(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in ENV.items() if k not in REMOVED}
-    env.update(VARIABLES, HOME=str(home))
+def environment(home: Path, pycache: Path) -> dict[str, str]:
+    """conftest's ``ENV`` (C locale) with our variables and ``HOME``, for bash and ppipe alike.
+
+    Python may write its bytecode cache (to a private directory): ppipe then
+    does not recompile its own modules on each of the many runs.
+    """
+    env = {k: v for k, v in ENV.items() if k not in (*REMOVED, "PYTHONDONTWRITEBYTECODE")}
+    env.update(VARIABLES, HOME=str(home), PYTHONPYCACHEPREFIX=str(pycache))
     return env
 
 
-# ---------------------------------------------------------------- running both
+# ---------------------------------------------------------------- running
 
 
 @dataclass(frozen=True)
@@ -116,17 +129,20 @@ class Outcome:
 
 
 def run_bash(script: str, cwd: Path, env: dict[str, str], stdin: bytes | None) -> subprocess.CompletedProcess[bytes]:
-    """``bash -o pipefail -c`` with our own environment (conftest's ``bash`` always uses ``ENV``)."""
+    """``bash -o pipefail -c`` with a given environment (conftest's ``bash`` always uses ``ENV``)."""
     return subprocess.run(["bash", "-o", "pipefail", "-c", script], input=stdin, capture_output=True, timeout=60,
                           cwd=cwd, env=env, stdin=None if stdin is not None else subprocess.DEVNULL)
 
 
-def run_both(base: Path, home: Path, pipeline: str, stdin: bytes | None) -> tuple[Outcome, Outcome]:
-    """Runs ``pipeline`` under bash, then ppipe, each in the same freshly prepared directory."""
+def run_ppipe(pipeline: str, cwd: Path, env: dict[str, str], stdin: bytes | None) -> subprocess.CompletedProcess[bytes]:
+    return ppipe(pipeline, input=stdin, cwd=str(cwd), env=env)
+
+
+def run_both(base: Path, env: dict[str, str], pipeline: str, stdin: bytes | None) -> tuple[Outcome, Outcome]:
+    """Runs ``pipeline`` under bash, then under ppipe, each in the same freshly prepared directory."""
     directory = Path(tempfile.mkdtemp(dir=base))
-    env = environment(home)
     outcomes = []
-    for runner in (run_bash, lambda text, cwd, env, stdin: ppipe(text, input=stdin, cwd=str(cwd), env=env)):
+    for runner in (run_bash, run_ppipe):
         wipe(directory)
         prepare(directory)
         done = runner(pipeline, directory, env, stdin)
@@ -136,52 +152,68 @@ def run_both(base: Path, home: Path, pipeline: str, stdin: bytes | None) -> tupl
 
 
 def run_sigpipe(base: Path, pipeline: str) -> tuple[Outcome, Outcome]:
-    """The SIGPIPE cases: the default environment, conftest's helpers as they are."""
-    directory = Path(tempfile.mkdtemp(dir=base))
-    by_bash = bash(pipeline, cwd=str(directory))
-    by_ppipe = ppipe(pipeline, cwd=str(directory))
+    """The SIGPIPE cases, through conftest's helpers as they are."""
+    directory = tempfile.mkdtemp(dir=base)
+    by_bash, by_ppipe = bash(pipeline, cwd=directory), ppipe(pipeline, cwd=directory)
     shutil.rmtree(directory)
-    return tuple(Outcome(d.stdout, d.stderr, d.returncode, {}) for d in (by_bash, by_ppipe))  # type: ignore[return-value]
+    return (Outcome(by_bash.stdout, by_bash.stderr, by_bash.returncode, {}),
+            Outcome(by_ppipe.stdout, by_ppipe.stderr, by_ppipe.returncode, {}))
+
+
+def run_bad(base: Path, pipeline: str) -> subprocess.CompletedProcess[bytes]:
+    """ppipe alone, in a directory where '*.txt' matches two files."""
+    directory = Path(tempfile.mkdtemp(dir=base))
+    for name in ("a.txt", "b.txt"):
+        (directory / name).write_text(name)
+    done = ppipe(pipeline, cwd=str(directory))
+    shutil.rmtree(directory)
+    return done
 
 
 class Runs:
-    """Starts every run this session will ask for at once, in a thread pool; hands out results."""
+    """Starts the runs of every collected test of this module at once; hands each test its result."""
 
-    def __init__(self, base: Path, home: Path) -> None:
+    def __init__(self, base: Path, env: dict[str, str]) -> None:
         self.base = base
-        self.home = home
+        self.env = env
         self.pool = ThreadPoolExecutor(max_workers=max(4, 2 * (os.cpu_count() or 2)))
-        self.futures: dict[tuple[str, str], Future[tuple[Outcome, Outcome]]] = {}
+        self.futures: dict[str, Future[Any]] = {}
 
-    def job(self, test: str, params: dict[str, Any]) -> Callable[[], tuple[Outcome, Outcome]] | None:
+    def job(self, test: str, params: dict[str, Any]) -> Callable[[], Any] | None:
         if test == "test_same_as_bash":
-            return lambda: run_both(self.base, self.home, params["pipeline"], params["stdin"])
+            return lambda: run_both(self.base, self.env, params["pipeline"], params["stdin"])
         if test == "test_sigpipe_is_not_a_failure":
             return lambda: run_sigpipe(self.base, params["pipeline"])
+        if test == "test_bad_input_never_shows_a_traceback":
+            return lambda: run_bad(self.base, params["pipeline"])
         return None
 
-    def submit(self, test: str, params: dict[str, Any]) -> None:
-        key = (test, repr(sorted(params.items())))
-        job = self.job(test, params)
-        if job is not None and key not in self.futures:
-            self.futures[key] = self.pool.submit(job)
+    def submit(self, item: pytest.Item) -> None:
+        callspec = getattr(item, "callspec", None)
+        job = self.job(getattr(item, "originalname", item.name), dict(callspec.params) if callspec else {})
+        if job is not None and item.nodeid not in self.futures:
+            self.futures[item.nodeid] = self.pool.submit(job)
 
-    def get(self, test: str, **params: Any) -> tuple[Outcome, Outcome]:
-        self.submit(test, params)
-        return self.futures[(test, repr(sorted(params.items())))].result()
+    def result(self, item: pytest.Item) -> Any:
+        self.submit(item)
+        return self.futures[item.nodeid].result()
 
 
 @pytest.fixture(scope="module")
-def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     home = tmp_path_factory.mktemp("home")
     (home / "note.txt").write_bytes(b"a note at home\n")
-    result = Runs(tmp_path_factory.mktemp("differential"), home)
+    started = Runs(tmp_path_factory.mktemp("differential"), environment(home, tmp_path_factory.mktemp("pycache")))
     for item in request.session.items:
-        callspec = getattr(item, "callspec", None)
-        if getattr(item, "module", None) is request.module and callspec is not None:
-            result.submit(getattr(item, "originalname", item.name), dict(callspec.params))
-    yield result
-    result.pool.shutdown(wait=True)
+        if getattr(item, "module", None) is request.module:
+            started.submit(item)
+    yield started
+    started.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def bug(reason: str) -> pytest.MarkDecorator:
+    """Marks a case where ppipe disagrees with bash and ppipe is wrong."""
+    return pytest.mark.xfail(strict=True, reason=f"ppipe bug: {reason}")
 
 
 def shown(data: bytes, limit: int = 600) -> str:
@@ -191,158 +223,145 @@ def shown(data: bytes, limit: int = 600) -> str:
 
 # ---------------------------------------------------------------- the cases
 
-PY_TWO_LINES = python_stage("print('first'); print('second')")
+# One write, so the consumer cannot leave before the producer has written everything
+# (PYTHONUNBUFFERED may be set, and print() would then write line by line).
+PY_TWO_LINES = python_stage("import os; os.write(1, b'first\\nsecond\\n')")
 
-# (id, pipeline, stdin bytes or None, bug reason or None)
-CASES: list[tuple[str, str, bytes | None, str | None]] = [
+#: ppipe excuses a stage's non-zero exit whenever its consumer exited successfully first, even when
+#: the stage never wrote a byte after that (status.py rule 3 / Pump.sink_gone), so the status of
+#: `false | true` depends on which process the kernel happens to finish first.
+EXCUSED_RACE = ("a producer that exits non-zero without writing is excused when its consumer exited 0 first "
+                "(Pump.sink_gone sets closed_early whether or not the producer ever wrote after that)")
+
+# (id, pipeline, stdin bytes or None, marks)
+CASES: list[tuple[str, str, bytes | None, tuple[pytest.MarkDecorator, ...]]] = [
     # -- quoting
-    ("quote-single", "echo 'single  quoted | & ; < > $HOME *.txt'", None, None),
-    ("quote-double", 'echo "double  quoted | & ; < > text"', None, None),
-    ("quote-backslash", r"echo a\ b\|c \> \& \; \< d\\e", None, None),
-    ("quote-empty-strings", "printf '[%s]\\n' \"\" '' x \"\"''", None, None),
-    ("quote-adjacent-concat", "printf '[%s]\\n' \"a\"'b'c\"d e\"f", None, None),
-    ("quote-double-escapes", r'''printf '[%s]\n' "q\"uote \$HOME back\\slash tick\` keep\n \x"''', None, None),
-    ("quote-single-in-single", r"printf '[%s]\n' 'it'\''s'", None, None),
-    ("quote-pipe-in-arg", "printf 'a|b\\nc\\n' | grep -F 'a|b'", None, None),
-    ("quote-operators-literal", "printf '[%s]\\n' 'semi;colon' \"amp&&and\" 'or||or' '$(not run)' \"2>&1\" '`tick`'",
-     None, None),
-    ("quote-escaped-expansions", r"""printf '[%s]\n' \$HOME \~ \*.txt "\*" '\$'""", None, None),
-    ("quote-hash-inside-word", "echo a#b 'c #d' e\\#f", None, None),
-    ("quote-awk-program", "awk '{ print $2 \"|\" $1 }' 'with space.txt'", None, None),
+    ("quote-single-and-double",
+     "echo 'single  quoted | & ; < > $HOME *.txt' \"double  quoted | & ; < > *.txt\"", None, ()),
+    ("quote-backslash", "echo a\\ b\\|c \\> \\& \\; \\< d\\\\e \\\"q\\' trailing\\", None, ()),
+    ("quote-empty-and-adjacent", "printf '[%s]\\n' \"\" '' x \"\"'' \"a\"'b'c\"d e\"f 'it'\\''s'", None, ()),
+    ("quote-escapes-and-escaped-expansions",
+     r"""printf '[%s]\n' "q\"uote \$HOME back\\slash tick\` keep\n \x" \$HOME \~ \*.txt "\*" '\$'""", None, ()),
+    ("quote-operators-in-quotes",
+     "printf '%s\\n' 'a|b' 'semi;colon' \"amp&&and\" 'or||or' '$(not run)' \"2>&1\" '`tick`' '<<EOF' "
+     "| grep -F -v 'or||or'", None, ()),
+    ("quote-awk-program", "awk '{ print $2 \"|\" $1 }' 'with space.txt'", None, ()),
     # -- variables
-    ("var-plain", "echo $GREETING", None, None),
-    ("var-split-fields", "printf '[%s]\\n' $GREETING", None, None),
-    ("var-quoted-no-split", "printf '[%s]\\n' \"$GREETING\"", None, None),
-    ("var-braces", "printf '[%s]\\n' ${GREETING}x \"${GREETING}\"y x${EMPTY}y", None, None),
-    ("var-leading-trailing-blanks", "printf '[%s]\\n' $SPACED x$SPACED\"y\" \"$SPACED\"", None, None),
-    ("var-tabs-newlines", "printf '[%s]\\n' $TABS \"$TABS\"", None, None),
-    ("var-unset", "printf '[%s]\\n' $UNSET_VAR \"$UNSET_VAR\" ${UNSET_VAR} pre${UNSET_VAR}post", None, None),
-    ("var-empty-drops-word", "printf '[%s]\\n' $EMPTY a $EMPTY \"$EMPTY\"", None, None),
-    ("var-name-boundaries", "printf '[%s]\\n' $GREETING_x $GREETING-x $GREETING.x", None, None),
-    ("var-lone-dollar", "printf '[%s]\\n' $ a$ \"$\" \"a $ b\"", None, None),
-    ("var-unquoted-is-globbed", "printf '[%s]\\n' $PAT", None, None),
-    ("var-quoted-not-globbed", "printf '[%s]\\n' \"$PAT\"", None, None),
-    ("var-file-with-space-quoted", "cat \"$FILE\" | tr a-z A-Z", None, None),
-    ("var-file-with-space-unquoted", "cat $FILE | wc -l", None, None),
+    ("var-split-quoted-braces",
+     "printf '[%s]\\n' $GREETING \"$GREETING\" ${GREETING}x \"${GREETING}\"y x${EMPTY}y", None, ()),
+    ("var-blanks-at-edges", "printf '[%s]\\n' $SPACED x$SPACED\"y\" \"$SPACED\" $BLANKS a${BLANKS}b $TABS \"$TABS\"",
+     None, ()),
+    ("var-unset-and-empty",
+     "printf '[%s]\\n' $UNSET_VAR \"$UNSET_VAR\" ${UNSET_VAR} pre${UNSET_VAR}post $EMPTY a \"$EMPTY\" "
+     "\"\"$EMPTY $EMPTY\"\" $EMPTY$UNSET_VAR", None, ()),
+    ("var-names-and-lone-dollar", "printf '[%s]\\n' $GREETING_x $GREETING-x $GREETING.x $ a$ \"$\" \"a $ b\"",
+     None, ()),
+    ("var-glob-unquoted-and-quoted", "printf '[%s]\\n' $PAT \"$PAT\"", None, ()),
+    ("var-as-command", "$EMPTY $SORT_R lines.txt | sed -n 1,2p", None, ()),
+    ("var-file-with-space-unquoted", "cat $FILE | wc -l", None, ()),
     # -- tilde
-    ("tilde-forms", "printf '[%s]\\n' ~ ~/sub \"~\" \\~ a~ ~nosuchuser1234 '~'/x", None, None),
-    ("tilde-user", "printf '[%s]\\n' ~root ~root/x", None, None),
-    ("tilde-read-file", "cat ~/note.txt | wc -c", None, None),
+    ("tilde-forms", "printf '[%s]\\n' ~ ~/sub \"~\" \\~ a~ ~nosuchuser1234 '~'/x ~root ~root/x", None, ()),
+    ("tilde-read-file", "cat ~/note.txt | wc -c", None, ()),
     ("tilde-in-assignment", "X=~/note.txt sh -c 'cat \"$X\"'", None,
-     "bash expands '~' after '=' in a NAME=value prefix; ppipe passes '~/note.txt' on literally"),
+     (bug("bash expands '~' after '=' in a NAME=value prefix; ppipe passes '~/note.txt' on literally"),)),
     # -- globs
-    ("glob-star-sorted", "printf '[%s]\\n' *.txt", None, None),
-    ("glob-question", "printf '[%s]\\n' ?.txt", None, None),
-    ("glob-brackets", "printf '[%s]\\n' [ab].txt [!a].txt [A-Z]*", None, None),
-    ("glob-no-match-literal", "printf '[%s]\\n' *.nomatch no?such [x]y", None, None),
-    ("glob-quoted-literal", "printf '[%s]\\n' \"*.txt\" '?.txt' \\*.txt \"[ab]\".txt", None, None),
-    ("glob-partly-quoted", "printf '[%s]\\n' \"with \"* 'a'*", None, None),
-    ("glob-subdir", "printf '[%s]\\n' sub/* */*.log", None, None),
-    ("glob-star-skips-hidden", "printf '[%s]\\n' *", None, None),
-    ("glob-case-sensitive", "printf '[%s]\\n' *.TXT", None, None),
-    ("glob-cat-all", "cat *.txt | sort | uniq -c | sort -rn", None, None),
+    ("glob-star-sorted", "printf '[%s]\\n' *.txt", None, ()),
+    ("glob-brackets", "printf '[%s]\\n' ?.txt [ab].txt [!a].txt [A-Z]* with?space.txt", None, ()),
+    ("glob-posix-class", "printf '[%s]\\n' [[:upper:]]* [[:digit:]]*", None,
+     (bug("POSIX character classes in brackets ([[:upper:]]) never match: ppipe leaves the pattern literal"),)),
+    ("glob-no-match-literal", "printf '[%s]\\n' *.nomatch no?such [x]y *.TXT nosuchdir/* a[", None, ()),
+    ("glob-quoted-parts-literal", "printf '[%s]\\n' \"*.txt\" '?.txt' \\*.txt \"[ab]\".txt \"with \"* 'a'*", None, ()),
+    ("glob-dirs-and-hidden", "printf '[%s]\\n' sub/* */*.log **/*.log */ *", None, ()),
     # -- NAME=value per stage
-    ("assign-simple", "FOO=1 sh -c 'echo $FOO'", None, None),
-    ("assign-several", "FOO=1 BAR=\"two  words\" sh -c 'echo \"$FOO|$BAR\"'", None, None),
-    ("assign-no-split-no-glob", "A=$GREETING X=*.txt sh -c 'printf \"[%s]\\n\" \"$A\" \"$X\"'", None, None),
-    ("assign-only-its-stage", "FOO=1 true | sh -c 'echo ${FOO:-unset}'", None, None),
-    ("assign-overrides-env", "GREETING=override sh -c 'echo $GREETING'", None, None),
-    ("assign-not-seen-by-own-args", "GREETING=new printf '[%s]\\n' \"$GREETING\"", None, None),
-    ("assign-after-command-is-arg", "sh -c 'echo \"$1\"' sh FOO=1", None, None),
-    ("assign-quoted-is-command", "\"FOO=1\" true", None, None),
+    ("assign-simple", "FOO=1 sh -c 'echo $FOO'", None, ()),
+    ("assign-several", "FOO=1 BAR=\"two  words\" X= A=a=b sh -c 'echo \"$FOO|$BAR|${X-unset}|$A\"'", None, ()),
+    ("assign-no-split-no-glob", "A=$GREETING X=*.txt sh -c 'printf \"[%s]\\n\" \"$A\" \"$X\"'", None, ()),
+    ("assign-only-its-stage", "FOO=1 true | sh -c 'echo ${FOO:-unset}'", None, ()),
+    ("assign-overrides-env-not-own-args", "GREETING=new sh -c 'echo \"$GREETING|$1\"' sh \"$GREETING\"", None, ()),
+    ("assign-after-redirection", "> out.txt FOO=1 sh -c 'echo $FOO'", None, ()),
+    ("assign-after-command-is-arg", "sh -c 'echo \"$1\"' sh FOO=1", None, ()),
+    ("assign-quoted-is-command", "\"FOO=1\" true", None, ()),
     # -- redirections
-    ("redir-out", "sort lines.txt > out.txt", None, None),
-    ("redir-append", "printf 'extra\\n' >> lines.txt", None, None),
-    ("redir-in-and-out", "sort < lines.txt | uniq -c > counts.txt", None, None),
-    ("redir-first-word", "< lines.txt sort -r", None, None),
-    ("redir-no-spaces", "echo a2>x.out", None, None),
-    ("redir-quoted-names", "cat < \"with space.txt\" > 'out file.txt'", None, None),
-    ("redir-glob-target", "cat < wi*.txt", None, None),
-    ("redir-var-target", "cat < \"$FILE\" > \"$FILE.copy\"", None, None),
-    ("redir-two-outputs", "echo hi > first.out > second.out", None, None),
-    ("redir-stderr-file", "ls nonexistent-file 2> err.txt", None, None),
-    ("redir-stderr-append", "ls nonexistent-file 2>> lines.txt", None, None),
-    ("redir-stderr-to-stdout", "ls nonexistent-file lines.txt 2>&1 | sort", None, None),
-    ("redir-both-to-file", "ls nonexistent-file lines.txt &> all.txt", None, None),
-    ("redir-both-append", "ls nonexistent-file lines.txt &>> lines.txt", None, None),
-    ("redir-pipe-both", "ls nonexistent-file lines.txt |& sort", None, None),
-    ("redir-pipe-both-middle", "sh -c 'echo out; echo err >&2' |& sort | tr a-z A-Z", None, None),
-    ("redir-order-file-then-dup", "ls nonexistent-file lines.txt > out.txt 2>&1", None, None),
-    ("redir-order-dup-then-file", "ls nonexistent-file lines.txt 2>&1 > out.txt | tr a-z A-Z", None, None),
-    ("redir-stdout-to-stderr", "sh -c 'echo out' >&2 | wc -c", None, None),
-    ("redir-stdout-devnull", "sh -c 'echo out; echo err >&2' 2>&1 >/dev/null | wc -c", None, None),
-    ("redir-last-stage-to-file", "printf 'x\\n' > out.txt | wc -c", None, None),
-    # -- missing files and failing stages
-    ("missing-redir-input", "cat < /nonexistent | wc -l", None, None),
-    ("missing-redir-only-stage", "wc -l < /nonexistent", None, None),
-    ("missing-redir-output-dir", "echo hi > /nonexistent/dir/x | wc -l", None, None),
-    ("missing-arg-file", "cat /nonexistent | wc -l", None, None),
-    ("ambiguous-redirect-alone", "cat < *.txt", None, None),
+    ("redir-append", "printf 'extra\\n' >> lines.txt", None, ()),
+    ("redir-in-and-out", "sort < lines.txt | uniq -c > counts.txt", None, ()),
+    ("redir-first-word-explicit-fds", "0< lines.txt sort -r 1> out.txt", None, ()),
+    ("redir-no-spaces", "echo a2>x.out", None, ()),
+    ("redir-quoted-names", "cat < \"with space.txt\" > 'out file.txt'", None, ()),
+    ("redir-glob-and-var-targets", "cat < wi*.txt > \"$FILE.copy\"", None, ()),
+    ("redir-several-targets", "cat < a.txt < b.txt > first.out > second.out", None, ()),
+    ("redir-truncates-own-input", "sort < lines.txt > lines.txt", None, ()),
+    ("redir-empty-target", "echo hi > '' | wc -l", None, ()),
+    ("redir-stderr-file-and-append", "ls nonexistent-file 2> err.txt | ls nonexistent-2 2>> lines.txt", None, ()),
+    ("redir-stderr-to-stdout", "ls nonexistent-file lines.txt 2>&1 | sort", None, ()),
+    ("redir-both-to-file", "sh -c 'echo 1; echo 2 >&2; echo 3' &> all.txt | wc -c", None, ()),
+    ("redir-pipe-both", "ls nonexistent-file lines.txt |& sort", None, ()),
+    ("redir-pipe-both-after-stderr-file", "sh -c 'echo out; echo err >&2' 2>/dev/null |& sort", None, ()),
+    ("redir-pipe-both-after-stdout-file", "sh -c 'echo out; echo err >&2' >/dev/null |& wc -c", None, ()),
+    ("redir-order-file-then-dup", "sh -c 'echo 1; echo 2 >&2; echo 3' > out.txt 2>&1", None, ()),
+    ("redir-order-dup-then-file", "ls nonexistent-file lines.txt 2>&1 > out.txt | tr a-z A-Z", None, ()),
+    ("redir-stdout-to-stderr", "sh -c 'echo out' >&2 | wc -c", None, ()),
+    ("redir-stdout-devnull", "sh -c 'echo out; echo err >&2' 2>&1 >/dev/null | wc -c", None, ()),
+    # -- missing files
+    ("missing-redir-input", "cat < /nonexistent | wc -l", None, ()),
+    ("missing-redir-output-dir", "echo hi > /nonexistent/dir/x | wc -l", None, ()),
+    ("missing-arg-file", "cat /nonexistent | wc -l", None, ()),
+    ("ambiguous-redirect-alone", "cat < *.txt", None, ()),
     ("ambiguous-redirect-in-pipeline", "cat < *.txt | wc -l", None,
-     "bash fails only the stage with the ambiguous redirect (status 1) and still runs 'wc -l', which prints 0; "
-     "ppipe refuses the whole pipeline and prints nothing"),
-    ("status-false-true", "false | true", None, None),
-    ("status-true-false", "true | false", None, None),
-    ("status-rightmost-wins", "sh -c 'exit 3' | sh -c 'exit 4'", None, None),
-    ("status-left-failure", "sh -c 'exit 3' | true", None, None),
-    ("status-three-stages", "sh -c 'exit 5' | sh -c 'exit 6' | cat", None, None),
-    ("status-middle-failure", "seq 3 | sh -c 'cat; exit 7' | cat", None, None),
-    ("status-grep-no-match", "grep zzz lines.txt | wc -l", None, None),
-    ("status-signal", "sh -c 'kill -TERM $$' | cat", None, None),
-    ("status-not-found", "nosuchcommand-xyz", None, None),
-    ("status-not-found-last", "true | nosuchcommand-xyz", None, None),
-    ("status-not-executable", "./noexec.sh", None, None),
-    # -- early-exiting consumers whose producer has already written everything
-    ("early-head", "seq 1 100 | head -3", None, None),
-    ("early-sed-quit", "cat lines.txt | sed 2q", None, None),
-    ("early-grep-m1", "cat lines.txt | grep -m1 apple", None, None),
-    ("early-awk-exit", "cat nums.txt | awk 'NR == 2 { print; exit }'", None, None),
-    ("early-python-producer", f"{PY_TWO_LINES} | head -1", None, None),
-    ("early-true-consumer", "cat nums.txt | sh -c 'read line; echo \"$line\"'", None, None),
+     (bug("bash fails only the stage with the ambiguous redirect (status 1) and still runs 'wc -l', which "
+          "prints 0; ppipe refuses the whole pipeline and prints nothing"),)),
+    # -- exit statuses
+    ("status-false-true", "false | true", None,
+     (pytest.mark.xfail(strict=False, reason=f"ppipe bug, flaky: sometimes 0 instead of 1: {EXCUSED_RACE}"),)),
+    ("status-true-false", "true | false", None, ()),
+    ("status-producer-fails-after-consumer", "sh -c 'sleep 1; exit 3' | true", None, (bug(EXCUSED_RACE),)),
+    ("status-rightmost-wins", "sh -c 'exit 3' | sh -c 'exit 4'", None, ()),
+    ("status-three-stages", "sh -c 'exit 5' | sh -c 'exit 200' | cat", None, ()),
+    ("status-middle-failure", "seq 3 | sh -c 'cat; exit 7' | cat", None, ()),
+    ("status-signal", "sh -c 'kill -TERM $$' | cat", None, ()),
+    ("status-sigpipe-then-failure", "yes | sh -c 'head -n 1; exit 3'", None, ()),
+    ("status-not-found-last", "true | nosuchcommand-xyz", None, ()),
+    ("status-empty-command-name", "\"$EMPTY\" x", None,
+     (bug("an empty command name is reported as ': is a directory' (126); bash says command not found (127)"),)),
+    ("status-not-executable", "./noexec.sh", None, ()),
+    ("status-directory", "./sub", None, ()),
+    # -- early-exiting consumers whose producer has already written everything (no SIGPIPE)
+    ("early-head", "seq 1 100 | head -3", None, ()),
+    ("early-sed-quit", "cat lines.txt | sed 2q", None, ()),
+    ("early-python-producer", f"{PY_TWO_LINES} | head -1", None, ()),
     # -- large-ish data
-    ("large-sort-tail", "seq 1 200000 | sort -r | tail -3", None, None),
-    ("large-awk-sum", "seq 1 200000 | awk '{ s += $1 } END { print s, NR }'", None, None),
-    ("large-grep-count", "seq 1 200000 | grep 7 | wc -l", None, None),
-    ("large-tr-cut-uniq", "seq 1 200000 | tr 0-9 a-j | cut -c1-2 | sort | uniq -c | sort -rn | tail -4", None, None),
-    ("large-sed-md5", "seq 1 200000 | sed 's/0/zero/g' | md5sum", None, None),
-    ("large-to-file", "seq 1 200000 | sort -n -r > big.txt", None, None),
+    ("large-awk-sum", "seq 1 200000 | awk '{ s += $1 } END { print s, NR }'", None, ()),
+    ("large-grep-count", "seq 1 200000 | grep 7 | wc -l", None, ()),
+    ("large-tr-cut-uniq", "seq 1 200000 | tr 0-9 a-j | cut -c1-2 | sort | uniq -c | sort -rn | tail -4", None, ()),
+    ("large-pipe-both-to-file", "seq 1 200000 |& sort -n -r > big.txt", None, ()),
     # -- binary data
-    ("binary-cat-checksum", "cat data.bin | sha256sum", None, None),
-    ("binary-copy-file", "cat < data.bin | cat | cat > copy.bin", None, None),
-    ("binary-tr-invert", "head -c 100000 data.bin | tr '\\000-\\377' '\\377-\\000' | md5sum", None, None),
-    ("binary-gzip-roundtrip", "cat data.bin | gzip -c -n | gunzip -c | cmp - data.bin", None, None),
-    ("binary-stdout", "head -c 5000 data.bin | cat", None, None),
-    ("binary-od-tail", "od -An -tx1 data.bin | tail -2", None, None),
+    ("binary-copy-file", "cat < data.bin | cat | cat > copy.bin", None, ()),
+    ("binary-stdout", "head -c 5000 data.bin | cat", None, ()),
+    ("binary-tr-swap-halves", "cat data.bin | tr '\\000-\\177\\200-\\377' '\\200-\\377\\000-\\177' | md5sum", None,
+     ()),
+    ("binary-gzip-roundtrip", "cat data.bin | gzip -c -n | gunzip -c | cmp - data.bin", None, ()),
     # -- line continuations and comments
-    ("layout-backslash-newline", "seq 1 20 \\\n  | grep 1 \\\n  | wc -l", None, None),
-    ("layout-newline-after-pipe", "seq 1 20 |\n  grep 2 |\n  wc -l", None, None),
-    ("layout-comment-after-pipe", "seq 3 | # count them\n  wc -l", None, None),
-    ("layout-trailing-comment", "echo hi # a trailing comment | not a stage", None, None),
-    ("layout-continuation-in-word", "echo ab\\\ncd \"ef\\\ngh\" 'ij\\\nkl'", None, None),
+    ("layout-backslash-newline", "seq 1 20 \\\n  | grep 1 \\\n  | wc -l", None, ()),
+    ("layout-newline-and-comment-after-pipe", "seq 1 20 |  # keep the twos\n  grep 2 |\n\n  wc -l", None, ()),
+    ("layout-comments", "# first a comment\n  echo a#b 'c #d' e\\#f # it's a comment | not a stage", None, ()),
+    ("layout-continuation-in-words", "\n\t echo ab\\\ncd \"ef\\\ngh\" 'ij\\\nkl'  \n", None, ()),
     # -- stdin from the test
-    ("stdin-sort-uniq", "sort | uniq -c", b"b\na\nb\nc\na\nb\n", None),
-    ("stdin-first-stage-only", "tr a-z A-Z | cat", b"hello\nworld\n", None),
-    ("stdin-binary", "cat | sha256sum", BINARY, None),
-    ("stdin-no-final-newline", "cat | wc -l", b"one\ntwo", None),
-    ("stdin-nul-and-cr", "od -c | head -3", b"a\x00b\r\n\xff\xfe\n", None),
-    ("stdin-ignored-by-redirect", "cat < nums.txt", b"from stdin\n", None),
-    ("stdin-python-stage", python_stage("import sys; sys.stdout.write(sys.stdin.read()[::-1])"), b"abc\ndef", None),
+    ("stdin-sort-uniq", "sort | uniq -c", b"b\na\nb\nc\na\nb\n", ()),
+    ("stdin-binary", "cat | sha256sum", BINARY, ()),
+    ("stdin-nul-cr-no-final-newline", "od -c | tr a-z A-Z", b"a\x00b\r\n\xff\xfe\nlast", ()),
+    ("stdin-ignored-by-redirect", "cat < nums.txt", b"from stdin\n", ()),
 ]
 
 
 def _params() -> list[Any]:
-    params = []
-    for case_id, pipeline, stdin, bug in CASES:
-        marks = [pytest.mark.xfail(strict=True, reason=f"ppipe bug: {bug}")] if bug else []
-        params.append(pytest.param(pipeline, stdin, id=case_id, marks=marks))
-    return params
+    return [pytest.param(pipeline, stdin, id=case_id, marks=marks) for case_id, pipeline, stdin, marks in CASES]
 
 
 @pytest.mark.parametrize(("pipeline", "stdin"), _params())
-def test_same_as_bash(runs: Runs, pipeline: str, stdin: bytes | None) -> None:
-    by_bash, by_ppipe = runs.get("test_same_as_bash", pipeline=pipeline, stdin=stdin)
+def test_same_as_bash(runs: Runs, request: pytest.FixtureRequest, pipeline: str, stdin: bytes | None) -> None:
+    by_bash, by_ppipe = runs.result(request.node)
     context = f"\npipeline: {pipeline!r}\nbash stderr: {shown(by_bash.stderr)}\nppipe stderr: {shown(by_ppipe.stderr)}"
-    assert b"Traceback" not in by_ppipe.stderr, context
+    # Only ppipe's own traceback counts; a Python stage's would be in bash's stderr too.
+    assert b"Traceback" not in by_ppipe.stderr or b"Traceback" in by_bash.stderr, context
     assert by_ppipe.stdout == by_bash.stdout, (
         f"stdout differs\nbash:  {shown(by_bash.stdout)}\nppipe: {shown(by_ppipe.stdout)}{context}")
     assert by_ppipe.status == by_bash.status, (
@@ -350,10 +369,11 @@ def test_same_as_bash(runs: Runs, pipeline: str, stdin: bytes | None) -> None:
     assert by_ppipe.files == by_bash.files, f"files differ{context}"
 
 
-def test_case_ids_are_unique() -> None:
+def test_cases_are_many_and_distinct() -> None:
     ids = [case[0] for case in CASES]
     assert len(ids) == len(set(ids))
-    assert len(ids) >= 60
+    assert len({case[1] for case in CASES}) == len(CASES)
+    assert len(CASES) >= 60
 
 
 # ---------------------------------------------------------------- the documented difference
@@ -364,9 +384,9 @@ def test_case_ids_are_unique() -> None:
     pytest.param("seq 1 10000000 | head -3", id="seq-head"),
     pytest.param("cat /dev/zero | head -c 10", id="zero-head-c"),
 ])
-def test_sigpipe_is_not_a_failure(runs: Runs, pipeline: str) -> None:
-    """bash -o pipefail reports the producer's SIGPIPE as 141; ppipe does not count it as a failure."""
-    by_bash, by_ppipe = runs.get("test_sigpipe_is_not_a_failure", pipeline=pipeline)
+def test_sigpipe_is_not_a_failure(runs: Runs, request: pytest.FixtureRequest, pipeline: str) -> None:
+    """bash -o pipefail reports the producer's SIGPIPE as 141; for ppipe it is not a failure."""
+    by_bash, by_ppipe = runs.result(request.node)
     assert by_bash.status == 141
     assert by_ppipe.status == 0, shown(by_ppipe.stderr)
     assert by_ppipe.stdout == by_bash.stdout
@@ -379,19 +399,13 @@ def test_sigpipe_is_not_a_failure(runs: Runs, pipeline: str) -> None:
 @pytest.mark.parametrize("pipeline", [
     pytest.param("", id="empty"),
     pytest.param("echo 'unclosed", id="unclosed-quote"),
-    pytest.param("seq 3 || wc -l", id="or-list"),
-    pytest.param("| wc -l", id="leading-pipe"),
-    pytest.param("echo hi >", id="missing-target"),
     pytest.param("echo $(ls) `ls`", id="command-substitution"),
-    pytest.param("echo ${X:-y}", id="parameter-expansion"),
-    pytest.param("cat <<EOF", id="here-document"),
-    pytest.param("echo hi 3> f", id="fd-3"),
+    pytest.param("$EMPTY_AND_UNSET | wc -l", id="command-expands-to-nothing"),
     pytest.param("cat < *.txt | nosuchcommand-xyz", id="ambiguous-and-missing"),
+    pytest.param("echo hi > /nonexistent/x | nosuchcommand-xyz", id="unopenable-and-missing"),
 ])
-def test_bad_input_never_shows_a_traceback(tmp_cwd: Path, pipeline: str) -> None:
-    for name in ("a.txt", "b.txt"):
-        Path(name).write_text(name)
-    done = ppipe(pipeline)
+def test_bad_input_never_shows_a_traceback(runs: Runs, request: pytest.FixtureRequest, pipeline: str) -> None:
+    done = runs.result(request.node)
     assert done.returncode != 0
     assert b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
     assert done.stderr.strip(), "a failing run says why"
