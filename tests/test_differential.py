@@ -12,9 +12,6 @@ never show a Python traceback.
 The documented difference — a producer killed by SIGPIPE is not a failure for
 ppipe, where bash's pipefail reports 141 — is asserted exactly, separately.
 
-Cases where ppipe disagrees with bash and ppipe is wrong are kept, marked
-``xfail(strict=True)`` with the reason, so that fixing ppipe flips them.
-
 ppipe starts a Python interpreter per run (about half a second of CPU), so
 all the runs this session will check are started at once in a thread pool
 when the module's first test asks for its result; each test then only
@@ -211,11 +208,6 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     started.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def bug(reason: str) -> pytest.MarkDecorator:
-    """Marks a case where ppipe disagrees with bash and ppipe is wrong."""
-    return pytest.mark.xfail(strict=True, reason=f"ppipe bug: {reason}")
-
-
 def shown(data: bytes, limit: int = 600) -> str:
     text = repr(data[:limit])
     return text + (f"... ({len(data)} bytes)" if len(data) > limit else "")
@@ -226,12 +218,6 @@ def shown(data: bytes, limit: int = 600) -> str:
 # One write, so the consumer cannot leave before the producer has written everything
 # (PYTHONUNBUFFERED may be set, and print() would then write line by line).
 PY_TWO_LINES = python_stage("import os; os.write(1, b'first\\nsecond\\n')")
-
-#: ppipe excuses a stage's non-zero exit whenever its consumer exited successfully first, even when
-#: the stage never wrote a byte after that (status.py rule 3 / Pump.sink_gone), so the status of
-#: `false | true` depends on which process the kernel happens to finish first.
-EXCUSED_RACE = ("a producer that exits non-zero without writing is excused when its consumer exited 0 first "
-                "(Pump.sink_gone sets closed_early whether or not the producer ever wrote after that)")
 
 # (id, pipeline, stdin bytes or None, marks)
 CASES: list[tuple[str, str, bytes | None, tuple[pytest.MarkDecorator, ...]]] = [
@@ -263,12 +249,12 @@ CASES: list[tuple[str, str, bytes | None, tuple[pytest.MarkDecorator, ...]]] = [
     ("tilde-forms", "printf '[%s]\\n' ~ ~/sub \"~\" \\~ a~ ~nosuchuser1234 '~'/x ~root ~root/x", None, ()),
     ("tilde-read-file", "cat ~/note.txt | wc -c", None, ()),
     ("tilde-in-assignment", "X=~/note.txt sh -c 'cat \"$X\"'", None,
-     (bug("bash expands '~' after '=' in a NAME=value prefix; ppipe passes '~/note.txt' on literally"),)),
+     ()),
     # -- globs
     ("glob-star-sorted", "printf '[%s]\\n' *.txt", None, ()),
     ("glob-brackets", "printf '[%s]\\n' ?.txt [ab].txt [!a].txt [A-Z]* with?space.txt", None, ()),
     ("glob-posix-class", "printf '[%s]\\n' [[:upper:]]* [[:digit:]]*", None,
-     (bug("POSIX character classes in brackets ([[:upper:]]) never match: ppipe leaves the pattern literal"),)),
+     ()),
     ("glob-no-match-literal", "printf '[%s]\\n' *.nomatch no?such [x]y *.TXT nosuchdir/* a[", None, ()),
     ("glob-quoted-parts-literal", "printf '[%s]\\n' \"*.txt\" '?.txt' \\*.txt \"[ab]\".txt \"with \"* 'a'*", None, ()),
     ("glob-dirs-and-hidden", "printf '[%s]\\n' sub/* */*.log **/*.log */ *", None, ()),
@@ -307,13 +293,12 @@ CASES: list[tuple[str, str, bytes | None, tuple[pytest.MarkDecorator, ...]]] = [
     ("missing-arg-file", "cat /nonexistent | wc -l", None, ()),
     ("ambiguous-redirect-alone", "cat < *.txt", None, ()),
     ("ambiguous-redirect-in-pipeline", "cat < *.txt | wc -l", None,
-     (bug("bash fails only the stage with the ambiguous redirect (status 1) and still runs 'wc -l', which "
-          "prints 0; ppipe refuses the whole pipeline and prints nothing"),)),
+     ()),
     # -- exit statuses
     ("status-false-true", "false | true", None,
-     (pytest.mark.xfail(strict=False, reason=f"ppipe bug, flaky: sometimes 0 instead of 1: {EXCUSED_RACE}"),)),
+     ()),
     ("status-true-false", "true | false", None, ()),
-    ("status-producer-fails-after-consumer", "sh -c 'sleep 1; exit 3' | true", None, (bug(EXCUSED_RACE),)),
+    ("status-producer-fails-after-consumer", "sh -c 'sleep 1; exit 3' | true", None, ()),
     ("status-rightmost-wins", "sh -c 'exit 3' | sh -c 'exit 4'", None, ()),
     ("status-three-stages", "sh -c 'exit 5' | sh -c 'exit 200' | cat", None, ()),
     ("status-middle-failure", "seq 3 | sh -c 'cat; exit 7' | cat", None, ()),
@@ -321,7 +306,7 @@ CASES: list[tuple[str, str, bytes | None, tuple[pytest.MarkDecorator, ...]]] = [
     ("status-sigpipe-then-failure", "yes | sh -c 'head -n 1; exit 3'", None, ()),
     ("status-not-found-last", "true | nosuchcommand-xyz", None, ()),
     ("status-empty-command-name", "\"$EMPTY\" x", None,
-     (bug("an empty command name is reported as ': is a directory' (126); bash says command not found (127)"),)),
+     ()),
     ("status-not-executable", "./noexec.sh", None, ()),
     ("status-directory", "./sub", None, ()),
     # -- early-exiting consumers whose producer has already written everything (no SIGPIPE)

@@ -198,6 +198,16 @@ def test_epipe_after_successful_consumer_is_not_a_failure() -> None:
     assert result.stages[0].returncode == 1
 
 
+def test_silent_producer_failing_after_consumer_left_still_counts() -> None:
+    """`false | true`: the consumer may well exit first, yet false never wrote; it failed on its own."""
+    for _ in range(10):
+        result = run("false | true")
+        assert result.exit_status == 1
+    result = run("sh -c 'sleep 0.3; exit 3' | true")
+    assert result.exit_status == 3
+    assert verdicts(result) == ["failed", "ok"]
+
+
 def test_failure_before_consumer_left_still_counts() -> None:
     result = run("sh -c 'echo x; exit 5' | sh -c 'sleep 0.5; head -1'")
     assert result.exit_status == 5

@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ppipe import Boundary, PipelineSyntaxError, RedirectOp, parse, substitute_placeholders
-from ppipe.errors import ExpansionError
 from ppipe.graph import Redirect
 
 ENV = {"HOME": "/home/u", "NAME": "world", "EMPTY": "", "SPACED": "  a  b ", "STAR": "*.txt"}
@@ -129,9 +128,22 @@ def test_a2_is_a_word_not_a_redirection() -> None:
     assert stage.redirects == (Redirect(1, RedirectOp.WRITE, "f"),)
 
 
-def test_ambiguous_redirect() -> None:
-    with pytest.raises(ExpansionError, match="ambiguous redirect"):
-        parse("c > $SPACED", env=ENV)
+def test_ambiguous_redirect_is_kept_for_the_stage_to_fail() -> None:
+    redirect = parse("c > $SPACED", env=ENV).stage(1).redirects[0]
+    assert redirect.target == "$SPACED"
+    assert redirect.error == "ambiguous redirect (it expands to 2 words)"
+
+
+def test_tilde_in_assignment_values() -> None:
+    assert parse("X=~/a Y=~/b:~/c Z='~' W=a~ env", env=ENV).stage(1).env == (
+        ("X", "/home/u/a"), ("Y", "/home/u/b:/home/u/c"), ("Z", "~"), ("W", "a~"))
+
+
+def test_posix_classes_and_caret_negation_in_globs(tmp_path: Path) -> None:
+    for name in ("Zeta.txt", "alpha.txt", "9.txt"):
+        (tmp_path / name).write_text("x")
+    assert argv("ls [[:upper:]]* [[:digit:]]* [^Za]*", cwd=str(tmp_path)) == [
+        ["ls", "Zeta.txt", "9.txt", "9.txt"]]
 
 
 def test_edges_are_linear_with_boundaries() -> None:

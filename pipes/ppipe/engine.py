@@ -115,6 +115,8 @@ def resolve_commands(graph: Graph, env: Mapping[str, str]) -> dict[int, str]:
 
 
 def _resolve(command: str, path_var: str) -> str | CommandProblem:
+    if not command:
+        return CommandProblem(0, "''", "command not found", ExitStatus.NOT_FOUND)
     if "/" in command:
         return _check_executable(command) or command
     unusable: CommandProblem | None = None
@@ -218,6 +220,8 @@ class _Proc:
     signalled: bool = False
     output_closed_early: bool = False
     output_pump: Pump | None = None
+    #: ``stderr_tail.total`` when ppipe closed this stage's output early.
+    stderr_mark_at_cut: int | None = None
     stderr_tail: Tail = field(default_factory=Tail)
     #: (pump, sink) pairs delivering into this stage's stdin.
     feeders: list[tuple[Pump, Sink]] = field(default_factory=list)
@@ -422,6 +426,8 @@ class Execution:
                     RedirectOp.APPEND: os.O_WRONLY | os.O_CREAT | os.O_APPEND,
                 }[redirect.op]
                 assert redirect.target is not None
+                if redirect.error:
+                    raise OSError(errno.EINVAL, redirect.error, redirect.target)
                 path = os.path.join(self.options.cwd or "", redirect.target)
                 fd = os.open(path, flags | os.O_CLOEXEC, 0o666)
                 opened.append(fd)
@@ -446,12 +452,36 @@ class Execution:
         returncode = await proc.process.wait_for_exit(raise_error=False)
         proc.ended_at = time.time()
         proc.returncode = returncode
-        if proc.output_pump is not None:
-            proc.output_closed_early = proc.output_pump.closed_early
-        for pump, sink in proc.feeders:
+        pump = proc.output_pump
+        if pump is not None and pump.closed_early:
+            proc.output_closed_early = pump.cut_while_writing
+        else:
+            proc.stderr_mark_at_cut = None  # any closing came after the exit: it cannot be to blame
+        for feeding_pump, sink in proc.feeders:
             # The consumer is gone: its producer gets EPIPE/SIGPIPE now, not
             # at its next write into a pipe nobody will ever read.
-            pump.sink_gone(sink)
+            feeding_pump.sink_gone(sink)
+            producer = self._producer_of(feeding_pump)
+            if producer is not None and producer.running and feeding_pump.closed_early:
+                producer.stderr_mark_at_cut = producer.stderr_tail.total
+
+    def _producer_of(self, pump: Pump) -> _Proc | None:
+        return next((p for p in self.procs.values() if p.output_pump is pump), None)
+
+    @staticmethod
+    def _failed_writing(proc: _Proc) -> bool:
+        """Whether the stage, once ppipe closed its output, failed because of it (EPIPE).
+
+        Either it still had bytes on their way at that moment, or it said so
+        on stderr afterwards ("Broken pipe", Python's BrokenPipeError). A
+        stage that was silent and idle (``false | true``) failed on its own.
+        """
+        if proc.output_closed_early:
+            return True
+        if proc.stderr_mark_at_cut is None:
+            return False
+        said = proc.stderr_tail.since(proc.stderr_mark_at_cut)
+        return any(word in said for word in (b"Broken pipe", b"BrokenPipe", b"EPIPE"))
 
     async def _wait_for_stages(self) -> None:
         # asyncio.wait, not gather: cancelling this run must not cancel the
@@ -562,7 +592,7 @@ class Execution:
             StageResult(
                 stage=p.stage, pid=p.pid, started_at=p.started_at, ended_at=p.ended_at,
                 returncode=p.returncode, error=p.error, error_status=p.error_status,
-                output_closed_early=p.output_closed_early,
+                output_closed_early=self._failed_writing(p),
                 signalled_by_ppipe=p.signalled and p.returncode != 0,
                 stderr_tail=p.stderr_tail.lines() or ((p.error,) if p.error else ()),
             )

@@ -84,15 +84,6 @@ class PipelineSyntaxError(UsageError):
         return "\n".join(lines)
 
 
-class ExpansionError(PpipeError):
-    """A word expanded to something that cannot be used (an ambiguous redirect).
-
-    Status 1, as bash gives a redirection it cannot perform.
-    """
-
-    status = ExitStatus.FAILURE
-
-
 @dataclass(frozen=True)
 class CommandProblem:
     """Why one stage's command cannot be started."""

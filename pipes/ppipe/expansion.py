@@ -21,14 +21,20 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import ExpansionError
-
 _BLANKS = " \t\n"
 _GLOB_CHARS = set("*?[")
+_TILDE_PREFIX = re.compile(r"~([A-Za-z0-9_.-]*)(?=/|$)")
+#: POSIX bracket classes, as they mean in the C locale; Python's glob has none.
+_POSIX_CLASSES = {
+    "alpha": "A-Za-z", "digit": "0-9", "alnum": "A-Za-z0-9", "upper": "A-Z", "lower": "a-z",
+    "space": " \t\n\r\f\v", "blank": " \t", "xdigit": "0-9A-Fa-f",
+}
+_POSIX_CLASS = re.compile(r"\[:(" + "|".join(_POSIX_CLASSES) + r"):\]")
 
 
 @dataclass(frozen=True)
@@ -74,16 +80,27 @@ class Expander:
         return [match for field in self._split(pieces) for match in self._glob(field)]
 
     def assignment_value(self, pieces: tuple[Piece, ...]) -> str:
-        """Expands the value of ``NAME=value``: variables, no splitting, no globs."""
+        """Expands the value of ``NAME=value``: variables and ``~`` after ``=`` or ``:``; no splitting, no globs."""
+        first = pieces[0] if pieces else None
+        if isinstance(first, Lit) and not first.quoted and "~" in first.text:
+            head = ":".join(self._tilde_prefix(part) for part in first.text.split(":"))
+            pieces = (Lit(head, quoted=True), *pieces[1:])
         return "".join(self._text(piece) for piece in pieces)
 
-    def redirect_target(self, pieces: tuple[Piece, ...], start: int, end: int) -> str:
-        """Expands a redirection's file name, which must be exactly one word."""
+    def _tilde_prefix(self, text: str) -> str:
+        match = _TILDE_PREFIX.match(text)
+        return self._home(Tilde(match.group(1))) + text[match.end():] if match else text
+
+    def redirect_target(self, pieces: tuple[Piece, ...], start: int, end: int) -> tuple[str, str | None]:
+        """Expands a redirection's file name: ``(path, None)``, or ``(as written, why not)``.
+
+        A target that expands to several words (or none) is bash's
+        "ambiguous redirect": the stage fails when it runs, not the parse.
+        """
         words = self.fields(pieces)
         if len(words) != 1:
-            shown = self.text[start:end]
-            raise ExpansionError(f"{shown}: ambiguous redirect (it expands to {len(words)} words)")
-        return words[0]
+            return self.text[start:end], f"ambiguous redirect (it expands to {len(words)} words)"
+        return words[0], None
 
     def _text(self, piece: Piece) -> str:
         if isinstance(piece, Lit):
@@ -136,6 +153,11 @@ class Expander:
         literal = "".join(text for text, _ in field)
         if not any(active and _GLOB_CHARS & set(text) for text, active in field):
             return [literal]
-        pattern = "".join(text if active else glob.escape(text) for text, active in field)
+        pattern = "".join(_bash_brackets(text) if active else glob.escape(text) for text, active in field)
         matches = sorted(glob.glob(pattern, root_dir=self.cwd))
         return matches or [literal]
+
+
+def _bash_brackets(pattern: str) -> str:
+    """Rewrites bash-only bracket syntax for Python's glob: ``[^...]`` negation and ``[:class:]``."""
+    return _POSIX_CLASS.sub(lambda m: _POSIX_CLASSES[m.group(1)], pattern.replace("[^", "[!"))

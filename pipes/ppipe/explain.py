@@ -19,7 +19,8 @@ def explain(graph: Graph) -> str:
         for name, value in stage.env:
             lines.append(f"  env: {name}={value!r}")
         for redirect in stage.redirects:
-            lines.append(f"  redirect: {redirect}")
+            problem = f"  (fails when run: {redirect.error})" if redirect.error else ""
+            lines.append(f"  redirect: {redirect}{problem}")
         if stage.may_fail:
             lines.append("  may fail: a non-zero exit is reported, not fatal")
     lines.append("")

@@ -46,13 +46,16 @@ class Redirect:
     ``fd`` is 0, 1 or 2. For ``DUP`` the descriptor becomes a copy of
     ``source_fd`` (``2>&1``: ``fd=2, source_fd=1``) and ``target`` is None;
     otherwise ``target`` is the file path. ``&> f`` is two redirections:
-    ``> f`` then ``2>&1``.
+    ``> f`` then ``2>&1``. ``error`` is set when the target could not be
+    expanded to one file (bash's "ambiguous redirect"); the stage then fails
+    with status 1 when the pipeline runs, as in bash.
     """
 
     fd: int
     op: RedirectOp
     target: str | None = None
     source_fd: int | None = None
+    error: str | None = None
 
     def __str__(self) -> str:
         if self.op is RedirectOp.DUP:

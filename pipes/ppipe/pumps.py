@@ -28,6 +28,7 @@ import fcntl
 import os
 import stat
 import sys
+import termios
 from dataclasses import dataclass, field
 
 from tornado.iostream import PipeIOStream, StreamClosedError
@@ -82,10 +83,17 @@ class Tail:
 
     max_bytes: int = 4096
     data: bytearray = field(default_factory=bytearray)
+    #: Bytes seen in all; a mark taken from it finds what came after.
+    total: int = 0
 
     def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
         self.data += chunk[-self.max_bytes:]
         del self.data[: max(0, len(self.data) - self.max_bytes)]
+
+    def since(self, mark: int) -> bytes:
+        """What arrived after ``total`` was ``mark`` (as much of it as is still kept)."""
+        return bytes(self.data[len(self.data) - min(len(self.data), self.total - mark):])
 
     def lines(self, count: int = 5) -> tuple[str, ...]:
         text = bytes(self.data).decode("utf-8", "replace")
@@ -251,7 +259,11 @@ class Pump:
 
     ``counters[i]`` counts what ``sinks[i]`` accepted; ``observers`` see every
     chunk read (the stderr tail). ``closed_early`` is True when the pump
-    stopped because every sink had gone, not because the producer ended.
+    stopped because every sink had gone, not because the producer ended;
+    ``cut_while_writing`` when, at that moment, the producer still had bytes
+    on their way (in the pipe, or a chunk no sink could take). Only then can
+    the producer's later failure be blamed on the closed pipe (EPIPE); a
+    producer that was idle or silent (``false | true``) failed on its own.
     """
 
     def __init__(self, source: PipeIOStream, sinks: list[Sink], observers: tuple[Tail, ...] = ()) -> None:
@@ -260,6 +272,7 @@ class Pump:
         self.counters = [Counter() for _ in sinks]
         self.observers = observers
         self.closed_early = False
+        self.cut_while_writing = False
         self._live = list(range(len(sinks)))
 
     async def run(self) -> None:
@@ -290,7 +303,7 @@ class Pump:
             elif i in self._live:
                 self._live.remove(i)
         if not self._live:
-            self.closed_early = True
+            self.closed_early = self.cut_while_writing = True
 
     def sink_gone(self, sink: Sink) -> None:
         """A consumer exited: stop feeding it, and stop the producer if nobody is left."""
@@ -298,7 +311,17 @@ class Pump:
         self._live = [i for i in self._live if self.sinks[i].alive]
         if not self._live and not self.source.closed():
             self.closed_early = True
+            self.cut_while_writing = self._bytes_waiting()
             self.source.close()
+
+    def _bytes_waiting(self) -> bool:
+        if self.source._read_buffer_size:
+            return True
+        try:
+            waiting = fcntl.ioctl(self.source.fileno(), termios.FIONREAD, bytes(4))
+        except OSError:
+            return False
+        return int.from_bytes(waiting, sys.byteorder) > 0
 
     def drain_and_stop(self) -> None:
         """Stop reading now (the producer's descendants may keep the pipe open for ever)."""

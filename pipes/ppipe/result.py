@@ -39,7 +39,8 @@ class StageResult:
     says why and ``error_status`` is the status that counts for it (1 for a
     redirection that could not be opened, 126 for an exec that failed, as
     bash). ``output_closed_early`` is True when ppipe closed the stage's
-    output because every consumer had gone.
+    output while the stage was still writing, because every consumer had
+    gone.
     """
 
     stage: Stage

@@ -6,10 +6,14 @@ The rules, in order:
 2. A stage ppipe itself signalled (``--timeout``, Ctrl-C) is ``terminated``;
    the run then exits 124 (timeout) or 128+N (signal N), whatever the stages did.
 3. A stage killed by SIGPIPE is ``broken-pipe``: its consumer went away, as
-   ``yes | head -1`` intends. So is a stage that exited non-zero after ppipe
-   closed its output because every consumer had exited *successfully*
-   (programs that report EPIPE instead of dying of SIGPIPE). Neither is a
-   failure — unlike bash's pipefail, which reports 141.
+   ``yes | head -1`` intends. So is a stage that exited non-zero after it
+   failed writing into a closed output, every consumer having exited
+   *successfully* (programs that report EPIPE instead of dying of SIGPIPE,
+   such as Python scripts). "Failed writing" is the engine's finding
+   (``output_closed_early``): bytes were still on their way when ppipe
+   closed the output, or the stage said "Broken pipe" on stderr afterwards.
+   Neither is a failure — unlike bash's pipefail, which reports 141. A
+   producer that was silent (``false | true``) failed on its own.
 4. Any other non-zero exit, or a stage that could not start (a redirection
    that could not be opened: status 1, as bash), is ``failed`` — unless the
    stage carries the ``-`` marker or the run is ``--no-fail``: ``ignored``.

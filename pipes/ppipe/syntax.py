@@ -496,7 +496,7 @@ def _redirects(op: Operator, target: Word | None, expander: Expander) -> list[Re
     fd = default_fd if op.fd is None else op.fd
     if kind is RedirectOp.DUP:
         return [Redirect(fd, RedirectOp.DUP, source_fd=int(target.leading_text))]
-    path = expander.redirect_target(target.pieces, target.start, target.end)
+    path, error = expander.redirect_target(target.pieces, target.start, target.end)
     if op.op.startswith("&"):
-        return [Redirect(1, kind, path), Redirect(2, RedirectOp.DUP, source_fd=1)]
-    return [Redirect(fd, kind, path)]
+        return [Redirect(1, kind, path, error=error), Redirect(2, RedirectOp.DUP, source_fd=1)]
+    return [Redirect(fd, kind, path, error=error)]
