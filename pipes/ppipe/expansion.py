@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 import pwd
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
