@@ -51,6 +51,13 @@ def pids_alive(pids: Sequence[int]) -> list[int]:
     return alive
 
 
+@pytest.fixture(params=["splice", "stream"])
+def both_pump_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test once with the Linux splice fast path forced on and once forced off."""
+    monkeypatch.setenv("PPIPE_SPLICE", "1" if request.param == "splice" else "0")
+    return str(request.param)
+
+
 @pytest.fixture
 def tmp_cwd(tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch) -> os.PathLike[str]:
     """Runs the test inside a fresh temporary directory."""

@@ -135,17 +135,24 @@ def run_ppipe(pipeline: str, cwd: Path, env: dict[str, str], stdin: bytes | None
     return ppipe(pipeline, input=stdin, cwd=str(cwd), env=env)
 
 
-def run_both(base: Path, env: dict[str, str], pipeline: str, stdin: bytes | None) -> tuple[Outcome, Outcome]:
-    """Runs ``pipeline`` under bash, then under ppipe, each in the same freshly prepared directory."""
+#: ppipe runs each case on both of its pump paths: the kernel's splice and Python's IOStreams.
+PUMP_PATHS = {"splice": "1", "stream": "0"}
+
+
+def run_all(base: Path, env: dict[str, str], pipeline: str, stdin: bytes | None) -> dict[str, Outcome]:
+    """Runs ``pipeline`` under bash, then under ppipe on each pump path, each in the same freshly prepared directory."""
     directory = Path(tempfile.mkdtemp(dir=base))
-    outcomes = []
-    for runner in (run_bash, run_ppipe):
+    runs: list[tuple[str, Callable[..., subprocess.CompletedProcess[bytes]], dict[str, str]]] = [
+        ("bash", run_bash, env)]
+    runs += [(f"ppipe/{path}", run_ppipe, {**env, "PPIPE_SPLICE": flag}) for path, flag in PUMP_PATHS.items()]
+    outcomes = {}
+    for name, runner, runner_env in runs:
         wipe(directory)
         prepare(directory)
-        done = runner(pipeline, directory, env, stdin)
-        outcomes.append(Outcome(done.stdout, done.stderr, done.returncode, snapshot(directory)))
+        done = runner(pipeline, directory, runner_env, stdin)
+        outcomes[name] = Outcome(done.stdout, done.stderr, done.returncode, snapshot(directory))
     shutil.rmtree(directory)
-    return outcomes[0], outcomes[1]
+    return outcomes
 
 
 def run_sigpipe(base: Path, pipeline: str) -> tuple[Outcome, Outcome]:
@@ -178,7 +185,7 @@ class Runs:
 
     def job(self, test: str, params: dict[str, Any]) -> Callable[[], Any] | None:
         if test == "test_same_as_bash":
-            return lambda: run_both(self.base, self.env, params["pipeline"], params["stdin"])
+            return lambda: run_all(self.base, self.env, params["pipeline"], params["stdin"])
         if test == "test_sigpipe_is_not_a_failure":
             return lambda: run_sigpipe(self.base, params["pipeline"])
         if test == "test_bad_input_never_shows_a_traceback":
@@ -343,15 +350,18 @@ def _params() -> list[Any]:
 
 @pytest.mark.parametrize(("pipeline", "stdin"), _params())
 def test_same_as_bash(runs: Runs, request: pytest.FixtureRequest, pipeline: str, stdin: bytes | None) -> None:
-    by_bash, by_ppipe = runs.result(request.node)
-    context = f"\npipeline: {pipeline!r}\nbash stderr: {shown(by_bash.stderr)}\nppipe stderr: {shown(by_ppipe.stderr)}"
-    # Only ppipe's own traceback counts; a Python stage's would be in bash's stderr too.
-    assert b"Traceback" not in by_ppipe.stderr or b"Traceback" in by_bash.stderr, context
-    assert by_ppipe.stdout == by_bash.stdout, (
-        f"stdout differs\nbash:  {shown(by_bash.stdout)}\nppipe: {shown(by_ppipe.stdout)}{context}")
-    assert by_ppipe.status == by_bash.status, (
-        f"status differs: bash {by_bash.status}, ppipe {by_ppipe.status}{context}")
-    assert by_ppipe.files == by_bash.files, f"files differ{context}"
+    outcomes = runs.result(request.node)
+    by_bash = outcomes.pop("bash")
+    for name, by_ppipe in outcomes.items():
+        context = (f"\npipeline: {pipeline!r} ({name})\nbash stderr: {shown(by_bash.stderr)}"
+                   f"\nppipe stderr: {shown(by_ppipe.stderr)}")
+        # Only ppipe's own traceback counts; a Python stage's would be in bash's stderr too.
+        assert b"Traceback" not in by_ppipe.stderr or b"Traceback" in by_bash.stderr, context
+        assert by_ppipe.stdout == by_bash.stdout, (
+            f"stdout differs\nbash:  {shown(by_bash.stdout)}\nppipe: {shown(by_ppipe.stdout)}{context}")
+        assert by_ppipe.status == by_bash.status, (
+            f"status differs: bash {by_bash.status}, ppipe {by_ppipe.status}{context}")
+        assert by_ppipe.files == by_bash.files, f"files differ{context}"
 
 
 def test_cases_are_many_and_distinct() -> None:

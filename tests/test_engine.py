@@ -18,6 +18,8 @@ from ppipe import CAPTURE, Boundary, CommandError, PipelineFailed
 
 from conftest import python_stage
 
+pytestmark = pytest.mark.usefixtures("both_pump_paths")
+
 MiB = 1024 * 1024
 
 
@@ -35,7 +37,7 @@ def verdicts(result: ppipe.RunResult) -> list[str]:
 
 
 def test_counts_bytes_and_lines_on_every_pumped_edge() -> None:
-    result = run("seq 10 | grep 1 | wc -l")
+    result = run("seq 10 | grep 1 | wc -l", count_lines=True)
     assert result.stdout == b"2\n"
     assert result.exit_status == 0
     assert (result.edge(1, 2).bytes, result.edge(1, 2).lines) == (21, 10)
@@ -44,8 +46,14 @@ def test_counts_bytes_and_lines_on_every_pumped_edge() -> None:
     assert not result.edge(Boundary.STDIN, 1).counted  # ppipe's stdin was handed over, not pumped
 
 
+def test_bytes_are_exact_and_lines_unknown_unless_counted() -> None:
+    result = run("seq 10 | grep 1 | wc -l")
+    assert (result.edge(1, 2).bytes, result.edge(1, 2).lines) == (21, None)
+    assert (result.edge(2, 3).bytes, result.edge(2, 3).lines) == (5, None)
+
+
 def test_last_line_without_newline_counts() -> None:
-    result = run("printf 'a\\nb' | cat")
+    result = run("printf 'a\\nb' | cat", count_lines=True)
     assert result.stdout == b"a\nb"
     assert (result.edge(1, 2).bytes, result.edge(1, 2).lines) == (3, 2)
 

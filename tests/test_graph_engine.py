@@ -12,10 +12,14 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
+
 import ppipe
 from ppipe import CAPTURE, Boundary, Edge, Graph, parse
 
 from conftest import python_stage
+
+pytestmark = pytest.mark.usefixtures("both_pump_paths")
 
 
 def graph_of(texts: list[str], edges: list[tuple[object, object]]) -> Graph:
@@ -41,7 +45,7 @@ def test_fan_out_gives_every_branch_a_full_copy(tmp_path: Path) -> None:
 def test_fan_out_branch_exiting_early_does_not_stop_the_others() -> None:
     graph = graph_of(["seq 1 200000", "head -1", "wc -l"],
                      [(Boundary.STDIN, 1), (1, 2), (1, 3), (2, Boundary.STDOUT), (3, Boundary.STDOUT)])
-    result = ppipe.run(graph, stdout=CAPTURE)
+    result = ppipe.run(graph, stdout=CAPTURE, count_lines=True)
     assert result.exit_status == 0
     assert result.stdout is not None
     assert sorted(result.stdout.split()) == [b"1", b"200000"]

@@ -4,7 +4,7 @@ Example::
 
     import ppipe
 
-    result = ppipe.run("seq 10 | grep 1 | wc -l", stdout=ppipe.CAPTURE)
+    result = ppipe.run("seq 10 | grep 1 | wc -l", stdout=ppipe.CAPTURE, count_lines=True)
     assert result.stdout == b"2\\n" and result.ok
     print(result.edge(1, 2).lines)            # 10 lines went from seq to grep
 
@@ -37,6 +37,8 @@ async def run_async(
     timeout: float | None = None,
     kill_after: float = 2.0,
     handle_signals: bool = False,
+    count_lines: bool = False,
+    splice: bool | None = None,
     check: bool = False,
 ) -> RunResult:
     """Runs a pipeline on the running event loop and returns its :class:`~ppipe.RunResult`.
@@ -48,6 +50,11 @@ async def run_async(
     :data:`~ppipe.CAPTURE`. Stages' stderr goes to ``stderr`` (default fd 2);
     each stage's last stderr lines are in its result either way.
 
+    Bytes are counted on every edge ppipe carries. Lines are counted only
+    with ``count_lines=True`` (a pass over every byte); otherwise an edge's
+    ``lines`` is None. ``splice`` forces the Linux fast path on or off
+    (default: on where available, unless ``PPIPE_SPLICE=0``).
+
     A failing stage does not raise: read ``result.exit_status`` or pass
     ``check=True`` to get :class:`~ppipe.errors.PipelineFailed`. Bad syntax
     and missing commands raise :class:`~ppipe.errors.PpipeError` subclasses
@@ -56,7 +63,8 @@ async def run_async(
     """
     graph = pipeline if isinstance(pipeline, Graph) else parse(pipeline, env=env, cwd=cwd)
     options = RunOptions(no_fail=no_fail, timeout=timeout, kill_after=kill_after, handle_signals=handle_signals,
-                         env=env, cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr)
+                         env=env, cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr, count_lines=count_lines,
+                         splice=splice)
     result = await execute(graph, options)
     return result.check() if check else result
 

@@ -47,6 +47,12 @@ class Config:
     explain: bool = False
     report: str | None = None
     quiet: bool = False
+    #: None: count lines when they will be seen (the report records them).
+    lines: bool | None = None
+
+    @property
+    def count_lines(self) -> bool:
+        return self.report is not None if self.lines is None else self.lines
 
 
 def run_command(config: Config) -> int:
@@ -68,7 +74,7 @@ def run_command(config: Config) -> int:
         if config.explain:
             return _print(explain(graph))
         result = api.run(graph, no_fail=config.no_fail, timeout=config.timeout, kill_after=config.kill_after,
-                         handle_signals=True)
+                         handle_signals=True, count_lines=config.count_lines)
     except PpipeError as error:
         _print_error(str(error).splitlines())
         if config.report and not isinstance(error, report.ReportError):
@@ -156,11 +162,14 @@ def main(
                                                 help="Write a JSON run report to FILE ('-' for stderr).")] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing of ppipe's own, not even failures.")]
     = False,
+    lines: Annotated[bool | None, typer.Option("--lines/--no-lines", show_default=False,
+                                               help="Count lines on every edge (default: when --report is given). "
+                                                    "Costs a pass over every byte.")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     config = Config(pipeline=pipeline, no_fail=no_fail, timeout=timeout, kill_after=kill_after,
-                    explain=explain_, report=report_, quiet=quiet)
+                    explain=explain_, report=report_, quiet=quiet, lines=lines)
     raise typer.Exit(run_command(config))
 
 

@@ -43,7 +43,21 @@ from tornado.process import Subprocess
 from . import status
 from .errors import CommandError, CommandProblem, ExitStatus, PpipeError
 from .graph import Boundary, Edge, Graph, RedirectOp, Stage
-from .pumps import CaptureSink, Counter, MergeSink, Pump, Sink, StreamSink, Tail, feed, make_pipe, sink_for_fd, stream
+from .pumps import (
+    SPLICE_AVAILABLE,
+    CaptureSink,
+    Counter,
+    MergeSink,
+    Pump,
+    Sink,
+    SplicePump,
+    StreamSink,
+    Tail,
+    feed,
+    make_pipe,
+    sink_for_fd,
+    stream,
+)
 from .result import EdgeResult, RunResult, StageResult
 
 #: How long pumps may keep reading after every stage has exited. Only a
@@ -77,6 +91,13 @@ class RunOptions:
     ``kill_after`` is the grace between SIGTERM (or the forwarded signal)
     and SIGKILL. ``handle_signals`` installs SIGINT/SIGTERM/SIGHUP handlers
     for the run (the CLI does; library callers usually keep their own).
+
+    ``count_lines`` counts lines on every pumped edge; it costs a pass over
+    every byte in Python, so it is off unless someone will see the figures.
+    ``splice`` chooses the Linux fast path for edges from one stage to one
+    other (:class:`~ppipe.pumps.SplicePump`): None means "where available,
+    unless the environment says ``PPIPE_SPLICE=0``"; it never applies to an
+    edge whose lines are counted.
     """
 
     no_fail: bool = False
@@ -88,6 +109,13 @@ class RunOptions:
     stdin: Input = None
     stdout: Output = None
     stderr: int | None = None
+    count_lines: bool = False
+    splice: bool | None = None
+
+    @property
+    def use_splice(self) -> bool:
+        wanted = os.environ.get("PPIPE_SPLICE", "1") != "0" if self.splice is None else self.splice
+        return wanted and SPLICE_AVAILABLE and not self.count_lines
 
 
 # ---------------------------------------------------------------- resolving
@@ -219,12 +247,12 @@ class _Proc:
     error_status: int = ExitStatus.FAILURE
     signalled: bool = False
     output_closed_early: bool = False
-    output_pump: Pump | None = None
+    output_pump: Pump | SplicePump | None = None
     #: ``stderr_tail.total`` when ppipe closed this stage's output early.
     stderr_mark_at_cut: int | None = None
     stderr_tail: Tail = field(default_factory=Tail)
     #: (pump, sink) pairs delivering into this stage's stdin.
-    feeders: list[tuple[Pump, Sink]] = field(default_factory=list)
+    feeders: list[tuple[Pump | SplicePump, Sink | None]] = field(default_factory=list)
 
     @property
     def running(self) -> bool:
@@ -239,9 +267,11 @@ class Execution:
         self.options = options
         self.env = dict(os.environ if options.env is None else options.env)
         self.procs = {s.id: _Proc(s, paths[s.id]) for s in graph}
-        self.pumps: list[Pump] = []
+        self.pumps: list[Pump | SplicePump] = []
         self.pump_tasks: list[asyncio.Future[None]] = []
-        self.edge_counts: dict[Edge, tuple[Counter, Pump | None]] = {}
+        self.edge_counts: dict[Edge, tuple[Counter, Pump | SplicePump | None]] = {}
+        #: Edges the kernel moves (splice); the consumer's end of each, by edge.
+        self.spliced: dict[Edge, int] = {}
         self.capture: CaptureSink | None = None
         self.watchers: list[asyncio.Future[None]] = []
         #: The descriptors each stage's process gets as 0, 1 and 2, before its redirections.
@@ -301,6 +331,9 @@ class Execution:
             if inputs == tuple(from_stdin) and from_stdin and not isinstance(self.options.stdin, bytes):
                 proc_in = stdin_fd  # handed over as it is: nothing read ahead
                 self.edge_counts[from_stdin[0]] = (Counter(), None)
+            elif len(inputs) == 1 and self._can_splice(inputs[0]):
+                proc_in, self.spliced[inputs[0]] = make_pipe()
+                self.child_fds[proc.stage.id].add(proc_in)
             elif inputs:
                 read_fd, write_fd = make_pipe()
                 proc_in = read_fd
@@ -329,6 +362,16 @@ class Execution:
             if direct:
                 self.fd_table[sid][1] = stdout_fd
                 self.edge_counts[outputs[0]] = (Counter(), None)
+            elif len(outputs) == 1 and outputs[0] in self.spliced:
+                read_fd, write_fd = make_pipe()
+                self.fd_table[sid][1] = write_fd
+                self.child_fds[sid].add(write_fd)
+                splice_pump = SplicePump(read_fd, self.spliced[outputs[0]])
+                self.pumps.append(splice_pump)
+                proc.output_pump = splice_pump
+                self.edge_counts[outputs[0]] = (splice_pump.counters[0], splice_pump)
+                assert isinstance(outputs[0].target, int)
+                self.procs[outputs[0].target].feeders.append((splice_pump, None))
             elif outputs:
                 read_fd, write_fd = make_pipe()
                 self.fd_table[sid][1] = write_fd
@@ -340,7 +383,7 @@ class Execution:
                     else:
                         stdout_sink = stdout_sink or self._stdout_sink(stdout_fd)
                         sinks.append(stdout_sink)
-                pump = Pump(stream(read_fd), sinks)
+                pump = Pump(stream(read_fd), sinks, count_lines=self.options.count_lines)
                 self.pumps.append(pump)
                 proc.output_pump = pump
                 for i, edge in enumerate(outputs):
@@ -353,7 +396,13 @@ class Execution:
             err_read, err_write = make_pipe()
             self.fd_table[sid][2] = err_write
             self.child_fds[sid].add(err_write)
-            self.pumps.append(Pump(stream(err_read), [stderr_sink], observers=(proc.stderr_tail,)))
+            self.pumps.append(Pump(stream(err_read), [stderr_sink], observers=(proc.stderr_tail,),
+                                   count_lines=False))
+
+    def _can_splice(self, edge: Edge) -> bool:
+        """One stage feeding one other, nothing else in or out: the kernel can move the bytes."""
+        return (self.options.use_splice and isinstance(edge.source, int) and isinstance(edge.target, int)
+                and len(self.graph.outputs(edge.source)) == 1 and len(self.graph.inputs(edge.target)) == 1)
 
     def _stdout_sink(self, stdout_fd: int) -> Sink:
         """The one sink every pumped edge into ppipe's stdout shares; several merge whole lines."""
@@ -465,7 +514,7 @@ class Execution:
             if producer is not None and producer.running and feeding_pump.closed_early:
                 producer.stderr_mark_at_cut = producer.stderr_tail.total
 
-    def _producer_of(self, pump: Pump) -> _Proc | None:
+    def _producer_of(self, pump: Pump | SplicePump) -> _Proc | None:
         return next((p for p in self.procs.values() if p.output_pump is pump), None)
 
     @staticmethod
@@ -518,9 +567,7 @@ class Execution:
 
     def _close_everything(self) -> None:
         for pump in self.pumps:
-            pump.source.close()
-            for sink in pump.sinks:
-                sink.abandon()
+            pump.close()
         for fds in self.child_fds.values():
             for fd in fds:
                 with contextlib.suppress(OSError):
@@ -602,8 +649,10 @@ class Execution:
         edges = []
         for edge in self.graph.edges:
             counter, pump = self.edge_counts.get(edge, (Counter(), None))
-            counted = pump is not None or (edge.source is Boundary.STDIN and isinstance(self.options.stdin, bytes))
-            edges.append(EdgeResult(edge, counter.nbytes, counter.lines, counted,
+            fed = edge.source is Boundary.STDIN and isinstance(self.options.stdin, bytes)
+            counted = pump is not None or fed
+            lines_counted = fed or (pump is not None and pump.count_lines)
+            edges.append(EdgeResult(edge, counter.nbytes, counter.lines if lines_counted else None, counted,
                                     closed_early=bool(pump and pump.closed_early)))
         return RunResult(
             graph=self.graph, stages=judged, edges=tuple(edges),

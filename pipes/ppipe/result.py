@@ -95,11 +95,13 @@ class StageResult:
 class EdgeResult:
     """What crossed one edge. ``counted`` is False where ppipe did not carry
     the bytes itself (its stdin or stdout handed straight to a stage), and
-    the figures are then 0."""
+    the figures are then 0. ``lines`` is None where lines were not counted
+    (``count_lines`` off: the kernel moved the bytes, or counting was not
+    worth a pass over every byte); ``bytes`` is always exact when counted."""
 
     edge: Edge
     bytes: int = 0
-    lines: int = 0
+    lines: int | None = 0
     counted: bool = True
     closed_early: bool = False
 
