@@ -1,25 +1,41 @@
 """ppipe runs shell-style pipelines as a graph of real processes, and sees every edge.
 
 The public API is re-exported here: :func:`parse`, :func:`run`,
-:func:`run_async`, :data:`CAPTURE`, the result types and the errors.
+:func:`run_async`, :data:`CAPTURE`, the model, the result types and the
+errors. The names are loaded on first use, so that ``ppipe --version`` or
+``--explain`` does not pay for importing tornado and asyncio.
 """
 
 from __future__ import annotations
 
-from .api import run, run_async
-from .engine import CAPTURE
-from .errors import (
-    CommandError,
-    ExitStatus,
-    PipelineFailed,
-    PipelineSyntaxError,
-    PpipeError,
-)
-from .graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage
-from .result import EdgeResult, RunResult, StageResult, Verdict
-from .syntax import parse, substitute_placeholders
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: Public name -> the module that defines it.
+_EXPORTS = {
+    "run": "api",
+    "run_async": "api",
+    "CAPTURE": "engine",
+    "CommandError": "errors",
+    "ExitStatus": "errors",
+    "PipelineFailed": "errors",
+    "PipelineSyntaxError": "errors",
+    "PpipeError": "errors",
+    "Boundary": "graph",
+    "Edge": "graph",
+    "Graph": "graph",
+    "Redirect": "graph",
+    "RedirectOp": "graph",
+    "Stage": "graph",
+    "EdgeResult": "result",
+    "RunResult": "result",
+    "StageResult": "result",
+    "Verdict": "result",
+    "parse": "syntax",
+    "substitute_placeholders": "syntax",
+}
 
 __all__ = [
     "CAPTURE",
@@ -44,3 +60,24 @@ __all__ = [
     "run_async",
     "substitute_placeholders",
 ]
+
+if TYPE_CHECKING:
+    from .api import run, run_async
+    from .engine import CAPTURE
+    from .errors import CommandError, ExitStatus, PipelineFailed, PipelineSyntaxError, PpipeError
+    from .graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage
+    from .result import EdgeResult, RunResult, StageResult, Verdict
+    from .syntax import parse, substitute_placeholders
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ppipe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,5 +1,5 @@
 """``python -m ppipe``: the same as the ``ppipe`` command."""
 
-from .cli import entry
+from .entry import entry
 
 entry()

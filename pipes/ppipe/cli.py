@@ -1,28 +1,20 @@
-"""The ``ppipe`` command: options → a frozen :class:`Config` → the library.
+"""The typer command line: options → a frozen :class:`~ppipe.command.Config` → the library.
 
-Nothing here decides behaviour: parsing, running, exit statuses, the report
-and the messages all live in the library. This module turns the command
-line into a :class:`Config`, calls :func:`run_command`, and exits with what
-it returns.
+Nothing here decides behaviour. This module declares the options (their
+help, their types, completion), builds a :class:`~ppipe.command.Config`
+and hands it to :func:`~ppipe.command.run_command`. The console script
+(:mod:`ppipe.entry`) comes here for help, completion and every command line
+its fast path does not take.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import sys
-from dataclasses import dataclass
 from typing import Annotated
 
 import typer
 
-from . import __version__, report
-from .errors import ExitStatus, PpipeError
-from .explain import explain
-from .graph import Graph
-from .summary import failure_lines
-
-COMPLETE_VAR = "_PPIPE_COMPLETE"
+from . import __version__
+from .command import Config, run_command
 
 HELP = """Run a shell-style pipeline as real processes, counting every byte between them.
 
@@ -34,94 +26,6 @@ Exit status: 0 when every stage succeeded, else the rightmost failure's status
 (a producer stopped by SIGPIPE is not a failure); 2 syntax, 126/127 command
 not executable/not found, 124 --timeout, 128+N killed by signal N (130: Ctrl-C).
 """
-
-
-@dataclass(frozen=True)
-class Config:
-    """Everything the command line asked for."""
-
-    pipeline: str
-    no_fail: bool = False
-    timeout: float | None = None
-    kill_after: float = 2.0
-    explain: bool = False
-    report: str | None = None
-    quiet: bool = False
-    #: None: count lines when they will be seen (the report records them).
-    lines: bool | None = None
-
-    @property
-    def count_lines(self) -> bool:
-        return self.report is not None if self.lines is None else self.lines
-
-
-def run_command(config: Config) -> int:
-    """Does what the command line asked; returns the exit status.
-
-    Errors are printed as ``ppipe: ...`` lines, never tracebacks. When the
-    run was interrupted by a signal, the same signal is raised again at the
-    end (after the report is written) so that a calling shell sees ppipe
-    killed by it and stops a loop, as it would for any other program.
-    """
-    from . import api
-    from .syntax import parse
-
-    graph: Graph | None = None
-    try:
-        if config.report:
-            report.check_destination(config.report)
-        graph = parse(config.pipeline)
-        if config.explain:
-            return _print(explain(graph))
-        result = api.run(graph, no_fail=config.no_fail, timeout=config.timeout, kill_after=config.kill_after,
-                         handle_signals=True, count_lines=config.count_lines)
-    except PpipeError as error:
-        _print_error(str(error).splitlines())
-        if config.report and not isinstance(error, report.ReportError):
-            _write_report(report.build_for_error(config.pipeline, error, graph), config.report)
-        return error.status
-    if not config.quiet:
-        _print_error(failure_lines(result))
-    status = result.exit_status
-    if config.report and not _write_report(report.build(result), config.report):
-        status = status or ExitStatus.FAILURE
-    if result.interrupted_by:
-        _reraise(signal.Signals[result.interrupted_by])
-    return status
-
-
-def _write_report(data: dict[str, object], destination: str) -> bool:
-    try:
-        report.write(data, destination)
-    except OSError as error:
-        _print_error([f"cannot write the report to {destination}: {error.strerror}"])
-        return False
-    return True
-
-
-def _print(text: str) -> int:
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # The reader left (ppipe --explain ... | head): not an error.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
-
-
-def _print_error(lines: list[str]) -> None:
-    """Prints lines on stderr; each that is not an indented detail is prefixed ``ppipe:``."""
-    for line in lines:
-        prefix = "" if line.startswith((" ", "ppipe:")) else "ppipe: "
-        sys.stderr.write(f"{prefix}{line}\n")
-    sys.stderr.flush()
-
-
-def _reraise(sig: signal.Signals) -> None:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    signal.signal(sig, signal.SIG_DFL)
-    os.kill(os.getpid(), sig)
 
 
 def _show_version(value: bool) -> None:
@@ -168,38 +72,12 @@ def main(
     version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    config = Config(pipeline=pipeline, no_fail=no_fail, timeout=timeout, kill_after=kill_after,
-                    explain=explain_, report=report_, quiet=quiet, lines=lines)
+    dispatch(Config(pipeline=pipeline, no_fail=no_fail, timeout=timeout, kill_after=kill_after,
+                    explain=explain_, report=report_, quiet=quiet, lines=lines))
+
+
+def dispatch(config: Config) -> None:
+    """Runs what the command line asked for and exits with its status."""
     raise typer.Exit(run_command(config))
 
 
-def entry() -> None:
-    """The console script.
-
-    Makes sure descriptors 0–2 exist first (``ppipe ... >&-``): otherwise the
-    first pipe ppipe creates would take a standard descriptor's number and
-    stages would write into each other's pipes. The stand-in fails reads or
-    writes with EBADF, as the closed descriptor would have. A Ctrl-C before the run
-    started, and any bug, end with one line instead of a traceback
-    (``PPIPE_DEBUG=1`` shows it).
-    """
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            # Opened the wrong way round, so a stage using it still gets EBADF
-            # as from a closed descriptor; os.open takes the lowest free number.
-            os.open(os.devnull, os.O_WRONLY if fd == 0 else os.O_RDONLY)
-    if COMPLETE_VAR in os.environ:
-        from typer._completion_classes import completion_init
-
-        completion_init()
-    try:
-        app(prog_name="ppipe")
-    except KeyboardInterrupt:
-        _reraise(signal.SIGINT)
-    except Exception as error:
-        if os.environ.get("PPIPE_DEBUG"):
-            raise
-        _print_error([f"internal error: {error!r}", "  this is a bug in ppipe; PPIPE_DEBUG=1 shows the traceback"])
-        sys.exit(ExitStatus.FAILURE)

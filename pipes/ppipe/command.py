@@ -1,0 +1,113 @@
+"""What the command line asked for, and doing it: a frozen :class:`Config` → the library.
+
+The CLI parsers (typer's in :mod:`ppipe.cli`, the fast one in
+:mod:`ppipe.entry`) only build a :class:`Config`; :func:`run_command` does
+the rest and returns the exit status. Nothing here imports typer or rich.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from dataclasses import dataclass
+
+from . import report
+from .errors import ExitStatus, PpipeError
+from .graph import Graph
+
+#: The environment variable that asks ``ppipe`` for completions (set by the completion scripts).
+COMPLETE_VAR = "_PPIPE_COMPLETE"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the command line asked for."""
+
+    pipeline: str
+    no_fail: bool = False
+    timeout: float | None = None
+    kill_after: float = 2.0
+    explain: bool = False
+    report: str | None = None
+    quiet: bool = False
+    #: None: count lines when they will be seen (the report records them).
+    lines: bool | None = None
+
+    @property
+    def count_lines(self) -> bool:
+        return self.report is not None if self.lines is None else self.lines
+
+
+def run_command(config: Config) -> int:
+    """Does what the command line asked; returns the exit status.
+
+    Errors are printed as ``ppipe: ...`` lines, never tracebacks. When the
+    run was interrupted by a signal, the same signal is raised again at the
+    end (after the report is written) so that a calling shell sees ppipe
+    killed by it and stops a loop, as it would for any other program.
+    """
+    from .explain import explain
+    from .summary import failure_lines
+    from .syntax import parse
+
+    graph: Graph | None = None
+    try:
+        if config.report:
+            report.check_destination(config.report)
+        graph = parse(config.pipeline)
+        if config.explain:
+            return _print(explain(graph))
+        from . import api  # tornado and asyncio: only when something runs
+
+        result = api.run(graph, no_fail=config.no_fail, timeout=config.timeout, kill_after=config.kill_after,
+                         handle_signals=True, count_lines=config.count_lines)
+    except PpipeError as error:
+        print_error(str(error).splitlines())
+        if config.report and not isinstance(error, report.ReportError):
+            _write_report(report.build_for_error(config.pipeline, error, graph), config.report)
+        return error.status
+    if not config.quiet:
+        print_error(failure_lines(result))
+    status = result.exit_status
+    if config.report and not _write_report(report.build(result), config.report):
+        status = status or ExitStatus.FAILURE
+    if result.interrupted_by:
+        reraise(signal.Signals[result.interrupted_by])
+    return status
+
+
+def _write_report(data: dict[str, object], destination: str) -> bool:
+    try:
+        report.write(data, destination)
+    except OSError as error:
+        print_error([f"cannot write the report to {destination}: {error.strerror}"])
+        return False
+    return True
+
+
+def _print(text: str) -> int:
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader left (ppipe --explain ... | head): not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def print_error(lines: list[str]) -> None:
+    """Prints lines on stderr; each that is not an indented detail is prefixed ``ppipe:``."""
+    for line in lines:
+        prefix = "" if line.startswith((" ", "ppipe:")) else "ppipe: "
+        sys.stderr.write(f"{prefix}{line}\n")
+    sys.stderr.flush()
+
+
+def reraise(sig: signal.Signals) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
+
+

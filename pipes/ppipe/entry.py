@@ -1,0 +1,124 @@
+"""The ``ppipe`` console script: a fast path for well-formed command lines, typer for the rest.
+
+Typer declares the command line (:mod:`ppipe.cli`): its help, completion
+and error messages. But building a typer command costs a quarter of a second
+at every start (current typer validates options through pydantic), which is
+more than the rest of a short run. So :func:`quick_parse` reads the common
+case — known options with well-formed values and one pipeline — straight
+into the same :class:`~ppipe.command.Config`, and anything else (``--help``,
+completion, a typo, a bad value) goes to typer, which explains it. A test
+checks that both readings agree on every command line the fast one accepts,
+and that they know the same options.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .command import COMPLETE_VAR, Config, print_error, reraise, run_command
+from .errors import ExitStatus
+
+_FLAGS = {
+    "--no-fail": ("no_fail", True),
+    "--explain": ("explain", True),
+    "-q": ("quiet", True),
+    "--quiet": ("quiet", True),
+    "--lines": ("lines", True),
+    "--no-lines": ("lines", False),
+}
+_VALUED = {"--timeout": "timeout", "--kill-after": "kill_after", "--report": "report"}
+_SECONDS = re.compile(r"(\d+(\.\d*)?|\.\d+)")
+#: Every option name the fast path knows, for the test that compares it with typer's.
+OPTIONS = frozenset({*_FLAGS, *_VALUED, "--version"})
+
+
+def quick_parse(argv: Sequence[str]) -> Config | None:
+    """The :class:`Config` for a plain, well-formed command line, or None to let typer read it."""
+    values: dict[str, Any] = {}
+    pipeline: str | None = None
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        name, has_value, inline = arg.partition("=")
+        if arg == "--":
+            if len(args) != 1 or pipeline is not None:
+                return None
+            pipeline = args.pop()
+        elif arg in _FLAGS:
+            key, flag = _FLAGS[arg]
+            values[key] = flag
+        elif name in _VALUED and (has_value or args):
+            value = inline if has_value else args.pop(0)
+            key = _VALUED[name]
+            if key != "report":
+                if not _SECONDS.fullmatch(value):
+                    return None
+                values[key] = float(value)
+            else:
+                values[key] = value
+        elif arg.startswith("-") or pipeline is not None:
+            return None
+        else:
+            pipeline = arg
+    if pipeline is None:
+        return None
+    return Config(pipeline=pipeline, **values)
+
+
+def _ensure_standard_descriptors() -> None:
+    """Makes sure descriptors 0–2 exist (``ppipe ... >&-``).
+
+    Otherwise the first pipe ppipe creates would take a standard
+    descriptor's number and stages would write into each other's pipes. The
+    stand-in is opened the wrong way round, so a stage using it still gets
+    EBADF, as from the closed descriptor; ``os.open`` takes the lowest free
+    number, which is the missing one.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_WRONLY if fd == 0 else os.O_RDONLY)
+
+
+def entry() -> None:
+    """The console script. A Ctrl-C before the run started, and any bug, end
+    with one line instead of a traceback (``PPIPE_DEBUG=1`` shows it)."""
+    _ensure_standard_descriptors()
+    try:
+        sys.exit(_main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        reraise(signal.SIGINT)
+    except Exception as error:
+        if os.environ.get("PPIPE_DEBUG"):
+            raise
+        print_error([f"internal error: {error!r}", "  this is a bug in ppipe; PPIPE_DEBUG=1 shows the traceback"])
+        sys.exit(ExitStatus.FAILURE)
+
+
+def _main(argv: list[str]) -> int:
+    if argv == ["--version"]:
+        from . import __version__
+
+        print(f"ppipe {__version__}")
+        return 0
+    config = None if COMPLETE_VAR in os.environ else quick_parse(argv)
+    if config is not None:
+        return run_command(config)
+    return _with_typer()
+
+
+def _with_typer() -> int:
+    from .cli import app
+
+    if COMPLETE_VAR in os.environ:
+        from typer._completion_classes import completion_init
+
+        completion_init()
+    app(prog_name="ppipe")
+    return 0  # typer exits on its own; this is not reached
