@@ -29,7 +29,8 @@ incompatible change, new fields may appear in any version)::
           "from": 1, "to": 2,          # stage ids, or "stdin" / "stdout"
           "with_stderr": false,        # a |& edge
           "counted": true,             # false: ppipe handed the stream over, figures are 0
-          "bytes": 21, "lines": 10,    # lines: newlines, plus a last unterminated line
+          "bytes": 21, "lines": 10,    # lines: newlines, plus a last unterminated line;
+                                       # null when not counted (--no-lines)
           "closed_early": false        # the consumer left before the producer finished
       }],
       "shards": []
