@@ -29,6 +29,7 @@ import os
 import stat
 import sys
 import termios
+import time
 from dataclasses import dataclass, field
 
 from tornado.concurrent import Future
@@ -346,6 +347,15 @@ def bytes_waiting(fd: int) -> bool:
 SPLICE_AVAILABLE = hasattr(os, "splice") and sys.platform.startswith("linux")
 #: Splices per wake-up before other callbacks get a turn (8 pipes' worth).
 _SPLICE_BURST = 8
+#: After emptying the producer's pipe, a pump whose producer writes slower
+#: than this (bytes per second) waits ``_TRICKLE_PAUSE`` before watching
+#: again, so that a producer writing 4 KiB at a time costs one wake-up per few
+#: hundred KiB, not one per write. The rate is what the pause lets half a pipe
+#: (``PIPE_SIZE``) take, so the pause never makes a producer wait on a full
+#: pipe; faster producers are never paused, nor is a pump that found a good
+#: part of a pipe waiting (it was late, not the producer slow).
+_TRICKLE_PAUSE = 0.002
+_TRICKLE_RATE = PIPE_SIZE / 2 / _TRICKLE_PAUSE
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 
 
@@ -376,7 +386,10 @@ class SplicePump:
         self._loop = IOLoop.current()
         self._done: Future[None] = Future()
         self._watched: int | None = None
+        self._wanted: tuple[int, int] = (source_fd, IOLoop.READ)
+        self._paused = False
         self._closed = False
+        self._last_wake = time.monotonic()
 
     async def run(self) -> None:
         try:
@@ -386,15 +399,31 @@ class SplicePump:
             self.close()
 
     def _watch(self, fd: int, events: int) -> None:
-        if self._watched == fd:
+        self._wanted = (fd, events)
+        if self._watched == fd or self._paused:
             return
         if self._watched is not None:
             self._loop.remove_handler(self._watched)
         self._watched = fd
         self._loop.add_handler(fd, self._on_ready, events)
 
+    def _pause(self) -> None:
+        if self._watched is not None:
+            self._loop.remove_handler(self._watched)
+            self._watched = None
+        self._paused = True
+        self._loop.call_later(_TRICKLE_PAUSE, self._resume)
+
+    def _resume(self) -> None:
+        self._paused = False
+        if not self._closed:
+            self._watch(*self._wanted)
+
     def _on_ready(self, fd: int, events: int) -> None:
         counter = self.counters[0]
+        moved_now = 0
+        now = time.monotonic()
+        since, self._last_wake = now - self._last_wake, now
         for _ in range(_SPLICE_BURST):
             try:
                 moved = os.splice(self.source_fd, self.target_fd, PIPE_SIZE, flags=_SPLICE_FLAGS)
@@ -403,6 +432,8 @@ class SplicePump:
                     self._watch(self.target_fd, IOLoop.WRITE)  # the consumer is behind
                 else:
                     self._watch(self.source_fd, IOLoop.READ)  # the producer is
+                    if moved_now < min(_TRICKLE_RATE * since, PIPE_SIZE / 4):
+                        self._pause()
                 return
             except OSError:  # EPIPE: the consumer is gone (reported even with nothing to move)
                 self.closed_early = True
@@ -413,6 +444,7 @@ class SplicePump:
                 self._finish()
                 return
             counter.nbytes += moved
+            moved_now += moved
         # A full burst: return, and level-triggered readiness calls again
         # once the other callbacks have had their turn.
 
