@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 
 import pytest
+
+# Started as a background job of a non-interactive shell, this process (and so
+# every ppipe it starts) would ignore SIGINT, and ppipe rightly keeps ignored
+# signals ignored: the signal tests would test nothing. Take the usual
+# dispositions back; children then start with the defaults.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+for _sig in (signal.SIGTERM, signal.SIGHUP):
+    if signal.getsignal(_sig) == signal.SIG_IGN:
+        signal.signal(_sig, signal.SIG_DFL)
 
 #: The installed console script; the CLI tests go through it, as a user would.
 PPIPE = shutil.which("ppipe") or "ppipe"
