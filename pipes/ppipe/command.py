@@ -87,21 +87,30 @@ def _write_report(data: dict[str, object], destination: str) -> bool:
 
 
 def _print(text: str) -> int:
+    """Prints on stdout; a reader that left (``--explain ... | head``) or no stdout at all is not an error."""
+    if sys.stdout is None:
+        return 0
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:
-        # The reader left (ppipe --explain ... | head): not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError:
+        pass
     return 0
 
 
 def print_error(lines: list[str]) -> None:
     """Prints lines on stderr; each that is not an indented detail is prefixed ``ppipe:``."""
-    for line in lines:
-        prefix = "" if line.startswith((" ", "ppipe:")) else "ppipe: "
-        sys.stderr.write(f"{prefix}{line}\n")
-    sys.stderr.flush()
+    if sys.stderr is None:
+        return
+    try:
+        for line in lines:
+            prefix = "" if line.startswith((" ", "ppipe:")) else "ppipe: "
+            sys.stderr.write(f"{prefix}{line}\n")
+        sys.stderr.flush()
+    except OSError:
+        pass  # stderr closed or full: the exit status still tells
 
 
 def reraise(sig: signal.Signals) -> None:

@@ -35,6 +35,7 @@ import stat
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -47,6 +48,7 @@ from .pumps import (
     SPLICE_AVAILABLE,
     CaptureSink,
     Counter,
+    LineJoiner,
     MergeSink,
     Pump,
     Sink,
@@ -64,6 +66,8 @@ from .result import EdgeResult, RunResult, StageResult
 #: stage's background descendants can still hold a pipe open by then, and
 #: ppipe does not wait for those (bash does not wait for them either).
 DRAIN_GRACE = 0.5
+#: How long ppipe waits for a SIGKILLed stage's exit to be reported before reaping it itself.
+REAP_LIMIT = 5.0
 #: Signals that, sent to ppipe, are passed on to every stage.
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -174,6 +178,10 @@ def _check_executable(path: str) -> CommandProblem | None:
 # ---------------------------------------------------------------- process-wide hooks
 
 
+#: Runs using the SIGCHLD handler ppipe installed, by loop (0: installed by someone else).
+_sigchld_runs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+
+
 @contextlib.contextmanager
 def _sigchld_handler() -> Iterator[None]:
     """Makes sure tornado's SIGCHLD handler is installed on *this* loop for the run.
@@ -191,13 +199,23 @@ def _sigchld_handler() -> Iterator[None]:
     handlers = getattr(loop, "_signal_handlers", None)
     if Subprocess._initialized and handlers is not None and signal.SIGCHLD not in handlers:
         Subprocess._initialized = False  # stale: installed on a loop that is gone
-    owned = not Subprocess._initialized
-    Subprocess.initialize()
+        _sigchld_runs.pop(loop, None)
+    if loop not in _sigchld_runs:
+        # 0 when someone else installed it (leave it to them), else ppipe's own count.
+        _sigchld_runs[loop] = 0 if Subprocess._initialized else 1
+        Subprocess.initialize()
+    elif _sigchld_runs[loop]:
+        _sigchld_runs[loop] += 1
     try:
         yield
     finally:
-        if owned:
-            Subprocess.uninitialize()
+        # Concurrent runs on one loop share the handler; the last one out removes it.
+        if _sigchld_runs.get(loop):
+            _sigchld_runs[loop] -= 1
+            if not _sigchld_runs[loop]:
+                del _sigchld_runs[loop]
+                if not Subprocess._waiting:  # the caller's own Subprocesses still need it
+                    Subprocess.uninitialize()
 
 
 def _parent_death_hook() -> Callable[[], None] | None:
@@ -247,6 +265,8 @@ class _Proc:
     error_status: int = ExitStatus.FAILURE
     signalled: bool = False
     output_closed_early: bool = False
+    #: Its output went away under it: ppipe closed it, or it is ppipe's own stdout (whose reader may leave).
+    consumer_left: bool = False
     output_pump: Pump | SplicePump | None = None
     #: ``stderr_tail.total`` when ppipe closed this stage's output early.
     stderr_mark_at_cut: int | None = None
@@ -299,6 +319,8 @@ class Execution:
                 if timer:
                     timer.cancel()
                 await self._reap()
+                if self._kill_timer is not None:
+                    self._kill_timer.cancel()
                 self._close_everything()
         return self._result(started_at)
 
@@ -352,7 +374,7 @@ class Execution:
 
     def _wire_outputs(self, stdout_fd: int, stage_sinks: dict[int, Sink]) -> None:
         stdout_sink: Sink | None = None
-        stderr_sink = MergeSink(sink_for_fd(self._stderr_fd, feeders=len(self.procs)))
+        stderr_sink = LineJoiner(sink_for_fd(self._stderr_fd, feeders=len(self.procs)))
         for proc in self.procs.values():
             sid = proc.stage.id
             outputs = self.graph.outputs(sid)
@@ -361,6 +383,7 @@ class Execution:
                       and len(self.graph.inputs(Boundary.STDOUT)) == 1)
             if direct:
                 self.fd_table[sid][1] = stdout_fd
+                proc.consumer_left = True  # ppipe cannot see that reader; SIGPIPE there is `ppipe yes | head`
                 self.edge_counts[outputs[0]] = (Counter(), None)
             elif len(outputs) == 1 and outputs[0] in self.spliced:
                 read_fd, write_fd = make_pipe()
@@ -393,11 +416,11 @@ class Execution:
             else:
                 self.fd_table[sid][1] = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
                 self.child_fds[sid].add(self.fd_table[sid][1])
-            err_read, err_write = make_pipe()
+            err_read, err_write = make_pipe(enlarge=False)
             self.fd_table[sid][2] = err_write
             self.child_fds[sid].add(err_write)
             self.pumps.append(Pump(stream(err_read), [stderr_sink], observers=(proc.stderr_tail,),
-                                   count_lines=False))
+                                   count_lines=False, keep_draining=True))
 
     def _can_splice(self, edge: Edge) -> bool:
         """One stage feeding one other, nothing else in or out: the kernel can move the bytes."""
@@ -430,6 +453,10 @@ class Execution:
             proc.started_at = time.time()
             try:
                 proc.process = self._popen(proc, fds, env, hook)
+            except ValueError as error:  # an argument or variable holding a NUL byte
+                proc.error = f"{proc.stage.argv[0]}: cannot be run: {error}"
+                self._say(f"ppipe: stage {sid}: {proc.error}\n")
+                return
             except OSError as error:
                 # Resolved, yet exec failed (a #! naming a missing interpreter,
                 # a file that vanished): bash says 126 for these.
@@ -492,7 +519,7 @@ class Execution:
 
     def _say(self, message: str) -> None:
         with contextlib.suppress(OSError):
-            os.write(self._stderr_fd, message.encode())
+            os.write(self._stderr_fd, message.encode(errors="surrogateescape"))
 
     # -- waiting
 
@@ -504,12 +531,13 @@ class Execution:
         pump = proc.output_pump
         if pump is not None and pump.closed_early:
             proc.output_closed_early = pump.cut_while_writing
+            proc.consumer_left = True
         else:
             proc.stderr_mark_at_cut = None  # any closing came after the exit: it cannot be to blame
         for feeding_pump, sink in proc.feeders:
             # The consumer is gone: its producer gets EPIPE/SIGPIPE now, not
             # at its next write into a pipe nobody will ever read.
-            feeding_pump.sink_gone(sink)
+            feeding_pump.consumer_exited(sink)
             producer = self._producer_of(feeding_pump)
             if producer is not None and producer.running and feeding_pump.closed_early:
                 producer.stderr_mark_at_cut = producer.stderr_tail.total
@@ -539,13 +567,19 @@ class Execution:
             await asyncio.wait(self.watchers)
 
     async def _drain(self) -> None:
-        pending = [t for t in self.pump_tasks if not t.done()]
-        if pending:
-            _, still = await asyncio.wait(pending, timeout=DRAIN_GRACE)
+        """Lets every pump finish once the stages are gone, stopping only those left waiting.
+
+        A pump still delivering (into a slow reader of ppipe's stderr, say)
+        goes on; one that has waited ``DRAIN_GRACE`` for its producer is
+        stopped: only a stage's background descendant can still hold that
+        pipe, and ppipe does not wait for those (bash does not either).
+        """
+        pending = {t for t in self.pump_tasks if not t.done()}
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=DRAIN_GRACE / 5)
             for pump in self.pumps:
-                pump.drain_and_stop()
-            if still:
-                await asyncio.wait(still, timeout=DRAIN_GRACE)
+                if pump.idle_for() > DRAIN_GRACE:
+                    pump.drain_and_stop()
 
     def _raise_pump_errors(self) -> None:
         """A pump that crashed is a bug in ppipe: say so instead of reporting wrong counts."""
@@ -563,7 +597,19 @@ class Execution:
             _, still = await asyncio.wait(pending, timeout=self.options.kill_after)
             if still:
                 self._signal_all(signal.SIGKILL)
-                await asyncio.wait(still)
+                _, still = await asyncio.wait(still, timeout=REAP_LIMIT)
+            for proc in self.procs.values():
+                if proc.running and proc.pid is not None:
+                    self._reap_directly(proc)
+
+    def _reap_directly(self, proc: _Proc) -> None:
+        """Last resort when tornado never reported an exit: wait for the SIGKILLed stage ourselves."""
+        try:
+            _, status = os.waitpid(proc.pid or 0, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        except ChildProcessError:
+            proc.returncode = -signal.SIGKILL  # reaped elsewhere; it was sent SIGKILL
+        proc.ended_at = time.time()
 
     def _close_everything(self) -> None:
         for pump in self.pumps:
@@ -580,10 +626,12 @@ class Execution:
 
     def _signal_all(self, sig: int) -> None:
         for proc in self.procs.values():
-            if proc.running and proc.process is not None:
+            if proc.running and proc.pid is not None:
                 proc.signalled = True
+                # os.kill, not Popen.send_signal: that one polls, and a poll
+                # that reaps the stage leaves tornado's wait_for_exit hanging.
                 with contextlib.suppress(ProcessLookupError):
-                    proc.process.proc.send_signal(sig)
+                    os.kill(proc.pid, sig)
 
     def _stop(self, first_signal: int, already_delivered: bool = False) -> None:
         """First ``first_signal`` to every stage, then SIGKILL after the grace period."""
@@ -606,7 +654,6 @@ class Execution:
             self._signal_all(signal.SIGKILL)  # asked twice: no more grace
             return
         self.interrupted_by = sig
-        self.timed_out = False
         # Ctrl-C in a terminal reaches the whole foreground group, stages
         # included; sending it again would interrupt their clean-up.
         self._stop(sig, already_delivered=sig == signal.SIGINT and _in_terminal_foreground())
@@ -639,7 +686,7 @@ class Execution:
             StageResult(
                 stage=p.stage, pid=p.pid, started_at=p.started_at, ended_at=p.ended_at,
                 returncode=p.returncode, error=p.error, error_status=p.error_status,
-                output_closed_early=self._failed_writing(p),
+                output_closed_early=self._failed_writing(p), consumer_left=p.consumer_left,
                 signalled_by_ppipe=p.signalled and p.returncode != 0,
                 stderr_tail=p.stderr_tail.lines() or ((p.error,) if p.error else ()),
             )

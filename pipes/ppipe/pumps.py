@@ -26,6 +26,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import select
 import stat
 import sys
 import termios
@@ -46,10 +47,16 @@ PIPE_SIZE = 1024 * 1024
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
-def make_pipe() -> tuple[int, int]:
-    """Creates a close-on-exec pipe, enlarged where the OS allows; returns (read, write)."""
+def make_pipe(enlarge: bool = True) -> tuple[int, int]:
+    """Creates a close-on-exec pipe; returns (read, write).
+
+    Data pipes are enlarged to ``PIPE_SIZE`` where the OS allows (fewer
+    wake-ups); stderr pipes keep the default size, since Linux counts every
+    user's pipe pages against one quota and enlarging them all would shrink
+    the pipes of the user's other programs.
+    """
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC) if hasattr(os, "pipe2") else os.pipe()
-    if sys.platform.startswith("linux"):
+    if enlarge and sys.platform.startswith("linux"):
         # Over the user's pipe-size quota the default size still works.
         with contextlib.suppress(OSError):
             fcntl.fcntl(write_fd, _F_SETPIPE_SZ, PIPE_SIZE)
@@ -115,7 +122,7 @@ class Sink:
     async def write(self, chunk: bytes, feeder: object) -> bool:
         raise NotImplementedError
 
-    def feeder_done(self, feeder: object) -> None:
+    async def finish(self, feeder: object) -> None:
         """Called once by each feeding pump when it has delivered its last byte."""
 
     def abandon(self) -> None:
@@ -139,7 +146,7 @@ class StreamSink(Sink):
             self.abandon()
         return self.alive
 
-    def feeder_done(self, feeder: object) -> None:
+    async def finish(self, feeder: object) -> None:
         self.feeders -= 1
         if self.feeders <= 0:
             # Every write was awaited, so closing loses nothing (close() itself
@@ -184,10 +191,10 @@ class MergeSink(Sink):
             self.holder = None
             self.lock.release()
 
-    def feeder_done(self, feeder: object) -> None:
+    async def finish(self, feeder: object) -> None:
         if self.holder is feeder:
             self.release()
-        self.inner.feeder_done(feeder)
+        await self.inner.finish(feeder)
 
     def abandon(self) -> None:
         self.inner.abandon()
@@ -195,6 +202,55 @@ class MergeSink(Sink):
     @property
     def alive(self) -> bool:
         return self.inner.alive
+
+
+class LineJoiner(Sink):
+    """Several streams into one (the stages' stderr), each line kept whole, nobody held up.
+
+    A feeder's unfinished line is held back until its newline arrives, until
+    it has waited ``flush_after`` seconds, or until it outgrows
+    ``max_partial``; so a progress bar ending in ``\\r`` still shows. Unlike
+    :class:`MergeSink` no feeder ever waits for another: on stderr that wait
+    would deadlock (a stage stuck mid-line while the stage it feeds waits to
+    write its own stderr).
+    """
+
+    def __init__(self, inner: Sink, flush_after: float = 0.1, max_partial: int = 4096) -> None:
+        self.inner = inner
+        self.flush_after = flush_after
+        self.max_partial = max_partial
+        self._partial: dict[object, bytes] = {}
+        self._flushing: set[asyncio.Future[bool]] = set()
+
+    @property
+    def alive(self) -> bool:
+        return self.inner.alive
+
+    async def write(self, chunk: bytes, feeder: object) -> bool:
+        data = self._partial.pop(feeder, b"") + chunk
+        cut = data.rfind(b"\n") + 1
+        if len(data) - cut > self.max_partial:
+            cut = len(data)
+        if cut < len(data):
+            self._partial[feeder] = data[cut:]
+            IOLoop.current().call_later(self.flush_after, self._flush, feeder, self._partial[feeder])
+        return await self.inner.write(data[:cut], feeder) if cut else self.inner.alive
+
+    def _flush(self, feeder: object, waited: bytes) -> None:
+        if self._partial.get(feeder) is waited:  # nothing came since: show it as it is
+            del self._partial[feeder]
+            flush = asyncio.ensure_future(self.inner.write(waited, feeder))
+            self._flushing.add(flush)
+            flush.add_done_callback(self._flushing.discard)
+
+    async def finish(self, feeder: object) -> None:
+        rest = self._partial.pop(feeder, b"")
+        if rest:
+            await self.inner.write(rest, feeder)
+        await self.inner.finish(feeder)
+
+    def abandon(self) -> None:
+        self.inner.abandon()
 
 
 class CaptureSink(Sink):
@@ -270,32 +326,45 @@ class Pump:
     """
 
     def __init__(self, source: PipeIOStream, sinks: list[Sink], observers: tuple[Tail, ...] = (),
-                 count_lines: bool = True) -> None:
+                 count_lines: bool = True, keep_draining: bool = False) -> None:
         self.source = source
         self.sinks = sinks
         self.counters = [Counter() for _ in sinks]
         self.observers = observers
         self.count_lines = count_lines
+        #: Go on reading (for the observers) when every sink has gone, so the
+        #: producer is never stopped by it: for stderr, whose loss must not
+        #: kill a stage.
+        self.keep_draining = keep_draining
+        self.last_activity = time.monotonic()
+        self._reading = False
         self.closed_early = False
         self.cut_while_writing = False
         self._live = list(range(len(sinks)))
 
     async def run(self) -> None:
         try:
-            while self._live:
+            while self._live or self.keep_draining:
+                self._reading = True
                 try:
                     chunk = await self.source.read_bytes(CHUNK, partial=True)
                 except StreamClosedError:
                     break
+                finally:
+                    self._reading = False
+                    self.last_activity = time.monotonic()
                 await self._deliver(chunk)
+                self.last_activity = time.monotonic()
         finally:
             self.source.close()
             for sink in self.sinks:
-                sink.feeder_done(self)
+                await sink.finish(self)
 
     async def _deliver(self, chunk: bytes) -> None:
         for observer in self.observers:
             observer.add(chunk)
+        if not self._live:
+            return
         newlines = chunk.count(b"\n") if self.count_lines else 0
         live = list(self._live)  # sink_gone() may change _live while we wait
         if len(live) == 1:
@@ -308,7 +377,17 @@ class Pump:
             elif i in self._live:
                 self._live.remove(i)
         if not self._live:
-            self.closed_early = self.cut_while_writing = True
+            self.closed_early = self.cut_while_writing = not self.keep_draining
+
+    def idle_for(self) -> float:
+        """Seconds the pump has been waiting for its producer (0 while it delivers)."""
+        return time.monotonic() - self.last_activity if self._reading else 0.0
+
+    def consumer_exited(self, sink: Sink | None) -> None:
+        """A consumer process exited; its stdin may still be read by a child it left behind."""
+        if sink is not None and isinstance(sink, StreamSink) and readers_left(sink.target.fileno()):
+            return  # the write side will learn of the last reader leaving by EPIPE
+        self.sink_gone(sink)
 
     def sink_gone(self, sink: Sink | None) -> None:
         """A consumer exited: stop feeding it, and stop the producer if nobody is left."""
@@ -332,6 +411,17 @@ class Pump:
         self.source.close()
         for sink in self.sinks:
             sink.abandon()
+
+
+def readers_left(fd: int) -> bool:
+    """Whether anyone still holds the read end of the pipe whose write end is ``fd`` (POLLERR: nobody)."""
+    poller = select.poll()
+    try:
+        poller.register(fd, select.POLLOUT)
+        events = poller.poll(0)
+    except (OSError, ValueError):
+        return False
+    return not any(mask & select.POLLERR for _, mask in events)
 
 
 def bytes_waiting(fd: int) -> bool:
@@ -453,6 +543,18 @@ class SplicePump:
         if not self._done.done():
             self._done.set_result(None)
 
+    def idle_for(self) -> float:
+        """Seconds the pump has been waiting for its producer (0 while the consumer is behind)."""
+        if self._wanted[0] != self.source_fd:
+            return 0.0
+        return time.monotonic() - self._last_wake
+
+    def consumer_exited(self, sink: Sink | None) -> None:
+        """A consumer process exited; its stdin may still be read by a child it left behind."""
+        if not self._closed and readers_left(self.target_fd):
+            return  # the next splice says EPIPE when the last reader goes
+        self.sink_gone(sink)
+
     def sink_gone(self, sink: Sink | None) -> None:
         """The consumer exited: close the producer's pipe now, as the kernel would."""
         if not self._closed:
@@ -495,4 +597,4 @@ async def feed(data: bytes, outlets: list[tuple[Sink, Counter]]) -> None:
                 return
     finally:
         for sink, _ in outlets:
-            sink.feeder_done(feed)
+            await sink.finish(feed)

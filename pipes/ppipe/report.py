@@ -39,8 +39,10 @@ incompatible change, new fields may appear in any version)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 import sys
 from typing import Any
 
@@ -99,7 +101,7 @@ class ReportError(UsageError):
 
 def check_destination(destination: str) -> None:
     """Raises :class:`ReportError` when ``destination`` cannot be written, so a run is not wasted."""
-    if destination == "-":
+    if destination == "-" or _is_special(destination):
         return
     directory = os.path.dirname(os.path.abspath(destination))
     if os.path.isdir(destination):
@@ -117,10 +119,26 @@ def write(report: dict[str, Any], destination: str) -> None:
         sys.stderr.write(text)
         sys.stderr.flush()
         return
+    if _is_special(destination):  # a FIFO, /dev/stderr, >(cat): write into it, never replace it
+        with open(destination, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return
     tmp = f"{destination}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, destination)  # a reader never sees half a report
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, destination)  # a reader never sees half a report
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _is_special(path: str) -> bool:
+    """An existing path that is not a regular file (a FIFO, a device, a /dev/fd/N pipe)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _stage(result: StageResult) -> dict[str, Any]:

@@ -40,7 +40,9 @@ class StageResult:
     redirection that could not be opened, 126 for an exec that failed, as
     bash). ``output_closed_early`` is True when ppipe closed the stage's
     output while the stage was still writing, because every consumer had
-    gone.
+    gone. ``consumer_left`` is True when the stage's output went away under
+    it: ppipe closed it because its consumers exited, or it was ppipe's own
+    stdout, whose reader ppipe cannot see (``ppipe yes | head -1``).
     """
 
     stage: Stage
@@ -51,6 +53,7 @@ class StageResult:
     error: str | None = None
     error_status: int = 1
     output_closed_early: bool = False
+    consumer_left: bool = False
     signalled_by_ppipe: bool = False
     stderr_tail: tuple[str, ...] = ()
     verdict: Verdict = Verdict.PENDING

@@ -5,8 +5,9 @@ The rules, in order:
 1. A stage that exited 0 is ``ok``.
 2. A stage ppipe itself signalled (``--timeout``, Ctrl-C) is ``terminated``;
    the run then exits 124 (timeout) or 128+N (signal N), whatever the stages did.
-3. A stage killed by SIGPIPE is ``broken-pipe``: its consumer went away, as
-   ``yes | head -1`` intends. So is a stage that exited non-zero after it
+3. A stage killed by SIGPIPE when its consumer went away is
+   ``broken-pipe``, as ``yes | head -1`` intends (``consumer_left``); a
+   SIGPIPE from a broken pipe of the stage's own is a failure. So is a stage that exited non-zero after it
    failed writing into a closed output, every consumer having exited
    *successfully* (programs that report EPIPE instead of dying of SIGPIPE,
    such as Python scripts). "Failed writing" is the engine's finding
@@ -43,7 +44,7 @@ def _verdict(graph: Graph, result: StageResult, by_id: dict[int, StageResult], n
         return Verdict.OK
     if result.signalled_by_ppipe:
         return Verdict.TERMINATED
-    if result.returncode == -signal.SIGPIPE:
+    if result.returncode == -signal.SIGPIPE and result.consumer_left:
         return Verdict.BROKEN_PIPE
     if result.output_closed_early and result.returncode is not None:
         consumers = [by_id.get(e.target) for e in graph.outputs(result.stage.id) if isinstance(e.target, int)]
