@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import resource
 import signal
 import stat
 import sys
@@ -68,6 +69,8 @@ from .result import EdgeResult, RunResult, StageResult
 DRAIN_GRACE = 0.5
 #: How long ppipe waits for a SIGKILLed stage's exit to be reported before reaping it itself.
 REAP_LIMIT = 5.0
+#: How long stages in the terminal's foreground get to act on Ctrl-C before ppipe passes SIGINT on itself.
+FOREGROUND_GRACE = 0.5
 #: Signals that, sent to ppipe, are passed on to every stage.
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -290,6 +293,8 @@ class Execution:
         self.pumps: list[Pump | SplicePump] = []
         self.pump_tasks: list[asyncio.Future[None]] = []
         self.edge_counts: dict[Edge, tuple[Counter, Pump | SplicePump | None]] = {}
+        #: The sink each pumped stage's stdin is written through, by stage id.
+        self.stage_sinks: dict[int, Sink] = {}
         #: Edges the kernel moves (splice); the consumer's end of each, by edge.
         self.spliced: dict[Edge, int] = {}
         self.capture: CaptureSink | None = None
@@ -328,8 +333,16 @@ class Execution:
 
     def _spawn_all(self) -> None:
         stdin_fd, stdout_fd = self._boundary_fds()
-        stdin_sinks = self._wire_inputs(stdin_fd)
-        self._wire_outputs(stdout_fd, stdin_sinks)
+        try:
+            self._wire_inputs(stdin_fd)
+            self._wire_outputs(stdout_fd, self.stage_sinks)
+        except OSError as error:
+            self._unwire()
+            if error.errno in (errno.EMFILE, errno.ENFILE):
+                limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+                raise PpipeError(f"{len(self.procs)} stages need more open files than the limit of {limit} "
+                                 f"allows (about 6 per stage); raise it with ulimit -n") from error
+            raise PpipeError(f"cannot set up the pipes: {error.strerror}") from error
         hook = _parent_death_hook()
         for proc in self.procs.values():
             self._spawn(proc, hook)
@@ -344,9 +357,21 @@ class Execution:
         return (0 if stdin is None or isinstance(stdin, bytes) else stdin,
                 1 if stdout is None or isinstance(stdout, _Capture) else stdout)
 
-    def _wire_inputs(self, stdin_fd: int) -> dict[int, Sink]:
-        """Gives every stage its stdin; returns the sinks pumps write into, by stage id."""
-        sinks: dict[int, Sink] = {}
+    def _unwire(self) -> None:
+        """Closes what wiring made before it failed; nothing has started yet."""
+        for pump in self.pumps:
+            pump.close()
+        for sink in self.stage_sinks.values():
+            sink.abandon()
+        for fd in [*self.spliced.values(), *(fd for fds in self.child_fds.values() for fd in fds)]:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.spliced.clear()
+        self.child_fds = {sid: set() for sid in self.child_fds}
+
+    def _wire_inputs(self, stdin_fd: int) -> None:
+        """Gives every stage its stdin; the sinks pumps write into go to ``stage_sinks``."""
+        sinks = self.stage_sinks
         for proc in self.procs.values():
             inputs = self.graph.inputs(proc.stage.id)
             from_stdin = [e for e in inputs if e.source is Boundary.STDIN]
@@ -370,7 +395,6 @@ class Execution:
                 proc_in = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
                 self.child_fds[proc.stage.id].add(proc_in)
             self.fd_table[proc.stage.id][0] = proc_in
-        return sinks
 
     def _wire_outputs(self, stdout_fd: int, stage_sinks: dict[int, Sink]) -> None:
         stdout_sink: Sink | None = None
@@ -655,8 +679,13 @@ class Execution:
             return
         self.interrupted_by = sig
         # Ctrl-C in a terminal reaches the whole foreground group, stages
-        # included; sending it again would interrupt their clean-up.
-        self._stop(sig, already_delivered=sig == signal.SIGINT and _in_terminal_foreground())
+        # included; sending it again at once would interrupt their clean-up.
+        # But it may have come from `kill -INT` instead: stages still running
+        # a moment later get it from ppipe.
+        from_terminal = sig == signal.SIGINT and _in_terminal_foreground()
+        self._stop(sig, already_delivered=from_terminal)
+        if from_terminal:
+            asyncio.get_running_loop().call_later(FOREGROUND_GRACE, self._signal_all, sig)
 
     @contextlib.contextmanager
     def _signal_handlers(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
