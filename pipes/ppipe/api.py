@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from .engine import Input, Output, RunOptions, execute
+from .engine import Input, Output, RunObserver, RunOptions, execute
 from .graph import Graph
 from .result import RunResult
 from .syntax import parse
@@ -39,6 +39,7 @@ async def run_async(
     handle_signals: bool = False,
     count_lines: bool = False,
     splice: bool | None = None,
+    observer: RunObserver | None = None,
     check: bool = False,
 ) -> RunResult:
     """Runs a pipeline on the running event loop and returns its :class:`~ppipe.RunResult`.
@@ -64,7 +65,7 @@ async def run_async(
     graph = pipeline if isinstance(pipeline, Graph) else parse(pipeline, env=env, cwd=cwd)
     options = RunOptions(no_fail=no_fail, timeout=timeout, kill_after=kill_after, handle_signals=handle_signals,
                          env=env, cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr, count_lines=count_lines,
-                         splice=splice)
+                         splice=splice, observer=observer)
     result = await execute(graph, options)
     return result.check() if check else result
 

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from . import __version__
-from .command import Config, run_command
+from .command import Config, DisplayMode, run_command
 
 HELP = """Run a shell-style pipeline as real processes, counting every byte between them.
 
@@ -69,11 +69,14 @@ def main(
     lines: Annotated[bool | None, typer.Option("--lines/--no-lines", show_default=False,
                                                help="Count lines on every edge (default: when --report is given). "
                                                     "Costs a pass over every byte.")] = None,
+    display: Annotated[DisplayMode, typer.Option("--display", case_sensitive=False,
+                                                 help="The live view on stderr: auto = when stderr is a terminal.")]
+    = DisplayMode.AUTO,
     version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     dispatch(Config(pipeline=pipeline, no_fail=no_fail, timeout=timeout, kill_after=kill_after,
-                    explain=explain_, report=report_, quiet=quiet, lines=lines))
+                    explain=explain_, report=report_, quiet=quiet, lines=lines, display=display.value))
 
 
 def dispatch(config: Config) -> None:

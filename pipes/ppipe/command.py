@@ -7,17 +7,30 @@ the rest and returns the exit status. Nothing here imports typer or rich.
 
 from __future__ import annotations
 
+import enum
 import os
 import signal
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import report
 from .errors import ExitStatus, PpipeError
 from .graph import Graph
 
+if TYPE_CHECKING:
+    from .result import RunResult
+
 #: The environment variable that asks ``ppipe`` for completions (set by the completion scripts).
 COMPLETE_VAR = "_PPIPE_COMPLETE"
+
+
+class DisplayMode(str, enum.Enum):
+    """``--display``: when to draw the live view on stderr."""
+
+    AUTO = "auto"  # when stderr is a terminal and not --quiet
+    ALWAYS = "always"
+    NEVER = "never"
 
 
 @dataclass(frozen=True)
@@ -31,12 +44,20 @@ class Config:
     explain: bool = False
     report: str | None = None
     quiet: bool = False
-    #: None: count lines when they will be seen (the report records them).
+    #: None: count lines when they will be seen (the report or the view shows them).
     lines: bool | None = None
+    #: ``auto`` (a view when stderr is a terminal), ``always`` or ``never``.
+    display: str = "auto"
+
+    @property
+    def shows_view(self) -> bool:
+        if self.display == "auto":
+            return not self.quiet and sys.stderr is not None and sys.stderr.isatty()
+        return self.display == "always"
 
     @property
     def count_lines(self) -> bool:
-        return self.report is not None if self.lines is None else self.lines
+        return (self.report is not None or self.shows_view) if self.lines is None else self.lines
 
 
 def run_command(config: Config) -> int:
@@ -58,16 +79,13 @@ def run_command(config: Config) -> int:
         graph = parse(config.pipeline)
         if config.explain:
             return _print(explain(graph))
-        from . import api  # tornado and asyncio: only when something runs
-
-        result = api.run(graph, no_fail=config.no_fail, timeout=config.timeout, kill_after=config.kill_after,
-                         handle_signals=True, count_lines=config.count_lines)
+        result = _run(graph, config)
     except PpipeError as error:
         print_error(str(error).splitlines())
         if config.report and not isinstance(error, report.ReportError):
             _write_report(report.build_for_error(config.pipeline, error, graph), config.report)
         return error.status
-    if not config.quiet:
+    if not config.quiet and not config.shows_view:
         print_error(failure_lines(result))
     status = result.exit_status
     if config.report and not _write_report(report.build(result), config.report):
@@ -75,6 +93,33 @@ def run_command(config: Config) -> int:
     if result.interrupted_by:
         reraise(signal.Signals[result.interrupted_by])
     return status
+
+
+def _run(graph: Graph, config: Config) -> RunResult:
+    """Runs the graph, under the live view when there is one (rich is imported only then)."""
+    from . import api  # tornado and asyncio: only when something runs
+
+    options = {"no_fail": config.no_fail, "timeout": config.timeout, "kill_after": config.kill_after,
+               "handle_signals": True, "count_lines": config.count_lines}
+    if not config.shows_view:
+        return api.run(graph, **options)
+    from .display import LiveView
+
+    same_terminal = sys.stdout is not None and sys.stdout.isatty() and _same_file(1, 2)
+    view = LiveView(sys.stderr, show_output=same_terminal)
+    with view:
+        result = api.run(graph, observer=view, **options)
+    if not config.quiet:
+        view.console.print(view.render_summary(result))
+    return result
+
+
+def _same_file(a: int, b: int) -> bool:
+    try:
+        first, second = os.fstat(a), os.fstat(b)
+    except OSError:
+        return False
+    return (first.st_dev, first.st_ino, first.st_rdev) == (second.st_dev, second.st_ino, second.st_rdev)
 
 
 def _write_report(data: dict[str, object], destination: str) -> bool:

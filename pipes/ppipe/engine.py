@@ -39,6 +39,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tornado.process import Subprocess
 
@@ -62,6 +63,7 @@ from .pumps import (
     stream,
 )
 from .result import EdgeResult, RunResult, StageResult
+from .snapshot import RunSnapshot, StageSnapshot, StageState
 
 #: How long pumps may keep reading after every stage has exited. Only a
 #: stage's background descendants can still hold a pipe open by then, and
@@ -91,6 +93,24 @@ Input = int | bytes | None
 Output = int | _Capture | None
 
 
+class RunObserver(Protocol):
+    """Something that watches a run from the engine's own loop: the live view.
+
+    ``stderr_sink`` may return a sink that a stage's stderr goes to instead
+    of ppipe's fd 2, and ``stdout_sink`` one for the pipeline's output
+    instead of ppipe's fd 1 (the view prints both above itself); ``started``
+    is called once every stage is spawned; ``finished`` once all are reaped.
+    """
+
+    def stderr_sink(self, stage: Stage) -> Sink | None: ...
+
+    def stdout_sink(self) -> Sink | None: ...
+
+    def started(self, execution: Execution) -> None: ...
+
+    def finished(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How to run a graph; the CLI builds one of these from its options.
@@ -118,6 +138,8 @@ class RunOptions:
     stderr: int | None = None
     count_lines: bool = False
     splice: bool | None = None
+    #: Told when the run has started and finished; may take the stages' stderr (the live view).
+    observer: RunObserver | None = None
 
     @property
     def use_splice(self) -> bool:
@@ -309,14 +331,18 @@ class Execution:
         self.interrupted_by: int | None = None
         self._kill_timer: asyncio.TimerHandle | None = None
         self._stderr_fd = 2 if options.stderr is None else options.stderr
+        self.started_at = time.time()
+        self._observer_stdout = options.observer.stdout_sink() if options.observer is not None else None
 
     async def run(self) -> RunResult:
-        started_at = time.time()
+        started_at = self.started_at = time.time()
         loop = asyncio.get_running_loop()
         with _sigchld_handler(), self._signal_handlers(loop):
             timer = loop.call_later(self.options.timeout, self._on_timeout) if self.options.timeout else None
             try:
                 self._spawn_all()
+                if self.options.observer is not None:
+                    self.options.observer.started(self)
                 await self._wait_for_stages()
                 await self._drain()
                 self._raise_pump_errors()
@@ -327,7 +353,34 @@ class Execution:
                 if self._kill_timer is not None:
                     self._kill_timer.cancel()
                 self._close_everything()
+                if self.options.observer is not None:
+                    self.options.observer.finished()
         return self._result(started_at)
+
+    def snapshot(self) -> RunSnapshot:
+        """The run as it is now, for displays; cheap enough to take ten times a second."""
+        now = time.time()
+        return RunSnapshot(now - self.started_at, tuple(self._stage_snapshot(p, now) for p in self.procs.values()))
+
+    def _stage_snapshot(self, proc: _Proc, now: float) -> StageSnapshot:
+        sid = proc.stage.id
+        ins = [self.edge_counts.get(e) for e in self.graph.inputs(sid)]
+        outs = [self.edge_counts.get(e) for e in self.graph.outputs(sid)]
+        if proc.running:
+            state = StageState.RUNNING
+        elif proc.returncode is None:
+            state = StageState.WAITING
+        else:
+            state = StageState.DONE if proc.returncode == 0 else StageState.EXITED
+        result = StageResult(proc.stage, returncode=proc.returncode)
+        bytes_in, lines_in = _edge_totals(ins, sum)
+        bytes_out, lines_out = _edge_totals(outs, max)
+        return StageSnapshot(
+            id=sid, command=proc.stage.command, state=state, pid=proc.pid,
+            status=result.status, signal=result.signal,
+            bytes_in=bytes_in, lines_in=lines_in, bytes_out=bytes_out, lines_out=lines_out,
+            elapsed=None if proc.started_at is None else (proc.ended_at or now) - proc.started_at,
+        )
 
     # -- wiring
 
@@ -398,13 +451,14 @@ class Execution:
 
     def _wire_outputs(self, stdout_fd: int, stage_sinks: dict[int, Sink]) -> None:
         stdout_sink: Sink | None = None
-        stderr_sink = LineJoiner(sink_for_fd(self._stderr_fd, feeders=len(self.procs)))
+        observer = self.options.observer
+        shared_stderr = LineJoiner(sink_for_fd(self._stderr_fd, feeders=len(self.procs)))
         for proc in self.procs.values():
             sid = proc.stage.id
             outputs = self.graph.outputs(sid)
             # ppipe's stdout is handed over only to a sole writer; several are merged by line.
             direct = (len(outputs) == 1 and outputs[0].target is Boundary.STDOUT and self.options.stdout is not CAPTURE
-                      and len(self.graph.inputs(Boundary.STDOUT)) == 1)
+                      and len(self.graph.inputs(Boundary.STDOUT)) == 1 and self._observer_stdout is None)
             if direct:
                 self.fd_table[sid][1] = stdout_fd
                 proc.consumer_left = True  # ppipe cannot see that reader; SIGPIPE there is `ppipe yes | head`
@@ -443,6 +497,8 @@ class Execution:
             err_read, err_write = make_pipe(enlarge=False)
             self.fd_table[sid][2] = err_write
             self.child_fds[sid].add(err_write)
+            shown = observer.stderr_sink(proc.stage) if observer is not None else None
+            stderr_sink = LineJoiner(shown) if shown is not None else shared_stderr
             self.pumps.append(Pump(stream(err_read), [stderr_sink], observers=(proc.stderr_tail,),
                                    count_lines=False, keep_draining=True))
 
@@ -457,6 +513,8 @@ class Execution:
         if self.options.stdout is CAPTURE:
             self.capture = CaptureSink()
             sink: Sink = self.capture
+        elif self._observer_stdout is not None:
+            return LineJoiner(self._observer_stdout)
         else:
             sink = sink_for_fd(stdout_fd, feeders)
         return MergeSink(sink) if feeders > 1 else sink
@@ -737,6 +795,16 @@ class Execution:
             interrupted_by=signal.Signals(self.interrupted_by).name if self.interrupted_by else None,
             stdout=bytes(self.capture.data) if self.capture is not None else None,
         )
+
+
+def _edge_totals(counts: list[tuple[Counter, Pump | SplicePump | None] | None],
+                 combine: Callable[[list[int]], int]) -> tuple[int | None, int | None]:
+    """Bytes and lines over a stage's input (summed) or output (the largest copy) edges; None where not counted."""
+    counted = [(c, p) for c, p in (x for x in counts if x is not None) if p is not None]
+    if not counted:
+        return None, None
+    lines = [c.lines for c, p in counted if p.count_lines]
+    return combine([c.nbytes for c, _ in counted]), combine(lines) if len(lines) == len(counted) else None
 
 
 async def execute(graph: Graph, options: RunOptions | None = None) -> RunResult:

@@ -31,7 +31,8 @@ _FLAGS = {
     "--lines": ("lines", True),
     "--no-lines": ("lines", False),
 }
-_VALUED = {"--timeout": "timeout", "--kill-after": "kill_after", "--report": "report"}
+_VALUED = {"--timeout": "timeout", "--kill-after": "kill_after", "--report": "report", "--display": "display"}
+_DISPLAYS = {"auto", "always", "never"}
 _SECONDS = re.compile(r"(\d+(\.\d*)?|\.\d+)")
 #: Every option name the fast path knows, for the test that compares it with typer's.
 OPTIONS = frozenset({*_FLAGS, *_VALUED, "--version"})
@@ -55,7 +56,11 @@ def quick_parse(argv: Sequence[str]) -> Config | None:
         elif name in _VALUED and (has_value or args):
             value = inline if has_value else args.pop(0)
             key = _VALUED[name]
-            if key != "report":
+            if key == "display":
+                if value not in _DISPLAYS:
+                    return None
+                values[key] = value
+            elif key != "report":
                 if not _SECONDS.fullmatch(value):
                     return None
                 values[key] = float(value)

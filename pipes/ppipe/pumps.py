@@ -392,11 +392,13 @@ class Pump:
     def sink_gone(self, sink: Sink | None) -> None:
         """A consumer exited: stop feeding it, and stop the producer if nobody is left."""
         assert sink is not None
+        left_unread = isinstance(sink, StreamSink) and not sink.target.closed() and (
+            sink.target.writing() or bytes_waiting(sink.target.fileno()))
         sink.abandon()
         self._live = [i for i in self._live if self.sinks[i].alive]
         if not self._live and not self.source.closed():
             self.closed_early = True
-            self.cut_while_writing = self._bytes_waiting()
+            self.cut_while_writing = left_unread or self._bytes_waiting()
             self.source.close()
 
     def _bytes_waiting(self) -> bool:
@@ -425,7 +427,7 @@ def readers_left(fd: int) -> bool:
 
 
 def bytes_waiting(fd: int) -> bool:
-    """Whether a pipe holds unread bytes (``FIONREAD``)."""
+    """Whether a pipe holds unread bytes (``FIONREAD``; either end of the pipe will do)."""
     try:
         waiting = fcntl.ioctl(fd, termios.FIONREAD, bytes(4))
     except OSError:
@@ -559,7 +561,8 @@ class SplicePump:
         """The consumer exited: close the producer's pipe now, as the kernel would."""
         if not self._closed:
             self.closed_early = True
-            self.cut_while_writing = bytes_waiting(self.source_fd)
+            # Bytes still in either pipe: the producer was writing faster than the consumer read.
+            self.cut_while_writing = bytes_waiting(self.source_fd) or bytes_waiting(self.target_fd)
         self._finish()
 
     def drain_and_stop(self) -> None:

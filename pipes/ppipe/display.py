@@ -1,0 +1,237 @@
+"""The live view: a rich table of every stage on the terminal, from the engine's own loop.
+
+:class:`LiveView` owns the terminal for the run: entering starts a rich
+``Live`` (``auto_refresh=False``, so no thread) and leaving always stops it,
+restoring the cursor, even on Ctrl-C or an error. The engine tells it when
+the run has started; a tornado ``PeriodicCallback`` then redraws it about ten
+times a second from :meth:`Execution.snapshot <ppipe.engine.Execution.snapshot>`.
+While it is up, the stages' stderr and the last stage's output are printed
+above it, whole lines at a time, so nothing tears the table. When the run
+ends the table gives way to a summary with exact figures and, when a stage
+failed, a panel with each failed stage's status and last stderr lines.
+
+Importing this module imports rich; nothing else in ppipe does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import IO, TYPE_CHECKING
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+from tornado.ioloop import PeriodicCallback
+
+from .pumps import Sink
+from .result import EdgeResult, RunResult, StageResult, Verdict
+from .snapshot import RunSnapshot, StageSnapshot, StageState
+
+if TYPE_CHECKING:
+    from .engine import Execution
+    from .graph import Stage
+
+#: Redraws per second.
+REFRESH_HZ = 10
+_SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+_MARKS = {Verdict.OK: ("✓", "green"), Verdict.FAILED: ("✗", "red"), Verdict.IGNORED: ("!", "yellow"),
+          Verdict.BROKEN_PIPE: ("✓", "green"), Verdict.TERMINATED: ("✗", "red")}
+
+
+def human_bytes(count: int | None) -> str:
+    """``6.9 MB``: decimal units, as pv and dd print them; ``-`` when unknown."""
+    if count is None:
+        return "-"
+    size = float(count)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def human_count(count: int | None) -> str:
+    """``1.0M``: a line count in three or four characters; ``-`` when not counted."""
+    if count is None:
+        return "-"
+    if count < 10_000:
+        return str(count)
+    for unit, size in (("k", 1e3), ("M", 1e6), ("G", 1e9)):
+        if count < size * 1000 or unit == "G":
+            return f"{count / size:.1f}{unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}s" if value < 60 else f"{int(value // 60)}m{int(value % 60):02d}s"
+
+
+class _ConsoleSink(Sink):
+    """Prints bytes above the live table, as they are or each line prefixed with its stage."""
+
+    def __init__(self, view: LiveView, prefix: str = "") -> None:
+        self.view = view
+        self.prefix = prefix
+
+    async def write(self, chunk: bytes, feeder: object) -> bool:
+        text = chunk.decode("utf-8", "replace")
+        if self.prefix:
+            for line in text.splitlines():
+                self.view.print(Text.assemble((self.prefix, "dim"), line))
+        else:
+            self.view.print(Text(text, end=""))
+        return True
+
+
+class LiveView:
+    """Owns stderr's terminal during one run; use as a context manager around the run."""
+
+    def __init__(self, file: IO[str], *, show_output: bool = False, summary: bool = True) -> None:
+        self.console = Console(file=file, highlight=False)
+        self.show_output = show_output
+        self.summary = summary
+        self.live = Live(console=self.console, auto_refresh=False, transient=True,
+                         redirect_stdout=False, redirect_stderr=False)
+        self.execution: Execution | None = None
+        self._timer: PeriodicCallback | None = None
+        self._last: dict[int, tuple[float, int]] = {}
+        self._rates: dict[int, float] = {}
+        self._frame = 0
+
+    def __enter__(self) -> LiveView:
+        self.live.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        self.live.stop()  # always: the cursor comes back whatever happened
+
+    # -- the engine's observer interface
+
+    def stderr_sink(self, stage: Stage) -> Sink | None:
+        return _ConsoleSink(self, prefix=f"[{stage.id} {stage.argv[0]}] ")
+
+    def stdout_sink(self) -> Sink | None:
+        return _ConsoleSink(self) if self.show_output else None
+
+    def started(self, execution: Execution) -> None:
+        self.execution = execution
+        self._timer = PeriodicCallback(self.refresh, 1000 / REFRESH_HZ)
+        self._timer.start()
+        self.refresh()
+
+    def finished(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+
+    # -- drawing
+
+    def print(self, renderable: RenderableType) -> None:
+        self.live.console.print(renderable, soft_wrap=True)
+
+    def refresh(self) -> None:
+        if self.execution is not None:
+            self._frame += 1
+            self.live.update(self.render(self.execution.snapshot()), refresh=True)
+
+    def render(self, snapshot: RunSnapshot) -> RenderableType:
+        """The table for one snapshot; rates come from the previous one."""
+        wide = self.console.width >= 100
+        columns = [("", 1), ("#", 2), ("command", 0), ("pid", 7), ("in", 8), ("lines", 6), ("out", 8),
+                   ("lines", 6), *((("out/in", 6),) if wide else ()), ("rate", 10), ("time", 5)]
+        table = _table(columns, self.console.width)
+        for stage in snapshot.stages:
+            ratio = _ratio(stage.bytes_in, stage.bytes_out)
+            table.add_row(self._mark(stage), str(stage.id), stage.command, str(stage.pid or "-"),
+                          human_bytes(stage.bytes_in), human_count(stage.lines_in),
+                          human_bytes(stage.bytes_out), human_count(stage.lines_out),
+                          *((ratio,) if wide else ()), self._rate(stage), _seconds(stage.elapsed))
+        moved = sum(s.bytes_out or 0 for s in snapshot.stages)
+        footer = Text(f"{len(snapshot.stages)} stages · {human_bytes(moved)} moved · {_seconds(snapshot.elapsed)}",
+                      style="dim")
+        return Group(table, footer)
+
+    def _mark(self, stage: StageSnapshot) -> Text:
+        if stage.state is StageState.RUNNING:
+            return Text(_SPINNER[self._frame % len(_SPINNER)], style="cyan")
+        if stage.state is StageState.DONE:
+            return Text("✓", style="green")
+        if stage.state is StageState.EXITED:
+            return Text(stage.signal or str(stage.status), style="yellow")
+        return Text("·", style="dim")
+
+    def _rate(self, stage: StageSnapshot) -> str:
+        now = time.monotonic()
+        moved = stage.bytes_out or 0
+        then, before = self._last.get(stage.id, (now, moved))
+        self._last[stage.id] = (now, moved)
+        if now - then > 0:
+            self._rates[stage.id] = (moved - before) / (now - then)
+        if stage.state is not StageState.RUNNING:
+            return "-"
+        return human_bytes(int(self._rates.get(stage.id, 0))) + "/s"
+
+    def render_summary(self, result: RunResult) -> RenderableType:
+        """The end of the run: exact figures per stage, then a panel for each failure."""
+        marks = {s.stage.id: self._final_mark(s) for s in result.stages}
+        columns = [("", max(len(m) for m in marks.values())), ("#", 2), ("command", 0), ("bytes in", 10),
+                   ("lines in", 9), ("bytes out", 10), ("lines out", 9), ("time", 6)]
+        table = _table(columns, self.console.width)
+        for stage in result.stages:
+            sid = stage.stage.id
+            ins = [e for e in result.edges if e.edge.target == sid and e.counted]
+            outs = [e for e in result.edges if e.edge.source == sid and e.counted]
+            table.add_row(Text(marks[sid], style=_MARKS.get(stage.verdict, ("?", ""))[1]), str(sid),
+                          stage.stage.command,
+                          _exact(sum(e.bytes for e in ins), ins), _exact_lines(ins, sum),
+                          _exact(max((e.bytes for e in outs), default=0), outs), _exact_lines(outs, max),
+                          _seconds(stage.duration))
+        parts: list[RenderableType] = [table]
+        for stage in result.failures:
+            tail = "\n".join(stage.stderr_tail[-5:]) or "(no stderr)"
+            parts.append(Panel(Text(tail), title=f"stage {stage.stage.id} failed: {stage.describe_end()}",
+                               subtitle=Text(stage.stage.command), border_style="red", expand=False))
+        return Group(*parts)
+
+
+    @staticmethod
+    def _final_mark(stage: StageResult) -> str:
+        """``✓``, or a mark with how it ended: ``✗ 3``, ``✓ SIGPIPE``."""
+        mark = _MARKS.get(stage.verdict, ("?", ""))[0]
+        return mark if stage.verdict is Verdict.OK else f"{mark} {stage.signal or stage.status}"
+
+
+def _table(columns: list[tuple[str, int]], width: int) -> Table:
+    """A borderless table whose command column (width 0 above) takes what the others leave."""
+    fixed = sum(w + 1 for _, w in columns)
+    table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
+    for name, column_width in columns:
+        left = name in ("", "command")
+        table.add_column(name, justify="left" if left else "right", no_wrap=True, overflow="ellipsis",
+                         width=column_width or max(10, width - fixed - 1))
+    return table
+
+
+def _ratio(bytes_in: int | None, bytes_out: int | None) -> str:
+    if not bytes_in or bytes_out is None:
+        return "-"
+    return f"{bytes_out / bytes_in:.2f}"
+
+
+def _exact(total: int, edges: list[EdgeResult]) -> str:
+    return str(total) if edges else "-"
+
+
+def _exact_lines(edges: list[EdgeResult], combine: Callable[[list[int]], int]) -> str:
+    lines = [e.lines for e in edges]
+    if not lines or any(n is None for n in lines):
+        return "-"
+    return str(combine([n for n in lines if n is not None]))

@@ -1,0 +1,45 @@
+"""A moment of a running pipeline, as plain read-only data for displays.
+
+The engine builds a :class:`RunSnapshot` on demand (:meth:`Execution.snapshot
+<ppipe.engine.Execution.snapshot>`); the live view renders snapshots and
+never touches the engine's own state.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class StageState(enum.Enum):
+    """Where a stage is in its life, as a display shows it."""
+
+    WAITING = "waiting"  # not started yet, or never will (its redirection failed)
+    RUNNING = "running"
+    DONE = "done"  # exited 0
+    EXITED = "exited"  # exited non-zero or killed; the final verdict says whether that failed the run
+
+
+@dataclass(frozen=True)
+class StageSnapshot:
+    """One stage: its figures so far. ``lines_*`` are None where lines are not counted."""
+
+    id: int
+    command: str
+    state: StageState
+    pid: int | None
+    status: int | None
+    signal: str | None
+    bytes_in: int | None
+    lines_in: int | None
+    bytes_out: int | None
+    lines_out: int | None
+    elapsed: float | None
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """The whole run at ``elapsed`` seconds after it started."""
+
+    elapsed: float
+    stages: tuple[StageSnapshot, ...]

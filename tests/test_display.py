@@ -1,0 +1,88 @@
+"""The live view, in a real pseudo-terminal, read back through a terminal emulator (pyte)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pexpect
+import pyte
+import pytest
+
+from conftest import ENV, PPIPE
+
+
+def run_in_terminal(*args: str, columns: int = 80, rows: int = 24) -> tuple[pyte.Screen, int, bytes]:
+    """Runs ppipe in an 80x24 pty; returns the final screen, the exit status and the raw bytes."""
+    child = pexpect.spawn(PPIPE, list(args), env={**ENV, "TERM": "xterm-256color", "COLUMNS": str(columns)},
+                          dimensions=(rows, columns), timeout=60)
+    raw = b""
+    while True:
+        try:
+            raw += child.read_nonblocking(65536, timeout=60)
+        except pexpect.EOF:
+            break
+    child.close()
+    screen = pyte.Screen(columns, rows)
+    stream = pyte.ByteStream(screen)
+    stream.feed(raw)
+    return screen, child.exitstatus if child.exitstatus is not None else 128 + (child.signalstatus or 0), raw
+
+
+def rows_of(screen: pyte.Screen) -> list[str]:
+    return [line.rstrip() for line in screen.display]
+
+
+def test_acceptance_three_stages_with_counts() -> None:
+    screen, status, _ = run_in_terminal("--display", "always", "seq 1000000 | grep 7 | wc -l")
+    rows = rows_of(screen)
+    assert status == 0
+    assert "468559" in rows
+    stage_rows = [r for r in rows if r.startswith("✓")]
+    assert len(stage_rows) == 3, rows
+    seq_row = next(r for r in stage_rows if "seq 1000000" in r)
+    assert "6888896" in seq_row.split() and "1000000" in seq_row.split()[4:]
+    assert not screen.cursor.hidden
+
+
+def test_failure_panel_names_the_stage_status_and_stderr() -> None:
+    screen, status, _ = run_in_terminal("seq 3 | sh -c 'echo oops >&2; exit 3' | cat")
+    text = "\n".join(rows_of(screen))
+    assert status == 3
+    assert "stage 2 failed: exit status 3" in text
+    assert "oops" in text
+    assert "[2 sh] oops" in text  # shown above the view while it ran
+    assert not screen.cursor.hidden
+
+
+def test_stderr_lines_appear_above_the_view_whole() -> None:
+    script = "for i in 1 2 3; do echo line-$i >&2; sleep 0.2; done; seq 5"
+    screen, status, _ = run_in_terminal("--display", "always", f"sh -c '{script}' | wc -l")
+    rows = rows_of(screen)
+    assert status == 0
+    assert [r for r in rows if r.startswith("[1 sh]")] == ["[1 sh] line-1", "[1 sh] line-2", "[1 sh] line-3"]
+    assert "5" in rows
+
+
+@pytest.mark.parametrize("args", [("--display", "never", "seq 3 | wc -l"), ("-q", "seq 3 | wc -l")])
+def test_no_view_means_no_escape_codes(args: tuple[str, ...]) -> None:
+    _, status, raw = run_in_terminal(*args)
+    assert status == 0
+    assert b"\x1b" not in raw
+    assert raw.replace(b"\r\n", b"\n") == b"3\n"
+
+
+def test_no_terminal_no_view() -> None:
+    result = subprocess.run([PPIPE, "seq 3 | wc -l"], capture_output=True, env=ENV, timeout=30)
+    assert result.stdout == b"3\n"
+    assert result.stderr == b""
+
+
+def test_rich_is_not_imported_without_a_view() -> None:
+    code = ("import sys, os; sys.argv = ['ppipe', 'seq 3 | wc -l']\n"
+            "from ppipe.entry import _main\n"
+            "status = _main(sys.argv[1:])\n"
+            "print('rich' in sys.modules, status, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, env=ENV, timeout=30,
+                            stdin=subprocess.DEVNULL)
+    assert result.stderr.strip() == b"False 0"
