@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pexpect
 import pyte
 import pytest
 
-from conftest import ENV, PPIPE
+from conftest import ENV, PPIPE, python_stage
 
 
 def run_in_terminal(*args: str, columns: int = 80, rows: int = 24) -> tuple[pyte.Screen, int, bytes]:
@@ -86,3 +88,32 @@ def test_rich_is_not_imported_without_a_view() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, env=ENV, timeout=30,
                             stdin=subprocess.DEVNULL)
     assert result.stderr.strip() == b"False 0"
+
+
+def test_the_slow_stage_is_marked_as_the_bottleneck() -> None:
+    slow = python_stage(
+        "import sys, time\n"
+        "while chunk := sys.stdin.buffer.read(1 << 16):\n"
+        "    sys.stdout.buffer.write(chunk); time.sleep(0.01)\n")
+    child = pexpect.spawn(PPIPE, [f"head -c 200M /dev/zero | {slow} | wc -c"],
+                          env={**ENV, "TERM": "xterm-256color"}, dimensions=(24, 100), timeout=30)
+    try:
+        child.expect("bottleneck: stage 2", timeout=20)
+    finally:
+        child.sendintr()
+        child.expect(pexpect.EOF, timeout=20)
+        child.close()
+
+
+def test_report_keeps_the_waits(tmp_path: Path) -> None:
+    slow = python_stage(
+        "import sys, time\n"
+        "while chunk := sys.stdin.buffer.read(1 << 16):\n"
+        "    sys.stdout.buffer.write(chunk); time.sleep(0.01)\n")
+    report = tmp_path / "r.json"
+    result = subprocess.run([PPIPE, "--report", str(report), f"head -c 5M /dev/zero | {slow} | wc -c"],
+                            capture_output=True, env=ENV, timeout=60)
+    assert result.returncode == 0
+    edges = {(e["from"], e["to"]): e for e in json.loads(report.read_text())["edges"]}
+    assert edges[(1, 2)]["waited_on_consumer"] > edges[(1, 2)]["waited_on_producer"]
+    assert edges[(2, 3)]["waited_on_producer"] > edges[(2, 3)]["waited_on_consumer"]

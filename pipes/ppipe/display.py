@@ -102,6 +102,8 @@ class LiveView:
         self._timer: PeriodicCallback | None = None
         self._last: dict[int, tuple[float, int]] = {}
         self._rates: dict[int, float] = {}
+        self._held: dict[int, tuple[float, float]] = {}
+        self._slowness: dict[int, float] = {}
         self._frame = 0
 
     def __enter__(self) -> LiveView:
@@ -148,16 +150,42 @@ class LiveView:
         columns = [("", 1), ("#", 2), ("command", 0), ("pid", 7), ("in", 8), ("lines", 6), ("out", 8),
                    ("lines", 6), *((("out/in", 6),) if wide else ()), ("rate", 10), ("time", 5)]
         table = _table(columns, self.console.width)
+        slowest = self.bottleneck(snapshot)
         for stage in snapshot.stages:
             ratio = _ratio(stage.bytes_in, stage.bytes_out)
-            table.add_row(self._mark(stage), str(stage.id), stage.command, str(stage.pid or "-"),
+            command = Text(stage.command, style="bold yellow" if stage.id == slowest else "")
+            table.add_row(self._mark(stage), str(stage.id), command, str(stage.pid or "-"),
                           human_bytes(stage.bytes_in), human_count(stage.lines_in),
                           human_bytes(stage.bytes_out), human_count(stage.lines_out),
                           *((ratio,) if wide else ()), self._rate(stage), _seconds(stage.elapsed))
         moved = sum(s.bytes_out or 0 for s in snapshot.stages)
         footer = Text(f"{len(snapshot.stages)} stages · {human_bytes(moved)} moved · {_seconds(snapshot.elapsed)}",
                       style="dim")
+        if slowest is not None:
+            footer.append(f" · bottleneck: stage {slowest}", style="bold yellow")
         return Group(table, footer)
+
+    def bottleneck(self, snapshot: RunSnapshot) -> int | None:
+        """The stage holding the pipeline back, if one is.
+
+        A stage is slow when its input edge waits for it to read and its
+        output edge waits for it to write; the share of the last moments
+        spent waiting so (smoothed) scores it, and the worst running stage
+        that is kept waited on more than half the time is the bottleneck.
+        """
+        now = time.monotonic()
+        for stage in snapshot.stages:
+            then, before = self._held.get(stage.id, (now, stage.held_input + stage.held_output))
+            held = stage.held_input + stage.held_output
+            self._held[stage.id] = (now, held)
+            if now > then:
+                share = min(2.0, (held - before) / (now - then))
+                self._slowness[stage.id] = 0.6 * self._slowness.get(stage.id, 0.0) + 0.4 * share
+        running = [s.id for s in snapshot.stages if s.state is StageState.RUNNING]
+        if not running:
+            return None
+        worst = max(running, key=lambda sid: self._slowness.get(sid, 0.0))
+        return worst if self._slowness.get(worst, 0.0) > 0.5 else None
 
     def _mark(self, stage: StageSnapshot) -> Text:
         if stage.state is StageState.RUNNING:

@@ -375,11 +375,15 @@ class Execution:
         result = StageResult(proc.stage, returncode=proc.returncode)
         bytes_in, lines_in = _edge_totals(ins, sum)
         bytes_out, lines_out = _edge_totals(outs, max)
+        in_pumps = {id(p): p for _, p in (x for x in ins if x is not None) if p is not None}
+        held_input = sum(p.waits.totals()[1] for p in in_pumps.values())
+        held_output = proc.output_pump.waits.totals()[0] if proc.output_pump is not None else 0.0
         return StageSnapshot(
             id=sid, command=proc.stage.command, state=state, pid=proc.pid,
             status=result.status, signal=result.signal,
             bytes_in=bytes_in, lines_in=lines_in, bytes_out=bytes_out, lines_out=lines_out,
             elapsed=None if proc.started_at is None else (proc.ended_at or now) - proc.started_at,
+            held_input=held_input, held_output=held_output,
         )
 
     # -- wiring
@@ -786,8 +790,10 @@ class Execution:
             fed = edge.source is Boundary.STDIN and isinstance(self.options.stdin, bytes)
             counted = pump is not None or fed
             lines_counted = fed or (pump is not None and pump.count_lines)
+            waited = pump.waits.totals() if pump is not None else (None, None)
             edges.append(EdgeResult(edge, counter.nbytes, counter.lines if lines_counted else None, counted,
-                                    closed_early=bool(pump and pump.closed_early)))
+                                    closed_early=bool(pump and pump.closed_early),
+                                    waited_on_producer=waited[0], waited_on_consumer=waited[1]))
         return RunResult(
             graph=self.graph, stages=judged, edges=tuple(edges),
             exit_status=status.exit_status(judged, timed_out=self.timed_out, interrupted_by=self.interrupted_by),

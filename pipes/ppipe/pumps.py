@@ -110,6 +110,35 @@ class Tail:
         return tuple(line for line in text.splitlines() if line.strip())[-count:]
 
 
+class WaitClock:
+    """Seconds a pump has spent waiting for its producer and for its consumers.
+
+    A pump always waits on one side or the other; which side it waits on
+    most says which stage holds the pipeline back (the view's bottleneck).
+    """
+
+    def __init__(self) -> None:
+        self.on_producer = 0.0
+        self.on_consumer = 0.0
+        self._side: str | None = None
+        self._since = time.monotonic()
+
+    def wait_on(self, side: str | None) -> None:
+        """Starts waiting on ``"producer"`` or ``"consumer"``, or stops (None)."""
+        now = time.monotonic()
+        if self._side == "producer":
+            self.on_producer += now - self._since
+        elif self._side == "consumer":
+            self.on_consumer += now - self._since
+        self._side, self._since = side, now
+
+    def totals(self) -> tuple[float, float]:
+        """(waited on the producer, waited on the consumers), the current wait included."""
+        ongoing = time.monotonic() - self._since
+        return (self.on_producer + (ongoing if self._side == "producer" else 0.0),
+                self.on_consumer + (ongoing if self._side == "consumer" else 0.0))
+
+
 class Sink:
     """Where a pump delivers bytes. ``write`` returns False once the sink is gone."""
 
@@ -337,6 +366,7 @@ class Pump:
         #: kill a stage.
         self.keep_draining = keep_draining
         self.last_activity = time.monotonic()
+        self.waits = WaitClock()
         self._reading = False
         self.closed_early = False
         self.cut_while_writing = False
@@ -346,6 +376,7 @@ class Pump:
         try:
             while self._live or self.keep_draining:
                 self._reading = True
+                self.waits.wait_on("producer")
                 try:
                     chunk = await self.source.read_bytes(CHUNK, partial=True)
                 except StreamClosedError:
@@ -353,9 +384,11 @@ class Pump:
                 finally:
                     self._reading = False
                     self.last_activity = time.monotonic()
+                self.waits.wait_on("consumer")
                 await self._deliver(chunk)
                 self.last_activity = time.monotonic()
         finally:
+            self.waits.wait_on(None)
             self.source.close()
             for sink in self.sinks:
                 await sink.finish(self)
@@ -482,6 +515,7 @@ class SplicePump:
         self._paused = False
         self._closed = False
         self._last_wake = time.monotonic()
+        self.waits = WaitClock()
 
     async def run(self) -> None:
         try:
@@ -492,6 +526,7 @@ class SplicePump:
 
     def _watch(self, fd: int, events: int) -> None:
         self._wanted = (fd, events)
+        self.waits.wait_on("producer" if fd == self.source_fd else "consumer")
         if self._watched == fd or self._paused:
             return
         if self._watched is not None:
@@ -572,6 +607,7 @@ class SplicePump:
         if self._closed:
             return
         self._closed = True
+        self.waits.wait_on(None)
         if self._watched is not None:
             self._loop.remove_handler(self._watched)
             self._watched = None

@@ -31,7 +31,9 @@ incompatible change, new fields may appear in any version)::
           "counted": true,             # false: ppipe handed the stream over, figures are 0
           "bytes": 21, "lines": 10,    # lines: newlines, plus a last unterminated line;
                                        # null when not counted (--no-lines)
-          "closed_early": false        # the consumer left before the producer finished
+          "closed_early": false,       # the consumer left before the producer finished
+          "waited_on_producer": 0.01,  # seconds ppipe waited for the producer to write (null: not pumped)
+          "waited_on_consumer": 0.0    # seconds ppipe waited for the consumer to read: the larger says who was slow
       }],
       "shards": []
     }
@@ -72,6 +74,8 @@ def build(result: RunResult) -> dict[str, Any]:
             {
                 "from": _node(e.edge.source), "to": _node(e.edge.target), "with_stderr": e.edge.with_stderr,
                 "counted": e.counted, "bytes": e.bytes, "lines": e.lines, "closed_early": e.closed_early,
+                "waited_on_producer": _seconds(e.waited_on_producer),
+                "waited_on_consumer": _seconds(e.waited_on_consumer),
             }
             for e in result.edges
         ],
@@ -162,6 +166,10 @@ def _stage(result: StageResult) -> dict[str, Any]:
         "restarts": 0,
         "stderr_tail": list(result.stderr_tail),
     }
+
+
+def _seconds(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 def _node(node: Node) -> int | str:

@@ -35,6 +35,10 @@ class StageSnapshot:
     bytes_out: int | None
     lines_out: int | None
     elapsed: float | None
+    #: Seconds its input edge waited for this stage to read (it was the slow consumer).
+    held_input: float = 0.0
+    #: Seconds its output edge waited for this stage to write (it was the slow producer).
+    held_output: float = 0.0
 
 
 @dataclass(frozen=True)
