@@ -117,3 +117,15 @@ def test_report_keeps_the_waits(tmp_path: Path) -> None:
     edges = {(e["from"], e["to"]): e for e in json.loads(report.read_text())["edges"]}
     assert edges[(1, 2)]["waited_on_consumer"] > edges[(1, 2)]["waited_on_producer"]
     assert edges[(2, 3)]["waited_on_producer"] > edges[(2, 3)]["waited_on_consumer"]
+
+
+def test_plain_progress_for_logs() -> None:
+    result = subprocess.run([PPIPE, "--progress", "plain", "sh -c 'seq 1 3; sleep 5.6' | cat"],
+                            capture_output=True, env=ENV, timeout=60)
+    assert result.returncode == 0
+    assert result.stdout == b"1\n2\n3\n"
+    lines = result.stderr.decode().splitlines()
+    assert lines, "no status line"
+    assert lines[0].startswith("ppipe: 5.0s | 1 sh -c")
+    assert "| 2 cat running" in lines[0]
+    assert "\x1b" not in result.stderr.decode()

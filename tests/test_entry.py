@@ -39,7 +39,7 @@ def test_both_readers_know_the_same_options() -> None:
 _token = st.one_of(
     st.sampled_from(["--no-fail", "--explain", "-q", "--quiet", "--lines", "--no-lines", "--", "-x", "--bogus",
                      "--timeout", "--kill-after", "--report", "--timeout=1.5", "--kill-after=0", "--report=r.json",
-                     "--display", "--display=never", "always", "AUTO",
+                     "--display", "--display=never", "always", "AUTO", "--progress", "plain", "--progress=none",
                      "3", "0.25", ".5", "1e3", "-1", "nan", "r.json", "-", "seq 3 | wc -l", "cat f"]),
     st.text(alphabet="abc |-=.", max_size=6),
 )

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from . import __version__
-from .command import Config, DisplayMode, run_command
+from .command import Config, DisplayMode, ProgressMode, run_command
 
 HELP = """Run a shell-style pipeline as real processes, counting every byte between them.
 
@@ -72,11 +72,16 @@ def main(
     display: Annotated[DisplayMode, typer.Option("--display", case_sensitive=False,
                                                  help="The live view on stderr: auto = when stderr is a terminal.")]
     = DisplayMode.AUTO,
+    progress: Annotated[ProgressMode, typer.Option("--progress", case_sensitive=False,
+                                                   help="plain: a status line on stderr every 5 s "
+                                                        "when there is no live view (CI logs).")]
+    = ProgressMode.NONE,
     version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     dispatch(Config(pipeline=pipeline, no_fail=no_fail, timeout=timeout, kill_after=kill_after,
-                    explain=explain_, report=report_, quiet=quiet, lines=lines, display=display.value))
+                    explain=explain_, report=report_, quiet=quiet, lines=lines, display=display.value,
+                    progress=progress.value))
 
 
 def dispatch(config: Config) -> None:

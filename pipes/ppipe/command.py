@@ -33,6 +33,13 @@ class DisplayMode(str, enum.Enum):
     NEVER = "never"
 
 
+class ProgressMode(str, enum.Enum):
+    """``--progress``: status lines for logs when there is no live view."""
+
+    NONE = "none"
+    PLAIN = "plain"
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the command line asked for."""
@@ -48,6 +55,8 @@ class Config:
     lines: bool | None = None
     #: ``auto`` (a view when stderr is a terminal), ``always`` or ``never``.
     display: str = "auto"
+    #: ``plain``: a status line every few seconds when there is no view (CI logs).
+    progress: str = "none"
 
     @property
     def shows_view(self) -> bool:
@@ -102,6 +111,10 @@ def _run(graph: Graph, config: Config) -> RunResult:
     options = {"no_fail": config.no_fail, "timeout": config.timeout, "kill_after": config.kill_after,
                "handle_signals": True, "count_lines": config.count_lines}
     if not config.shows_view:
+        if config.progress == "plain" and not config.quiet:
+            from .display import PlainProgress
+
+            return api.run(graph, observer=PlainProgress(sys.stderr), **options)
         return api.run(graph, **options)
     from .display import LiveView
 

@@ -15,6 +15,7 @@ Importing this module imports rich; nothing else in ppipe does.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -263,3 +264,49 @@ def _exact_lines(edges: list[EdgeResult], combine: Callable[[list[int]], int]) -
     if not lines or any(n is None for n in lines):
         return "-"
     return str(combine([n for n in lines if n is not None]))
+
+
+class PlainProgress:
+    """``--progress plain``: a one-line status on stderr every few seconds, for CI logs.
+
+    No escape codes, nothing redrawn: each line stands alone in a log. It is
+    an observer like :class:`LiveView`, but leaves the stages' stderr and
+    output alone.
+    """
+
+    def __init__(self, file: IO[str], every: float = 5.0) -> None:
+        self.file = file
+        self.every = every
+        self.execution: Execution | None = None
+        self._timer: PeriodicCallback | None = None
+
+    def stderr_sink(self, stage: Stage) -> Sink | None:
+        return None
+
+    def stdout_sink(self) -> Sink | None:
+        return None
+
+    def started(self, execution: Execution) -> None:
+        self.execution = execution
+        self._timer = PeriodicCallback(self.report, self.every * 1000)
+        self._timer.start()
+
+    def finished(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+
+    def report(self) -> None:
+        if self.execution is not None:
+            with contextlib.suppress(OSError):
+                self.file.write(self.line(self.execution.snapshot()) + "\n")
+                self.file.flush()
+
+    @staticmethod
+    def line(snapshot: RunSnapshot) -> str:
+        """``ppipe: 12.0s | 1 seq running 6.9 MB out | 2 grep running 3.2 MB out | 3 wc done``."""
+        parts = [f"ppipe: {_seconds(snapshot.elapsed)}"]
+        for stage in snapshot.stages:
+            state = stage.state.value if stage.state is not StageState.EXITED else f"exited {stage.status}"
+            out = f" {human_bytes(stage.bytes_out)} out" if stage.bytes_out is not None else ""
+            parts.append(f"{stage.id} {stage.command[:20]} {state}{out}")
+        return " | ".join(parts)

@@ -31,8 +31,9 @@ _FLAGS = {
     "--lines": ("lines", True),
     "--no-lines": ("lines", False),
 }
-_VALUED = {"--timeout": "timeout", "--kill-after": "kill_after", "--report": "report", "--display": "display"}
-_DISPLAYS = {"auto", "always", "never"}
+_VALUED = {"--timeout": "timeout", "--kill-after": "kill_after", "--report": "report", "--display": "display",
+           "--progress": "progress"}
+_CHOICES = {"display": {"auto", "always", "never"}, "progress": {"none", "plain"}}
 _SECONDS = re.compile(r"(\d+(\.\d*)?|\.\d+)")
 #: Every option name the fast path knows, for the test that compares it with typer's.
 OPTIONS = frozenset({*_FLAGS, *_VALUED, "--version"})
@@ -56,8 +57,8 @@ def quick_parse(argv: Sequence[str]) -> Config | None:
         elif name in _VALUED and (has_value or args):
             value = inline if has_value else args.pop(0)
             key = _VALUED[name]
-            if key == "display":
-                if value not in _DISPLAYS:
+            if key in _CHOICES:
+                if value not in _CHOICES[key]:
                     return None
                 values[key] = value
             elif key != "report":
