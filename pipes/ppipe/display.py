@@ -93,17 +93,17 @@ class _ConsoleSink(Sink):
 class LiveView:
     """Owns stderr's terminal during one run; use as a context manager around the run."""
 
-    def __init__(self, file: IO[str], *, show_output: bool = False, summary: bool = True) -> None:
-        self.console = Console(file=file, highlight=False)
+    def __init__(self, file: IO[str], *, show_output: bool = False, summary: bool = True,
+                 console: Console | None = None) -> None:
+        self.console = console or Console(file=file, highlight=False)
         self.show_output = show_output
         self.summary = summary
         self.live = Live(console=self.console, auto_refresh=False, transient=True,
                          redirect_stdout=False, redirect_stderr=False)
         self.execution: Execution | None = None
         self._timer: PeriodicCallback | None = None
-        self._last: dict[int, tuple[float, int]] = {}
+        self._last: dict[int, tuple[float, int, float]] = {}
         self._rates: dict[int, float] = {}
-        self._held: dict[int, tuple[float, float]] = {}
         self._slowness: dict[int, float] = {}
         self._frame = 0
 
@@ -143,7 +143,21 @@ class LiveView:
     def refresh(self) -> None:
         if self.execution is not None:
             self._frame += 1
-            self.live.update(self.render(self.execution.snapshot()), refresh=True)
+            snapshot = self.execution.snapshot()
+            self._measure(snapshot)
+            self.live.update(self.render(snapshot), refresh=True)
+
+    def _measure(self, snapshot: RunSnapshot) -> None:
+        """Updates each stage's rate and slowness from the change since the last refresh."""
+        now = time.monotonic()
+        for stage in snapshot.stages:
+            moved, held = stage.bytes_out or 0, stage.held_input + stage.held_output
+            then, moved_before, held_before = self._last.get(stage.id, (now, moved, held))
+            self._last[stage.id] = (now, moved, held)
+            if now > then:
+                self._rates[stage.id] = (moved - moved_before) / (now - then)
+                share = min(2.0, (held - held_before) / (now - then))
+                self._slowness[stage.id] = 0.6 * self._slowness.get(stage.id, 0.0) + 0.4 * share
 
     def render(self, snapshot: RunSnapshot) -> RenderableType:
         """The table for one snapshot; rates come from the previous one."""
@@ -154,7 +168,7 @@ class LiveView:
         slowest = self.bottleneck(snapshot)
         for stage in snapshot.stages:
             ratio = _ratio(stage.bytes_in, stage.bytes_out)
-            command = Text(stage.command, style="bold yellow" if stage.id == slowest else "")
+            command = Text(_one_line(stage.command), style="bold yellow" if stage.id == slowest else "")
             table.add_row(self._mark(stage), str(stage.id), command, str(stage.pid or "-"),
                           human_bytes(stage.bytes_in), human_count(stage.lines_in),
                           human_bytes(stage.bytes_out), human_count(stage.lines_out),
@@ -167,21 +181,13 @@ class LiveView:
         return Group(table, footer)
 
     def bottleneck(self, snapshot: RunSnapshot) -> int | None:
-        """The stage holding the pipeline back, if one is.
+        """The stage holding the pipeline back, if one is (from the last refresh's measure).
 
         A stage is slow when its input edge waits for it to read and its
         output edge waits for it to write; the share of the last moments
         spent waiting so (smoothed) scores it, and the worst running stage
         that is kept waited on more than half the time is the bottleneck.
         """
-        now = time.monotonic()
-        for stage in snapshot.stages:
-            then, before = self._held.get(stage.id, (now, stage.held_input + stage.held_output))
-            held = stage.held_input + stage.held_output
-            self._held[stage.id] = (now, held)
-            if now > then:
-                share = min(2.0, (held - before) / (now - then))
-                self._slowness[stage.id] = 0.6 * self._slowness.get(stage.id, 0.0) + 0.4 * share
         running = [s.id for s in snapshot.stages if s.state is StageState.RUNNING]
         if not running:
             return None
@@ -198,12 +204,6 @@ class LiveView:
         return Text("·", style="dim")
 
     def _rate(self, stage: StageSnapshot) -> str:
-        now = time.monotonic()
-        moved = stage.bytes_out or 0
-        then, before = self._last.get(stage.id, (now, moved))
-        self._last[stage.id] = (now, moved)
-        if now - then > 0:
-            self._rates[stage.id] = (moved - before) / (now - then)
         if stage.state is not StageState.RUNNING:
             return "-"
         return human_bytes(int(self._rates.get(stage.id, 0))) + "/s"
@@ -219,7 +219,7 @@ class LiveView:
             ins = [e for e in result.edges if e.edge.target == sid and e.counted]
             outs = [e for e in result.edges if e.edge.source == sid and e.counted]
             table.add_row(Text(marks[sid], style=_MARKS.get(stage.verdict, ("?", ""))[1]), str(sid),
-                          stage.stage.command,
+                          _one_line(stage.stage.command),
                           _exact(sum(e.bytes for e in ins), ins), _exact_lines(ins, sum),
                           _exact(max((e.bytes for e in outs), default=0), outs), _exact_lines(outs, max),
                           _seconds(stage.duration))
@@ -247,6 +247,11 @@ def _table(columns: list[tuple[str, int]], width: int) -> Table:
         table.add_column(name, justify="left" if left else "right", no_wrap=True, overflow="ellipsis",
                          width=column_width or max(10, width - fixed - 1))
     return table
+
+
+def _one_line(command: str) -> str:
+    """A command as one line: a multi-line script argument must not break the row."""
+    return " ".join(command.split())
 
 
 def _ratio(bytes_in: int | None, bytes_out: int | None) -> str:
