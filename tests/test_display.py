@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,20 @@ def test_plain_progress_for_logs() -> None:
     assert lines[0].startswith("ppipe: 5.0s | 1 sh -c")
     assert "| 2 cat running" in lines[0]
     assert "\x1b" not in result.stderr.decode()
+
+
+def test_progress_of_a_file_input(tmp_path: Path) -> None:
+    data = tmp_path / "data.bin"
+    data.write_bytes(os.urandom(64 * 1024 * 1024))
+    slow = python_stage(
+        "import sys, time\n"
+        "while chunk := sys.stdin.buffer.read(1 << 16):\n"
+        "    sys.stdout.buffer.write(chunk); time.sleep(0.005)\n")
+    child = pexpect.spawn(PPIPE, [f"{slow} < {data} | wc -c"], env={**ENV, "TERM": "xterm-256color"},
+                          dimensions=(24, 120), timeout=30)
+    try:
+        child.expect(r"stage 1 input \d+% ETA", timeout=20)
+    finally:
+        child.sendintr()
+        child.expect(pexpect.EOF, timeout=20)
+        child.close()

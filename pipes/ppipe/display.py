@@ -104,6 +104,8 @@ class LiveView:
         self._timer: PeriodicCallback | None = None
         self._last: dict[int, tuple[float, int, float]] = {}
         self._rates: dict[int, float] = {}
+        self._read_last: dict[int, int] = {}
+        self._read_rates: dict[int, float] = {}
         self._slowness: dict[int, float] = {}
         self._frame = 0
 
@@ -151,12 +153,18 @@ class LiveView:
         """Updates each stage's rate and slowness from the change since the last refresh."""
         now = time.monotonic()
         for stage in snapshot.stages:
-            moved, held = stage.bytes_out or 0, stage.held_input + stage.held_output
+            moved, held = stage.bytes_out or 0, _holding(stage)
             then, moved_before, held_before = self._last.get(stage.id, (now, moved, held))
             self._last[stage.id] = (now, moved, held)
+            read = stage.input_read or 0
+            read_before = self._read_last.get(stage.id, read)
+            self._read_last[stage.id] = read
             if now > then:
-                self._rates[stage.id] = (moved - moved_before) / (now - then)
-                share = min(2.0, (held - held_before) / (now - then))
+                interval = now - then
+                self._rates[stage.id] = (moved - moved_before) / interval
+                self._read_rates[stage.id] = (0.7 * self._read_rates.get(stage.id, 0.0)
+                                              + 0.3 * (read - read_before) / interval)
+                share = min(2.0, (held - held_before) / interval)
                 self._slowness[stage.id] = 0.6 * self._slowness.get(stage.id, 0.0) + 0.4 * share
 
     def render(self, snapshot: RunSnapshot) -> RenderableType:
@@ -178,15 +186,30 @@ class LiveView:
                       style="dim")
         if slowest is not None:
             footer.append(f" · bottleneck: stage {slowest}", style="bold yellow")
+        for stage in snapshot.stages:
+            if stage.input_size and stage.input_read is not None:
+                footer.append(f" · stage {stage.id} input {self._progress(stage)}")
         return Group(table, footer)
+
+    def _progress(self, stage: StageSnapshot) -> str:
+        """``45% ETA 12s`` for a stage reading a file of known size, as pv shows it."""
+        assert stage.input_size and stage.input_read is not None
+        done = min(stage.input_read, stage.input_size)
+        text = f"{100 * done // stage.input_size}%"
+        rate = self._read_rates.get(stage.id, 0.0)
+        if rate > 0 and done < stage.input_size:
+            text += f" ETA {_seconds((stage.input_size - done) / rate)}"
+        return text
 
     def bottleneck(self, snapshot: RunSnapshot) -> int | None:
         """The stage holding the pipeline back, if one is (from the last refresh's measure).
 
-        A stage is slow when its input edge waits for it to read and its
-        output edge waits for it to write; the share of the last moments
-        spent waiting so (smoothed) scores it, and the worst running stage
-        that is kept waited on more than half the time is the bottleneck.
+        A stage is slow when its input edge waits for it to read; a first
+        stage (whose input ppipe does not pump) when its output edge waits for
+        it to write. The share of the last moments spent waiting so
+        (smoothed) scores it, and the worst running stage, waited on more
+        than half the time, is the bottleneck. A stage's output alone says
+        nothing further down: ``wc`` keeps its consumer waiting all along.
         """
         running = [s.id for s in snapshot.stages if s.state is StageState.RUNNING]
         if not running:
@@ -247,6 +270,11 @@ def _table(columns: list[tuple[str, int]], width: int) -> Table:
         table.add_column(name, justify="left" if left else "right", no_wrap=True, overflow="ellipsis",
                          width=column_width or max(10, width - fixed - 1))
     return table
+
+
+def _holding(stage: StageSnapshot) -> float:
+    """Seconds the pipeline has waited on this stage (see :meth:`LiveView.bottleneck`)."""
+    return stage.held_output if stage.held_input is None else stage.held_input
 
 
 def _one_line(command: str) -> str:

@@ -295,6 +295,8 @@ class _Proc:
     output_pump: Pump | SplicePump | None = None
     #: ``stderr_tail.total`` when ppipe closed this stage's output early.
     stderr_mark_at_cut: int | None = None
+    #: Size of the regular file the stage reads as its stdin, when it does (progress and ETA).
+    input_size: int | None = None
     stderr_tail: Tail = field(default_factory=Tail)
     #: (pump, sink) pairs delivering into this stage's stdin.
     feeders: list[tuple[Pump | SplicePump, Sink | None]] = field(default_factory=list)
@@ -376,7 +378,7 @@ class Execution:
         bytes_in, lines_in = _edge_totals(ins, sum)
         bytes_out, lines_out = _edge_totals(outs, max)
         in_pumps = {id(p): p for _, p in (x for x in ins if x is not None) if p is not None}
-        held_input = sum(p.waits.totals()[1] for p in in_pumps.values())
+        held_input = sum(p.waits.totals()[1] for p in in_pumps.values()) if in_pumps else None
         held_output = proc.output_pump.waits.totals()[0] if proc.output_pump is not None else 0.0
         return StageSnapshot(
             id=sid, command=proc.stage.command, state=state, pid=proc.pid,
@@ -384,7 +386,21 @@ class Execution:
             bytes_in=bytes_in, lines_in=lines_in, bytes_out=bytes_out, lines_out=lines_out,
             elapsed=None if proc.started_at is None else (proc.ended_at or now) - proc.started_at,
             held_input=held_input, held_output=held_output,
+            input_size=proc.input_size, input_read=self._input_read(proc),
         )
+
+    @staticmethod
+    def _input_read(proc: _Proc) -> int | None:
+        """How far the stage has read its stdin file: its offset, from /proc (Linux); None elsewhere."""
+        if proc.input_size is None:
+            return None
+        if not proc.running:
+            return proc.input_size if proc.returncode == 0 else None
+        try:
+            with open(f"/proc/{proc.pid}/fdinfo/0", "rb") as info:
+                return int(info.readline().split()[1])
+        except (OSError, IndexError, ValueError):
+            return None
 
     # -- wiring
 
@@ -551,6 +567,7 @@ class Execution:
                 self._say(f"ppipe: stage {sid}: {proc.error}\n")
                 return
             proc.pid = proc.process.pid
+            proc.input_size = _regular_file_size(fds[0])
             self.watchers.append(asyncio.ensure_future(self._watch(proc)))
         finally:
             # The child has its copies (or never will): ppipe's must go, or
@@ -801,6 +818,14 @@ class Execution:
             interrupted_by=signal.Signals(self.interrupted_by).name if self.interrupted_by else None,
             stdout=bytes(self.capture.data) if self.capture is not None else None,
         )
+
+
+def _regular_file_size(fd: int) -> int | None:
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def _edge_totals(counts: list[tuple[Counter, Pump | SplicePump | None] | None],

@@ -384,7 +384,7 @@ class Pump:
                 finally:
                     self._reading = False
                     self.last_activity = time.monotonic()
-                self.waits.wait_on("consumer")
+                    self.waits.wait_on(None)  # ppipe's own work (counting) is nobody's wait
                 await self._deliver(chunk)
                 self.last_activity = time.monotonic()
         finally:
@@ -400,6 +400,7 @@ class Pump:
             return
         newlines = chunk.count(b"\n") if self.count_lines else 0
         live = list(self._live)  # sink_gone() may change _live while we wait
+        self.waits.wait_on("consumer")
         if len(live) == 1:
             accepted = [await self.sinks[live[0]].write(chunk, self)]
         else:

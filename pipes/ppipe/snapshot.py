@@ -35,10 +35,14 @@ class StageSnapshot:
     bytes_out: int | None
     lines_out: int | None
     elapsed: float | None
-    #: Seconds its input edge waited for this stage to read (it was the slow consumer).
-    held_input: float = 0.0
+    #: Seconds its input edges waited for this stage to read (it was the slow consumer);
+    #: None when ppipe does not pump its input (the first stage).
+    held_input: float | None = None
     #: Seconds its output edge waited for this stage to write (it was the slow producer).
     held_output: float = 0.0
+    #: When the stage reads a regular file as its stdin: its size, and how far it has read.
+    input_size: int | None = None
+    input_read: int | None = None
 
 
 @dataclass(frozen=True)
