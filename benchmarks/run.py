@@ -425,6 +425,30 @@ def lines_workload(tools: Tools, sizes: Sizes, repeat: int) -> Workload:
     return w
 
 
+def view_cost(tools: Tools, sizes: Sizes, repeat: int) -> list[Workload]:
+    """What the live view costs: ppipe with the view drawn (into a file) against ppipe without.
+
+    The view counts lines (it shows them), which takes the IOStream path and
+    a pass over every byte; the rest of it (the table, ten redraws a second)
+    should cost nothing visible.
+    """
+    workloads = []
+    lines_pipeline = f"seq 1 {sizes.lines} | grep 7 | wc -l"
+    bytes_pipeline = f"head -c {size_arg(sizes.eight)} /dev/zero | wc -c"
+    for name, pipeline, nbytes, check in (
+            ("view-lines", lines_pipeline, seq_bytes(sizes.lines), expect_number(lines_with_digit(sizes.lines, 7))),
+            ("view-bytes", bytes_pipeline, sizes.eight, expect_number(sizes.eight))):
+        w = Workload(name, pipeline, "throughput", nbytes=nbytes, repeat=repeat)
+        w.variants.append(bash_variant(tools, "bash", pipeline, check))
+        w.variants.append(Variant("ppipe", [*tools.ppipe, "--display", "never", pipeline], check, sample=True))
+        w.variants.append(Variant("ppipe+view", [*tools.ppipe, "--display", "always", pipeline], check,
+                                  sample=True))
+        w.variants.append(Variant("ppipe+lines", [*tools.ppipe, "--display", "never", "--lines", pipeline],
+                                  check, sample=True))
+        workloads.append(w)
+    return workloads
+
+
 def startup(tools: Tools, sizes: Sizes) -> Workload:
     """The cost of starting at all."""
     w = Workload("startup", "start and exit, nothing else", "time", repeat=sizes.startup_repeat, timeout=30.0,
@@ -495,6 +519,7 @@ def build_workloads(tools: Tools, quick: bool, repeat: int, tmpdir: str) -> list
         lines_workload(tools, sizes, repeat),
         startup(tools, sizes),
         memory(tools, sizes, repeat),
+        *view_cost(tools, sizes, repeat),
         fork(tools, sizes, repeat, tmpdir),
     ]
 
