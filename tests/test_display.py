@@ -32,6 +32,14 @@ def run_in_terminal(*args: str, columns: int = 80, rows: int = 24) -> tuple[pyte
     return screen, child.exitstatus if child.exitstatus is not None else 128 + (child.signalstatus or 0), raw
 
 
+def slow_stage(pause: float) -> str:
+    """A stage that copies its input 64 KiB at a time with a pause between: the bottleneck."""
+    return python_stage(
+        "import sys, time\n"
+        "while chunk := sys.stdin.buffer.read(1 << 16):\n"
+        f"    sys.stdout.buffer.write(chunk); time.sleep({pause})\n")
+
+
 def rows_of(screen: pyte.Screen) -> list[str]:
     return [line.rstrip() for line in screen.display]
 
@@ -92,10 +100,7 @@ def test_rich_is_not_imported_without_a_view() -> None:
 
 
 def test_the_slow_stage_is_marked_as_the_bottleneck() -> None:
-    slow = python_stage(
-        "import sys, time\n"
-        "while chunk := sys.stdin.buffer.read(1 << 16):\n"
-        "    sys.stdout.buffer.write(chunk); time.sleep(0.01)\n")
+    slow = slow_stage(0.01)
     child = pexpect.spawn(PPIPE, [f"head -c 200M /dev/zero | {slow} | wc -c"],
                           env={**ENV, "TERM": "xterm-256color"}, dimensions=(24, 100), timeout=30)
     try:
@@ -107,10 +112,7 @@ def test_the_slow_stage_is_marked_as_the_bottleneck() -> None:
 
 
 def test_report_keeps_the_waits(tmp_path: Path) -> None:
-    slow = python_stage(
-        "import sys, time\n"
-        "while chunk := sys.stdin.buffer.read(1 << 16):\n"
-        "    sys.stdout.buffer.write(chunk); time.sleep(0.01)\n")
+    slow = slow_stage(0.01)
     report = tmp_path / "r.json"
     result = subprocess.run([PPIPE, "--report", str(report), f"head -c 5M /dev/zero | {slow} | wc -c"],
                             capture_output=True, env=ENV, timeout=60)
@@ -135,10 +137,7 @@ def test_plain_progress_for_logs() -> None:
 def test_progress_of_a_file_input(tmp_path: Path) -> None:
     data = tmp_path / "data.bin"
     data.write_bytes(os.urandom(64 * 1024 * 1024))
-    slow = python_stage(
-        "import sys, time\n"
-        "while chunk := sys.stdin.buffer.read(1 << 16):\n"
-        "    sys.stdout.buffer.write(chunk); time.sleep(0.005)\n")
+    slow = slow_stage(0.005)
     child = pexpect.spawn(PPIPE, [f"{slow} < {data} | wc -c"], env={**ENV, "TERM": "xterm-256color"},
                           dimensions=(24, 120), timeout=30)
     try:
