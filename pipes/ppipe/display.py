@@ -80,8 +80,8 @@ class _ConsoleSink(Sink):
         self.view = view
         self.prefix = prefix
 
-    async def write(self, chunk: bytes, feeder: object) -> bool:
-        text = chunk.decode("utf-8", "replace")
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
+        text = bytes(chunk).decode("utf-8", "replace")
         if self.prefix:
             for line in text.splitlines():
                 self.view.print(Text.assemble((self.prefix, "dim"), line))

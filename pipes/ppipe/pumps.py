@@ -76,11 +76,11 @@ class Counter:
     newlines: int = 0
     ends_with_newline: bool = True
 
-    def add(self, chunk: bytes, newlines: int) -> None:
+    def add(self, chunk: bytes | memoryview, newlines: int) -> None:
         if chunk:
             self.nbytes += len(chunk)
             self.newlines += newlines
-            self.ends_with_newline = chunk.endswith(b"\n")
+            self.ends_with_newline = chunk[-1:] == b"\n"
 
     @property
     def lines(self) -> int:
@@ -96,7 +96,7 @@ class Tail:
     #: Bytes seen in all; a mark taken from it finds what came after.
     total: int = 0
 
-    def add(self, chunk: bytes) -> None:
+    def add(self, chunk: bytes | memoryview) -> None:
         self.total += len(chunk)
         self.data += chunk[-self.max_bytes:]
         del self.data[: max(0, len(self.data) - self.max_bytes)]
@@ -148,7 +148,7 @@ class Sink:
     def alive(self) -> bool:
         return not self._gone
 
-    async def write(self, chunk: bytes, feeder: object) -> bool:
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
         raise NotImplementedError
 
     async def finish(self, feeder: object) -> None:
@@ -166,7 +166,7 @@ class StreamSink(Sink):
         self.target = target
         self.feeders = feeders
 
-    async def write(self, chunk: bytes, feeder: object) -> bool:
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
         if not self.alive:
             return False
         try:
@@ -200,7 +200,8 @@ class MergeSink(Sink):
         self.lock = Lock()
         self.holder: object | None = None
 
-    async def write(self, chunk: bytes, feeder: object) -> bool:
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
+        chunk = bytes(chunk)
         cut = chunk.rfind(b"\n") + 1
         for part, line_ends in ((chunk[:cut], True), (chunk[cut:], False)):
             if not part:
@@ -255,7 +256,7 @@ class LineJoiner(Sink):
     def alive(self) -> bool:
         return self.inner.alive
 
-    async def write(self, chunk: bytes, feeder: object) -> bool:
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
         data = self._partial.pop(feeder, b"") + chunk
         cut = data.rfind(b"\n") + 1
         if len(data) - cut > self.max_partial:
@@ -288,7 +289,7 @@ class CaptureSink(Sink):
     def __init__(self) -> None:
         self.data = bytearray()
 
-    async def write(self, chunk: bytes, feeder: object) -> bool:
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
         self.data += chunk
         return True
 
@@ -304,7 +305,7 @@ class FdSink(Sink):
     def __init__(self, fd: int) -> None:
         self.fd = fd
 
-    async def write(self, chunk: bytes, feeder: object) -> bool:
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
         view = memoryview(chunk)
         while view and self.alive:
             try:
@@ -368,6 +369,9 @@ class Pump:
         self.last_activity = time.monotonic()
         self.waits = WaitClock()
         self._reading = False
+        #: Reused for every read: each chunk is delivered (every write awaited) before the next read.
+        self._buffer = bytearray(CHUNK)
+        self._view = memoryview(self._buffer)
         self.closed_early = False
         self.cut_while_writing = False
         self._live = list(range(len(sinks)))
@@ -378,14 +382,16 @@ class Pump:
                 self._reading = True
                 self.waits.wait_on("producer")
                 try:
-                    chunk = await self.source.read_bytes(CHUNK, partial=True)
+                    # Straight into the pump's own buffer: no copy through
+                    # tornado's read buffer, no new bytes object per chunk.
+                    size = await self.source.read_into(self._buffer, partial=True)
                 except StreamClosedError:
                     break
                 finally:
                     self._reading = False
                     self.last_activity = time.monotonic()
                     self.waits.wait_on(None)  # ppipe's own work (counting) is nobody's wait
-                await self._deliver(chunk)
+                await self._deliver(self._view[:size])
                 self.last_activity = time.monotonic()
         finally:
             self.waits.wait_on(None)
@@ -393,12 +399,12 @@ class Pump:
             for sink in self.sinks:
                 await sink.finish(self)
 
-    async def _deliver(self, chunk: bytes) -> None:
+    async def _deliver(self, chunk: memoryview) -> None:
         for observer in self.observers:
             observer.add(chunk)
         if not self._live:
             return
-        newlines = chunk.count(b"\n") if self.count_lines else 0
+        newlines = self._buffer.count(b"\n", 0, len(chunk)) if self.count_lines else 0
         live = list(self._live)  # sink_gone() may change _live while we wait
         self.waits.wait_on("consumer")
         if len(live) == 1:
