@@ -132,6 +132,10 @@ class WaitClock:
             self.on_consumer += now - self._since
         self._side, self._since = side, now
 
+    def waiting_on(self, side: str) -> float:
+        """Seconds the current wait on ``side`` has lasted (0 when waiting on the other, or working)."""
+        return time.monotonic() - self._since if self._side == side else 0.0
+
     def totals(self) -> tuple[float, float]:
         """(waited on the producer, waited on the consumers), the current wait included."""
         ongoing = time.monotonic() - self._since
@@ -157,6 +161,14 @@ class Sink:
     def abandon(self) -> None:
         """The consumer is gone: drop anything pending and wake the feeders."""
         self._gone = True
+
+    def target_fd(self) -> int | None:
+        """The pipe this sink writes into, when it is one (a consumer's stdin)."""
+        return None
+
+    def holds_bytes(self) -> bool:
+        """Whether bytes written here are still unread (queued, or in the pipe)."""
+        return False
 
 
 class StreamSink(Sink):
@@ -185,6 +197,13 @@ class StreamSink(Sink):
     def abandon(self) -> None:
         self._gone = True
         self.target.close()
+
+    def target_fd(self) -> int | None:
+        return None if self.target.closed() else self.target.fileno()
+
+    def holds_bytes(self) -> bool:
+        fd = self.target_fd()
+        return fd is not None and (self.target.writing() or bytes_waiting(fd))
 
 
 class MergeSink(Sink):
@@ -228,6 +247,12 @@ class MergeSink(Sink):
 
     def abandon(self) -> None:
         self.inner.abandon()
+
+    def target_fd(self) -> int | None:
+        return self.inner.target_fd()
+
+    def holds_bytes(self) -> bool:
+        return self.inner.holds_bytes()
 
     @property
     def alive(self) -> bool:
@@ -366,9 +391,7 @@ class Pump:
         #: producer is never stopped by it: for stderr, whose loss must not
         #: kill a stage.
         self.keep_draining = keep_draining
-        self.last_activity = time.monotonic()
         self.waits = WaitClock()
-        self._reading = False
         #: Reused for every read: each chunk is delivered (every write awaited) before the next read.
         self._buffer = bytearray(CHUNK)
         self._view = memoryview(self._buffer)
@@ -379,7 +402,6 @@ class Pump:
     async def run(self) -> None:
         try:
             while self._live or self.keep_draining:
-                self._reading = True
                 self.waits.wait_on("producer")
                 try:
                     # Straight into the pump's own buffer: no copy through
@@ -387,12 +409,8 @@ class Pump:
                     size = await self.source.read_into(self._buffer, partial=True)
                 except StreamClosedError:
                     break
-                finally:
-                    self._reading = False
-                    self.last_activity = time.monotonic()
-                    self.waits.wait_on(None)  # ppipe's own work (counting) is nobody's wait
+                self.waits.wait_on(None)  # ppipe's own work (counting) is nobody's wait
                 await self._deliver(self._view[:size])
-                self.last_activity = time.monotonic()
         finally:
             self.waits.wait_on(None)
             self.source.close()
@@ -421,19 +439,19 @@ class Pump:
 
     def idle_for(self) -> float:
         """Seconds the pump has been waiting for its producer (0 while it delivers)."""
-        return time.monotonic() - self.last_activity if self._reading else 0.0
+        return self.waits.waiting_on("producer")
 
     def consumer_exited(self, sink: Sink | None) -> None:
         """A consumer process exited; its stdin may still be read by a child it left behind."""
-        if sink is not None and isinstance(sink, StreamSink) and readers_left(sink.target.fileno()):
+        fd = sink.target_fd() if sink is not None else None
+        if fd is not None and readers_left(fd):
             return  # the write side will learn of the last reader leaving by EPIPE
         self.sink_gone(sink)
 
     def sink_gone(self, sink: Sink | None) -> None:
         """A consumer exited: stop feeding it, and stop the producer if nobody is left."""
         assert sink is not None
-        left_unread = isinstance(sink, StreamSink) and not sink.target.closed() and (
-            sink.target.writing() or bytes_waiting(sink.target.fileno()))
+        left_unread = sink.holds_bytes()
         sink.abandon()
         self._live = [i for i in self._live if self.sinks[i].alive]
         if not self._live and not self.source.closed():
@@ -589,9 +607,7 @@ class SplicePump:
 
     def idle_for(self) -> float:
         """Seconds the pump has been waiting for its producer (0 while the consumer is behind)."""
-        if self._wanted[0] != self.source_fd:
-            return 0.0
-        return time.monotonic() - self._last_wake
+        return self.waits.waiting_on("producer")
 
     def consumer_exited(self, sink: Sink | None) -> None:
         """A consumer process exited; its stdin may still be read by a child it left behind."""
@@ -634,9 +650,10 @@ async def feed(data: bytes, outlets: list[tuple[Sink, Counter]]) -> None:
         for start in range(0, len(data), CHUNK):
             chunk = data[start:start + CHUNK]
             accepted = await asyncio.gather(*(sink.write(chunk, feed) for sink, _ in live))
+            newlines = chunk.count(b"\n")
             for (sink, counter), ok in zip(list(live), accepted, strict=True):
                 if ok:
-                    counter.add(chunk, chunk.count(b"\n"))
+                    counter.add(chunk, newlines)
                 else:
                     live.remove((sink, counter))
             if not live:
