@@ -93,11 +93,9 @@ class _ConsoleSink(Sink):
 class LiveView:
     """Owns stderr's terminal during one run; use as a context manager around the run."""
 
-    def __init__(self, file: IO[str], *, show_output: bool = False, summary: bool = True,
-                 console: Console | None = None) -> None:
+    def __init__(self, file: IO[str], *, show_output: bool = False, console: Console | None = None) -> None:
         self.console = console or Console(file=file, highlight=False)
         self.show_output = show_output
-        self.summary = summary
         self.live = Live(console=self.console, auto_refresh=False, transient=True,
                          redirect_stdout=False, redirect_stderr=False)
         self.execution: Execution | None = None

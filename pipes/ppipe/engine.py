@@ -298,8 +298,8 @@ class _Proc:
     #: Size of the regular file the stage reads as its stdin, when it does (progress and ETA).
     input_size: int | None = None
     stderr_tail: Tail = field(default_factory=Tail)
-    #: (pump, sink) pairs delivering into this stage's stdin.
-    feeders: list[tuple[Pump | SplicePump, Sink | None]] = field(default_factory=list)
+    #: The producers whose pumps deliver into this stage's stdin, each with the sink they write through.
+    feeders: list[tuple[_Proc, Sink | None]] = field(default_factory=list)
 
     @property
     def running(self) -> bool:
@@ -319,7 +319,7 @@ class Execution:
         self.edge_counts: dict[Edge, tuple[Counter, Pump | SplicePump | None]] = {}
         #: The sink each pumped stage's stdin is written through, by stage id.
         self.stage_sinks: dict[int, Sink] = {}
-        #: Edges the kernel moves (splice); the consumer's end of each, by edge.
+        #: Edges the kernel moves (splice): the consumer's end of each, until its pump takes it.
         self.spliced: dict[Edge, int] = {}
         self.capture: CaptureSink | None = None
         self.watchers: list[asyncio.Future[None]] = []
@@ -377,8 +377,8 @@ class Execution:
         result = StageResult(proc.stage, returncode=proc.returncode)
         bytes_in, lines_in = _edge_totals(ins, sum)
         bytes_out, lines_out = _edge_totals(outs, max)
-        in_pumps = {id(p): p for _, p in (x for x in ins if x is not None) if p is not None}
-        held_input = sum(p.waits.totals()[1] for p in in_pumps.values()) if in_pumps else None
+        in_pumps = {p for _, p in (x for x in ins if x is not None) if p is not None}
+        held_input = sum(p.waits.totals()[1] for p in in_pumps) if in_pumps else None
         held_output = proc.output_pump.waits.totals()[0] if proc.output_pump is not None else 0.0
         return StageSnapshot(
             id=sid, command=proc.stage.command, state=state, pid=proc.pid,
@@ -408,7 +408,7 @@ class Execution:
         stdin_fd, stdout_fd = self._boundary_fds()
         try:
             self._wire_inputs(stdin_fd)
-            self._wire_outputs(stdout_fd, self.stage_sinks)
+            self._wire_outputs(stdout_fd)
         except OSError as error:
             self._unwire()
             if error.errno in (errno.EMFILE, errno.ENFILE):
@@ -469,7 +469,7 @@ class Execution:
                 self.child_fds[proc.stage.id].add(proc_in)
             self.fd_table[proc.stage.id][0] = proc_in
 
-    def _wire_outputs(self, stdout_fd: int, stage_sinks: dict[int, Sink]) -> None:
+    def _wire_outputs(self, stdout_fd: int) -> None:
         stdout_sink: Sink | None = None
         observer = self.options.observer
         shared_stderr = LineJoiner(sink_for_fd(self._stderr_fd, feeders=len(self.procs)))
@@ -487,12 +487,12 @@ class Execution:
                 read_fd, write_fd = make_pipe()
                 self.fd_table[sid][1] = write_fd
                 self.child_fds[sid].add(write_fd)
-                splice_pump = SplicePump(read_fd, self.spliced[outputs[0]])
+                splice_pump = SplicePump(read_fd, self.spliced.pop(outputs[0]))  # the pump owns it now
                 self.pumps.append(splice_pump)
                 proc.output_pump = splice_pump
                 self.edge_counts[outputs[0]] = (splice_pump.counters[0], splice_pump)
                 assert isinstance(outputs[0].target, int)
-                self.procs[outputs[0].target].feeders.append((splice_pump, None))
+                self.procs[outputs[0].target].feeders.append((proc, None))
             elif outputs:
                 read_fd, write_fd = make_pipe()
                 self.fd_table[sid][1] = write_fd
@@ -500,7 +500,7 @@ class Execution:
                 sinks: list[Sink] = []
                 for edge in outputs:
                     if isinstance(edge.target, int):
-                        sinks.append(stage_sinks[edge.target])
+                        sinks.append(self.stage_sinks[edge.target])
                     else:
                         stdout_sink = stdout_sink or self._stdout_sink(stdout_fd)
                         sinks.append(stdout_sink)
@@ -510,7 +510,7 @@ class Execution:
                 for i, edge in enumerate(outputs):
                     self.edge_counts[edge] = (pump.counters[i], pump)
                     if isinstance(edge.target, int):
-                        self.procs[edge.target].feeders.append((pump, sinks[i]))
+                        self.procs[edge.target].feeders.append((proc, sinks[i]))
             else:
                 self.fd_table[sid][1] = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
                 self.child_fds[sid].add(self.fd_table[sid][1])
@@ -637,16 +637,14 @@ class Execution:
             proc.consumer_left = True
         else:
             proc.stderr_mark_at_cut = None  # any closing came after the exit: it cannot be to blame
-        for feeding_pump, sink in proc.feeders:
+        for producer, sink in proc.feeders:
             # The consumer is gone: its producer gets EPIPE/SIGPIPE now, not
             # at its next write into a pipe nobody will ever read.
+            feeding_pump = producer.output_pump
+            assert feeding_pump is not None
             feeding_pump.consumer_exited(sink)
-            producer = self._producer_of(feeding_pump)
-            if producer is not None and producer.running and feeding_pump.closed_early:
+            if producer.running and feeding_pump.closed_early:
                 producer.stderr_mark_at_cut = producer.stderr_tail.total
-
-    def _producer_of(self, pump: Pump | SplicePump) -> _Proc | None:
-        return next((p for p in self.procs.values() if p.output_pump is pump), None)
 
     @staticmethod
     def _failed_writing(proc: _Proc) -> bool:
