@@ -7,7 +7,7 @@ printed for a run that succeeded.
 
 from __future__ import annotations
 
-from .result import RunResult, StageResult
+from .result import RunResult
 
 #: How many stderr lines follow each failed stage's line.
 TAIL_LINES = 3
@@ -31,7 +31,3 @@ def failure_lines(result: RunResult) -> list[str]:
 def _shorten(command: str) -> str:
     return command if len(command) <= _MAX_COMMAND else command[: _MAX_COMMAND - 1] + "…"
 
-
-def describe(stage: StageResult) -> str:
-    """One stage as ``2 grep x: exit status 1 (failed)``, for listings."""
-    return f"{stage.stage.id} {_shorten(stage.stage.command)}: {stage.describe_end()} ({stage.verdict.value})"

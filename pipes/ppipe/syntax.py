@@ -63,7 +63,7 @@ class Operator:
 
 Token = Word | Operator
 
-#: Redirection operators → (default fd, op, is_dup_to_stdout)
+#: Redirection operators → (the fd they redirect when no number is written, what they do)
 _REDIRECTIONS = {
     "<": (0, RedirectOp.READ),
     ">": (1, RedirectOp.WRITE),
