@@ -40,6 +40,8 @@ _token = st.one_of(
     st.sampled_from(["--no-fail", "--explain", "-q", "--quiet", "--lines", "--no-lines", "--", "-x", "--bogus",
                      "--timeout", "--kill-after", "--report", "--timeout=1.5", "--kill-after=0", "--report=r.json",
                      "--display", "--display=never", "always", "AUTO", "--progress", "plain", "--progress=none",
+                     "--fork", "--fork=2", "--max-restarts", "--fail-fast", "--tag", "--keep-order", "--block",
+                     "--block=64k", "--task-id", "--tasks=4", "--tasks", "1M",
                      "3", "0.25", ".5", "1e3", "-1", "nan", "r.json", "-", "seq 3 | wc -l", "cat f"]),
     st.text(alphabet="abc |-=.", max_size=6),
 )
@@ -59,6 +61,9 @@ def test_fast_reading_matches_typer_whenever_it_reads(argv: list[str]) -> None:
     (["seq 3", "--report=r.json", "--no-lines"], Config("seq 3", report="r.json", lines=False)),
     (["--", "-grep x"], Config("-grep x")),
     (["--kill-after=0.5", "--no-fail", "--explain", "x"], Config("x", kill_after=0.5, no_fail=True, explain=True)),
+    (["--fork", "4", "--max-restarts=2", "--tag", "--keep-order", "--block", "64k", "--fail-fast", "x"],
+     Config("x", fork=4, max_restarts=2, tag=True, keep_order=True, block="64k", fail_fast=True)),
+    (["--task-id=3", "--tasks", "8", "x"], Config("x", task_id=3, tasks=8)),
 ])
 def test_fast_reading(argv: list[str], expected: Config) -> None:
     assert quick_parse(argv) == expected

@@ -31,6 +31,9 @@ _EXPORTS = {
     "Stage": "graph",
     "EdgeResult": "result",
     "RunResult": "result",
+    "ShardAttempt": "result",
+    "ShardResult": "result",
+    "ShardedResult": "result",
     "StageResult": "result",
     "Verdict": "result",
     "parse": "syntax",
@@ -51,6 +54,9 @@ __all__ = [
     "Redirect",
     "RedirectOp",
     "RunResult",
+    "ShardAttempt",
+    "ShardResult",
+    "ShardedResult",
     "Stage",
     "StageResult",
     "Verdict",
@@ -66,7 +72,7 @@ if TYPE_CHECKING:
     from .engine import CAPTURE
     from .errors import CommandError, ExitStatus, PipelineFailed, PipelineSyntaxError, PpipeError
     from .graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage
-    from .result import EdgeResult, RunResult, StageResult, Verdict
+    from .result import EdgeResult, RunResult, ShardAttempt, ShardedResult, ShardResult, StageResult, Verdict
     from .syntax import parse, substitute_placeholders
 
 

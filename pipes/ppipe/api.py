@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import cast
 
 from .engine import Input, Output, RunObserver, RunOptions, execute
+from .errors import UsageError
 from .graph import Graph
-from .result import RunResult
+from .result import RunResult, ShardedResult
+from .shard_io import DEFAULT_BLOCK
+from .shards import ShardObserver, ShardPlan, execute_sharded
 from .syntax import parse
 
 
@@ -39,9 +43,15 @@ async def run_async(
     handle_signals: bool = False,
     count_lines: bool = False,
     splice: bool | None = None,
-    observer: RunObserver | None = None,
+    observer: RunObserver | ShardObserver | None = None,
     check: bool = False,
-) -> RunResult:
+    fork: int | None = None,
+    max_restarts: int = 0,
+    fail_fast: bool = False,
+    tag: bool = False,
+    keep_order: bool = False,
+    block: int = DEFAULT_BLOCK,
+) -> RunResult | ShardedResult:
     """Runs a pipeline on the running event loop and returns its :class:`~ppipe.RunResult`.
 
     ``pipeline`` is text (parsed with ``env`` and ``cwd``) or a parsed
@@ -56,21 +66,37 @@ async def run_async(
     ``lines`` is None. ``splice`` forces the Linux fast path on or off
     (default: on where available, unless ``PPIPE_SPLICE=0``).
 
+    ``fork=N`` runs N shards of the pipeline (0: one per CPU; see
+    :mod:`ppipe.shards`) and returns a :class:`~ppipe.ShardedResult`; the
+    pipeline must then be text, its ``{task_id}``, ``{task_num}`` and
+    ``{tasks}`` replaced in each shard. ``max_restarts`` (per shard),
+    ``fail_fast``, ``tag``, ``keep_order`` and ``block`` are the
+    ``--fork`` options of the same names; ``observer`` must then be a
+    :class:`~ppipe.shards.ShardObserver`.
+
     A failing stage does not raise: read ``result.exit_status`` or pass
     ``check=True`` to get :class:`~ppipe.errors.PipelineFailed`. Bad syntax
     and missing commands raise :class:`~ppipe.errors.PpipeError` subclasses
     before anything runs. Must run in the main thread (tornado's SIGCHLD
     handling needs it). Cancelling the call stops and reaps every stage.
     """
-    graph = pipeline if isinstance(pipeline, Graph) else parse(pipeline, env=env, cwd=cwd)
     options = RunOptions(no_fail=no_fail, timeout=timeout, kill_after=kill_after, handle_signals=handle_signals,
                          env=env, cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr, count_lines=count_lines,
-                         splice=splice, observer=observer)
-    result = await execute(graph, options)
+                         splice=splice, observer=None if fork is not None else cast("RunObserver | None", observer))
+    result: RunResult | ShardedResult
+    if fork is not None:
+        if isinstance(pipeline, Graph):
+            raise UsageError("a sharded run needs the pipeline as text: each shard substitutes its placeholders")
+        plan = ShardPlan(fork, max_restarts=max_restarts, fail_fast=fail_fast, tag=tag, keep_order=keep_order,
+                         block=block)
+        result = await execute_sharded(pipeline, plan, options, cast("ShardObserver | None", observer))
+    else:
+        graph = pipeline if isinstance(pipeline, Graph) else parse(pipeline, env=env, cwd=cwd)
+        result = await execute(graph, options)
     return result.check() if check else result
 
 
-def run(pipeline: str | Graph, **kwargs: object) -> RunResult:
+def run(pipeline: str | Graph, **kwargs: object) -> RunResult | ShardedResult:
     """Runs a pipeline to the end in a fresh event loop; the arguments are :func:`run_async`'s.
 
     Safe to call many times in one process: each call installs tornado's

@@ -25,6 +25,7 @@ A stage whose first word starts with '-' may fail without failing the run: "cat 
 Exit status: 0 when every stage succeeded, else the rightmost failure's status
 (a producer stopped by SIGPIPE is not a failure); 2 syntax, 126/127 command
 not executable/not found, 124 --timeout, 128+N killed by signal N (130: Ctrl-C).
+With --fork: 0 when every shard finally succeeded, else the lowest failed shard's status.
 """
 
 
@@ -76,12 +77,35 @@ def main(
                                                    help="plain: a status line on stderr every 5 s "
                                                         "when there is no live view (CI logs).")]
     = ProgressMode.NONE,
+    fork: Annotated[int | None, typer.Option("--fork", metavar="N", min=0, rich_help_panel="Shards",
+                                             help="Run N shards of the pipeline side by side (0: one per CPU); "
+                                                  "{task_id}, {task_num}, {tasks} are filled in for each.")]
+    = None,
+    max_restarts: Annotated[int, typer.Option("--max-restarts", metavar="N", min=0, rich_help_panel="Shards",
+                                              help="Restart a failed shard up to N times (per shard).")] = 0,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", rich_help_panel="Shards",
+                                            help="Stop every shard when one has finally failed.")] = False,
+    tag: Annotated[bool, typer.Option("--tag", rich_help_panel="Shards",
+                                      help="Prefix each output line with its shard's task id and a tab.")]
+    = False,
+    keep_order: Annotated[bool, typer.Option("--keep-order", rich_help_panel="Shards",
+                                             help="Output shard 0's lines, then shard 1's... "
+                                                  "(later shards wait in temporary files).")] = False,
+    block: Annotated[str | None, typer.Option("--block", metavar="SIZE", rich_help_panel="Shards",
+                                              help="Split stdin between shards in blocks of about SIZE, "
+                                                   "whole lines (default 1M).")] = None,
+    task_id: Annotated[int | None, typer.Option("--task-id", metavar="I", min=0, rich_help_panel="Shards",
+                                                help="Run as task I of a cluster job array "
+                                                     "(default: from Slurm/Kubernetes variables).")] = None,
+    tasks: Annotated[int | None, typer.Option("--tasks", metavar="N", min=1, rich_help_panel="Shards",
+                                              help="How many tasks the job array has.")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
     dispatch(Config(pipeline=pipeline, no_fail=no_fail, timeout=timeout, kill_after=kill_after,
                     explain=explain_, report=report_, quiet=quiet, lines=lines, display=display.value,
-                    progress=progress.value))
+                    progress=progress.value, fork=fork, max_restarts=max_restarts, fail_fast=fail_fast, tag=tag,
+                    keep_order=keep_order, block=block, task_id=task_id, tasks=tasks))
 
 
 def dispatch(config: Config) -> None:

@@ -7,19 +7,21 @@ the rest and returns the exit status. Nothing here imports typer or rich.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import os
 import signal
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import report
-from .errors import ExitStatus, PpipeError
+from .errors import ExitStatus, PpipeError, UsageError
 from .graph import Graph
 
 if TYPE_CHECKING:
-    from .result import RunResult
+    from .result import RunResult, ShardedResult
+    from .shards import ShardPlan
 
 #: The environment variable that asks ``ppipe`` for completions (set by the completion scripts).
 COMPLETE_VAR = "_PPIPE_COMPLETE"
@@ -57,6 +59,17 @@ class Config:
     display: str = "auto"
     #: ``plain``: a status line every few seconds when there is no view (CI logs).
     progress: str = "none"
+    #: ``--fork N``: run N shards (0: one per CPU); None: one plain run.
+    fork: int | None = None
+    max_restarts: int = 0
+    fail_fast: bool = False
+    tag: bool = False
+    keep_order: bool = False
+    #: ``--block``: input block size for split input, as given (``1M``); None: the default.
+    block: str | None = None
+    #: ``--task-id/--tasks``: this run's place in a cluster job array.
+    task_id: int | None = None
+    tasks: int | None = None
 
     @property
     def shows_view(self) -> bool:
@@ -77,54 +90,140 @@ def run_command(config: Config) -> int:
     end (after the report is written) so that a calling shell sees ppipe
     killed by it and stops a loop, as it would for any other program.
     """
-    from .explain import explain
-    from .summary import failure_lines
+    from .explain import explain, explain_shards
     from .syntax import parse
 
     graph: Graph | None = None
     try:
         if config.report:
             report.check_destination(config.report)
-        graph = parse(config.pipeline)
+        plan, text = _shards(config)
+        if plan is not None:
+            if config.explain:
+                return _print(explain_shards(config.pipeline, plan.offset, plan.total))
+            return _finish(config, _run_sharded(config, plan))
+        graph = parse(text)
         if config.explain:
             return _print(explain(graph))
-        result = _run(graph, config)
+        return _finish(config, _run(graph, config))
     except PpipeError as error:
         print_error(str(error).splitlines())
         if config.report and not isinstance(error, report.ReportError):
             _write_report(report.build_for_error(config.pipeline, error, graph), config.report)
         return error.status
+
+
+def _finish(config: Config, result: RunResult | ShardedResult) -> int:
+    """Failure lines, the report, the status; the interrupting signal raised again."""
+    from .result import RunResult
+    from .summary import failure_lines, shard_failure_lines
+
     if not config.quiet and not config.shows_view:
-        print_error(failure_lines(result))
+        print_error(failure_lines(result) if isinstance(result, RunResult) else shard_failure_lines(result))
     status = result.exit_status
-    if config.report and not _write_report(report.build(result), config.report):
+    data = report.build(result) if isinstance(result, RunResult) else report.build_sharded(result)
+    if config.report and not _write_report(data, config.report):
         status = status or ExitStatus.FAILURE
     if result.interrupted_by:
         reraise(signal.Signals[result.interrupted_by])
     return status
 
 
+#: Options that only mean something with ``--fork``, by Config field.
+_SHARD_OPTIONS = {"max_restarts": "--max-restarts", "fail_fast": "--fail-fast", "tag": "--tag",
+                  "keep_order": "--keep-order", "block": "--block"}
+
+
+def _shards(config: Config) -> tuple[ShardPlan | None, str]:
+    """The shard plan for ``--fork``, or the pipeline text to run once (placeholders filled for a cluster task).
+
+    A cluster task's identity (``--task-id/--tasks``, Slurm's or Kubernetes'
+    variables) is looked for only when the run is sharded or the pipeline
+    uses a placeholder; without one, placeholders stay as they are.
+    """
+    from .shard_io import DEFAULT_BLOCK, parse_size
+    from .shards import ShardPlan, cluster_identity
+    from .syntax import has_placeholders, substitute_placeholders
+
+    asks_identity = (config.fork is not None or config.task_id is not None or config.tasks is not None
+                     or has_placeholders(config.pipeline))
+    identity = cluster_identity(os.environ, config.task_id, config.tasks) if asks_identity else None
+    if config.fork is None:
+        for name, option in _SHARD_OPTIONS.items():
+            if getattr(config, name) not in (None, False, 0):
+                raise UsageError(f"{option} needs --fork N")
+        if identity is None:
+            return None, config.pipeline
+        return None, substitute_placeholders(config.pipeline, identity.task_id, identity.tasks)
+    if config.fork < 0 or config.max_restarts < 0:
+        raise UsageError("--fork and --max-restarts take a number, 0 or more")
+    try:
+        block = parse_size(config.block) if config.block is not None else DEFAULT_BLOCK
+    except ValueError as error:
+        raise UsageError(f"--block: {error}; use a size such as 1M, 64k or 65536") from error
+    plan = ShardPlan(config.fork, max_restarts=config.max_restarts, fail_fast=config.fail_fast, tag=config.tag,
+                     keep_order=config.keep_order, block=block)
+    if identity is not None:
+        plan = dataclasses.replace(plan, offset=identity.task_id * plan.local, tasks=identity.tasks * plan.local)
+    return plan, config.pipeline
+
+
+def _options(config: Config) -> dict[str, Any]:
+    return {"no_fail": config.no_fail, "timeout": config.timeout, "kill_after": config.kill_after,
+            "handle_signals": True, "count_lines": config.count_lines}
+
+
 def _run(graph: Graph, config: Config) -> RunResult:
     """Runs the graph, under the live view when there is one (rich is imported only then)."""
-    from . import api  # tornado and asyncio: only when something runs
+    import asyncio
 
-    options = {"no_fail": config.no_fail, "timeout": config.timeout, "kill_after": config.kill_after,
-               "handle_signals": True, "count_lines": config.count_lines}
+    from .engine import RunOptions, execute  # tornado and asyncio: only when something runs
+
     if not config.shows_view:
+        observer = None
         if config.progress == "plain" and not config.quiet:
             from .display import PlainProgress
 
-            return api.run(graph, observer=PlainProgress(sys.stderr), **options)
-        return api.run(graph, **options)
+            observer = PlainProgress(sys.stderr)
+        return asyncio.run(execute(graph, RunOptions(**_options(config), observer=observer)))
     from .display import LiveView
 
-    same_terminal = sys.stdout is not None and sys.stdout.isatty() and _same_file(1, 2)
-    view = LiveView(sys.stderr, show_output=same_terminal)
+    view = LiveView(sys.stderr, show_output=_output_on_view_terminal())
     with view:
-        result = api.run(graph, observer=view, **options)
+        result = asyncio.run(execute(graph, RunOptions(**_options(config), observer=view)))
     if not config.quiet:
         view.console.print(view.render_summary(result))
     return result
+
+
+def _run_sharded(config: Config, plan: ShardPlan) -> ShardedResult:
+    """Runs the shards, under the shard view when there is one."""
+    import asyncio
+
+    from .engine import RunOptions
+    from .shards import execute_sharded
+
+    options = RunOptions(**_options(config))
+    if not config.shows_view:
+        observer = None
+        if config.progress == "plain" and not config.quiet:
+            from .display import PlainShardProgress
+
+            observer = PlainShardProgress(sys.stderr)
+        return asyncio.run(execute_sharded(config.pipeline, plan, options, observer))
+    from .display import ShardView
+
+    view = ShardView(sys.stderr, show_output=_output_on_view_terminal())
+    with view:
+        result = asyncio.run(execute_sharded(config.pipeline, plan, options, view))
+    if not config.quiet:
+        view.console.print(view.render_summary(result))
+    return result
+
+
+def _output_on_view_terminal() -> bool:
+    """Whether the pipeline's output would land on the terminal the view draws on (then the view prints it)."""
+    return sys.stdout is not None and sys.stdout.isatty() and _same_file(1, 2)
 
 
 def _same_file(a: int, b: int) -> bool:

@@ -19,7 +19,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -29,12 +29,13 @@ from rich.text import Text
 from tornado.ioloop import PeriodicCallback
 
 from .pumps import Sink
-from .result import EdgeResult, RunResult, StageResult, Verdict
+from .result import EdgeResult, RunResult, ShardedResult, StageResult, Verdict
 from .snapshot import RunSnapshot, StageSnapshot, StageState
 
 if TYPE_CHECKING:
     from .engine import Execution
     from .graph import Stage
+    from .shards import ShardedExecution, ShardedSnapshot
 
 #: Redraws per second.
 REFRESH_HZ = 10
@@ -76,7 +77,7 @@ def _seconds(value: float | None) -> str:
 class _ConsoleSink(Sink):
     """Prints bytes above the live table, as they are or each line prefixed with its stage."""
 
-    def __init__(self, view: LiveView, prefix: str = "") -> None:
+    def __init__(self, view: _TerminalView, prefix: str = "") -> None:
         self.view = view
         self.prefix = prefix
 
@@ -90,43 +91,37 @@ class _ConsoleSink(Sink):
         return True
 
 
-class LiveView:
-    """Owns stderr's terminal during one run; use as a context manager around the run."""
+_View = TypeVar("_View", bound="_TerminalView")
+
+
+class _TerminalView:
+    """What every live view shares: it owns the terminal between ``__enter__`` and ``__exit__``.
+
+    Subclasses draw in :meth:`refresh`, called about ten times a second from
+    the run's own loop once :meth:`start_refreshing` was called.
+    """
 
     def __init__(self, file: IO[str], *, show_output: bool = False, console: Console | None = None) -> None:
         self.console = console or Console(file=file, highlight=False)
         self.show_output = show_output
         self.live = Live(console=self.console, auto_refresh=False, transient=True,
                          redirect_stdout=False, redirect_stderr=False)
-        self.execution: Execution | None = None
         self._timer: PeriodicCallback | None = None
-        self._last: dict[int, tuple[float, int, float]] = {}
-        self._rates: dict[int, float] = {}
-        self._read_last: dict[int, int] = {}
-        self._read_rates: dict[int, float] = {}
-        self._slowness: dict[int, float] = {}
         self._frame = 0
 
-    def __enter__(self) -> LiveView:
+    def __enter__(self: _View) -> _View:
         self.live.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
-        if self._timer is not None:
-            self._timer.stop()
+        self.finished()
         self.live.stop()  # always: the cursor comes back whatever happened
-
-    # -- the engine's observer interface
-
-    def stderr_sink(self, stage: Stage) -> Sink | None:
-        return _ConsoleSink(self, prefix=f"[{stage.id} {stage.argv[0]}] ")
 
     def stdout_sink(self) -> Sink | None:
         return _ConsoleSink(self) if self.show_output else None
 
-    def started(self, execution: Execution) -> None:
-        self.execution = execution
+    def start_refreshing(self) -> None:
         self._timer = PeriodicCallback(self.refresh, 1000 / REFRESH_HZ)
         self._timer.start()
         self.refresh()
@@ -135,10 +130,35 @@ class LiveView:
         if self._timer is not None:
             self._timer.stop()
 
-    # -- drawing
-
     def print(self, renderable: RenderableType) -> None:
         self.live.console.print(renderable, soft_wrap=True)
+
+    def refresh(self) -> None:
+        raise NotImplementedError
+
+
+class LiveView(_TerminalView):
+    """The view of one run: a row per stage. Use as a context manager around the run."""
+
+    def __init__(self, file: IO[str], *, show_output: bool = False, console: Console | None = None) -> None:
+        super().__init__(file, show_output=show_output, console=console)
+        self.execution: Execution | None = None
+        self._last: dict[int, tuple[float, int, float]] = {}
+        self._rates: dict[int, float] = {}
+        self._read_last: dict[int, int] = {}
+        self._read_rates: dict[int, float] = {}
+        self._slowness: dict[int, float] = {}
+
+    # -- the engine's observer interface
+
+    def stderr_sink(self, stage: Stage) -> Sink | None:
+        return _ConsoleSink(self, prefix=f"[{stage.id} {stage.argv[0]}] ")
+
+    def started(self, execution: Execution) -> None:
+        self.execution = execution
+        self.start_refreshing()
+
+    # -- drawing
 
     def refresh(self) -> None:
         if self.execution is not None:
@@ -340,4 +360,140 @@ class PlainProgress:
             state = stage.state.value if stage.state is not StageState.EXITED else f"exited {stage.status}"
             out = f" {human_bytes(stage.bytes_out)} out" if stage.bytes_out is not None else ""
             parts.append(f"{stage.id} {stage.command[:20]} {state}{out}")
+        return " | ".join(parts)
+
+
+_SHARD_STYLES = {"running": "cyan", "restarting": "yellow", "done": "green", "failed": "red", "stopped": "red",
+                 "waiting": "dim"}
+
+
+class ShardView(_TerminalView):
+    """The view of a sharded run (``--fork``): a row per shard, its stages beneath while the screen has room.
+
+    Stage rows come from the snapshots each shard attempt sends a few times
+    a second. They are shown under each shard, first shards first, as long
+    as the whole view fits the terminal's height; below that, shards keep
+    their one row. Shards' stderr lines are printed above the view, each
+    prefixed with its shard.
+    """
+
+    def __init__(self, file: IO[str], *, show_output: bool = False, console: Console | None = None) -> None:
+        super().__init__(file, show_output=show_output, console=console)
+        self.execution: ShardedExecution | None = None
+        self._last: dict[int, tuple[float, int]] = {}
+        self._rates: dict[int, float] = {}
+
+    def shard_stderr_sink(self, task_id: int) -> Sink | None:
+        return _ConsoleSink(self, prefix=f"[shard {task_id}] ")
+
+    def started(self, execution: ShardedExecution) -> None:
+        self.execution = execution
+        self.start_refreshing()
+
+    def refresh(self) -> None:
+        if self.execution is not None:
+            self._frame += 1
+            snapshot = self.execution.snapshot()
+            self._measure(snapshot)
+            self.live.update(self.render(snapshot), refresh=True)
+
+    def _measure(self, snapshot: ShardedSnapshot) -> None:
+        now = time.monotonic()
+        for shard in snapshot.shards:
+            then, before = self._last.get(shard.task_id, (now, shard.bytes_out))
+            self._last[shard.task_id] = (now, shard.bytes_out)
+            if now > then:
+                self._rates[shard.task_id] = (shard.bytes_out - before) / (now - then)
+
+    def render(self, snapshot: ShardedSnapshot) -> RenderableType:
+        columns = [("", 1), ("shard", 5), ("state", 10), ("command", 0), ("pid", 7), ("tries", 5), ("in", 8),
+                   ("out", 8), ("rate", 10), ("time", 5)]
+        table = _table(columns, self.console.width)
+        room = self.console.height - len(snapshot.shards) - 3
+        for shard in snapshot.shards:
+            style = _SHARD_STYLES.get(shard.state, "")
+            mark = _SPINNER[self._frame % len(_SPINNER)] if shard.state == "running" else "·"
+            rate = human_bytes(int(self._rates.get(shard.task_id, 0))) + "/s" if shard.state == "running" else "-"
+            stages = shard.stages.stages if shard.stages is not None and shard.state == "running" else ()
+            command = " | ".join(_one_line(s.command) for s in stages) if stages else ""
+            table.add_row(Text(mark, style=style), str(shard.task_id), Text(shard.state, style=style), command,
+                          str(shard.pid or "-"), str(shard.attempts), human_bytes(shard.bytes_in),
+                          human_bytes(shard.bytes_out), rate, _seconds(shard.elapsed))
+            if stages and room >= len(stages):
+                room -= len(stages)
+                for stage in stages:
+                    state = stage.state.value if stage.state is not StageState.EXITED else f"exit {stage.status}"
+                    table.add_row("", "", Text(f"└ {stage.id}", style="dim"), Text(_one_line(stage.command),
+                                  style="dim"), str(stage.pid or "-"), Text(state, style="dim"),
+                                  human_bytes(stage.bytes_in), human_bytes(stage.bytes_out), "", "")
+        states = [s.state for s in snapshot.shards]
+        counts = " · ".join(f"{states.count(name)} {name}" for name in _SHARD_STYLES if states.count(name))
+        moved = sum(s.bytes_out for s in snapshot.shards)
+        footer = Text(f"{len(snapshot.shards)} shards: {counts} · {human_bytes(moved)} out · "
+                      f"{_seconds(snapshot.elapsed)}", style="dim")
+        return Group(table, footer)
+
+    def render_summary(self, result: ShardedResult) -> RenderableType:
+        """Each shard's final verdict, attempts and figures; a panel per failed shard."""
+        columns = [("", 1), ("shard", 5), ("status", 10), ("tries", 5), ("bytes in", 10), ("bytes out", 10),
+                   ("lines out", 9), ("time", 6), ("command", 0)]
+        table = _table(columns, self.console.width)
+        for shard in result.shards:
+            mark, style = _MARKS.get(shard.verdict, ("?", ""))
+            first = shard.attempts[0].started_at if shard.attempts else None
+            last = shard.attempts[-1].ended_at if shard.attempts else None
+            table.add_row(Text(mark, style=style), str(shard.task_id), str(shard.exit_status), str(len(shard.attempts)),
+                          "-" if shard.bytes_in is None else str(shard.bytes_in), str(shard.bytes_out),
+                          "-" if shard.lines_out is None else str(shard.lines_out),
+                          _seconds(None if first is None or last is None else last - first),
+                          _one_line(shard.pipeline))
+        parts: list[RenderableType] = [table]
+        for shard in result.failures:
+            lines = [f"attempt {a.number}: {a.describe_end()}" for a in shard.attempts]
+            last_run = shard.attempts[-1].result if shard.attempts else None
+            for stage in last_run.failures if last_run is not None else ():
+                lines.append(f"stage {stage.stage.id} ({_one_line(stage.stage.command)}): {stage.describe_end()}")
+                lines.extend(f"  {line}" for line in stage.stderr_tail[-5:])
+            parts.append(Panel(Text("\n".join(lines)), title=f"shard {shard.task_id} failed",
+                               subtitle=Text(_one_line(shard.pipeline)), border_style="red", expand=False))
+        return Group(*parts)
+
+
+class PlainShardProgress:
+    """``--progress plain`` for a sharded run: a status line every few seconds (see :class:`PlainProgress`)."""
+
+    def __init__(self, file: IO[str], every: float = 5.0) -> None:
+        self.file = file
+        self.every = every
+        self.execution: ShardedExecution | None = None
+        self._timer: PeriodicCallback | None = None
+
+    def shard_stderr_sink(self, task_id: int) -> Sink | None:
+        return None
+
+    def stdout_sink(self) -> Sink | None:
+        return None
+
+    def started(self, execution: ShardedExecution) -> None:
+        self.execution = execution
+        self._timer = PeriodicCallback(self.report, self.every * 1000)
+        self._timer.start()
+
+    def finished(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+
+    def report(self) -> None:
+        if self.execution is not None:
+            with contextlib.suppress(OSError):
+                self.file.write(self.line(self.execution.snapshot()) + "\n")
+                self.file.flush()
+
+    @staticmethod
+    def line(snapshot: ShardedSnapshot) -> str:
+        """``ppipe: 12.0s | shard 0 running 6.9 MB out | shard 1 restarting (try 2) 0 B out``."""
+        parts = [f"ppipe: {_seconds(snapshot.elapsed)}"]
+        for shard in snapshot.shards:
+            tries = f" (try {shard.attempts})" if shard.attempts > 1 else ""
+            parts.append(f"shard {shard.task_id} {shard.state}{tries} {human_bytes(shard.bytes_out)} out")
         return " | ".join(parts)

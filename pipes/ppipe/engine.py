@@ -17,7 +17,7 @@ command fails with 127 and nothing half-started. A redirection that cannot
 be opened fails only its stage, with status 1, as in bash.
 
 The engine owns the ``SIGCHLD`` handler for the run (see
-:func:`_sigchld_handler`), the signal handlers when asked (SIGINT, SIGTERM,
+:func:`sigchld_handler`), the signal handlers when asked (SIGINT, SIGTERM,
 SIGHUP reach every stage), the ``--timeout`` timer, and the guarantee that
 no stage outlives ppipe: stages are reaped on every path out of
 :meth:`Execution.run`, and on Linux each stage is also tied to ppipe with
@@ -208,7 +208,7 @@ _sigchld_runs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakr
 
 
 @contextlib.contextmanager
-def _sigchld_handler() -> Iterator[None]:
+def sigchld_handler() -> Iterator[None]:
     """Makes sure tornado's SIGCHLD handler is installed on *this* loop for the run.
 
     tornado guards its handler with a class-level flag. After an earlier
@@ -243,25 +243,30 @@ def _sigchld_handler() -> Iterator[None]:
                     Subprocess.uninitialize()
 
 
-def _parent_death_hook() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that kills the stage when ppipe dies, even by SIGKILL (Linux only)."""
+def parent_death_hook(parent: int | None = None) -> Callable[[], None] | None:
+    """A function that, run in a child, kills it when its parent dies, even by SIGKILL (Linux only).
+
+    Given to ``Popen`` as ``preexec_fn`` for stages, and called by shard
+    processes right after their fork. ``parent`` is the pid the child must
+    outlive no longer (default: the caller of this function).
+    """
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getpid()
+    parent = os.getpid() if parent is None else parent
     pr_set_pdeathsig = 1
 
     def hook() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # ppipe died before the hook ran
+        if os.getppid() != parent:  # the parent died before the hook ran
             os._exit(128 + signal.SIGKILL)
 
     return hook
 
 
-def _in_terminal_foreground() -> bool:
+def in_terminal_foreground() -> bool:
     """True when ppipe runs in the terminal's foreground group, where Ctrl-C reaches the stages by itself."""
     for fd in (0, 1, 2):
         try:
@@ -339,7 +344,7 @@ class Execution:
     async def run(self) -> RunResult:
         started_at = self.started_at = time.time()
         loop = asyncio.get_running_loop()
-        with _sigchld_handler(), self._signal_handlers(loop):
+        with sigchld_handler(), self._signal_handlers(loop):
             timer = loop.call_later(self.options.timeout, self._on_timeout) if self.options.timeout else None
             try:
                 self._spawn_all()
@@ -416,7 +421,7 @@ class Execution:
                 raise PpipeError(f"{len(self.procs)} stages need more open files than the limit of {limit} "
                                  f"allows (about 6 per stage); raise it with ulimit -n") from error
             raise PpipeError(f"cannot set up the pipes: {error.strerror}") from error
-        hook = _parent_death_hook()
+        hook = parent_death_hook()
         for proc in self.procs.values():
             self._spawn(proc, hook)
         for pump in self.pumps:
@@ -759,7 +764,7 @@ class Execution:
         # included; sending it again at once would interrupt their clean-up.
         # But it may have come from `kill -INT` instead: stages still running
         # a moment later get it from ppipe.
-        from_terminal = sig == signal.SIGINT and _in_terminal_foreground()
+        from_terminal = sig == signal.SIGINT and in_terminal_foreground()
         self._stop(sig, already_delivered=from_terminal)
         if from_terminal:
             asyncio.get_running_loop().call_later(FOREGROUND_GRACE, self._signal_all, sig)

@@ -30,11 +30,17 @@ _FLAGS = {
     "--quiet": ("quiet", True),
     "--lines": ("lines", True),
     "--no-lines": ("lines", False),
+    "--fail-fast": ("fail_fast", True),
+    "--tag": ("tag", True),
+    "--keep-order": ("keep_order", True),
 }
 _VALUED = {"--timeout": "timeout", "--kill-after": "kill_after", "--report": "report", "--display": "display",
-           "--progress": "progress"}
+           "--progress": "progress", "--fork": "fork", "--max-restarts": "max_restarts", "--block": "block",
+           "--task-id": "task_id", "--tasks": "tasks"}
 _CHOICES = {"display": {"auto", "always", "never"}, "progress": {"none", "plain"}}
 _SECONDS = re.compile(r"(\d+(\.\d*)?|\.\d+)")
+_COUNTS = {"fork": 0, "max_restarts": 0, "task_id": 0, "tasks": 1}  # each with its least value
+_TEXT = {"report", "block"}
 #: Every option name the fast path knows, for the test that compares it with typer's.
 OPTIONS = frozenset({*_FLAGS, *_VALUED, "--version"})
 
@@ -61,7 +67,11 @@ def quick_parse(argv: Sequence[str]) -> Config | None:
                 if value not in _CHOICES[key]:
                     return None
                 values[key] = value
-            elif key != "report":
+            elif key in _COUNTS:
+                if not value.isdigit() or not value.isascii() or int(value) < _COUNTS[key]:
+                    return None
+                values[key] = int(value)
+            elif key not in _TEXT:
                 if not _SECONDS.fullmatch(value):
                     return None
                 values[key] = float(value)

@@ -37,3 +37,14 @@ def _node(node: Node) -> str:
     if node is Boundary.STDOUT:
         return "ppipe's stdout"
     return f"stage {node}"
+
+
+def explain_shards(text: str, first: int, tasks: int) -> str:
+    """``--explain --fork N``: the rule, then shard ``first``'s graph as it would run."""
+    from .syntax import parse, substitute_placeholders
+
+    graph = parse(substitute_placeholders(text, first, tasks))
+    rule = (f"shards: {tasks} in all; shard i runs the pipeline with {{task_id}} = i, {{task_num}} = i+1, "
+            f"{{tasks}} = {tasks}\n"
+            f"shown: shard {first} ({{task_id}}={first}, {{task_num}}={first + 1}, {{tasks}}={tasks})\n\n")
+    return rule + explain(graph)

@@ -37,6 +37,25 @@ incompatible change, new fields may appear in any version)::
       }],
       "shards": []
     }
+
+A sharded run (``--fork``) has no stages or edges of its own; instead::
+
+      "shards": [{
+          "task_id": 0, "task_num": 1, "tasks": 4,
+          "pipeline": "seq 1 4 100 | wc -l",   # placeholders filled in
+          "verdict": "ok",             # ok|failed|terminated (stopped by --fail-fast, --timeout, a signal)
+          "failed": false, "exit_status": 0, "restarts": 0,
+          "bytes_in": null,            # input ppipe gave it (null: input not split)
+          "bytes_out": 3, "lines_out": 1,
+          "attempts": [{
+              "attempt": 1, "pid": 1234, "started_at": ..., "ended_at": ...,
+              "exit_status": 0,
+              "error": null,           # why it did not run or report (a killed shard process)
+              "timed_out": false, "interrupted_by": null,
+              "stages": [...], "edges": [...]   # as above; stages[].restarts = attempt - 1
+          }]
+      }],
+      "input_undelivered": 0           # input bytes no shard could take (theirs had ended)
 """
 
 from __future__ import annotations
@@ -51,7 +70,7 @@ from typing import Any
 from . import __version__
 from .errors import PpipeError, UsageError
 from .graph import Boundary, Graph, Node
-from .result import RunResult, StageResult
+from .result import RunResult, ShardAttempt, ShardedResult, ShardResult, StageResult
 
 SCHEMA = "ppipe-report/1"
 
@@ -81,6 +100,50 @@ def build(result: RunResult) -> dict[str, Any]:
         ],
         "shards": [],
     }
+
+
+def build_sharded(result: ShardedResult) -> dict[str, Any]:
+    """The report of a sharded run: no stages of its own, every shard's every attempt under ``shards``."""
+    return {
+        "schema": SCHEMA,
+        "ppipe_version": __version__,
+        "pipeline": result.pipeline,
+        "started_at": result.started_at,
+        "ended_at": result.ended_at,
+        "duration": round(result.ended_at - result.started_at, 6),
+        "exit_status": result.exit_status,
+        "timed_out": result.timed_out,
+        "interrupted_by": result.interrupted_by,
+        "error": None,
+        "stages": [],
+        "edges": [],
+        "shards": [_shard(shard) for shard in result.shards],
+        "input_undelivered": result.input_undelivered,
+    }
+
+
+def _shard(shard: ShardResult) -> dict[str, Any]:
+    return {
+        "task_id": shard.task_id, "task_num": shard.task_id + 1, "tasks": shard.tasks,
+        "pipeline": shard.pipeline, "verdict": shard.verdict.value, "failed": shard.failed,
+        "exit_status": shard.exit_status, "restarts": shard.restarts,
+        "bytes_in": shard.bytes_in, "bytes_out": shard.bytes_out, "lines_out": shard.lines_out,
+        "attempts": [_attempt(attempt) for attempt in shard.attempts],
+    }
+
+
+def _attempt(attempt: ShardAttempt) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "attempt": attempt.number, "pid": attempt.pid, "started_at": attempt.started_at,
+        "ended_at": attempt.ended_at, "exit_status": attempt.exit_status, "error": attempt.error,
+        "timed_out": False, "interrupted_by": None, "stages": [], "edges": [],
+    }
+    if attempt.result is not None:
+        run = build(attempt.result)
+        data.update({key: run[key] for key in ("timed_out", "interrupted_by", "stages", "edges")})
+        for stage in data["stages"]:
+            stage["restarts"] = attempt.number - 1
+    return data
 
 
 def build_for_error(text: str, error: PpipeError, graph: Graph | None = None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ These are plain frozen records, built by the engine and judged by
 from __future__ import annotations
 
 import enum
+import os
 import signal
 from dataclasses import dataclass
 
@@ -145,6 +146,114 @@ class RunResult:
 
     def check(self) -> RunResult:
         """Returns self when the run succeeded; raises :class:`~ppipe.errors.PipelineFailed` otherwise."""
+        from .errors import PipelineFailed
+
+        if not self.ok:
+            raise PipelineFailed(self)
+        return self
+
+
+@dataclass(frozen=True)
+class ShardAttempt:
+    """One run of one shard's pipeline (a shard restarted twice has three).
+
+    ``result`` is the attempt's own :class:`RunResult` (stages, edges, its
+    status); None when the attempt never reported one: ``error`` then says
+    why (a command missing on this shard, or the shard process killed),
+    and ``wait_status`` is the shard process's raw ``os.wait`` status when
+    it is known.
+    """
+
+    number: int
+    pid: int | None
+    started_at: float
+    ended_at: float | None = None
+    result: RunResult | None = None
+    error: str | None = None
+    error_status: int | None = None
+    wait_status: int | None = None
+
+    @property
+    def exit_status(self) -> int:
+        """The attempt's status as a shell would give it: its pipeline's, or its process's."""
+        if self.result is not None:
+            return self.result.exit_status
+        if self.error_status is not None:
+            return self.error_status
+        if self.wait_status is not None:
+            return 128 + os.WTERMSIG(self.wait_status) if os.WIFSIGNALED(self.wait_status) \
+                else os.WEXITSTATUS(self.wait_status) or 1
+        return 1
+
+    def describe_end(self) -> str:
+        if self.result is not None:
+            return f"exit status {self.result.exit_status}"
+        if self.error:
+            return self.error
+        return f"exit status {self.exit_status}"
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """One shard of a sharded run: every attempt, and what ppipe moved for it.
+
+    ``bytes_in`` counts the input ppipe gave it (None when input was not
+    split), ``bytes_out`` its output that reached ppipe's stdout, over all
+    attempts. ``verdict``: ``ok``, ``failed`` (its last attempt failed and no
+    restart was left), or ``terminated`` (ppipe stopped it: ``--fail-fast``,
+    ``--timeout``, a signal).
+    """
+
+    task_id: int
+    tasks: int
+    pipeline: str
+    attempts: tuple[ShardAttempt, ...]
+    bytes_in: int | None
+    bytes_out: int
+    lines_out: int | None
+    verdict: Verdict
+
+    @property
+    def exit_status(self) -> int | None:
+        return self.attempts[-1].exit_status if self.attempts else None
+
+    @property
+    def restarts(self) -> int:
+        return max(0, len(self.attempts) - 1)
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict is Verdict.FAILED
+
+
+@dataclass(frozen=True)
+class ShardedResult:
+    """A finished sharded run (``--fork``, ``ppipe.run(..., fork=N)``).
+
+    ``input_undelivered`` counts input bytes ppipe could give to nobody: their
+    shard had already ended for good (it failed, or stopped reading early).
+    """
+
+    pipeline: str
+    shards: tuple[ShardResult, ...]
+    exit_status: int
+    started_at: float
+    ended_at: float
+    timed_out: bool = False
+    interrupted_by: str | None = None
+    stdout: bytes | None = None
+    input_undelivered: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    @property
+    def failures(self) -> tuple[ShardResult, ...]:
+        return tuple(s for s in self.shards if s.failed)
+
+    def check(self) -> ShardedResult:
+        """Returns self when every shard succeeded; raises :class:`~ppipe.errors.PipelineFailed` otherwise."""
         from .errors import PipelineFailed
 
         if not self.ok:

@@ -67,3 +67,47 @@ def exit_status(stages: Sequence[StageResult], *, timed_out: bool = False,
         return ExitStatus.OK
     rightmost = max(failed, key=lambda s: s.stage.id)
     return rightmost.status or ExitStatus.FAILURE
+
+
+# ---------------------------------------------------------------- shards
+#
+# A sharded run (--fork) adds three rules:
+#
+# 6. A shard attempt that failed (its pipeline's status is not 0, or its
+#    process was killed) is restarted with the same task id while the shard
+#    has restarts left (``--max-restarts`` is per shard) and the run is not
+#    stopping. An attempt that could not start its pipeline at all (a
+#    command missing on that shard) is not restarted: the next would fail
+#    the same way.
+# 7. A shard's final verdict is its last attempt's: ok, or failed; a shard
+#    ppipe stopped (--fail-fast, --timeout, a signal) is ``terminated``.
+# 8. The run's status: 124 after --timeout, 128+N after signal N, else the
+#    final status of the lowest-numbered failed shard, else 0. Lowest, not
+#    last to fail: shards run side by side, and the status must not depend
+#    on which one the scheduler finished first.
+
+
+def should_restart(exit_status: int, attempts: int, max_restarts: int, *, could_start: bool = True,
+                   stopping: bool = False) -> bool:
+    """Whether a shard whose latest attempt (its ``attempts``-th) ended with ``exit_status`` runs again (rule 6)."""
+    return exit_status != 0 and could_start and not stopping and attempts <= max_restarts
+
+
+def shard_verdict(exit_status: int | None, *, stopped: bool) -> Verdict:
+    """A shard's final verdict from its last attempt's status (rule 7)."""
+    if exit_status == 0:
+        return Verdict.OK
+    return Verdict.TERMINATED if stopped else Verdict.FAILED
+
+
+def sharded_exit_status(shards: Sequence[tuple[int, Verdict, int | None]], *, timed_out: bool = False,
+                        interrupted_by: int | None = None) -> int:
+    """The run's status from ``(task id, verdict, final status)`` per shard (rule 8)."""
+    if timed_out:
+        return ExitStatus.TIMEOUT
+    if interrupted_by is not None:
+        return 128 + interrupted_by
+    failed = sorted((task_id, status) for task_id, verdict, status in shards if verdict is Verdict.FAILED)
+    if not failed:
+        return ExitStatus.OK
+    return failed[0][1] or ExitStatus.FAILURE

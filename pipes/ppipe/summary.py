@@ -7,7 +7,7 @@ printed for a run that succeeded.
 
 from __future__ import annotations
 
-from .result import RunResult
+from .result import RunResult, ShardedResult
 
 #: How many stderr lines follow each failed stage's line.
 TAIL_LINES = 3
@@ -31,3 +31,22 @@ def failure_lines(result: RunResult) -> list[str]:
 def _shorten(command: str) -> str:
     return command if len(command) <= _MAX_COMMAND else command[: _MAX_COMMAND - 1] + "…"
 
+
+
+def shard_failure_lines(result: ShardedResult) -> list[str]:
+    """For a sharded run: a line per finally failed shard, with every attempt's end, then its failed stages."""
+    lines: list[str] = []
+    if result.timed_out:
+        lines.append(f"ppipe: timed out after {result.ended_at - result.started_at:.1f}s; every shard was stopped")
+    elif result.interrupted_by:
+        lines.append(f"ppipe: interrupted by {result.interrupted_by}; every shard was stopped")
+    for shard in result.failures:
+        ends = ", ".join(f"#{a.number} {a.describe_end()}" for a in shard.attempts) or "never started"
+        lines.append(f"ppipe: shard {shard.task_id} failed after {len(shard.attempts)} "
+                     f"attempt{'s' if len(shard.attempts) != 1 else ''} ({ends}): {_shorten(shard.pipeline)}")
+        last = shard.attempts[-1].result if shard.attempts else None
+        if last is not None:
+            lines.extend(f"  {line.removeprefix('ppipe: ')}" for line in failure_lines(last))
+    if result.input_undelivered:
+        lines.append(f"ppipe: {result.input_undelivered} bytes of input went to no shard (theirs had ended)")
+    return lines

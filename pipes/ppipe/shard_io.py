@@ -1,0 +1,337 @@
+"""The bytes of a sharded run: ppipe's stdin split between shards, their output merged back.
+
+Input (:func:`split_input`, :class:`ShardInput`): ppipe's stdin is cut into
+blocks of about ``--block`` bytes, each ending at a newline (a line longer
+than a block makes a longer block; a last line without a newline ends the
+last block), and dealt round-robin: block *j* to shard *j mod N*. The
+order is fixed, so ``--keep-order`` output and every re-run are
+reproducible; the price is that one slow shard holds the dealing up, as a
+slow stage holds up a pipe. Each shard has a queue of one block, so ppipe
+holds at most about ``2 × N + 1`` blocks. When restarts are allowed, every
+block is also spooled to a temporary file per shard, and a restarted
+attempt is fed its shard's blocks again from the first: it sees exactly the
+input the failed attempt saw, then the rest.
+
+Output (:class:`OutputMerge`): every attempt's stdout is pumped into one
+:class:`~ppipe.pumps.MergeSink`, so lines from different shards never tear
+or mix mid-line; ``--tag`` puts ``task_id<TAB>`` before each line
+(:class:`TagSink`); ``--keep-order`` (:class:`OrderGate`) passes shard 0's
+output through as it comes and spools each later shard's to a temporary
+file until every shard before it has finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import stat
+import tempfile
+from collections.abc import AsyncIterator
+from typing import IO
+
+from tornado.iostream import PipeIOStream, StreamClosedError
+
+from .pumps import CHUNK, MergeSink, Sink, stream
+
+#: ``--block`` when not given: GNU parallel's ``--pipe`` default.
+DEFAULT_BLOCK = 1024 * 1024
+_SUFFIXES = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """``--block`` sizes: ``65536``, ``64k``, ``1M``, ``1G`` (powers of 1024, as GNU parallel); ValueError else."""
+    number, suffix = text.strip(), ""
+    if number[-1:].lower() in _SUFFIXES:
+        number, suffix = number[:-1], number[-1].lower()
+    size = int(float(number) * _SUFFIXES[suffix]) if number else 0
+    if size <= 0:
+        raise ValueError(f"not a positive size: {text!r}")
+    return size
+
+
+def splittable(fd: int) -> bool:
+    """Whether ppipe's input on ``fd`` is something to split: a pipe, a socket or a regular file.
+
+    A terminal is the user typing, and a device such as ``/dev/null``
+    has nothing to split: shards then get no input at all.
+    """
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)
+
+
+async def read_chunks(fd: int) -> AsyncIterator[bytes]:
+    """ppipe's own input, chunk by chunk, without changing the descriptor's flags.
+
+    A pipe is reopened through ``/proc/self/fd`` (a private open file
+    description, as :func:`~ppipe.pumps.sink_for_fd` does for output) and
+    read on the loop; a regular file, or where reopening fails, is read with
+    plain reads, which never wait long on a file.
+    """
+    source: PipeIOStream | None = None
+    if stat.S_ISFIFO(os.fstat(fd).st_mode):
+        with contextlib.suppress(OSError):
+            source = stream(os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+    if source is None:
+        while chunk := os.read(fd, 4 * CHUNK):
+            yield chunk
+            await asyncio.sleep(0)
+        return
+    try:
+        while True:
+            try:
+                yield await source.read_bytes(4 * CHUNK, partial=True)
+            except StreamClosedError:
+                return
+    finally:
+        source.close()
+
+
+async def split_input(chunks: AsyncIterator[bytes], inputs: list[ShardInput], block: int) -> None:
+    """Deals whole-line blocks of ``chunks`` round-robin to ``inputs``, then ends every input."""
+    pending = bytearray()
+    turn = 0
+    try:
+        async for chunk in chunks:
+            pending += chunk
+            while len(pending) >= block:
+                cut = _block_end(pending, block)
+                if not cut:
+                    break  # a line longer than a block: wait for its newline
+                await inputs[turn % len(inputs)].send(bytes(pending[:cut]))
+                del pending[:cut]
+                turn += 1
+        if pending:
+            await inputs[turn % len(inputs)].send(bytes(pending))
+    finally:
+        # Also after a read error: the shards get what was read, then EOF.
+        for shard_input in inputs:
+            await shard_input.end()
+
+
+def _block_end(data: bytearray, block: int) -> int:
+    """Where the block starting ``data`` ends: after its last newline within ``block`` bytes, or the first after."""
+    cut = data.rfind(b"\n", 0, block) + 1
+    return cut or data.find(b"\n", block) + 1
+
+
+class ShardInput:
+    """One shard's share of ppipe's input, delivered to whichever attempt of the shard is running.
+
+    :meth:`send` waits while the shard's queue is full (backpressure on the
+    dealing). :meth:`attach` gives it a new attempt's stdin; :meth:`detach`
+    says the shard will have no more attempts, after which blocks are
+    counted in ``undelivered`` and dropped. With ``spool`` every block is
+    also kept on disk, and each attempt after the first is fed them all again.
+    """
+
+    def __init__(self, spool: bool) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1)  # None: the end
+        # Closed by close(), when the run ends.
+        self.spool: IO[bytes] | None = (
+            tempfile.TemporaryFile(prefix="ppipe-input-") if spool else None)  # noqa: SIM115
+        self.attempts: asyncio.Queue[PipeIOStream | None] = asyncio.Queue()
+        self.delivered = 0
+        self.undelivered = 0
+        self._ended = False
+        self._task = asyncio.ensure_future(self._serve())
+
+    async def send(self, block: bytes) -> None:
+        await self.queue.put(block)
+
+    async def end(self) -> None:
+        """No more input: each attempt's stdin is closed once it has had everything."""
+        if not self._ended:
+            self._ended = True
+            await self.queue.put(None)
+
+    def attach(self, fd: int) -> None:
+        """A new attempt started; ``fd`` is the write end of its stdin."""
+        self.attempts.put_nowait(stream(fd))
+
+    def detach(self) -> None:
+        """The shard is finished for good: nobody will read the rest."""
+        self.attempts.put_nowait(None)
+
+    async def _serve(self) -> None:
+        ended = False
+        first = True
+        while True:
+            target = await self.attempts.get()
+            if target is None:
+                break
+            try:
+                if not first:
+                    await self._replay(target)
+                first = False
+                while not ended:
+                    block = await self.queue.get()
+                    if block is None:
+                        ended = True
+                        break
+                    if self.spool is not None:
+                        self.spool.write(block)
+                    await target.write(block)
+                    self.delivered += len(block)
+                target.close()
+            except StreamClosedError:
+                target.close()  # this attempt stopped reading; a restart, if any, gets everything again
+        await self._drop_the_rest(ended)
+
+    async def _replay(self, target: PipeIOStream) -> None:
+        if self.spool is None:
+            return
+        self.spool.flush()
+        self.spool.seek(0)
+        while data := self.spool.read(4 * CHUNK):
+            await target.write(data)
+        self.spool.seek(0, os.SEEK_END)
+
+    async def _drop_the_rest(self, ended: bool) -> None:
+        while not ended:
+            block = await self.queue.get()
+            ended = block is None
+            self.undelivered += len(block or b"")
+
+    def close(self) -> None:
+        self._task.cancel()
+        if self.spool is not None:
+            self.spool.close()
+
+
+class TagSink(Sink):
+    """Puts ``tag`` before every line that passes (``--tag``)."""
+
+    def __init__(self, inner: Sink, tag: bytes) -> None:
+        self.inner = inner
+        self.tag = tag
+        self._line_start = True
+
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
+        data = bytes(chunk)
+        if not data:
+            return self.inner.alive
+        tagged = data.replace(b"\n", b"\n" + self.tag)
+        if data.endswith(b"\n"):
+            tagged = tagged[: -len(self.tag)]
+        if self._line_start:
+            tagged = self.tag + tagged
+        self._line_start = data.endswith(b"\n")
+        return await self.inner.write(tagged, feeder)
+
+    async def finish(self, feeder: object) -> None:
+        await self.inner.finish(feeder)
+
+    def abandon(self) -> None:
+        self.inner.abandon()
+
+    @property
+    def alive(self) -> bool:
+        return self.inner.alive
+
+
+class Lasting(Sink):
+    """A sink shared by attempts that come and go: an attempt's end does not close it; :meth:`close` does."""
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner = inner
+
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
+        return await self.inner.write(chunk, feeder)
+
+    def abandon(self) -> None:
+        self.inner.abandon()
+
+    @property
+    def alive(self) -> bool:
+        return self.inner.alive
+
+    async def close(self) -> None:
+        await self.inner.finish(self)
+
+
+class OutputMerge:
+    """ppipe's stdout during a sharded run: whole lines from every attempt, tagged and ordered as asked."""
+
+    def __init__(self, target: Sink, *, shards: int, tag: bool, keep_order: bool) -> None:
+        self.target = Lasting(target)
+        self.merge = MergeSink(self.target)
+        self.tag = tag
+        self.gates = [OrderGate(self.merge, live=i == 0) for i in range(shards)] if keep_order else None
+
+    def sink_for(self, task_id: int, shard_index: int) -> Sink:
+        """The sink one attempt of a shard writes its stdout into."""
+        sink: Sink = self.merge if self.gates is None else self.gates[shard_index]
+        return TagSink(sink, f"{task_id}\t".encode()) if self.tag else sink
+
+    async def shard_done(self, shard_index: int) -> None:
+        """With ``--keep-order``: a shard will write no more; the next ones' output may follow."""
+        if self.gates is None:
+            return
+        self.gates[shard_index].done = True
+        for gate in self.gates:
+            if not gate.live:
+                await gate.open()
+            if not gate.done:
+                break
+
+    async def close(self) -> None:
+        if self.gates is not None:
+            for gate in self.gates:
+                await gate.open()
+                gate.discard()
+        await self.target.close()
+
+
+class OrderGate(Sink):
+    """One shard's output under ``--keep-order``: passed on when it is its turn, spooled to disk before."""
+
+    def __init__(self, inner: Sink, live: bool) -> None:
+        self.inner = inner
+        self.live = live
+        self.done = False
+        self.spool: IO[bytes] | None = None
+
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
+        if self.live:
+            return await self.inner.write(chunk, feeder)
+        if self.spool is None:
+            # Appending, unbuffered: writes that come while open() reads it back land after what it reads.
+            self.spool = tempfile.TemporaryFile("a+b", buffering=0, prefix="ppipe-output-")  # noqa: SIM115
+        self.spool.write(chunk)
+        return True
+
+    async def finish(self, feeder: object) -> None:
+        if self.live:
+            await self.inner.finish(feeder)
+
+    async def open(self) -> None:
+        """Its turn: what was spooled goes out first, then writes pass straight through."""
+        if self.live:
+            return
+        if self.spool is not None:
+            offset = 0
+            while data := os.pread(self.spool.fileno(), 4 * CHUNK, offset):
+                offset += len(data)
+                # Whole spooled lines; a last unterminated line is passed
+                # whole by the merge when this gate finishes it.
+                if not await self.inner.write(data, self):
+                    break
+            await self.inner.finish(self)
+            self.discard()
+        self.live = True  # no await since the spool ran dry: nothing can slip in between
+
+    def discard(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
+
+    def abandon(self) -> None:
+        self.inner.abandon()
+
+    @property
+    def alive(self) -> bool:
+        return self.inner.alive

@@ -1,0 +1,677 @@
+"""Sharded runs (``--fork N``): N copies of a pipeline side by side, one view, one status.
+
+The design, in three kinds of process:
+
+- **ppipe** (this module, :class:`ShardedExecution`) keeps the event loop,
+  the view, the report and every byte that crosses its boundary: it splits
+  its stdin between shards and merges their stdout and stderr back, whole
+  lines at a time (:mod:`ppipe.shard_io`). It decides every restart.
+- A **supervisor** (:mod:`ppipe.supervisor`), a fresh interpreter with no
+  loop and no threads, calls ``tornado.process.fork_processes``.
+- Each **shard attempt** runs the pipeline with the ordinary engine, its
+  placeholders (``{task_id}``...) substituted, and reports over a socket.
+
+Shard ids are ``offset .. offset + processes - 1`` out of ``tasks``: on
+one machine ``0 .. N-1`` of ``N``; as task *k* of a cluster job array with
+``--fork N``, ``k·N .. k·N+N-1`` of ``K·N``.
+
+Nothing outlives ppipe: on every way out of :meth:`ShardedExecution.run`
+the supervisor is killed if it still runs, and its death takes the shards,
+whose deaths take their stages (``PR_SET_PDEATHSIG`` at each level).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tornado.iostream import IOStream, StreamClosedError
+from tornado.process import Subprocess
+
+from . import channel, status
+from .engine import (
+    DRAIN_GRACE,
+    FORWARDED_SIGNALS,
+    RunOptions,
+    in_terminal_foreground,
+    parent_death_hook,
+    resolve_commands,
+    sigchld_handler,
+)
+from .errors import UsageError
+from .graph import Boundary
+from .pumps import CaptureSink, LineJoiner, Pump, Sink, sink_for_fd, stream
+from .result import ShardAttempt, ShardedResult, ShardResult, Verdict
+from .shard_io import DEFAULT_BLOCK, Lasting, OutputMerge, ShardInput, TagSink, read_chunks, split_input, splittable
+from .snapshot import RunSnapshot
+from .syntax import parse, substitute_placeholders
+
+#: Seconds between an attempt's snapshots, when someone watches (the view).
+SNAPSHOT_EVERY = 0.25
+#: Extra grace, after ``kill_after``, for a stopping shard to stop its stages and report.
+REPORT_GRACE = 1.0
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    """How to shard a pipeline: ``--fork`` and the options that go with it.
+
+    ``processes`` is how many shards run here (``--fork``; 0 means one per
+    CPU). ``max_restarts`` is per shard: one shard's bad luck does not use up
+    the others' restarts, and the report can say of each shard how often it
+    ran. ``offset`` and ``tasks`` place this machine's shards in a larger
+    job array (see :func:`cluster_identity`).
+    """
+
+    processes: int
+    max_restarts: int = 0
+    fail_fast: bool = False
+    tag: bool = False
+    keep_order: bool = False
+    block: int = DEFAULT_BLOCK
+    offset: int = 0
+    tasks: int | None = None
+
+    @property
+    def local(self) -> int:
+        return self.processes if self.processes > 0 else (os.cpu_count() or 1)
+
+    @property
+    def total(self) -> int:
+        return self.tasks if self.tasks is not None else self.local
+
+    @property
+    def task_ids(self) -> range:
+        return range(self.offset, self.offset + self.local)
+
+
+@dataclass(frozen=True)
+class TaskIdentity:
+    """Which task of a job array this process is, and where that came from."""
+
+    task_id: int
+    tasks: int
+    source: str
+
+
+def cluster_identity(env: Mapping[str, str], task_id: int | None = None,
+                     tasks: int | None = None) -> TaskIdentity | None:
+    """This process's place in a cluster job array: ``--task-id/--tasks``, else Slurm's or Kubernetes' variables.
+
+    Slurm: ``SLURM_ARRAY_TASK_ID`` counted from ``SLURM_ARRAY_TASK_MIN``
+    (so ``--array=1-8`` gives ids 0–7), of ``SLURM_ARRAY_TASK_COUNT``.
+    Kubernetes Indexed Jobs: ``JOB_COMPLETION_INDEX``; Kubernetes does not
+    say how many there are, so ``--tasks`` must. None when nothing says.
+    """
+    if task_id is not None:
+        if tasks is None:
+            raise UsageError("--task-id needs --tasks (how many tasks the job has)")
+        return _checked(TaskIdentity(task_id, tasks, "--task-id/--tasks"))
+    if "SLURM_ARRAY_TASK_ID" in env:
+        try:
+            first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+            identity = TaskIdentity(int(env["SLURM_ARRAY_TASK_ID"]) - first,
+                                    int(env["SLURM_ARRAY_TASK_COUNT"]), "Slurm")
+        except (KeyError, ValueError) as error:
+            raise UsageError(f"cannot read the Slurm array task from the environment: {error}") from error
+        return _checked(identity)
+    if "JOB_COMPLETION_INDEX" in env:
+        if tasks is None:
+            raise UsageError("JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job), but Kubernetes does not say "
+                             "how many tasks there are: pass --tasks N (the Job's completions)")
+        try:
+            return _checked(TaskIdentity(int(env["JOB_COMPLETION_INDEX"]), tasks, "Kubernetes"))
+        except ValueError as error:
+            raise UsageError(f"JOB_COMPLETION_INDEX is not a number: {env['JOB_COMPLETION_INDEX']!r}") from error
+    if tasks is not None:
+        raise UsageError("--tasks needs --task-id, or a job array's environment (Slurm, Kubernetes)")
+    return None
+
+
+def _checked(identity: TaskIdentity) -> TaskIdentity:
+    if identity.tasks < 1 or not 0 <= identity.task_id < identity.tasks:
+        raise UsageError(f"task id {identity.task_id} is not among the {identity.tasks} tasks "
+                         f"(from {identity.source}; ids count from 0)")
+    return identity
+
+
+# ---------------------------------------------------------------- snapshots
+
+
+@dataclass(frozen=True)
+class ShardSnapshot:
+    """One shard as the view shows it."""
+
+    task_id: int
+    state: str  # waiting, running, restarting, done, failed, stopped
+    pid: int | None
+    attempts: int
+    bytes_in: int | None
+    bytes_out: int
+    elapsed: float | None
+    stages: RunSnapshot | None
+
+
+@dataclass(frozen=True)
+class ShardedSnapshot:
+    elapsed: float
+    shards: tuple[ShardSnapshot, ...]
+
+
+class ShardObserver(Protocol):
+    """Watches a sharded run from ppipe's loop (the live view); cf. :class:`~ppipe.engine.RunObserver`."""
+
+    def shard_stderr_sink(self, task_id: int) -> Sink | None: ...
+
+    def stdout_sink(self) -> Sink | None: ...
+
+    def started(self, execution: ShardedExecution) -> None: ...
+
+    def finished(self) -> None: ...
+
+
+# ---------------------------------------------------------------- the run
+
+
+@dataclass
+class _Attempt:
+    number: int
+    pid: int
+    control: IOStream
+    started_at: float
+    ended_at: float | None = None
+    result: object = None
+    error: str | None = None
+    error_status: int | None = None
+    wait_status: int | None = None
+    snapshot: RunSnapshot | None = None
+    out_pump: Pump | None = None
+    pump_tasks: list[asyncio.Future[None]] = field(default_factory=list)
+
+    @property
+    def reported(self) -> bool:
+        return self.result is not None or self.error is not None
+
+    def record(self) -> ShardAttempt:
+        from .result import RunResult
+
+        result = self.result if isinstance(self.result, RunResult) else None
+        error = self.error
+        if not self.reported and self.wait_status is not None:
+            error = _describe_wait(self.wait_status) + " before it reported"
+        elif not self.reported:
+            error = "the shard process ended before it reported"
+        return ShardAttempt(self.number, self.pid, self.started_at, self.ended_at, result, error,
+                            self.error_status, self.wait_status)
+
+
+@dataclass
+class _Shard:
+    task_id: int
+    index: int
+    pipeline: str
+    input: ShardInput | None
+    attempts: list[_Attempt] = field(default_factory=list)
+    final: bool = False
+    stopped: bool = False
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def current(self) -> _Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+
+class ShardedExecution:
+    """One sharded run. Use :meth:`run` once; it always leaves nothing running."""
+
+    def __init__(self, text: str, plan: ShardPlan, options: RunOptions,
+                 observer: ShardObserver | None = None) -> None:
+        self.text = text
+        self.plan = plan
+        self.options = options
+        self.observer = observer
+        self.env = dict(os.environ if options.env is None else options.env)
+        self.shards: list[_Shard] = []
+        self.stopping = False
+        self.timed_out = False
+        self.interrupted_by: int | None = None
+        self.started_at = time.time()
+        self._by_pid: dict[int, tuple[_Shard, _Attempt]] = {}
+        self._refused: set[int] = set()
+        self._kill_timer: asyncio.TimerHandle | None = None
+        self._capture: CaptureSink | None = None
+        self._tasks: list[asyncio.Future[None]] = []
+
+    # -- before anything runs
+
+    def check(self) -> None:
+        """Parses every shard's pipeline and finds its commands: bad input fails before anything starts."""
+        for task_id in self.plan.task_ids:
+            text = substitute_placeholders(self.text, task_id, self.plan.total)
+            graph = parse(text, env=self.env, cwd=self.options.cwd)
+            resolve_commands(graph, self.env)
+
+    def _splits_input(self) -> bool:
+        first = parse(substitute_placeholders(self.text, self.plan.offset, self.plan.total), env=self.env,
+                      cwd=self.options.cwd)
+        if not first.outputs(Boundary.STDIN):
+            return False  # the first stage reads a file of its own
+        stdin = self.options.stdin
+        return isinstance(stdin, bytes) or splittable(0 if stdin is None else stdin)
+
+    # -- the run
+
+    async def run(self) -> ShardedResult:
+        self.check()
+        split = self._splits_input()
+        self.started_at = time.time()
+        loop = asyncio.get_running_loop()
+        doorbell, far_doorbell = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.shards = [
+            _Shard(task_id, index, substitute_placeholders(self.text, task_id, self.plan.total),
+                   ShardInput(spool=self.plan.max_restarts > 0) if split else None)
+            for index, task_id in enumerate(self.plan.task_ids)
+        ]
+        self.output = OutputMerge(self._stdout_sink(), shards=len(self.shards), tag=self.plan.tag,
+                                  keep_order=self.plan.keep_order)
+        self.errors_target = Lasting(self._stderr_target())
+        self.errors = LineJoiner(self.errors_target)
+        supervisor: Subprocess | None = None
+        with sigchld_handler(), self._signal_handlers(loop):
+            timer = loop.call_later(self.options.timeout, self._on_timeout) if self.options.timeout else None
+            try:
+                doorbell.setblocking(False)
+                loop.add_reader(doorbell.fileno(), self._answer_door, doorbell)
+                supervisor = self._start_supervisor(far_doorbell, split)
+                far_doorbell.close()
+                if split:
+                    self._tasks.append(asyncio.ensure_future(self._split(self._input_chunks())))
+                if self.observer is not None:
+                    self.observer.started(self)
+                await self._wait(supervisor)
+            finally:
+                if timer:
+                    timer.cancel()
+                if self._kill_timer is not None:
+                    self._kill_timer.cancel()
+                loop.remove_reader(doorbell.fileno())
+                doorbell.close()
+                far_doorbell.close()
+                await self._clean_up(supervisor)
+                if self.observer is not None:
+                    self.observer.finished()
+        return self._result()
+
+    def _start_supervisor(self, far_doorbell: socket.socket, split: bool) -> Subprocess:
+        """Starts ``python -m ppipe.supervisor`` with the spec it needs and the doorbell as its only extra fd."""
+        ignored = {sig for sig in FORWARDED_SIGNALS if signal.getsignal(sig) == signal.SIG_IGN}
+        spec = {
+            "pipeline": self.text, "local": self.plan.local, "offset": self.plan.offset, "tasks": self.plan.total,
+            "doorbell": far_doorbell.fileno(), "split": split, "no_fail": self.options.no_fail,
+            "kill_after": self.options.kill_after, "count_lines": self.options.count_lines,
+            "snapshot_every": SNAPSHOT_EVERY if self.observer is not None else None,
+            # tornado's global count is only a backstop: ppipe decides (see ppipe.status).
+            "bound": self.plan.local * (self.plan.max_restarts + 3),
+            "default_signals": [int(sig) for sig in FORWARDED_SIGNALS if sig not in ignored],
+        }
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        bootstrap = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+                     "from ppipe.supervisor import main; main(sys.argv)")
+        stderr = self.options.stderr
+        return Subprocess(
+            [sys.executable, "-c", bootstrap, package_root, json.dumps(spec)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=stderr, pass_fds=(far_doorbell.fileno(),), env=self.options.env, cwd=self.options.cwd,
+            preexec_fn=parent_death_hook(),
+        )
+
+    def _stdout_sink(self) -> Sink:
+        if self.observer is not None and (watched := self.observer.stdout_sink()) is not None:
+            return LineJoiner(watched)
+        stdout = self.options.stdout
+        if stdout is not None and not isinstance(stdout, int):  # CAPTURE
+            self._capture = CaptureSink()
+            return self._capture
+        return sink_for_fd(1 if stdout is None else stdout)
+
+    def _stderr_target(self) -> Sink:
+        return sink_for_fd(2 if self.options.stderr is None else self.options.stderr)
+
+    def _input_chunks(self) -> AsyncIterator[bytes]:
+        stdin = self.options.stdin
+        if isinstance(stdin, bytes):
+            return _from_bytes(stdin)
+        return read_chunks(0 if stdin is None else stdin)
+
+    async def _split(self, chunks: AsyncIterator[bytes]) -> None:
+        inputs = [s.input for s in self.shards if s.input is not None]
+        try:
+            await split_input(chunks, inputs, self.plan.block)
+        except OSError as error:
+            self._say(f"ppipe: cannot read the input: {error.strerror}; the shards got what was read\n")
+
+    # -- the doorbell: hellos from attempts, exits from the supervisor
+
+    def _answer_door(self, doorbell: socket.socket) -> None:
+        while True:
+            try:
+                rung = channel.answer_door(doorbell)
+            except BlockingIOError:
+                return
+            except OSError:
+                rung = None
+            if rung is None:
+                asyncio.get_running_loop().remove_reader(doorbell.fileno())
+                return
+            message, fds = rung
+            if message[0] == "hello":
+                self._on_hello(message[1], message[2], fds)
+            elif message[0] == "exited":
+                self._on_exit(message[1], message[2])
+
+    def _on_hello(self, index: int, pid: int, fds: list[int]) -> None:
+        shard = self.shards[index]
+        control = IOStream(socket.socket(fileno=fds[0]))
+        if self._refuses(shard):
+            self._refused.add(pid)
+            self._tasks.append(asyncio.ensure_future(_say_no(control)))
+            for fd in fds[1:]:
+                os.close(fd)
+            return
+        attempt = _Attempt(len(shard.attempts) + 1, pid, control, time.time())
+        shard.attempts.append(attempt)
+        self._by_pid[pid] = (shard, attempt)
+        out_sink = self.output.sink_for(shard.task_id, shard.index)
+        attempt.out_pump = Pump(stream(fds[1]), [out_sink], count_lines=self.options.count_lines)
+        err_sink: Sink = self.errors
+        watched = self.observer.shard_stderr_sink(shard.task_id) if self.observer is not None else None
+        if watched is not None:
+            err_sink = LineJoiner(watched)
+        elif self.plan.tag:
+            err_sink = TagSink(self.errors, f"{shard.task_id}\t".encode())
+        err_pump = Pump(stream(fds[2]), [err_sink], count_lines=False, keep_draining=True)
+        attempt.pump_tasks = [asyncio.ensure_future(attempt.out_pump.run()), asyncio.ensure_future(err_pump.run())]
+        if shard.input is not None:
+            shard.input.attach(fds[3])
+        self._tasks.append(asyncio.ensure_future(self._converse(shard, attempt)))
+
+    def _refuses(self, shard: _Shard) -> bool:
+        """Whether a new attempt of ``shard`` must not run; settles a shard whose last attempt was lost."""
+        if shard.final or self.stopping:
+            return True
+        last = shard.current
+        if last is not None and not status.should_restart(last.record().exit_status, len(shard.attempts),
+                                                          self.plan.max_restarts):
+            self._settle(shard)
+            return True
+        return False
+
+    def _on_exit(self, pid: int, wait_status: int) -> None:
+        if pid in self._refused:
+            return
+        found = self._by_pid.get(pid)
+        if found is None:
+            return
+        shard, attempt = found
+        attempt.wait_status = wait_status
+        attempt.ended_at = attempt.ended_at or time.time()
+        if not attempt.reported and not shard.final and (self.stopping or wait_status == 0):
+            self._settle(shard)  # no restart is coming (tornado restarts only failures)
+
+    async def _converse(self, shard: _Shard, attempt: _Attempt) -> None:
+        """Says "go" to an attempt, then follows it: snapshots, its result, and the answer to "again?"."""
+        try:
+            await channel.write(attempt.control, True)
+            while True:
+                message = await channel.read(attempt.control)
+                if message[0] == "snapshot":
+                    attempt.snapshot = message[1]
+                    continue
+                attempt.ended_at = time.time()
+                if message[0] == "result":
+                    attempt.result = message[1]
+                    could_start = True
+                else:
+                    attempt.error, attempt.error_status = message[1], message[2]
+                    could_start = False
+                again = status.should_restart(attempt.record().exit_status, len(shard.attempts),
+                                              self.plan.max_restarts, could_start=could_start,
+                                              stopping=self.stopping)
+                if not again:
+                    self._settle(shard)
+                await channel.write(attempt.control, again)
+        except StreamClosedError:
+            pass  # the attempt has gone; its exit (from the supervisor) or the next hello decides
+        finally:
+            attempt.control.close()
+
+    def _settle(self, shard: _Shard) -> None:
+        """The shard will run no more: its last attempt's end is its verdict."""
+        if shard.final:
+            return
+        shard.final = True
+        shard.stopped = shard.stopped or (self.stopping and not self._succeeded(shard))
+        if shard.input is not None:
+            shard.input.detach()
+        if self.plan.fail_fast and not self.stopping and self._verdict(shard) is Verdict.FAILED:
+            self._say(f"ppipe: shard {shard.task_id} failed; stopping the others (--fail-fast)\n")
+            self.stop(signal.SIGTERM)
+        self._tasks.append(asyncio.ensure_future(self._flush(shard)))
+
+    async def _flush(self, shard: _Shard) -> None:
+        """Once the shard's output has all arrived, ``--keep-order`` may move on to the next shard."""
+        await asyncio.gather(*(task for a in shard.attempts for task in a.pump_tasks[:1]),
+                             return_exceptions=True)
+        await self.output.shard_done(shard.index)
+        shard.settled.set()
+
+    @staticmethod
+    def _succeeded(shard: _Shard) -> bool:
+        return shard.current is not None and shard.current.reported and shard.current.record().exit_status == 0
+
+    def _verdict(self, shard: _Shard) -> Verdict:
+        last = shard.current
+        if last is None:
+            return Verdict.TERMINATED if self.stopping else Verdict.FAILED
+        return status.shard_verdict(last.record().exit_status, stopped=shard.stopped)
+
+    # -- stopping: --fail-fast, --timeout, signals
+
+    def stop(self, sig: int, already_delivered: bool = False) -> None:
+        """Stops every running attempt (``sig``, then SIGKILL after the grace) and starts no new one."""
+        self.stopping = True
+        for shard in self.shards:
+            if not shard.final:
+                shard.stopped = True
+        if not already_delivered:
+            self._signal_running(sig)
+        if self._kill_timer is None:
+            self._kill_timer = asyncio.get_running_loop().call_later(
+                self.options.kill_after + REPORT_GRACE, self._signal_running, signal.SIGKILL)
+
+    def _signal_running(self, sig: int) -> None:
+        for shard in self.shards:
+            attempt = shard.current
+            if attempt is not None and attempt.wait_status is None and not attempt.reported:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(attempt.pid, sig)
+
+    def _on_timeout(self) -> None:
+        if self.interrupted_by is None:
+            self.timed_out = True
+        self.stop(signal.SIGTERM)
+
+    def _on_signal(self, sig: int) -> None:
+        if self.interrupted_by is not None:
+            self._signal_running(signal.SIGKILL)
+            return
+        self.interrupted_by = sig
+        # As in the engine: Ctrl-C reached the shards (same process group) by itself.
+        from_terminal = sig == signal.SIGINT and in_terminal_foreground()
+        self.stop(sig, already_delivered=from_terminal)
+
+    @contextlib.contextmanager
+    def _signal_handlers(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+        if not self.options.handle_signals:
+            yield
+            return
+        installed = {}
+        for sig in FORWARDED_SIGNALS:
+            previous = signal.getsignal(sig)
+            if previous == signal.SIG_IGN:
+                continue
+            loop.add_signal_handler(sig, self._on_signal, sig)
+            installed[sig] = previous
+        try:
+            yield
+        finally:
+            for sig, previous in installed.items():
+                loop.remove_signal_handler(sig)
+                signal.signal(sig, previous)
+
+    # -- the end
+
+    async def _wait(self, supervisor: Subprocess) -> None:
+        code = await supervisor.wait_for_exit(raise_error=False)
+        if code != 0:
+            self._say(f"ppipe: the shard supervisor ended with status {code}; its shards ended with it\n")
+        for shard in self.shards:
+            if not shard.final:
+                if self.stopping:
+                    shard.stopped = True
+                self._settle(shard)
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Waits for the shards' output; a background descendant idle past the grace is not waited for."""
+        pumps = [t for s in self.shards for a in s.attempts for t in a.pump_tasks]
+        while pumps:
+            _, pending = await asyncio.wait(pumps, timeout=DRAIN_GRACE)
+            if not pending:
+                break
+            for shard in self.shards:
+                for attempt in shard.attempts:
+                    if attempt.out_pump is not None and attempt.out_pump.idle_for() > DRAIN_GRACE:
+                        attempt.out_pump.drain_and_stop()
+            pumps = list(pending)
+        await asyncio.gather(*(s.settled.wait() for s in self.shards))
+
+    async def _clean_up(self, supervisor: Subprocess | None) -> None:
+        if supervisor is not None and supervisor.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(supervisor.pid, signal.SIGKILL)  # its shards and their stages die with it
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(supervisor.wait_for_exit(raise_error=False), 5)
+        for task in self._tasks:
+            if not task.done():
+                task.cancel()
+        for shard in self.shards:
+            for attempt in shard.attempts:
+                attempt.control.close()
+                for task in attempt.pump_tasks:
+                    task.cancel()
+        with contextlib.suppress(Exception):
+            await self.output.close()
+        with contextlib.suppress(Exception):
+            await self.errors_target.close()
+        for shard in self.shards:
+            if shard.input is not None:
+                shard.input.close()
+
+    def _result(self) -> ShardedResult:
+        shards = tuple(
+            ShardResult(
+                task_id=s.task_id, tasks=self.plan.total, pipeline=s.pipeline,
+                attempts=tuple(a.record() for a in s.attempts),
+                bytes_in=s.input.delivered if s.input is not None else None,
+                bytes_out=sum(a.out_pump.counters[0].nbytes for a in s.attempts if a.out_pump is not None),
+                lines_out=sum(a.out_pump.counters[0].lines for a in s.attempts if a.out_pump is not None)
+                if self.options.count_lines else None,
+                verdict=self._verdict(s),
+            )
+            for s in self.shards
+        )
+        return ShardedResult(
+            pipeline=self.text, shards=shards,
+            exit_status=status.sharded_exit_status([(s.task_id, s.verdict, s.exit_status) for s in shards],
+                                                   timed_out=self.timed_out, interrupted_by=self.interrupted_by),
+            started_at=self.started_at, ended_at=time.time(), timed_out=self.timed_out,
+            interrupted_by=signal.Signals(self.interrupted_by).name if self.interrupted_by else None,
+            stdout=bytes(self._capture.data) if self._capture is not None else None,
+            input_undelivered=sum(s.input.undelivered for s in self.shards if s.input is not None),
+        )
+
+    def snapshot(self) -> ShardedSnapshot:
+        """The run as it is now, for the view."""
+        now = time.time()
+        return ShardedSnapshot(now - self.started_at, tuple(self._shard_snapshot(s, now) for s in self.shards))
+
+    def _shard_snapshot(self, shard: _Shard, now: float) -> ShardSnapshot:
+        attempt = shard.current
+        if shard.final:
+            state = {Verdict.OK: "done", Verdict.FAILED: "failed"}.get(self._verdict(shard), "stopped")
+        elif attempt is None:
+            state = "waiting"
+        elif attempt.reported or attempt.wait_status is not None:
+            state = "restarting"
+        else:
+            state = "running"
+        first = shard.attempts[0].started_at if shard.attempts else None
+        last_end = attempt.ended_at if attempt is not None and shard.final else None
+        return ShardSnapshot(
+            task_id=shard.task_id, state=state, pid=attempt.pid if attempt is not None else None,
+            attempts=len(shard.attempts), bytes_in=shard.input.delivered if shard.input is not None else None,
+            bytes_out=sum(a.out_pump.counters[0].nbytes for a in shard.attempts if a.out_pump is not None),
+            elapsed=None if first is None else (last_end or now) - first,
+            stages=attempt.snapshot if attempt is not None else None,
+        )
+
+    def _say(self, message: str) -> None:
+        with contextlib.suppress(OSError):
+            os.write(2 if self.options.stderr is None else self.options.stderr, message.encode())
+
+
+async def _say_no(control: IOStream) -> None:
+    with contextlib.suppress(StreamClosedError):
+        await channel.write(control, False)
+    control.close()
+
+
+async def _from_bytes(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def execute_sharded(text: str, plan: ShardPlan, options: RunOptions | None = None,
+                          observer: ShardObserver | None = None) -> ShardedResult:
+    """Runs ``text`` as ``plan`` says on the running event loop; see :class:`ShardedExecution`.
+
+    Raises :class:`~ppipe.errors.PpipeError` before anything starts when a
+    shard's pipeline does not parse or names a command that cannot be run.
+    """
+    if plan.processes < 0:
+        raise UsageError("--fork must be 0 (one per CPU) or more")
+    if plan.max_restarts < 0:
+        raise UsageError("--max-restarts must be 0 or more")
+    return await ShardedExecution(text, plan, options or RunOptions(), observer).run()
+
+
+
+def _describe_wait(wait_status: int) -> str:
+    if os.WIFSIGNALED(wait_status):
+        number = os.WTERMSIG(wait_status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        return f"the shard process was killed by {name}"
+    return f"the shard process exited with status {os.WEXITSTATUS(wait_status)}"

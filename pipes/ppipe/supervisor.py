@@ -1,0 +1,158 @@
+"""The shard side of a sharded run: a supervisor that calls ``fork_processes``, and each shard attempt.
+
+ppipe (:mod:`ppipe.shards`) starts this module as a fresh interpreter,
+``python -m ppipe.supervisor SPEC``, because ``tornado.process.fork_processes``
+must be called from a process with no event loop and no threads, and ppipe
+itself has both by then. The supervisor imports the engine once (so that
+each fork starts warm), ignores the signals ppipe handles for it, and calls
+``fork_processes``. From then on tornado owns it: it restarts, with the
+same task id, every shard that exits non-zero or is killed.
+
+Each forked shard *attempt* runs :func:`run_attempt`: it makes its own pipes
+for stdout, stderr and (when ppipe splits its input) stdin, and a control
+socket, and hands ppipe their far ends with its hello on the shared doorbell.
+ppipe answers whether to run at all (it refuses once a shard has used its
+restarts, or the run is stopping), and after the result whether to run
+again. The attempt turns that answer into its exit code, the only thing
+``fork_processes`` looks at: 1 to be restarted, 0 to be left alone. So the
+restart policy lives in ppipe (:mod:`ppipe.status`), not in tornado's single
+global counter, which is only a backstop here.
+
+Two things tornado leaves to its caller are done here. The supervisor tells
+ppipe how each shard process ended (``os.wait`` is wrapped, since tornado
+reaps the children and says nothing), so an attempt killed before it could
+report still gets its true status. And nothing outlives ppipe: the
+supervisor dies with ppipe (``PR_SET_PDEATHSIG``), each attempt dies with the
+supervisor, and each stage with its attempt; if tornado gives up
+(``RuntimeError``), the supervisor exits and takes the shards with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from tornado.ioloop import PeriodicCallback
+from tornado.process import fork_processes
+
+from . import channel
+from .api import run_async
+from .engine import Execution, parent_death_hook
+from .errors import PpipeError
+from .pumps import Sink, make_pipe
+from .syntax import substitute_placeholders
+
+#: Signals ppipe handles for the whole run; the supervisor must not die of them.
+_HANDLED_BY_PPIPE = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def main(argv: list[str]) -> None:
+    spec: dict[str, Any] = json.loads(argv[1])
+    doorbell = socket.socket(fileno=spec["doorbell"])
+    supervisor = os.getpid()
+    for sig in _HANDLED_BY_PPIPE:
+        signal.signal(sig, signal.SIG_IGN)
+    # tornado logs every restart as a warning; ppipe reports them itself.
+    logging.getLogger("tornado.general").setLevel(logging.ERROR)
+    _report_child_exits(doorbell)
+    try:
+        local_id = fork_processes(spec["local"], max_restarts=spec["bound"])
+    except RuntimeError:
+        os._exit(1)  # the shards die with the supervisor (their death signal)
+    run_attempt(local_id, spec, doorbell, supervisor)
+
+
+def _report_child_exits(doorbell: socket.socket) -> None:
+    """Makes tornado's ``os.wait`` also tell ppipe each shard process's raw wait status."""
+    wait = os.wait
+
+    def wait_and_report() -> tuple[int, int]:
+        pid, status = wait()
+        with contextlib.suppress(OSError):  # ppipe has gone; the death signal ends us all
+            channel.ring(doorbell, ("exited", pid, status))
+        return pid, status
+
+    os.wait = wait_and_report
+
+
+def run_attempt(local_id: int, spec: dict[str, Any], doorbell: socket.socket, supervisor: int) -> None:
+    """One attempt of one shard, in a process forked by ``fork_processes``; never returns."""
+    hook = parent_death_hook(supervisor)
+    if hook is not None:
+        hook()
+    for number in spec["default_signals"]:
+        signal.signal(number, signal.SIG_DFL)
+    task_id = spec["offset"] + local_id
+    control, far_control = socket.socketpair()
+    out_read, out_write = make_pipe()
+    err_read, err_write = make_pipe(enlarge=False)
+    in_read, in_write = make_pipe() if spec["split"] else (os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), None)
+    far_ends = [far_control.fileno(), out_read, err_read, *([in_write] if in_write is not None else [])]
+    channel.ring(doorbell, ("hello", local_id, os.getpid()), far_ends)
+    for fd in far_ends:
+        os.close(fd)
+    far_control.detach()
+    doorbell.close()
+    if not channel.receive(control):  # refused (restarts used up, or the run is stopping), or ppipe gone
+        os._exit(0)
+    text = substitute_placeholders(spec["pipeline"], task_id, spec["tasks"])
+    observer = _Snapshots(control, spec["snapshot_every"]) if spec["snapshot_every"] else None
+    try:
+        result = asyncio.run(run_async(
+            text, stdin=in_read, stdout=out_write, stderr=err_write, no_fail=spec["no_fail"],
+            kill_after=spec["kill_after"], count_lines=spec["count_lines"], handle_signals=True,
+            observer=observer))
+        message: tuple[Any, ...] = ("result", result)
+    except PpipeError as error:  # a command missing on this shard only: running it again will not help
+        message = ("error", str(error), error.status)
+    for fd in (in_read, out_write, err_write):
+        os.close(fd)
+    try:
+        channel.send(control, message)
+    except OSError:
+        os._exit(0)
+    os._exit(1 if channel.receive(control) else 0)
+
+
+class _Snapshots:
+    """An engine observer that sends ppipe a snapshot of the attempt's stages every few tenths of a second."""
+
+    def __init__(self, control: socket.socket, every: float) -> None:
+        self.control = control
+        self.every = every
+        self.execution: Execution | None = None
+        self._timer: PeriodicCallback | None = None
+
+    def stderr_sink(self, stage: object) -> Sink | None:
+        return None
+
+    def stdout_sink(self) -> Sink | None:
+        return None
+
+    def started(self, execution: Execution) -> None:
+        self.execution = execution
+        self._timer = PeriodicCallback(self.send, self.every * 1000)
+        self._timer.start()
+        self.send()
+
+    def finished(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+
+    def send(self) -> None:
+        if self.execution is not None:
+            try:
+                channel.send(self.control, ("snapshot", self.execution.snapshot()))
+            except OSError:
+                self.finished()
+
+
+if __name__ == "__main__":
+    main(sys.argv)
