@@ -1,0 +1,278 @@
+"""Sharded runs (``--fork``): real forks, real processes, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import ppipe
+from conftest import ENV, PPIPE, pids_alive, ppipe as run_ppipe
+from ppipe.result import Verdict
+
+HERE = Path(__file__).parent
+LINES = f"{sys.executable} {HERE / 'shard_lines.py'}"
+
+
+def report_of(path: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads(path.read_text())
+
+
+# ---------------------------------------------------------------- the acceptance lines
+
+
+def test_each_shard_gets_its_placeholders() -> None:
+    done = run_ppipe("--fork", "4", "seq {task_num} 4 100 | wc -l")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [b"25"] * 4
+
+
+def test_split_input_reaches_exactly_one_shard() -> None:
+    done = subprocess.run(f"seq 1 1000000 | {PPIPE} --fork 3 'wc -l' | awk '{{s+=$1}} END {{print s}}'",
+                          shell=True, capture_output=True, env=ENV, timeout=60)
+    assert done.stdout == b"1000000\n", done.stderr
+
+
+def test_keep_order_emits_each_shards_blocks_in_turn() -> None:
+    numbers = b"".join(b"%d\n" % n for n in range(1, 1_000_001))
+    done = run_ppipe("--fork", "4", "--keep-order", "cat", input=numbers)
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split(), key=int) == numbers.split()
+    # The documented order: shard 0's blocks (0, 4, 8...), then shard 1's (1, 5, 9...)...
+    blocks = _blocks(numbers, 1 << 20)
+    assert done.stdout == b"".join(b"".join(blocks[k::4]) for k in range(4))
+
+
+def _blocks(data: bytes, size: int) -> list[bytes]:
+    """Whole-line blocks of about ``size`` bytes, as the README describes them."""
+    blocks = []
+    while len(data) > size:
+        cut = data.rfind(b"\n", 0, size) + 1 or data.find(b"\n", size) + 1
+        blocks.append(data[:cut])
+        data = data[cut:]
+    return [*blocks, data] if data else blocks
+
+
+def test_a_shard_that_keeps_failing_uses_its_restarts_and_fails_the_run(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    done = run_ppipe("--fork", "3", "--max-restarts", "2", "--report", str(report), "sh -c 'exit 5'")
+    assert done.returncode == 5
+    for task_id in range(3):
+        assert f"shard {task_id} failed after 3 attempts".encode() in done.stderr
+    shards = report_of(report)["shards"]
+    assert [s["verdict"] for s in shards] == ["failed"] * 3
+    assert [[a["exit_status"] for a in s["attempts"]] for s in shards] == [[5, 5, 5]] * 3
+    assert [s["restarts"] for s in shards] == [2, 2, 2]
+
+
+# ---------------------------------------------------------------- restarts
+
+
+def test_a_stage_that_crashes_once_is_run_again(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    crash_once = "sh -c 'if [ ! -e seen{task_id} ]; then touch seen{task_id}; kill -9 $$; fi; echo ok {task_id}'"
+    done = run_ppipe("--fork", "3", "--max-restarts", "1", "--report", str(report), crash_once, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.splitlines()) == [b"ok 0", b"ok 1", b"ok 2"]
+    shards = report_of(report)["shards"]
+    assert [[a["exit_status"] for a in s["attempts"]] for s in shards] == [[137, 0]] * 3
+    assert shards[0]["attempts"][0]["stages"][0]["signal"] == "SIGKILL"
+    assert shards[0]["attempts"][1]["stages"][0]["restarts"] == 1
+
+
+def test_a_killed_shard_process_is_reported_and_restarted(tmp_path: Path) -> None:
+    # The stage kills its own shard process (its parent) on the first attempt.
+    script = "sh -c 'if [ ! -e seen ]; then touch seen; kill -9 $PPID; sleep 5; fi; echo again'"
+    report = tmp_path / "r.json"
+    done = run_ppipe("--fork", "1", "--max-restarts", "1", "--report", str(report), script, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"again\n"
+    first, second = report_of(report)["shards"][0]["attempts"]
+    assert "killed by SIGKILL before it reported" in first["error"]
+    assert first["exit_status"] == 137 and second["exit_status"] == 0
+
+
+def test_a_command_missing_everywhere_fails_before_anything_starts(tmp_path: Path) -> None:
+    done = run_ppipe("--fork", "3", "--max-restarts", "5", "seq 3 | no-such-command-{task_id}")
+    assert done.returncode == 127
+    assert b"no-such-command-0" in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_fail_fast_stops_the_other_shards(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    script = "sh -c 'if [ {task_id} = 1 ]; then exit 3; fi; exec sleep 60'"
+    started = time.monotonic()
+    done = run_ppipe("--fork", "3", "--fail-fast", "--kill-after", "1", "--report", str(report), script)
+    assert time.monotonic() - started < 30  # the sleeps were stopped, not waited for
+    assert done.returncode == 3
+    verdicts = [s["verdict"] for s in report_of(report)["shards"]]
+    assert verdicts == ["terminated", "failed", "terminated"]
+    assert b"--fail-fast" in done.stderr
+
+
+def test_a_restarted_shard_is_fed_its_input_again(tmp_path: Path) -> None:
+    # The first attempt of every shard reads all its input, then fails: the
+    # second must see the same blocks, and the output every line once.
+    script = ("sh -c 'if [ ! -e seen{task_id} ]; then touch seen{task_id}; cat >/dev/null; exit 1; fi; cat'")
+    numbers = b"".join(b"%d\n" % n for n in range(200_000))
+    done = run_ppipe("--fork", "3", "--max-restarts", "1", "--block", "16k", script, input=numbers,
+                     cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.splitlines(), key=int) == numbers.splitlines()
+
+
+# ---------------------------------------------------------------- output and input
+
+
+def test_heavy_concurrent_output_keeps_every_line_whole() -> None:
+    done = run_ppipe("--fork", "8", f"{LINES} write shard{{task_id}} 200000 | cat", timeout=300)
+    assert done.returncode == 0, done.stderr
+    checked = subprocess.run([sys.executable, str(HERE / "shard_lines.py"), "check"], input=done.stdout,
+                             capture_output=True, timeout=120)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.decode().split("\n")[:-1] == [f"shard{i} 200000" for i in range(8)]
+
+
+def test_split_input_is_processed_exactly_once() -> None:
+    numbers = b"".join(b"%d\n" % n for n in range(300_000))
+    done = run_ppipe("--fork", "4", "--block", "4k", "--tag", "sed s/^/seen-/", input=numbers)
+    assert done.returncode == 0, done.stderr
+    tags, lines = zip(*(line.split(b"\t") for line in done.stdout.splitlines()), strict=True)
+    assert set(tags) == {b"0", b"1", b"2", b"3"}
+    assert sorted(lines, key=lambda line: int(line[5:])) == [b"seen-" + n for n in numbers.splitlines()]
+
+
+def test_tag_prefixes_stdout_and_stderr_lines() -> None:
+    done = run_ppipe("--fork", "2", "--tag", "sh -c 'echo out {task_id}; echo err {task_id} >&2'")
+    assert sorted(done.stdout.splitlines()) == [b"0\tout 0", b"1\tout 1"]
+    assert sorted(done.stderr.splitlines()) == [b"0\terr 0", b"1\terr 1"]
+
+
+def test_output_redirected_to_files_never_passes_through_ppipe(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    done = run_ppipe("--fork", "3", "--report", str(report), "seq {task_num} > out-{task_id}.txt",
+                     cwd=str(tmp_path))
+    assert done.returncode == 0 and done.stdout == b""
+    assert [(tmp_path / f"out-{i}.txt").read_text() for i in range(3)] == ["1\n", "1\n2\n", "1\n2\n3\n"]
+    assert [s["bytes_out"] for s in report_of(report)["shards"]] == [0, 0, 0]
+
+
+def test_a_terminal_or_device_stdin_is_not_split() -> None:
+    done = run_ppipe("--fork", "2", "--tag", "wc -c")  # stdin is /dev/null: nothing to split, each reads EOF
+    assert sorted(done.stdout.split(b"\n")[:-1]) == [b"0\t0", b"1\t0"]
+
+
+# ---------------------------------------------------------------- signals: nothing left behind
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_a_signal_to_ppipe_leaves_no_process_behind(tmp_path: Path, sig: signal.Signals) -> None:
+    process = subprocess.Popen([PPIPE, "--fork", "3", "--kill-after", "1",
+                                "sh -c 'echo $$ $PPID > {task_id}.pids; exec sleep 60' | cat"],
+                               cwd=tmp_path, env=ENV, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+    pids = _wait_for_pids(tmp_path, 3)
+    supervisors = {_parent_of(shard) for shard in pids if _parent_of(shard)}
+    process.send_signal(sig)
+    process.wait(timeout=30)
+    assert process.returncode == -sig
+    everything = pids | supervisors
+    deadline = time.monotonic() + 5
+    while pids_alive(sorted(everything)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pids_alive(sorted(everything)) == []
+    assert b"Traceback" not in process.stderr.read()  # type: ignore[union-attr]
+
+
+def _wait_for_pids(directory: Path, count: int) -> set[int]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        files = list(directory.glob("*.pids"))
+        texts = [f.read_text() for f in files]
+        if len(files) == count and all(t.endswith("\n") for t in texts):
+            return {int(pid) for text in texts for pid in text.split()}
+        time.sleep(0.05)
+    raise AssertionError("the shards never started")
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
+# ---------------------------------------------------------------- cluster job arrays
+
+
+def test_slurm_array_task_fills_the_placeholders() -> None:
+    env = {**ENV, "SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "8"}
+    done = run_ppipe("echo {task_id} {task_num} {tasks}", env=env)
+    assert done.stdout == b"2 3 8\n"
+
+
+def test_task_id_with_fork_numbers_the_shards_of_the_whole_array() -> None:
+    done = run_ppipe("--task-id", "1", "--tasks", "3", "--fork", "2", "--keep-order", "echo {task_id}/{tasks}")
+    assert done.stdout == b"2/6\n3/6\n"
+
+
+def test_kubernetes_without_a_task_count_is_a_usage_error() -> None:
+    done = run_ppipe("echo {task_id}", env={**ENV, "JOB_COMPLETION_INDEX": "2"})
+    assert done.returncode == 2 and b"--tasks" in done.stderr
+    done = run_ppipe("--tasks", "4", "echo {task_id}", env={**ENV, "JOB_COMPLETION_INDEX": "2"})
+    assert done.stdout == b"2\n"
+
+
+def test_placeholders_outside_a_sharded_run_stay_as_they_are() -> None:
+    assert run_ppipe("echo {task_id}").stdout == b"{task_id}\n"
+
+
+# ---------------------------------------------------------------- usage
+
+
+@pytest.mark.parametrize("args", [["--tag", "cat"], ["--keep-order", "cat"], ["--max-restarts", "1", "cat"],
+                                  ["--fork", "2", "--block", "lots", "cat"], ["--task-id", "5", "--tasks", "2",
+                                                                               "cat"], ["--fork", "-1", "cat"]])
+def test_bad_shard_options_are_usage_errors(args: list[str]) -> None:
+    done = run_ppipe(*args)
+    assert done.returncode == 2, done.stderr
+    assert b"Traceback" not in done.stderr and done.stderr
+
+
+def test_explain_shows_shard_zero_and_the_rule() -> None:
+    done = run_ppipe("--explain", "--fork", "3", "zcat part-{task_id}.gz > out/{task_id}.tsv")
+    assert done.returncode == 0
+    assert b"{task_id} = i" in done.stdout and b"{tasks} = 3" in done.stdout
+    assert b"['zcat', 'part-0.gz']" in done.stdout and b"> out/0.tsv" in done.stdout
+
+
+def test_fork_zero_means_one_shard_per_cpu() -> None:
+    done = run_ppipe("--fork", "0", "echo {tasks}")
+    assert done.stdout.split() == [str(os.cpu_count()).encode()] * (os.cpu_count() or 1)
+
+
+# ---------------------------------------------------------------- the Python API
+
+
+def test_python_api_runs_shards() -> None:
+    result = ppipe.run("echo {task_id}", fork=3, stdout=ppipe.CAPTURE, keep_order=True)
+    assert isinstance(result, ppipe.ShardedResult)
+    assert result.ok and result.stdout == b"0\n1\n2\n"
+    assert [s.verdict for s in result.shards] == [Verdict.OK] * 3
+    assert [s.attempts[0].result.stages[0].stage.argv for s in result.shards] == [  # type: ignore[union-attr]
+        ("echo", "0"), ("echo", "1"), ("echo", "2")]
+
+
+def test_python_api_splits_bytes_and_checks() -> None:
+    result = ppipe.run("wc -l", fork=2, stdin=b"a\nb\nc\n", block=2, stdout=ppipe.CAPTURE)
+    assert sum(int(n) for n in result.stdout.split()) == 3  # type: ignore[union-attr]
+    with pytest.raises(ppipe.PipelineFailed) as failed:
+        ppipe.run("sh -c 'exit {task_num}'", fork=2, check=True)
+    assert failed.value.status == 1
