@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pexpect
@@ -146,3 +148,52 @@ def test_progress_of_a_file_input(tmp_path: Path) -> None:
         child.sendintr()
         child.expect(pexpect.EOF, timeout=20)
         child.close()
+
+
+def test_output_on_the_view_terminal_has_no_blank_lines_between() -> None:
+    screen, status, _ = run_in_terminal("--display", "always", "sh -c 'echo 1; sleep 0.3; echo 2'")
+    assert status == 0
+    assert rows_of(screen)[:2] == ["1", "2"]
+
+
+def test_shard_view_summary_has_a_row_per_shard_and_tagged_stderr() -> None:
+    screen, status, _ = run_in_terminal("--display", "always", "--fork", "3",
+                                        "sh -c 'seq {task_num}00000; echo warn{task_id} >&2' | wc -l")
+    rows = rows_of(screen)
+    assert status == 0
+    assert sorted(r for r in rows if r.startswith("[shard")) == [f"[shard {i}] warn{i}" for i in range(3)]
+    assert sorted(r for r in rows if r.strip() in ("100000", "200000", "300000")) == ["100000", "200000", "300000"]
+    shard_rows = [r.split() for r in rows if r.startswith("✓")]
+    assert [row[1] for row in shard_rows] == ["0", "1", "2"]
+    assert not screen.cursor.hidden
+
+
+def test_shard_view_while_running_shows_shards_and_their_stages() -> None:
+    child = pexpect.spawn(PPIPE, ["--display", "always", "--fork", "2", "sleep 3 | cat"],
+                          env={**ENV, "TERM": "xterm-256color"}, dimensions=(24, 100), timeout=30)
+    screen = pyte.Screen(100, 24)
+    stream = pyte.ByteStream(screen)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            stream.feed(child.read_nonblocking(65536, timeout=1))
+        except pexpect.TIMEOUT:
+            continue
+        rows = rows_of(screen)
+        if sum("running" in r for r in rows) >= 2 and sum("└" in r for r in rows) >= 4:
+            break
+    else:
+        raise AssertionError("\n".join(rows_of(screen)))
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.signalstatus == signal.SIGINT or child.exitstatus == 130
+
+
+def test_shard_failure_panel_lists_every_attempt() -> None:
+    screen, status, _ = run_in_terminal("--display", "always", "--fork", "2", "--max-restarts", "1",
+                                        "sh -c 'echo bad >&2; exit {task_num}'")
+    text = "\n".join(rows_of(screen))
+    assert status == 1
+    assert "shard 0 failed" in text and "shard 1 failed" in text
+    assert text.count("attempt 2: exit status 2") == 1 and text.count("attempt 1: exit status 1") == 1

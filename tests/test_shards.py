@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 import ppipe
-from conftest import ENV, PPIPE, pids_alive, ppipe as run_ppipe
 from ppipe.result import Verdict
+
+from conftest import ENV, PPIPE, pids_alive
+from conftest import ppipe as run_ppipe
 
 HERE = Path(__file__).parent
 LINES = f"{sys.executable} {HERE / 'shard_lines.py'}"
@@ -276,3 +278,28 @@ def test_python_api_splits_bytes_and_checks() -> None:
     with pytest.raises(ppipe.PipelineFailed) as failed:
         ppipe.run("sh -c 'exit {task_num}'", fork=2, check=True)
     assert failed.value.status == 1
+
+
+def test_keep_order_gates_open_once_when_shards_end_together() -> None:
+    import asyncio
+
+    from ppipe.pumps import CaptureSink
+    from ppipe.shard_io import OutputMerge
+
+    class SlowCapture(CaptureSink):  # yields on every write, as a real pipe's writes do
+        async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
+            await asyncio.sleep(0.001)
+            return await super().write(chunk, feeder)
+
+    async def scenario() -> bytes:
+        capture = SlowCapture()
+        merge = OutputMerge(capture, shards=3, tag=False, keep_order=True)
+        for index in (2, 1, 0):
+            sink = merge.sink_for(index, index)
+            await sink.write(f"shard {index} a\nshard {index} b\n".encode(), feeder=index)
+            await sink.finish(index)
+        await asyncio.gather(merge.shard_done(0), merge.shard_done(2), merge.shard_done(1))
+        await merge.close()
+        return bytes(capture.data)
+
+    assert asyncio.run(scenario()) == b"".join(f"shard {i} a\nshard {i} b\n".encode() for i in range(3))

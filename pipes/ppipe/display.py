@@ -87,7 +87,8 @@ class _ConsoleSink(Sink):
             for line in text.splitlines():
                 self.view.print(Text.assemble((self.prefix, "dim"), line))
         else:
-            self.view.print(Text(text, end=""))
+            # Whole lines (a LineJoiner feeds this); the print ends the last one.
+            self.view.print(Text(text.removesuffix("\n")))
         return True
 
 

@@ -261,6 +261,7 @@ class OutputMerge:
         self.merge = MergeSink(self.target)
         self.tag = tag
         self.gates = [OrderGate(self.merge, live=i == 0) for i in range(shards)] if keep_order else None
+        self._turns = asyncio.Lock()
 
     def sink_for(self, task_id: int, shard_index: int) -> Sink:
         """The sink one attempt of a shard writes its stdout into."""
@@ -272,17 +273,19 @@ class OutputMerge:
         if self.gates is None:
             return
         self.gates[shard_index].done = True
-        for gate in self.gates:
-            if not gate.live:
-                await gate.open()
-            if not gate.done:
-                break
+        async with self._turns:  # one at a time: two shards ending together must not open a gate twice
+            for gate in self.gates:
+                if not gate.live:
+                    await gate.open()
+                if not gate.done:
+                    break
 
     async def close(self) -> None:
         if self.gates is not None:
-            for gate in self.gates:
-                await gate.open()
-                gate.discard()
+            async with self._turns:
+                for gate in self.gates:
+                    await gate.open()
+                    gate.discard()
         await self.target.close()
 
 

@@ -470,10 +470,12 @@ class ShardedExecution:
 
     async def _flush(self, shard: _Shard) -> None:
         """Once the shard's output has all arrived, ``--keep-order`` may move on to the next shard."""
-        await asyncio.gather(*(task for a in shard.attempts for task in a.pump_tasks[:1]),
-                             return_exceptions=True)
-        await self.output.shard_done(shard.index)
-        shard.settled.set()
+        try:
+            await asyncio.gather(*(task for a in shard.attempts for task in a.pump_tasks[:1]),
+                                 return_exceptions=True)
+            await self.output.shard_done(shard.index)
+        finally:
+            shard.settled.set()  # whatever happened, the run must be able to end
 
     @staticmethod
     def _succeeded(shard: _Shard) -> bool:
