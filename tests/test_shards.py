@@ -303,3 +303,25 @@ def test_keep_order_gates_open_once_when_shards_end_together() -> None:
         return bytes(capture.data)
 
     assert asyncio.run(scenario()) == b"".join(f"shard {i} a\nshard {i} b\n".encode() for i in range(3))
+
+
+def test_a_shard_writing_one_endless_line_holds_nobody_up() -> None:
+    # With split input, holding the other shards' output until this line
+    # ended would stop them reading, stop the dealing, and never end.
+    numbers = b"".join(b"%d\n" % n for n in range(1_000_000))
+    done = run_ppipe("--fork", "2", "--block", "64k", "tr '\\n' ' '", input=numbers, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout) == len(numbers) and done.stdout.count(b"\n") == 0
+    assert sorted(done.stdout.split(), key=int) == numbers.split()
+
+
+def test_a_signal_to_the_whole_group_counts_shards_as_stopped(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    process = subprocess.Popen([PPIPE, "--fork", "2", "--report", str(report), "sh -c 'exec sleep 30'"],
+                               env=ENV, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    time.sleep(1.5)
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=30)
+    assert process.returncode == -signal.SIGTERM
+    assert [s["verdict"] for s in report_of(report)["shards"]] == ["terminated", "terminated"]
+    assert b"failed" not in process.stderr.read()  # type: ignore[union-attr]

@@ -485,7 +485,10 @@ class ShardedExecution:
         last = shard.current
         if last is None:
             return Verdict.TERMINATED if self.stopping else Verdict.FAILED
-        return status.shard_verdict(last.record().exit_status, stopped=shard.stopped)
+        # A signal to the whole process group (Ctrl-C, `timeout`) may stop a
+        # shard before ppipe itself has handled it: that shard was stopped too.
+        interrupted = self.stopping and getattr(last.result, "interrupted_by", None) is not None
+        return status.shard_verdict(last.record().exit_status, stopped=shard.stopped or interrupted)
 
     # -- stopping: --fail-fast, --timeout, signals
 
