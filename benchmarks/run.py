@@ -378,12 +378,15 @@ class Sizes:
     lines: int
     memory: int
     startup_repeat: int
+    fork_lines: int
 
     @classmethod
     def pick(cls, quick: bool, repeat: int) -> Sizes:
         if quick:
-            return cls(two=256 * MIB, eight=128 * MIB, lines=2_000_000, memory=256 * MIB, startup_repeat=10)
-        return cls(two=2 * GIB, eight=1 * GIB, lines=20_000_000, memory=1 * GIB, startup_repeat=max(20, 4 * repeat))
+            return cls(two=256 * MIB, eight=128 * MIB, lines=2_000_000, memory=256 * MIB, startup_repeat=10,
+                       fork_lines=1_000_000)
+        return cls(two=2 * GIB, eight=1 * GIB, lines=20_000_000, memory=1 * GIB, startup_repeat=max(20, 4 * repeat),
+                   fork_lines=10_000_000)
 
 
 CATS = 8  # cat stages in throughput-8
@@ -477,38 +480,58 @@ def memory(tools: Tools, sizes: Sizes, repeat: int) -> Workload:
     return w
 
 
-def fork(tools: Tools, sizes: Sizes, repeat: int, tmpdir: str) -> Workload:
-    """stdin split across 2 workers, against GNU parallel.
+def fork(tools: Tools, sizes: Sizes, repeat: int, tmpdir: str) -> list[Workload]:
+    """Split input across 2 shards against GNU parallel (``--pipe`` from a pipe, ``--pipepart`` from a file).
 
-    The ppipe interface is assumed: ``ppipe --fork N "CMD"`` splits its stdin, by whole lines, across N
-    copies of CMD. Each worker prints its own ``grep -c`` count; the counts must add up. Adjust here when
-    --fork lands.
+    Each shard (or job) prints its own ``wc -l``; the counts must add up.
+    GNU parallel ``--pipe`` starts a job per block; ppipe keeps 2 shards and
+    deals blocks round-robin. Both use 1 MiB blocks.
     """
-    count = sizes.lines
+    count = sizes.fork_lines
     input_path = os.path.join(tmpdir, "fork-input.txt")
-    expected = expect_sum(lines_with_digit(count, 7))
-    w = Workload("fork", f"grep -c 7 over seq 1 {count} on stdin, split across 2 workers", "throughput",
-                 nbytes=seq_bytes(count), repeat=repeat, timeout=300.0)
+    expected = expect_sum(count)
+    piped = Workload("fork-pipe", f"seq 1 {count} | (2 workers) wc -l", "throughput", nbytes=seq_bytes(count),
+                     repeat=repeat, timeout=300.0)
+    filed = Workload("fork-file", f"(2 workers) wc -l < a file of seq 1 {count}", "throughput",
+                     nbytes=seq_bytes(count), repeat=repeat, timeout=300.0)
+    starts = Workload("fork-start", "16 workers running true", "time", repeat=max(5, repeat), timeout=60.0,
+                      unit="ms")
+    workloads = [piped, filed, starts]
     if "--fork" not in tools.ppipe_help:
-        w.skip = "skipped (no --fork yet)"
-        return w
+        for w in workloads:
+            w.skip = "skipped (no --fork)"
+        return workloads
     if not tools.parallel:
-        w.skip = "skipped (no GNU parallel)"
-        return w
-    w.variants += [
-        Variant("grep -c (1 proc)", ["grep", "-c", "7"], expected, stdin_path=input_path),
-        Variant("parallel -j2", [tools.parallel, "--pipe", "-j2", "--block", "10M", "grep", "-c", "7"], expected,
+        for w in workloads:
+            w.skip = "skipped (no GNU parallel)"
+        return workloads
+    ppipe_line = " ".join(shlex.quote(a) for a in tools.ppipe)
+    piped.variants += [
+        bash_variant(tools, "bash (1 wc)", f"seq 1 {count} | wc -l", expected),
+        bash_variant(tools, "parallel --pipe -j2", f"seq 1 {count} | {tools.parallel} --pipe -j2 --block 1M wc -l",
+                     expected),
+        bash_variant(tools, "ppipe --fork 2", f"seq 1 {count} | {ppipe_line} --fork 2 'wc -l'", expected),
+    ]
+    filed.variants += [
+        Variant("wc -l (1 proc)", ["wc", "-l"], expected, stdin_path=input_path),
+        Variant("parallel --pipepart -j2", [tools.parallel, "--pipepart", "-a", input_path, "-j2", "--block", "1M",
+                                            "wc", "-l"], expected),
+        Variant("ppipe --fork 2", [*tools.ppipe, "--fork", "2", "wc -l"], expected, sample=True,
                 stdin_path=input_path),
-        Variant("ppipe --fork 2", [*tools.ppipe, "--fork", "2", "grep -c 7"], expected, sample=True,
-                stdin_path=input_path),
+    ]
+    starts.variants += [
+        Variant("parallel -j16 true", [tools.parallel, "-j16", "true", ":::", *map(str, range(1, 17))],
+                expect_empty),
+        Variant("ppipe --fork 16 true", [*tools.ppipe, "--fork", "16", "true"], expect_empty, sample=True),
+        Variant("ppipe true", [*tools.ppipe, "true"], expect_empty, sample=True),
     ]
 
     def make_input() -> None:
         with open(input_path, "wb") as handle:
             subprocess.run(["seq", "1", str(count)], stdout=handle, check=True)
 
-    w.setup = make_input
-    return w
+    filed.setup = make_input
+    return workloads
 
 
 def build_workloads(tools: Tools, quick: bool, repeat: int, tmpdir: str) -> list[Workload]:
@@ -520,7 +543,7 @@ def build_workloads(tools: Tools, quick: bool, repeat: int, tmpdir: str) -> list
         startup(tools, sizes),
         memory(tools, sizes, repeat),
         *view_cost(tools, sizes, repeat),
-        fork(tools, sizes, repeat, tmpdir),
+        *fork(tools, sizes, repeat, tmpdir),
     ]
 
 

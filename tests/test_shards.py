@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 import ppipe
 from ppipe.result import Verdict
 
-from conftest import ENV, PPIPE, pids_alive
+from conftest import ENV, PPIPE, pids_alive, python_stage
 from conftest import ppipe as run_ppipe
 
 HERE = Path(__file__).parent
@@ -311,7 +312,8 @@ def test_a_shard_writing_one_endless_line_holds_nobody_up() -> None:
     numbers = b"".join(b"%d\n" % n for n in range(1_000_000))
     done = run_ppipe("--fork", "2", "--block", "64k", "tr '\\n' ' '", input=numbers, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert len(done.stdout) == len(numbers) and done.stdout.count(b"\n") == 0
+    # Each shard's one line is given its newline at the end, so the two never run together.
+    assert len(done.stdout) == len(numbers) + 2 and done.stdout.count(b"\n") == 2
     assert sorted(done.stdout.split(), key=int) == numbers.split()
 
 
@@ -325,3 +327,132 @@ def test_a_signal_to_the_whole_group_counts_shards_as_stopped(tmp_path: Path) ->
     assert process.returncode == -signal.SIGTERM
     assert [s["verdict"] for s in report_of(report)["shards"]] == ["terminated", "terminated"]
     assert b"failed" not in process.stderr.read()  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------- found in review; each was a real defect
+
+
+def test_blocks_and_lines_larger_than_a_stream_buffer(tmp_path: Path) -> None:
+    numbers = b"".join(b"%d\n" % n for n in range(600_000))
+    done = run_ppipe("--fork", "2", "--block", "2M", "cat", input=numbers)
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split(), key=int) == numbers.split()
+    huge = b"x" * (3 << 20) + b"\n"
+    done = run_ppipe("--fork", "1", "cat", input=huge)
+    assert done.stdout == huge
+
+
+def test_heavy_stderr_from_many_shards_into_a_slow_reader_loses_nothing() -> None:
+    writer = python_stage("import sys; sys.stderr.write(('e' * 99 + '\\n') * 20000)")
+    done = subprocess.run(f"{PPIPE} --fork 8 --tag {shlex.quote(writer)} 2>&1 >/dev/null | (sleep 2; wc -c)",
+                          shell=True, capture_output=True, env=ENV, timeout=120)
+    assert int(done.stdout) == 8 * 20000 * (100 + 2)  # each line tagged "N\t"
+
+
+def test_tags_longer_than_short_lines() -> None:
+    done = run_ppipe("--fork", "1", "--task-id", "500", "--tasks", "1000", "--tag",
+                     python_stage("print('\\n' * 1000000, end='')"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"500\t\n" * 1_000_000
+
+
+def test_a_socket_on_stdin_is_read_without_blocking_ppipe() -> None:
+    import socket
+
+    ours, theirs = socket.socketpair()
+    process = subprocess.Popen([PPIPE, "--fork", "2", "--tag", "sh -c 'echo start; exec cat'"], stdin=theirs,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    theirs.close()
+    assert process.stdout is not None
+    starts = {process.stdout.readline(), process.stdout.readline()}  # while the socket says nothing
+    assert starts == {b"0\tstart\n", b"1\tstart\n"}
+    ours.sendall(b"hello\n")
+    ours.close()
+    rest, _ = process.communicate(timeout=30)
+    assert rest in (b"0\thello\n", b"1\thello\n") and process.returncode == 0
+
+
+def test_a_restarted_shard_gets_its_input_again_at_once(tmp_path: Path) -> None:
+    flaky = "sh -c 'if [ ! -e seen{task_id} ]; then touch seen{task_id}; head -1 >/dev/null; exit 3; fi; exec cat'"
+    process = subprocess.Popen([PPIPE, "--fork", "2", "--block", "1", "--max-restarts", "1", flaky],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
+                               cwd=tmp_path)
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(b"a\nb\n")
+    process.stdin.flush()
+    # stdin stays open: the replay must not wait for more input or its end
+    assert sorted([process.stdout.readline(), process.stdout.readline()]) == [b"a\n", b"b\n"]
+    process.stdin.close()
+    process.wait(timeout=30)
+    assert process.returncode == 0
+
+
+def test_a_crashed_attempts_half_line_never_joins_another_line(tmp_path: Path) -> None:
+    script = ("sh -c 'if [ {task_id} = 1 ] && [ ! -e seen ]; then touch seen; printf HALF; kill -9 $$; fi; "
+              "sleep 0.5; echo whole {task_id}'")
+    done = run_ppipe("--fork", "2", "--max-restarts", "1", script, cwd=str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.splitlines()) == [b"HALF", b"whole 0", b"whole 1"]
+
+
+def test_keep_order_spools_nothing_once_stdout_has_gone(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    # shard 1 starts writing once head has long gone
+    script = "sh -c 'if [ {task_id} = 0 ]; then echo a; exec sleep 3; else sleep 1; exec yes; fi'"
+    done = subprocess.run(f"{PPIPE} --fork 2 --keep-order --report {report} \"{script}\" | head -1",
+                          shell=True, capture_output=True, env=ENV, timeout=60)
+    assert done.stdout == b"a\n"
+    assert report_of(report)["shards"][1]["bytes_out"] < 64 << 20  # not gigabytes spooled for nobody
+
+
+def test_a_full_disk_on_stdout_is_an_error() -> None:
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run([PPIPE, "--fork", "2", "seq 100000"], stdout=full, stderr=subprocess.PIPE, env=ENV,
+                              timeout=60)
+    assert done.returncode == 1
+    assert b"No space left on device" in done.stderr
+
+
+@pytest.mark.parametrize("moment", ["supervisor starting", "shards starting"])
+def test_ctrl_c_while_starting_is_clean(moment: str) -> None:
+    process = subprocess.Popen([PPIPE, "--fork", "3", "sleep 30"], env=ENV, stdin=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    generation = 1 if moment == "supervisor starting" else 2
+    deadline = time.monotonic() + 30
+    while not _descendants(process.pid, generation) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C does: ppipe, supervisor, shards alike
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == -signal.SIGINT
+    assert b"Traceback" not in err and b"Fatal Python error" not in err and b"supervisor" not in err
+
+
+def _descendants(pid: int, generation: int) -> list[int]:
+    """The processes ``generation`` levels below ``pid`` (1: its children)."""
+    level = [pid]
+    for _ in range(generation):
+        level = [int(child) for parent in level for child in _children(parent)]
+    return level
+
+
+def _children(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return handle.read().split()
+    except OSError:
+        return []
+
+
+def test_too_many_shards_for_ulimit_is_refused_up_front() -> None:
+    done = subprocess.run(f"ulimit -n 64; {PPIPE} --fork 20 cat </dev/null", shell=True, capture_output=True,
+                          env=ENV, timeout=60)
+    assert done.returncode == 2
+    assert b"ulimit -n" in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_no_restarts_once_nobody_reads_the_output(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    loop = python_stage("import itertools\nfor i in itertools.count(): print(i)")
+    subprocess.run(f"{PPIPE} --fork 2 --max-restarts 3 --report {report} {shlex.quote(loop)} | head -1",
+                   shell=True, capture_output=True, env=ENV, timeout=60)
+    assert [len(s["attempts"]) for s in report_of(report)["shards"]] == [1, 1]

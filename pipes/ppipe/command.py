@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from .result import RunResult, ShardedResult
     from .shards import ShardPlan
 
-#: The environment variable that asks ``ppipe`` for completions (set by the completion scripts).
-COMPLETE_VAR = "_PPIPE_COMPLETE"
 
 
 class DisplayMode(str, enum.Enum):

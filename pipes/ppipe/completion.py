@@ -71,7 +71,7 @@ def script(shell: str) -> str:
     """The completion script for ``shell`` (bash, zsh or fish), as typer generates it."""
     from typer._completion_shared import get_completion_script
 
-    from .command import COMPLETE_VAR
+    from .entry import COMPLETE_VAR
 
     return get_completion_script(prog_name="ppipe", complete_var=COMPLETE_VAR, shell=shell) + "\n"
 

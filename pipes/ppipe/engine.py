@@ -337,6 +337,8 @@ class Execution:
         self.timed_out = False
         self.interrupted_by: int | None = None
         self._kill_timer: asyncio.TimerHandle | None = None
+        #: Stopped on request (:meth:`stop_for`); the same signal may still come by itself.
+        self._stopped_on_request = False
         self._stderr_fd = 2 if options.stderr is None else options.stderr
         self.started_at = time.time()
         self._observer_stdout = options.observer.stdout_sink() if options.observer is not None else None
@@ -755,8 +757,22 @@ class Execution:
             self.timed_out = True
         self._stop(signal.SIGTERM)
 
+    def stop_for(self, sig: int) -> None:
+        """Stops the run as if ppipe had been sent ``sig``, unless it is stopping already.
+
+        For whoever runs this engine on someone's behalf (a shard, for the
+        ppipe that started it): a signal sent to the whole process group may
+        reach this process too, and that one is not a second request.
+        """
+        if self.interrupted_by is None:
+            self._on_signal(sig)
+            self._stopped_on_request = True
+
     def _on_signal(self, sig: int) -> None:
         if self.interrupted_by is not None:
+            if self._stopped_on_request:
+                self._stopped_on_request = False  # the request's own signal, arriving by itself
+                return
             self._signal_all(signal.SIGKILL)  # asked twice: no more grace
             return
         self.interrupted_by = sig

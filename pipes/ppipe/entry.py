@@ -13,15 +13,19 @@ and that they know the same options.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .command import COMPLETE_VAR, Config, print_error, reraise, run_command
-from .errors import ExitStatus
+if TYPE_CHECKING:
+    from .command import Config
+
+#: The environment variable that asks ``ppipe`` for completions (set by the completion scripts).
+COMPLETE_VAR = "_PPIPE_COMPLETE"
 
 _FLAGS = {
     "--no-fail": ("no_fail", True),
@@ -83,6 +87,8 @@ def quick_parse(argv: Sequence[str]) -> Config | None:
             pipeline = arg
     if pipeline is None:
         return None
+    from .command import Config
+
     return Config(pipeline=pipeline, **values)
 
 
@@ -104,17 +110,32 @@ def _ensure_standard_descriptors() -> None:
 
 def entry() -> None:
     """The console script. A Ctrl-C before the run started, and any bug, end
-    with one line instead of a traceback (``PPIPE_DEBUG=1`` shows it)."""
+    with one line instead of a traceback (``PPIPE_DEBUG=1`` shows it).
+
+    Everything beyond the standard library is imported inside the ``try``,
+    so a Ctrl-C while ppipe is still loading ends it as cleanly as one later.
+    """
     _ensure_standard_descriptors()
     try:
         sys.exit(_main(sys.argv[1:]))
     except KeyboardInterrupt:
-        reraise(signal.SIGINT)
+        _die_of(signal.SIGINT)
     except Exception as error:
         if os.environ.get("PPIPE_DEBUG"):
             raise
+        from .command import print_error
+
         print_error([f"internal error: {error!r}", "  this is a bug in ppipe; PPIPE_DEBUG=1 shows the traceback"])
-        sys.exit(ExitStatus.FAILURE)
+        sys.exit(1)
+
+
+def _die_of(sig: signal.Signals) -> None:
+    """Ends ppipe by ``sig`` itself, so that a calling shell sees it (cf. ppipe.command.reraise)."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
 
 
 def _main(argv: list[str]) -> int:
@@ -125,6 +146,8 @@ def _main(argv: list[str]) -> int:
         return 0
     config = None if COMPLETE_VAR in os.environ else quick_parse(argv)
     if config is not None:
+        from .command import run_command
+
         return run_command(config)
     return _with_typer()
 

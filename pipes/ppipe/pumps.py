@@ -147,6 +147,8 @@ class Sink:
     """Where a pump delivers bytes. ``write`` returns False once the sink is gone."""
 
     _gone = False
+    #: A write error other than the consumer leaving (a full disk, a bad descriptor), once one happened.
+    error: OSError | None = None
 
     @property
     def alive(self) -> bool:
@@ -172,20 +174,36 @@ class Sink:
 
 
 class StreamSink(Sink):
-    """A consumer's stdin (or ppipe's own stdout/stderr) behind a ``PipeIOStream``."""
+    """A consumer's stdin (or ppipe's own stdout/stderr) behind a ``PipeIOStream``.
+
+    Several feeders may write at once (the stderr of many stages, of many
+    shards): writes take turns, each whole (a feeder's whole lines stay
+    together), and go to the stream a ``CHUNK`` at a time, so the stream's
+    buffer never outgrows its cap whoever writes how much. ``error`` keeps a
+    write error other than the reader leaving (a full disk, a bad descriptor).
+    """
 
     def __init__(self, target: PipeIOStream, feeders: int = 1) -> None:
         self.target = target
         self.feeders = feeders
+        self._turn = Lock()
 
     async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
         if not self.alive:
             return False
-        try:
-            await self.target.write(chunk)
-        except StreamClosedError:
-            self.abandon()
+        view = memoryview(chunk)
+        async with self._turn:
+            try:
+                for start in range(0, len(view), CHUNK):
+                    await self.target.write(view[start:start + CHUNK])
+            except StreamClosedError as closed:
+                self._note(closed.real_error)
+                self.abandon()
         return self.alive
+
+    def _note(self, error: BaseException | None) -> None:
+        if isinstance(error, OSError) and error.errno not in (errno.EPIPE, errno.ECONNRESET):
+            self.error = error
 
     async def finish(self, feeder: object) -> None:
         self.feeders -= 1
@@ -337,8 +355,9 @@ class FdSink(Sink):
                 view = view[os.write(self.fd, view):]
             except BlockingIOError:
                 await asyncio.sleep(0.001)
-            except OSError:  # EPIPE, EBADF: nobody reads it any more
+            except OSError as error:  # nobody reads it any more, or it cannot take more (ENOSPC, EBADF)
                 self._gone = True
+                self.error = None if error.errno == errno.EPIPE else error
         return self.alive
 
 

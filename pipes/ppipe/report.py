@@ -55,7 +55,8 @@ A sharded run (``--fork``) has no stages or edges of its own; instead::
               "stages": [...], "edges": [...]   # as above; stages[].restarts = attempt - 1
           }]
       }],
-      "input_undelivered": 0           # input bytes no shard could take (theirs had ended)
+      "input_undelivered": 0,          # input bytes no shard could take (theirs had ended)
+      "output_error": null             # why ppipe could not write the output ("No space left on device")
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def build_sharded(result: ShardedResult) -> dict[str, Any]:
         "edges": [],
         "shards": [_shard(shard) for shard in result.shards],
         "input_undelivered": result.input_undelivered,
+        "output_error": result.output_error,
     }
 
 

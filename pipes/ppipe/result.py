@@ -243,6 +243,8 @@ class ShardedResult:
     interrupted_by: str | None = None
     stdout: bytes | None = None
     input_undelivered: int = 0
+    #: Why ppipe could not write the shards' output to its stdout (``No space left on device``), if so.
+    output_error: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -27,12 +27,12 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import IO
 
 from tornado.iostream import PipeIOStream, StreamClosedError
 
-from .pumps import CHUNK, Sink, stream
+from .pumps import CHUNK, Sink, readers_left, stream
 
 #: ``--block`` when not given: GNU parallel's ``--pipe`` default.
 DEFAULT_BLOCK = 1024 * 1024
@@ -64,21 +64,28 @@ def splittable(fd: int) -> bool:
 
 
 async def read_chunks(fd: int) -> AsyncIterator[bytes]:
-    """ppipe's own input, chunk by chunk, without changing the descriptor's flags.
+    """ppipe's own input, chunk by chunk, never blocking the loop and without changing the descriptor's flags.
 
     A pipe is reopened through ``/proc/self/fd`` (a private open file
     description, as :func:`~ppipe.pumps.sink_for_fd` does for output) and
-    read on the loop; a regular file, or where reopening fails, is read with
-    plain reads, which never wait long on a file.
+    read through a stream. A regular file is read with plain reads, which
+    never wait long. Anything else (a socket; a pipe that cannot be
+    reopened) is read only when the loop says it is readable, so each read
+    returns at once, blocking descriptor or not.
     """
-    source: PipeIOStream | None = None
-    if stat.S_ISFIFO(os.fstat(fd).st_mode):
-        with contextlib.suppress(OSError):
-            source = stream(os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
-    if source is None:
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISREG(mode):
         while chunk := os.read(fd, 4 * CHUNK):
             yield chunk
             await asyncio.sleep(0)
+        return
+    source: PipeIOStream | None = None
+    if stat.S_ISFIFO(mode):
+        with contextlib.suppress(OSError):
+            source = stream(os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+    if source is None:
+        while chunk := await _read_when_ready(fd):
+            yield chunk
         return
     try:
         while True:
@@ -88,6 +95,30 @@ async def read_chunks(fd: int) -> AsyncIterator[bytes]:
                 return
     finally:
         source.close()
+
+
+async def _read_when_ready(fd: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    while True:
+        await _readable(loop, fd)
+        try:
+            return os.read(fd, 4 * CHUNK)
+        except BlockingIOError:
+            continue
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)
 
 
 async def split_input(chunks: AsyncIterator[bytes], inputs: list[ShardInput], block: int) -> None:
@@ -119,25 +150,30 @@ def _block_end(data: bytearray, block: int) -> int:
 
 
 class ShardInput:
-    """One shard's share of ppipe's input, delivered to whichever attempt of the shard is running.
+    """One shard's share of ppipe's input, fed to whichever attempt of the shard is running.
 
     :meth:`send` waits while the shard's queue is full (backpressure on the
-    dealing). :meth:`attach` gives it a new attempt's stdin; :meth:`detach`
+    dealing). :meth:`attach` gives it a new attempt's stdin — a new attempt
+    means the last one has ended, so feeding switches at once; :meth:`detach`
     says the shard will have no more attempts, after which blocks are
     counted in ``undelivered`` and dropped. With ``spool`` every block is
-    also kept on disk, and each attempt after the first is fed them all again.
+    also kept on disk, and each attempt after the first is fed them all
+    again before the rest. ``delivered`` counts each byte once, at its first
+    delivery.
     """
 
     def __init__(self, spool: bool) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1)  # None: the end
-        # Closed by close(), when the run ends.
+        # Appending, unbuffered, read back with pread; closed by close() when the run ends.
         self.spool: IO[bytes] | None = (
-            tempfile.TemporaryFile(prefix="ppipe-input-") if spool else None)  # noqa: SIM115
-        self.attempts: asyncio.Queue[PipeIOStream | None] = asyncio.Queue()
+            tempfile.TemporaryFile("a+b", buffering=0, prefix="ppipe-input-") if spool else None)  # noqa: SIM115
         self.delivered = 0
         self.undelivered = 0
         self._ended = False
-        self._task = asyncio.ensure_future(self._serve())
+        self._all_taken = False
+        self._attached = 0
+        self._target: PipeIOStream | None = None
+        self._feeding: asyncio.Future[None] | None = None
 
     async def send(self, block: bytes) -> None:
         await self.queue.put(block)
@@ -150,56 +186,73 @@ class ShardInput:
 
     def attach(self, fd: int) -> None:
         """A new attempt started; ``fd`` is the write end of its stdin."""
-        self.attempts.put_nowait(stream(fd))
+        self._stop_feeding()
+        self._target = stream(fd)
+        self._feeding = asyncio.ensure_future(self._feed(self._target, replay=self._attached > 0))
+        self._attached += 1
 
     def detach(self) -> None:
         """The shard is finished for good: nobody will read the rest."""
-        self.attempts.put_nowait(None)
+        self._stop_feeding()
+        self._feeding = asyncio.ensure_future(self._drop())
 
-    async def _serve(self) -> None:
-        ended = False
-        first = True
-        while True:
-            target = await self.attempts.get()
-            if target is None:
-                break
-            try:
-                if not first:
-                    await self._replay(target)
-                first = False
-                while not ended:
-                    block = await self.queue.get()
-                    if block is None:
-                        ended = True
-                        break
-                    if self.spool is not None:
-                        self.spool.write(block)
-                    await target.write(block)
-                    self.delivered += len(block)
-                target.close()
-            except StreamClosedError:
-                target.close()  # this attempt stopped reading; a restart, if any, gets everything again
-        await self._drop_the_rest(ended)
+    def _stop_feeding(self) -> None:
+        if self._feeding is not None:
+            self._feeding.cancel()
+        if self._target is not None:
+            self._target.close()
+            self._target = None
+
+    async def _feed(self, target: PipeIOStream, replay: bool) -> None:
+        try:
+            if replay:
+                await self._replay(target)
+            while not self._all_taken:
+                block = await self.queue.get()
+                if block is None:
+                    self._all_taken = True
+                    break
+                if self.spool is not None:
+                    self.spool.write(block)
+                try:
+                    await _write_all(target, block)
+                except asyncio.CancelledError:
+                    if self.spool is None:  # no restart will see it again
+                        self.undelivered += len(block)
+                    raise
+                self.delivered += len(block)
+        except StreamClosedError:
+            pass  # this attempt stopped reading; a restart, if any, gets everything again
+        finally:
+            target.close()
 
     async def _replay(self, target: PipeIOStream) -> None:
         if self.spool is None:
             return
-        self.spool.flush()
-        self.spool.seek(0)
-        while data := self.spool.read(4 * CHUNK):
+        offset = 0
+        while data := os.pread(self.spool.fileno(), CHUNK, offset):
+            offset += len(data)
             await target.write(data)
-        self.spool.seek(0, os.SEEK_END)
 
-    async def _drop_the_rest(self, ended: bool) -> None:
-        while not ended:
+    async def _drop(self) -> None:
+        while not self._all_taken:
             block = await self.queue.get()
-            ended = block is None
-            self.undelivered += len(block or b"")
+            if block is None:
+                self._all_taken = True
+            else:
+                self.undelivered += len(block)
 
     def close(self) -> None:
-        self._task.cancel()
+        self._stop_feeding()
         if self.spool is not None:
             self.spool.close()
+
+
+async def _write_all(target: PipeIOStream, data: bytes) -> None:
+    """Writes ``data`` a ``CHUNK`` at a time: the stream's buffer is capped, and a block may be larger."""
+    view = memoryview(data)
+    for start in range(0, len(view), CHUNK):
+        await target.write(view[start:start + CHUNK])
 
 
 class TagSink(Sink):
@@ -265,6 +318,7 @@ class LineAssembler(Sink):
     split input, a shard that writes a line with no end (``tr '\\n' ' '``)
     would hold the others' output, they would stop reading, the dealing of
     input would wait on them, and the long line would never be finished.
+    An attempt's last line without a newline is given one.
     """
 
     def __init__(self, inner: Sink, lock: asyncio.Lock, memory_limit: int = 4 * CHUNK) -> None:
@@ -301,7 +355,7 @@ class LineAssembler(Sink):
             spill, self._spill = self._spill, None
             with spill:
                 spill.seek(0)
-                while piece := spill.read(4 * CHUNK):
+                while piece := spill.read(CHUNK):
                     if not await self.inner.write(piece, feeder):
                         return False
         if self._partial:
@@ -311,8 +365,13 @@ class LineAssembler(Sink):
         return True
 
     async def finish(self, feeder: object) -> None:
-        async with self.lock:
-            await self._emit_partial(feeder)  # a last line without a newline, whole
+        if self._partial or self._spill is not None:
+            # A last line without a newline (or a crashed attempt's half line)
+            # goes out whole and ended, so that it cannot run into the next
+            # line another shard writes.
+            self._keep(b"\n")
+            async with self.lock:
+                await self._emit_partial(feeder)
         await self.inner.finish(feeder)
 
     def abandon(self) -> None:
@@ -333,8 +392,16 @@ class OutputMerge:
         self.target = Lasting(target)
         self.lock = asyncio.Lock()
         self.tag = tag
-        self.gates = [OrderGate(self.target, live=i == 0) for i in range(shards)] if keep_order else None
+        self.gates = ([OrderGate(self.target, live=i == 0, still_read=self.still_read) for i in range(shards)]
+                      if keep_order else None)
         self._turns = asyncio.Lock()
+
+    def still_read(self) -> bool:
+        """Whether anyone still reads ppipe's output; asked by gates that spool instead of writing it."""
+        fd = self.target.inner.target_fd()
+        if fd is not None and not readers_left(fd):
+            self.target.abandon()
+        return self.target.alive
 
     def sink_for(self, task_id: int, shard_index: int) -> Sink:
         """The sink one attempt of a shard writes its stdout into."""
@@ -365,14 +432,15 @@ class OutputMerge:
 class OrderGate(Sink):
     """One shard's output under ``--keep-order``: passed on when it is its turn, spooled to disk before."""
 
-    def __init__(self, inner: Sink, live: bool) -> None:
+    def __init__(self, inner: Sink, live: bool, still_read: Callable[[], bool]) -> None:
         self.inner = inner
         self.live = live
+        self.still_read = still_read
         self.done = False
         self.spool: IO[bytes] | None = None
 
     async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
-        if self.live:
+        if self.live or not self.still_read():  # nobody reads the output any more: spool nothing
             return await self.inner.write(chunk, feeder)
         if self.spool is None:
             # Appending, unbuffered: writes that come while open() reads it back land after what it reads.
@@ -390,7 +458,7 @@ class OrderGate(Sink):
             return
         if self.spool is not None:
             offset = 0
-            while data := os.pread(self.spool.fileno(), 4 * CHUNK, offset):
+            while data := os.pread(self.spool.fileno(), CHUNK, offset):
                 offset += len(data)  # whole lines: the shard's LineAssembler wrote them
                 if not await self.inner.write(data, self):
                     break

@@ -26,12 +26,13 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -43,12 +44,11 @@ from .engine import (
     DRAIN_GRACE,
     FORWARDED_SIGNALS,
     RunOptions,
-    in_terminal_foreground,
     parent_death_hook,
     resolve_commands,
     sigchld_handler,
 )
-from .errors import UsageError
+from .errors import ExitStatus, UsageError
 from .graph import Boundary
 from .pumps import CaptureSink, LineJoiner, Pump, Sink, sink_for_fd, stream
 from .result import ShardAttempt, ShardedResult, ShardResult, Verdict
@@ -84,7 +84,7 @@ class ShardPlan:
 
     @property
     def local(self) -> int:
-        return self.processes if self.processes > 0 else (os.cpu_count() or 1)
+        return self.processes if self.processes > 0 else usable_cpus()
 
     @property
     def total(self) -> int:
@@ -93,6 +93,16 @@ class ShardPlan:
     @property
     def task_ids(self) -> range:
         return range(self.offset, self.offset + self.local)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, which containers and ``taskset`` narrow).
+
+    ``fork_processes`` and ``os.cpu_count()`` count the machine's CPUs instead.
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -187,7 +197,7 @@ class ShardObserver(Protocol):
 class _Attempt:
     number: int
     pid: int
-    control: IOStream
+    control: IOStream | None
     started_at: float
     ended_at: float | None = None
     result: object = None
@@ -273,6 +283,7 @@ class ShardedExecution:
 
     async def run(self) -> ShardedResult:
         self.check()
+        _check_descriptors(self.plan.local)
         split = self._splits_input()
         self.started_at = time.time()
         loop = asyncio.get_running_loop()
@@ -332,7 +343,7 @@ class ShardedExecution:
             [sys.executable, "-c", bootstrap, package_root, json.dumps(spec)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=stderr, pass_fds=(far_doorbell.fileno(),), env=self.options.env, cwd=self.options.cwd,
-            preexec_fn=parent_death_hook(),
+            preexec_fn=_supervisor_hook(),
         )
 
     def _stdout_sink(self) -> Sink:
@@ -381,6 +392,19 @@ class ShardedExecution:
 
     def _on_hello(self, index: int, pid: int, fds: list[int]) -> None:
         shard = self.shards[index]
+        if len(fds) < (4 if shard.input is not None else 3):
+            # The kernel could not give ppipe the attempt's pipes: out of descriptors.
+            for fd in fds:
+                os.close(fd)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            self._refused.add(pid)
+            attempt = _Attempt(len(shard.attempts) + 1, pid, None, time.time(), ended_at=time.time(),
+                               error="ppipe ran out of file descriptors for this shard (raise ulimit -n)",
+                               error_status=ExitStatus.FAILURE)
+            shard.attempts.append(attempt)
+            self._settle(shard)
+            return
         control = IOStream(socket.socket(fileno=fds[0]))
         if self._refuses(shard):
             self._refused.add(pid)
@@ -418,6 +442,7 @@ class ShardedExecution:
 
     def _on_exit(self, pid: int, wait_status: int) -> None:
         if pid in self._refused:
+            self._refused.discard(pid)  # the pid may come back for a later attempt
             return
         found = self._by_pid.get(pid)
         if found is None:
@@ -430,8 +455,9 @@ class ShardedExecution:
 
     async def _converse(self, shard: _Shard, attempt: _Attempt) -> None:
         """Says "go" to an attempt, then follows it: snapshots, its result, and the answer to "again?"."""
+        assert attempt.control is not None
         try:
-            await channel.write(attempt.control, True)
+            await channel.write(attempt.control, ("go", True))
             while True:
                 message = await channel.read(attempt.control)
                 if message[0] == "snapshot":
@@ -444,12 +470,13 @@ class ShardedExecution:
                 else:
                     attempt.error, attempt.error_status = message[1], message[2]
                     could_start = False
+                # Once nobody reads ppipe's output, running again would only fail again.
+                stopping = self.stopping or not self.output.target.alive
                 again = status.should_restart(attempt.record().exit_status, len(shard.attempts),
-                                              self.plan.max_restarts, could_start=could_start,
-                                              stopping=self.stopping)
+                                              self.plan.max_restarts, could_start=could_start, stopping=stopping)
                 if not again:
                     self._settle(shard)
-                await channel.write(attempt.control, again)
+                await channel.write(attempt.control, ("again", again))
         except StreamClosedError:
             pass  # the attempt has gone; its exit (from the supervisor) or the next hello decides
         finally:
@@ -492,24 +519,33 @@ class ShardedExecution:
 
     # -- stopping: --fail-fast, --timeout, signals
 
-    def stop(self, sig: int, already_delivered: bool = False) -> None:
-        """Stops every running attempt (``sig``, then SIGKILL after the grace) and starts no new one."""
+    def stop(self, sig: int) -> None:
+        """Stops every running attempt and starts no new one.
+
+        Each attempt is asked to stop as ``sig`` would stop it (over its
+        control socket, not by a signal, which the attempt may already have
+        had from the terminal); attempts still running after the grace
+        period are killed, and their stages die with them.
+        """
         self.stopping = True
         for shard in self.shards:
             if not shard.final:
                 shard.stopped = True
-        if not already_delivered:
-            self._signal_running(sig)
+        for attempt in self._running():
+            if attempt.control is not None:
+                self._tasks.append(asyncio.ensure_future(_ask_to_stop(attempt.control, sig)))
         if self._kill_timer is None:
             self._kill_timer = asyncio.get_running_loop().call_later(
-                self.options.kill_after + REPORT_GRACE, self._signal_running, signal.SIGKILL)
+                self.options.kill_after + REPORT_GRACE, self._kill_running)
 
-    def _signal_running(self, sig: int) -> None:
-        for shard in self.shards:
-            attempt = shard.current
-            if attempt is not None and attempt.wait_status is None and not attempt.reported:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(attempt.pid, sig)
+    def _running(self) -> list[_Attempt]:
+        attempts = (shard.current for shard in self.shards)
+        return [a for a in attempts if a is not None and a.wait_status is None and not a.reported]
+
+    def _kill_running(self) -> None:
+        for attempt in self._running():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(attempt.pid, signal.SIGKILL)
 
     def _on_timeout(self) -> None:
         if self.interrupted_by is None:
@@ -518,12 +554,10 @@ class ShardedExecution:
 
     def _on_signal(self, sig: int) -> None:
         if self.interrupted_by is not None:
-            self._signal_running(signal.SIGKILL)
+            self._kill_running()  # asked twice: no more grace
             return
         self.interrupted_by = sig
-        # As in the engine: Ctrl-C reached the shards (same process group) by itself.
-        from_terminal = sig == signal.SIGINT and in_terminal_foreground()
-        self.stop(sig, already_delivered=from_terminal)
+        self.stop(sig)
 
     @contextlib.contextmanager
     def _signal_handlers(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
@@ -582,7 +616,8 @@ class ShardedExecution:
                 task.cancel()
         for shard in self.shards:
             for attempt in shard.attempts:
-                attempt.control.close()
+                if attempt.control is not None:
+                    attempt.control.close()
                 for task in attempt.pump_tasks:
                     task.cancel()
         with contextlib.suppress(Exception):
@@ -606,10 +641,13 @@ class ShardedExecution:
             )
             for s in self.shards
         )
+        output_error = self.output.target.inner.error
+        exit_status = status.sharded_exit_status([(s.task_id, s.verdict, s.exit_status) for s in shards],
+                                                 timed_out=self.timed_out, interrupted_by=self.interrupted_by)
         return ShardedResult(
             pipeline=self.text, shards=shards,
-            exit_status=status.sharded_exit_status([(s.task_id, s.verdict, s.exit_status) for s in shards],
-                                                   timed_out=self.timed_out, interrupted_by=self.interrupted_by),
+            exit_status=exit_status or (ExitStatus.FAILURE if output_error else 0),
+            output_error=output_error.strerror if output_error is not None else None,
             started_at=self.started_at, ended_at=time.time(), timed_out=self.timed_out,
             interrupted_by=signal.Signals(self.interrupted_by).name if self.interrupted_by else None,
             stdout=bytes(self._capture.data) if self._capture is not None else None,
@@ -646,10 +684,47 @@ class ShardedExecution:
             os.write(2 if self.options.stderr is None else self.options.stderr, message.encode())
 
 
+#: Descriptors ppipe holds per running shard (its pipes, streams and control socket), and for itself.
+_FDS_PER_SHARD = 6
+_FDS_OWN = 32
+
+
+def _check_descriptors(shards: int) -> None:
+    """Refuses, before anything starts, a ``--fork`` that ``ulimit -n`` cannot hold."""
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    needed = _FDS_OWN + _FDS_PER_SHARD * shards
+    if limit != resource.RLIM_INFINITY and limit < needed:
+        raise UsageError(f"--fork {shards} needs about {needed} open files, more than the limit of {limit}; "
+                         f"raise it with ulimit -n, or run fewer shards")
+
+
 async def _say_no(control: IOStream) -> None:
     with contextlib.suppress(StreamClosedError):
-        await channel.write(control, False)
+        await channel.write(control, ("go", False))
     control.close()
+
+
+async def _ask_to_stop(control: IOStream, sig: int) -> None:
+    with contextlib.suppress(StreamClosedError):
+        await channel.write(control, ("stop", sig))
+
+
+def _supervisor_hook() -> Callable[[], None]:
+    """The supervisor's ``preexec_fn``: it dies with ppipe, and never of the signals ppipe handles for it.
+
+    Ignoring them before exec (not once the interpreter is up) means a
+    Ctrl-C during its start-up cannot kill it half-way; its shards take the
+    usual dispositions back.
+    """
+    death = parent_death_hook()
+
+    def hook() -> None:
+        for sig in FORWARDED_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        if death is not None:
+            death()
+
+    return hook
 
 
 async def _from_bytes(data: bytes) -> AsyncIterator[bytes]:

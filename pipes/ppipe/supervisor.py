@@ -39,7 +39,7 @@ import socket
 import sys
 from typing import Any
 
-from tornado.ioloop import PeriodicCallback
+from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.process import fork_processes
 
 from . import channel
@@ -49,16 +49,13 @@ from .errors import PpipeError
 from .pumps import Sink, make_pipe
 from .syntax import substitute_placeholders
 
-#: Signals ppipe handles for the whole run; the supervisor must not die of them.
-_HANDLED_BY_PPIPE = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
 
 def main(argv: list[str]) -> None:
     spec: dict[str, Any] = json.loads(argv[1])
     doorbell = socket.socket(fileno=spec["doorbell"])
     supervisor = os.getpid()
-    for sig in _HANDLED_BY_PPIPE:
-        signal.signal(sig, signal.SIG_IGN)
+    # SIGINT, SIGTERM and SIGHUP were set to be ignored before exec (see
+    # ppipe.shards), so that a Ctrl-C during start-up cannot kill us half-way.
     # tornado logs every restart as a warning; ppipe reports them itself.
     logging.getLogger("tornado.general").setLevel(logging.ERROR)
     _report_child_exits(doorbell)
@@ -100,10 +97,10 @@ def run_attempt(local_id: int, spec: dict[str, Any], doorbell: socket.socket, su
         os.close(fd)
     far_control.detach()
     doorbell.close()
-    if not channel.receive(control):  # refused (restarts used up, or the run is stopping), or ppipe gone
+    if not _answer(control, "go"):  # refused (restarts used up, or the run is stopping), or ppipe gone
         os._exit(0)
     text = substitute_placeholders(spec["pipeline"], task_id, spec["tasks"])
-    observer = _Snapshots(control, spec["snapshot_every"]) if spec["snapshot_every"] else None
+    observer = _Link(control, spec["snapshot_every"])
     try:
         result = asyncio.run(run_async(
             text, stdin=in_read, stdout=out_write, stderr=err_write, no_fail=spec["no_fail"],
@@ -118,15 +115,30 @@ def run_attempt(local_id: int, spec: dict[str, Any], doorbell: socket.socket, su
         channel.send(control, message)
     except OSError:
         os._exit(0)
-    os._exit(1 if channel.receive(control) else 0)
+    os._exit(1 if _answer(control, "again") else 0)
 
 
-class _Snapshots:
-    """An engine observer that sends ppipe a snapshot of the attempt's stages every few tenths of a second."""
+def _answer(control: socket.socket, question: str) -> bool:
+    """ppipe's answer to ``"go"`` or ``"again"``; a late ``"stop"`` is moot here; ppipe gone means no."""
+    while (message := channel.receive(control)) is not None:
+        if message[0] == question:
+            return bool(message[1])
+        if message[0] == "stop" and question == "go":
+            return False
+    return False
 
-    def __init__(self, control: socket.socket, every: float) -> None:
+
+class _Link:
+    """The attempt's engine observer: takes ppipe's stop requests, and sends snapshots when ppipe shows a view.
+
+    A stop request (ppipe got SIGINT, SIGTERM or SIGHUP, or ``--fail-fast``
+    or ``--timeout`` stops the run) stops the engine as that signal would,
+    without a second signal that the engine would take for "stop at once".
+    """
+
+    def __init__(self, control: socket.socket, snapshot_every: float | None) -> None:
         self.control = control
-        self.every = every
+        self.every = snapshot_every
         self.execution: Execution | None = None
         self._timer: PeriodicCallback | None = None
 
@@ -138,11 +150,21 @@ class _Snapshots:
 
     def started(self, execution: Execution) -> None:
         self.execution = execution
-        self._timer = PeriodicCallback(self.send, self.every * 1000)
-        self._timer.start()
-        self.send()
+        IOLoop.current().add_handler(self.control.fileno(), self._on_request, IOLoop.READ)
+        if self.every:
+            self._timer = PeriodicCallback(self.send, self.every * 1000)
+            self._timer.start()
+            self.send()
+
+    def _on_request(self, fd: int, events: int) -> None:
+        message = channel.receive(self.control)
+        if message is None:
+            IOLoop.current().remove_handler(fd)
+        elif message[0] == "stop" and self.execution is not None:
+            self.execution.stop_for(message[1])
 
     def finished(self) -> None:
+        IOLoop.current().remove_handler(self.control.fileno())
         if self._timer is not None:
             self._timer.stop()
 
