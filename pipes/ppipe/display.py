@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 from tornado.ioloop import PeriodicCallback
 
+from .graph import tree_prefixes
 from .pumps import Sink
 from .result import EdgeResult, RunResult, ShardedResult, StageResult, Verdict
 from .snapshot import RunSnapshot, StageSnapshot, StageState
@@ -144,6 +145,8 @@ class LiveView(_TerminalView):
     def __init__(self, file: IO[str], *, show_output: bool = False, console: Console | None = None) -> None:
         super().__init__(file, show_output=show_output, console=console)
         self.execution: Execution | None = None
+        #: Per stage, the prefix that draws a graph's branches as a tree (empty for a plain pipeline).
+        self.tree: dict[int, str] = {}
         self._last: dict[int, tuple[float, int, float]] = {}
         self._rates: dict[int, float] = {}
         self._read_last: dict[int, int] = {}
@@ -157,6 +160,7 @@ class LiveView(_TerminalView):
 
     def started(self, execution: Execution) -> None:
         self.execution = execution
+        self.tree = tree_prefixes(execution.graph)
         self.start_refreshing()
 
     # -- drawing
@@ -195,7 +199,8 @@ class LiveView(_TerminalView):
         slowest = self.bottleneck(snapshot)
         for stage in snapshot.stages:
             ratio = _ratio(stage.bytes_in, stage.bytes_out)
-            command = Text(_one_line(stage.command), style="bold yellow" if stage.id == slowest else "")
+            command = Text(self.tree.get(stage.id, "") + _one_line(stage.command),
+                           style="bold yellow" if stage.id == slowest else "")
             table.add_row(self._mark(stage), str(stage.id), command, str(stage.pid or "-"),
                           human_bytes(stage.bytes_in), human_count(stage.lines_in),
                           human_bytes(stage.bytes_out), human_count(stage.lines_out),
@@ -253,6 +258,7 @@ class LiveView(_TerminalView):
     def render_summary(self, result: RunResult) -> RenderableType:
         """The end of the run: exact figures per stage, then a panel for each failure."""
         marks = {s.stage.id: self._final_mark(s) for s in result.stages}
+        tree = tree_prefixes(result.graph)
         columns = [("", max(len(m) for m in marks.values())), ("#", 2), ("command", 0), ("bytes in", 10),
                    ("lines in", 9), ("bytes out", 10), ("lines out", 9), ("time", 6)]
         table = _table(columns, self.console.width)
@@ -261,7 +267,7 @@ class LiveView(_TerminalView):
             ins = [e for e in result.edges if e.edge.target == sid and e.counted]
             outs = [e for e in result.edges if e.edge.source == sid and e.counted]
             table.add_row(Text(marks[sid], style=_MARKS.get(stage.verdict, ("?", ""))[1]), str(sid),
-                          _one_line(stage.stage.command),
+                          tree[sid] + _one_line(stage.stage.command),
                           _exact(sum(e.bytes for e in ins), ins), _exact_lines(ins, sum),
                           _exact(max((e.bytes for e in outs), default=0), outs), _exact_lines(outs, max),
                           _seconds(stage.duration))

@@ -59,6 +59,7 @@ from .pumps import (
     Tail,
     feed,
     make_pipe,
+    read_chunks,
     sink_for_fd,
     stream,
 )
@@ -321,6 +322,8 @@ class Execution:
         self.procs = {s.id: _Proc(s, paths[s.id]) for s in graph}
         self.pumps: list[Pump | SplicePump] = []
         self.pump_tasks: list[asyncio.Future[None]] = []
+        #: Copies ppipe's input to the stages reading it, when ppipe does that itself.
+        self.stdin_feed: asyncio.Future[None] | None = None
         self.edge_counts: dict[Edge, tuple[Counter, Pump | SplicePump | None]] = {}
         #: The sink each pumped stage's stdin is written through, by stage id.
         self.stage_sinks: dict[int, Sink] = {}
@@ -428,8 +431,16 @@ class Execution:
             self._spawn(proc, hook)
         for pump in self.pumps:
             self.pump_tasks.append(asyncio.ensure_future(pump.run()))
-        if isinstance(self.options.stdin, bytes):
-            self.pump_tasks.append(asyncio.ensure_future(feed(self.options.stdin, self.stdin_outlets)))
+        if self._feeds_stdin():
+            stdin = self.options.stdin
+            source = stdin if isinstance(stdin, bytes) else read_chunks(stdin_fd)
+            self.stdin_feed = asyncio.ensure_future(feed(source, self.stdin_outlets))
+            self.pump_tasks.append(self.stdin_feed)
+
+    def _feeds_stdin(self) -> bool:
+        """Whether ppipe copies its input to the stages itself: bytes given, or several stages reading
+        it (``{ a ; b }`` at the start); otherwise the one reader gets ppipe's stdin as it is."""
+        return isinstance(self.options.stdin, bytes) or len(self.graph.outputs(Boundary.STDIN)) > 1
 
     def _boundary_fds(self) -> tuple[int, int]:
         stdin = self.options.stdin
@@ -455,7 +466,7 @@ class Execution:
         for proc in self.procs.values():
             inputs = self.graph.inputs(proc.stage.id)
             from_stdin = [e for e in inputs if e.source is Boundary.STDIN]
-            if inputs == tuple(from_stdin) and from_stdin and not isinstance(self.options.stdin, bytes):
+            if inputs == tuple(from_stdin) and from_stdin and not self._feeds_stdin():
                 proc_in = stdin_fd  # handed over as it is: nothing read ahead
                 self.edge_counts[from_stdin[0]] = (Counter(), None)
             elif len(inputs) == 1 and self._can_splice(inputs[0]):
@@ -682,6 +693,8 @@ class Execution:
         stopped: only a stage's background descendant can still hold that
         pipe, and ppipe does not wait for those (bash does not either).
         """
+        if self.stdin_feed is not None:
+            self.stdin_feed.cancel()  # every reader has exited: the rest of ppipe's input is nobody's
         pending = {t for t in self.pump_tasks if not t.done()}
         while pending:
             _, pending = await asyncio.wait(pending, timeout=DRAIN_GRACE / 5)
@@ -823,7 +836,7 @@ class Execution:
         edges = []
         for edge in self.graph.edges:
             counter, pump = self.edge_counts.get(edge, (Counter(), None))
-            fed = edge.source is Boundary.STDIN and isinstance(self.options.stdin, bytes)
+            fed = edge.source is Boundary.STDIN and self._feeds_stdin()
             counted = pump is not None or fed
             lines_counted = fed or (pump is not None and pump.count_lines)
             waited = pump.waits.totals() if pump is not None else (None, None)

@@ -7,7 +7,7 @@ applied, and the opt-out marker; then the edges.
 
 from __future__ import annotations
 
-from .graph import Boundary, Graph, Node
+from .graph import Boundary, Graph, Node, tree_prefixes
 
 
 def explain(graph: Graph) -> str:
@@ -23,6 +23,10 @@ def explain(graph: Graph) -> str:
             lines.append(f"  redirect: {redirect}{problem}")
         if stage.may_fail:
             lines.append("  may fail: a non-zero exit is reported, not fatal")
+    if any(stage.branch for stage in graph):
+        prefixes = tree_prefixes(graph)
+        lines.append("graph (a group's branches each get a full copy; their outputs merge, whole lines):")
+        lines.extend(f"  {prefixes[stage.id]}{stage.id} {stage.command}" for stage in graph)
     lines.append("")
     lines.append("edges:")
     for edge in graph.edges:

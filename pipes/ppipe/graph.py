@@ -83,6 +83,8 @@ class Stage:
     redirects: tuple[Redirect, ...] = ()
     may_fail: bool = False
     source: str = ""
+    #: Where the stage sits in groups: per enclosing group, outermost first, (its branch, how many branches).
+    branch: tuple[tuple[int, int], ...] = ()
 
     @property
     def command(self) -> str:
@@ -146,3 +148,33 @@ def linear(text: str, stages: tuple[Stage, ...], with_stderr: tuple[bool, ...]) 
     flags = (False, *with_stderr, False)
     edges = tuple(Edge(a, b, flag) for a, b, flag in zip(ids[:-1], ids[1:], flags, strict=True))
     return Graph(text=text, stages=stages, edges=edges)
+
+
+def tree_prefixes(graph: Graph) -> dict[int, str]:
+    """A prefix per stage that draws the graph's branches as a tree, for ``--explain`` and the view::
+
+        1 a                 a | { b ; c | d } | e
+        ├─ 2 b
+        └─ 3 c
+           4 d
+        5 e
+
+    The first stage of a branch gets ``├─`` (``└─`` in the last branch);
+    the stages after it, and enclosing groups, are indented to match.
+    """
+    prefixes: dict[int, str] = {}
+    seen: set[tuple[tuple[int, int], ...]] = set()
+    for stage in graph:
+        path = stage.branch
+        parts = ["│  " if index < count - 1 else "   " for index, count in path[:-1]]
+        if path:
+            index, count = path[-1]
+            last = index == count - 1
+            if path in seen:
+                parts.append("│  " if not last else "   ")
+            else:
+                parts.append("└─ " if last else "├─ ")
+        seen.add(path)
+        prefixes[stage.id] = "".join(parts)
+    return prefixes
+

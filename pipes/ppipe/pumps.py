@@ -31,6 +31,7 @@ import stat
 import sys
 import termios
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from tornado.concurrent import Future
@@ -658,16 +659,17 @@ class SplicePump:
                 os.close(fd)
 
 
-async def feed(data: bytes, outlets: list[tuple[Sink, Counter]]) -> None:
-    """Delivers ``data`` to the stages reading ppipe's stdin (the Python API's ``stdin=bytes``).
+async def feed(source: bytes | AsyncIterator[bytes], outlets: list[tuple[Sink, Counter]]) -> None:
+    """Delivers ppipe's input to the stages reading it: ``stdin=bytes`` from the Python API, or
+    ppipe's own stdin (:func:`read_chunks`) when several stages read it (a group at the start).
 
     Each stage gets a full copy, as from a pump; one that exits without
     reading everything just stops getting more, as with a pipe in a shell.
     """
     live = list(outlets)
+    chunks = _pieces(source) if isinstance(source, bytes) else source
     try:
-        for start in range(0, len(data), CHUNK):
-            chunk = data[start:start + CHUNK]
+        async for chunk in chunks:
             accepted = await asyncio.gather(*(sink.write(chunk, feed) for sink, _ in live))
             newlines = chunk.count(b"\n")
             for (sink, counter), ok in zip(list(live), accepted, strict=True):
@@ -680,3 +682,66 @@ async def feed(data: bytes, outlets: list[tuple[Sink, Counter]]) -> None:
     finally:
         for sink, _ in outlets:
             await sink.finish(feed)
+
+
+async def _pieces(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), CHUNK):
+        yield data[start:start + CHUNK]
+
+
+async def read_chunks(fd: int) -> AsyncIterator[bytes]:
+    """ppipe's own input, chunk by chunk, never blocking the loop and without changing the descriptor's flags.
+
+    A pipe is reopened through ``/proc/self/fd`` (a private open file
+    description, as :func:`~ppipe.pumps.sink_for_fd` does for output) and
+    read through a stream. A regular file is read with plain reads, which
+    never wait long. Anything else (a socket; a pipe that cannot be
+    reopened) is read only when the loop says it is readable, so each read
+    returns at once, blocking descriptor or not.
+    """
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISREG(mode):
+        while chunk := os.read(fd, 4 * CHUNK):
+            yield chunk
+            await asyncio.sleep(0)
+        return
+    source: PipeIOStream | None = None
+    if stat.S_ISFIFO(mode):
+        with contextlib.suppress(OSError):
+            source = stream(os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+    if source is None:
+        while chunk := await _read_when_ready(fd):
+            yield chunk
+        return
+    try:
+        while True:
+            try:
+                yield await source.read_bytes(4 * CHUNK, partial=True)
+            except StreamClosedError:
+                return
+    finally:
+        source.close()
+
+
+async def _read_when_ready(fd: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    while True:
+        await _readable(loop, fd)
+        try:
+            return os.read(fd, 4 * CHUNK)
+        except BlockingIOError:
+            continue
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)

@@ -23,7 +23,6 @@ file until every shard before it has finished.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import stat
 import tempfile
@@ -61,64 +60,6 @@ def splittable(fd: int) -> bool:
     except OSError:
         return False
     return stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)
-
-
-async def read_chunks(fd: int) -> AsyncIterator[bytes]:
-    """ppipe's own input, chunk by chunk, never blocking the loop and without changing the descriptor's flags.
-
-    A pipe is reopened through ``/proc/self/fd`` (a private open file
-    description, as :func:`~ppipe.pumps.sink_for_fd` does for output) and
-    read through a stream. A regular file is read with plain reads, which
-    never wait long. Anything else (a socket; a pipe that cannot be
-    reopened) is read only when the loop says it is readable, so each read
-    returns at once, blocking descriptor or not.
-    """
-    mode = os.fstat(fd).st_mode
-    if stat.S_ISREG(mode):
-        while chunk := os.read(fd, 4 * CHUNK):
-            yield chunk
-            await asyncio.sleep(0)
-        return
-    source: PipeIOStream | None = None
-    if stat.S_ISFIFO(mode):
-        with contextlib.suppress(OSError):
-            source = stream(os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
-    if source is None:
-        while chunk := await _read_when_ready(fd):
-            yield chunk
-        return
-    try:
-        while True:
-            try:
-                yield await source.read_bytes(4 * CHUNK, partial=True)
-            except StreamClosedError:
-                return
-    finally:
-        source.close()
-
-
-async def _read_when_ready(fd: int) -> bytes:
-    loop = asyncio.get_running_loop()
-    while True:
-        await _readable(loop, fd)
-        try:
-            return os.read(fd, 4 * CHUNK)
-        except BlockingIOError:
-            continue
-
-
-async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(fd, wake)
-    try:
-        await ready
-    finally:
-        loop.remove_reader(fd)
 
 
 async def split_input(chunks: AsyncIterator[bytes], inputs: list[ShardInput], block: int) -> None:

@@ -50,9 +50,9 @@ from .engine import (
 )
 from .errors import ExitStatus, UsageError
 from .graph import Boundary
-from .pumps import CaptureSink, LineJoiner, Pump, Sink, sink_for_fd, stream
+from .pumps import CaptureSink, LineJoiner, Pump, Sink, read_chunks, sink_for_fd, stream
 from .result import ShardAttempt, ShardedResult, ShardResult, Verdict
-from .shard_io import DEFAULT_BLOCK, Lasting, OutputMerge, ShardInput, TagSink, read_chunks, split_input, splittable
+from .shard_io import DEFAULT_BLOCK, Lasting, OutputMerge, ShardInput, TagSink, split_input, splittable
 from .snapshot import RunSnapshot
 from .syntax import parse, substitute_placeholders
 

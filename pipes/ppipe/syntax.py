@@ -15,6 +15,7 @@ job; :func:`parse` ties the two together.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 from .errors import PipelineSyntaxError
 from .expansion import Expander, Lit, Piece, Tilde, Var
-from .graph import Graph, Redirect, RedirectOp, Stage, linear
+from .graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
@@ -142,8 +143,10 @@ class Lexer:
             raise self.error("'&' (run in the background) is shell syntax ppipe does not run", start, 1,
                              f"ppipe runs one pipeline; {_SH_HINT}")
         if c == ";":
-            raise self.error("';' (a list of commands) is shell syntax ppipe does not run", start, 1,
-                             f"ppipe runs one pipeline; {_SH_HINT}")
+            if self.peek(1) == ";":
+                raise self.error("';;' is shell syntax ppipe does not run", start, 2, _SH_HINT)
+            self.pos += 1
+            return Operator(";", start, self.pos)  # separates a group's branches; the parser rejects it elsewhere
         if c in "()":
             raise self.error(f"'{c}' (a subshell) is shell syntax ppipe does not run", start, 1, _SH_HINT)
         return None
@@ -330,22 +333,50 @@ class _RawStage:
     end: int
 
 
+@dataclass(frozen=True)
+class _RawPipeline:
+    """Elements joined by pipes; ``with_stderr[i]`` says whether the pipe after element ``i`` is ``|&``."""
+
+    elements: tuple[_RawStage | _RawGroup, ...]
+    with_stderr: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
+class _RawGroup:
+    """``{ a ; b | c }``: branches side by side, each reading a copy of the input, outputs merged."""
+
+    branches: tuple[_RawPipeline, ...]
+    start: int
+
+
+def _is_brace(token: Token | None, brace: str) -> bool:
+    """An unquoted ``{`` or ``}`` standing as a word of its own (``{a,b}``, ``'{'`` and ``{}`` are not)."""
+    return (isinstance(token, Word) and len(token.pieces) == 1 and isinstance(token.pieces[0], Lit)
+            and not token.pieces[0].quoted and token.pieces[0].text == brace)
+
+
 class Parser:
     """Recursive descent over the tokens; one method per grammar rule::
 
-        pipeline := stage (('|' | '|&') stage)*
+        pipeline := element (('|' | '|&') element)*
+        element  := group | stage
+        group    := '{' pipeline (';' pipeline)* '}'
         stage    := ['-'] assignment* (word | redirection)+
         redirection := ('<' | '>' | '>>' | '&>' | '&>>' | '2>' | '2>>') word
                      | '2>&1' | '>&2'
+
+    ``{`` and ``}`` are words of their own, as in sh; ``;`` is allowed only
+    between a group's branches.
     """
 
     def __init__(self, text: str, tokens: list[Token]) -> None:
         self.text = text
         self.tokens = tokens
         self.index = 0
+        self.depth = 0
 
     def error(self, message: str, start: int, width: int = 1, hint: str | None = None) -> PipelineSyntaxError:
-        return PipelineSyntaxError(message, self.text, start, width, hint)
+        return Lexer(self.text).error(message, start, width, hint)
 
     def peek(self) -> Token | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -355,19 +386,67 @@ class Parser:
         self.index += 1
         return token
 
-    def pipeline(self) -> tuple[list[_RawStage], list[bool]]:
+    def pipeline(self) -> _RawPipeline:
         if not self.tokens:
             raise self.error("empty pipeline", 0, hint="give a command, e.g. ppipe \"seq 3 | wc -l\"")
-        stages = [self.stage()]
+        pipeline = self.branch()
+        token = self.peek()
+        if _is_brace(token, "}"):
+            assert token is not None
+            raise self.error("'}' without a '{' to close", token.start, 1, "quote it to pass a literal brace: '}'")
+        if token is not None:  # only ';' can stop a branch at the top
+            raise self.error("';' (a list of commands) is shell syntax ppipe does not run", token.start, 1,
+                             f"ppipe runs one pipeline ({{ a ; b }} runs branches side by side); {_SH_HINT}")
+        return pipeline
+
+    def branch(self) -> _RawPipeline:
+        elements = [self.element()]
         with_stderr: list[bool] = []
-        while (token := self.next()) is not None:
-            assert isinstance(token, Operator) and token.op in ("|", "|&")
-            if self.peek() is None:
+        while isinstance(token := self.peek(), Operator) and token.op in ("|", "|&"):
+            self.index += 1
+            following = self.peek()
+            if following is None or _is_brace(following, "}") or (
+                    isinstance(following, Operator) and following.op == ";"):
                 raise self.error(f"'{token.op}' at the end leaves an empty stage", token.start, len(token.op),
                                  "give the stage a command, or remove the trailing pipe")
             with_stderr.append(token.op == "|&")
-            stages.append(self.stage())
-        return stages, with_stderr
+            elements.append(self.element())
+        return _RawPipeline(tuple(elements), tuple(with_stderr))
+
+    def element(self) -> _RawStage | _RawGroup:
+        return self.group() if _is_brace(self.peek(), "{") else self.stage()
+
+    def group(self) -> _RawGroup:
+        opening = self.next()
+        assert isinstance(opening, Word)
+        self.depth += 1
+        branches = [self.group_branch(opening)]
+        while isinstance(token := self.peek(), Operator) and token.op == ";":
+            self.index += 1
+            branches.append(self.group_branch(opening))
+        closing = self.next()
+        if not _is_brace(closing, "}"):
+            raise self.error("unclosed '{': a group ends with '}'", opening.start, 1,
+                             "close it: { a ; b } — or quote a literal brace: '{'")
+        self.depth -= 1
+        after = self.peek()
+        if after is not None and not (isinstance(after, Operator) and after.op in ("|", "|&", ";")) \
+                and not _is_brace(after, "}"):
+            raise self.error("a group is followed only by '|', '|&', ';' or '}'", after.start,
+                             max(1, after.end - after.start), "redirect inside the branches: { a > f ; b }")
+        return _RawGroup(tuple(branches), opening.start)
+
+    def group_branch(self, opening: Word) -> _RawPipeline:
+        token = self.peek()
+        if token is None:
+            raise self.error("unclosed '{': a group ends with '}'", opening.start, 1,
+                             "close it: { a ; b } — or quote a literal brace: '{'")
+        if _is_brace(token, "}") or (isinstance(token, Operator) and token.op == ";"):
+            what = "an empty group" if _is_brace(token, "}") and self.tokens[self.index - 1] is opening \
+                else "an empty branch"
+            raise self.error(f"{what}: each branch of a group needs a command", token.start, 1,
+                             "e.g. { grep a ; grep b }")
+        return self.branch()
 
     def stage(self) -> _RawStage:
         first = self.peek()
@@ -377,8 +456,16 @@ class Parser:
         words: list[Word] = []
         redirects: list[tuple[Operator, Word | None]] = []
         while (token := self.peek()) is not None:
-            if isinstance(token, Operator) and token.op in ("|", "|&"):
+            if isinstance(token, Operator) and token.op in ("|", "|&", ";"):
                 break
+            if _is_brace(token, "}"):
+                if self.depth:
+                    break  # the end of the group this stage is in
+                raise self.error("'}' without a '{' to close", token.start, 1,
+                                 "quote it to pass a literal brace: '}'")
+            if _is_brace(token, "{") and words:
+                raise self.error("'{' starts a group only at the start of a stage", token.start, 1,
+                                 "quote it to pass a literal brace: '{'")
             self.index += 1
             if isinstance(token, Operator):
                 redirects.append(self.redirection(token))
@@ -465,10 +552,59 @@ def parse(text: str, *, env: Mapping[str, str] | None = None, cwd: str | None = 
     :func:`substitute_placeholders`.
     """
     tokens = Lexer(text).tokens()
-    raw_stages, with_stderr = Parser(text, tokens).pipeline()
+    raw = Parser(text, tokens).pipeline()
     expander = Expander(text, os.environ if env is None else env, cwd)
-    stages = tuple(_build_stage(i, raw, text, expander) for i, raw in enumerate(raw_stages, start=1))
-    return linear(text, stages, tuple(with_stderr))
+    return _GraphBuilder(text, expander).build(raw)
+
+
+class _GraphBuilder:
+    """Numbers the stages in text order and joins them with edges.
+
+    ``a | X`` joins every stage whose output is ``a``'s (its *exits*) to
+    every stage that reads ``X``'s input (its *entries*). A stage's exits
+    and entries are itself; a group's are those of all its branches. So
+    ``a | { b ; c } | d`` gives a→b, a→c (fan-out: each gets a full copy)
+    and b→d, c→d (fan-in: lines merged whole).
+    """
+
+    def __init__(self, text: str, expander: Expander) -> None:
+        self.text = text
+        self.expander = expander
+        self.stages: list[Stage] = []
+        self.edges: list[Edge] = []
+        self.branch: tuple[tuple[int, int], ...] = ()
+
+    def build(self, raw: _RawPipeline) -> Graph:
+        entries, exits = self.pipeline(raw)
+        inputs = [Edge(Boundary.STDIN, entry) for entry in entries]
+        outputs = [Edge(exit_, Boundary.STDOUT) for exit_ in exits]
+        inner = sorted(self.edges, key=lambda e: (e.source, e.target))
+        return Graph(text=self.text, stages=tuple(self.stages), edges=(*inputs, *inner, *outputs))
+
+    def pipeline(self, raw: _RawPipeline) -> tuple[list[int], list[int]]:
+        entries, exits = self.element(raw.elements[0])
+        for with_stderr, element in zip(raw.with_stderr, raw.elements[1:], strict=True):
+            next_entries, next_exits = self.element(element)
+            self.edges.extend(Edge(a, b, with_stderr) for a in exits for b in next_entries)
+            exits = next_exits
+        return entries, exits
+
+    def element(self, raw: _RawStage | _RawGroup) -> tuple[list[int], list[int]]:
+        if isinstance(raw, _RawStage):
+            stage = dataclasses.replace(_build_stage(len(self.stages) + 1, raw, self.text, self.expander),
+                                        branch=self.branch)
+            self.stages.append(stage)
+            return [stage.id], [stage.id]
+        entries: list[int] = []
+        exits: list[int] = []
+        outer = self.branch
+        for index, branch in enumerate(raw.branches):
+            self.branch = (*outer, (index, len(raw.branches)))
+            branch_entries, branch_exits = self.pipeline(branch)
+            entries += branch_entries
+            exits += branch_exits
+        self.branch = outer
+        return entries, exits
 
 
 def _build_stage(stage_id: int, raw: _RawStage, text: str, expander: Expander) -> Stage:
