@@ -693,14 +693,15 @@ async def read_chunks(fd: int) -> AsyncIterator[bytes]:
     """ppipe's own input, chunk by chunk, never blocking the loop and without changing the descriptor's flags.
 
     A pipe is reopened through ``/proc/self/fd`` (a private open file
-    description, as :func:`~ppipe.pumps.sink_for_fd` does for output) and
-    read through a stream. A regular file is read with plain reads, which
-    never wait long. Anything else (a socket; a pipe that cannot be
-    reopened) is read only when the loop says it is readable, so each read
-    returns at once, blocking descriptor or not.
+    description, as :func:`sink_for_fd` does for output) and read through a
+    stream. A regular file or a device such as ``/dev/null`` (which the
+    loop cannot watch) is read with plain reads, which never wait long.
+    Anything else (a socket, a terminal, a pipe that cannot be reopened) is
+    read only when the loop says it is readable, so each read returns at
+    once, blocking descriptor or not.
     """
     mode = os.fstat(fd).st_mode
-    if stat.S_ISREG(mode):
+    if stat.S_ISREG(mode) or (stat.S_ISCHR(mode) and not os.isatty(fd)):  # files, /dev/null: never wait
         while chunk := os.read(fd, 4 * CHUNK):
             yield chunk
             await asyncio.sleep(0)
