@@ -217,6 +217,9 @@ def test_completion_offers_commands_then_files(tmp_path: Path, monkeypatch: pyte
     assert complete("cat da") == ["cat data.csv"]
     assert complete("cat di") == ["cat dir/"]
     assert complete("cat < da") == ["cat < data.csv"]
+    assert "seq 3 | { sort" in complete("seq 3 | { sor")  # a group's first stage
+    assert "seq 3 | { cat ; sort" in complete("seq 3 | { cat ; sor")  # a later branch
+    assert complete("seq 3 | { cat da") == ["seq 3 | { cat data.csv"]
 
 
 def test_completion_protocol_through_the_entry_point() -> None:

@@ -169,3 +169,18 @@ def test_groups_run_as_shards_too() -> None:
     done = run_ppipe("--fork", "2", "--keep-order", "seq {task_num} | { wc -l ; tail -1 }")
     assert done.returncode == 0
     assert sorted(done.stdout.split()[:2]) == [b"1", b"1"] and sorted(done.stdout.split()[2:]) == [b"2", b"2"]
+
+
+def test_the_producer_stops_only_when_every_branch_has_gone(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    done = run_ppipe("--report", str(report), "yes | { head -1 ; head -2 }", timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split()) == [b"y", b"y", b"y"]
+    stages = json.loads(report.read_text())["stages"]
+    assert stages[0]["signal"] == "SIGPIPE" and stages[0]["verdict"] == "broken-pipe"
+
+
+def test_groups_nest() -> None:
+    done = run_ppipe("seq 6 | { grep 1 ; { grep 2 ; grep 3 } | sed s/^/n/ ; grep -v '[123]' | wc -l }")
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split()) == [b"1", b"3", b"n2", b"n3"]

@@ -15,7 +15,8 @@ import re
 import sys
 
 SHELLS = {"bash": "ppipe.bash", "zsh": "_ppipe", "fish": "ppipe.fish"}
-_STAGE_START = re.compile(r"(?:^|\|&?)\s*(?:-?\s*)?(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*(\S*)$")
+#: A stage starts the text, or follows a pipe, a group's ``{`` or a branch's ``;``.
+_STAGE_START = re.compile(r"(?:^|\|&?|(?:^|\s)\{\s|;)\s*(?:-?\s*)?(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*(\S*)$")
 
 
 def complete(incomplete: str) -> list[str]:
@@ -24,7 +25,7 @@ def complete(incomplete: str) -> list[str]:
     Each candidate is the full pipeline text so far with the last word
     completed, since the shell replaces the whole argument.
     """
-    word = re.split(r"[\s|<>]", incomplete)[-1]
+    word = re.split(r"[\s|<>;]", incomplete)[-1]
     head = incomplete[: len(incomplete) - len(word)]
     names = _commands(word) if _is_command_position(incomplete) else _files(word)
     return [head + name for name in sorted(names)][:200]
