@@ -534,6 +534,18 @@ def fork(tools: Tools, sizes: Sizes, repeat: int, tmpdir: str) -> list[Workload]
     return workloads
 
 
+def fan_out(tools: Tools, sizes: Sizes, repeat: int) -> Workload:
+    """One producer copied to two consumers: ppipe's group against bash's ``tee >(...)``."""
+    size = sizes.eight
+    head = f"head -c {size_arg(size)} /dev/zero"
+    w = Workload("fan-out", f"{head} copied to 2 x wc -c", "throughput", nbytes=size, repeat=repeat)
+    w.variants += [
+        bash_variant(tools, "bash tee >(...)", f"{head} | tee >(wc -c > /dev/null) | wc -c", expect_number(size)),
+        ppipe_variant(tools, f"{head} | {{ wc -c ; wc -c }}", expect_sum(2 * size)),
+    ]
+    return w
+
+
 def build_workloads(tools: Tools, quick: bool, repeat: int, tmpdir: str) -> list[Workload]:
     sizes = Sizes.pick(quick, repeat)
     return [
@@ -544,6 +556,7 @@ def build_workloads(tools: Tools, quick: bool, repeat: int, tmpdir: str) -> list
         memory(tools, sizes, repeat),
         *view_cost(tools, sizes, repeat),
         *fork(tools, sizes, repeat, tmpdir),
+        fan_out(tools, sizes, repeat),
     ]
 
 
