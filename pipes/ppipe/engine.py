@@ -439,8 +439,21 @@ class Execution:
 
     def _feeds_stdin(self) -> bool:
         """Whether ppipe copies its input to the stages itself: bytes given, or several stages reading
-        it (``{ a ; b }`` at the start); otherwise the one reader gets ppipe's stdin as it is."""
-        return isinstance(self.options.stdin, bytes) or len(self.graph.outputs(Boundary.STDIN)) > 1
+        it (``{ a ; b }`` at the start); otherwise the one reader gets ppipe's stdin as it is.
+
+        A terminal is never copied: the readers share it, as a shell's jobs
+        do (copying would read what the user types for nobody, and stop
+        ppipe with SIGTTIN in the background).
+        """
+        stdin = self.options.stdin
+        if isinstance(stdin, bytes):
+            return True
+        if len(self.graph.outputs(Boundary.STDIN)) < 2:
+            return False
+        try:
+            return not os.isatty(0 if stdin is None else stdin)
+        except OSError:
+            return True
 
     def _boundary_fds(self) -> tuple[int, int]:
         stdin = self.options.stdin
