@@ -324,27 +324,19 @@ def _exact_lines(edges: list[EdgeResult], combine: Callable[[list[int]], int]) -
     return str(combine([n for n in lines if n is not None]))
 
 
-class PlainProgress:
-    """``--progress plain``: a one-line status on stderr every few seconds, for CI logs.
-
-    No escape codes, nothing redrawn: each line stands alone in a log. It is
-    an observer like :class:`LiveView`, but leaves the stages' stderr and
-    output alone.
-    """
+class _PlainLines:
+    """A one-line status on stderr every few seconds, for CI logs; see :class:`PlainProgress`."""
 
     def __init__(self, file: IO[str], every: float = 5.0) -> None:
         self.file = file
         self.every = every
-        self.execution: Execution | None = None
+        self.execution: Execution | ShardedExecution | None = None
         self._timer: PeriodicCallback | None = None
-
-    def stderr_sink(self, stage: Stage) -> Sink | None:
-        return None
 
     def stdout_sink(self) -> Sink | None:
         return None
 
-    def started(self, execution: Execution) -> None:
+    def started(self, execution: Execution | ShardedExecution) -> None:
         self.execution = execution
         self._timer = PeriodicCallback(self.report, self.every * 1000)
         self._timer.start()
@@ -356,8 +348,28 @@ class PlainProgress:
     def report(self) -> None:
         if self.execution is not None:
             with contextlib.suppress(OSError):
-                self.file.write(self.line(self.execution.snapshot()) + "\n")
+                self.file.write(self.describe(self.execution) + "\n")
                 self.file.flush()
+
+    def describe(self, execution: Execution | ShardedExecution) -> str:
+        raise NotImplementedError
+
+
+class PlainProgress(_PlainLines):
+    """``--progress plain``: a one-line status on stderr every few seconds, for CI logs.
+
+    No escape codes, nothing redrawn: each line stands alone in a log. It is
+    an observer like :class:`LiveView`, but leaves the stages' stderr and
+    output alone.
+    """
+
+    def stderr_sink(self, stage: Stage) -> Sink | None:
+        return None
+
+    def describe(self, execution: Execution | ShardedExecution) -> str:
+        snapshot = execution.snapshot()
+        assert isinstance(snapshot, RunSnapshot)
+        return self.line(snapshot)
 
     @staticmethod
     def line(snapshot: RunSnapshot) -> str:
@@ -466,35 +478,16 @@ class ShardView(_TerminalView):
         return Group(*parts)
 
 
-class PlainShardProgress:
+class PlainShardProgress(_PlainLines):
     """``--progress plain`` for a sharded run: a status line every few seconds (see :class:`PlainProgress`)."""
-
-    def __init__(self, file: IO[str], every: float = 5.0) -> None:
-        self.file = file
-        self.every = every
-        self.execution: ShardedExecution | None = None
-        self._timer: PeriodicCallback | None = None
 
     def shard_stderr_sink(self, task_id: int) -> Sink | None:
         return None
 
-    def stdout_sink(self) -> Sink | None:
-        return None
-
-    def started(self, execution: ShardedExecution) -> None:
-        self.execution = execution
-        self._timer = PeriodicCallback(self.report, self.every * 1000)
-        self._timer.start()
-
-    def finished(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-
-    def report(self) -> None:
-        if self.execution is not None:
-            with contextlib.suppress(OSError):
-                self.file.write(self.line(self.execution.snapshot()) + "\n")
-                self.file.flush()
+    def describe(self, execution: Execution | ShardedExecution) -> str:
+        snapshot = execution.snapshot()
+        assert not isinstance(snapshot, RunSnapshot)
+        return self.line(snapshot)
 
     @staticmethod
     def line(snapshot: ShardedSnapshot) -> str:

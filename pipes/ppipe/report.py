@@ -76,12 +76,12 @@ from .result import RunResult, ShardAttempt, ShardedResult, ShardResult, StageRe
 SCHEMA = "ppipe-report/1"
 
 
-def build(result: RunResult) -> dict[str, Any]:
-    """The report of a finished run, as JSON-ready data."""
+def _header(pipeline: str, result: RunResult | ShardedResult) -> dict[str, Any]:
+    """The fields every report of a run that ran starts with."""
     return {
         "schema": SCHEMA,
         "ppipe_version": __version__,
-        "pipeline": result.graph.text,
+        "pipeline": pipeline,
         "started_at": result.started_at,
         "ended_at": result.ended_at,
         "duration": round(result.ended_at - result.started_at, 6),
@@ -89,6 +89,13 @@ def build(result: RunResult) -> dict[str, Any]:
         "timed_out": result.timed_out,
         "interrupted_by": result.interrupted_by,
         "error": None,
+    }
+
+
+def build(result: RunResult) -> dict[str, Any]:
+    """The report of a finished run, as JSON-ready data."""
+    return {
+        **_header(result.graph.text, result),
         "stages": [_stage(s) for s in result.stages],
         "edges": [
             {
@@ -106,16 +113,7 @@ def build(result: RunResult) -> dict[str, Any]:
 def build_sharded(result: ShardedResult) -> dict[str, Any]:
     """The report of a sharded run: no stages of its own, every shard's every attempt under ``shards``."""
     return {
-        "schema": SCHEMA,
-        "ppipe_version": __version__,
-        "pipeline": result.pipeline,
-        "started_at": result.started_at,
-        "ended_at": result.ended_at,
-        "duration": round(result.ended_at - result.started_at, 6),
-        "exit_status": result.exit_status,
-        "timed_out": result.timed_out,
-        "interrupted_by": result.interrupted_by,
-        "error": None,
+        **_header(result.pipeline, result),
         "stages": [],
         "edges": [],
         "shards": [_shard(shard) for shard in result.shards],

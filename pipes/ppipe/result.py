@@ -10,6 +10,7 @@ import enum
 import os
 import signal
 from dataclasses import dataclass
+from typing import TypeVar
 
 from .graph import Edge, Graph, Stage
 
@@ -115,8 +116,29 @@ class EdgeResult:
     waited_on_consumer: float | None = None
 
 
+class _Outcome:
+    """What every finished run offers: ``ok`` and ``check()``, from its ``exit_status``."""
+
+    exit_status: int
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    def check(self: _R) -> _R:
+        """Returns self when the run succeeded; raises :class:`~ppipe.errors.PipelineFailed` otherwise."""
+        from .errors import PipelineFailed
+
+        if not self.ok:
+            raise PipelineFailed(self)  # type: ignore[arg-type]
+        return self
+
+
+_R = TypeVar("_R", bound=_Outcome)
+
+
 @dataclass(frozen=True)
-class RunResult:
+class RunResult(_Outcome):
     """A finished run. ``stdout`` holds the captured output when capture was asked for."""
 
     graph: Graph
@@ -130,10 +152,6 @@ class RunResult:
     stdout: bytes | None = None
 
     @property
-    def ok(self) -> bool:
-        return self.exit_status == 0
-
-    @property
     def failures(self) -> tuple[StageResult, ...]:
         return tuple(s for s in self.stages if s.failed)
 
@@ -143,14 +161,6 @@ class RunResult:
             if result.edge.source == source and result.edge.target == target:
                 return result
         raise KeyError(f"no edge {source}->{target}")
-
-    def check(self) -> RunResult:
-        """Returns self when the run succeeded; raises :class:`~ppipe.errors.PipelineFailed` otherwise."""
-        from .errors import PipelineFailed
-
-        if not self.ok:
-            raise PipelineFailed(self)
-        return self
 
 
 @dataclass(frozen=True)
@@ -227,7 +237,7 @@ class ShardResult:
 
 
 @dataclass(frozen=True)
-class ShardedResult:
+class ShardedResult(_Outcome):
     """A finished sharded run (``--fork``, ``ppipe.run(..., fork=N)``).
 
     ``input_undelivered`` counts input bytes ppipe could give to nobody: their
@@ -247,17 +257,5 @@ class ShardedResult:
     output_error: str | None = None
 
     @property
-    def ok(self) -> bool:
-        return self.exit_status == 0
-
-    @property
     def failures(self) -> tuple[ShardResult, ...]:
         return tuple(s for s in self.shards if s.failed)
-
-    def check(self) -> ShardedResult:
-        """Returns self when every shard succeeded; raises :class:`~ppipe.errors.PipelineFailed` otherwise."""
-        from .errors import PipelineFailed
-
-        if not self.ok:
-            raise PipelineFailed(self)
-        return self

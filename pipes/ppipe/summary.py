@@ -16,16 +16,21 @@ _MAX_COMMAND = 60
 
 def failure_lines(result: RunResult) -> list[str]:
     """The lines describing why ``result`` failed; empty when it did not."""
-    lines: list[str] = []
-    if result.timed_out:
-        lines.append(f"ppipe: timed out after {result.ended_at - result.started_at:.1f}s; every stage was stopped")
-    elif result.interrupted_by:
-        lines.append(f"ppipe: interrupted by {result.interrupted_by}; every stage was stopped")
+    lines = _stopped_lines(result, "stage")
     for stage in result.failures:
         lines.append(f"ppipe: stage {stage.stage.id} ({_shorten(stage.stage.command)}) failed: {stage.describe_end()}")
         if not stage.error:
             lines.extend(f"  | {line}" for line in stage.stderr_tail[-TAIL_LINES:])
     return lines
+
+
+def _stopped_lines(result: RunResult | ShardedResult, what: str) -> list[str]:
+    """Why the run ended early, if it did: ``--timeout`` or a signal."""
+    if result.timed_out:
+        return [f"ppipe: timed out after {result.ended_at - result.started_at:.1f}s; every {what} was stopped"]
+    if result.interrupted_by:
+        return [f"ppipe: interrupted by {result.interrupted_by}; every {what} was stopped"]
+    return []
 
 
 def _shorten(command: str) -> str:
@@ -35,11 +40,7 @@ def _shorten(command: str) -> str:
 
 def shard_failure_lines(result: ShardedResult) -> list[str]:
     """For a sharded run: a line per finally failed shard, with every attempt's end, then its failed stages."""
-    lines: list[str] = []
-    if result.timed_out:
-        lines.append(f"ppipe: timed out after {result.ended_at - result.started_at:.1f}s; every shard was stopped")
-    elif result.interrupted_by:
-        lines.append(f"ppipe: interrupted by {result.interrupted_by}; every shard was stopped")
+    lines = _stopped_lines(result, "shard")
     for shard in result.failures:
         ends = ", ".join(f"#{a.number} {a.describe_end()}" for a in shard.attempts) or "never started"
         lines.append(f"ppipe: shard {shard.task_id} failed after {len(shard.attempts)} "
