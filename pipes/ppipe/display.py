@@ -19,7 +19,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -136,6 +136,18 @@ class _TerminalView:
         self.live.console.print(renderable, soft_wrap=True)
 
     def refresh(self) -> None:
+        """Takes a snapshot of the run, measures the change since the last one, redraws."""
+        execution = getattr(self, "execution", None)
+        if execution is not None:
+            self._frame += 1
+            snapshot = execution.snapshot()
+            self._measure(snapshot)
+            self.live.update(self.render(snapshot), refresh=True)
+
+    def _measure(self, snapshot: Any) -> None:
+        raise NotImplementedError
+
+    def render(self, snapshot: Any) -> RenderableType:
         raise NotImplementedError
 
 
@@ -164,13 +176,6 @@ class LiveView(_TerminalView):
         self.start_refreshing()
 
     # -- drawing
-
-    def refresh(self) -> None:
-        if self.execution is not None:
-            self._frame += 1
-            snapshot = self.execution.snapshot()
-            self._measure(snapshot)
-            self.live.update(self.render(snapshot), refresh=True)
 
     def _measure(self, snapshot: RunSnapshot) -> None:
         """Updates each stage's rate and slowness from the change since the last refresh."""
@@ -408,13 +413,6 @@ class ShardView(_TerminalView):
     def started(self, execution: ShardedExecution) -> None:
         self.execution = execution
         self.start_refreshing()
-
-    def refresh(self) -> None:
-        if self.execution is not None:
-            self._frame += 1
-            snapshot = self.execution.snapshot()
-            self._measure(snapshot)
-            self.live.update(self.render(snapshot), refresh=True)
 
     def _measure(self, snapshot: ShardedSnapshot) -> None:
         now = time.monotonic()
