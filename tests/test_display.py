@@ -197,3 +197,10 @@ def test_shard_failure_panel_lists_every_attempt() -> None:
     assert status == 1
     assert "shard 0 failed" in text and "shard 1 failed" in text
     assert text.count("attempt 2: exit status 2") == 1 and text.count("attempt 1: exit status 1") == 1
+
+
+def test_merged_output_above_the_view_keeps_lines_whole() -> None:
+    screen, status, _ = run_in_terminal("--display", "always",
+                                        "{ sh -c 'printf aaa; sleep 0.6; echo AAA' ; sh -c 'sleep 0.3; echo bbb' }")
+    assert status == 0
+    assert rows_of(screen)[:2] == ["bbb", "aaaAAA"]

@@ -184,3 +184,48 @@ def test_groups_nest() -> None:
     done = run_ppipe("seq 6 | { grep 1 ; { grep 2 ; grep 3 } | sed s/^/n/ ; grep -v '[123]' | wc -l }")
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.split()) == [b"1", b"3", b"n2", b"n3"]
+
+
+# ---------------------------------------------------------------- found in review; each was a real defect
+
+
+def test_a_line_longer_than_the_pipes_does_not_deadlock_a_fan_out_and_in() -> None:
+    long_line = b"a" * (20 * MiB) + b"\n"
+    done = run_ppipe("{ cat ; cat }", input=long_line, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == long_line * 2
+    numbers = b"".join(b"%d\n" % n for n in range(1_000_000))
+    done = run_ppipe("{ tr -d '\\n' ; cat }", input=numbers, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout) == 2 * len(numbers) - numbers.count(b"\n")
+
+
+def test_a_write_error_on_merged_output_fails_the_run() -> None:
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(["ppipe", "seq 3 | { cat ; cat }"], stdout=full, stderr=subprocess.PIPE, timeout=60)
+    assert done.returncode == 1
+    assert b"cannot write the output: No space left on device" in done.stderr
+
+
+def test_a_closed_stdin_for_a_group_is_a_clean_error() -> None:
+    done = subprocess.run("ppipe '{ cat ; cat }' <&-", shell=True, capture_output=True, timeout=60)
+    assert done.returncode == 1
+    assert b"cannot read the input" in done.stderr and b"internal error" not in done.stderr
+
+
+@pytest.mark.parametrize(("pipeline", "tree"), [
+    ("x | { a ; b } | { c ; d }", ["1 x", "├─ 2 a", "└─ 3 b", "├─ 4 c", "└─ 5 d"]),
+    ("a | { { b ; c } | d ; e }", ["1 a", "├─ ├─ 2 b", "│  └─ 3 c", "│  4 d", "└─ 5 e"]),
+])
+def test_every_branch_start_is_marked(pipeline: str, tree: list[str]) -> None:
+    done = run_ppipe("--explain", pipeline)
+    drawn = done.stdout.decode().split("graph")[1].split("edges:")[0].splitlines()[1:]
+    assert [line.strip() for line in drawn if line.strip()] == tree
+
+
+def test_closed_early_is_per_edge_in_a_fan_out(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    run_ppipe("--report", str(report), "seq 1000000 | { head -1 ; wc -l }")
+    edges = {(e["from"], e["to"]): e for e in json.loads(report.read_text())["edges"]}
+    assert edges[(1, 2)]["closed_early"] is True and edges[(1, 3)]["closed_early"] is False
+    assert edges[(1, 3)]["bytes"] == 6888896

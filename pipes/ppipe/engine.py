@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -51,7 +51,7 @@ from .pumps import (
     CaptureSink,
     Counter,
     LineJoiner,
-    MergeSink,
+    LineMerge,
     Pump,
     Sink,
     SplicePump,
@@ -330,6 +330,10 @@ class Execution:
         #: Edges the kernel moves (splice): the consumer's end of each, until its pump takes it.
         self.spliced: dict[Edge, int] = {}
         self.capture: CaptureSink | None = None
+        #: ppipe's stdout when stages write into it through ppipe (a write error there fails the run).
+        self.stdout_target: Sink | None = None
+        #: Why ppipe could not read its input or write its output, if so.
+        self.io_error: str | None = None
         self.watchers: list[asyncio.Future[None]] = []
         #: The descriptors each stage's process gets as 0, 1 and 2, before its redirections.
         self.fd_table: dict[int, dict[int, int]] = {s.id: {} for s in graph}
@@ -434,8 +438,15 @@ class Execution:
         if self._feeds_stdin():
             stdin = self.options.stdin
             source = stdin if isinstance(stdin, bytes) else read_chunks(stdin_fd)
-            self.stdin_feed = asyncio.ensure_future(feed(source, self.stdin_outlets))
+            self.stdin_feed = asyncio.ensure_future(self._copy_stdin(source))
             self.pump_tasks.append(self.stdin_feed)
+
+    async def _copy_stdin(self, source: bytes | AsyncIterator[bytes]) -> None:
+        try:
+            await feed(source, self.stdin_outlets)
+        except OSError as error:  # a closed stdin, a device error: the readers get EOF, the run fails
+            self.io_error = f"cannot read the input: {error.strerror}"
+            self._say(f"ppipe: {self.io_error}\n")
 
     def _feeds_stdin(self) -> bool:
         """Whether ppipe copies its input to the stages itself: bytes given, or several stages reading
@@ -490,7 +501,7 @@ class Execution:
                 proc_in = read_fd
                 self.child_fds[proc.stage.id].add(read_fd)
                 inner = StreamSink(stream(write_fd), feeders=len(inputs))
-                sink = sinks[proc.stage.id] = MergeSink(inner) if len(inputs) > 1 else inner
+                sink = sinks[proc.stage.id] = LineMerge(inner) if len(inputs) > 1 else inner
                 if from_stdin:
                     counter = Counter()
                     self.stdin_outlets.append((sink, counter))
@@ -565,10 +576,12 @@ class Execution:
             self.capture = CaptureSink()
             sink: Sink = self.capture
         elif self._observer_stdout is not None:
-            return LineJoiner(self._observer_stdout)
+            # One writer: lines as they come (a prompt without a newline still shows); several: whole lines.
+            return LineMerge(self._observer_stdout) if feeders > 1 else LineJoiner(self._observer_stdout)
         else:
             sink = sink_for_fd(stdout_fd, feeders)
-        return MergeSink(sink) if feeders > 1 else sink
+        self.stdout_target = sink
+        return LineMerge(sink) if feeders > 1 else sink
 
     # -- spawning
 
@@ -854,11 +867,14 @@ class Execution:
             lines_counted = fed or (pump is not None and pump.count_lines)
             waited = pump.waits.totals() if pump is not None else (None, None)
             edges.append(EdgeResult(edge, counter.nbytes, counter.lines if lines_counted else None, counted,
-                                    closed_early=bool(pump and pump.closed_early),
+                                    closed_early=pump is not None and pump.left_early(counter),
                                     waited_on_producer=waited[0], waited_on_consumer=waited[1]))
+        if self.stdout_target is not None and self.stdout_target.error is not None and not self.io_error:
+            self.io_error = f"cannot write the output: {self.stdout_target.error.strerror}"
+        exit_status = status.exit_status(judged, timed_out=self.timed_out, interrupted_by=self.interrupted_by)
         return RunResult(
             graph=self.graph, stages=judged, edges=tuple(edges),
-            exit_status=status.exit_status(judged, timed_out=self.timed_out, interrupted_by=self.interrupted_by),
+            exit_status=exit_status or (ExitStatus.FAILURE if self.io_error else 0), io_error=self.io_error,
             started_at=started_at, ended_at=time.time(), timed_out=self.timed_out,
             interrupted_by=signal.Signals(self.interrupted_by).name if self.interrupted_by else None,
             stdout=bytes(self.capture.data) if self.capture is not None else None,

@@ -83,8 +83,9 @@ class Stage:
     redirects: tuple[Redirect, ...] = ()
     may_fail: bool = False
     source: str = ""
-    #: Where the stage sits in groups: per enclosing group, outermost first, (its branch, how many branches).
-    branch: tuple[tuple[int, int], ...] = ()
+    #: Where the stage sits in groups: per enclosing group, outermost first,
+    #: (the group's number, the branch's index in it, how many branches it has).
+    branch: tuple[tuple[int, int, int], ...] = ()
 
     @property
     def command(self) -> str:
@@ -153,28 +154,27 @@ def linear(text: str, stages: tuple[Stage, ...], with_stderr: tuple[bool, ...]) 
 def tree_prefixes(graph: Graph) -> dict[int, str]:
     """A prefix per stage that draws the graph's branches as a tree, for ``--explain`` and the view::
 
-        1 a                 a | { b ; c | d } | e
-        ├─ 2 b
-        └─ 3 c
-           4 d
-        5 e
+        1 a                 a | { { b ; c } | d ; e }
+        ├─ ├─ 2 b
+        │  └─ 3 c
+        │  4 d
+        └─ 5 e
 
-    The first stage of a branch gets ``├─`` (``└─`` in the last branch);
-    the stages after it, and enclosing groups, are indented to match.
+    At each group level, the first stage of a branch gets ``├─`` (``└─`` in
+    the group's last branch), and later stages ``│`` (or nothing in the last
+    branch), so every branch's start is marked at every level it starts.
     """
     prefixes: dict[int, str] = {}
-    seen: set[tuple[tuple[int, int], ...]] = set()
+    started: set[tuple[tuple[int, int, int], ...]] = set()
     for stage in graph:
-        path = stage.branch
-        parts = ["│  " if index < count - 1 else "   " for index, count in path[:-1]]
-        if path:
-            index, count = path[-1]
+        parts = []
+        for depth, (_, index, count) in enumerate(stage.branch):
+            branch = stage.branch[: depth + 1]
             last = index == count - 1
-            if path in seen:
-                parts.append("│  " if not last else "   ")
+            if branch in started:
+                parts.append("   " if last else "│  ")
             else:
                 parts.append("└─ " if last else "├─ ")
-        seen.add(path)
+                started.add(branch)
         prefixes[stage.id] = "".join(parts)
     return prefixes
-

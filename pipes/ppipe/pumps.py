@@ -14,7 +14,7 @@ so the producer gets ``SIGPIPE``/``EPIPE`` on its next write — what a kernel
 pipe would do — and ``Pump.closed_early`` records it for the exit-status
 rules.
 
-Several pumps may feed one :class:`MergeSink` (fan-in): it interleaves whole
+Several pumps may feed one :class:`LineMerge` (fan-in): it interleaves whole
 lines, never tearing one, and closes the consumer's stdin once every feeder
 is done.
 """
@@ -29,10 +29,12 @@ import os
 import select
 import stat
 import sys
+import tempfile
 import termios
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import IO
 
 from tornado.concurrent import Future
 from tornado.ioloop import IOLoop
@@ -225,46 +227,118 @@ class StreamSink(Sink):
         return fd is not None and (self.target.writing() or bytes_waiting(fd))
 
 
-class MergeSink(Sink):
-    """Fan-in: several pumps into one sink, interleaved a whole line at a time.
+class LineAssembler(Sink):
+    """One feeder's bytes into a sink it shares with others: whole lines only, and nobody held up.
 
-    A feeder holds the lock from the first byte of a line to its newline, so
-    a long line holds the merge (bounded by backpressure, not buffered whole).
-    A last line without a newline is delivered whole when its feeder ends.
+    Complete lines are passed on at once, under the shared lock only for the
+    write itself. The unfinished line at the end of a chunk is kept back —
+    in memory up to ``memory_limit``, beyond that in a temporary file — and
+    passed on whole, under the lock, when its newline (or the end) comes.
+
+    Keeping it back, rather than holding the other feeders until its newline,
+    is what keeps a merge from deadlocking: when the feeders share a
+    producer (``{ cat ; cat }``, or shards dealt one input), a feeder in the
+    middle of a long line may need more input to finish it, and the
+    producer cannot give it more until the held feeders read. With
+    ``end_lines`` (shards) a last line without a newline is given one, so
+    that it cannot run into another feeder's next line; without (fan-in, as
+    in bash) it is passed on as it is.
+    """
+
+    def __init__(self, inner: Sink, lock: asyncio.Lock, memory_limit: int = 4 * CHUNK,
+                 end_lines: bool = False) -> None:
+        self.inner = inner
+        self.lock = lock
+        self.memory_limit = memory_limit
+        self.end_lines = end_lines
+        self._partial = bytearray()
+        self._spill: IO[bytes] | None = None
+
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
+        data = bytes(chunk)  # the pump reuses its buffer
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            if self._spill is None and self._partial:  # one write for the whole line (a view prints per write)
+                data = bytes(self._partial) + data
+                cut += len(self._partial)
+                self._partial.clear()
+            async with self.lock:
+                if not (await self._emit_partial(feeder) and await self.inner.write(data[:cut], feeder)):
+                    return False
+        self._keep(data[cut:])
+        return self.inner.alive
+
+    def _keep(self, rest: bytes) -> None:
+        if not rest:
+            return
+        if self._spill is None and len(self._partial) + len(rest) <= self.memory_limit:
+            self._partial += rest
+            return
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile(prefix="ppipe-line-")  # noqa: SIM115 (closed when emitted)
+            self._spill.write(self._partial)
+            self._partial.clear()
+        self._spill.write(rest)
+
+    async def _emit_partial(self, feeder: object) -> bool:
+        if self._spill is not None:
+            spill, self._spill = self._spill, None
+            with spill:
+                spill.seek(0)
+                while piece := spill.read(CHUNK):
+                    if not await self.inner.write(piece, feeder):
+                        return False
+        if self._partial:
+            partial = bytes(self._partial)
+            self._partial.clear()
+            return await self.inner.write(partial, feeder)
+        return True
+
+    async def finish(self, feeder: object) -> None:
+        if self._partial or self._spill is not None:
+            if self.end_lines:
+                self._keep(b"\n")
+            async with self.lock:
+                await self._emit_partial(feeder)
+        await self.inner.finish(feeder)
+
+    def abandon(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None
+        self.inner.abandon()
+
+    @property
+    def alive(self) -> bool:
+        return self.inner.alive
+
+
+class LineMerge(Sink):
+    """Fan-in: several pumps into one sink, a whole line at a time (a :class:`LineAssembler` per feeder).
+
+    Lines never tear and no feeder waits for another's newline; an
+    unfinished line waits instead (in memory, then on disk), so a long line
+    cannot deadlock feeders that share a producer.
     """
 
     def __init__(self, inner: Sink) -> None:
         self.inner = inner
-        self.lock = Lock()
-        self.holder: object | None = None
+        self.lock = asyncio.Lock()
+        self._parts: dict[object, LineAssembler] = {}
 
     async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
-        chunk = bytes(chunk)
-        cut = chunk.rfind(b"\n") + 1
-        for part, line_ends in ((chunk[:cut], True), (chunk[cut:], False)):
-            if not part:
-                continue
-            if self.holder is not feeder:
-                await self.lock.acquire()
-                self.holder = feeder
-            if not await self.inner.write(part, feeder):
-                self.release()
-                return False
-            if line_ends:
-                self.release()
-        return True
-
-    def release(self) -> None:
-        if self.holder is not None:
-            self.holder = None
-            self.lock.release()
+        part = self._parts.get(feeder)
+        if part is None:
+            part = self._parts[feeder] = LineAssembler(self.inner, self.lock)
+        return await part.write(chunk, feeder)
 
     async def finish(self, feeder: object) -> None:
-        if self.holder is feeder:
-            self.release()
-        await self.inner.finish(feeder)
+        part = self._parts.pop(feeder, None)
+        await (part.finish(feeder) if part is not None else self.inner.finish(feeder))
 
     def abandon(self) -> None:
+        for part in self._parts.values():
+            part.abandon()
         self.inner.abandon()
 
     def target_fd(self) -> int | None:
@@ -418,6 +492,8 @@ class Pump:
         self.closed_early = False
         self.cut_while_writing = False
         self._live = list(range(len(sinks)))
+        self._left = [False] * len(sinks)
+        self._ended = False  # the producer's EOF was read
 
     async def run(self) -> None:
         try:
@@ -428,6 +504,7 @@ class Pump:
                     # tornado's read buffer, no new bytes object per chunk.
                     size = await self.source.read_into(self._buffer, partial=True)
                 except StreamClosedError:
+                    self._ended = not self.closed_early
                     break
                 self.waits.wait_on(None)  # ppipe's own work (counting) is nobody's wait
                 await self._deliver(self._view[:size])
@@ -454,12 +531,18 @@ class Pump:
                 self.counters[i].add(chunk, newlines)
             elif i in self._live:
                 self._live.remove(i)
+                self._left[i] = True
         if not self._live:
             self.closed_early = self.cut_while_writing = not self.keep_draining
 
     def idle_for(self) -> float:
         """Seconds the pump has been waiting for its producer (0 while it delivers)."""
         return self.waits.waiting_on("producer")
+
+    def left_early(self, counter: Counter) -> bool:
+        """Whether the consumer counted by ``counter`` went away before the producer had finished."""
+        index = next(i for i, mine in enumerate(self.counters) if mine is counter)
+        return self._left[index]
 
     def consumer_exited(self, sink: Sink | None) -> None:
         """A consumer process exited; its stdin may still be read by a child it left behind."""
@@ -473,6 +556,9 @@ class Pump:
         assert sink is not None
         left_unread = sink.holds_bytes()
         sink.abandon()
+        if not self._ended:
+            for i in self._live:
+                self._left[i] = self._left[i] or not self.sinks[i].alive
         self._live = [i for i in self._live if self.sinks[i].alive]
         if not self._live and not self.source.closed():
             self.closed_early = True
@@ -624,6 +710,9 @@ class SplicePump:
         self.close()
         if not self._done.done():
             self._done.set_result(None)
+
+    def left_early(self, counter: Counter) -> bool:
+        return self.closed_early
 
     def idle_for(self) -> float:
         """Seconds the pump has been waiting for its producer (0 while the consumer is behind)."""

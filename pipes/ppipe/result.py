@@ -150,6 +150,9 @@ class RunResult(_Outcome):
     timed_out: bool = False
     interrupted_by: str | None = None
     stdout: bytes | None = None
+    #: Why ppipe could not read its input or write its output (``cannot write the output: No space left
+    #: on device``), if so; the run then fails with status 1 unless a stage failed.
+    io_error: str | None = None
 
     @property
     def failures(self) -> tuple[StageResult, ...]:

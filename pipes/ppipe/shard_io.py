@@ -31,7 +31,7 @@ from typing import IO
 
 from tornado.iostream import PipeIOStream, StreamClosedError
 
-from .pumps import CHUNK, Sink, readers_left, stream
+from .pumps import CHUNK, LineAssembler, Sink, readers_left, stream
 
 #: ``--block`` when not given: GNU parallel's ``--pipe`` default.
 DEFAULT_BLOCK = 1024 * 1024
@@ -247,85 +247,6 @@ class Lasting(Sink):
         await self.inner.finish(self)
 
 
-class LineAssembler(Sink):
-    """One attempt's stdout into the output all shards share: whole lines only, and nobody held up.
-
-    Complete lines are passed on at once, under the shared lock only for the
-    write itself. The unfinished line at the end of a chunk is kept back —
-    in memory up to ``memory_limit``, beyond that in a temporary file — and
-    passed on whole, under the lock, when its newline (or the end) comes.
-    Keeping it back, instead of holding the other shards until its newline
-    as :class:`~ppipe.pumps.MergeSink` does for fan-in, matters here: with
-    split input, a shard that writes a line with no end (``tr '\\n' ' '``)
-    would hold the others' output, they would stop reading, the dealing of
-    input would wait on them, and the long line would never be finished.
-    An attempt's last line without a newline is given one.
-    """
-
-    def __init__(self, inner: Sink, lock: asyncio.Lock, memory_limit: int = 4 * CHUNK) -> None:
-        self.inner = inner
-        self.lock = lock
-        self.memory_limit = memory_limit
-        self._partial = bytearray()
-        self._spill: IO[bytes] | None = None
-
-    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
-        data = bytes(chunk)  # the pump reuses its buffer
-        cut = data.rfind(b"\n") + 1
-        if cut:
-            async with self.lock:
-                if not (await self._emit_partial(feeder) and await self.inner.write(data[:cut], feeder)):
-                    return False
-        self._keep(data[cut:])
-        return self.inner.alive
-
-    def _keep(self, rest: bytes) -> None:
-        if not rest:
-            return
-        if self._spill is None and len(self._partial) + len(rest) <= self.memory_limit:
-            self._partial += rest
-            return
-        if self._spill is None:
-            self._spill = tempfile.TemporaryFile(prefix="ppipe-line-")  # noqa: SIM115 (closed when emitted)
-            self._spill.write(self._partial)
-            self._partial.clear()
-        self._spill.write(rest)
-
-    async def _emit_partial(self, feeder: object) -> bool:
-        if self._spill is not None:
-            spill, self._spill = self._spill, None
-            with spill:
-                spill.seek(0)
-                while piece := spill.read(CHUNK):
-                    if not await self.inner.write(piece, feeder):
-                        return False
-        if self._partial:
-            partial = bytes(self._partial)
-            self._partial.clear()
-            return await self.inner.write(partial, feeder)
-        return True
-
-    async def finish(self, feeder: object) -> None:
-        if self._partial or self._spill is not None:
-            # A last line without a newline (or a crashed attempt's half line)
-            # goes out whole and ended, so that it cannot run into the next
-            # line another shard writes.
-            self._keep(b"\n")
-            async with self.lock:
-                await self._emit_partial(feeder)
-        await self.inner.finish(feeder)
-
-    def abandon(self) -> None:
-        if self._spill is not None:
-            self._spill.close()
-            self._spill = None
-        self.inner.abandon()
-
-    @property
-    def alive(self) -> bool:
-        return self.inner.alive
-
-
 class OutputMerge:
     """ppipe's stdout during a sharded run: whole lines from every attempt, tagged and ordered as asked."""
 
@@ -346,7 +267,8 @@ class OutputMerge:
 
     def sink_for(self, task_id: int, shard_index: int) -> Sink:
         """The sink one attempt of a shard writes its stdout into."""
-        sink: Sink = LineAssembler(self.target if self.gates is None else self.gates[shard_index], self.lock)
+        sink: Sink = LineAssembler(self.target if self.gates is None else self.gates[shard_index], self.lock,
+                                   end_lines=True)
         return TagSink(sink, f"{task_id}\t".encode()) if self.tag else sink
 
     async def shard_done(self, shard_index: int) -> None:

@@ -17,6 +17,8 @@ _MAX_COMMAND = 60
 def failure_lines(result: RunResult) -> list[str]:
     """The lines describing why ``result`` failed; empty when it did not."""
     lines = _stopped_lines(result, "stage")
+    if result.io_error:
+        lines.append(f"ppipe: {result.io_error}")
     for stage in result.failures:
         lines.append(f"ppipe: stage {stage.stage.id} ({_shorten(stage.stage.command)}) failed: {stage.describe_end()}")
         if not stage.error:

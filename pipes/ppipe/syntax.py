@@ -572,7 +572,8 @@ class _GraphBuilder:
         self.expander = expander
         self.stages: list[Stage] = []
         self.edges: list[Edge] = []
-        self.branch: tuple[tuple[int, int], ...] = ()
+        self.branch: tuple[tuple[int, int, int], ...] = ()
+        self.groups = 0
 
     def build(self, raw: _RawPipeline) -> Graph:
         entries, exits = self.pipeline(raw)
@@ -598,8 +599,10 @@ class _GraphBuilder:
         entries: list[int] = []
         exits: list[int] = []
         outer = self.branch
+        self.groups += 1
+        group = self.groups
         for index, branch in enumerate(raw.branches):
-            self.branch = (*outer, (index, len(raw.branches)))
+            self.branch = (*outer, (group, index, len(raw.branches)))
             branch_entries, branch_exits = self.pipeline(branch)
             entries += branch_entries
             exits += branch_exits
