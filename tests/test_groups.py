@@ -229,3 +229,18 @@ def test_closed_early_is_per_edge_in_a_fan_out(tmp_path: Path) -> None:
     edges = {(e["from"], e["to"]): e for e in json.loads(report.read_text())["edges"]}
     assert edges[(1, 2)]["closed_early"] is True and edges[(1, 3)]["closed_early"] is False
     assert edges[(1, 3)]["bytes"] == 6888896
+
+
+def test_a_group_may_span_lines() -> None:
+    done = run_ppipe("seq 3 | {\n  grep 1 ;\n  wc -l\n}")
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split()) == [b"1", b"3"]
+    assert run_ppipe("seq 3\nwc -l").returncode == 2  # between commands a newline is still a list
+
+
+def test_edges_from_a_copied_stdin_are_counted(tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    run_ppipe("--report", str(report), "{ cat ; wc -l }", input=b"a\nb\n")
+    edges = json.loads(report.read_text())["edges"]
+    from_stdin = [(e["to"], e["counted"], e["bytes"], e["lines"]) for e in edges if e["from"] == "stdin"]
+    assert from_stdin == [(1, True, 4, 2), (2, True, 4, 2)]

@@ -50,6 +50,7 @@ from .pumps import (
     SPLICE_AVAILABLE,
     CaptureSink,
     Counter,
+    Feed,
     LineJoiner,
     LineMerge,
     Pump,
@@ -57,7 +58,6 @@ from .pumps import (
     SplicePump,
     StreamSink,
     Tail,
-    feed,
     make_pipe,
     read_chunks,
     sink_for_fd,
@@ -324,7 +324,8 @@ class Execution:
         self.pump_tasks: list[asyncio.Future[None]] = []
         #: Copies ppipe's input to the stages reading it, when ppipe does that itself.
         self.stdin_feed: asyncio.Future[None] | None = None
-        self.edge_counts: dict[Edge, tuple[Counter, Pump | SplicePump | None]] = {}
+        #: Each edge's counter and what counts it (None: handed over, not counted).
+        self.edge_counts: dict[Edge, tuple[Counter, Pump | SplicePump | Feed | None]] = {}
         #: The sink each pumped stage's stdin is written through, by stage id.
         self.stage_sinks: dict[int, Sink] = {}
         #: Edges the kernel moves (splice): the consumer's end of each, until its pump takes it.
@@ -339,8 +340,8 @@ class Execution:
         self.fd_table: dict[int, dict[int, int]] = {s.id: {} for s in graph}
         #: Descriptors ppipe opened for a stage's process; closed once it has them.
         self.child_fds: dict[int, set[int]] = {s.id: set() for s in graph}
-        #: Where ``stdin=bytes`` goes: every stage reading ppipe's stdin, and its edge's counter.
-        self.stdin_outlets: list[tuple[Sink, Counter]] = []
+        #: Copies ppipe's input to the stages reading it, when ppipe does that itself (see _feeds_stdin).
+        self.stdin_copies = Feed()
         self.timed_out = False
         self.interrupted_by: int | None = None
         self._kill_timer: asyncio.TimerHandle | None = None
@@ -443,7 +444,7 @@ class Execution:
 
     async def _copy_stdin(self, source: bytes | AsyncIterator[bytes]) -> None:
         try:
-            await feed(source, self.stdin_outlets)
+            await self.stdin_copies.run(source)
         except OSError as error:  # a closed stdin, a device error: the readers get EOF, the run fails
             self.io_error = f"cannot read the input: {error.strerror}"
             self._say(f"ppipe: {self.io_error}\n")
@@ -503,9 +504,7 @@ class Execution:
                 inner = StreamSink(stream(write_fd), feeders=len(inputs))
                 sink = sinks[proc.stage.id] = LineMerge(inner) if len(inputs) > 1 else inner
                 if from_stdin:
-                    counter = Counter()
-                    self.stdin_outlets.append((sink, counter))
-                    self.edge_counts[from_stdin[0]] = (counter, None)
+                    self.edge_counts[from_stdin[0]] = (self.stdin_copies.add(sink), self.stdin_copies)
             else:
                 proc_in = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
                 self.child_fds[proc.stage.id].add(proc_in)
@@ -862,9 +861,8 @@ class Execution:
         edges = []
         for edge in self.graph.edges:
             counter, pump = self.edge_counts.get(edge, (Counter(), None))
-            fed = edge.source is Boundary.STDIN and self._feeds_stdin()
-            counted = pump is not None or fed
-            lines_counted = fed or (pump is not None and pump.count_lines)
+            counted = pump is not None
+            lines_counted = pump is not None and pump.count_lines
             waited = pump.waits.totals() if pump is not None else (None, None)
             edges.append(EdgeResult(edge, counter.nbytes, counter.lines if lines_counted else None, counted,
                                     closed_early=pump is not None and pump.left_early(counter),
@@ -889,7 +887,7 @@ def _regular_file_size(fd: int) -> int | None:
     return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
-def _edge_totals(counts: list[tuple[Counter, Pump | SplicePump | None] | None],
+def _edge_totals(counts: list[tuple[Counter, Pump | SplicePump | Feed | None] | None],
                  combine: Callable[[list[int]], int]) -> tuple[int | None, int | None]:
     """Bytes and lines over a stage's input (summed) or output (the largest copy) edges; None where not counted."""
     counted = [(c, p) for c, p in (x for x in counts if x is not None) if p is not None]

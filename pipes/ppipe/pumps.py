@@ -748,29 +748,56 @@ class SplicePump:
                 os.close(fd)
 
 
-async def feed(source: bytes | AsyncIterator[bytes], outlets: list[tuple[Sink, Counter]]) -> None:
-    """Delivers ppipe's input to the stages reading it: ``stdin=bytes`` from the Python API, or
-    ppipe's own stdin (:func:`read_chunks`) when several stages read it (a group at the start).
+class Feed:
+    """ppipe's own input delivered to the stages that read it: ``stdin=bytes`` from the Python API, or
+    ppipe's stdin (:func:`read_chunks`) when several stages read it (a group at the start).
 
     Each stage gets a full copy, as from a pump; one that exits without
     reading everything just stops getting more, as with a pipe in a shell.
+    It counts like a :class:`Pump` (``counters``, ``waits``, :meth:`left_early`),
+    so its edges show in the view and the report like any other.
     """
-    live = list(outlets)
-    chunks = _pieces(source) if isinstance(source, bytes) else source
-    try:
-        async for chunk in chunks:
-            accepted = await asyncio.gather(*(sink.write(chunk, feed) for sink, _ in live))
-            newlines = chunk.count(b"\n")
-            for (sink, counter), ok in zip(list(live), accepted, strict=True):
-                if ok:
-                    counter.add(chunk, newlines)
-                else:
-                    live.remove((sink, counter))
-            if not live:
-                return
-    finally:
-        for sink, _ in outlets:
-            await sink.finish(feed)
+
+    count_lines = True
+
+    def __init__(self) -> None:
+        self.sinks: list[Sink] = []
+        self.counters: list[Counter] = []
+        self.waits = WaitClock()
+        self._left: list[bool] = []
+
+    def add(self, sink: Sink) -> Counter:
+        """Adds a stage's stdin; returns the counter of its edge."""
+        self.sinks.append(sink)
+        self.counters.append(Counter())
+        self._left.append(False)
+        return self.counters[-1]
+
+    def left_early(self, counter: Counter) -> bool:
+        return self._left[next(i for i, mine in enumerate(self.counters) if mine is counter)]
+
+    async def run(self, source: bytes | AsyncIterator[bytes]) -> None:
+        live = list(range(len(self.sinks)))
+        chunks = _pieces(source) if isinstance(source, bytes) else source
+        try:
+            self.waits.wait_on("producer")
+            async for chunk in chunks:
+                self.waits.wait_on("consumer")
+                accepted = await asyncio.gather(*(self.sinks[i].write(chunk, self) for i in live))
+                newlines = chunk.count(b"\n")
+                for i, ok in zip(list(live), accepted, strict=True):
+                    if ok:
+                        self.counters[i].add(chunk, newlines)
+                    else:
+                        live.remove(i)
+                        self._left[i] = True
+                if not live:
+                    return
+                self.waits.wait_on("producer")
+        finally:
+            self.waits.wait_on(None)
+            for sink in self.sinks:
+                await sink.finish(self)
 
 
 async def _pieces(data: bytes) -> AsyncIterator[bytes]:

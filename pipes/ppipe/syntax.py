@@ -97,9 +97,10 @@ class Lexer:
             newline = self.skip_blanks()
             if self.pos >= len(self.text):
                 return result
-            if newline is not None and result and isinstance(result[-1], Word):
+            if newline is not None and result and isinstance(result[-1], Word) and not _is_brace(result[-1], "{") \
+                    and not re.match(r"\}(\s|$)", self.text[self.pos:self.pos + 2]):
                 # After a word a newline ends a command, as ';' does; after
-                # '|' it is only layout.
+                # '|' or a group's '{', or before its '}', it is only layout.
                 raise self.error("a newline between commands is a list of commands, which ppipe does not run",
                                  newline, 1, f"end the line with '|' to continue the pipeline; {_SH_HINT}")
             result.append(self.operator() or self.word())
