@@ -456,3 +456,12 @@ def test_no_restarts_once_nobody_reads_the_output(tmp_path: Path) -> None:
     subprocess.run(f"{PPIPE} --fork 2 --max-restarts 3 --report {report} {shlex.quote(loop)} | head -1",
                    shell=True, capture_output=True, env=ENV, timeout=60)
     assert [len(s["attempts"]) for s in report_of(report)["shards"]] == [1, 1]
+
+
+def test_input_is_not_split_when_the_first_stage_reads_its_own_file(tmp_path: Path) -> None:
+    (tmp_path / "three").write_text("1\n2\n3\n")
+    report = tmp_path / "r.json"
+    done = run_ppipe("--fork", "2", "--report", str(report), "wc -l < three", input=b"x\n" * 1000,
+                     cwd=str(tmp_path))
+    assert done.stdout.split() == [b"3", b"3"]
+    assert [s["bytes_in"] for s in report_of(report)["shards"]] == [None, None]

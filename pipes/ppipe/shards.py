@@ -274,8 +274,9 @@ class ShardedExecution:
     def _splits_input(self) -> bool:
         first = parse(substitute_placeholders(self.text, self.plan.offset, self.plan.total), env=self.env,
                       cwd=self.options.cwd)
-        if not first.outputs(Boundary.STDIN):
-            return False  # the first stage reads a file of its own
+        readers = [first.stage(e.target) for e in first.outputs(Boundary.STDIN) if isinstance(e.target, int)]
+        if all(any(r.fd == 0 for r in stage.redirects) for stage in readers):
+            return False  # every stage at the start reads a file of its own (`< f`)
         stdin = self.options.stdin
         return isinstance(stdin, bytes) or splittable(0 if stdin is None else stdin)
 
