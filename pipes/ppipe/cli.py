@@ -19,7 +19,8 @@ from .command import Config, DisplayMode, ProgressMode, run_command
 HELP = """Run a shell-style pipeline as real processes, counting every byte between them.
 
 PIPELINE is one string, quoted as for a shell: ppipe "grep -i error app.log | sort | uniq -c".
-Supported: quoting, $VAR, ~, globs, NAME=value, | and |&, < > >> 2> 2>> 2>&1 &>.
+Supported: quoting, $VAR, ~, globs, NAME=value, | and |&, < > >> 2> 2>> 2>&1 &>,
+and groups: "a | { b ; c } | d" copies a's output to b and c and merges their lines into d.
 A stage whose first word starts with '-' may fail without failing the run: "cat f | -grep x | wc -l".
 
 Exit status: 0 when every stage succeeded, else the rightmost failure's status
