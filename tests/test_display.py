@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -204,3 +205,26 @@ def test_merged_output_above_the_view_keeps_lines_whole() -> None:
                                         "{ sh -c 'printf aaa; sleep 0.6; echo AAA' ; sh -c 'sleep 0.3; echo bbb' }")
     assert status == 0
     assert rows_of(screen)[:2] == ["bbb", "aaaAAA"]
+
+
+def test_in_a_fan_out_the_slow_branch_is_the_bottleneck() -> None:
+    slow = slow_stage(0.01)
+    child = pexpect.spawn(PPIPE, [f"head -c 300M /dev/zero | {{ wc -c ; {slow} | wc -c }}"],
+                          env={**ENV, "TERM": "xterm-256color"}, dimensions=(24, 100), timeout=30)
+    screen = pyte.Screen(100, 24)
+    stream = pyte.ByteStream(screen)
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + 20
+        while len(seen) < 30 and time.monotonic() < deadline:
+            with contextlib.suppress(pexpect.TIMEOUT):
+                stream.feed(child.read_nonblocking(65536, timeout=1))
+            footer = [r for r in rows_of(screen) if "bottleneck: stage" in r]
+            if footer:
+                seen.append(footer[-1].split("bottleneck: stage")[1].split()[0])
+    finally:
+        child.sendintr()
+        child.expect(pexpect.EOF, timeout=20)
+        child.close()
+    assert seen, "no bottleneck was marked"
+    assert seen.count("3") > len(seen) * 0.8, seen  # the slow copier, never the fast wc -c beside it

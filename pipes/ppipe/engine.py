@@ -392,8 +392,9 @@ class Execution:
         result = StageResult(proc.stage, returncode=proc.returncode)
         bytes_in, lines_in = _edge_totals(ins, sum)
         bytes_out, lines_out = _edge_totals(outs, max)
-        in_pumps = {p for _, p in (x for x in ins if x is not None) if p is not None}
-        held_input = sum(p.waits.totals()[1] for p in in_pumps) if in_pumps else None
+        counted_ins = [(c, p) for c, p in (x for x in ins if x is not None) if p is not None]
+        # Each input edge's own wait for this stage (in a fan-out, not the slowest sibling's).
+        held_input = sum(p.consumer_wait(c) for c, p in counted_ins) if counted_ins else None
         held_output = proc.output_pump.waits.totals()[0] if proc.output_pump is not None else 0.0
         return StageSnapshot(
             id=sid, command=proc.stage.command, state=state, pid=proc.pid,

@@ -494,6 +494,9 @@ class Pump:
         self._live = list(range(len(sinks)))
         self._left = [False] * len(sinks)
         self._ended = False  # the producer's EOF was read
+        #: Per sink: seconds spent waiting for its consumer, and since when the current write waits.
+        self._sink_waited = [0.0] * len(sinks)
+        self._sink_since: list[float | None] = [None] * len(sinks)
 
     async def run(self) -> None:
         try:
@@ -523,9 +526,9 @@ class Pump:
         live = list(self._live)  # sink_gone() may change _live while we wait
         self.waits.wait_on("consumer")
         if len(live) == 1:
-            accepted = [await self.sinks[live[0]].write(chunk, self)]
+            accepted = [await self._timed_write(live[0], chunk)]
         else:
-            accepted = await asyncio.gather(*(self.sinks[i].write(chunk, self) for i in live))
+            accepted = await asyncio.gather(*(self._timed_write(i, chunk) for i in live))
         for i, ok in zip(live, accepted, strict=True):
             if ok:
                 self.counters[i].add(chunk, newlines)
@@ -535,14 +538,31 @@ class Pump:
         if not self._live:
             self.closed_early = self.cut_while_writing = not self.keep_draining
 
+    async def _timed_write(self, index: int, chunk: memoryview) -> bool:
+        """Writes to one sink, timing the wait: in a fan-out, each consumer's own slowness."""
+        self._sink_since[index] = started = time.monotonic()
+        try:
+            return await self.sinks[index].write(chunk, self)
+        finally:
+            self._sink_since[index] = None
+            self._sink_waited[index] += time.monotonic() - started
+
     def idle_for(self) -> float:
         """Seconds the pump has been waiting for its producer (0 while it delivers)."""
         return self.waits.waiting_on("producer")
 
+    def _index(self, counter: Counter) -> int:
+        return next(i for i, mine in enumerate(self.counters) if mine is counter)
+
     def left_early(self, counter: Counter) -> bool:
         """Whether the consumer counted by ``counter`` went away before the producer had finished."""
-        index = next(i for i, mine in enumerate(self.counters) if mine is counter)
-        return self._left[index]
+        return self._left[self._index(counter)]
+
+    def consumer_wait(self, counter: Counter) -> float:
+        """Seconds spent waiting for the consumer counted by ``counter`` to read, the current wait included."""
+        index = self._index(counter)
+        since = self._sink_since[index]
+        return self._sink_waited[index] + (time.monotonic() - since if since is not None else 0.0)
 
     def consumer_exited(self, sink: Sink | None) -> None:
         """A consumer process exited; its stdin may still be read by a child it left behind."""
@@ -714,6 +734,9 @@ class SplicePump:
     def left_early(self, counter: Counter) -> bool:
         return self.closed_early
 
+    def consumer_wait(self, counter: Counter) -> float:
+        return self.waits.totals()[1]
+
     def idle_for(self) -> float:
         """Seconds the pump has been waiting for its producer (0 while the consumer is behind)."""
         return self.waits.waiting_on("producer")
@@ -775,6 +798,9 @@ class Feed:
 
     def left_early(self, counter: Counter) -> bool:
         return self._left[next(i for i, mine in enumerate(self.counters) if mine is counter)]
+
+    def consumer_wait(self, counter: Counter) -> float:
+        return self.waits.totals()[1]
 
     async def run(self, source: bytes | AsyncIterator[bytes]) -> None:
         live = list(range(len(self.sinks)))
