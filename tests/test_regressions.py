@@ -100,3 +100,12 @@ def test_nul_byte_in_a_variable_fails_the_stage_cleanly() -> None:
                               stdout=ppipe_module.CAPTURE, stderr=os.open(os.devnull, os.O_WRONLY))
     assert result.exit_status == 1
     assert result.stages[0].error is not None
+
+
+def test_a_producer_that_wrote_then_failed_later_on_its_own_still_fails() -> None:
+    # It wrote, its consumer left, and a second later it failed: not EPIPE's doing.
+    import ppipe
+
+    result = ppipe.run("sh -c 'echo x; sleep 1; exit 3' | head -1", stdout=ppipe.CAPTURE)
+    assert result.exit_status == 3
+    assert [s.verdict.value for s in result.stages] == ["failed", "ok"]

@@ -677,7 +677,7 @@ class Execution:
         proc.returncode = returncode
         pump = proc.output_pump
         if pump is not None and pump.closed_early:
-            proc.output_closed_early = pump.cut_while_writing
+            proc.output_closed_early = pump.died_of_cut(time.monotonic())
             proc.consumer_left = True
         else:
             proc.stderr_mark_at_cut = None  # any closing came after the exit: it cannot be to blame

@@ -462,7 +462,38 @@ def sink_for_fd(fd: int, feeders: int = 1) -> Sink:
     return FdSink(fd)
 
 
-class Pump:
+#: A producer that wrote this recently before its output was closed was streaming into it...
+STREAMING_WITHIN = 0.1
+#: ...and one that then exited this soon after the closing died of it (EPIPE), even if the pipes
+#: happened to be empty at that instant (a loaded machine can leave them so between two writes).
+DIED_WITHIN = 0.5
+
+
+class _CutEvidence:
+    """What a pump saw around closing a producer's output early, for :meth:`died_of_cut`."""
+
+    cut_while_writing = False
+    last_data_at: float | None = None
+    cut_at: float | None = None
+
+    def _note_cut(self) -> None:
+        if self.cut_at is None:
+            self.cut_at = time.monotonic()
+
+    def died_of_cut(self, exited_at: float) -> bool:
+        """Whether the producer's failure can be blamed on ppipe closing its output.
+
+        Bytes still on their way at the closing say so; so does a producer
+        that was streaming right up to it and exited right after.
+        """
+        if self.cut_while_writing:
+            return True
+        if self.cut_at is None or self.last_data_at is None:
+            return False
+        return self.cut_at - self.last_data_at < STREAMING_WITHIN and exited_at - self.cut_at < DIED_WITHIN
+
+
+class Pump(_CutEvidence):
     """Reads one producer's output and delivers it to its sinks until EOF.
 
     ``counters[i]`` counts what ``sinks[i]`` accepted; ``observers`` see every
@@ -510,6 +541,7 @@ class Pump:
                     self._ended = not self.closed_early
                     break
                 self.waits.wait_on(None)  # ppipe's own work (counting) is nobody's wait
+                self.last_data_at = time.monotonic()
                 await self._deliver(self._view[:size])
         finally:
             self.waits.wait_on(None)
@@ -537,6 +569,7 @@ class Pump:
                 self._left[i] = True
         if not self._live:
             self.closed_early = self.cut_while_writing = not self.keep_draining
+            self._note_cut()
 
     async def _timed_write(self, index: int, chunk: memoryview) -> bool:
         """Writes to one sink, timing the wait: in a fan-out, each consumer's own slowness."""
@@ -582,6 +615,7 @@ class Pump:
         self._live = [i for i in self._live if self.sinks[i].alive]
         if not self._live and not self.source.closed():
             self.closed_early = True
+            self._note_cut()
             self.cut_while_writing = left_unread or self._bytes_waiting()
             self.source.close()
 
@@ -635,7 +669,7 @@ _TRICKLE_RATE = PIPE_SIZE / 2 / _TRICKLE_PAUSE
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 
 
-class SplicePump:
+class SplicePump(_CutEvidence):
     """The Linux fast path for one producer feeding one consumer: ``os.splice``.
 
     The kernel moves the pages from the producer's pipe to the consumer's;
@@ -715,6 +749,7 @@ class SplicePump:
                 return
             except OSError:  # EPIPE: the consumer is gone (reported even with nothing to move)
                 self.closed_early = True
+                self._note_cut()
                 self.cut_while_writing = bytes_waiting(self.source_fd)
                 self._finish()
                 return
@@ -723,6 +758,7 @@ class SplicePump:
                 return
             counter.nbytes += moved
             moved_now += moved
+            self.last_data_at = now
         # A full burst: return, and level-triggered readiness calls again
         # once the other callbacks have had their turn.
 
@@ -751,6 +787,7 @@ class SplicePump:
         """The consumer exited: close the producer's pipe now, as the kernel would."""
         if not self._closed:
             self.closed_early = True
+            self._note_cut()
             # Bytes still in either pipe: the producer was writing faster than the consumer read.
             self.cut_while_writing = bytes_waiting(self.source_fd) or bytes_waiting(self.target_fd)
         self._finish()

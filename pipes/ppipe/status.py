@@ -12,7 +12,9 @@ The rules, in order:
    *successfully* (programs that report EPIPE instead of dying of SIGPIPE,
    such as Python scripts). "Failed writing" is the engine's finding
    (``output_closed_early``): bytes were still on their way when ppipe
-   closed the output, or the stage said "Broken pipe" on stderr afterwards.
+   closed the output, or the stage had been writing up to then and exited
+   right after (``ppipe.pumps.died_of_cut``), or it said "Broken pipe" on
+   stderr afterwards.
    Neither is a failure — unlike bash's pipefail, which reports 141. A
    producer that was silent (``false | true``) failed on its own.
 4. Any other non-zero exit, or a stage that could not start (a redirection
