@@ -142,6 +142,8 @@ def test_braces_inside_words_and_quotes_are_arguments() -> None:
     ("a ; b", 3, b"';' (a list of commands)"),
     ("{ a ; b } > f", 11, b"a group is followed only by"),
     ("{ a | ; b }", 5, b"empty stage"),
+    ("FOO=1 { a ; b }", 7, b"a group takes no NAME=value, redirection or '-'"),
+    ("< f { a ; b }", 5, b"a group takes no"),
 ])
 def test_rejected_forms_point_at_the_column(pipeline: str, column: int, message: bytes) -> None:
     done = run_ppipe(pipeline)

@@ -467,6 +467,9 @@ class Parser:
             if _is_brace(token, "{") and words:
                 raise self.error("'{' starts a group only at the start of a stage", token.start, 1,
                                  "quote it to pass a literal brace: '{'")
+            if _is_brace(token, "{"):
+                raise self.error("a group takes no NAME=value, redirection or '-' of its own", token.start, 1,
+                                 "put them on the stages inside it: { -a < f ; NAME=v b }")
             self.index += 1
             if isinstance(token, Operator):
                 redirects.append(self.redirection(token))
