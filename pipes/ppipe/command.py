@@ -153,8 +153,6 @@ def _shards(config: Config) -> tuple[ShardPlan | None, str]:
         if identity is None:
             return None, config.pipeline
         return None, substitute_placeholders(config.pipeline, identity.task_id, identity.tasks)
-    if config.fork < 0 or config.max_restarts < 0:
-        raise UsageError("--fork and --max-restarts take a number, 0 or more")
     try:
         block = parse_size(config.block) if config.block is not None else DEFAULT_BLOCK
     except ValueError as error:

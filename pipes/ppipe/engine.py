@@ -278,6 +278,31 @@ def in_terminal_foreground() -> bool:
     return False
 
 
+@contextlib.contextmanager
+def handling_signals(loop: asyncio.AbstractEventLoop, on_signal: Callable[[int], None],
+                     enabled: bool = True) -> Iterator[None]:
+    """Sends SIGINT, SIGTERM and SIGHUP to ``on_signal`` on ``loop`` for the block; restores the handlers after.
+
+    A signal ignored by whoever started ppipe (``nohup``) stays ignored.
+    """
+    if not enabled:
+        yield
+        return
+    installed: dict[int, signal._HANDLER] = {}
+    for sig in FORWARDED_SIGNALS:
+        previous = signal.getsignal(sig)
+        if previous == signal.SIG_IGN:
+            continue
+        loop.add_signal_handler(sig, on_signal, sig)
+        installed[sig] = previous
+    try:
+        yield
+    finally:
+        for installed_sig, previous in installed.items():
+            loop.remove_signal_handler(installed_sig)
+            signal.signal(installed_sig, previous)
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -354,7 +379,7 @@ class Execution:
     async def run(self) -> RunResult:
         started_at = self.started_at = time.time()
         loop = asyncio.get_running_loop()
-        with sigchld_handler(), self._signal_handlers(loop):
+        with sigchld_handler(), handling_signals(loop, self._on_signal, self.options.handle_signals):
             timer = loop.call_later(self.options.timeout, self._on_timeout) if self.options.timeout else None
             try:
                 self._spawn_all()
@@ -823,27 +848,6 @@ class Execution:
         self._stop(sig, already_delivered=from_terminal)
         if from_terminal:
             asyncio.get_running_loop().call_later(FOREGROUND_GRACE, self._signal_all, sig)
-
-    @contextlib.contextmanager
-    def _signal_handlers(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
-        if not self.options.handle_signals:
-            yield
-            return
-        installed: dict[int, signal._HANDLER] = {}
-        for sig in FORWARDED_SIGNALS:
-            previous = signal.getsignal(sig)
-            if previous == signal.SIG_IGN:
-                continue  # ignored by whoever started ppipe (nohup): stay so
-            loop.add_signal_handler(sig, self._on_signal, sig)
-            installed[sig] = previous
-        try:
-            yield
-        finally:
-            if self._kill_timer is not None:
-                self._kill_timer.cancel()
-            for installed_sig, previous in installed.items():
-                loop.remove_signal_handler(installed_sig)
-                signal.signal(installed_sig, previous)
 
     # -- results
 

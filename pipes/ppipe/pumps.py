@@ -841,7 +841,7 @@ class Feed:
 
     async def run(self, source: bytes | AsyncIterator[bytes]) -> None:
         live = list(range(len(self.sinks)))
-        chunks = _pieces(source) if isinstance(source, bytes) else source
+        chunks = chunks_of(source) if isinstance(source, bytes) else source
         try:
             self.waits.wait_on("producer")
             async for chunk in chunks:
@@ -863,7 +863,8 @@ class Feed:
                 await sink.finish(self)
 
 
-async def _pieces(data: bytes) -> AsyncIterator[bytes]:
+async def chunks_of(data: bytes) -> AsyncIterator[bytes]:
+    """``data`` a ``CHUNK`` at a time, as a stream would give it."""
     for start in range(0, len(data), CHUNK):
         yield data[start:start + CHUNK]
 

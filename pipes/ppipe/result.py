@@ -15,6 +15,14 @@ from typing import TypeVar
 from .graph import Edge, Graph, Stage
 
 
+def signal_name(number: int) -> str:
+    """``SIGPIPE`` for 13; ``signal 64`` for a number with no name."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 class Verdict(enum.Enum):
     """How a stage's end counts towards the run's exit status."""
 
@@ -72,10 +80,7 @@ class StageResult:
         """The name of the signal that killed the stage (``SIGPIPE``), if one did."""
         if self.returncode is None or self.returncode >= 0:
             return None
-        try:
-            return signal.Signals(-self.returncode).name
-        except ValueError:
-            return f"signal {-self.returncode}"
+        return signal_name(-self.returncode)
 
     @property
     def duration(self) -> float | None:

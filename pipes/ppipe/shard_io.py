@@ -322,7 +322,7 @@ class OrderGate(Sink):
         if self.spool is not None:
             offset = 0
             while data := os.pread(self.spool.fileno(), CHUNK, offset):
-                offset += len(data)  # whole lines: the shard's LineAssembler wrote them
+                offset += len(data)  # no other gate writes meanwhile, so pieces cannot mix
                 if not await self.inner.write(data, self):
                     break
             self.discard()

@@ -32,7 +32,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -44,14 +44,15 @@ from .engine import (
     DRAIN_GRACE,
     FORWARDED_SIGNALS,
     RunOptions,
+    handling_signals,
     parent_death_hook,
     resolve_commands,
     sigchld_handler,
 )
 from .errors import ExitStatus, UsageError
-from .graph import Boundary
-from .pumps import CaptureSink, LineJoiner, Pump, Sink, read_chunks, sink_for_fd, stream
-from .result import ShardAttempt, ShardedResult, ShardResult, Verdict
+from .graph import Boundary, Graph
+from .pumps import CaptureSink, LineJoiner, Pump, Sink, chunks_of, read_chunks, sink_for_fd, stream
+from .result import RunResult, ShardAttempt, ShardedResult, ShardResult, Verdict, signal_name
 from .shard_io import DEFAULT_BLOCK, Lasting, OutputMerge, ShardInput, TagSink, split_input, splittable
 from .snapshot import RunSnapshot
 from .syntax import parse, substitute_placeholders
@@ -200,7 +201,7 @@ class _Attempt:
     control: IOStream | None
     started_at: float
     ended_at: float | None = None
-    result: object = None
+    result: RunResult | None = None
     error: str | None = None
     error_status: int | None = None
     wait_status: int | None = None
@@ -212,16 +213,17 @@ class _Attempt:
     def reported(self) -> bool:
         return self.result is not None or self.error is not None
 
-    def record(self) -> ShardAttempt:
-        from .result import RunResult
+    @property
+    def bytes_out(self) -> int:
+        return self.out_pump.counters[0].nbytes if self.out_pump is not None else 0
 
-        result = self.result if isinstance(self.result, RunResult) else None
+    def record(self) -> ShardAttempt:
         error = self.error
         if not self.reported and self.wait_status is not None:
             error = _describe_wait(self.wait_status) + " before it reported"
         elif not self.reported:
             error = "the shard process ended before it reported"
-        return ShardAttempt(self.number, self.pid, self.started_at, self.ended_at, result, error,
+        return ShardAttempt(self.number, self.pid, self.started_at, self.ended_at, self.result, error,
                             self.error_status, self.wait_status)
 
 
@@ -264,16 +266,17 @@ class ShardedExecution:
 
     # -- before anything runs
 
-    def check(self) -> None:
+    def check(self) -> list[Graph]:
         """Parses every shard's pipeline and finds its commands: bad input fails before anything starts."""
+        graphs = []
         for task_id in self.plan.task_ids:
-            text = substitute_placeholders(self.text, task_id, self.plan.total)
-            graph = parse(text, env=self.env, cwd=self.options.cwd)
+            graph = parse(substitute_placeholders(self.text, task_id, self.plan.total), env=self.env,
+                          cwd=self.options.cwd)
             resolve_commands(graph, self.env)
+            graphs.append(graph)
+        return graphs
 
-    def _splits_input(self) -> bool:
-        first = parse(substitute_placeholders(self.text, self.plan.offset, self.plan.total), env=self.env,
-                      cwd=self.options.cwd)
+    def _splits_input(self, first: Graph) -> bool:
         readers = [first.stage(e.target) for e in first.outputs(Boundary.STDIN) if isinstance(e.target, int)]
         if all(any(r.fd == 0 for r in stage.redirects) for stage in readers):
             return False  # every stage at the start reads a file of its own (`< f`)
@@ -283,23 +286,22 @@ class ShardedExecution:
     # -- the run
 
     async def run(self) -> ShardedResult:
-        self.check()
+        graphs = self.check()
         _check_descriptors(self.plan.local)
-        split = self._splits_input()
+        split = self._splits_input(graphs[0])
         self.started_at = time.time()
         loop = asyncio.get_running_loop()
         doorbell, far_doorbell = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.shards = [
-            _Shard(task_id, index, substitute_placeholders(self.text, task_id, self.plan.total),
-                   ShardInput(spool=self.plan.max_restarts > 0) if split else None)
-            for index, task_id in enumerate(self.plan.task_ids)
+            _Shard(task_id, index, graph.text, ShardInput(spool=self.plan.max_restarts > 0) if split else None)
+            for index, (task_id, graph) in enumerate(zip(self.plan.task_ids, graphs, strict=True))
         ]
         self.output = OutputMerge(self._stdout_sink(), shards=len(self.shards), tag=self.plan.tag,
                                   keep_order=self.plan.keep_order)
         self.errors_target = Lasting(self._stderr_target())
         self.errors = LineJoiner(self.errors_target)
         supervisor: Subprocess | None = None
-        with sigchld_handler(), self._signal_handlers(loop):
+        with sigchld_handler(), handling_signals(loop, self._on_signal, self.options.handle_signals):
             timer = loop.call_later(self.options.timeout, self._on_timeout) if self.options.timeout else None
             try:
                 doorbell.setblocking(False)
@@ -349,7 +351,7 @@ class ShardedExecution:
 
     def _stdout_sink(self) -> Sink:
         if self.observer is not None and (watched := self.observer.stdout_sink()) is not None:
-            return LineJoiner(watched)
+            return watched  # whole lines already: each attempt writes through a LineAssembler
         stdout = self.options.stdout
         if stdout is not None and not isinstance(stdout, int):  # CAPTURE
             self._capture = CaptureSink()
@@ -362,7 +364,7 @@ class ShardedExecution:
     def _input_chunks(self) -> AsyncIterator[bytes]:
         stdin = self.options.stdin
         if isinstance(stdin, bytes):
-            return _from_bytes(stdin)
+            return chunks_of(stdin)
         return read_chunks(0 if stdin is None else stdin)
 
     async def _split(self, chunks: AsyncIterator[bytes]) -> None:
@@ -515,7 +517,7 @@ class ShardedExecution:
             return Verdict.TERMINATED if self.stopping else Verdict.FAILED
         # A signal to the whole process group (Ctrl-C, `timeout`) may stop a
         # shard before ppipe itself has handled it: that shard was stopped too.
-        interrupted = self.stopping and getattr(last.result, "interrupted_by", None) is not None
+        interrupted = self.stopping and last.result is not None and last.result.interrupted_by is not None
         return status.shard_verdict(last.record().exit_status, stopped=shard.stopped or interrupted)
 
     # -- stopping: --fail-fast, --timeout, signals
@@ -559,25 +561,6 @@ class ShardedExecution:
             return
         self.interrupted_by = sig
         self.stop(sig)
-
-    @contextlib.contextmanager
-    def _signal_handlers(self, loop: asyncio.AbstractEventLoop) -> Iterator[None]:
-        if not self.options.handle_signals:
-            yield
-            return
-        installed = {}
-        for sig in FORWARDED_SIGNALS:
-            previous = signal.getsignal(sig)
-            if previous == signal.SIG_IGN:
-                continue
-            loop.add_signal_handler(sig, self._on_signal, sig)
-            installed[sig] = previous
-        try:
-            yield
-        finally:
-            for sig, previous in installed.items():
-                loop.remove_signal_handler(sig)
-                signal.signal(sig, previous)
 
     # -- the end
 
@@ -635,7 +618,7 @@ class ShardedExecution:
                 task_id=s.task_id, tasks=self.plan.total, pipeline=s.pipeline,
                 attempts=tuple(a.record() for a in s.attempts),
                 bytes_in=s.input.delivered if s.input is not None else None,
-                bytes_out=sum(a.out_pump.counters[0].nbytes for a in s.attempts if a.out_pump is not None),
+                bytes_out=sum(a.bytes_out for a in s.attempts),
                 lines_out=sum(a.out_pump.counters[0].lines for a in s.attempts if a.out_pump is not None)
                 if self.options.count_lines else None,
                 verdict=self._verdict(s),
@@ -675,7 +658,7 @@ class ShardedExecution:
         return ShardSnapshot(
             task_id=shard.task_id, state=state, pid=attempt.pid if attempt is not None else None,
             attempts=len(shard.attempts), bytes_in=shard.input.delivered if shard.input is not None else None,
-            bytes_out=sum(a.out_pump.counters[0].nbytes for a in shard.attempts if a.out_pump is not None),
+            bytes_out=sum(a.bytes_out for a in shard.attempts),
             elapsed=None if first is None else (last_end or now) - first,
             stages=attempt.snapshot if attempt is not None else None,
         )
@@ -728,10 +711,6 @@ def _supervisor_hook() -> Callable[[], None]:
     return hook
 
 
-async def _from_bytes(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
 async def execute_sharded(text: str, plan: ShardPlan, options: RunOptions | None = None,
                           observer: ShardObserver | None = None) -> ShardedResult:
     """Runs ``text`` as ``plan`` says on the running event loop; see :class:`ShardedExecution`.
@@ -749,10 +728,5 @@ async def execute_sharded(text: str, plan: ShardPlan, options: RunOptions | None
 
 def _describe_wait(wait_status: int) -> str:
     if os.WIFSIGNALED(wait_status):
-        number = os.WTERMSIG(wait_status)
-        try:
-            name = signal.Signals(number).name
-        except ValueError:
-            name = f"signal {number}"
-        return f"the shard process was killed by {name}"
+        return f"the shard process was killed by {signal_name(os.WTERMSIG(wait_status))}"
     return f"the shard process exited with status {os.WEXITSTATUS(wait_status)}"
