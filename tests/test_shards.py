@@ -107,16 +107,28 @@ def test_a_command_missing_everywhere_fails_before_anything_starts(tmp_path: Pat
     assert b"no-such-command-0" in done.stderr and b"Traceback" not in done.stderr
 
 
-def test_fail_fast_stops_the_other_shards(tmp_path: Path) -> None:
+def test_fail_fast_stops_the_other_shards_and_kills_one_that_will_not_stop(tmp_path: Path) -> None:
+    # Shard 1 fails once the others are up; shard 0 stops on SIGTERM; shard 2
+    # ignores it and must be killed after --kill-after. Were they not stopped,
+    # the run would last a minute and run_ppipe's timeout would fail the test.
+    stage = python_stage(
+        "import os, signal, sys, time\n"
+        "me = sys.argv[1]\n"
+        "if me == '1':\n"
+        "    while not (os.path.exists('0.pid') and os.path.exists('2.pid')): time.sleep(0.01)\n"
+        "    sys.exit(3)\n"
+        "if me == '2': signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "open(me + '.tmp', 'w').write(str(os.getpid())); os.rename(me + '.tmp', me + '.pid')\n"
+        "time.sleep(60)\n")
     report = tmp_path / "r.json"
-    script = "sh -c 'if [ {task_id} = 1 ]; then exit 3; fi; exec sleep 60'"
-    started = time.monotonic()
-    done = run_ppipe("--fork", "3", "--fail-fast", "--kill-after", "1", "--report", str(report), script)
-    assert time.monotonic() - started < 30  # the sleeps were stopped, not waited for
+    done = run_ppipe("--fork", "3", "--fail-fast", "--kill-after", "1", "--report", str(report),
+                     f"{stage} {{task_id}}", cwd=str(tmp_path), timeout=50)
     assert done.returncode == 3
-    verdicts = [s["verdict"] for s in report_of(report)["shards"]]
-    assert verdicts == ["terminated", "failed", "terminated"]
     assert b"--fail-fast" in done.stderr
+    shards = report_of(report)["shards"]
+    assert [s["verdict"] for s in shards] == ["terminated", "failed", "terminated"]
+    assert [s["attempts"][0]["stages"][0]["signal"] for s in shards] == ["SIGTERM", None, "SIGKILL"]
+    assert pids_alive([int((tmp_path / f"{i}.pid").read_text()) for i in (0, 2)]) == []
 
 
 def test_a_restarted_shard_is_fed_its_input_again(tmp_path: Path) -> None:
@@ -247,6 +259,13 @@ def test_bad_shard_options_are_usage_errors(args: list[str]) -> None:
     done = run_ppipe(*args)
     assert done.returncode == 2, done.stderr
     assert b"Traceback" not in done.stderr and done.stderr
+
+
+def test_plain_progress_names_every_shard() -> None:
+    done = run_ppipe("--progress", "plain", "--fork", "2", "sleep 5.5")
+    assert done.returncode == 0
+    line = done.stderr.decode().splitlines()[0]
+    assert line.startswith("ppipe: ") and "shard 0 running" in line and "shard 1 running" in line
 
 
 def test_explain_shows_shard_zero_and_the_rule() -> None:
