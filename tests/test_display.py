@@ -151,6 +151,28 @@ def test_progress_of_a_file_input(tmp_path: Path) -> None:
         child.close()
 
 
+def test_the_view_counts_lines_of_a_fast_edge_only_while_it_costs_nothing() -> None:
+    # 512 MiB through cat runs far above the view's 64 MiB/s line-counting
+    # limit: bytes stay exact, lines become a lower bound, and the view says so.
+    screen, status, _ = run_in_terminal("--display", "always", "head -c 512M /dev/zero | cat | wc -c")
+    rows = rows_of(screen)
+    assert status == 0
+    cat_row = next(r for r in rows if r.startswith("✓") and " cat " in r).split()
+    assert cat_row[3] == cat_row[5] == str(512 * 1024 * 1024)
+    assert cat_row[4].startswith("≥") and cat_row[6].startswith("≥")
+    assert any(r.startswith("≥: line counting stopped") for r in rows)
+
+
+def test_lines_asked_for_are_exact_under_the_view() -> None:
+    screen, status, _ = run_in_terminal("--display", "always", "--lines",
+                                        "head -c 128M /dev/zero | tr '\\0' '\\n' | cat | wc -l")
+    rows = rows_of(screen)
+    assert status == 0
+    cat_row = next(r for r in rows if r.startswith("✓") and " cat " in r).split()
+    assert cat_row[3:7] == [str(128 * 1024 * 1024)] * 4
+    assert not any("≥" in r for r in rows)
+
+
 def test_output_on_the_view_terminal_has_no_blank_lines_between() -> None:
     screen, status, _ = run_in_terminal("--display", "always", "sh -c 'echo 1; sleep 0.3; echo 2'")
     assert status == 0

@@ -12,9 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import ppipe
 from ppipe import CAPTURE, Boundary, CommandError, PipelineFailed
+from ppipe.pumps import count_newlines
+from ppipe.report import build as build_report
 
 from conftest import python_stage
 
@@ -56,6 +60,47 @@ def test_last_line_without_newline_counts() -> None:
     result = run("printf 'a\\nb' | cat", count_lines=True)
     assert result.stdout == b"a\nb"
     assert (result.edge(1, 2).bytes, result.edge(1, 2).lines) == (3, 2)
+
+
+def test_lines_stay_exact_when_the_consumer_takes_less_than_was_waiting() -> None:
+    # A fast producer of uneven lines and a consumer reading 1000 bytes at a
+    # time: on the fast path most splices move less than was teed, and the
+    # rest must be counted once, when it really moves.
+    producer = python_stage(
+        "import sys\n"
+        "out = sys.stdout.buffer\n"
+        "for i in range(200000):\n"
+        "    out.write(b'x' * (i % 97) + b'\\n')\n")
+    consumer = python_stage(
+        "import os, time\n"
+        "n = 0\n"
+        "while chunk := os.read(0, 1000):\n"
+        "    n += chunk.count(b'\\n')\n"
+        "    if n % 500 == 0: time.sleep(0.001)\n"
+        "print(n)\n")
+    result = run(f"{producer} | {consumer}", count_lines=True)
+    edge = result.edge(1, 2)
+    assert result.stdout == b"200000\n"
+    assert (edge.bytes, edge.lines, edge.lines_at_least) == (sum(i % 97 + 1 for i in range(200000)), 200000, None)
+
+
+def test_counting_for_the_view_stops_on_a_fast_spliced_edge(both_pump_paths: str) -> None:
+    result = run("head -c 64M /dev/zero | tr '\\0' '\\n' | wc -l", count_lines=True, count_lines_below=MiB)
+    assert result.stdout == b"%d\n" % (64 * MiB)
+    edge = result.edge(2, 3)
+    assert edge.bytes == 64 * MiB  # bytes are always exact
+    if both_pump_paths == "splice":
+        assert edge.lines is None
+        assert edge.lines_at_least is not None and 0 < edge.lines_at_least < 64 * MiB
+        assert build_report(result)["edges"][2]["lines_at_least"] == edge.lines_at_least
+    else:  # through Python the bytes are read anyway: the count stays exact
+        assert (edge.lines, edge.lines_at_least) == (64 * MiB, None)
+
+
+def test_counting_for_the_view_stays_exact_on_a_slow_edge() -> None:
+    result = run("seq 100000 | grep 7 | wc -l", count_lines=True, count_lines_below=64 * MiB)
+    assert (result.edge(1, 2).lines, result.edge(1, 2).lines_at_least) == (100000, None)
+    assert result.edge(2, 3).lines == int(result.stdout)
 
 
 def test_stdin_bytes_are_fed_and_counted() -> None:
@@ -386,3 +431,13 @@ def test_timeout_escalates_to_sigkill() -> None:
 def _children(pid: int) -> list[int]:
     with open(f"/proc/{pid}/task/{pid}/children") as handle:
         return [int(p) for p in handle.read().split()]
+
+
+# ---------------------------------------------------------------- counting
+
+
+@given(data=st.binary(max_size=4096), cut=st.integers(min_value=0, max_value=4096))
+def test_count_newlines_agrees_with_counting_every_byte(data: bytes, cut: int) -> None:
+    end = min(cut, len(data))
+    assert count_newlines(bytearray(data), end) == data.count(b"\n", 0, end)
+    assert count_newlines(data) == data.count(b"\n")

@@ -42,6 +42,7 @@ async def run_async(
     kill_after: float = 2.0,
     handle_signals: bool = False,
     count_lines: bool = False,
+    count_lines_below: int | None = None,
     splice: bool | None = None,
     observer: RunObserver | ShardObserver | None = None,
     check: bool = False,
@@ -63,7 +64,9 @@ async def run_async(
 
     Bytes are counted on every edge ppipe carries. Lines are counted only
     with ``count_lines=True`` (a pass over every byte); otherwise an edge's
-    ``lines`` is None. ``splice`` forces the Linux fast path on or off
+    ``lines`` is None. ``count_lines_below`` (bytes per second) lets an edge
+    the kernel moves stop counting once it is faster than that: its
+    ``lines`` is then None and ``lines_at_least`` what was counted. ``splice`` forces the Linux fast path on or off
     (default: on where available, unless ``PPIPE_SPLICE=0``).
 
     ``fork=N`` runs N shards of the pipeline (0: one per CPU; see
@@ -82,7 +85,8 @@ async def run_async(
     """
     options = RunOptions(no_fail=no_fail, timeout=timeout, kill_after=kill_after, handle_signals=handle_signals,
                          env=env, cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr, count_lines=count_lines,
-                         splice=splice, observer=None if fork is not None else cast("RunObserver | None", observer))
+                         count_lines_below=count_lines_below, splice=splice,
+                         observer=None if fork is not None else cast("RunObserver | None", observer))
     result: RunResult | ShardedResult
     if fork is not None:
         if isinstance(pipeline, Graph):

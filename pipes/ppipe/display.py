@@ -57,16 +57,22 @@ def human_bytes(count: int | None) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def human_count(count: int | None) -> str:
-    """``1.0M``: a line count in three or four characters; ``-`` when not counted."""
+def human_count(count: int | None, at_least: bool = False) -> str:
+    """``1.0M``: a line count in three to six characters; ``-`` when not counted;
+    ``≥1.0M`` when counting stopped part way (a fast edge under the view)."""
     if count is None:
         return "-"
+    prefix = "≥" if at_least else ""
     if count < 10_000:
-        return str(count)
+        return f"{prefix}{count}"
     for unit, size in (("k", 1e3), ("M", 1e6), ("G", 1e9)):
         if count < size * 1000 or unit == "G":
-            return f"{count / size:.1f}{unit}"
+            return f"{prefix}{count / size:.1f}{unit}"
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: Said under the view and the summary when a line count is a lower bound.
+AT_LEAST_NOTE = "≥: line counting stopped on a fast edge, to cost nothing; --lines counts all"
 
 
 def _seconds(value: float | None) -> str:
@@ -198,8 +204,8 @@ class LiveView(_TerminalView):
     def render(self, snapshot: RunSnapshot) -> RenderableType:
         """The table for one snapshot; rates come from the previous one."""
         wide = self.console.width >= 100
-        columns = [("", 1), ("#", 2), ("command", 0), ("pid", 7), ("in", 8), ("lines", 6), ("out", 8),
-                   ("lines", 6), *((("out/in", 6),) if wide else ()), ("rate", 10), ("time", 5)]
+        columns = [("", 1), ("#", 2), ("command", 0), ("pid", 7), ("in", 8), ("lines", 7), ("out", 8),
+                   ("lines", 7), *((("out/in", 6),) if wide else ()), ("rate", 10), ("time", 5)]
         table = _table(columns, self.console.width)
         slowest = self.bottleneck(snapshot)
         for stage in snapshot.stages:
@@ -207,8 +213,8 @@ class LiveView(_TerminalView):
             command = Text(self.tree.get(stage.id, "") + _one_line(stage.command),
                            style="bold yellow" if stage.id == slowest else "")
             table.add_row(self._mark(stage), str(stage.id), command, str(stage.pid or "-"),
-                          human_bytes(stage.bytes_in), human_count(stage.lines_in),
-                          human_bytes(stage.bytes_out), human_count(stage.lines_out),
+                          human_bytes(stage.bytes_in), human_count(stage.lines_in, stage.lines_in_partial),
+                          human_bytes(stage.bytes_out), human_count(stage.lines_out, stage.lines_out_partial),
                           *((ratio,) if wide else ()), self._rate(stage), _seconds(stage.elapsed))
         moved = sum(s.bytes_out or 0 for s in snapshot.stages)
         footer = Text(f"{len(snapshot.stages)} stages · {human_bytes(moved)} moved · {_seconds(snapshot.elapsed)}",
@@ -218,6 +224,8 @@ class LiveView(_TerminalView):
         for stage in snapshot.stages:
             if stage.input_size and stage.input_read is not None:
                 footer.append(f" · stage {stage.id} input {self._progress(stage)}")
+        if any(s.lines_in_partial or s.lines_out_partial for s in snapshot.stages):
+            return Group(table, footer, Text(AT_LEAST_NOTE, style="dim"))
         return Group(table, footer)
 
     def _progress(self, stage: StageSnapshot) -> str:
@@ -277,6 +285,8 @@ class LiveView(_TerminalView):
                           _exact(max((e.bytes for e in outs), default=0), outs), _exact_lines(outs, max),
                           _seconds(stage.duration))
         parts: list[RenderableType] = [table]
+        if any(e.lines is None and e.lines_at_least is not None for e in result.edges):
+            parts.append(Text(AT_LEAST_NOTE, style="dim"))
         for stage in result.failures:
             tail = "\n".join(stage.stderr_tail[-5:]) or "(no stderr)"
             parts.append(Panel(Text(tail), title=f"stage {stage.stage.id} failed: {stage.describe_end()}",
@@ -323,10 +333,12 @@ def _exact(total: int, edges: list[EdgeResult]) -> str:
 
 
 def _exact_lines(edges: list[EdgeResult], combine: Callable[[list[int]], int]) -> str:
-    lines = [e.lines for e in edges]
+    """The lines over ``edges``; ``≥N`` where one edge's count stopped part way, ``-`` where one was not counted."""
+    lines = [e.lines if e.lines is not None else e.lines_at_least for e in edges]
     if not lines or any(n is None for n in lines):
         return "-"
-    return str(combine([n for n in lines if n is not None]))
+    total = str(combine([n for n in lines if n is not None]))
+    return f"≥{total}" if any(e.lines is None for e in edges) else total
 
 
 class _PlainLines:

@@ -65,6 +65,7 @@ from .pumps import (
 )
 from .result import EdgeResult, RunResult, StageResult
 from .snapshot import RunSnapshot, StageSnapshot, StageState
+from .tee import tee_function
 
 #: How long pumps may keep reading after every stage has exited. Only a
 #: stage's background descendants can still hold a pipe open by then, and
@@ -122,10 +123,15 @@ class RunOptions:
 
     ``count_lines`` counts lines on every pumped edge; it costs a pass over
     every byte in Python, so it is off unless someone will see the figures.
+    ``count_lines_below`` (bytes per second) lets an edge the kernel moves
+    stop counting once it gets faster than that, leaving a lower bound: a
+    live view's figures must not slow the pipeline down; exact counts are
+    for whoever asked for them.
     ``splice`` chooses the Linux fast path for edges from one stage to one
     other (:class:`~ppipe.pumps.SplicePump`): None means "where available,
-    unless the environment says ``PPIPE_SPLICE=0``"; it never applies to an
-    edge whose lines are counted.
+    unless the environment says ``PPIPE_SPLICE=0``". Lines on it are counted
+    through ``tee(2)``; where that is missing, an edge whose lines must be
+    counted exactly goes through Python instead.
     """
 
     no_fail: bool = False
@@ -138,6 +144,7 @@ class RunOptions:
     stdout: Output = None
     stderr: int | None = None
     count_lines: bool = False
+    count_lines_below: int | None = None
     splice: bool | None = None
     #: Told when the run has started and finished; may take the stages' stderr (the live view).
     observer: RunObserver | None = None
@@ -145,7 +152,8 @@ class RunOptions:
     @property
     def use_splice(self) -> bool:
         wanted = os.environ.get("PPIPE_SPLICE", "1") != "0" if self.splice is None else self.splice
-        return wanted and SPLICE_AVAILABLE and not self.count_lines
+        exact_lines = self.count_lines and self.count_lines_below is None
+        return wanted and SPLICE_AVAILABLE and not (exact_lines and tee_function() is None)
 
 
 # ---------------------------------------------------------------- resolving
@@ -415,8 +423,8 @@ class Execution:
         else:
             state = StageState.DONE if proc.returncode == 0 else StageState.EXITED
         result = StageResult(proc.stage, returncode=proc.returncode)
-        bytes_in, lines_in = _edge_totals(ins, sum)
-        bytes_out, lines_out = _edge_totals(outs, max)
+        bytes_in, lines_in, lines_in_partial = _edge_totals(ins, sum)
+        bytes_out, lines_out, lines_out_partial = _edge_totals(outs, max)
         counted_ins = [(c, p) for c, p in (x for x in ins if x is not None) if p is not None]
         # Each input edge's own wait for this stage (in a fan-out, not the slowest sibling's).
         held_input = sum(p.consumer_wait(c) for c, p in counted_ins) if counted_ins else None
@@ -425,6 +433,7 @@ class Execution:
             id=sid, command=proc.stage.command, state=state, pid=proc.pid,
             status=result.status, signal=result.signal,
             bytes_in=bytes_in, lines_in=lines_in, bytes_out=bytes_out, lines_out=lines_out,
+            lines_in_partial=lines_in_partial, lines_out_partial=lines_out_partial,
             elapsed=None if proc.started_at is None else (proc.ended_at or now) - proc.started_at,
             held_input=held_input, held_output=held_output,
             input_size=proc.input_size, input_read=self._input_read(proc),
@@ -554,7 +563,9 @@ class Execution:
                 read_fd, write_fd = make_pipe()
                 self.fd_table[sid][1] = write_fd
                 self.child_fds[sid].add(write_fd)
-                splice_pump = SplicePump(read_fd, self.spliced.pop(outputs[0]))  # the pump owns it now
+                splice_pump = SplicePump(read_fd, self.spliced.pop(outputs[0]),  # the pump owns it now
+                                         count_lines=self.options.count_lines,
+                                         count_lines_below=self.options.count_lines_below)
                 self.pumps.append(splice_pump)
                 proc.output_pump = splice_pump
                 self.edge_counts[outputs[0]] = (splice_pump.counters[0], splice_pump)
@@ -868,8 +879,10 @@ class Execution:
             counter, pump = self.edge_counts.get(edge, (Counter(), None))
             counted = pump is not None
             lines_counted = pump is not None and pump.count_lines
+            exact = lines_counted and counter.lines_complete
             waited = pump.waits.totals() if pump is not None else (None, None)
-            edges.append(EdgeResult(edge, counter.nbytes, counter.lines if lines_counted else None, counted,
+            edges.append(EdgeResult(edge, counter.nbytes, counter.lines if exact else None, counted,
+                                    lines_at_least=counter.lines if lines_counted and not exact else None,
                                     closed_early=pump is not None and pump.left_early(counter),
                                     waited_on_producer=waited[0], waited_on_consumer=waited[1]))
         if self.stdout_target is not None and self.stdout_target.error is not None and not self.io_error:
@@ -893,13 +906,18 @@ def _regular_file_size(fd: int) -> int | None:
 
 
 def _edge_totals(counts: list[tuple[Counter, Pump | SplicePump | Feed | None] | None],
-                 combine: Callable[[list[int]], int]) -> tuple[int | None, int | None]:
-    """Bytes and lines over a stage's input (summed) or output (the largest copy) edges; None where not counted."""
+                 combine: Callable[[list[int]], int]) -> tuple[int | None, int | None, bool]:
+    """Bytes and lines over a stage's input (summed) or output (the largest copy) edges; None where not counted.
+
+    The third value says the lines are a lower bound (counting stopped on one of the edges).
+    """
     counted = [(c, p) for c, p in (x for x in counts if x is not None) if p is not None]
     if not counted:
-        return None, None
+        return None, None, False
     lines = [c.lines for c, p in counted if p.count_lines]
-    return combine([c.nbytes for c, _ in counted]), combine(lines) if len(lines) == len(counted) else None
+    partial = any(not c.lines_complete for c, p in counted if p.count_lines)
+    return (combine([c.nbytes for c, _ in counted]), combine(lines) if len(lines) == len(counted) else None,
+            partial)
 
 
 async def execute(graph: Graph, options: RunOptions | None = None) -> RunResult:

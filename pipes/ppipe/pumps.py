@@ -41,6 +41,8 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import PipeIOStream, StreamClosedError
 from tornado.locks import Lock
 
+from .tee import tee_function
+
 #: Bytes asked for per read. Larger chunks mean fewer trips through the loop.
 CHUNK = 256 * 1024
 #: Hard cap on bytes queued in one write buffer; see the module docstring.
@@ -71,6 +73,19 @@ def stream(fd: int) -> PipeIOStream:
     return PipeIOStream(fd, read_chunk_size=CHUNK, max_write_buffer_size=MAX_WRITE_BUFFER)
 
 
+def count_newlines(data: bytes | bytearray, end: int | None = None) -> int:
+    """Newlines in ``data[:end]``, without a pass over data that has none.
+
+    ``count`` looks at every byte (about 1.3 GB/s); ``find`` is ``memchr``,
+    some thirty times faster. Binary streams with no newline (images,
+    archives, ``/dev/zero``) therefore cost next to nothing to count, and text
+    costs what it always did.
+    """
+    end = len(data) if end is None else end
+    first = data.find(b"\n", 0, end)
+    return 0 if first < 0 else data.count(b"\n", first, end)
+
+
 @dataclass
 class Counter:
     """Bytes and lines through one edge. A last line without a newline still counts."""
@@ -78,6 +93,9 @@ class Counter:
     nbytes: int = 0
     newlines: int = 0
     ends_with_newline: bool = True
+    #: False once lines stopped being counted part way (a fast spliced edge
+    #: under a view): ``lines`` is then what was counted, a lower bound.
+    lines_complete: bool = True
 
     def add(self, chunk: bytes | memoryview, newlines: int) -> None:
         if chunk:
@@ -554,7 +572,7 @@ class Pump(_CutEvidence):
             observer.add(chunk)
         if not self._live:
             return
-        newlines = self._buffer.count(b"\n", 0, len(chunk)) if self.count_lines else 0
+        newlines = count_newlines(self._buffer, len(chunk)) if self.count_lines else 0
         live = list(self._live)  # sink_gone() may change _live while we wait
         self.waits.wait_on("consumer")
         if len(live) == 1:
@@ -674,23 +692,38 @@ class SplicePump(_CutEvidence):
 
     The kernel moves the pages from the producer's pipe to the consumer's;
     no byte is copied through Python, yet every ``splice`` says how many it
-    moved, so byte counts stay exact. Lines are not counted (nobody reads
-    the bytes): ``Counter.lines`` means nothing here and the engine reports
-    them as unknown. Driven by IOLoop readiness: wait for the producer's
-    pipe to be readable, splice until ``EAGAIN``; then, if bytes are still
-    waiting, it is the consumer's pipe that is full, so wait for it to be
-    writable. That wait is the backpressure; ppipe holds no bytes at all.
+    moved, so byte counts stay exact. Driven by IOLoop readiness: wait for
+    the producer's pipe to be readable, splice until ``EAGAIN``; then, if
+    bytes are still waiting, it is the consumer's pipe that is full, so wait
+    for it to be writable. That wait is the backpressure; ppipe holds no
+    bytes at all.
+
+    Lines: with ``count_lines``, each splice is preceded by a ``tee(2)`` of
+    the same bytes into a private pipe, which the pump reads and counts; the
+    data still moves without passing through Python, so counting costs one
+    copy instead of the two of :class:`Pump`. ``count_lines_below`` (bytes
+    per second) makes counting stop, for good, once the edge carries more
+    than that within one second: the view's figures must not slow the
+    pipeline down. ``Counter.lines_complete`` then says the count is a lower
+    bound. Without ``tee`` (not Linux, no libc), lines are not counted and
+    ``count_lines`` is False.
 
     It has :class:`Pump`'s interface as the engine uses it.
     """
 
-    def __init__(self, source_fd: int, target_fd: int) -> None:
+    def __init__(self, source_fd: int, target_fd: int, count_lines: bool = False,
+                 count_lines_below: int | None = None) -> None:
         self.source_fd = source_fd
         self.target_fd = target_fd
         os.set_blocking(source_fd, False)
         os.set_blocking(target_fd, False)
         self.counters = [Counter()]
-        self.count_lines = False
+        self._tee = tee_function() if count_lines else None
+        self.count_lines = self._tee is not None
+        self._tap: tuple[int, int] | None = make_pipe() if self.count_lines else None
+        self._tap_buffer = bytearray(PIPE_SIZE if self.count_lines else 0)
+        self._count_lines_below = count_lines_below
+        self._window: tuple[float, int] = (0.0, 0)  # (start, bytes moved since) for count_lines_below
         self.closed_early = False
         self.cut_while_writing = False
         self._loop = IOLoop.current()
@@ -732,13 +765,19 @@ class SplicePump(_CutEvidence):
             self._watch(*self._wanted)
 
     def _on_ready(self, fd: int, events: int) -> None:
-        counter = self.counters[0]
-        moved_now = 0
         now = time.monotonic()
         since, self._last_wake = now - self._last_wake, now
+        moved = self._move_burst(since)
+        if self._tap is not None and self._count_lines_below is not None:
+            self._watch_rate(now, moved)
+
+    def _move_burst(self, since: float) -> int:
+        """Moves what it can, then decides what to wait for; returns the bytes moved."""
+        counter = self.counters[0]
+        moved_now = 0
         for _ in range(_SPLICE_BURST):
             try:
-                moved = os.splice(self.source_fd, self.target_fd, PIPE_SIZE, flags=_SPLICE_FLAGS)
+                moved = self._splice_counted(counter) if self._tap else self._splice(counter)
             except BlockingIOError:
                 if bytes_waiting(self.source_fd):
                     self._watch(self.target_fd, IOLoop.WRITE)  # the consumer is behind
@@ -746,21 +785,72 @@ class SplicePump(_CutEvidence):
                     self._watch(self.source_fd, IOLoop.READ)  # the producer is
                     if moved_now < min(_TRICKLE_RATE * since, PIPE_SIZE / 4):
                         self._pause()
-                return
+                return moved_now
             except OSError:  # EPIPE: the consumer is gone (reported even with nothing to move)
                 self.closed_early = True
                 self._note_cut()
                 self.cut_while_writing = bytes_waiting(self.source_fd)
                 self._finish()
-                return
+                return moved_now
             if moved == 0:  # EOF: the producer closed its output
                 self._finish()
-                return
-            counter.nbytes += moved
+                return moved_now
             moved_now += moved
-            self.last_data_at = now
+            self.last_data_at = time.monotonic()
         # A full burst: return, and level-triggered readiness calls again
         # once the other callbacks have had their turn.
+        return moved_now
+
+    def _splice(self, counter: Counter) -> int:
+        moved = os.splice(self.source_fd, self.target_fd, PIPE_SIZE, flags=_SPLICE_FLAGS)
+        counter.nbytes += moved
+        return moved
+
+    def _splice_counted(self, counter: Counter) -> int:
+        """Tees what waits, splices it on, and counts the lines of what actually moved.
+
+        The consumer may take less than was teed (its pipe filled up): the
+        rest of the copy is dropped, and teed again next time from the
+        producer's pipe, where it still is.
+        """
+        assert self._tap is not None and self._tee is not None
+        teed = self._tee(self.source_fd, self._tap[1], PIPE_SIZE)
+        if teed == 0:
+            return 0
+        moved = 0
+        try:
+            moved = os.splice(self.source_fd, self.target_fd, teed, flags=_SPLICE_FLAGS)
+        finally:
+            copy = self._read_tap(teed)
+            counter.add(copy[:moved], count_newlines(self._tap_buffer, moved))
+        return moved
+
+    def _read_tap(self, size: int) -> memoryview:
+        assert self._tap is not None
+        view = memoryview(self._tap_buffer)
+        done = 0
+        while done < size:  # tee put them all there already: no read waits
+            done += os.readv(self._tap[0], [view[done:size]])
+        return view[:size]
+
+    def _watch_rate(self, now: float, moved: int) -> None:
+        """Stops counting lines once the edge has carried more than ``count_lines_below`` in one second."""
+        assert self._count_lines_below is not None
+        start, carried = self._window
+        if now - start >= 1.0:
+            start, carried = now, 0
+        carried += moved
+        self._window = (start, carried)
+        if carried > self._count_lines_below:
+            self.counters[0].lines_complete = False
+            self._close_tap()
+
+    def _close_tap(self) -> None:
+        if self._tap is not None:
+            for fd in self._tap:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._tap = None
 
     def _finish(self) -> None:
         self.close()
@@ -803,6 +893,7 @@ class SplicePump(_CutEvidence):
         if self._watched is not None:
             self._loop.remove_handler(self._watched)
             self._watched = None
+        self._close_tap()
         for fd in (self.source_fd, self.target_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -847,7 +938,7 @@ class Feed:
             async for chunk in chunks:
                 self.waits.wait_on("consumer")
                 accepted = await asyncio.gather(*(self.sinks[i].write(chunk, self) for i in live))
-                newlines = chunk.count(b"\n")
+                newlines = count_newlines(chunk)
                 for i, ok in zip(list(live), accepted, strict=True):
                     if ok:
                         self.counters[i].add(chunk, newlines)

@@ -31,6 +31,8 @@ incompatible change, new fields may appear in any version)::
           "counted": true,             # false: ppipe handed the stream over, figures are 0
           "bytes": 21, "lines": 10,    # lines: newlines, plus a last unterminated line;
                                        # null when not counted (--no-lines)
+          "lines_at_least": null,      # lines counted before counting stopped (a fast edge under
+                                       # the view, without --lines); "lines" is then null
           "closed_early": false,       # the consumer left before the producer finished
           "waited_on_producer": 0.01,  # seconds ppipe waited for the producer to write (null: not pumped)
           "waited_on_consumer": 0.0    # seconds ppipe waited for the consumer to read: the larger says who was slow
@@ -100,7 +102,8 @@ def build(result: RunResult) -> dict[str, Any]:
         "edges": [
             {
                 "from": _node(e.edge.source), "to": _node(e.edge.target), "with_stderr": e.edge.with_stderr,
-                "counted": e.counted, "bytes": e.bytes, "lines": e.lines, "closed_early": e.closed_early,
+                "counted": e.counted, "bytes": e.bytes, "lines": e.lines,
+                "lines_at_least": e.lines_at_least, "closed_early": e.closed_early,
                 "waited_on_producer": _seconds(e.waited_on_producer),
                 "waited_on_consumer": _seconds(e.waited_on_consumer),
             }

@@ -107,7 +107,9 @@ class EdgeResult:
     the bytes itself (its stdin or stdout handed straight to a stage), and
     the figures are then 0. ``lines`` is None where lines were not counted
     (``count_lines`` off: the kernel moved the bytes, or counting was not
-    worth a pass over every byte); ``bytes`` is always exact when counted.
+    worth a pass over every byte, or it stopped when a fast edge made it
+    costly: ``lines_at_least`` then holds what was counted); ``bytes`` is
+    always exact when counted.
     ``waited_on_producer`` and ``waited_on_consumer`` are the seconds the
     pump spent waiting for each side (None where ppipe did not pump): the
     larger one says which end held this edge back."""
@@ -116,6 +118,7 @@ class EdgeResult:
     bytes: int = 0
     lines: int | None = 0
     counted: bool = True
+    lines_at_least: int | None = None
     closed_early: bool = False
     waited_on_producer: float | None = None
     waited_on_consumer: float | None = None

@@ -333,6 +333,7 @@ class ShardedExecution:
             "pipeline": self.text, "local": self.plan.local, "offset": self.plan.offset, "tasks": self.plan.total,
             "doorbell": far_doorbell.fileno(), "split": split, "no_fail": self.options.no_fail,
             "kill_after": self.options.kill_after, "count_lines": self.options.count_lines,
+            "count_lines_below": self.options.count_lines_below,
             "snapshot_every": SNAPSHOT_EVERY if self.observer is not None else None,
             # tornado's global count is only a backstop: ppipe decides (see ppipe.status).
             "bound": self.plan.local * (self.plan.max_restarts + 3),

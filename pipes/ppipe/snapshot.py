@@ -22,7 +22,8 @@ class StageState(enum.Enum):
 
 @dataclass(frozen=True)
 class StageSnapshot:
-    """One stage: its figures so far. ``lines_*`` are None where lines are not counted."""
+    """One stage: its figures so far. ``lines_*`` are None where lines are not counted,
+    and a lower bound where ``lines_*_partial`` (counting stopped on a fast edge)."""
 
     id: int
     command: str
@@ -43,6 +44,8 @@ class StageSnapshot:
     #: When the stage reads a regular file as its stdin: its size, and how far it has read.
     input_size: int | None = None
     input_read: int | None = None
+    lines_in_partial: bool = False
+    lines_out_partial: bool = False
 
 
 @dataclass(frozen=True)
