@@ -37,7 +37,8 @@ def test_both_readers_know_the_same_options() -> None:
 
 
 _token = st.one_of(
-    st.sampled_from(["--no-fail", "--explain", "-q", "--quiet", "--lines", "--no-lines", "--", "-x", "--bogus",
+    st.sampled_from(["--no-fail", "--explain", "-q", "--quiet", "--lines", "--no-lines", "--pager", "--no-pager",
+                     "--", "-x", "--bogus",
                      "--timeout", "--kill-after", "--report", "--timeout=1.5", "--kill-after=0", "--report=r.json",
                      "--display", "--display=never", "always", "AUTO", "--progress", "plain", "--progress=none",
                      "--fork", "--fork=2", "--max-restarts", "--fail-fast", "--tag", "--keep-order", "--block",

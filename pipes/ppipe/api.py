@@ -44,6 +44,7 @@ async def run_async(
     count_lines: bool = False,
     count_lines_below: int | None = None,
     splice: bool | None = None,
+    pager: bool = False,
     observer: RunObserver | ShardObserver | None = None,
     check: bool = False,
     fork: int | None = None,
@@ -67,7 +68,10 @@ async def run_async(
     ``lines`` is None. ``count_lines_below`` (bytes per second) lets an edge
     the kernel moves stop counting once it is faster than that: its
     ``lines`` is then None and ``lines_at_least`` what was counted. ``splice`` forces the Linux fast path on or off
-    (default: on where available, unless ``PPIPE_SPLICE=0``).
+    (default: on where available, unless ``PPIPE_SPLICE=0``). ``pager=True``
+    says the stage writing ``stdout`` is a pager owning the terminal: the
+    other stages' stderr is held until the end and Ctrl-C from the terminal
+    is left to the stages (see :meth:`~ppipe.engine.Execution.pager`).
 
     ``fork=N`` runs N shards of the pipeline (0: one per CPU; see
     :mod:`ppipe.shards`) and returns a :class:`~ppipe.ShardedResult`; the
@@ -85,7 +89,7 @@ async def run_async(
     """
     options = RunOptions(no_fail=no_fail, timeout=timeout, kill_after=kill_after, handle_signals=handle_signals,
                          env=env, cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr, count_lines=count_lines,
-                         count_lines_below=count_lines_below, splice=splice,
+                         count_lines_below=count_lines_below, splice=splice, pager=pager,
                          observer=None if fork is not None else cast("RunObserver | None", observer))
     result: RunResult | ShardedResult
     if fork is not None:

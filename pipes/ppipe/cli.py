@@ -74,6 +74,11 @@ def main(
     display: Annotated[DisplayMode, typer.Option("--display", case_sensitive=False,
                                                  help="The live view on stderr: auto = when stderr is a terminal.")]
     = DisplayMode.AUTO,
+    pager: Annotated[bool | None, typer.Option("--pager/--no-pager", show_default=False,
+                                               help="The last stage is a pager (less): hand it the terminal, "
+                                                    "no view, other stages' stderr held until the end "
+                                                    "(default: when it is less, more, most or $PAGER).")]
+    = None,
     progress: Annotated[ProgressMode, typer.Option("--progress", case_sensitive=False,
                                                    help="plain: a status line on stderr every 5 s "
                                                         "when there is no live view (CI logs).")]
@@ -105,8 +110,8 @@ def main(
 ) -> None:
     dispatch(Config(pipeline=pipeline, no_fail=no_fail, timeout=timeout, kill_after=kill_after,
                     explain=explain_, report=report_, quiet=quiet, lines=lines, display=display.value,
-                    progress=progress.value, fork=fork, max_restarts=max_restarts, fail_fast=fail_fast, tag=tag,
-                    keep_order=keep_order, block=block, task_id=task_id, tasks=tasks))
+                    pager=pager, progress=progress.value, fork=fork, max_restarts=max_restarts,
+                    fail_fast=fail_fast, tag=tag, keep_order=keep_order, block=block, task_id=task_id, tasks=tasks))
 
 
 def dispatch(config: Config) -> None:

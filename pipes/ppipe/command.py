@@ -7,17 +7,20 @@ the rest and returns the exit status. Nothing here imports typer or rich.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import os
+import shlex
 import signal
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import report
 from .errors import ExitStatus, PpipeError, UsageError
-from .graph import Graph
+from .graph import Boundary, Graph, Stage
 
 if TYPE_CHECKING:
     from .result import RunResult, ShardedResult
@@ -65,6 +68,9 @@ class Config:
     display: str = "auto"
     #: ``plain``: a status line every few seconds when there is no view (CI logs).
     progress: str = "none"
+    #: ``--pager``: the last stage gets the terminal (see RunOptions.pager); None: when it is a pager
+    #: and stdout is a terminal (resolved by :func:`with_pager` once the pipeline is parsed).
+    pager: bool | None = None
     #: ``--fork N``: run N shards (0: one per CPU); None: one plain run.
     fork: int | None = None
     max_restarts: int = 0
@@ -79,6 +85,8 @@ class Config:
 
     @property
     def shows_view(self) -> bool:
+        if self.pager:
+            return False  # the pager owns the terminal
         if self.display == "auto":
             return not self.quiet and sys.stderr is not None and sys.stderr.isatty()
         return self.display == "always"
@@ -116,6 +124,7 @@ def run_command(config: Config) -> int:
         graph = parse(text)
         if config.explain:
             return _print(explain(graph))
+        config = with_pager(config, graph)
         return _finish(config, _run(graph, config))
     except PpipeError as error:
         print_error(str(error).splitlines())
@@ -166,6 +175,9 @@ def _shards(config: Config) -> tuple[ShardPlan | None, str]:
         if identity is None:
             return None, config.pipeline
         return None, substitute_placeholders(config.pipeline, identity.task_id, identity.tasks)
+    if config.pager:
+        raise UsageError("--pager hands the terminal to one stage; a sharded run merges its shards' output "
+                         "(pipe ppipe --fork ... into less instead)")
     try:
         block = parse_size(config.block) if config.block is not None else DEFAULT_BLOCK
     except ValueError as error:
@@ -177,10 +189,44 @@ def _shards(config: Config) -> tuple[ShardPlan | None, str]:
     return plan, config.pipeline
 
 
+#: Programs that take the terminal over to page what they read; ``$PAGER``'s too.
+PAGERS = frozenset({"less", "more", "most", "pg"})
+
+
+def with_pager(config: Config, graph: Graph) -> Config:
+    """``config`` with ``pager`` decided: asked for, refused, or because the last stage is a pager on a terminal.
+
+    Raises :class:`UsageError` for ``--pager`` when no single stage writes the output.
+    """
+    last = _last_stage(graph)
+    if config.pager and last is None:
+        raise UsageError("--pager hands the terminal to the one stage writing the output; "
+                         "this pipeline has none (it ends in a group or a redirection)")
+    if config.pager is None:
+        on_terminal = sys.stdout is not None and sys.stdout.isatty()
+        return dataclasses.replace(config, pager=on_terminal and last is not None and is_pager(last, os.environ))
+    return config
+
+
+def is_pager(stage: Stage, env: Mapping[str, str]) -> bool:
+    """Whether the stage runs less, more, most, pg or the program ``$PAGER`` names."""
+    names = set(PAGERS)
+    with contextlib.suppress(ValueError, IndexError):
+        names.add(os.path.basename(shlex.split(env.get("PAGER", ""))[0]))
+    return os.path.basename(stage.argv[0]) in names
+
+
+def _last_stage(graph: Graph) -> Stage | None:
+    writers = graph.inputs(Boundary.STDOUT)
+    if len(writers) != 1 or not isinstance(writers[0].source, int):
+        return None
+    return graph.stage(writers[0].source)
+
+
 def _options(config: Config) -> dict[str, Any]:
     return {"no_fail": config.no_fail, "timeout": config.timeout, "kill_after": config.kill_after,
             "handle_signals": True, "count_lines": config.count_lines,
-            "count_lines_below": config.count_lines_below}
+            "count_lines_below": config.count_lines_below, "pager": bool(config.pager)}
 
 
 def _run(graph: Graph, config: Config) -> RunResult:
@@ -191,7 +237,7 @@ def _run(graph: Graph, config: Config) -> RunResult:
 
     if not config.shows_view:
         observer = None
-        if config.progress == "plain" and not config.quiet:
+        if config.progress == "plain" and not config.quiet and not config.pager:
             from .display import PlainProgress
 
             observer = PlainProgress(sys.stderr)

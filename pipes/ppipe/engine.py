@@ -51,6 +51,7 @@ from .pumps import (
     CaptureSink,
     Counter,
     Feed,
+    HeldSink,
     LineJoiner,
     LineMerge,
     Pump,
@@ -146,6 +147,8 @@ class RunOptions:
     count_lines: bool = False
     count_lines_below: int | None = None
     splice: bool | None = None
+    #: The stage writing ppipe's stdout is a pager (less) that owns the terminal; see :meth:`Execution.pager`.
+    pager: bool = False
     #: Told when the run has started and finished; may take the stages' stderr (the live view).
     observer: RunObserver | None = None
 
@@ -381,6 +384,8 @@ class Execution:
         #: Stopped on request (:meth:`stop_for`); the same signal may still come by itself.
         self._stopped_on_request = False
         self._stderr_fd = 2 if options.stderr is None else options.stderr
+        #: Under a pager, the other stages' stderr, kept until the run ends (see :meth:`pager`).
+        self._held_stderr = HeldSink() if self.pager() is not None else None
         self.started_at = time.time()
         self._observer_stdout = options.observer.stdout_sink() if options.observer is not None else None
 
@@ -403,9 +408,26 @@ class Execution:
                 if self._kill_timer is not None:
                     self._kill_timer.cancel()
                 self._close_everything()
+                if self._held_stderr is not None:
+                    self._held_stderr.release(self._stderr_fd)
                 if self.options.observer is not None:
                     self.options.observer.finished()
         return self._result(started_at)
+
+    def pager(self) -> int | None:
+        """The stage that owns the terminal under ``RunOptions.pager``: the one writing ppipe's stdout.
+
+        It gets ppipe's stdout itself, as under a shell. While it runs,
+        nothing else may draw on its screen: the other stages' stderr is held
+        back and printed when the run ends. Ctrl-C from the terminal is the
+        pager's business (less uses it to stop a search), so ppipe does not
+        stop the run for it: the stages got it from the terminal themselves,
+        as under bash; the run ends when they do.
+        """
+        writers = self.graph.inputs(Boundary.STDOUT)
+        if not self.options.pager or len(writers) != 1 or not isinstance(writers[0].source, int):
+            return None
+        return writers[0].source
 
     def snapshot(self) -> RunSnapshot:
         """The run as it is now, for displays; cheap enough to take ten times a second."""
@@ -547,8 +569,9 @@ class Execution:
 
     def _wire_outputs(self, stdout_fd: int) -> None:
         stdout_sink: Sink | None = None
-        observer = self.options.observer
-        shared_stderr = LineJoiner(sink_for_fd(self._stderr_fd, feeders=len(self.procs)))
+        own_stderr = {sid: self._stderr_sink(proc.stage) for sid, proc in self.procs.items()}
+        shared_feeders = sum(sink is None for sink in own_stderr.values())
+        shared_stderr = LineJoiner(sink_for_fd(self._stderr_fd, feeders=shared_feeders)) if shared_feeders else None
         for proc in self.procs.values():
             sid = proc.stage.id
             outputs = self.graph.outputs(sid)
@@ -595,10 +618,18 @@ class Execution:
             err_read, err_write = make_pipe(enlarge=False)
             self.fd_table[sid][2] = err_write
             self.child_fds[sid].add(err_write)
-            shown = observer.stderr_sink(proc.stage) if observer is not None else None
+            shown = own_stderr[sid]
             stderr_sink = LineJoiner(shown) if shown is not None else shared_stderr
+            assert stderr_sink is not None
             self.pumps.append(Pump(stream(err_read), [stderr_sink], observers=(proc.stderr_tail,),
                                    count_lines=False, keep_draining=True))
+
+    def _stderr_sink(self, stage: Stage) -> Sink | None:
+        """Where a stage's stderr goes when not to ppipe's own (None): the view, or held back for a pager."""
+        shown = self.options.observer.stderr_sink(stage) if self.options.observer is not None else None
+        if shown is None and self._held_stderr is not None and stage.id != self.pager():
+            return self._held_stderr
+        return shown
 
     def _can_splice(self, edge: Edge) -> bool:
         """One stage feeding one other, nothing else in or out: the kernel can move the bytes."""
@@ -850,12 +881,14 @@ class Execution:
                 return
             self._signal_all(signal.SIGKILL)  # asked twice: no more grace
             return
-        self.interrupted_by = sig
         # Ctrl-C in a terminal reaches the whole foreground group, stages
         # included; sending it again at once would interrupt their clean-up.
         # But it may have come from `kill -INT` instead: stages still running
         # a moment later get it from ppipe.
         from_terminal = sig == signal.SIGINT and in_terminal_foreground()
+        if from_terminal and self.pager() is not None:
+            return  # the pager's to handle, and the stages got it already (see pager())
+        self.interrupted_by = sig
         self._stop(sig, already_delivered=from_terminal)
         if from_terminal:
             asyncio.get_running_loop().call_later(FOREGROUND_GRACE, self._signal_all, sig)

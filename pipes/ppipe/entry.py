@@ -34,6 +34,8 @@ _FLAGS = {
     "--quiet": ("quiet", True),
     "--lines": ("lines", True),
     "--no-lines": ("lines", False),
+    "--pager": ("pager", True),
+    "--no-pager": ("pager", False),
     "--fail-fast": ("fail_fast", True),
     "--tag": ("tag", True),
     "--keep-order": ("keep_order", True),

@@ -419,6 +419,35 @@ class LineJoiner(Sink):
         self.inner.abandon()
 
 
+class HeldSink(Sink):
+    """Keeps what it is given until :meth:`release`: stages' stderr while a pager owns the terminal.
+
+    In a temporary file, not in memory: a stage may write a lot before the
+    pager is quit, and none of it may be lost or hold the stage up.
+    """
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile(prefix="ppipe-stderr-")  # noqa: SIM115 (closed by release)
+
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
+        self._file.write(chunk)
+        return True
+
+    def release(self, fd: int) -> None:
+        """Writes everything kept to ``fd`` (blocking: the run is over) and forgets it."""
+        with self._file:
+            self._file.seek(0)
+            while block := self._file.read(CHUNK):
+                view = memoryview(block)
+                while view:
+                    try:
+                        view = view[os.write(fd, view):]
+                    except BlockingIOError:
+                        select.select([], [fd], [])
+                    except OSError:  # nobody reads ppipe's stderr any more
+                        return
+
+
 class CaptureSink(Sink):
     """Collects everything in memory (the Python API's ``stdout=CAPTURE``)."""
 

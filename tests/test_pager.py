@@ -1,0 +1,79 @@
+"""Handing the terminal to a pager at the end of the pipeline, in a real pseudo-terminal."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from conftest import ENV, PPIPE, ppipe
+
+PAGER = shlex.join([sys.executable, str(Path(__file__).with_name("pager.py"))])
+
+
+def spawn(*args: str, env: dict[str, str] | None = None) -> pexpect.spawn:
+    return pexpect.spawn(PPIPE, list(args), env={**ENV, "TERM": "xterm-256color", **(env or {})},
+                         dimensions=(24, 80), timeout=20)
+
+
+def finish(child: pexpect.spawn) -> tuple[int, str]:
+    """Reads to the end; returns the exit status and what was left on the screen's stream."""
+    child.expect(pexpect.EOF)
+    child.close()
+    rest = child.before.decode(errors="replace")
+    return (child.exitstatus if child.exitstatus is not None else 128 + child.signalstatus), rest
+
+
+def test_a_pager_named_by_PAGER_gets_the_terminal_and_no_view_is_drawn() -> None:
+    child = spawn(f"seq 3 | {PAGER}", env={"PAGER": PAGER})
+    child.expect("pager: stdout is a terminal: True")
+    child.expect("first line: 1")
+    child.expect("q to quit")
+    child.send("q")
+    status, rest = finish(child)
+    assert status == 0
+    assert "bye" in rest
+    assert "stages ·" not in rest and "✓" not in rest  # no view, no summary table
+
+
+def test_ctrl_c_is_left_to_the_pager_and_other_stderr_waits_for_it() -> None:
+    child = spawn("--pager", "--kill-after", "0.2", f"sh -c 'echo oops >&2; seq 5; sleep 30' | {PAGER}")
+    child.expect("q to quit")
+    child.sendintr()  # the producer dies of it; the pager ignores it, as less does
+    with pytest.raises(pexpect.TIMEOUT):
+        child.expect(["oops", pexpect.EOF], timeout=1.5)  # well past --kill-after: nobody killed the pager
+    child.send("q")
+    status, rest = finish(child)
+    assert status == 130  # the producer was killed by SIGINT, as bash -o pipefail says
+    assert rest.index("bye") < rest.index("oops")  # stage 1's stderr was held until the pager left
+    assert "killed by SIGINT" in rest
+
+
+def test_without_a_terminal_a_pager_is_just_a_stage() -> None:
+    result = ppipe("seq 3 | less")
+    assert (result.returncode, result.stdout) == (0, b"1\n2\n3\n")
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["{ seq 1 ; seq 2 }"], "has none"),
+    (["--fork", "2", "seq 1"], "sharded run"),
+])
+def test_pager_refused_where_no_one_stage_writes_the_output(args: list[str], expected: str) -> None:
+    result = ppipe("--pager", *args)
+    assert result.returncode == 2
+    assert expected in result.stderr.decode()
+
+
+@pytest.mark.skipif(shutil.which("less") is None, reason="less is not installed")
+def test_less_pages_a_long_output_and_quits() -> None:
+    child = spawn("seq 100000 | less")
+    child.expect(r"\r1\r\n2\r\n3\r\n")  # less drew the first page itself
+    child.expect(":")  # and waits at its prompt
+    child.send("q")
+    status, rest = finish(child)
+    assert status == 0
+    assert "100000" not in rest  # paged, not dumped
