@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,6 +106,18 @@ def test_rich_is_not_imported_without_a_view() -> None:
 def test_the_slow_stage_is_marked_as_the_bottleneck() -> None:
     slow = slow_stage(0.01)
     child = pexpect.spawn(PPIPE, [f"head -c 200M /dev/zero | {slow} | wc -c"],
+                          env={**ENV, "TERM": "xterm-256color"}, dimensions=(24, 100), timeout=30)
+    try:
+        child.expect("bottleneck: stage 2", timeout=20)
+    finally:
+        child.sendintr()
+        child.expect(pexpect.EOF, timeout=20)
+        child.close()
+
+
+@pytest.mark.skipif(shutil.which("pv") is None, reason="pv is not installed (apt-get install pv)")
+def test_acceptance_rate_limited_pv_is_the_bottleneck() -> None:
+    child = pexpect.spawn(PPIPE, ["head -c 3G /dev/zero | pv -qL 200M | wc -c"],
                           env={**ENV, "TERM": "xterm-256color"}, dimensions=(24, 100), timeout=30)
     try:
         child.expect("bottleneck: stage 2", timeout=20)
