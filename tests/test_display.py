@@ -93,14 +93,14 @@ def test_no_terminal_no_view() -> None:
     assert result.stderr == b""
 
 
-def test_rich_is_not_imported_without_a_view() -> None:
+def test_rich_and_the_shard_machinery_are_not_imported_for_a_plain_run_without_a_view() -> None:
     code = ("import sys, os; sys.argv = ['ppipe', 'seq 3 | wc -l']\n"
             "from ppipe.entry import _main\n"
             "status = _main(sys.argv[1:])\n"
-            "print('rich' in sys.modules, status, file=sys.stderr)")
+            "print('rich' in sys.modules, 'ppipe.shards' in sys.modules, status, file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, env=ENV, timeout=30,
                             stdin=subprocess.DEVNULL)
-    assert result.stderr.strip() == b"False 0"
+    assert result.stderr.strip() == b"False False 0"
 
 
 def test_the_slow_stage_is_marked_as_the_bottleneck() -> None:

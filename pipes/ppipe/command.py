@@ -161,13 +161,15 @@ def _shards(config: Config) -> tuple[ShardPlan | None, str]:
     variables) is looked for only when the run is sharded or the pipeline
     uses a placeholder; without one, placeholders stay as they are.
     """
-    from .shard_io import DEFAULT_BLOCK, parse_size
-    from .shards import ShardPlan, cluster_identity
     from .syntax import has_placeholders, substitute_placeholders
 
     asks_identity = (config.fork is not None or config.task_id is not None or config.tasks is not None
                      or has_placeholders(config.pipeline))
-    identity = cluster_identity(os.environ, config.task_id, config.tasks) if asks_identity else None
+    identity = None
+    if asks_identity:  # the shard machinery is imported only then: it costs a plain run's start-up ~15 ms
+        from .shards import cluster_identity
+
+        identity = cluster_identity(os.environ, config.task_id, config.tasks)
     if config.fork is None:
         for name, option in _SHARD_OPTIONS.items():
             if getattr(config, name) not in (None, False, 0):
@@ -178,6 +180,9 @@ def _shards(config: Config) -> tuple[ShardPlan | None, str]:
     if config.pager:
         raise UsageError("--pager hands the terminal to one stage; a sharded run merges its shards' output "
                          "(pipe ppipe --fork ... into less instead)")
+    from .shard_io import DEFAULT_BLOCK, parse_size
+    from .shards import ShardPlan
+
     try:
         block = parse_size(config.block) if config.block is not None else DEFAULT_BLOCK
     except ValueError as error:
