@@ -141,9 +141,10 @@ def _finish(config: Config, result: RunResult | ShardedResult) -> int:
     if not config.quiet and not config.shows_view:
         print_error(failure_lines(result) if isinstance(result, RunResult) else shard_failure_lines(result))
     status = result.exit_status
-    data = report.build(result) if isinstance(result, RunResult) else report.build_sharded(result)
-    if config.report and not _write_report(data, config.report):
-        status = status or ExitStatus.FAILURE
+    if config.report:
+        data = report.build(result) if isinstance(result, RunResult) else report.build_sharded(result)
+        if not _write_report(data, config.report):
+            status = status or ExitStatus.FAILURE
     if result.interrupted_by:
         reraise(signal.Signals[result.interrupted_by])
     return status
