@@ -133,9 +133,17 @@ def test_report_keeps_the_waits(tmp_path: Path) -> None:
     result = subprocess.run([PPIPE, "--report", str(report), f"head -c 5M /dev/zero | {slow} | wc -c"],
                             capture_output=True, env=ENV, timeout=60)
     assert result.returncode == 0
-    edges = {(e["from"], e["to"]): e for e in json.loads(report.read_text())["edges"]}
+    data = json.loads(report.read_text())
+    edges = {(e["from"], e["to"]): e for e in data["edges"]}
     assert edges[(1, 2)]["waited_on_consumer"] > edges[(1, 2)]["waited_on_producer"]
     assert edges[(2, 3)]["waited_on_producer"] > edges[(2, 3)]["waited_on_consumer"]
+    # What the view showed, for the whole run: each stage's row, and the bottleneck.
+    assert data["bottleneck"] == 2
+    head, slow_row, wc = data["stages"]
+    assert (head["bytes_in"], head["bytes_out"], head["ratio"]) == (None, 5 * 1024 * 1024, None)
+    assert (slow_row["bytes_in"], slow_row["bytes_out"], slow_row["ratio"]) == (5 * 1024 * 1024,) * 2 + (1.0,)
+    assert (slow_row["lines_in"], wc["lines_in"], wc["bytes_out"]) == (1, 1, None)
+    assert slow_row["held"] > max(head["held"], wc["held"])
 
 
 def test_plain_progress_for_logs() -> None:

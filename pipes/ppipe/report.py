@@ -23,8 +23,13 @@ incompatible change, new fields may appear in any version)::
           "failed": false,
           "error": null,               # why it never started
           "restarts": 0,
-          "stderr_tail": []
+          "stderr_tail": [],
+          "bytes_in": 0, "lines_in": null,   # the view's row for the whole run: inputs added up,
+          "bytes_out": 21, "lines_out": 10,  # the largest output copy; null where not carried/counted
+          "ratio": null,               # bytes_out / bytes_in
+          "held": 0.0                  # seconds the pipeline waited on this stage (see "bottleneck")
       }],
+      "bottleneck": null,              # the stage waited on for over half the run, if one was
       "edges": [{
           "from": 1, "to": 2,          # stage ids, or "stdin" / "stdout"
           "with_stderr": false,        # a |& edge
@@ -73,7 +78,7 @@ from typing import Any
 from . import __version__
 from .errors import PpipeError, UsageError
 from .graph import Boundary, Graph, Node
-from .result import RunResult, ShardAttempt, ShardedResult, ShardResult, StageResult
+from .result import RunResult, ShardAttempt, ShardedResult, ShardResult, StageFlow, StageResult
 
 SCHEMA = "ppipe-report/1"
 
@@ -98,7 +103,8 @@ def build(result: RunResult) -> dict[str, Any]:
     """The report of a finished run, as JSON-ready data."""
     return {
         **_header(result.graph.text, result),
-        "stages": [_stage(s) for s in result.stages],
+        "stages": [_stage(s, result.flow(s.stage.id)) for s in result.stages],
+        "bottleneck": result.bottleneck,
         "edges": [
             {
                 "from": _node(e.edge.source), "to": _node(e.edge.target), "with_stderr": e.edge.with_stderr,
@@ -118,6 +124,7 @@ def build_sharded(result: ShardedResult) -> dict[str, Any]:
     return {
         **_header(result.pipeline, result),
         "stages": [],
+        "bottleneck": None,
         "edges": [],
         "shards": [_shard(shard) for shard in result.shards],
         "input_undelivered": result.input_undelivered,
@@ -139,11 +146,11 @@ def _attempt(attempt: ShardAttempt) -> dict[str, Any]:
     data: dict[str, Any] = {
         "attempt": attempt.number, "pid": attempt.pid, "started_at": attempt.started_at,
         "ended_at": attempt.ended_at, "exit_status": attempt.exit_status, "error": attempt.error,
-        "timed_out": False, "interrupted_by": None, "stages": [], "edges": [],
+        "timed_out": False, "interrupted_by": None, "stages": [], "bottleneck": None, "edges": [],
     }
     if attempt.result is not None:
         run = build(attempt.result)
-        data.update({key: run[key] for key in ("timed_out", "interrupted_by", "stages", "edges")})
+        data.update({key: run[key] for key in ("timed_out", "interrupted_by", "stages", "bottleneck", "edges")})
         for stage in data["stages"]:
             stage["restarts"] = attempt.number - 1
     return data
@@ -160,6 +167,7 @@ def build_for_error(text: str, error: PpipeError, graph: Graph | None = None) ->
         "interrupted_by": None,
         "error": {"message": str(error), "status": error.status},
         "stages": [_stage(StageResult(stage)) for stage in graph] if graph else [],
+        "bottleneck": None,
         "edges": [],
         "shards": [],
     }
@@ -211,8 +219,9 @@ def _is_special(path: str) -> bool:
         return False
 
 
-def _stage(result: StageResult) -> dict[str, Any]:
+def _stage(result: StageResult, flow: StageFlow | None = None) -> dict[str, Any]:
     stage = result.stage
+    ratio = flow.ratio if flow is not None else None
     return {
         "id": stage.id,
         "command": stage.command,
@@ -231,6 +240,10 @@ def _stage(result: StageResult) -> dict[str, Any]:
         "error": result.error,
         "restarts": 0,
         "stderr_tail": list(result.stderr_tail),
+        "bytes_in": flow.bytes_in if flow else None, "lines_in": flow.lines_in if flow else None,
+        "bytes_out": flow.bytes_out if flow else None, "lines_out": flow.lines_out if flow else None,
+        "ratio": None if ratio is None else round(ratio, 6),
+        "held": _seconds(flow.held) if flow else None,
     }
 
 

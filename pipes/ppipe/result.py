@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -146,6 +147,46 @@ _R = TypeVar("_R", bound=_Outcome)
 
 
 @dataclass(frozen=True)
+class StageFlow:
+    """What went through one stage, from its edges: the figures of the view's row, for the whole run.
+
+    ``bytes_in`` adds up its input edges, ``bytes_out`` is its largest output
+    copy (a fan-out sends the same bytes to each branch); both are None when
+    ppipe carried none of them (a stream handed straight over). ``lines_*``
+    are None unless every edge's lines were counted exactly; ``ratio`` is
+    out/in. ``held`` is the seconds the pipeline waited on this stage: its
+    input edges waiting for it to read or, for a stage whose input ppipe does
+    not pump (the first), its output edges waiting for it to write.
+    """
+
+    bytes_in: int | None
+    lines_in: int | None
+    bytes_out: int | None
+    lines_out: int | None
+    held: float
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.bytes_in or self.bytes_out is None:
+            return None
+        return self.bytes_out / self.bytes_in
+
+    @classmethod
+    def of(cls, inputs: list[EdgeResult], outputs: list[EdgeResult]) -> StageFlow:
+        ins = [e for e in inputs if e.counted]
+        outs = [e for e in outputs if e.counted]
+        in_waits = [e.waited_on_consumer for e in ins if e.waited_on_consumer is not None]
+        held = sum(in_waits) if in_waits else sum(e.waited_on_producer or 0.0 for e in outs)
+        return cls(sum(e.bytes for e in ins) if ins else None, _lines(ins, sum),
+                   max(e.bytes for e in outs) if outs else None, _lines(outs, max), held)
+
+
+def _lines(edges: list[EdgeResult], combine: Callable[[list[int]], int]) -> int | None:
+    lines = [e.lines for e in edges if e.lines is not None]
+    return combine(lines) if edges and len(lines) == len(edges) else None
+
+
+@dataclass(frozen=True)
 class RunResult(_Outcome):
     """A finished run. ``stdout`` holds the captured output when capture was asked for."""
 
@@ -172,6 +213,23 @@ class RunResult(_Outcome):
             if result.edge.source == source and result.edge.target == target:
                 return result
         raise KeyError(f"no edge {source}->{target}")
+
+    def flow(self, stage_id: int) -> StageFlow:
+        """The stage's bytes, lines, ratio and held time over the whole run (see :class:`StageFlow`)."""
+        return StageFlow.of([e for e in self.edges if e.edge.target == stage_id],
+                            [e for e in self.edges if e.edge.source == stage_id])
+
+    @property
+    def bottleneck(self) -> int | None:
+        """The stage the pipeline waited on for more than half the run, the longest, if one did.
+
+        The live view marks the same stage while it runs, from the last
+        moments rather than the whole run.
+        """
+        duration = self.ended_at - self.started_at
+        held = {s.stage.id: self.flow(s.stage.id).held for s in self.stages}
+        worst = max(held, key=held.__getitem__, default=None)
+        return worst if worst is not None and duration > 0 and held[worst] > duration / 2 else None
 
 
 @dataclass(frozen=True)
