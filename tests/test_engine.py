@@ -441,3 +441,57 @@ def test_count_newlines_agrees_with_counting_every_byte(data: bytes, cut: int) -
     end = min(cut, len(data))
     assert count_newlines(bytearray(data), end) == data.count(b"\n", 0, end)
     assert count_newlines(data) == data.count(b"\n")
+
+
+def test_without_tee_exact_lines_go_through_python_and_view_lines_are_unknown(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import ppipe.engine
+    import ppipe.pumps
+
+    monkeypatch.setattr(ppipe.engine, "tee_function", lambda: None)
+    monkeypatch.setattr(ppipe.pumps, "tee_function", lambda: None)
+    exact = run("seq 1000 | grep 7 | wc -l", count_lines=True)
+    assert (exact.edge(1, 2).lines, exact.edge(2, 3).lines) == (1000, int(exact.stdout))
+    cheap = run("seq 1000 | grep 7 | wc -l", count_lines=True, count_lines_below=MiB)
+    assert cheap.stdout == exact.stdout
+    assert cheap.edge(1, 2).bytes == 3893
+    if os.environ["PPIPE_SPLICE"] == "1":  # the kernel moves it and nothing can count it
+        assert (cheap.edge(1, 2).lines, cheap.edge(1, 2).lines_at_least) == (None, None)
+    else:
+        assert cheap.edge(1, 2).lines == 1000
+
+
+def test_a_slow_consumer_does_not_make_counting_copy_the_same_bytes_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ppipe.pumps
+
+    copied: list[int] = []
+    read_tap = ppipe.pumps.SplicePump._read_tap
+
+    def counting_read_tap(self: ppipe.pumps.SplicePump, size: int) -> memoryview:
+        copied.append(size)
+        return read_tap(self, size)
+
+    monkeypatch.setattr(ppipe.pumps.SplicePump, "_read_tap", counting_read_tap)
+    consumer = python_stage("import os\nwhile os.read(0, 16384): pass\n")
+    result = run(f"head -c 16M /dev/zero | {consumer}", count_lines=True)
+    assert result.edge(1, 2).bytes == 16 * MiB
+    if os.environ["PPIPE_SPLICE"] == "1":
+        assert sum(copied) < 2 * 16 * MiB  # each byte copied about once, not once per wake-up
+
+
+def test_running_out_of_descriptors_leaves_none_open() -> None:
+    code = (
+        "import os, resource, ppipe\n"
+        "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n"
+        "before = len(os.listdir('/proc/self/fd'))\n"
+        "for limit in range(before + 6, before + 130, 4):  # failing at every step of the wiring\n"
+        "    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))\n"
+        "    try:\n"
+        "        ppipe.run(' | '.join(['cat'] * 8), stdin=b'x\\n', stdout=ppipe.CAPTURE, count_lines=True)\n"
+        "    except ppipe.PpipeError:\n"
+        "        pass\n"
+        "    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))\n"
+        "    assert len(os.listdir('/proc/self/fd')) == before, (limit, os.listdir('/proc/self/fd'))\n"
+        "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert done.stdout == b"ok\n", done.stderr.decode()

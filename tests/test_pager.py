@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import os
 import shlex
 import shutil
+import signal
 import sys
+import termios
+import time
 from pathlib import Path
 
 import pexpect
 import pytest
+
+from ppipe.command import is_pager
+from ppipe.graph import Stage
+from ppipe.pumps import HeldSink
 
 from conftest import ENV, PPIPE, ppipe
 
@@ -24,6 +34,14 @@ def finish(child: pexpect.spawn) -> tuple[int, str]:
     """Reads to the end; returns the exit status and what was left on the screen's stream."""
     child.expect(pexpect.EOF)
     child.close()
+    rest = child.before.decode(errors="replace")
+    return (child.exitstatus if child.exitstatus is not None else 128 + child.signalstatus), rest
+
+
+def finish_keeping_terminal(child: pexpect.spawn) -> tuple[int, str]:
+    """Like :func:`finish`, but the pseudo-terminal stays open to be looked at."""
+    child.expect(pexpect.EOF)
+    child.wait()
     rest = child.before.decode(errors="replace")
     return (child.exitstatus if child.exitstatus is not None else 128 + child.signalstatus), rest
 
@@ -77,3 +95,56 @@ def test_less_pages_a_long_output_and_quits() -> None:
     status, rest = finish(child)
     assert status == 0
     assert "100000" not in rest  # paged, not dumped
+
+
+def test_a_pager_killed_by_a_signal_does_not_leave_the_terminal_without_echo() -> None:
+    # The stand-in dies of SIGTERM (--timeout) in cbreak mode, without
+    # restoring the terminal, as more(1) does: ppipe puts the modes back.
+    child = spawn("--pager", "--timeout", "1", "--kill-after", "0.3", f"seq 5 | {PAGER}")
+    child.expect("q to quit")
+    assert not termios.tcgetattr(child.child_fd)[3] & termios.ECHO  # the pager's mode, while it runs
+    status, _ = finish_keeping_terminal(child)
+    assert status == 124
+    assert termios.tcgetattr(child.child_fd)[3] & termios.ECHO
+
+
+def test_ctrl_c_stops_the_run_again_once_the_pager_has_gone() -> None:
+    child = spawn("--pager", "--kill-after", "0.3", f"sh -c 'trap \"\" INT; seq 5; sleep 30' | {PAGER}")
+    child.expect("q to quit")
+    child.send("q")
+    child.expect("bye")
+    time.sleep(0.5)  # ppipe has seen the pager exit
+    child.sendintr()  # the producer ignores it and lives on: ppipe must stop it now
+    status, rest = finish(child)
+    assert status == 128 + signal.SIGINT
+    assert "interrupted by SIGINT" in rest
+
+
+@pytest.mark.parametrize(("pager", "argv", "expected"), [
+    ("", ["less", "-R"], True),
+    ("", ["/usr/bin/more"], True),
+    ("", ["cat"], False),
+    ("cat", ["cat"], False),  # PAGER=cat turns paging off, it names no pager
+    ("bat --paging=always", ["bat", "--paging=always", "-l", "log"], True),
+    ("bat --paging=always", ["bat"], False),
+    ("python3 -m mypager", ["python3", "other.py"], False),
+    ("'unbalanced", ["less"], True),
+])
+def test_which_last_stages_are_pagers(pager: str, argv: list[str], expected: bool) -> None:
+    assert is_pager(Stage(1, tuple(argv)), {"PAGER": pager}) is expected
+
+
+def test_held_stderr_goes_straight_through_when_it_cannot_be_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    read_fd, write_fd = os.pipe()
+    held = HeldSink(write_fd)
+    asyncio.run(held.write(b"first\n", None))
+    assert held._file is not None
+
+    def no_space(data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(held._file, "write", no_space)
+    asyncio.run(held.write(b"second\n", None))
+    held.release()
+    os.close(write_fd)
+    assert os.read(read_fd, 100) == b"first\nsecond\n"  # nothing lost, and in order

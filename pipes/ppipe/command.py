@@ -7,7 +7,6 @@ the rest and returns the exit status. Nothing here imports typer or rich.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import enum
 import os
@@ -215,11 +214,21 @@ def with_pager(config: Config, graph: Graph) -> Config:
 
 
 def is_pager(stage: Stage, env: Mapping[str, str]) -> bool:
-    """Whether the stage runs less, more, most, pg or the program ``$PAGER`` names."""
-    names = set(PAGERS)
-    with contextlib.suppress(ValueError, IndexError):
-        names.add(os.path.basename(shlex.split(env.get("PAGER", ""))[0]))
-    return os.path.basename(stage.argv[0]) in names
+    """Whether the stage runs less, more, most, pg, or the command ``$PAGER`` holds.
+
+    ``$PAGER`` matches by its program's name and every argument it gives
+    (``PAGER="python3 -m mypager"`` is not every ``python3``); ``PAGER=cat``,
+    the usual way to turn paging off, names no pager.
+    """
+    program = os.path.basename(stage.argv[0])
+    if program in PAGERS:
+        return True
+    try:
+        pager = shlex.split(env.get("PAGER", ""))
+    except ValueError:
+        return False
+    return (bool(pager) and os.path.basename(pager[0]) not in ("cat", "")
+            and program == os.path.basename(pager[0]) and list(stage.argv[1:len(pager)]) == pager[1:])
 
 
 def _last_stage(graph: Graph) -> Stage | None:

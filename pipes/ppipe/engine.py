@@ -34,6 +34,7 @@ import resource
 import signal
 import stat
 import sys
+import termios
 import threading
 import time
 import weakref
@@ -290,6 +291,27 @@ def in_terminal_foreground() -> bool:
 
 
 @contextlib.contextmanager
+def terminal_modes_kept(fd: int | None) -> Iterator[None]:
+    """Puts a terminal's modes (echo, line editing) back after the block if they changed.
+
+    A pager killed by a signal (less by SIGKILL, more by SIGTERM) leaves them
+    as it set them, and the user's shell with no echo; bash undoes that for
+    its jobs, and so does ppipe. ``fd`` None, or not a terminal: nothing.
+    """
+    saved = None
+    if fd is not None:
+        with contextlib.suppress(OSError, termios.error):
+            saved = termios.tcgetattr(fd)
+    try:
+        yield
+    finally:
+        if fd is not None and saved is not None:
+            with contextlib.suppress(OSError, termios.error):
+                if termios.tcgetattr(fd) != saved:
+                    termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+@contextlib.contextmanager
 def handling_signals(loop: asyncio.AbstractEventLoop, on_signal: Callable[[int], None],
                      enabled: bool = True) -> Iterator[None]:
     """Sends SIGINT, SIGTERM and SIGHUP to ``on_signal`` on ``loop`` for the block; restores the handlers after.
@@ -369,6 +391,8 @@ class Execution:
         self.capture: CaptureSink | None = None
         #: ppipe's stdout when stages write into it through ppipe (a write error there fails the run).
         self.stdout_target: Sink | None = None
+        #: ppipe's stderr as the stages whose stderr is not shown elsewhere share it.
+        self.shared_stderr: Sink | None = None
         #: Why ppipe could not read its input or write its output, if so.
         self.io_error: str | None = None
         self.watchers: list[asyncio.Future[None]] = []
@@ -385,14 +409,16 @@ class Execution:
         self._stopped_on_request = False
         self._stderr_fd = 2 if options.stderr is None else options.stderr
         #: Under a pager, the other stages' stderr, kept until the run ends (see :meth:`pager`).
-        self._held_stderr = HeldSink() if self.pager() is not None else None
+        self._held_stderr = HeldSink(self._stderr_fd) if self.pager() is not None else None
         self.started_at = time.time()
         self._observer_stdout = options.observer.stdout_sink() if options.observer is not None else None
 
     async def run(self) -> RunResult:
         started_at = self.started_at = time.time()
         loop = asyncio.get_running_loop()
-        with sigchld_handler(), handling_signals(loop, self._on_signal, self.options.handle_signals):
+        pager_terminal = self._boundary_fds()[1] if self.pager() is not None else None
+        with (sigchld_handler(), handling_signals(loop, self._on_signal, self.options.handle_signals),
+              terminal_modes_kept(pager_terminal)):
             timer = loop.call_later(self.options.timeout, self._on_timeout) if self.options.timeout else None
             try:
                 self._spawn_all()
@@ -409,7 +435,7 @@ class Execution:
                     self._kill_timer.cancel()
                 self._close_everything()
                 if self._held_stderr is not None:
-                    self._held_stderr.release(self._stderr_fd)
+                    self._held_stderr.release()
                 if self.options.observer is not None:
                     self.options.observer.finished()
         return self._result(started_at)
@@ -419,10 +445,11 @@ class Execution:
 
         It gets ppipe's stdout itself, as under a shell. While it runs,
         nothing else may draw on its screen: the other stages' stderr is held
-        back and printed when the run ends. Ctrl-C from the terminal is the
-        pager's business (less uses it to stop a search), so ppipe does not
-        stop the run for it: the stages got it from the terminal themselves,
-        as under bash; the run ends when they do.
+        back and printed when the run ends. Ctrl-C from the terminal while it
+        runs is the pager's business (less uses it to stop a search), so ppipe
+        does not stop the run for it: the stages got it from the terminal
+        themselves, as under bash; the run ends when they do. A pager killed
+        by a signal cannot restore the terminal's modes; ppipe puts them back.
         """
         writers = self.graph.inputs(Boundary.STDOUT)
         if not self.options.pager or len(writers) != 1 or not isinstance(writers[0].source, int):
@@ -448,8 +475,9 @@ class Execution:
         bytes_in, lines_in, lines_in_partial = _edge_totals(ins, sum)
         bytes_out, lines_out, lines_out_partial = _edge_totals(outs, max)
         counted_ins = [(c, p) for c, p in (x for x in ins if x is not None) if p is not None]
-        # Each input edge's own wait for this stage (in a fan-out, not the slowest sibling's).
-        held_input = sum(p.consumer_wait(c) for c, p in counted_ins) if counted_ins else None
+        # Each input edge's own wait for this stage (in a fan-out, not the slowest sibling's); in a
+        # fan-in they wait on it at once, so the longest one, not their sum.
+        held_input = max(p.consumer_wait(c) for c, p in counted_ins) if counted_ins else None
         held_output = proc.output_pump.waits.totals()[0] if proc.output_pump is not None else 0.0
         return StageSnapshot(
             id=sid, command=proc.stage.command, state=state, pid=proc.pid,
@@ -486,7 +514,8 @@ class Execution:
             if error.errno in (errno.EMFILE, errno.ENFILE):
                 limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
                 raise PpipeError(f"{len(self.procs)} stages need more open files than the limit of {limit} "
-                                 f"allows (about 6 per stage); raise it with ulimit -n") from error
+                                 f"allows (about 6 per stage, 8 when lines are counted); "
+                                 f"raise it with ulimit -n") from error
             raise PpipeError(f"cannot set up the pipes: {error.strerror}") from error
         hook = parent_death_hook()
         for proc in self.procs.values():
@@ -534,8 +563,9 @@ class Execution:
         """Closes what wiring made before it failed; nothing has started yet."""
         for pump in self.pumps:
             pump.close()
-        for sink in self.stage_sinks.values():
-            sink.abandon()
+        for sink in [*self.stage_sinks.values(), self.stdout_target, self.shared_stderr]:
+            if sink is not None:
+                sink.abandon()  # a reopened stdout or stderr is closed with it
         for fd in [*self.spliced.values(), *(fd for fds in self.child_fds.values() for fd in fds)]:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -572,6 +602,7 @@ class Execution:
         own_stderr = {sid: self._stderr_sink(proc.stage) for sid, proc in self.procs.items()}
         shared_feeders = sum(sink is None for sink in own_stderr.values())
         shared_stderr = LineJoiner(sink_for_fd(self._stderr_fd, feeders=shared_feeders)) if shared_feeders else None
+        self.shared_stderr = shared_stderr
         for proc in self.procs.values():
             sid = proc.stage.id
             outputs = self.graph.outputs(sid)
@@ -886,7 +917,8 @@ class Execution:
         # But it may have come from `kill -INT` instead: stages still running
         # a moment later get it from ppipe.
         from_terminal = sig == signal.SIGINT and in_terminal_foreground()
-        if from_terminal and self.pager() is not None:
+        pager = self.pager()
+        if from_terminal and pager is not None and self.procs[pager].running:
             return  # the pager's to handle, and the stages got it already (see pager())
         self.interrupted_by = sig
         self._stop(sig, already_delivered=from_terminal)

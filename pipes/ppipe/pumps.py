@@ -50,6 +50,7 @@ MAX_WRITE_BUFFER = 4 * CHUNK
 #: Pipe capacity ppipe asks the kernel for (Linux ``F_SETPIPE_SZ``), to cut wake-ups.
 PIPE_SIZE = 1024 * 1024
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
 
 def make_pipe(enlarge: bool = True) -> tuple[int, int]:
@@ -420,32 +421,56 @@ class LineJoiner(Sink):
 
 
 class HeldSink(Sink):
-    """Keeps what it is given until :meth:`release`: stages' stderr while a pager owns the terminal.
+    """Keeps what it is given until :meth:`release`, then writes it to ``fd``: stages' stderr while a pager
+    owns the terminal.
 
     In a temporary file, not in memory: a stage may write a lot before the
-    pager is quit, and none of it may be lost or hold the stage up.
+    pager is quit, and none of it may be lost or hold the stage up. Where no
+    file can be had (a full ``$TMPDIR``), lines go straight to ``fd`` after
+    all, over the pager's screen: better torn than lost.
     """
 
-    def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="ppipe-stderr-")  # noqa: SIM115 (closed by release)
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._file: IO[bytes] | None = None
+        self._failed = False
 
     async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
-        self._file.write(chunk)
+        if not self._failed:
+            try:
+                if self._file is None:
+                    self._file = tempfile.TemporaryFile(prefix="ppipe-stderr-")  # noqa: SIM115 (see release)
+                self._file.write(chunk)
+                return True
+            except OSError:
+                self._failed = True
+                self.release()  # what was kept first, in order
+        _write_all(self.fd, bytes(chunk))
         return True
 
-    def release(self, fd: int) -> None:
+    def release(self) -> None:
         """Writes everything kept to ``fd`` (blocking: the run is over) and forgets it."""
+        if self._file is None:
+            return
         with self._file:
+            self._file.flush()
             self._file.seek(0)
-            while block := self._file.read(CHUNK):
-                view = memoryview(block)
-                while view:
-                    try:
-                        view = view[os.write(fd, view):]
-                    except BlockingIOError:
-                        select.select([], [fd], [])
-                    except OSError:  # nobody reads ppipe's stderr any more
-                        return
+            while (block := self._file.read(CHUNK)) and _write_all(self.fd, block):
+                pass
+        self._file = None
+
+
+def _write_all(fd: int, data: bytes) -> bool:
+    """Blocking write of all of ``data``; False when ``fd`` takes no more (nobody reads it)."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            select.select([], [fd], [])
+        except OSError:
+            return False
+    return True
 
 
 class CaptureSink(Sink):
@@ -693,11 +718,24 @@ def readers_left(fd: int) -> bool:
 
 def bytes_waiting(fd: int) -> bool:
     """Whether a pipe holds unread bytes (``FIONREAD``; either end of the pipe will do)."""
+    return bytes_in_pipe(fd) > 0
+
+
+def bytes_in_pipe(fd: int) -> int:
+    """How many unread bytes a pipe holds (0 if it cannot say)."""
     try:
         waiting = fcntl.ioctl(fd, termios.FIONREAD, bytes(4))
     except OSError:
-        return False
-    return int.from_bytes(waiting, sys.byteorder) > 0
+        return 0
+    return int.from_bytes(waiting, sys.byteorder)
+
+
+def pipe_capacity(fd: int) -> int:
+    """A pipe's size in bytes (Linux ``F_GETPIPE_SZ``); 64 KiB where it cannot say."""
+    try:
+        return fcntl.fcntl(fd, _F_GETPIPE_SZ)
+    except OSError:
+        return 64 * 1024
 
 
 #: Whether the kernel can move bytes between pipes for ppipe (Linux ``splice(2)``).
@@ -749,10 +787,20 @@ class SplicePump(_CutEvidence):
         self.counters = [Counter()]
         self._tee = tee_function() if count_lines else None
         self.count_lines = self._tee is not None
-        self._tap: tuple[int, int] | None = make_pipe() if self.count_lines else None
+        self._tap: tuple[int, int] | None = None
+        if self.count_lines:
+            try:
+                self._tap = make_pipe()
+            except OSError:  # out of descriptors: the pump owns both ends already
+                for fd in (source_fd, target_fd):
+                    os.close(fd)
+                raise
         self._tap_buffer = bytearray(PIPE_SIZE if self.count_lines else 0)
+        self._target_capacity = pipe_capacity(target_fd) if self.count_lines else 0
         self._count_lines_below = count_lines_below
-        self._window: tuple[float, int] = (0.0, 0)  # (start, bytes moved since) for count_lines_below
+        #: Bytes copied out of the tap so far (the cost of counting), and the rate window over them.
+        self._copied = 0
+        self._window = (time.monotonic(), 0)  # (start, self._copied then) for count_lines_below
         self.closed_early = False
         self.cut_while_writing = False
         self._loop = IOLoop.current()
@@ -796,9 +844,9 @@ class SplicePump(_CutEvidence):
     def _on_ready(self, fd: int, events: int) -> None:
         now = time.monotonic()
         since, self._last_wake = now - self._last_wake, now
-        moved = self._move_burst(since)
+        self._move_burst(since)
         if self._tap is not None and self._count_lines_below is not None:
-            self._watch_rate(now, moved)
+            self._watch_rate(now)
 
     def _move_burst(self, since: float) -> int:
         """Moves what it can, then decides what to wait for; returns the bytes moved."""
@@ -838,12 +886,24 @@ class SplicePump(_CutEvidence):
     def _splice_counted(self, counter: Counter) -> int:
         """Tees what waits, splices it on, and counts the lines of what actually moved.
 
-        The consumer may take less than was teed (its pipe filled up): the
-        rest of the copy is dropped, and teed again next time from the
-        producer's pipe, where it still is.
+        Only as much is teed as the consumer's pipe has room for, so a slow
+        consumer does not make ppipe copy the same bytes over and over. It
+        may still take less (its pipe holds part-filled pages): the rest of
+        the copy is dropped, and teed again next time from the producer's
+        pipe, where it still is. A ``tee`` the system refuses (a sandbox)
+        ends the counting, not the edge.
         """
         assert self._tap is not None and self._tee is not None
-        teed = self._tee(self.source_fd, self._tap[1], PIPE_SIZE)
+        room = self._target_capacity - bytes_in_pipe(self.target_fd)
+        if room <= 0:
+            raise BlockingIOError  # the consumer is behind; bytes_waiting(source) tells the caller so
+        try:
+            teed = self._tee(self.source_fd, self._tap[1], room)
+        except BlockingIOError:
+            raise
+        except OSError:
+            self._stop_counting()
+            return self._splice(counter)
         if teed == 0:
             return 0
         moved = 0
@@ -860,19 +920,21 @@ class SplicePump(_CutEvidence):
         done = 0
         while done < size:  # tee put them all there already: no read waits
             done += os.readv(self._tap[0], [view[done:size]])
+        self._copied += size
         return view[:size]
 
-    def _watch_rate(self, now: float, moved: int) -> None:
-        """Stops counting lines once the edge has carried more than ``count_lines_below`` in one second."""
+    def _watch_rate(self, now: float) -> None:
+        """Stops counting lines once counting has copied more than ``count_lines_below`` within one second."""
         assert self._count_lines_below is not None
-        start, carried = self._window
+        start, copied_then = self._window
         if now - start >= 1.0:
-            start, carried = now, 0
-        carried += moved
-        self._window = (start, carried)
-        if carried > self._count_lines_below:
-            self.counters[0].lines_complete = False
-            self._close_tap()
+            self._window = start, copied_then = now, self._copied
+        if self._copied - copied_then > self._count_lines_below:
+            self._stop_counting()
+
+    def _stop_counting(self) -> None:
+        self.counters[0].lines_complete = False
+        self._close_tap()
 
     def _close_tap(self) -> None:
         if self._tap is not None:

@@ -24,7 +24,7 @@ incompatible change, new fields may appear in any version)::
           "error": null,               # why it never started
           "restarts": 0,
           "stderr_tail": [],
-          "bytes_in": 0, "lines_in": null,   # the view's row for the whole run: inputs added up,
+          "bytes_in": null, "lines_in": null,  # the view's row for the whole run: inputs added up,
           "bytes_out": 21, "lines_out": 10,  # the largest output copy; null where not carried/counted
           "ratio": null,               # bytes_out / bytes_in
           "held": 0.0                  # seconds the pipeline waited on this stage (see "bottleneck")
@@ -36,8 +36,9 @@ incompatible change, new fields may appear in any version)::
           "counted": true,             # false: ppipe handed the stream over, figures are 0
           "bytes": 21, "lines": 10,    # lines: newlines, plus a last unterminated line;
                                        # null when not counted (--no-lines)
-          "lines_at_least": null,      # lines counted before counting stopped (a fast edge under
-                                       # the view, without --lines); "lines" is then null
+          "lines_at_least": null,      # lines counted before counting stopped on a fast edge ("lines"
+                                       # is then null); only through the API's count_lines_below,
+                                       # since a report counts every line
           "closed_early": false,       # the consumer left before the producer finished
           "waited_on_producer": 0.01,  # seconds ppipe waited for the producer to write (null: not pumped)
           "waited_on_consumer": 0.0    # seconds ppipe waited for the consumer to read: the larger says who was slow
@@ -59,7 +60,7 @@ A sharded run (``--fork``) has no stages or edges of its own; instead::
               "exit_status": 0,
               "error": null,           # why it did not run or report (a killed shard process)
               "timed_out": false, "interrupted_by": null,
-              "stages": [...], "edges": [...]   # as above; stages[].restarts = attempt - 1
+              "stages": [...], "bottleneck": null, "edges": [...]   # as above; restarts = attempt - 1
           }]
       }],
       "input_undelivered": 0,          # input bytes no shard could take (theirs had ended)

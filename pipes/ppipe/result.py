@@ -119,10 +119,10 @@ class EdgeResult:
     bytes: int = 0
     lines: int | None = 0
     counted: bool = True
-    lines_at_least: int | None = None
     closed_early: bool = False
     waited_on_producer: float | None = None
     waited_on_consumer: float | None = None
+    lines_at_least: int | None = None
 
 
 class _Outcome:
@@ -175,8 +175,9 @@ class StageFlow:
     def of(cls, inputs: list[EdgeResult], outputs: list[EdgeResult]) -> StageFlow:
         ins = [e for e in inputs if e.counted]
         outs = [e for e in outputs if e.counted]
+        # Several inputs wait on the same reader at once (a fan-in): the longest wait, not their sum.
         in_waits = [e.waited_on_consumer for e in ins if e.waited_on_consumer is not None]
-        held = sum(in_waits) if in_waits else sum(e.waited_on_producer or 0.0 for e in outs)
+        held = max(in_waits) if in_waits else max((e.waited_on_producer or 0.0 for e in outs), default=0.0)
         return cls(sum(e.bytes for e in ins) if ins else None, _lines(ins, sum),
                    max(e.bytes for e in outs) if outs else None, _lines(outs, max), held)
 

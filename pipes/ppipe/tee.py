@@ -9,6 +9,7 @@ on and read only a private copy.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 from collections.abc import Callable
@@ -36,10 +37,12 @@ def tee_function() -> Callable[[int, int, int], int] | None:
     raw.restype = ctypes.c_ssize_t
 
     def tee(source_fd: int, target_fd: int, size: int) -> int:
-        copied = raw(source_fd, target_fd, size, TEE_NONBLOCK)
-        if copied < 0:
+        while True:
+            copied = raw(source_fd, target_fd, size, TEE_NONBLOCK)
+            if copied >= 0:
+                return int(copied)
             error = ctypes.get_errno()
-            raise OSError(error, os.strerror(error))  # OSError picks BlockingIOError for EAGAIN
-        return int(copied)
+            if error != errno.EINTR:  # retried, as os.splice does (PEP 475)
+                raise OSError(error, os.strerror(error))  # OSError picks BlockingIOError for EAGAIN
 
     return tee
