@@ -173,7 +173,7 @@ def test_progress_of_a_file_input(tmp_path: Path) -> None:
 
 
 def test_the_view_counts_lines_of_a_fast_edge_only_while_it_costs_nothing() -> None:
-    # 512 MiB through cat runs far above the view's 64 MiB/s line-counting
+    # 512 MiB through cat runs far above the view's 16 MiB/s line-counting
     # limit: bytes stay exact, lines become a lower bound, and the view says so.
     screen, status, _ = run_in_terminal("--display", "always", "head -c 512M /dev/zero | cat | wc -c")
     rows = rows_of(screen)
