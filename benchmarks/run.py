@@ -431,9 +431,10 @@ def lines_workload(tools: Tools, sizes: Sizes, repeat: int) -> Workload:
 def view_cost(tools: Tools, sizes: Sizes, repeat: int) -> list[Workload]:
     """What the live view costs: ppipe with the view drawn (into a file) against ppipe without.
 
-    The view counts lines (it shows them), which takes the IOStream path and
-    a pass over every byte; the rest of it (the table, ten redraws a second)
-    should cost nothing visible.
+    The view counts lines (it shows them) until an edge gets fast; the
+    ``+view --no-lines`` row leaves the counting out, so the difference
+    between the two view rows is what the counters cost, and the rest is
+    rich (importing it, ten redraws a second). ``+lines`` counts every line.
     """
     workloads = []
     lines_pipeline = f"seq 1 {sizes.lines} | grep 7 | wc -l"
@@ -446,6 +447,8 @@ def view_cost(tools: Tools, sizes: Sizes, repeat: int) -> list[Workload]:
         w.variants.append(Variant("ppipe", [*tools.ppipe, "--display", "never", pipeline], check, sample=True))
         w.variants.append(Variant("ppipe+view", [*tools.ppipe, "--display", "always", pipeline], check,
                                   sample=True))
+        w.variants.append(Variant("ppipe+view --no-lines", [*tools.ppipe, "--display", "always", "--no-lines",
+                                                            pipeline], check, sample=True))
         w.variants.append(Variant("ppipe+lines", [*tools.ppipe, "--display", "never", "--lines", pipeline],
                                   check, sample=True))
         workloads.append(w)
