@@ -77,7 +77,7 @@ def main(
     pager: Annotated[bool | None, typer.Option("--pager/--no-pager", show_default=False,
                                                help="The last stage is a pager (less): hand it the terminal, "
                                                     "no view, other stages' stderr held until the end "
-                                                    "(default: when it is less, more, most or $PAGER).")]
+                                                    "(default: when it is less, more, most, pg or $PAGER).")]
     = None,
     progress: Annotated[ProgressMode, typer.Option("--progress", case_sensitive=False,
                                                    help="plain: a status line on stderr every 5 s "
