@@ -12,13 +12,14 @@ import sys
 import termios
 import time
 from pathlib import Path
+from typing import IO
 
 import pexpect
 import pytest
 
 from ppipe.command import is_pager
 from ppipe.graph import Stage
-from ppipe.pumps import HeldSink
+from ppipe.pumps import FdSink, HeldSink
 
 from conftest import ENV, PPIPE, ppipe
 
@@ -134,17 +135,36 @@ def test_which_last_stages_are_pagers(pager: str, argv: list[str], expected: boo
     assert is_pager(Stage(1, tuple(argv)), {"PAGER": pager}) is expected
 
 
-def test_held_stderr_goes_straight_through_when_it_cannot_be_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    read_fd, write_fd = os.pipe()
-    held = HeldSink(write_fd)
-    asyncio.run(held.write(b"first\n", None))
-    assert held._file is not None
+class _FullDisk:
+    """A spool that has run out of room (ENOSPC) after what it already holds."""
 
-    def no_space(data: bytes) -> int:
+    def __init__(self, spool: IO[bytes]) -> None:
+        self.spool = spool
+
+    def write(self, data: bytes) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(held._file, "write", no_space)
-    asyncio.run(held.write(b"second\n", None))
-    held.release()
+    def fileno(self) -> int:
+        return self.spool.fileno()
+
+    def close(self) -> None:
+        self.spool.close()
+
+
+def test_held_stderr_goes_straight_through_when_it_cannot_be_kept() -> None:
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    held = HeldSink(FdSink(write_fd))
+
+    async def scenario() -> None:
+        await held.write(b"first\n", None)
+        with pytest.raises(BlockingIOError):
+            os.read(read_fd, 100)  # held: nothing has gone out
+        assert held._spool is not None
+        held._spool = _FullDisk(held._spool)  # type: ignore[assignment]
+        await held.write(b"second\n", None)
+        await held.write(b"third\n", None)
+
+    asyncio.run(scenario())
     os.close(write_fd)
-    assert os.read(read_fd, 100) == b"first\nsecond\n"  # nothing lost, and in order
+    assert os.read(read_fd, 100) == b"first\nsecond\nthird\n"  # nothing lost, and in order

@@ -51,6 +51,7 @@ from .pumps import (
     SPLICE_AVAILABLE,
     CaptureSink,
     Counter,
+    FdSink,
     Feed,
     HeldSink,
     LineJoiner,
@@ -409,7 +410,7 @@ class Execution:
         self._stopped_on_request = False
         self._stderr_fd = 2 if options.stderr is None else options.stderr
         #: Under a pager, the other stages' stderr, kept until the run ends (see :meth:`pager`).
-        self._held_stderr = HeldSink(self._stderr_fd) if self.pager() is not None else None
+        self._held_stderr = HeldSink(FdSink(self._stderr_fd)) if self.pager() is not None else None
         self.started_at = time.time()
         self._observer_stdout = options.observer.stdout_sink() if options.observer is not None else None
 
@@ -435,7 +436,7 @@ class Execution:
                     self._kill_timer.cancel()
                 self._close_everything()
                 if self._held_stderr is not None:
-                    self._held_stderr.release()
+                    await self._held_stderr.release()
                 if self.options.observer is not None:
                     self.options.observer.finished()
         return self._result(started_at)

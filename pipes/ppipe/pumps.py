@@ -421,56 +421,62 @@ class LineJoiner(Sink):
 
 
 class HeldSink(Sink):
-    """Keeps what it is given until :meth:`release`, then writes it to ``fd``: stages' stderr while a pager
-    owns the terminal.
+    """Passes writes on to ``inner`` once released; until then keeps them in a temporary file.
 
-    In a temporary file, not in memory: a stage may write a lot before the
-    pager is quit, and none of it may be lost or hold the stage up. Where no
-    file can be had (a full ``$TMPDIR``), lines go straight to ``fd`` after
-    all, over the pager's screen: better torn than lost.
+    Stages' stderr while a pager owns the terminal; a shard's output under
+    ``--keep-order`` before its turn (:class:`~ppipe.shard_io.OrderGate`).
+    On disk, not in memory: a writer may say a lot before the release, and
+    none of it may be lost or hold the writer up. Where nothing more can be
+    kept (a full ``$TMPDIR``), what was kept goes out and the rest follows
+    straight away: out of turn rather than lost.
     """
 
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self._file: IO[bytes] | None = None
-        self._failed = False
+    def __init__(self, inner: Sink, held: bool = True) -> None:
+        self.inner = inner
+        self.held = held
+        self._spool: IO[bytes] | None = None
+
+    def holding(self) -> bool:
+        return self.held
 
     async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
-        if not self._failed:
+        if self.holding():
             try:
-                if self._file is None:
-                    self._file = tempfile.TemporaryFile(prefix="ppipe-stderr-")  # noqa: SIM115 (see release)
-                self._file.write(chunk)
+                if self._spool is None:
+                    # Appending, unbuffered: writes that come while release() reads it back land after what it reads.
+                    self._spool = tempfile.TemporaryFile("a+b", buffering=0, prefix="ppipe-held-")  # noqa: SIM115
+                self._spool.write(chunk)
                 return True
             except OSError:
-                self._failed = True
-                self.release()  # what was kept first, in order
-        _write_all(self.fd, bytes(chunk))
-        return True
+                await self.release()
+        return await self.inner.write(chunk, feeder)
 
-    def release(self) -> None:
-        """Writes everything kept to ``fd`` (blocking: the run is over) and forgets it."""
-        if self._file is None:
-            return
-        with self._file:
-            self._file.flush()
-            self._file.seek(0)
-            while (block := self._file.read(CHUNK)) and _write_all(self.fd, block):
-                pass
-        self._file = None
+    async def release(self) -> None:
+        """What was kept goes out first, then writes pass straight through."""
+        if self._spool is not None:
+            offset = 0
+            while data := os.pread(self._spool.fileno(), CHUNK, offset):
+                offset += len(data)
+                if not await self.inner.write(data, self):
+                    break
+            self.discard()
+        self.held = False  # no await since the spool ran dry: nothing can slip in between
 
+    def discard(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
 
-def _write_all(fd: int, data: bytes) -> bool:
-    """Blocking write of all of ``data``; False when ``fd`` takes no more (nobody reads it)."""
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view):]
-        except BlockingIOError:
-            select.select([], [fd], [])
-        except OSError:
-            return False
-    return True
+    async def finish(self, feeder: object) -> None:
+        await self.inner.finish(feeder)
+
+    def abandon(self) -> None:
+        self.discard()
+        self.inner.abandon()
+
+    @property
+    def alive(self) -> bool:
+        return self.inner.alive
 
 
 class CaptureSink(Sink):

@@ -31,7 +31,7 @@ from typing import IO
 
 from tornado.iostream import PipeIOStream, StreamClosedError
 
-from .pumps import CHUNK, LineAssembler, Sink, readers_left, stream
+from .pumps import CHUNK, HeldSink, LineAssembler, Sink, readers_left, stream
 
 #: ``--block`` when not given: GNU parallel's ``--pipe`` default.
 DEFAULT_BLOCK = 1024 * 1024
@@ -278,8 +278,7 @@ class OutputMerge:
         self.gates[shard_index].done = True
         async with self._turns:  # one at a time: two shards ending together must not open a gate twice
             for gate in self.gates:
-                if not gate.live:
-                    await gate.open()
+                await gate.release()
                 if not gate.done:
                     break
 
@@ -287,55 +286,25 @@ class OutputMerge:
         if self.gates is not None:
             async with self._turns:
                 for gate in self.gates:
-                    await gate.open()
+                    await gate.release()
                     gate.discard()
         await self.target.close()
 
 
-class OrderGate(Sink):
-    """One shard's output under ``--keep-order``: passed on when it is its turn, spooled to disk before."""
+class OrderGate(HeldSink):
+    """One shard's output under ``--keep-order``: passed on when it is its turn (:meth:`release`), kept before.
+
+    Once nobody reads ppipe's output any more, nothing is kept.
+    """
 
     def __init__(self, inner: Sink, live: bool, still_read: Callable[[], bool]) -> None:
-        self.inner = inner
-        self.live = live
+        super().__init__(inner, held=not live)
         self.still_read = still_read
         self.done = False
-        self.spool: IO[bytes] | None = None
 
-    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
-        if self.live or not self.still_read():  # nobody reads the output any more: spool nothing
-            return await self.inner.write(chunk, feeder)
-        if self.spool is None:
-            # Appending, unbuffered: writes that come while open() reads it back land after what it reads.
-            self.spool = tempfile.TemporaryFile("a+b", buffering=0, prefix="ppipe-output-")  # noqa: SIM115
-        self.spool.write(chunk)
-        return True
+    def holding(self) -> bool:
+        return self.held and self.still_read()
 
     async def finish(self, feeder: object) -> None:
-        if self.live:
+        if not self.held:
             await self.inner.finish(feeder)
-
-    async def open(self) -> None:
-        """Its turn: what was spooled goes out first, then writes pass straight through."""
-        if self.live:
-            return
-        if self.spool is not None:
-            offset = 0
-            while data := os.pread(self.spool.fileno(), CHUNK, offset):
-                offset += len(data)  # no other gate writes meanwhile, so pieces cannot mix
-                if not await self.inner.write(data, self):
-                    break
-            self.discard()
-        self.live = True  # no await since the spool ran dry: nothing can slip in between
-
-    def discard(self) -> None:
-        if self.spool is not None:
-            self.spool.close()
-            self.spool = None
-
-    def abandon(self) -> None:
-        self.inner.abandon()
-
-    @property
-    def alive(self) -> bool:
-        return self.inner.alive
