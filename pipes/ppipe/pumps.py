@@ -802,6 +802,7 @@ class SplicePump(_CutEvidence):
                     os.close(fd)
                 raise
         self._tap_buffer = bytearray(PIPE_SIZE if self.count_lines else 0)
+        self._tap_view = memoryview(self._tap_buffer)
         self._target_capacity = pipe_capacity(target_fd) if self.count_lines else 0
         self._count_lines_below = count_lines_below
         #: Bytes copied out of the tap so far (the cost of counting), and the rate window over them.
@@ -850,12 +851,12 @@ class SplicePump(_CutEvidence):
     def _on_ready(self, fd: int, events: int) -> None:
         now = time.monotonic()
         since, self._last_wake = now - self._last_wake, now
-        self._move_burst(since)
+        self._move_burst(now, since)
         if self._tap is not None and self._count_lines_below is not None:
             self._watch_rate(now)
 
-    def _move_burst(self, since: float) -> int:
-        """Moves what it can, then decides what to wait for; returns the bytes moved."""
+    def _move_burst(self, now: float, since: float) -> None:
+        """Moves what it can, then decides what to wait for."""
         counter = self.counters[0]
         moved_now = 0
         for _ in range(_SPLICE_BURST):
@@ -868,21 +869,20 @@ class SplicePump(_CutEvidence):
                     self._watch(self.source_fd, IOLoop.READ)  # the producer is
                     if moved_now < min(_TRICKLE_RATE * since, PIPE_SIZE / 4):
                         self._pause()
-                return moved_now
+                return
             except OSError:  # EPIPE: the consumer is gone (reported even with nothing to move)
                 self.closed_early = True
                 self._note_cut()
                 self.cut_while_writing = bytes_waiting(self.source_fd)
                 self._finish()
-                return moved_now
+                return
             if moved == 0:  # EOF: the producer closed its output
                 self._finish()
-                return moved_now
+                return
             moved_now += moved
-            self.last_data_at = time.monotonic()
+            self.last_data_at = now
         # A full burst: return, and level-triggered readiness calls again
         # once the other callbacks have had their turn.
-        return moved_now
 
     def _splice(self, counter: Counter) -> int:
         moved = os.splice(self.source_fd, self.target_fd, PIPE_SIZE, flags=_SPLICE_FLAGS)
@@ -922,12 +922,11 @@ class SplicePump(_CutEvidence):
 
     def _read_tap(self, size: int) -> memoryview:
         assert self._tap is not None
-        view = memoryview(self._tap_buffer)
         done = 0
         while done < size:  # tee put them all there already: no read waits
-            done += os.readv(self._tap[0], [view[done:size]])
+            done += os.readv(self._tap[0], [self._tap_view[done:size]])
         self._copied += size
-        return view[:size]
+        return self._tap_view[:size]
 
     def _watch_rate(self, now: float) -> None:
         """Stops counting lines once counting has copied more than ``count_lines_below`` within one second."""
