@@ -71,7 +71,7 @@ async def run_async(
     (default: on where available, unless ``PPIPE_SPLICE=0``). ``pager=True``
     says the stage writing ``stdout`` is a pager owning the terminal: the
     other stages' stderr is held until the end and Ctrl-C from the terminal
-    is left to the stages (see :meth:`~ppipe.engine.Execution.pager`).
+    is left to the stages (see ``Execution.pager`` in :mod:`ppipe.engine`).
 
     ``fork=N`` runs N shards of the pipeline (0: one per CPU; see
     :mod:`ppipe.shards`) and returns a :class:`~ppipe.ShardedResult`; the

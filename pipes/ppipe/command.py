@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import report
 from .errors import ExitStatus, PpipeError, UsageError
-from .graph import Boundary, Graph, Stage
+from .graph import Graph, Stage
 
 if TYPE_CHECKING:
     from .result import RunResult, ShardedResult
@@ -205,7 +205,7 @@ def with_pager(config: Config, graph: Graph) -> Config:
 
     Raises :class:`UsageError` for ``--pager`` when no single stage writes the output.
     """
-    last = _last_stage(graph)
+    last = graph.last_stage()
     if config.pager and last is None:
         raise UsageError("--pager hands the terminal to the one stage writing the output; "
                          "this pipeline has none (it ends in a group or a redirection)")
@@ -231,13 +231,6 @@ def is_pager(stage: Stage, env: Mapping[str, str]) -> bool:
         return False
     return (bool(pager) and os.path.basename(pager[0]) not in ("cat", "")
             and program == os.path.basename(pager[0]) and list(stage.argv[1:len(pager)]) == pager[1:])
-
-
-def _last_stage(graph: Graph) -> Stage | None:
-    writers = graph.inputs(Boundary.STDOUT)
-    if len(writers) != 1 or not isinstance(writers[0].source, int):
-        return None
-    return graph.stage(writers[0].source)
 
 
 def _options(config: Config) -> dict[str, Any]:

@@ -149,7 +149,7 @@ class RunOptions:
     count_lines: bool = False
     count_lines_below: int | None = None
     splice: bool | None = None
-    #: The stage writing ppipe's stdout is a pager (less) that owns the terminal; see :meth:`Execution.pager`.
+    #: The stage writing ppipe's stdout is a pager (less) that owns the terminal; see ``Execution.pager``.
     pager: bool = False
     #: Told when the run has started and finished; may take the stages' stderr (the live view).
     observer: RunObserver | None = None
@@ -381,7 +381,7 @@ class Execution:
         self.procs = {s.id: _Proc(s, paths[s.id]) for s in graph}
         self.pumps: list[Pump | SplicePump] = []
         self.pump_tasks: list[asyncio.Future[None]] = []
-        #: Copies ppipe's input to the stages reading it, when ppipe does that itself.
+        #: The task running ``stdin_copies``, cancelled once every stage reading it has exited.
         self.stdin_feed: asyncio.Future[None] | None = None
         #: Each edge's counter and what counts it (None: handed over, not counted).
         self.edge_counts: dict[Edge, tuple[Counter, Pump | SplicePump | Feed | None]] = {}
@@ -409,15 +409,23 @@ class Execution:
         #: Stopped on request (:meth:`stop_for`); the same signal may still come by itself.
         self._stopped_on_request = False
         self._stderr_fd = 2 if options.stderr is None else options.stderr
-        #: Under a pager, the other stages' stderr, kept until the run ends (see :meth:`pager`).
-        self._held_stderr = HeldSink(FdSink(self._stderr_fd)) if self.pager() is not None else None
+        last = graph.last_stage() if options.pager else None
+        #: The stage that owns the terminal under ``RunOptions.pager``: the one writing ppipe's stdout.
+        #: It gets ppipe's stdout itself, as under a shell. While it runs, nothing else may draw on its
+        #: screen: the other stages' stderr is held back (``_held_stderr``) and printed when the run
+        #: ends. Ctrl-C from the terminal while it runs is the pager's business (less uses it to stop a
+        #: search), so ppipe does not stop the run for it: the stages got it from the terminal
+        #: themselves, as under bash. A pager killed by a signal cannot restore the terminal's modes;
+        #: ppipe puts them back (:func:`terminal_modes_kept`).
+        self.pager = last.id if last is not None else None
+        self._held_stderr = HeldSink(FdSink(self._stderr_fd)) if self.pager is not None else None
         self.started_at = time.time()
         self._observer_stdout = options.observer.stdout_sink() if options.observer is not None else None
 
     async def run(self) -> RunResult:
-        started_at = self.started_at = time.time()
+        self.started_at = time.time()
         loop = asyncio.get_running_loop()
-        pager_terminal = self._boundary_fds()[1] if self.pager() is not None else None
+        pager_terminal = self._boundary_fds()[1] if self.pager is not None else None
         with (sigchld_handler(), handling_signals(loop, self._on_signal, self.options.handle_signals),
               terminal_modes_kept(pager_terminal)):
             timer = loop.call_later(self.options.timeout, self._on_timeout) if self.options.timeout else None
@@ -439,23 +447,7 @@ class Execution:
                     await self._held_stderr.release()
                 if self.options.observer is not None:
                     self.options.observer.finished()
-        return self._result(started_at)
-
-    def pager(self) -> int | None:
-        """The stage that owns the terminal under ``RunOptions.pager``: the one writing ppipe's stdout.
-
-        It gets ppipe's stdout itself, as under a shell. While it runs,
-        nothing else may draw on its screen: the other stages' stderr is held
-        back and printed when the run ends. Ctrl-C from the terminal while it
-        runs is the pager's business (less uses it to stop a search), so ppipe
-        does not stop the run for it: the stages got it from the terminal
-        themselves, as under bash; the run ends when they do. A pager killed
-        by a signal cannot restore the terminal's modes; ppipe puts them back.
-        """
-        writers = self.graph.inputs(Boundary.STDOUT)
-        if not self.options.pager or len(writers) != 1 or not isinstance(writers[0].source, int):
-            return None
-        return writers[0].source
+        return self._result()
 
     def snapshot(self) -> RunSnapshot:
         """The run as it is now, for displays; cheap enough to take ten times a second."""
@@ -659,7 +651,7 @@ class Execution:
     def _stderr_sink(self, stage: Stage) -> Sink | None:
         """Where a stage's stderr goes when not to ppipe's own (None): the view, or held back for a pager."""
         shown = self.options.observer.stderr_sink(stage) if self.options.observer is not None else None
-        if shown is None and self._held_stderr is not None and stage.id != self.pager():
+        if shown is None and self._held_stderr is not None and stage.id != self.pager:
             return self._held_stderr
         return shown
 
@@ -918,8 +910,7 @@ class Execution:
         # But it may have come from `kill -INT` instead: stages still running
         # a moment later get it from ppipe.
         from_terminal = sig == signal.SIGINT and in_terminal_foreground()
-        pager = self.pager()
-        if from_terminal and pager is not None and self.procs[pager].running:
+        if from_terminal and self.pager is not None and self.procs[self.pager].running:
             return  # the pager's to handle, and the stages got it already (see pager())
         self.interrupted_by = sig
         self._stop(sig, already_delivered=from_terminal)
@@ -928,7 +919,7 @@ class Execution:
 
     # -- results
 
-    def _result(self, started_at: float) -> RunResult:
+    def _result(self) -> RunResult:
         stages = tuple(
             StageResult(
                 stage=p.stage, pid=p.pid, started_at=p.started_at, ended_at=p.ended_at,
@@ -957,7 +948,7 @@ class Execution:
         return RunResult(
             graph=self.graph, stages=judged, edges=tuple(edges),
             exit_status=exit_status or (ExitStatus.FAILURE if self.io_error else 0), io_error=self.io_error,
-            started_at=started_at, ended_at=time.time(), timed_out=self.timed_out,
+            started_at=self.started_at, ended_at=time.time(), timed_out=self.timed_out,
             interrupted_by=signal.Signals(self.interrupted_by).name if self.interrupted_by else None,
             stdout=bytes(self.capture.data) if self.capture is not None else None,
         )

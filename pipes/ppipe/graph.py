@@ -139,6 +139,13 @@ class Graph:
         """Edges fed by ``node``; several mean fan-out."""
         return tuple(e for e in self.edges if e.source == node)
 
+    def last_stage(self) -> Stage | None:
+        """The one stage writing the pipeline's output, if exactly one does (not a group's branches)."""
+        writers = self.inputs(Boundary.STDOUT)
+        if len(writers) != 1 or not isinstance(writers[0].source, int):
+            return None
+        return self.stage(writers[0].source)
+
 
 def linear(text: str, stages: tuple[Stage, ...], with_stderr: tuple[bool, ...]) -> Graph:
     """Builds the graph of ``a | b | c``: stdin → 1 → 2 → … → n → stdout.
