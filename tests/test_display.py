@@ -263,3 +263,16 @@ def test_in_a_fan_out_the_slow_branch_is_the_bottleneck() -> None:
         child.close()
     assert seen, "no bottleneck was marked"
     assert seen.count("3") > len(seen) * 0.8, seen  # the slow copier, never the fast wc -c beside it
+
+
+def test_report_names_the_slow_branch_of_a_fan_out(tmp_path: Path) -> None:
+    slow = slow_stage(0.01)
+    report = tmp_path / "r.json"
+    result = subprocess.run([PPIPE, "--report", str(report), f"head -c 4M /dev/zero | {{ wc -c ; {slow} | wc -c }}"],
+                            capture_output=True, env=ENV, timeout=60)
+    assert result.returncode == 0
+    data = json.loads(report.read_text())
+    edges = {(e["from"], e["to"]): e for e in data["edges"]}
+    # Each branch's own wait: the fast wc -c kept the copy waiting hardly at all.
+    assert edges[(1, 3)]["waited_on_consumer"] > 10 * edges[(1, 2)]["waited_on_consumer"]
+    assert data["bottleneck"] == 3

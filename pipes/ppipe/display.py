@@ -30,7 +30,7 @@ from tornado.ioloop import PeriodicCallback
 
 from .graph import tree_prefixes
 from .pumps import Sink
-from .result import EdgeResult, RunResult, ShardedResult, StageResult, Verdict
+from .result import RunResult, ShardedResult, StageFlow, StageResult, Verdict
 from .snapshot import RunSnapshot, StageSnapshot, StageState
 
 if TYPE_CHECKING:
@@ -57,18 +57,29 @@ def human_bytes(count: int | None) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def human_count(count: int | None, at_least: bool = False) -> str:
-    """``1.0M``: a line count in three to six characters; ``-`` when not counted;
-    ``≥1.0M`` when counting stopped part way (a fast edge under the view)."""
-    if count is None:
-        return "-"
-    prefix = "≥" if at_least else ""
+def human_count(count: int | None, at_least: int | None = None) -> str:
+    """``1.0M``: a line count in three to six characters; ``≥1.0M`` for ``at_least``, what was
+    counted before counting stopped (a fast edge under the view); ``-`` when neither is known."""
+    return _count_text(count, at_least, _short_count)
+
+
+def _short_count(count: int) -> str:
     if count < 10_000:
-        return f"{prefix}{count}"
+        return str(count)
     for unit, size in (("k", 1e3), ("M", 1e6), ("G", 1e9)):
         if count < size * 1000 or unit == "G":
-            return f"{prefix}{count / size:.1f}{unit}"
+            return f"{count / size:.1f}{unit}"
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _count_text(count: int | None, at_least: int | None, show: Callable[[int], str] = str) -> str:
+    if count is not None:
+        return show(count)
+    return "-" if at_least is None else "≥" + show(at_least)
+
+
+def _partial(flow: StageFlow) -> bool:
+    return flow.lines_in_at_least is not None or flow.lines_out_at_least is not None
 
 
 #: Said under the view and the summary when a line count is a lower bound.
@@ -187,7 +198,7 @@ class LiveView(_TerminalView):
         """Updates each stage's rate and slowness from the change since the last refresh."""
         now = time.monotonic()
         for stage in snapshot.stages:
-            moved, held = stage.bytes_out or 0, _holding(stage)
+            moved, held = stage.flow.bytes_out or 0, stage.flow.held
             then, moved_before, held_before = self._last.get(stage.id, (now, moved, held))
             self._last[stage.id] = (now, moved, held)
             read = stage.input_read or 0
@@ -209,14 +220,15 @@ class LiveView(_TerminalView):
         table = _table(columns, self.console.width)
         slowest = self.bottleneck(snapshot)
         for stage in snapshot.stages:
-            ratio = _ratio(stage.bytes_in, stage.bytes_out)
+            flow = stage.flow
+            ratio = "-" if flow.ratio is None else f"{flow.ratio:.2f}"
             command = Text(self.tree.get(stage.id, "") + _one_line(stage.command),
                            style="bold yellow" if stage.id == slowest else "")
             table.add_row(self._mark(stage), str(stage.id), command, str(stage.pid or "-"),
-                          human_bytes(stage.bytes_in), human_count(stage.lines_in, stage.lines_in_partial),
-                          human_bytes(stage.bytes_out), human_count(stage.lines_out, stage.lines_out_partial),
+                          human_bytes(flow.bytes_in), human_count(flow.lines_in, flow.lines_in_at_least),
+                          human_bytes(flow.bytes_out), human_count(flow.lines_out, flow.lines_out_at_least),
                           *((ratio,) if wide else ()), self._rate(stage), _seconds(stage.elapsed))
-        moved = sum(s.bytes_out or 0 for s in snapshot.stages)
+        moved = sum(s.flow.bytes_out or 0 for s in snapshot.stages)
         footer = Text(f"{len(snapshot.stages)} stages · {human_bytes(moved)} moved · {_seconds(snapshot.elapsed)}",
                       style="dim")
         if slowest is not None:
@@ -224,7 +236,7 @@ class LiveView(_TerminalView):
         for stage in snapshot.stages:
             if stage.input_size and stage.input_read is not None:
                 footer.append(f" · stage {stage.id} input {self._progress(stage)}")
-        if any(s.lines_in_partial or s.lines_out_partial for s in snapshot.stages):
+        if any(_partial(s.flow) for s in snapshot.stages):
             return Group(table, footer, Text(AT_LEAST_NOTE, style="dim"))
         return Group(table, footer)
 
@@ -275,17 +287,16 @@ class LiveView(_TerminalView):
         columns = [("", max(len(m) for m in marks.values())), ("#", 2), ("command", 0), ("bytes in", 10),
                    ("lines in", 9), ("bytes out", 10), ("lines out", 9), ("time", 6)]
         table = _table(columns, self.console.width)
+        flows = {s.stage.id: result.flow(s.stage.id) for s in result.stages}
         for stage in result.stages:
-            sid = stage.stage.id
-            ins = [e for e in result.edges if e.edge.target == sid and e.counted]
-            outs = [e for e in result.edges if e.edge.source == sid and e.counted]
+            sid, flow = stage.stage.id, flows[stage.stage.id]
             table.add_row(Text(marks[sid], style=_MARKS.get(stage.verdict, ("?", ""))[1]), str(sid),
                           tree[sid] + _one_line(stage.stage.command),
-                          _exact(sum(e.bytes for e in ins), ins), _exact_lines(ins, sum),
-                          _exact(max((e.bytes for e in outs), default=0), outs), _exact_lines(outs, max),
+                          _count_text(flow.bytes_in, None), _count_text(flow.lines_in, flow.lines_in_at_least),
+                          _count_text(flow.bytes_out, None), _count_text(flow.lines_out, flow.lines_out_at_least),
                           _seconds(stage.duration))
         parts: list[RenderableType] = [table]
-        if any(e.lines is None and e.lines_at_least is not None for e in result.edges):
+        if any(_partial(flow) for flow in flows.values()):
             parts.append(Text(AT_LEAST_NOTE, style="dim"))
         for stage in result.failures:
             tail = "\n".join(stage.stderr_tail[-5:]) or "(no stderr)"
@@ -312,33 +323,9 @@ def _table(columns: list[tuple[str, int]], width: int) -> Table:
     return table
 
 
-def _holding(stage: StageSnapshot) -> float:
-    """Seconds the pipeline has waited on this stage (see :meth:`LiveView.bottleneck`)."""
-    return stage.held_output if stage.held_input is None else stage.held_input
-
-
 def _one_line(command: str) -> str:
     """A command as one line: a multi-line script argument must not break the row."""
     return " ".join(command.split())
-
-
-def _ratio(bytes_in: int | None, bytes_out: int | None) -> str:
-    if not bytes_in or bytes_out is None:
-        return "-"
-    return f"{bytes_out / bytes_in:.2f}"
-
-
-def _exact(total: int, edges: list[EdgeResult]) -> str:
-    return str(total) if edges else "-"
-
-
-def _exact_lines(edges: list[EdgeResult], combine: Callable[[list[int]], int]) -> str:
-    """The lines over ``edges``; ``≥N`` where one edge's count stopped part way, ``-`` where one was not counted."""
-    lines = [e.lines if e.lines is not None else e.lines_at_least for e in edges]
-    if not lines or any(n is None for n in lines):
-        return "-"
-    total = str(combine([n for n in lines if n is not None]))
-    return f"≥{total}" if any(e.lines is None for e in edges) else total
 
 
 class _PlainLines:
@@ -394,7 +381,7 @@ class PlainProgress(_PlainLines):
         parts = [f"ppipe: {_seconds(snapshot.elapsed)}"]
         for stage in snapshot.stages:
             state = stage.state.value if stage.state is not StageState.EXITED else f"exited {stage.status}"
-            out = f" {human_bytes(stage.bytes_out)} out" if stage.bytes_out is not None else ""
+            out = f" {human_bytes(stage.flow.bytes_out)} out" if stage.flow.bytes_out is not None else ""
             parts.append(f"{stage.id} {stage.command[:20]} {state}{out}")
         return " | ".join(parts)
 
@@ -454,7 +441,7 @@ class ShardView(_TerminalView):
                     state = stage.state.value if stage.state is not StageState.EXITED else f"exit {stage.status}"
                     table.add_row("", "", Text(f"└ {stage.id}", style="dim"), Text(_one_line(stage.command),
                                   style="dim"), str(stage.pid or "-"), Text(state, style="dim"),
-                                  human_bytes(stage.bytes_in), human_bytes(stage.bytes_out), "", "")
+                                  human_bytes(stage.flow.bytes_in), human_bytes(stage.flow.bytes_out), "", "")
         states = [s.state for s in snapshot.shards]
         counts = " · ".join(f"{states.count(name)} {name}" for name in _SHARD_STYLES if states.count(name))
         moved = sum(s.bytes_out for s in snapshot.shards)

@@ -66,7 +66,7 @@ from .pumps import (
     sink_for_fd,
     stream,
 )
-from .result import EdgeResult, RunResult, StageResult
+from .result import EdgeResult, RunResult, StageFlow, StageResult
 from .snapshot import RunSnapshot, StageSnapshot, StageState
 from .tee import tee_function
 
@@ -456,8 +456,6 @@ class Execution:
 
     def _stage_snapshot(self, proc: _Proc, now: float) -> StageSnapshot:
         sid = proc.stage.id
-        ins = [self.edge_counts.get(e) for e in self.graph.inputs(sid)]
-        outs = [self.edge_counts.get(e) for e in self.graph.outputs(sid)]
         if proc.running:
             state = StageState.RUNNING
         elif proc.returncode is None:
@@ -465,20 +463,12 @@ class Execution:
         else:
             state = StageState.DONE if proc.returncode == 0 else StageState.EXITED
         result = StageResult(proc.stage, returncode=proc.returncode)
-        bytes_in, lines_in, lines_in_partial = _edge_totals(ins, sum)
-        bytes_out, lines_out, lines_out_partial = _edge_totals(outs, max)
-        counted_ins = [(c, p) for c, p in (x for x in ins if x is not None) if p is not None]
-        # Each input edge's own wait for this stage (in a fan-out, not the slowest sibling's); in a
-        # fan-in they wait on it at once, so the longest one, not their sum.
-        held_input = max(p.consumer_wait(c) for c, p in counted_ins) if counted_ins else None
-        held_output = proc.output_pump.waits.totals()[0] if proc.output_pump is not None else 0.0
+        flow = StageFlow.of([self._edge_result(e) for e in self.graph.inputs(sid)],
+                            [self._edge_result(e) for e in self.graph.outputs(sid)])
         return StageSnapshot(
             id=sid, command=proc.stage.command, state=state, pid=proc.pid,
-            status=result.status, signal=result.signal,
-            bytes_in=bytes_in, lines_in=lines_in, bytes_out=bytes_out, lines_out=lines_out,
-            lines_in_partial=lines_in_partial, lines_out_partial=lines_out_partial,
+            status=result.status, signal=result.signal, flow=flow,
             elapsed=None if proc.started_at is None else (proc.ended_at or now) - proc.started_at,
-            held_input=held_input, held_output=held_output,
             input_size=proc.input_size, input_read=self._input_read(proc),
         )
 
@@ -911,13 +901,28 @@ class Execution:
         # a moment later get it from ppipe.
         from_terminal = sig == signal.SIGINT and in_terminal_foreground()
         if from_terminal and self.pager is not None and self.procs[self.pager].running:
-            return  # the pager's to handle, and the stages got it already (see pager())
+            return  # the pager's to handle, and the stages got it already (see self.pager)
         self.interrupted_by = sig
         self._stop(sig, already_delivered=from_terminal)
         if from_terminal:
             asyncio.get_running_loop().call_later(FOREGROUND_GRACE, self._signal_all, sig)
 
     # -- results
+
+    def _edge_result(self, edge: Edge) -> EdgeResult:
+        """What has crossed ``edge``: so far in a snapshot, all of it at the end.
+
+        The consumer's wait is this edge's own: in a fan-out, each branch's
+        slowness, not the slowest sibling's.
+        """
+        counter, pump = self.edge_counts.get(edge, (Counter(), None))
+        if pump is None:
+            return EdgeResult(edge, counter.nbytes, None, counted=False)
+        exact = pump.count_lines and counter.lines_complete
+        return EdgeResult(edge, counter.nbytes, counter.lines if exact else None,
+                          closed_early=pump.left_early(counter), waited_on_producer=pump.waits.totals()[0],
+                          waited_on_consumer=pump.consumer_wait(counter),
+                          lines_at_least=counter.lines if pump.count_lines and not exact else None)
 
     def _result(self) -> RunResult:
         stages = tuple(
@@ -931,17 +936,7 @@ class Execution:
             for p in self.procs.values()
         )
         judged = status.judge(self.graph, stages, no_fail=self.options.no_fail)
-        edges = []
-        for edge in self.graph.edges:
-            counter, pump = self.edge_counts.get(edge, (Counter(), None))
-            counted = pump is not None
-            lines_counted = pump is not None and pump.count_lines
-            exact = lines_counted and counter.lines_complete
-            waited = pump.waits.totals() if pump is not None else (None, None)
-            edges.append(EdgeResult(edge, counter.nbytes, counter.lines if exact else None, counted,
-                                    lines_at_least=counter.lines if lines_counted and not exact else None,
-                                    closed_early=pump is not None and pump.left_early(counter),
-                                    waited_on_producer=waited[0], waited_on_consumer=waited[1]))
+        edges = [self._edge_result(edge) for edge in self.graph.edges]
         if self.stdout_target is not None and self.stdout_target.error is not None and not self.io_error:
             self.io_error = f"cannot write the output: {self.stdout_target.error.strerror}"
         exit_status = status.exit_status(judged, timed_out=self.timed_out, interrupted_by=self.interrupted_by)
@@ -960,21 +955,6 @@ def _regular_file_size(fd: int) -> int | None:
     except OSError:
         return None
     return info.st_size if stat.S_ISREG(info.st_mode) else None
-
-
-def _edge_totals(counts: list[tuple[Counter, Pump | SplicePump | Feed | None] | None],
-                 combine: Callable[[list[int]], int]) -> tuple[int | None, int | None, bool]:
-    """Bytes and lines over a stage's input (summed) or output (the largest copy) edges; None where not counted.
-
-    The third value says the lines are a lower bound (counting stopped on one of the edges).
-    """
-    counted = [(c, p) for c, p in (x for x in counts if x is not None) if p is not None]
-    if not counted:
-        return None, None, False
-    lines = [c.lines for c, p in counted if p.count_lines]
-    partial = any(not c.lines_complete for c, p in counted if p.count_lines)
-    return (combine([c.nbytes for c, _ in counted]), combine(lines) if len(lines) == len(counted) else None,
-            partial)
 
 
 async def execute(graph: Graph, options: RunOptions | None = None) -> RunResult:

@@ -153,17 +153,21 @@ class StageFlow:
     ``bytes_in`` adds up its input edges, ``bytes_out`` is its largest output
     copy (a fan-out sends the same bytes to each branch); both are None when
     ppipe carried none of them (a stream handed straight over). ``lines_*``
-    are None unless every edge's lines were counted exactly; ``ratio`` is
-    out/in. ``held`` is the seconds the pipeline waited on this stage: its
-    input edges waiting for it to read or, for a stage whose input ppipe does
-    not pump (the first), its output edges waiting for it to write.
+    are None unless every edge's lines were counted exactly; where counting
+    stopped part way on one of them, ``lines_*_at_least`` holds what was
+    counted. ``ratio`` is out/in. ``held`` is the seconds the pipeline waited
+    on this stage: its input edges waiting for it to read or, for a stage
+    whose input ppipe does not pump (the first), its output edges waiting for
+    it to write. The live view draws its rows from these, taken as it goes.
     """
 
-    bytes_in: int | None
-    lines_in: int | None
-    bytes_out: int | None
-    lines_out: int | None
-    held: float
+    bytes_in: int | None = None
+    lines_in: int | None = None
+    bytes_out: int | None = None
+    lines_out: int | None = None
+    held: float = 0.0
+    lines_in_at_least: int | None = None
+    lines_out_at_least: int | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -178,13 +182,20 @@ class StageFlow:
         # Several inputs wait on the same reader at once (a fan-in): the longest wait, not their sum.
         in_waits = [e.waited_on_consumer for e in ins if e.waited_on_consumer is not None]
         held = max(in_waits) if in_waits else max((e.waited_on_producer or 0.0 for e in outs), default=0.0)
-        return cls(sum(e.bytes for e in ins) if ins else None, _lines(ins, sum),
-                   max(e.bytes for e in outs) if outs else None, _lines(outs, max), held)
+        lines_in, lines_in_at_least = _lines(ins, sum)
+        lines_out, lines_out_at_least = _lines(outs, max)
+        return cls(sum(e.bytes for e in ins) if ins else None, lines_in,
+                   max(e.bytes for e in outs) if outs else None, lines_out, held,
+                   lines_in_at_least, lines_out_at_least)
 
 
-def _lines(edges: list[EdgeResult], combine: Callable[[list[int]], int]) -> int | None:
-    lines = [e.lines for e in edges if e.lines is not None]
-    return combine(lines) if edges and len(lines) == len(edges) else None
+def _lines(edges: list[EdgeResult], combine: Callable[[list[int]], int]) -> tuple[int | None, int | None]:
+    """(exact lines, None); (None, a lower bound) where an edge's count stopped part way; (None, None)."""
+    counts = [e.lines if e.lines is not None else e.lines_at_least for e in edges]
+    if not edges or None in counts:
+        return None, None
+    total = combine([n for n in counts if n is not None])
+    return (None, total) if any(e.lines is None for e in edges) else (total, None)
 
 
 @dataclass(frozen=True)

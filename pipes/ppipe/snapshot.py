@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from .result import StageFlow
+
 
 class StageState(enum.Enum):
     """Where a stage is in its life, as a display shows it."""
@@ -22,8 +24,7 @@ class StageState(enum.Enum):
 
 @dataclass(frozen=True)
 class StageSnapshot:
-    """One stage: its figures so far. ``lines_*`` are None where lines are not counted,
-    and a lower bound where ``lines_*_partial`` (counting stopped on a fast edge)."""
+    """One stage: its figures so far (``flow``: bytes, lines, ratio, held time, as a finished run has them)."""
 
     id: int
     command: str
@@ -31,21 +32,11 @@ class StageSnapshot:
     pid: int | None
     status: int | None
     signal: str | None
-    bytes_in: int | None
-    lines_in: int | None
-    bytes_out: int | None
-    lines_out: int | None
+    flow: StageFlow
     elapsed: float | None
-    #: Seconds its input edges waited for this stage to read (it was the slow consumer);
-    #: None when ppipe does not pump its input (the first stage).
-    held_input: float | None = None
-    #: Seconds its output edge waited for this stage to write (it was the slow producer).
-    held_output: float = 0.0
     #: When the stage reads a regular file as its stdin: its size, and how far it has read.
     input_size: int | None = None
     input_read: int | None = None
-    lines_in_partial: bool = False
-    lines_out_partial: bool = False
 
 
 @dataclass(frozen=True)
