@@ -13,9 +13,9 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import report
 from .errors import ExitStatus, PpipeError, UsageError
@@ -24,7 +24,6 @@ from .graph import Graph, Stage
 if TYPE_CHECKING:
     from .result import RunResult, ShardedResult
     from .shards import ShardPlan
-
 
 
 class DisplayMode(str, enum.Enum):
@@ -229,8 +228,8 @@ def is_pager(stage: Stage, env: Mapping[str, str]) -> bool:
         pager = shlex.split(env.get("PAGER", ""))
     except ValueError:
         return False
-    return (bool(pager) and os.path.basename(pager[0]) not in ("cat", "")
-            and program == os.path.basename(pager[0]) and list(stage.argv[1:len(pager)]) == pager[1:])
+    return (bool(pager) and program == os.path.basename(pager[0]) != "cat"
+            and list(stage.argv[1:len(pager)]) == pager[1:])
 
 
 def _options(config: Config) -> dict[str, Any]:
@@ -240,50 +239,45 @@ def _options(config: Config) -> dict[str, Any]:
 
 
 def _run(graph: Graph, config: Config) -> RunResult:
-    """Runs the graph, under the live view when there is one (rich is imported only then)."""
-    import asyncio
-
+    """Runs the graph, under the live view when there is one."""
     from .engine import RunOptions, execute  # tornado and asyncio: only when something runs
 
-    if not config.shows_view:
-        observer = None
-        if config.progress == "plain" and not config.quiet and not config.pager:
-            from .display import PlainProgress
-
-            observer = PlainProgress(sys.stderr)
-        return asyncio.run(execute(graph, RunOptions(**_options(config), observer=observer)))
-    from .display import LiveView
-
-    view = LiveView(sys.stderr, show_output=_output_on_view_terminal())
-    with view:
-        result = asyncio.run(execute(graph, RunOptions(**_options(config), observer=view)))
-    if not config.quiet:
-        view.console.print(view.render_summary(result))
-    return result
+    return _watched(config, lambda observer: execute(graph, RunOptions(**_options(config), observer=observer)),
+                    shards=False)
 
 
 def _run_sharded(config: Config, plan: ShardPlan) -> ShardedResult:
     """Runs the shards, under the shard view when there is one."""
-    import asyncio
-
     from .engine import RunOptions
     from .shards import execute_sharded
 
     options = RunOptions(**_options(config))
+    return _watched(config, lambda observer: execute_sharded(config.pipeline, plan, options, observer),
+                    shards=True)
+
+
+_Result = TypeVar("_Result", "RunResult", "ShardedResult")
+
+
+def _watched(config: Config, start: Callable[[Any], Coroutine[Any, Any, _Result]], shards: bool) -> _Result:
+    """Runs ``start(observer)`` to the end under what the config asks to see: the live view (then its
+    summary), ``--progress plain`` lines, or nothing. rich is imported only for the first two."""
+    import asyncio
+
     if not config.shows_view:
         observer = None
-        if config.progress == "plain" and not config.quiet:
-            from .display import PlainShardProgress
+        if config.progress == "plain" and not config.quiet and not config.pager:
+            from .display import PlainProgress, PlainShardProgress
 
-            observer = PlainShardProgress(sys.stderr)
-        return asyncio.run(execute_sharded(config.pipeline, plan, options, observer))
-    from .display import ShardView
+            observer = (PlainShardProgress if shards else PlainProgress)(sys.stderr)
+        return asyncio.run(start(observer))
+    from .display import LiveView, ShardView
 
-    view = ShardView(sys.stderr, show_output=_output_on_view_terminal())
+    view = (ShardView if shards else LiveView)(sys.stderr, show_output=_output_on_view_terminal())
     with view:
-        result = asyncio.run(execute_sharded(config.pipeline, plan, options, view))
+        result = asyncio.run(start(view))
     if not config.quiet:
-        view.console.print(view.render_summary(result))
+        view.console.print(view.render_summary(result))  # type: ignore[arg-type]  # the view matches the run
     return result
 
 
