@@ -67,8 +67,9 @@ async def run_async(
     with ``count_lines=True`` (a pass over every byte); otherwise an edge's
     ``lines`` is None. ``count_lines_below`` (bytes per second) lets an edge
     the kernel moves stop counting once it is faster than that: its
-    ``lines`` is then None and ``lines_at_least`` what was counted. ``splice`` forces the Linux fast path on or off
-    (default: on where available, unless ``PPIPE_SPLICE=0``). ``pager=True``
+    ``lines`` is then None and ``lines_at_least`` what was counted.
+    ``splice`` forces the Linux fast path on or off (default: on where
+    available, unless ``PPIPE_SPLICE=0``). ``pager=True``
     says the stage writing ``stdout`` is a pager owning the terminal: the
     other stages' stderr is held until the end and Ctrl-C from the terminal
     is left to the stages (see ``Execution.pager`` in :mod:`ppipe.engine`).

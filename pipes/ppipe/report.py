@@ -222,7 +222,6 @@ def _is_special(path: str) -> bool:
 
 def _stage(result: StageResult, flow: StageFlow | None = None) -> dict[str, Any]:
     stage = result.stage
-    ratio = flow.ratio if flow is not None else None
     return {
         "id": stage.id,
         "command": stage.command,
@@ -241,14 +240,20 @@ def _stage(result: StageResult, flow: StageFlow | None = None) -> dict[str, Any]
         "error": result.error,
         "restarts": 0,
         "stderr_tail": list(result.stderr_tail),
-        "bytes_in": flow.bytes_in if flow else None, "lines_in": flow.lines_in if flow else None,
-        "bytes_out": flow.bytes_out if flow else None, "lines_out": flow.lines_out if flow else None,
-        "ratio": None if ratio is None else round(ratio, 6),
-        "held": _seconds(flow.held) if flow else None,
+        **_figures(flow),
     }
 
 
+def _figures(flow: StageFlow | None) -> dict[str, Any]:
+    """A stage's row of the view for the whole run; all null for a stage of a run that never started."""
+    if flow is None:
+        return dict.fromkeys(("bytes_in", "lines_in", "bytes_out", "lines_out", "ratio", "held"))
+    return {"bytes_in": flow.bytes_in, "lines_in": flow.lines_in, "bytes_out": flow.bytes_out,
+            "lines_out": flow.lines_out, "ratio": _seconds(flow.ratio), "held": _seconds(flow.held)}
+
+
 def _seconds(value: float | None) -> float | None:
+    """Seconds (or a ratio) to the microsecond."""
     return None if value is None else round(value, 6)
 
 
