@@ -72,9 +72,20 @@ def test_ctrl_c_is_left_to_the_pager_and_other_stderr_waits_for_it() -> None:
     assert "killed by SIGINT" in rest
 
 
-def test_without_a_terminal_a_pager_is_just_a_stage() -> None:
-    result = ppipe("seq 3 | less")
-    assert (result.returncode, result.stdout) == (0, b"1\n2\n3\n")
+@pytest.mark.parametrize(("command", "paged"), [
+    ("{ppipe} 'seq 3 | tr 1 x'", True),
+    ("{ppipe} 'seq 3 | tr 1 x' | cat", False),  # its output is not the terminal: just a stage
+    ("{ppipe} --no-pager 'seq 3 | tr 1 x'", False),
+])
+def test_a_pager_is_detected_only_when_its_output_is_the_terminal(command: str, paged: bool) -> None:
+    # With stderr on the terminal the view is drawn, unless the last stage is
+    # taken for a pager ($PAGER names it here).
+    child = pexpect.spawn("sh", ["-c", command.format(ppipe=shlex.quote(PPIPE))],
+                          env={**ENV, "TERM": "xterm-256color", "PAGER": "tr 1 x"}, dimensions=(24, 80), timeout=20)
+    status, rest = finish(child)
+    assert status == 0
+    assert "x\r\n2\r\n3" in rest
+    assert ("✓" in rest) is not paged  # the view's summary rows
 
 
 @pytest.mark.parametrize(("args", "expected"), [
