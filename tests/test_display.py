@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pexpect
 import pyte
@@ -119,14 +120,17 @@ def test_the_slow_stage_is_marked_as_the_bottleneck(pipeline: str) -> None:
         child.close()
 
 
-def test_report_keeps_the_waits(tmp_path: Path) -> None:
-    slow = slow_stage(0.01)
+def report_of(pipeline: str, tmp_path: Path) -> tuple[dict[str, Any], dict[tuple[Any, Any], dict[str, Any]]]:
+    """Runs ``pipeline`` with ``--report``; returns the report and its edges by (from, to)."""
     report = tmp_path / "r.json"
-    result = subprocess.run([PPIPE, "--report", str(report), f"head -c 5M /dev/zero | {slow} | wc -c"],
-                            capture_output=True, env=ENV, timeout=60)
+    result = subprocess.run([PPIPE, "--report", str(report), pipeline], capture_output=True, env=ENV, timeout=60)
     assert result.returncode == 0
     data = json.loads(report.read_text())
-    edges = {(e["from"], e["to"]): e for e in data["edges"]}
+    return data, {(e["from"], e["to"]): e for e in data["edges"]}
+
+
+def test_report_keeps_the_waits(tmp_path: Path) -> None:
+    data, edges = report_of(f"head -c 5M /dev/zero | {slow_stage(0.01)} | wc -c", tmp_path)
     assert edges[(1, 2)]["waited_on_consumer"] > edges[(1, 2)]["waited_on_producer"]
     assert edges[(2, 3)]["waited_on_producer"] > edges[(2, 3)]["waited_on_consumer"]
     # What the view showed, for the whole run: each stage's row, and the bottleneck.
@@ -266,13 +270,7 @@ def test_in_a_fan_out_the_slow_branch_is_the_bottleneck() -> None:
 
 
 def test_report_names_the_slow_branch_of_a_fan_out(tmp_path: Path) -> None:
-    slow = slow_stage(0.01)
-    report = tmp_path / "r.json"
-    result = subprocess.run([PPIPE, "--report", str(report), f"head -c 4M /dev/zero | {{ wc -c ; {slow} | wc -c }}"],
-                            capture_output=True, env=ENV, timeout=60)
-    assert result.returncode == 0
-    data = json.loads(report.read_text())
-    edges = {(e["from"], e["to"]): e for e in data["edges"]}
+    data, edges = report_of(f"head -c 4M /dev/zero | {{ wc -c ; {slow_stage(0.01)} | wc -c }}", tmp_path)
     # Each branch's own wait: the fast wc -c kept the copy waiting hardly at all.
     assert edges[(1, 3)]["waited_on_consumer"] > 10 * edges[(1, 2)]["waited_on_consumer"]
     assert data["bottleneck"] == 3
