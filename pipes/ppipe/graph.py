@@ -147,17 +147,6 @@ class Graph:
         return self.stage(writers[0].source)
 
 
-def linear(text: str, stages: tuple[Stage, ...], with_stderr: tuple[bool, ...]) -> Graph:
-    """Builds the graph of ``a | b | c``: stdin → 1 → 2 → … → n → stdout.
-
-    ``with_stderr[i]`` says whether the pipe after stage ``i + 1`` is ``|&``.
-    """
-    ids: list[Node] = [Boundary.STDIN, *(s.id for s in stages), Boundary.STDOUT]
-    flags = (False, *with_stderr, False)
-    edges = tuple(Edge(a, b, flag) for a, b, flag in zip(ids[:-1], ids[1:], flags, strict=True))
-    return Graph(text=text, stages=stages, edges=edges)
-
-
 def tree_prefixes(graph: Graph) -> dict[int, str]:
     """A prefix per stage that draws the graph's branches as a tree, for ``--explain`` and the view::
 
