@@ -354,12 +354,13 @@ class _Proc:
     error: str | None = None
     error_status: int = ExitStatus.FAILURE
     signalled: bool = False
+    #: ppipe closed its output while it ran (every consumer had gone).
+    cut_before_exit: bool = False
+    #: ...and it was writing then and exited right after: it died of that (EPIPE).
     output_closed_early: bool = False
     #: Its output went away under it: ppipe closed it, or it is ppipe's own stdout (whose reader may leave).
     consumer_left: bool = False
     output_pump: Pump | SplicePump | None = None
-    #: ``stderr_tail.total`` when ppipe closed this stage's output early.
-    stderr_mark_at_cut: int | None = None
     #: Size of the regular file the stage reads as its stdin, when it does (progress and ETA).
     input_size: int | None = None
     stderr_tail: Tail = field(default_factory=Tail)
@@ -605,6 +606,7 @@ class Execution:
                                          count_lines_below=self.options.count_lines_below)
                 self.pumps.append(splice_pump)
                 proc.output_pump = splice_pump
+                splice_pump.producer_stderr = proc.stderr_tail
                 self.edge_counts[outputs[0]] = (splice_pump.counters[0], splice_pump)
                 assert isinstance(outputs[0].target, int)
                 self.procs[outputs[0].target].feeders.append((proc, None))
@@ -622,6 +624,7 @@ class Execution:
                 pump = Pump(stream(read_fd), sinks, count_lines=self.options.count_lines)
                 self.pumps.append(pump)
                 proc.output_pump = pump
+                pump.producer_stderr = proc.stderr_tail
                 for i, edge in enumerate(outputs):
                     self.edge_counts[edge] = (pump.counters[i], pump)
                     if isinstance(edge.target, int):
@@ -757,34 +760,29 @@ class Execution:
         proc.ended_at = time.time()
         proc.returncode = returncode
         pump = proc.output_pump
-        if pump is not None and pump.closed_early:
+        if pump is not None and pump.closed_early:  # a closing after the exit cannot be to blame
+            proc.cut_before_exit = True
             proc.output_closed_early = pump.died_of_cut(time.monotonic())
             proc.consumer_left = True
-        else:
-            proc.stderr_mark_at_cut = None  # any closing came after the exit: it cannot be to blame
         for producer, sink in proc.feeders:
             # The consumer is gone: its producer gets EPIPE/SIGPIPE now, not
             # at its next write into a pipe nobody will ever read.
             feeding_pump = producer.output_pump
             assert feeding_pump is not None
             feeding_pump.consumer_exited(sink)
-            if producer.running and feeding_pump.closed_early:
-                producer.stderr_mark_at_cut = producer.stderr_tail.total
 
     @staticmethod
     def _failed_writing(proc: _Proc) -> bool:
         """Whether the stage, once ppipe closed its output, failed because of it (EPIPE).
 
-        Either it still had bytes on their way at that moment, or it said so
-        on stderr afterwards ("Broken pipe", Python's BrokenPipeError). A
-        stage that was silent and idle (``false | true``) failed on its own.
+        Either it was writing at that moment and exited right after, or it
+        said so on stderr afterwards ("Broken pipe", Python's
+        BrokenPipeError). A stage that had finished writing, or was silent
+        (``false | true``), failed on its own.
         """
-        if proc.output_closed_early:
-            return True
-        if proc.stderr_mark_at_cut is None:
+        if not proc.cut_before_exit or proc.output_pump is None:
             return False
-        said = proc.stderr_tail.since(proc.stderr_mark_at_cut)
-        return any(word in said for word in (b"Broken pipe", b"BrokenPipe", b"EPIPE"))
+        return proc.output_closed_early or proc.output_pump.said_broken_pipe()
 
     async def _wait_for_stages(self) -> None:
         # asyncio.wait, not gather: cancelling this run must not cancel the

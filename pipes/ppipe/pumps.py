@@ -190,10 +190,6 @@ class Sink:
         """The pipe this sink writes into, when it is one (a consumer's stdin)."""
         return None
 
-    def holds_bytes(self) -> bool:
-        """Whether bytes written here are still unread (queued, or in the pipe)."""
-        return False
-
 
 class StreamSink(Sink):
     """A consumer's stdin (or ppipe's own stdout/stderr) behind a ``PipeIOStream``.
@@ -240,10 +236,6 @@ class StreamSink(Sink):
 
     def target_fd(self) -> int | None:
         return None if self.target.closed() else self.target.fileno()
-
-    def holds_bytes(self) -> bool:
-        fd = self.target_fd()
-        return fd is not None and (self.target.writing() or bytes_waiting(fd))
 
 
 class LineAssembler(Sink):
@@ -362,9 +354,6 @@ class LineMerge(Sink):
 
     def target_fd(self) -> int | None:
         return self.inner.target_fd()
-
-    def holds_bytes(self) -> bool:
-        return self.inner.holds_bytes()
 
     @property
     def alive(self) -> bool:
@@ -540,35 +529,69 @@ def sink_for_fd(fd: int, feeders: int = 1) -> Sink:
     return FdSink(fd)
 
 
-#: A producer that wrote this recently before its output was closed was streaming into it...
-STREAMING_WITHIN = 0.1
-#: ...and one that then exited this soon after the closing died of it (EPIPE), even if the pipes
-#: happened to be empty at that instant (a loaded machine can leave them so between two writes).
-DIED_WITHIN = 0.5
+#: A producer that wrote this recently before ppipe closed its output was streaming into it...
+STREAMING_WITHIN = 0.05
+#: ...and one blocked or streaming then gets EPIPE at its next write: one that exits within this
+#: many seconds of the closing died of it. One that exits later did something else first (a
+#: script's next command), and its status is its own.
+DIED_WITHIN = 0.25
+#: What a program says on stderr when a write failed with EPIPE.
+_BROKEN_PIPE_WORDS = (b"Broken pipe", b"BrokenPipe", b"EPIPE")
+
+
+def pipe_nearly_full(fd: int) -> bool:
+    """Whether a pipe has too little room left for a writer's next write: the writer is blocked on it.
+
+    Linux merges small writes into the last page, so a blocked writer leaves
+    less than one write's worth free; a writer's buffer is at most 64 KiB.
+    """
+    capacity = pipe_capacity(fd)
+    return capacity - bytes_in_pipe(fd) < min(64 * 1024, capacity // 4)
 
 
 class _CutEvidence:
-    """What a pump saw around closing a producer's output early, for :meth:`died_of_cut`."""
+    """What a pump saw when it closed a producer's output early: did the producer fail because of it?
 
-    cut_while_writing = False
-    last_data_at: float | None = None
+    ``producer_stderr`` is the producer's stderr tail, set by whoever wires
+    the pump, so that what the producer says after the closing can be told
+    from what it said before.
+    """
+
+    blocked_at_cut = False
+    streaming_at_cut = False
     cut_at: float | None = None
+    last_data_at: float | None = None
+    producer_stderr: Tail | None = None
+    _stderr_at_cut: int | None = None
 
-    def _note_cut(self) -> None:
-        if self.cut_at is None:
-            self.cut_at = time.monotonic()
+    def _note_cut(self, source_fd: int | None) -> None:
+        """Records the closing, once: when, and whether the producer was writing at that moment."""
+        if self.cut_at is not None:
+            return
+        self.cut_at = now = time.monotonic()
+        self.blocked_at_cut = source_fd is not None and pipe_nearly_full(source_fd)
+        self.streaming_at_cut = self.last_data_at is not None and now - self.last_data_at < STREAMING_WITHIN
+        if self.producer_stderr is not None:
+            self._stderr_at_cut = self.producer_stderr.total
 
     def died_of_cut(self, exited_at: float) -> bool:
-        """Whether the producer's failure can be blamed on ppipe closing its output.
+        """Whether a producer that exited at ``exited_at`` was killed by the closing (EPIPE), by timing.
 
-        Bytes still on their way at the closing say so; so does a producer
-        that was streaming right up to it and exited right after.
+        It must have been writing when its pipe was closed — blocked on a
+        full pipe, or streaming into it — and have exited right after. Bytes
+        merely left unread prove nothing: the producer may have finished
+        writing and failed later on its own.
         """
-        if self.cut_while_writing:
-            return True
-        if self.cut_at is None or self.last_data_at is None:
+        if self.cut_at is None or not (self.blocked_at_cut or self.streaming_at_cut):
             return False
-        return self.cut_at - self.last_data_at < STREAMING_WITHIN and exited_at - self.cut_at < DIED_WITHIN
+        return exited_at - self.cut_at < DIED_WITHIN
+
+    def said_broken_pipe(self) -> bool:
+        """Whether the producer said "Broken pipe" (or Python's BrokenPipeError) on stderr after the closing."""
+        if self.producer_stderr is None or self._stderr_at_cut is None:
+            return False
+        said = self.producer_stderr.since(self._stderr_at_cut)
+        return any(word in said for word in _BROKEN_PIPE_WORDS)
 
 
 class Pump(_CutEvidence):
@@ -577,10 +600,10 @@ class Pump(_CutEvidence):
     ``counters[i]`` counts what ``sinks[i]`` accepted; ``observers`` see every
     chunk read (the stderr tail). ``closed_early`` is True when the pump
     stopped because every sink had gone, not because the producer ended;
-    ``cut_while_writing`` when, at that moment, the producer still had bytes
-    on their way (in the pipe, or a chunk no sink could take). Only then can
-    the producer's later failure be blamed on the closed pipe (EPIPE); a
-    producer that was idle or silent (``false | true``) failed on its own.
+    ``blocked_at_cut`` when, at that moment, the producer was blocked writing
+    into its full pipe. Only then can the producer's later failure be blamed
+    on the closed pipe (EPIPE); a producer that had finished writing, or was
+    idle or silent (``false | true``), failed on its own.
     """
 
     def __init__(self, source: PipeIOStream, sinks: list[Sink], observers: tuple[Tail, ...] = (),
@@ -599,7 +622,6 @@ class Pump(_CutEvidence):
         self._buffer = bytearray(CHUNK)
         self._view = memoryview(self._buffer)
         self.closed_early = False
-        self.cut_while_writing = False
         self._live = list(range(len(sinks)))
         self._left = [False] * len(sinks)
         self._ended = False  # the producer's EOF was read
@@ -645,9 +667,9 @@ class Pump(_CutEvidence):
             elif i in self._live:
                 self._live.remove(i)
                 self._left[i] = True
-        if not self._live:
-            self.closed_early = self.cut_while_writing = not self.keep_draining
-            self._note_cut()
+        if not self._live and not self.keep_draining:
+            self.closed_early = True
+            self._note_cut(self._source_fd())
 
     async def _timed_write(self, index: int, chunk: memoryview) -> bool:
         """Writes to one sink, timing the wait: in a fan-out, each consumer's own slowness."""
@@ -685,7 +707,6 @@ class Pump(_CutEvidence):
     def sink_gone(self, sink: Sink | None) -> None:
         """A consumer exited: stop feeding it, and stop the producer if nobody is left."""
         assert sink is not None
-        left_unread = sink.holds_bytes()
         sink.abandon()
         if not self._ended:
             for i in self._live:
@@ -693,12 +714,11 @@ class Pump(_CutEvidence):
         self._live = [i for i in self._live if self.sinks[i].alive]
         if not self._live and not self.source.closed():
             self.closed_early = True
-            self._note_cut()
-            self.cut_while_writing = left_unread or self._bytes_waiting()
+            self._note_cut(self._source_fd())
             self.source.close()
 
-    def _bytes_waiting(self) -> bool:
-        return bool(self.source._read_buffer_size) or bytes_waiting(self.source.fileno())
+    def _source_fd(self) -> int | None:
+        return None if self.source.closed() else self.source.fileno()
 
     def drain_and_stop(self) -> None:
         """Stop reading now (the producer's descendants may keep the pipe open for ever)."""
@@ -809,7 +829,6 @@ class SplicePump(_CutEvidence):
         self._copied = 0
         self._window = (time.monotonic(), 0)  # (start, self._copied then) for count_lines_below
         self.closed_early = False
-        self.cut_while_writing = False
         self._loop = IOLoop.current()
         self._done: Future[None] = Future()
         self._watched: int | None = None
@@ -872,8 +891,7 @@ class SplicePump(_CutEvidence):
                 return
             except OSError:  # EPIPE: the consumer is gone (reported even with nothing to move)
                 self.closed_early = True
-                self._note_cut()
-                self.cut_while_writing = bytes_waiting(self.source_fd)
+                self._note_cut(self.source_fd)
                 self._finish()
                 return
             if moved == 0:  # EOF: the producer closed its output
@@ -973,9 +991,7 @@ class SplicePump(_CutEvidence):
         """The consumer exited: close the producer's pipe now, as the kernel would."""
         if not self._closed:
             self.closed_early = True
-            self._note_cut()
-            # Bytes still in either pipe: the producer was writing faster than the consumer read.
-            self.cut_while_writing = bytes_waiting(self.source_fd) or bytes_waiting(self.target_fd)
+            self._note_cut(self.source_fd)
         self._finish()
 
     def drain_and_stop(self) -> None:

@@ -7,16 +7,20 @@ The rules, in order:
    the run then exits 124 (timeout) or 128+N (signal N), whatever the stages did.
 3. A stage killed by SIGPIPE when its consumer went away is
    ``broken-pipe``, as ``yes | head -1`` intends (``consumer_left``); a
-   SIGPIPE from a broken pipe of the stage's own is a failure. So is a stage that exited non-zero after it
-   failed writing into a closed output, every consumer having exited
-   *successfully* (programs that report EPIPE instead of dying of SIGPIPE,
-   such as Python scripts). "Failed writing" is the engine's finding
-   (``output_closed_early``): bytes were still on their way when ppipe
-   closed the output, or the stage had been writing up to then and exited
-   right after (``ppipe.pumps.died_of_cut``), or it said "Broken pipe" on
-   stderr afterwards.
-   Neither is a failure — unlike bash's pipefail, which reports 141. A
-   producer that was silent (``false | true``) failed on its own.
+   SIGPIPE from a broken pipe of the stage's own is a failure. So is a
+   stage that exited non-zero because ppipe closed its output under it
+   (EPIPE: programs that report the error instead of dying of SIGPIPE, such
+   as Python scripts), provided every consumer it fed is itself not a
+   failure of its own: ``ok``, ``broken-pipe`` (the consumer that left may be
+   further down the chain: ``gen | cat | head -1``) or ``ignored``.
+   "Because of the closing" is the engine's finding
+   (``output_closed_early``): the stage was blocked writing into a full pipe
+   when ppipe closed it and exited right after, or it said "Broken pipe" on
+   stderr afterwards. Bytes merely left unread are no such evidence: a
+   producer that had finished writing and failed later (``sh -c 'echo x;
+   exit 3' | true``) failed on its own, and so did a silent one
+   (``false | true``). Neither kind of broken pipe is a failure — unlike
+   bash's pipefail, which reports 141.
 4. Any other non-zero exit, or a stage that could not start (a redirection
    that could not be opened: status 1, as bash), is ``failed`` — unless the
    stage carries the ``-`` marker or the run is ``--no-fail``: ``ignored``.
@@ -36,12 +40,45 @@ from .result import StageResult, Verdict
 
 
 def judge(graph: Graph, stages: Sequence[StageResult], *, no_fail: bool = False) -> tuple[StageResult, ...]:
-    """Returns the stages with their verdicts filled in (rules 1–4)."""
+    """Returns the stages with their verdicts filled in (rules 1–4).
+
+    Consumers are judged before their producers, since rule 3 asks how each
+    producer's consumers ended.
+    """
     by_id = {s.stage.id: s for s in stages}
-    return tuple(dataclasses.replace(s, verdict=_verdict(graph, s, by_id, no_fail)) for s in stages)
+    verdicts: dict[int, Verdict] = {}
+    for stage_id in _consumers_first(graph, by_id):
+        verdicts[stage_id] = _verdict(graph, by_id[stage_id], verdicts, no_fail)
+    return tuple(dataclasses.replace(s, verdict=verdicts[s.stage.id]) for s in stages)
 
 
-def _verdict(graph: Graph, result: StageResult, by_id: dict[int, StageResult], no_fail: bool) -> Verdict:
+def _consumers_first(graph: Graph, by_id: dict[int, StageResult]) -> list[int]:
+    """Stage ids ordered so that every stage comes after all the stages it feeds (no recursion)."""
+    feeds = {sid: [e.target for e in graph.outputs(sid) if isinstance(e.target, int) and e.target in by_id]
+             for sid in by_id}
+    unjudged_consumers = {sid: len(targets) for sid, targets in feeds.items()}
+    fed_by: dict[int, list[int]] = {sid: [] for sid in by_id}
+    for sid, targets in feeds.items():
+        for target in targets:
+            fed_by[target].append(sid)
+    ready = [sid for sid, count in unjudged_consumers.items() if count == 0]
+    order: list[int] = []
+    while ready:
+        sid = ready.pop()
+        order.append(sid)
+        for producer in fed_by[sid]:
+            unjudged_consumers[producer] -= 1
+            if unjudged_consumers[producer] == 0:
+                ready.append(producer)
+    placed = set(order)
+    return order + [sid for sid in by_id if sid not in placed]  # a cycle cannot be built; never lose one
+
+
+#: How a consumer may have ended for its producer's broken pipe to be excused (rule 3).
+_NOT_ITS_OWN_FAILURE = frozenset({Verdict.OK, Verdict.BROKEN_PIPE, Verdict.IGNORED})
+
+
+def _verdict(graph: Graph, result: StageResult, judged: dict[int, Verdict], no_fail: bool) -> Verdict:
     if result.returncode == 0:
         return Verdict.OK
     if result.signalled_by_ppipe:
@@ -49,8 +86,8 @@ def _verdict(graph: Graph, result: StageResult, by_id: dict[int, StageResult], n
     if result.returncode == -signal.SIGPIPE and result.consumer_left:
         return Verdict.BROKEN_PIPE
     if result.output_closed_early and result.returncode is not None:
-        consumers = [by_id.get(e.target) for e in graph.outputs(result.stage.id) if isinstance(e.target, int)]
-        if consumers and all(c is not None and c.returncode == 0 for c in consumers):
+        consumers = [judged.get(e.target) for e in graph.outputs(result.stage.id) if isinstance(e.target, int)]
+        if consumers and all(c in _NOT_ITS_OWN_FAILURE for c in consumers):
             return Verdict.BROKEN_PIPE
     if result.stage.may_fail or no_fail:
         return Verdict.IGNORED
