@@ -16,6 +16,7 @@ job; :func:`parse` ties the two together.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import re
 import shlex
@@ -23,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .errors import PipelineSyntaxError
-from .expansion import Expander, Lit, Piece, Tilde, Var
+from .expansion import Expander, Lit, Piece, Tilde, Var, fill_text
 from .graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -31,7 +32,15 @@ _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 _PLACEHOLDER = re.compile(r"(?<!\$)\{(task_id|task_num|tasks)\}")
 _SPECIAL_PARAMETERS = set("0123456789@*#?$!-")
 _WORD_BREAK = set(" \t\n|&;<>()")
+#: A run of plain word characters: nothing that breaks a word, quotes, escapes or expands.
+_PLAIN = re.compile(r"[^ \t\n|&;<>()'\"\\$`]+")
+_IO_NUMBER = re.compile(r"[0-9]+(?=[<>])")  # ASCII digits only: '\d' takes any script's digits
+_TILDE = re.compile(r"~([A-Za-z0-9_.-]*)(?=/|$|[ \t\n|&;<>()])")
 _SH_HINT = "run it as a stage: sh -c '...'"
+#: How deep groups may nest. The parser recurses once per level (four frames
+#: a level), so a limit far below Python's recursion limit keeps a hostile
+#: text a syntax error instead of a RecursionError; no real graph comes near.
+MAX_GROUP_DEPTH = 100
 
 
 # ---------------------------------------------------------------- tokens
@@ -154,13 +163,14 @@ class Lexer:
 
     def io_number(self) -> int | None:
         """Reads a leading ``1``/``2`` glued to ``>``/``<`` (``2>``); restores the position otherwise."""
-        match = re.match(r"\d+(?=[<>])", self.text[self.pos:])
+        match = _IO_NUMBER.match(self.text, self.pos)
         if not match:
             return None
-        fd = int(match.group())
+        digits = match.group()
+        fd = int(digits) if len(digits.lstrip("0")) <= 1 else 3  # int() of thousands of digits would refuse
         if fd > 2:
-            raise self.error(f"file descriptor {fd} cannot be redirected; ppipe handles 0, 1 and 2",
-                             self.pos, len(match.group()))
+            raise self.error(f"file descriptor {_shortened(digits)} cannot be redirected; ppipe handles 0, 1 and 2",
+                             self.pos, len(digits))
         self.pos += len(match.group())
         return fd
 
@@ -175,7 +185,7 @@ class Lexer:
         return Operator("|", start, self.pos)
 
     def redirection(self, start: int, fd: int | None) -> Operator:
-        rest = self.text[self.pos:]
+        rest = self.text[self.pos:self.pos + 3]  # the longest operator; never a copy of the whole rest
         if rest.startswith(("<<", "<>", "<&", "<(", ">(", ">|")):
             what = {"<<": "a here-document", "<>": "'<>' (open for reading and writing)",
                     "<&": "'<&' (duplicate an input)", "<(": "process substitution",
@@ -218,12 +228,13 @@ class Lexer:
 
     def plain(self) -> Lit:
         start = self.pos
-        while self.pos < len(self.text) and self.text[self.pos] not in _WORD_BREAK | set("'\"\\$`"):
-            self.pos += 1
+        match = _PLAIN.match(self.text, start)
+        assert match is not None, "word() calls plain() only on a plain character"
+        self.pos = match.end()
         return Lit(self.text[start:self.pos], quoted=False)
 
     def tilde(self) -> Piece:
-        match = re.match(r"~([A-Za-z0-9_.-]*)(?=/|$|[ \t\n|&;<>()])", self.text[self.pos:])
+        match = _TILDE.match(self.text, self.pos)
         if not match:
             return self.plain()
         self.pos += len(match.group())
@@ -305,17 +316,26 @@ class Lexer:
         return Lit("$", quoted=True)  # a lone $ is literal, as in bash
 
 
+def _shortened(text: str, limit: int = 20) -> str:
+    """``text`` for a message: cut to ``limit`` characters with '...', so a huge input makes a short line."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _merge(pieces: list[Piece]) -> list[Piece]:
-    """Joins adjacent literals of the same quoting, so words compare simply."""
+    """Joins adjacent literals of the same quoting, so words compare simply; drops empty unquoted ones.
+
+    Each run is joined once (not appended to piece by piece), so a word of
+    a million escaped characters costs linear time.
+    """
+    if len(pieces) == 1 and not (isinstance(pieces[0], Lit) and not pieces[0].quoted and not pieces[0].text):
+        return pieces  # the common case: a plain word
+    kept = (piece for piece in pieces if not (isinstance(piece, Lit) and not piece.quoted and not piece.text))
     merged: list[Piece] = []
-    for piece in pieces:
-        last = merged[-1] if merged else None
-        if isinstance(piece, Lit) and isinstance(last, Lit) and last.quoted == piece.quoted:
-            merged[-1] = Lit(last.text + piece.text, piece.quoted)
-        elif isinstance(piece, Lit) and not piece.quoted and not piece.text:
-            continue
+    for quoting, run in itertools.groupby(kept, key=lambda piece: piece.quoted if isinstance(piece, Lit) else None):
+        if quoting is None:
+            merged.extend(run)
         else:
-            merged.append(piece)
+            merged.append(Lit("".join(piece.text for piece in run if isinstance(piece, Lit)), quoting))
     return merged
 
 
@@ -421,6 +441,9 @@ class Parser:
         opening = self.next()
         assert isinstance(opening, Word)
         self.depth += 1
+        if self.depth > MAX_GROUP_DEPTH:
+            raise self.error(f"groups nest more than {MAX_GROUP_DEPTH} deep, which is ppipe's limit",
+                             opening.start, 1)
         branches = [self.group_branch(opening)]
         while isinstance(token := self.peek(), Operator) and token.op == ";":
             self.index += 1
@@ -529,16 +552,26 @@ class Parser:
 # ---------------------------------------------------------------- parse()
 
 
-def substitute_placeholders(text: str, task_id: int, tasks: int) -> str:
-    """Replaces ``{task_id}`` (0-based), ``{task_num}`` (1-based) and ``{tasks}`` in pipeline text.
+def placeholder_values(task_id: int, tasks: int) -> dict[str, str]:
+    """A shard's placeholder values, for ``parse(..., placeholders=...)``.
 
-    Only these exact names are replaced, so ``awk '{print $1}'`` is untouched;
-    ``${task_id}`` stays a variable reference. The values are digits, which
-    mean the same in any quoting, so substituting the text before parsing is
-    safe, and globs such as ``part-{task_id}*.gz`` then match the shard's files.
+    ``{task_id}`` counts from 0, ``{task_num}`` from 1, ``{tasks}`` is the
+    shard count: shard 2 of 8 gets ``{"task_id": "2", "task_num": "3", "tasks": "8"}``.
     """
-    values = {"task_id": task_id, "task_num": task_id + 1, "tasks": tasks}
-    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), text)
+    return {"task_id": str(task_id), "task_num": str(task_id + 1), "tasks": str(tasks)}
+
+
+def substitute_placeholders(text: str, task_id: int, tasks: int) -> str:
+    """The pipeline text with a shard's placeholders filled in, *for showing it* (reports, messages).
+
+    Only ``{task_id}``, ``{task_num}`` and ``{tasks}`` are replaced, so
+    ``awk '{print $1}'`` is untouched; ``${task_id}`` stays a variable
+    reference. Never parse the result: text-level substitution can change
+    how the text parses (``{task_id}>f`` would become ``0>f``, a redirection
+    of stdin). To run a shard, use ``parse(text, placeholders=placeholder_values(task_id, tasks))``,
+    which substitutes into the parsed words.
+    """
+    return fill_text(text, placeholder_values(task_id, tasks))
 
 
 def has_placeholders(text: str) -> bool:
@@ -546,18 +579,27 @@ def has_placeholders(text: str) -> bool:
     return bool(_PLACEHOLDER.search(text))
 
 
-def parse(text: str, *, env: Mapping[str, str] | None = None, cwd: str | None = None) -> Graph:
+def parse(text: str, *, env: Mapping[str, str] | None = None, cwd: str | None = None,
+          placeholders: Mapping[str, str] | None = None) -> Graph:
     """Parses and expands pipeline text into a :class:`~ppipe.graph.Graph`.
 
     ``env`` (default: ``os.environ``) supplies ``$NAME`` values and ``~``;
     globs are matched in ``cwd`` (default: the current directory). Raises
     :class:`~ppipe.errors.PipelineSyntaxError` (with the column) for text
-    that cannot be run. Shard placeholders are left as they are; see
-    :func:`substitute_placeholders`.
+    that cannot be run.
+
+    ``placeholders`` (a shard's :func:`placeholder_values`) fills ``{name}``
+    for each name it holds. The text is lexed and parsed as written first,
+    so the values never change how it parses; they are then put into the
+    words' literal text (argv, ``NAME=value`` values, redirection targets),
+    quoted or not, before globs are matched (``cat part{task_id}/*`` lists
+    the shard's own directory), and never into what ``$VAR`` expanded to.
+    ``Graph.text`` and each ``Stage.source`` stay as written: filled-in
+    text can read differently (``{task_id}>f`` would show as ``0>f``).
     """
     tokens = Lexer(text).tokens()
     raw = Parser(text, tokens).pipeline()
-    expander = Expander(text, os.environ if env is None else env, cwd)
+    expander = Expander(text, os.environ if env is None else env, cwd, placeholders)
     return _GraphBuilder(text, expander).build(raw)
 
 
