@@ -2,16 +2,66 @@
 
 Each stage shows its argv as a Python list (what ``execve``
 receives), its extra environment, its redirections in the order they are
-applied, and the opt-out marker; then the edges.
+applied, and the opt-out marker; then the edges, whose ends are what each
+stage really reads and writes once its redirections are applied
+(``sort < in.txt`` reads ``file in.txt``, not ppipe's stdin); then every
+command that could not be started, with the exit status a real run would
+give for it (127 not found, 126 not executable). Nothing is run.
 """
 
 from __future__ import annotations
 
-from .graph import Boundary, Graph, Node, tree_prefixes
+import os
+import shlex
+from collections.abc import Mapping
+from typing import NamedTuple
+
+from .errors import CommandError, CommandProblem, ExitStatus
+from .graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage, tree_prefixes
+
+
+class Explanation(NamedTuple):
+    """What ``--explain`` prints, and the status it exits with: the one a real run would start with."""
+
+    text: str
+    status: int
 
 
 def explain(graph: Graph) -> str:
-    """A human-readable description of ``graph``; runs nothing."""
+    """A human-readable description of ``graph``; runs nothing. See :func:`explain_checked`."""
+    return explain_checked(graph).text
+
+
+def explain_checked(graph: Graph, env: Mapping[str, str] | None = None) -> Explanation:
+    """The description of ``graph`` and the exit status a real run would give before starting anything.
+
+    Commands are looked up as the engine looks them up (``PATH`` from
+    ``env``, default ``os.environ``, or the stage's own ``PATH=``). Each one
+    that cannot be started gets a line (``stage 2: nosuchcmd: command not
+    found``) and the status is the rightmost problem's, 127 or 126, as a run
+    would exit; 0 when every command can start.
+    """
+    problems = _command_problems(graph, os.environ if env is None else env)
+    text = _describe(graph)
+    if problems:
+        status = problems[-1].status
+        text += f"\nnot started: a run would stop before starting anything, with exit status {status}:\n"
+        text += "".join(f"  stage {p.stage}: {p.command}: {p.reason}\n" for p in problems)
+        return Explanation(text, status)
+    return Explanation(text, ExitStatus.OK)
+
+
+def _command_problems(graph: Graph, env: Mapping[str, str]) -> tuple[CommandProblem, ...]:
+    from .engine import resolve_commands  # imported here: the engine brings tornado and asyncio
+
+    try:
+        resolve_commands(graph, env)
+    except CommandError as error:
+        return error.problems
+    return ()
+
+
+def _describe(graph: Graph) -> str:
     lines = [f"pipeline: {graph.text.strip()}", ""]
     for stage in graph:
         lines.append(f"stage {stage.id}: {stage.command}")
@@ -29,26 +79,93 @@ def explain(graph: Graph) -> str:
         lines.extend(f"  {prefixes[stage.id]}{stage.id} {stage.command}" for stage in graph)
     lines.append("")
     lines.append("edges:")
-    for edge in graph.edges:
-        label = "  (stdout and stderr: |&)" if edge.with_stderr else ""
-        lines.append(f"  {_node(edge.source)} -> {_node(edge.target)}{label}")
+    lines.extend(f"  {line}" for line in _edges(graph))
     return "\n".join(lines) + "\n"
 
 
-def _node(node: Node) -> str:
-    if node is Boundary.STDIN:
-        return "ppipe's stdin"
-    if node is Boundary.STDOUT:
-        return "ppipe's stdout"
-    return f"stage {node}"
+# ---------------------------------------------------------------- the ends of the edges
+
+#: What a stage's descriptor ends up as: its own end of the edge in (``_IN``)
+#: or out (``_OUT``), ppipe's stderr (``_ERR``), or a file.
+_IN, _OUT, _ERR = "in", "out", "err"
+_End = str | Redirect
+
+
+def _ends(stage: Stage, joins_stderr: bool) -> dict[int, _End]:
+    """Descriptors 0, 1 and 2 of ``stage`` after its redirections, then ``|&``, in the engine's order."""
+    fds: dict[int, _End] = {0: _IN, 1: _OUT, 2: _ERR}
+    for redirect in stage.redirects:
+        if redirect.op is RedirectOp.DUP:
+            assert redirect.source_fd is not None
+            fds[redirect.fd] = fds[redirect.source_fd]
+        else:
+            fds[redirect.fd] = redirect
+    if joins_stderr:
+        fds[2] = fds[1]
+    return fds
+
+
+def _edges(graph: Graph) -> list[str]:
+    """One line per edge, its ends as they really are; then the files read or written by stages inside the pipeline."""
+    joins_stderr = {edge.source for edge in graph.edges if edge.with_stderr}
+    ends = {stage.id: _ends(stage, stage.id in joins_stderr) for stage in graph}
+    lines = [_edge(edge, ends) for edge in graph.edges]
+    for stage in graph:
+        fds = ends[stage.id]
+        if fds[0] != _IN and all(edge.source is not Boundary.STDIN for edge in graph.inputs(stage.id)):
+            lines.append(f"{_name(fds[0])} -> stage {stage.id}")
+        if fds[1] != _OUT and all(edge.target is not Boundary.STDOUT for edge in graph.outputs(stage.id)):
+            lines.append(f"stage {stage.id} -> {_name(fds[1])}")
+    return lines
+
+
+def _edge(edge: Edge, ends: Mapping[int, dict[int, _End]]) -> str:
+    """``a -> b``, where a redirection replaces ppipe's own stream; a note when a redirection empties an inner edge."""
+    notes = []
+    if edge.source is Boundary.STDIN:
+        source = "ppipe's stdin"
+    else:
+        assert isinstance(edge.source, int)
+        writes = ends[edge.source]
+        source = f"stage {edge.source}"
+        if writes[2] == _OUT and writes[1] == _OUT:
+            notes.append("stdout and stderr: |&" if edge.with_stderr else "stdout and stderr: 2>&1")
+        if writes[1] != _OUT and edge.target is Boundary.STDOUT:
+            return f"{source} -> {_name(writes[1])}"
+        if writes[1] != _OUT:
+            notes.append(f"nothing flows: stage {edge.source} writes {_name(writes[1])} instead")
+    if edge.target is Boundary.STDOUT:
+        target = "ppipe's stdout"
+    else:
+        assert isinstance(edge.target, int)
+        reads = ends[edge.target][0]
+        target = f"stage {edge.target}"
+        if reads != _IN and edge.source is Boundary.STDIN:
+            return f"{_name(reads)} -> {target}"
+        if reads != _IN:
+            notes.append(f"not read: stage {edge.target} reads {_name(reads)} instead")
+    return f"{source} -> {target}" + "".join(f"  ({note})" for note in notes)
+
+
+def _name(end: _End) -> str:
+    if isinstance(end, Redirect):
+        appending = " (appending)" if end.op is RedirectOp.APPEND else ""
+        return f"file {shlex.quote(end.target or '')}{appending}"
+    return {_IN: "its own stdin", _OUT: "its own stdout", _ERR: "ppipe's stderr"}[end]
 
 
 def explain_shards(text: str, first: int, tasks: int) -> str:
-    """``--explain --fork N``: the rule, then shard ``first``'s graph as it would run."""
-    from .syntax import parse, substitute_placeholders
+    """``--explain --fork N``: the rule, then shard ``first``'s graph as it would run; text only."""
+    return explain_shards_checked(text, first, tasks).text
 
-    graph = parse(substitute_placeholders(text, first, tasks))
+
+def explain_shards_checked(text: str, first: int, tasks: int, env: Mapping[str, str] | None = None) -> Explanation:
+    """:func:`explain_checked` for shard ``first`` of ``tasks``: its placeholders filled into the parsed words."""
+    from .syntax import parse, placeholder_values
+
+    graph = parse(text, env=env, placeholders=placeholder_values(first, tasks))
     rule = (f"shards: {tasks} in all; shard i runs the pipeline with {{task_id}} = i, {{task_num}} = i+1, "
             f"{{tasks}} = {tasks}\n"
             f"shown: shard {first} ({{task_id}}={first}, {{task_num}}={first + 1}, {{tasks}}={tasks})\n\n")
-    return rule + explain(graph)
+    shown = explain_checked(graph, env)
+    return Explanation(rule + shown.text, shown.status)
