@@ -68,6 +68,10 @@ class StageResult:
     signalled_by_ppipe: bool = False
     stderr_tail: tuple[str, ...] = ()
     verdict: Verdict = Verdict.PENDING
+    #: True when the stage's stderr reached ppipe's stderr (or the live view) as it was written, so
+    #: whoever reads the failure lines saw it just above: they need not quote the tail again. False
+    #: (quote it) when it was held back (for a pager) or ppipe cannot say.
+    stderr_seen: bool = False
 
     @property
     def status(self) -> int | None:
@@ -107,10 +111,13 @@ class EdgeResult:
     """What crossed one edge. ``counted`` is False where ppipe did not carry
     the bytes itself (its stdin or stdout handed straight to a stage), and
     the figures are then 0. ``lines`` is None where lines were not counted
-    (``count_lines`` off: the kernel moved the bytes, or counting was not
-    worth a pass over every byte, or it stopped when a fast edge made it
-    costly: ``lines_at_least`` then holds what was counted); ``bytes`` is
-    always exact when counted.
+    exactly: ``count_lines`` off (the kernel moved the bytes, or counting was
+    not worth a pass over every byte), or a fast edge under the view, where
+    counting every byte would slow the pipeline down, had only a sample of
+    its bytes counted. ``lines_at_least`` then holds the lines counted (a
+    lower bound) and ``lines_estimate`` the sample's newline density times
+    all the bytes (None when nothing was sampled). ``bytes`` is always exact
+    when counted.
     ``waited_on_producer`` and ``waited_on_consumer`` are the seconds the
     pump spent waiting for each side (None where ppipe did not pump): the
     larger one says which end held this edge back."""
@@ -123,6 +130,7 @@ class EdgeResult:
     waited_on_producer: float | None = None
     waited_on_consumer: float | None = None
     lines_at_least: int | None = None
+    lines_estimate: int | None = None
 
 
 class _Outcome:
@@ -153,9 +161,11 @@ class StageFlow:
     ``bytes_in`` adds up its input edges, ``bytes_out`` is its largest output
     copy (a fan-out sends the same bytes to each branch); both are None when
     ppipe carried none of them (a stream handed straight over). ``lines_*``
-    are None unless every edge's lines were counted exactly; where counting
-    stopped part way on one of them, ``lines_*_at_least`` holds what was
-    counted. ``ratio`` is out/in. ``held`` is the seconds the pipeline waited
+    are None unless every edge's lines were counted exactly; where an edge's
+    lines were only sampled, ``lines_*_at_least`` holds what was counted (a
+    lower bound) and ``lines_*_estimate`` the extrapolation, exact edges
+    counting as they are (each None when an edge lacks that figure).
+    ``ratio`` is out/in. ``held`` is the seconds the pipeline waited
     on this stage: its input edges waiting for it to read or, for a stage
     whose input ppipe does not pump (the first), its output edges waiting for
     it to write. The live view draws its rows from these, taken as it goes.
@@ -168,6 +178,8 @@ class StageFlow:
     held: float = 0.0
     lines_in_at_least: int | None = None
     lines_out_at_least: int | None = None
+    lines_in_estimate: int | None = None
+    lines_out_estimate: int | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -182,20 +194,39 @@ class StageFlow:
         # Several inputs wait on the same reader at once (a fan-in): the longest wait, not their sum.
         in_waits = [e.waited_on_consumer for e in ins if e.waited_on_consumer is not None]
         held = max(in_waits) if in_waits else max((e.waited_on_producer or 0.0 for e in outs), default=0.0)
-        lines_in, lines_in_at_least = _lines(ins, sum)
-        lines_out, lines_out_at_least = _lines(outs, max)
-        return cls(sum(e.bytes for e in ins) if ins else None, lines_in,
-                   max(e.bytes for e in outs) if outs else None, lines_out, held,
-                   lines_in_at_least, lines_out_at_least)
+        lines_in, lines_in_at_least, lines_in_estimate = _lines(ins, sum)
+        lines_out, lines_out_at_least, lines_out_estimate = _lines(outs, max)
+        return cls(
+            sum(e.bytes for e in ins) if ins else None,
+            lines_in,
+            max(e.bytes for e in outs) if outs else None,
+            lines_out,
+            held,
+            lines_in_at_least,
+            lines_out_at_least,
+            lines_in_estimate,
+            lines_out_estimate,
+        )
 
 
-def _lines(edges: list[EdgeResult], combine: Callable[[list[int]], int]) -> tuple[int | None, int | None]:
-    """(exact lines, None); (None, a lower bound) where an edge's count stopped part way; (None, None)."""
-    counts = [e.lines if e.lines is not None else e.lines_at_least for e in edges]
-    if not edges or None in counts:
-        return None, None
-    total = combine([n for n in counts if n is not None])
-    return (None, total) if any(e.lines is None for e in edges) else (total, None)
+def _lines(edges: list[EdgeResult], combine: Callable[[list[int]], int]) -> tuple[int | None, int | None, int | None]:
+    """(exact lines, None, None) when every edge was counted exactly; otherwise (None, a lower bound,
+    an estimate), exact edges counting as they are, each None when an edge lacks that figure."""
+    if not edges:
+        return None, None, None
+    exact = [e.lines for e in edges]
+    if None not in exact:
+        return _combined(exact, combine), None, None
+    return (
+        None,
+        _combined([e.lines if e.lines is not None else e.lines_at_least for e in edges], combine),
+        _combined([e.lines if e.lines is not None else e.lines_estimate for e in edges], combine),
+    )
+
+
+def _combined(counts: list[int | None], combine: Callable[[list[int]], int]) -> int | None:
+    """``combine`` of the counts; None when one of them is unknown."""
+    return None if None in counts else combine([n for n in counts if n is not None])
 
 
 @dataclass(frozen=True)
@@ -214,6 +245,8 @@ class RunResult(_Outcome):
     #: Why ppipe could not read its input or write its output (``cannot write the output: No space left
     #: on device``), if so; the run then fails with status 1 unless a stage failed.
     io_error: str | None = None
+    #: The ``--timeout`` it was given, in seconds: a timed-out run stopped after that, the grace aside.
+    timeout: float | None = None
 
     @property
     def failures(self) -> tuple[StageResult, ...]:
@@ -228,8 +261,9 @@ class RunResult(_Outcome):
 
     def flow(self, stage_id: int) -> StageFlow:
         """The stage's bytes, lines, ratio and held time over the whole run (see :class:`StageFlow`)."""
-        return StageFlow.of([e for e in self.edges if e.edge.target == stage_id],
-                            [e for e in self.edges if e.edge.source == stage_id])
+        return StageFlow.of(
+            [e for e in self.edges if e.edge.target == stage_id], [e for e in self.edges if e.edge.source == stage_id]
+        )
 
     @property
     def bottleneck(self) -> int | None:
@@ -272,8 +306,11 @@ class ShardAttempt:
         if self.error_status is not None:
             return self.error_status
         if self.wait_status is not None:
-            return 128 + os.WTERMSIG(self.wait_status) if os.WIFSIGNALED(self.wait_status) \
+            return (
+                128 + os.WTERMSIG(self.wait_status)
+                if os.WIFSIGNALED(self.wait_status)
                 else os.WEXITSTATUS(self.wait_status) or 1
+            )
         return 1
 
     def describe_end(self) -> str:
@@ -333,6 +370,8 @@ class ShardedResult(_Outcome):
     timed_out: bool = False
     interrupted_by: str | None = None
     stdout: bytes | None = None
+    #: The ``--timeout`` it was given, in seconds: a timed-out run stopped after that, the grace aside.
+    timeout: float | None = None
     input_undelivered: int = 0
     #: Why ppipe could not write the shards' output to its stdout (``No space left on device``), if so.
     output_error: str | None = None

@@ -1,13 +1,17 @@
 """Plain-text lines about a finished run, for stderr when no live view is up.
 
 A failing run gets one line per failed stage — its number, command and how
-it ended — followed by the last lines of its stderr, indented. Nothing is
-printed for a run that succeeded.
+it ended — followed by the last lines of its stderr, indented, unless those
+lines already reached ppipe's stderr as the stage wrote them (the usual
+case: a Makefile's log would show them twice). A failure excused by the
+``-`` marker or ``--no-fail`` gets one line too, saying it was ignored, even
+when the run succeeded: excused is not unseen. Nothing is printed for a run
+where every stage succeeded.
 """
 
 from __future__ import annotations
 
-from .result import RunResult, ShardedResult
+from .result import RunResult, ShardedResult, StageResult, Verdict
 
 #: How many stderr lines follow each failed stage's line.
 TAIL_LINES = 3
@@ -15,39 +19,73 @@ _MAX_COMMAND = 60
 
 
 def failure_lines(result: RunResult) -> list[str]:
-    """The lines describing why ``result`` failed; empty when it did not."""
+    """The lines describing why ``result`` failed and which failures it excused; empty when neither."""
     lines = _stopped_lines(result, "stage")
     if result.io_error:
         lines.append(f"ppipe: {result.io_error}")
-    for stage in result.failures:
-        lines.append(f"ppipe: stage {stage.stage.id} ({_shorten(stage.stage.command)}) failed: {stage.describe_end()}")
-        if not stage.error:
-            lines.extend(f"  | {line}" for line in stage.stderr_tail[-TAIL_LINES:])
+    for stage in result.stages:
+        if stage.failed:
+            lines.append(
+                f"ppipe: stage {stage.stage.id} ({_shorten(stage.stage.command)}) failed: {stage.describe_end()}"
+            )
+            lines.extend(f"  | {line}" for line in _tail_to_quote(stage))
+        elif stage.verdict is Verdict.IGNORED:
+            lines.append(_excused_line(stage))
     return lines
 
 
+def excused_lines(result: RunResult) -> list[str]:
+    """A line per stage whose failure was excused (the ``-`` marker, ``--no-fail``); no stderr tail."""
+    return [_excused_line(stage) for stage in result.stages if stage.verdict is Verdict.IGNORED]
+
+
+def _excused_line(stage: StageResult) -> str:
+    why = "marked with -" if stage.stage.may_fail else "--no-fail"
+    return f"ppipe: stage {stage.stage.id} ({_shorten(stage.stage.command)}) {stage.describe_end()}, ignored ({why})"
+
+
+def _tail_to_quote(stage: StageResult) -> tuple[str, ...]:
+    """The last stderr lines of a failed stage, unless they were seen as it wrote them (or it never ran)."""
+    if stage.error or stage.stderr_seen:
+        return ()
+    return stage.stderr_tail[-TAIL_LINES:]
+
+
 def _stopped_lines(result: RunResult | ShardedResult, what: str) -> list[str]:
-    """Why the run ended early, if it did: ``--timeout`` or a signal."""
+    """Why the run ended early, if it did: ``--timeout`` (the one given, not what the grace added) or a signal."""
     if result.timed_out:
-        return [f"ppipe: timed out after {result.ended_at - result.started_at:.1f}s; every {what} was stopped"]
+        return [f"ppipe: timed out after {_timeout_text(result)}; every {what} was stopped"]
     if result.interrupted_by:
         return [f"ppipe: interrupted by {result.interrupted_by}; every {what} was stopped"]
     return []
+
+
+def _timeout_text(result: RunResult | ShardedResult) -> str:
+    """``1s``, ``0.25s`` for the ``--timeout`` given; the run's elapsed time (``2.0s``) when it is unknown."""
+    if result.timeout is None:
+        return f"{result.ended_at - result.started_at:.1f}s"
+    return f"{result.timeout:.3f}".rstrip("0").rstrip(".") + "s"
 
 
 def _shorten(command: str) -> str:
     return command if len(command) <= _MAX_COMMAND else command[: _MAX_COMMAND - 1] + "…"
 
 
-
 def shard_failure_lines(result: ShardedResult) -> list[str]:
-    """For a sharded run: a line per finally failed shard, with every attempt's end, then its failed stages."""
+    """For a sharded run: a line per finally failed shard, with every attempt's end, then its failed (and
+    excused) stages; for a shard that succeeded, a line per stage whose failure its last attempt excused."""
     lines = _stopped_lines(result, "shard")
-    for shard in result.failures:
-        ends = ", ".join(f"#{a.number} {a.describe_end()}" for a in shard.attempts) or "never started"
-        lines.append(f"ppipe: shard {shard.task_id} failed after {len(shard.attempts)} "
-                     f"attempt{'s' if len(shard.attempts) != 1 else ''} ({ends}): {_shorten(shard.pipeline)}")
+    for shard in result.shards:
         last = shard.attempts[-1].result if shard.attempts else None
+        if not shard.failed:
+            excused = excused_lines(last) if last is not None else []
+            lines.extend(f"ppipe: shard {shard.task_id}: {line.removeprefix('ppipe: ')}" for line in excused)
+            continue
+        ends = ", ".join(f"#{a.number} {a.describe_end()}" for a in shard.attempts) or "never started"
+        lines.append(
+            f"ppipe: shard {shard.task_id} failed after {len(shard.attempts)} "
+            f"attempt{'s' if len(shard.attempts) != 1 else ''} ({ends}): {_shorten(shard.pipeline)}"
+        )
         if last is not None:
             lines.extend(f"  {line.removeprefix('ppipe: ')}" for line in failure_lines(last))
     if result.output_error:
