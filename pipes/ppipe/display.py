@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
@@ -36,13 +38,25 @@ from .snapshot import RunSnapshot, StageSnapshot, StageState
 if TYPE_CHECKING:
     from .engine import Execution
     from .graph import Stage
-    from .shards import ShardedExecution, ShardedSnapshot
+    from .shards import ShardedExecution, ShardedSnapshot, ShardSnapshot
 
 #: Redraws per second.
 REFRESH_HZ = 10
+#: The share of the last moments the pipeline must wait on a stage for the view to mark it the
+#: bottleneck; the marked stage keeps the mark until its share falls below ``BOTTLENECK_LEAVE`` or
+#: another's passes its own by ``BOTTLENECK_MARGIN`` (hysteresis: the mark moves with the evidence,
+#: not with the noise between two stages scoring alike).
+BOTTLENECK_ENTER = 0.5
+BOTTLENECK_LEAVE = 0.3
+BOTTLENECK_MARGIN = 0.2
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-_MARKS = {Verdict.OK: ("✓", "green"), Verdict.FAILED: ("✗", "red"), Verdict.IGNORED: ("!", "yellow"),
-          Verdict.BROKEN_PIPE: ("✓", "green"), Verdict.TERMINATED: ("✗", "red")}
+_MARKS = {
+    Verdict.OK: ("✓", "green"),
+    Verdict.FAILED: ("✗", "red"),
+    Verdict.IGNORED: ("!", "yellow"),
+    Verdict.BROKEN_PIPE: ("✓", "green"),
+    Verdict.TERMINATED: ("✗", "red"),
+}
 
 
 def human_bytes(count: int | None) -> str:
@@ -51,45 +65,150 @@ def human_bytes(count: int | None) -> str:
         return "-"
     size = float(count)
     for unit in ("B", "kB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
+        if round(size, 1) < 1000 or unit == "TB":  # 999.96 kB would print as 1000.0 kB: 1.0 MB
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def human_count(count: int | None, at_least: int | None = None) -> str:
-    """``1.0M``: a line count in three to six characters; ``≥1.0M`` for ``at_least``, what was
-    counted before counting stopped (a fast edge under the view); ``-`` when neither is known."""
-    return _count_text(count, at_least, _short_count)
+def human_count(count: int | None, at_least: int | None = None, estimate: int | None = None) -> str:
+    """``1.0M``: a line count in three to seven characters.
+
+    Where only a sample of a fast edge's bytes had its lines counted (under
+    the view), ``count`` is None: ``≈1.0M`` shows ``estimate``, the sample's
+    newline density times all the bytes, and, without one, ``≥1.0M`` shows
+    ``at_least``, what was counted. ``-`` when nothing is known.
+    """
+    return _count_text(count, at_least, estimate, _short_count)
 
 
 def _short_count(count: int) -> str:
     if count < 10_000:
         return str(count)
     for unit, size in (("k", 1e3), ("M", 1e6), ("G", 1e9)):
-        if count < size * 1000 or unit == "G":
+        if round(count / size, 1) < 1000 or unit == "G":  # 999.96k would print as 1000.0k: 1.0M
             return f"{count / size:.1f}{unit}"
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _count_text(count: int | None, at_least: int | None, show: Callable[[int], str] = str) -> str:
+def _count_text(
+    count: int | None, at_least: int | None = None, estimate: int | None = None, show: Callable[[int], str] = str
+) -> str:
     if count is not None:
         return show(count)
+    if estimate is not None:
+        return "≈" + show(estimate)
     return "-" if at_least is None else "≥" + show(at_least)
 
 
-def _partial(flow: StageFlow) -> bool:
-    return flow.lines_in_at_least is not None or flow.lines_out_at_least is not None
+def _line_cells(flow: StageFlow, show: Callable[[int], str] = str) -> tuple[str, str]:
+    """The stage's lines in and out as its row shows them: exact, ``≈`` estimated or ``≥`` at least."""
+    return (
+        _count_text(flow.lines_in, flow.lines_in_at_least, flow.lines_in_estimate, show),
+        _count_text(flow.lines_out, flow.lines_out_at_least, flow.lines_out_estimate, show),
+    )
 
 
-#: Said under the view and the summary when a line count is a lower bound.
+#: Said under the view and the summary when a line count is estimated from a sample.
+ESTIMATE_NOTE = "≈: lines estimated from a sample of a fast edge, to cost nothing; --lines counts all"
+#: Said under the view and the summary when a line count is a lower bound (no sample to estimate from).
 AT_LEAST_NOTE = "≥: line counting stopped on a fast edge, to cost nothing; --lines counts all"
+
+
+def _notes(cells: Iterable[str]) -> list[Text]:
+    """The notes explaining the marks used in ``cells`` (``≈``, ``≥``), once each."""
+    used = {cell[:1] for cell in cells}
+    return [Text(note, style="dim") for mark, note in (("≈", ESTIMATE_NOTE), ("≥", AT_LEAST_NOTE)) if mark in used]
 
 
 def _seconds(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.1f}s" if value < 60 else f"{int(value // 60)}m{int(value % 60):02d}s"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a view's table.
+
+    ``width`` is the least it takes, so that the table does not shift as
+    figures grow; a wider cell widens it. ``keep`` ranks the columns for a
+    narrow terminal: those with the lowest go first, whole. The ``fill``
+    column (the command) takes the width the others leave and is the only
+    one ever shortened, with an ellipsis.
+    """
+
+    name: str
+    width: int
+    keep: int = 0
+    fill: bool = False
+    left: bool = False
+
+
+#: The command column keeps at least this many cells (or its whole text, if shorter) before others go.
+COMMAND_MIN = 16
+_Cell = str | Text
+
+
+def fitted_table(columns: Sequence[Column], rows: Sequence[Sequence[_Cell]], width: int) -> Table:
+    """A borderless table of ``rows`` that fits ``width`` cells without cutting a figure.
+
+    Every column is as wide as its widest cell; when that leaves the command
+    less than ``COMMAND_MIN``, whole columns are dropped, least kept first.
+    """
+    widths = [
+        max(column.width, cell_len(column.name), *(_cell_width(row[i]) for row in rows))
+        for i, column in enumerate(columns)
+    ]
+    kept = _columns_that_fit(columns, widths, width)
+    others = sum(widths[i] for i in kept if not columns[i].fill) + len(kept) - 1  # a space between columns
+    table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
+    for i in kept:
+        column = columns[i]
+        table.add_column(
+            column.name,
+            justify="left" if column.left else "right",
+            no_wrap=True,
+            overflow="ellipsis",
+            width=max(1, width - others) if column.fill else widths[i],
+        )
+    for row in rows:
+        table.add_row(*(row[i] for i in kept))
+    return table
+
+
+def _columns_that_fit(columns: Sequence[Column], widths: list[int], width: int) -> list[int]:
+    """The indexes of the columns to show: all of them, less the least kept until the rest fit."""
+    kept = list(range(len(columns)))
+
+    def needed() -> int:
+        return sum(min(widths[i], COMMAND_MIN) if columns[i].fill else widths[i] for i in kept) + len(kept) - 1
+
+    for index in sorted((i for i, c in enumerate(columns) if not c.fill), key=lambda i: columns[i].keep):
+        if needed() <= width:
+            break
+        kept.remove(index)
+    return kept
+
+
+def _cell_width(cell: _Cell) -> int:
+    return cell.cell_len if isinstance(cell, Text) else cell_len(cell)
+
+
+def footer_lines(parts: Sequence[Text], width: int) -> Text:
+    """``parts`` joined by `` · ``, a new line instead where the next part would not fit, never inside one."""
+    footer = Text(style="dim")
+    line = 0
+    for part in parts:
+        if line and line + 3 + part.cell_len > width:
+            footer.append("\n")
+            line = 0
+        elif line:
+            footer.append(" · ")
+            line += 3
+        footer.append_text(part)
+        line += part.cell_len
+    return footer
 
 
 class _ConsoleSink(Sink):
@@ -120,11 +239,21 @@ class _TerminalView:
     the run's own loop once :meth:`start_refreshing` was called.
     """
 
-    def __init__(self, file: IO[str], *, show_output: bool = False, console: Console | None = None) -> None:
+    def __init__(
+        self,
+        file: IO[str],
+        *,
+        show_output: bool = False,
+        console: Console | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.console = console or Console(file=file, highlight=False)
         self.show_output = show_output
-        self.live = Live(console=self.console, auto_refresh=False, transient=True,
-                         redirect_stdout=False, redirect_stderr=False)
+        #: Where rates and waits take their time from (a test's own clock makes them exact).
+        self.clock = clock
+        self.live = Live(
+            console=self.console, auto_refresh=False, transient=True, redirect_stdout=False, redirect_stderr=False
+        )
         self._timer: PeriodicCallback | None = None
         self._frame = 0
 
@@ -132,8 +261,9 @@ class _TerminalView:
         self.live.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.finished()
         self.live.stop()  # always: the cursor comes back whatever happened
 
@@ -156,10 +286,13 @@ class _TerminalView:
         """Takes a snapshot of the run, measures the change since the last one, redraws."""
         execution = getattr(self, "execution", None)
         if execution is not None:
-            self._frame += 1
-            snapshot = execution.snapshot()
-            self._measure(snapshot)
-            self.live.update(self.render(snapshot), refresh=True)
+            self.live.update(self.frame(execution.snapshot()), refresh=True)
+
+    def frame(self, snapshot: Any) -> RenderableType:
+        """The next frame: measures what changed since the last snapshot, then draws this one."""
+        self._frame += 1
+        self._measure(snapshot)
+        return self.render(snapshot)
 
     def _measure(self, snapshot: Any) -> None:
         raise NotImplementedError
@@ -171,9 +304,18 @@ class _TerminalView:
 class LiveView(_TerminalView):
     """The view of one run: a row per stage. Use as a context manager around the run."""
 
-    def __init__(self, file: IO[str], *, show_output: bool = False, console: Console | None = None) -> None:
-        super().__init__(file, show_output=show_output, console=console)
+    def __init__(
+        self,
+        file: IO[str],
+        *,
+        show_output: bool = False,
+        console: Console | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(file, show_output=show_output, console=console, clock=clock)
         self.execution: Execution | None = None
+        #: The stage marked as the bottleneck, kept until the evidence moves (see :meth:`bottleneck`).
+        self._marked: int | None = None
         #: Per stage, the prefix that draws a graph's branches as a tree (empty for a plain pipeline).
         self.tree: dict[int, str] = {}
         self._last: dict[int, tuple[float, int, float]] = {}
@@ -195,8 +337,8 @@ class LiveView(_TerminalView):
     # -- drawing
 
     def _measure(self, snapshot: RunSnapshot) -> None:
-        """Updates each stage's rate and slowness from the change since the last refresh."""
-        now = time.monotonic()
+        """Updates each stage's rate and slowness from the change since the last refresh, then the mark."""
+        now = self.clock()
         for stage in snapshot.stages:
             moved, held = stage.flow.bytes_out or 0, stage.flow.held
             then, moved_before, held_before = self._last.get(stage.id, (now, moved, held))
@@ -207,38 +349,71 @@ class LiveView(_TerminalView):
             if now > then:
                 interval = now - then
                 self._rates[stage.id] = (moved - moved_before) / interval
-                self._read_rates[stage.id] = (0.7 * self._read_rates.get(stage.id, 0.0)
-                                              + 0.3 * (read - read_before) / interval)
+                self._read_rates[stage.id] = (
+                    0.7 * self._read_rates.get(stage.id, 0.0) + 0.3 * (read - read_before) / interval
+                )
                 share = min(2.0, (held - held_before) / interval)
                 self._slowness[stage.id] = 0.6 * self._slowness.get(stage.id, 0.0) + 0.4 * share
+        self._marked = self._next_bottleneck(snapshot)
+
+    #: The live table's columns; on a narrow terminal the lowest ``keep`` go first (the ratio, the pid...).
+    COLUMNS = (
+        Column("", 1, keep=10, left=True),
+        Column("#", 2, keep=9),
+        Column("command", 10, fill=True, left=True),
+        Column("pid", 7, keep=2),
+        Column("in", 8, keep=4),
+        Column("lines", 7, keep=3),
+        Column("out", 8, keep=8),
+        Column("lines", 7, keep=7),
+        Column("out/in", 6, keep=1),
+        Column("rate", 10, keep=6),
+        Column("time", 5, keep=5),
+    )
 
     def render(self, snapshot: RunSnapshot) -> RenderableType:
-        """The table for one snapshot; rates come from the previous one."""
-        wide = self.console.width >= 100
-        columns = [("", 1), ("#", 2), ("command", 0), ("pid", 7), ("in", 8), ("lines", 7), ("out", 8),
-                   ("lines", 7), *((("out/in", 6),) if wide else ()), ("rate", 10), ("time", 5)]
-        table = _table(columns, self.console.width)
+        """The table for one snapshot; rates and the bottleneck come from the measures so far."""
         slowest = self.bottleneck(snapshot)
-        for stage in snapshot.stages:
-            flow = stage.flow
-            ratio = "-" if flow.ratio is None else f"{flow.ratio:.2f}"
-            command = Text(self.tree.get(stage.id, "") + _one_line(stage.command),
-                           style="bold yellow" if stage.id == slowest else "")
-            table.add_row(self._mark(stage), str(stage.id), command, str(stage.pid or "-"),
-                          human_bytes(flow.bytes_in), human_count(flow.lines_in, flow.lines_in_at_least),
-                          human_bytes(flow.bytes_out), human_count(flow.lines_out, flow.lines_out_at_least),
-                          *((ratio,) if wide else ()), self._rate(stage), _seconds(stage.elapsed))
+        rows = [self._row(stage, slowest) for stage in snapshot.stages]
+        table = fitted_table(self.COLUMNS, rows, self.console.width)
+        notes = _notes(cell for stage in snapshot.stages for cell in _line_cells(stage.flow))
+        return Group(table, footer_lines(self._footer_parts(snapshot, slowest), self.console.width), *notes)
+
+    def _row(self, stage: StageSnapshot, slowest: int | None) -> list[_Cell]:
+        flow = stage.flow
+        lines_in, lines_out = _line_cells(flow, _short_count)
+        command = Text(
+            self.tree.get(stage.id, "") + _one_line(stage.command), style="bold yellow" if stage.id == slowest else ""
+        )
+        return [
+            self._mark(stage),
+            str(stage.id),
+            command,
+            str(stage.pid or "-"),
+            human_bytes(flow.bytes_in),
+            lines_in,
+            human_bytes(flow.bytes_out),
+            lines_out,
+            "-" if flow.ratio is None else f"{flow.ratio:.2f}",
+            self._rate(stage),
+            _seconds(stage.elapsed),
+        ]
+
+    def _footer_parts(self, snapshot: RunSnapshot, slowest: int | None) -> list[Text]:
         moved = sum(s.flow.bytes_out or 0 for s in snapshot.stages)
-        footer = Text(f"{len(snapshot.stages)} stages · {human_bytes(moved)} moved · {_seconds(snapshot.elapsed)}",
-                      style="dim")
+        parts = [
+            Text(f"{len(snapshot.stages)} stages"),
+            Text(f"{human_bytes(moved)} moved"),
+            Text(_seconds(snapshot.elapsed)),
+        ]
         if slowest is not None:
-            footer.append(f" · bottleneck: stage {slowest}", style="bold yellow")
-        for stage in snapshot.stages:
-            if stage.input_size and stage.input_read is not None:
-                footer.append(f" · stage {stage.id} input {self._progress(stage)}")
-        if any(_partial(s.flow) for s in snapshot.stages):
-            return Group(table, footer, Text(AT_LEAST_NOTE, style="dim"))
-        return Group(table, footer)
+            parts.append(Text(f"bottleneck: stage {slowest}", style="bold yellow"))
+        parts.extend(
+            Text(f"stage {stage.id} input {self._progress(stage)}")
+            for stage in snapshot.stages
+            if stage.input_size and stage.input_read is not None
+        )
+        return parts
 
     def _progress(self, stage: StageSnapshot) -> str:
         """``45% ETA 12s`` for a stage reading a file of known size, as pv shows it."""
@@ -251,20 +426,36 @@ class LiveView(_TerminalView):
         return text
 
     def bottleneck(self, snapshot: RunSnapshot) -> int | None:
-        """The stage holding the pipeline back, if one is (from the last refresh's measure).
+        """The stage holding the pipeline back, if one is and is still running (as the last measure chose).
 
         A stage is slow when its input edge waits for it to read; a first
         stage (whose input ppipe does not pump) when its output edge waits for
         it to write. The share of the last moments spent waiting so
-        (smoothed) scores it, and the worst running stage, waited on more
-        than half the time, is the bottleneck. A stage's output alone says
-        nothing further down: ``wc`` keeps its consumer waiting all along.
+        (smoothed) scores it. A stage's output alone says nothing further
+        down: ``wc`` keeps its consumer waiting all along. The mark has
+        hysteresis, so that two stages scoring alike do not swap it from frame
+        to frame: see :meth:`_next_bottleneck`.
+        """
+        running = {s.id for s in snapshot.stages if s.state is StageState.RUNNING}
+        return self._marked if self._marked in running else None
+
+    def _next_bottleneck(self, snapshot: RunSnapshot) -> int | None:
+        """The mark after this measure: it moves only when the evidence does.
+
+        A running stage takes an empty mark once waited on for more than
+        ``BOTTLENECK_ENTER`` of the last moments. The marked stage keeps it
+        while it runs and scores at least ``BOTTLENECK_LEAVE``, unless another
+        scores ``BOTTLENECK_MARGIN`` more than it (and above the entry level).
         """
         running = [s.id for s in snapshot.stages if s.state is StageState.RUNNING]
-        if not running:
-            return None
-        worst = max(running, key=lambda sid: self._slowness.get(sid, 0.0))
-        return worst if self._slowness.get(worst, 0.0) > 0.5 else None
+        score = {sid: self._slowness.get(sid, 0.0) for sid in running}
+        challenger = max(running, key=score.__getitem__, default=None)
+        marked = self._marked if self._marked in score and score[self._marked] >= BOTTLENECK_LEAVE else None
+        if challenger is None or score[challenger] <= BOTTLENECK_ENTER:
+            return marked
+        if marked is None or score[challenger] > score[marked] + BOTTLENECK_MARGIN:
+            return challenger
+        return marked
 
     def _mark(self, stage: StageSnapshot) -> Text:
         if stage.state is StageState.RUNNING:
@@ -282,28 +473,49 @@ class LiveView(_TerminalView):
 
     def render_summary(self, result: RunResult) -> RenderableType:
         """The end of the run: exact figures per stage, then a panel for each failure."""
-        marks = {s.stage.id: self._final_mark(s) for s in result.stages}
         tree = tree_prefixes(result.graph)
-        columns = [("", max(len(m) for m in marks.values())), ("#", 2), ("command", 0), ("bytes in", 10),
-                   ("lines in", 9), ("bytes out", 10), ("lines out", 9), ("time", 6)]
-        table = _table(columns, self.console.width)
         flows = {s.stage.id: result.flow(s.stage.id) for s in result.stages}
+        rows: list[list[_Cell]] = []
         for stage in result.stages:
             sid, flow = stage.stage.id, flows[stage.stage.id]
-            table.add_row(Text(marks[sid], style=_MARKS.get(stage.verdict, ("?", ""))[1]), str(sid),
-                          tree[sid] + _one_line(stage.stage.command),
-                          _count_text(flow.bytes_in, None), _count_text(flow.lines_in, flow.lines_in_at_least),
-                          _count_text(flow.bytes_out, None), _count_text(flow.lines_out, flow.lines_out_at_least),
-                          _seconds(stage.duration))
-        parts: list[RenderableType] = [table]
-        if any(_partial(flow) for flow in flows.values()):
-            parts.append(Text(AT_LEAST_NOTE, style="dim"))
+            rows.append(
+                [
+                    Text(self._final_mark(stage), style=_MARKS.get(stage.verdict, ("?", ""))[1]),
+                    str(sid),
+                    tree[sid] + _one_line(stage.stage.command),
+                    _count_text(flow.bytes_in),
+                    _line_cells(flow)[0],
+                    _count_text(flow.bytes_out),
+                    _line_cells(flow)[1],
+                    _seconds(stage.duration),
+                ]
+            )
+        parts: list[RenderableType] = [fitted_table(self.SUMMARY_COLUMNS, rows, self.console.width)]
+        parts.extend(_notes(cell for flow in flows.values() for cell in _line_cells(flow)))
         for stage in result.failures:
             tail = "\n".join(stage.stderr_tail[-5:]) or "(no stderr)"
-            parts.append(Panel(Text(tail), title=f"stage {stage.stage.id} failed: {stage.describe_end()}",
-                               subtitle=Text(stage.stage.command), border_style="red", expand=False))
+            parts.append(
+                failure_panel(
+                    f"stage {stage.stage.id} failed",
+                    stage.describe_end(),
+                    Text(tail),
+                    _one_line(stage.stage.command),
+                    self.console.width,
+                )
+            )
         return Group(*parts)
 
+    #: The summary's columns (see :data:`COLUMNS`): exact figures, so wider.
+    SUMMARY_COLUMNS = (
+        Column("", 1, keep=10, left=True),
+        Column("#", 2, keep=9),
+        Column("command", 10, fill=True, left=True),
+        Column("bytes in", 10, keep=4),
+        Column("lines in", 9, keep=3),
+        Column("bytes out", 10, keep=8),
+        Column("lines out", 9, keep=7),
+        Column("time", 6, keep=5),
+    )
 
     @staticmethod
     def _final_mark(stage: StageResult) -> str:
@@ -312,15 +524,16 @@ class LiveView(_TerminalView):
         return mark if stage.verdict is Verdict.OK else f"{mark} {stage.signal or stage.status}"
 
 
-def _table(columns: list[tuple[str, int]], width: int) -> Table:
-    """A borderless table whose command column (width 0 above) takes what the others leave."""
-    fixed = sum(w + 1 for _, w in columns)
-    table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
-    for name, column_width in columns:
-        left = name in ("", "command")
-        table.add_column(name, justify="left" if left else "right", no_wrap=True, overflow="ellipsis",
-                         width=column_width or max(10, width - fixed - 1))
-    return table
+def failure_panel(title: str, end: str, body: Text, command: str, width: int) -> Panel:
+    """A red panel for one failure, its title never cut: ``stage 2 failed: exit status 3`` on the
+    border where the terminal is wide enough, else the border says ``title`` and the first line of
+    the panel, which wraps, says how it ended (``end``; empty: nothing to add)."""
+    headline = f"{title}: {end}" if end else title
+    if cell_len(headline) + 6 <= width:  # the border's corners, dashes and spaces around the title
+        return Panel(body, title=headline, subtitle=Text(command), border_style="red", expand=False)
+    return Panel(
+        Text.assemble((end, "bold"), "\n", body), title=title, subtitle=Text(command), border_style="red", expand=False
+    )
 
 
 def _one_line(command: str) -> str:
@@ -386,8 +599,14 @@ class PlainProgress(_PlainLines):
         return " | ".join(parts)
 
 
-_SHARD_STYLES = {"running": "cyan", "restarting": "yellow", "done": "green", "failed": "red", "stopped": "red",
-                 "waiting": "dim"}
+_SHARD_STYLES = {
+    "running": "cyan",
+    "restarting": "yellow",
+    "done": "green",
+    "failed": "red",
+    "stopped": "red",
+    "waiting": "dim",
+}
 
 
 class ShardView(_TerminalView):
@@ -400,8 +619,15 @@ class ShardView(_TerminalView):
     prefixed with its shard.
     """
 
-    def __init__(self, file: IO[str], *, show_output: bool = False, console: Console | None = None) -> None:
-        super().__init__(file, show_output=show_output, console=console)
+    def __init__(
+        self,
+        file: IO[str],
+        *,
+        show_output: bool = False,
+        console: Console | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(file, show_output=show_output, console=console, clock=clock)
         self.execution: ShardedExecution | None = None
         self._last: dict[int, tuple[float, int]] = {}
         self._rates: dict[int, float] = {}
@@ -414,65 +640,133 @@ class ShardView(_TerminalView):
         self.start_refreshing()
 
     def _measure(self, snapshot: ShardedSnapshot) -> None:
-        now = time.monotonic()
+        now = self.clock()
         for shard in snapshot.shards:
             then, before = self._last.get(shard.task_id, (now, shard.bytes_out))
             self._last[shard.task_id] = (now, shard.bytes_out)
             if now > then:
                 self._rates[shard.task_id] = (shard.bytes_out - before) / (now - then)
 
+    #: The live table's columns (see :data:`LiveView.COLUMNS`); a shard's stages fill the same ones.
+    COLUMNS = (
+        Column("", 1, keep=10, left=True),
+        Column("shard", 5, keep=9),
+        Column("state", 10, keep=8, left=True),
+        Column("command", 10, fill=True, left=True),
+        Column("pid", 7, keep=2),
+        Column("tries", 5, keep=3),
+        Column("in", 8, keep=4),
+        Column("out", 8, keep=7),
+        Column("rate", 10, keep=6),
+        Column("time", 5, keep=5),
+    )
+
     def render(self, snapshot: ShardedSnapshot) -> RenderableType:
-        columns = [("", 1), ("shard", 5), ("state", 10), ("command", 0), ("pid", 7), ("tries", 5), ("in", 8),
-                   ("out", 8), ("rate", 10), ("time", 5)]
-        table = _table(columns, self.console.width)
+        """A row per shard and, while the screen has room, a row per running stage beneath it."""
+        rows: list[list[_Cell]] = []
         room = self.console.height - len(snapshot.shards) - 3
         for shard in snapshot.shards:
-            style = _SHARD_STYLES.get(shard.state, "")
-            mark = _SPINNER[self._frame % len(_SPINNER)] if shard.state == "running" else "·"
-            rate = human_bytes(int(self._rates.get(shard.task_id, 0))) + "/s" if shard.state == "running" else "-"
             stages = shard.stages.stages if shard.stages is not None and shard.state == "running" else ()
-            command = " | ".join(_one_line(s.command) for s in stages) if stages else ""
-            table.add_row(Text(mark, style=style), str(shard.task_id), Text(shard.state, style=style), command,
-                          str(shard.pid or "-"), str(shard.attempts), human_bytes(shard.bytes_in),
-                          human_bytes(shard.bytes_out), rate, _seconds(shard.elapsed))
+            rows.append(self._shard_row(shard, stages))
             if stages and room >= len(stages):
                 room -= len(stages)
-                for stage in stages:
-                    state = stage.state.value if stage.state is not StageState.EXITED else f"exit {stage.status}"
-                    table.add_row("", "", Text(f"└ {stage.id}", style="dim"), Text(_one_line(stage.command),
-                                  style="dim"), str(stage.pid or "-"), Text(state, style="dim"),
-                                  human_bytes(stage.flow.bytes_in), human_bytes(stage.flow.bytes_out), "", "")
+                rows.extend(_stage_row(stage) for stage in stages)
         states = [s.state for s in snapshot.shards]
-        counts = " · ".join(f"{states.count(name)} {name}" for name in _SHARD_STYLES if states.count(name))
+        counts = [Text(f"{states.count(name)} {name}") for name in _SHARD_STYLES if states.count(name)]
         moved = sum(s.bytes_out for s in snapshot.shards)
-        footer = Text(f"{len(snapshot.shards)} shards: {counts} · {human_bytes(moved)} out · "
-                      f"{_seconds(snapshot.elapsed)}", style="dim")
-        return Group(table, footer)
+        parts = [
+            Text(f"{len(snapshot.shards)} shards:"),
+            *counts,
+            Text(f"{human_bytes(moved)} out"),
+            Text(_seconds(snapshot.elapsed)),
+        ]
+        return Group(fitted_table(self.COLUMNS, rows, self.console.width), footer_lines(parts, self.console.width))
+
+    def _shard_row(self, shard: ShardSnapshot, stages: tuple[StageSnapshot, ...]) -> list[_Cell]:
+        style = _SHARD_STYLES.get(shard.state, "")
+        mark = _SPINNER[self._frame % len(_SPINNER)] if shard.state == "running" else "·"
+        rate = human_bytes(int(self._rates.get(shard.task_id, 0))) + "/s" if shard.state == "running" else "-"
+        command = " | ".join(_one_line(s.command) for s in stages)
+        return [
+            Text(mark, style=style),
+            str(shard.task_id),
+            Text(shard.state, style=style),
+            command,
+            str(shard.pid or "-"),
+            str(shard.attempts),
+            human_bytes(shard.bytes_in),
+            human_bytes(shard.bytes_out),
+            rate,
+            _seconds(shard.elapsed),
+        ]
+
+    #: The summary's columns: exact figures, the pipeline last.
+    SUMMARY_COLUMNS = (
+        Column("", 1, keep=10, left=True),
+        Column("shard", 5, keep=9),
+        Column("status", 6, keep=8),
+        Column("tries", 5, keep=3),
+        Column("bytes in", 10, keep=4),
+        Column("bytes out", 10, keep=7),
+        Column("lines out", 9, keep=6),
+        Column("time", 6, keep=5),
+        Column("command", 10, fill=True, left=True),
+    )
 
     def render_summary(self, result: ShardedResult) -> RenderableType:
         """Each shard's final verdict, attempts and figures; a panel per failed shard."""
-        columns = [("", 1), ("shard", 5), ("status", 10), ("tries", 5), ("bytes in", 10), ("bytes out", 10),
-                   ("lines out", 9), ("time", 6), ("command", 0)]
-        table = _table(columns, self.console.width)
+        rows: list[list[_Cell]] = []
         for shard in result.shards:
             mark, style = _MARKS.get(shard.verdict, ("?", ""))
             first = shard.attempts[0].started_at if shard.attempts else None
             last = shard.attempts[-1].ended_at if shard.attempts else None
-            table.add_row(Text(mark, style=style), str(shard.task_id), str(shard.exit_status), str(len(shard.attempts)),
-                          "-" if shard.bytes_in is None else str(shard.bytes_in), str(shard.bytes_out),
-                          "-" if shard.lines_out is None else str(shard.lines_out),
-                          _seconds(None if first is None or last is None else last - first),
-                          _one_line(shard.pipeline))
-        parts: list[RenderableType] = [table]
+            rows.append(
+                [
+                    Text(mark, style=style),
+                    str(shard.task_id),
+                    str(shard.exit_status),
+                    str(len(shard.attempts)),
+                    _count_text(shard.bytes_in),
+                    str(shard.bytes_out),
+                    _count_text(shard.lines_out),
+                    _seconds(None if first is None or last is None else last - first),
+                    _one_line(shard.pipeline),
+                ]
+            )
+        parts: list[RenderableType] = [fitted_table(self.SUMMARY_COLUMNS, rows, self.console.width)]
         for shard in result.failures:
             lines = [f"attempt {a.number}: {a.describe_end()}" for a in shard.attempts]
             last_run = shard.attempts[-1].result if shard.attempts else None
             for stage in last_run.failures if last_run is not None else ():
                 lines.append(f"stage {stage.stage.id} ({_one_line(stage.stage.command)}): {stage.describe_end()}")
                 lines.extend(f"  {line}" for line in stage.stderr_tail[-5:])
-            parts.append(Panel(Text("\n".join(lines)), title=f"shard {shard.task_id} failed",
-                               subtitle=Text(_one_line(shard.pipeline)), border_style="red", expand=False))
+            parts.append(
+                failure_panel(
+                    f"shard {shard.task_id} failed",
+                    "",
+                    Text("\n".join(lines)),
+                    _one_line(shard.pipeline),
+                    self.console.width,
+                )
+            )
         return Group(*parts)
+
+
+def _stage_row(stage: StageSnapshot) -> list[_Cell]:
+    """A running shard's stage, beneath its row: its state in the state column, ``└ 2 grep x`` as the command."""
+    state = stage.state.value if stage.state is not StageState.EXITED else f"exit {stage.status}"
+    return [
+        "",
+        "",
+        Text(state, style="dim"),
+        Text(f"└ {stage.id} {_one_line(stage.command)}", style="dim"),
+        str(stage.pid or "-"),
+        "",
+        human_bytes(stage.flow.bytes_in),
+        human_bytes(stage.flow.bytes_out),
+        "",
+        "",
+    ]
 
 
 class PlainShardProgress(_PlainLines):
