@@ -76,6 +76,14 @@ def test_the_cli_shows_files_as_ends_and_runs_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "out.txt").exists()
 
 
+@pytest.mark.timeout(300)
+def test_a_long_pipeline_of_files_is_explained_whole() -> None:
+    text = " | ".join(f"cat < in{i} > out{i}" for i in range(20_000))
+    lines = edges(text)
+    assert lines[0] == "file in0 -> stage 1" and lines[-1] == "file in19999 -> stage 20000"
+    assert len(lines) == 20_001 + 2 * 19_999  # every edge, then the files of the 19,999 inner edges' two ends
+
+
 # ---------------------------------------------------------------- commands that cannot start
 
 

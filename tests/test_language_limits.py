@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from ppipe import Graph, PipelineSyntaxError, parse
 from ppipe.errors import PpipeError
+from ppipe.explain import explain_checked
 from ppipe.syntax import MAX_GROUP_DEPTH, Lexer, placeholder_values
 
 from conftest import bash
@@ -196,6 +197,8 @@ def test_any_text_gives_a_graph_or_a_ppipe_error(tmp_path: Path, text: str, shar
         return
     assert isinstance(graph, Graph) and len(graph) >= 1
     assert all(stage.argv for stage in graph)
+    explained = explain_checked(graph, env={"PATH": "/usr/bin:/bin"})
+    assert explained.status in (0, 126, 127) and explained.text.startswith("pipeline: ")
 
 
 def test_deep_nesting_still_parses_inside_a_deep_caller() -> None:

@@ -110,11 +110,14 @@ def _edges(graph: Graph) -> list[str]:
     joins_stderr = {edge.source for edge in graph.edges if edge.with_stderr}
     ends = {stage.id: _ends(stage, stage.id in joins_stderr) for stage in graph}
     lines = [_edge(edge, ends) for edge in graph.edges]
+    # One pass over the edges, not graph.inputs() per stage: a pipeline of 20,000 stages stays linear.
+    reading_stdin = {edge.target for edge in graph.edges if edge.source is Boundary.STDIN}
+    writing_stdout = {edge.source for edge in graph.edges if edge.target is Boundary.STDOUT}
     for stage in graph:
         fds = ends[stage.id]
-        if fds[0] != _IN and all(edge.source is not Boundary.STDIN for edge in graph.inputs(stage.id)):
+        if fds[0] != _IN and stage.id not in reading_stdin:
             lines.append(f"{_name(fds[0])} -> stage {stage.id}")
-        if fds[1] != _OUT and all(edge.target is not Boundary.STDOUT for edge in graph.outputs(stage.id)):
+        if fds[1] != _OUT and stage.id not in writing_stdout:
             lines.append(f"stage {stage.id} -> {_name(fds[1])}")
     return lines
 
