@@ -23,46 +23,52 @@ def argv(text: str, **kwargs: object) -> list[list[str]]:
 # ---------------------------------------------------------------- words and quoting
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("echo a b", [["echo", "a", "b"]]),
-    ("echo 'a | b'", [["echo", "a | b"]]),
-    ('echo "a | b"', [["echo", "a | b"]]),
-    ("echo a\\ b", [["echo", "a b"]]),
-    ("echo \\|", [["echo", "|"]]),
-    ("echo '' \"\"", [["echo", "", ""]]),
-    ("echo 'it''s'", [["echo", "its"]]),
-    ("echo \"it's\"", [["echo", "it's"]]),
-    ('echo "a\\"b" "\\$x" "\\\\" "\\n"', [["echo", 'a"b', "$x", "\\", "\\n"]]),
-    ("echo 'a\\b'", [["echo", "a\\b"]]),
-    ("echo a'b'\"c\"d", [["echo", "abcd"]]),
-    ("cut -d, -f1 | grep -E 'x|y'", [["cut", "-d,", "-f1"], ["grep", "-E", "x|y"]]),
-    ("awk '{print $1}'", [["awk", "{print $1}"]]),
-    ("echo {a,b} {task_id}", [["echo", "{a,b}", "{task_id}"]]),
-    ("echo a#b # a comment", [["echo", "a#b"]]),
-    ("echo a |\n  wc -l", [["echo", "a"], ["wc", "-l"]]),
-    ("echo a \\\n b", [["echo", "a", "b"]]),
-    ("echo $", [["echo", "$"]]),
-    ("echo a$ \"$\"", [["echo", "a$", "$"]]),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("echo a b", [["echo", "a", "b"]]),
+        ("echo 'a | b'", [["echo", "a | b"]]),
+        ('echo "a | b"', [["echo", "a | b"]]),
+        ("echo a\\ b", [["echo", "a b"]]),
+        ("echo \\|", [["echo", "|"]]),
+        ("echo '' \"\"", [["echo", "", ""]]),
+        ("echo 'it''s'", [["echo", "its"]]),
+        ('echo "it\'s"', [["echo", "it's"]]),
+        ('echo "a\\"b" "\\$x" "\\\\" "\\n"', [["echo", 'a"b', "$x", "\\", "\\n"]]),
+        ("echo 'a\\b'", [["echo", "a\\b"]]),
+        ("echo a'b'\"c\"d", [["echo", "abcd"]]),
+        ("cut -d, -f1 | grep -E 'x|y'", [["cut", "-d,", "-f1"], ["grep", "-E", "x|y"]]),
+        ("awk '{print $1}'", [["awk", "{print $1}"]]),
+        ("echo {a,b} {task_id}", [["echo", "{a,b}", "{task_id}"]]),
+        ("echo a#b # a comment", [["echo", "a#b"]]),
+        ("echo a |\n  wc -l", [["echo", "a"], ["wc", "-l"]]),
+        ("echo a \\\n b", [["echo", "a", "b"]]),
+        ("echo $", [["echo", "$"]]),
+        ('echo a$ "$"', [["echo", "a$", "$"]]),
+    ],
+)
 def test_words(text: str, expected: list[list[str]]) -> None:
     assert argv(text) == expected
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("echo $NAME ${NAME}!", ["echo", "world", "world!"]),
-    ('echo "$NAME" "${NAME}x"', ["echo", "world", "worldx"]),
-    ("echo $UNSET x", ["echo", "x"]),
-    ('echo "$UNSET"', ["echo", ""]),
-    ("echo $EMPTY", ["echo"]),
-    ("echo $SPACED", ["echo", "a", "b"]),
-    ('echo "$SPACED"', ["echo", "  a  b "]),
-    ("echo x$SPACED", ["echo", "x", "a", "b"]),
-    ("echo '$NAME'", ["echo", "$NAME"]),
-    ("echo ~ ~/x a~", ["echo", "/home/u", "/home/u/x", "a~"]),
-    ("echo '~' \"~\"", ["echo", "~", "~"]),
-    ("echo ~root", ["echo", os.path.expanduser("~root")]),
-    ("echo ~nosuchuser_xyz", ["echo", "~nosuchuser_xyz"]),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("echo $NAME ${NAME}!", ["echo", "world", "world!"]),
+        ('echo "$NAME" "${NAME}x"', ["echo", "world", "worldx"]),
+        ("echo $UNSET x", ["echo", "x"]),
+        ('echo "$UNSET"', ["echo", ""]),
+        ("echo $EMPTY", ["echo"]),
+        ("echo $SPACED", ["echo", "a", "b"]),
+        ('echo "$SPACED"', ["echo", "  a  b "]),
+        ("echo x$SPACED", ["echo", "x", "a", "b"]),
+        ("echo '$NAME'", ["echo", "$NAME"]),
+        ("echo ~ ~/x a~", ["echo", "/home/u", "/home/u/x", "a~"]),
+        ("echo '~' \"~\"", ["echo", "~", "~"]),
+        ("echo ~root", ["echo", os.path.expanduser("~root")]),
+        ("echo ~nosuchuser_xyz", ["echo", "~nosuchuser_xyz"]),
+    ],
+)
 def test_expansions(text: str, expected: list[str]) -> None:
     assert argv(text) == [expected]
 
@@ -98,24 +104,30 @@ def test_opt_out_marker() -> None:
 # ---------------------------------------------------------------- redirections and edges
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("c < in", [Redirect(0, RedirectOp.READ, "in")]),
-    ("c > out", [Redirect(1, RedirectOp.WRITE, "out")]),
-    ("c >out", [Redirect(1, RedirectOp.WRITE, "out")]),
-    ("c 1> out", [Redirect(1, RedirectOp.WRITE, "out")]),
-    ("c >> out", [Redirect(1, RedirectOp.APPEND, "out")]),
-    ("c 2> err", [Redirect(2, RedirectOp.WRITE, "err")]),
-    ("c 2>> err", [Redirect(2, RedirectOp.APPEND, "err")]),
-    ("c 2>&1", [Redirect(2, RedirectOp.DUP, source_fd=1)]),
-    ("c >&2", [Redirect(1, RedirectOp.DUP, source_fd=2)]),
-    ("c &> both", [Redirect(1, RedirectOp.WRITE, "both"), Redirect(2, RedirectOp.DUP, source_fd=1)]),
-    ("c &>> both", [Redirect(1, RedirectOp.APPEND, "both"), Redirect(2, RedirectOp.DUP, source_fd=1)]),
-    ("c > f 2>&1", [Redirect(1, RedirectOp.WRITE, "f"), Redirect(2, RedirectOp.DUP, source_fd=1)]),
-    ("c 2>&1 > f", [Redirect(2, RedirectOp.DUP, source_fd=1), Redirect(1, RedirectOp.WRITE, "f")]),
-    ("< in c", [Redirect(0, RedirectOp.READ, "in")]),
-    ("c > 'my file' < ~/in", [Redirect(1, RedirectOp.WRITE, "my file"), Redirect(0, RedirectOp.READ, "/home/u/in")]),
-    ("c > $NAME.txt", [Redirect(1, RedirectOp.WRITE, "world.txt")]),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("c < in", [Redirect(0, RedirectOp.READ, "in")]),
+        ("c > out", [Redirect(1, RedirectOp.WRITE, "out")]),
+        ("c >out", [Redirect(1, RedirectOp.WRITE, "out")]),
+        ("c 1> out", [Redirect(1, RedirectOp.WRITE, "out")]),
+        ("c >> out", [Redirect(1, RedirectOp.APPEND, "out")]),
+        ("c 2> err", [Redirect(2, RedirectOp.WRITE, "err")]),
+        ("c 2>> err", [Redirect(2, RedirectOp.APPEND, "err")]),
+        ("c 2>&1", [Redirect(2, RedirectOp.DUP, source_fd=1)]),
+        ("c >&2", [Redirect(1, RedirectOp.DUP, source_fd=2)]),
+        ("c &> both", [Redirect(1, RedirectOp.WRITE, "both"), Redirect(2, RedirectOp.DUP, source_fd=1)]),
+        ("c &>> both", [Redirect(1, RedirectOp.APPEND, "both"), Redirect(2, RedirectOp.DUP, source_fd=1)]),
+        ("c > f 2>&1", [Redirect(1, RedirectOp.WRITE, "f"), Redirect(2, RedirectOp.DUP, source_fd=1)]),
+        ("c 2>&1 > f", [Redirect(2, RedirectOp.DUP, source_fd=1), Redirect(1, RedirectOp.WRITE, "f")]),
+        ("< in c", [Redirect(0, RedirectOp.READ, "in")]),
+        (
+            "c > 'my file' < ~/in",
+            [Redirect(1, RedirectOp.WRITE, "my file"), Redirect(0, RedirectOp.READ, "/home/u/in")],
+        ),
+        ("c > $NAME.txt", [Redirect(1, RedirectOp.WRITE, "world.txt")]),
+    ],
+)
 def test_redirections(text: str, expected: list[Redirect]) -> None:
     stage = parse(text, env=ENV).stage(1)
     assert stage.argv == ("c",)
@@ -136,20 +148,27 @@ def test_ambiguous_redirect_is_kept_for_the_stage_to_fail() -> None:
 
 def test_tilde_in_assignment_values() -> None:
     assert parse("X=~/a Y=~/b:~/c Z='~' W=a~ env", env=ENV).stage(1).env == (
-        ("X", "/home/u/a"), ("Y", "/home/u/b:/home/u/c"), ("Z", "~"), ("W", "a~"))
+        ("X", "/home/u/a"),
+        ("Y", "/home/u/b:/home/u/c"),
+        ("Z", "~"),
+        ("W", "a~"),
+    )
 
 
 def test_posix_classes_and_caret_negation_in_globs(tmp_path: Path) -> None:
     for name in ("Zeta.txt", "alpha.txt", "9.txt"):
         (tmp_path / name).write_text("x")
-    assert argv("ls [[:upper:]]* [[:digit:]]* [^Za]*", cwd=str(tmp_path)) == [
-        ["ls", "Zeta.txt", "9.txt", "9.txt"]]
+    assert argv("ls [[:upper:]]* [[:digit:]]* [^Za]*", cwd=str(tmp_path)) == [["ls", "Zeta.txt", "9.txt", "9.txt"]]
 
 
 def test_edges_are_linear_with_boundaries() -> None:
     graph = parse("a | b |& c", env=ENV)
     assert [(e.source, e.target, e.with_stderr) for e in graph.edges] == [
-        (Boundary.STDIN, 1, False), (1, 2, False), (2, 3, True), (3, Boundary.STDOUT, False)]
+        (Boundary.STDIN, 1, False),
+        (1, 2, False),
+        (2, 3, True),
+        (3, Boundary.STDOUT, False),
+    ]
     assert graph.outputs(2)[0].target == 3
     assert graph.inputs(1)[0].source is Boundary.STDIN
 
@@ -162,47 +181,50 @@ def test_stage_source_text() -> None:
 # ---------------------------------------------------------------- rejected forms
 
 
-@pytest.mark.parametrize(("text", "column", "message"), [
-    ("echo 'abc", 6, "unclosed single quote"),
-    ('echo "abc', 6, "unclosed double quote"),
-    ("echo ${NAME", 6, "unclosed '${'"),
-    ("a || b", 3, "'||'"),
-    ("| a", 1, "empty stage"),
-    ("a |", 3, "empty stage"),
-    ("a | | b", 5, "empty stage"),
-    ("a |& | b", 6, "empty stage"),
-    ("a >", 4, "needs a file name"),
-    ("a > | b", 5, "needs a file name"),
-    ("a 2>", 5, "needs a file name"),
-    ("a < > f", 5, "needs a file name"),
-    ("a ; b", 3, "';'"),
-    ("a && b", 3, "'&&'"),
-    ("a &", 3, "'&'"),
-    ("echo $(ls)", 6, "command substitution"),
-    ("echo $((1+1))", 6, "arithmetic"),
-    ("echo `ls`", 6, "backticks"),
-    ('echo "`ls`"', 7, "backticks"),
-    ("(a)", 1, "subshell"),
-    ("a | (b)", 5, "subshell"),
-    ("cat <<EOF", 5, "here-document"),
-    ("cat <<< word", 5, "here-document"),
-    ("diff <(a) b", 6, "process substitution"),
-    ("a >(b)", 3, "process substitution"),
-    ("a 3> f", 3, "file descriptor 3"),
-    ("a 2>&3", 6, "followed by 1 or 2"),
-    ("echo ${A:-x}", 6, "parameter expansion"),
-    ("echo $1", 6, "special parameter"),
-    ("echo $?", 6, "special parameter"),
-    ("echo $'x'", 6, "quoting"),
-    ("! grep x", 1, "negate"),
-    ("a\nb", 2, "newline"),
-    ("", 1, "empty pipeline"),
-    ("   ", 1, "empty pipeline"),
-    ("> f", 1, "no command"),
-    ("A=1", 1, "no command"),
-    ("a | A=1 > f", 5, "no command"),
-    ("$EMPTY", 1, "expanded to nothing"),
-])
+@pytest.mark.parametrize(
+    ("text", "column", "message"),
+    [
+        ("echo 'abc", 6, "unclosed single quote"),
+        ('echo "abc', 6, "unclosed double quote"),
+        ("echo ${NAME", 6, "unclosed '${'"),
+        ("a || b", 3, "'||'"),
+        ("| a", 1, "empty stage"),
+        ("a |", 3, "empty stage"),
+        ("a | | b", 5, "empty stage"),
+        ("a |& | b", 6, "empty stage"),
+        ("a >", 4, "needs a file name"),
+        ("a > | b", 5, "needs a file name"),
+        ("a 2>", 5, "needs a file name"),
+        ("a < > f", 5, "needs a file name"),
+        ("a ; b", 3, "';'"),
+        ("a && b", 3, "'&&'"),
+        ("a &", 3, "'&'"),
+        ("echo $(ls)", 6, "command substitution"),
+        ("echo $((1+1))", 6, "arithmetic"),
+        ("echo `ls`", 6, "backticks"),
+        ('echo "`ls`"', 7, "backticks"),
+        ("(a)", 1, "subshell"),
+        ("a | (b)", 5, "subshell"),
+        ("cat <<EOF", 5, "here-document"),
+        ("cat <<< word", 5, "here-document"),
+        ("diff <(a) b", 6, "process substitution"),
+        ("a >(b)", 3, "process substitution"),
+        ("a 3> f", 3, "file descriptor 3"),
+        ("a 2>&3", 6, "followed by 1 or 2"),
+        ("echo ${A:-x}", 6, "parameter expansion"),
+        ("echo $1", 6, "special parameter"),
+        ("echo $?", 6, "special parameter"),
+        ("echo $'x'", 6, "quoting"),
+        ("! grep x", 1, "negate"),
+        ("a\nb", 2, "newline"),
+        ("", 1, "empty pipeline"),
+        ("   ", 1, "empty pipeline"),
+        ("> f", 1, "no command"),
+        ("A=1", 1, "no command"),
+        ("a | A=1 > f", 5, "no command"),
+        ("$EMPTY", 1, "expanded to nothing"),
+    ],
+)
 def test_rejected(text: str, column: int, message: str) -> None:
     with pytest.raises(PipelineSyntaxError) as caught:
         parse(text, env=ENV)
@@ -233,7 +255,8 @@ def test_operators_inside_quotes_are_arguments() -> None:
 def test_placeholders_substitute_only_their_names() -> None:
     text = "zcat part-{task_id}.gz | awk '{print $1}' > out/{task_num}-of-{tasks}.tsv ${task_id} {other}"
     assert substitute_placeholders(text, 2, 8) == (
-        "zcat part-2.gz | awk '{print $1}' > out/3-of-8.tsv ${task_id} {other}")
+        "zcat part-2.gz | awk '{print $1}' > out/3-of-8.tsv ${task_id} {other}"
+    )
 
 
 def test_placeholders_then_glob(tmp_path: Path) -> None:
@@ -245,8 +268,11 @@ def test_placeholders_then_glob(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- properties
 
-_words = st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
-                          max_size=12), min_size=1, max_size=6)
+_words = st.lists(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12),
+    min_size=1,
+    max_size=6,
+)
 
 
 @given(_words)

@@ -30,8 +30,14 @@ _GLOB_CHARS = set("*?[")
 _TILDE_PREFIX = re.compile(r"~([A-Za-z0-9_.-]*)(?=/|$)")
 #: POSIX bracket classes, as they mean in the C locale; Python's glob has none.
 _POSIX_CLASSES = {
-    "alpha": "A-Za-z", "digit": "0-9", "alnum": "A-Za-z0-9", "upper": "A-Z", "lower": "a-z",
-    "space": " \t\n\r\f\v", "blank": " \t", "xdigit": "0-9A-Fa-f",
+    "alpha": "A-Za-z",
+    "digit": "0-9",
+    "alnum": "A-Za-z0-9",
+    "upper": "A-Z",
+    "lower": "a-z",
+    "space": " \t\n\r\f\v",
+    "blank": " \t",
+    "xdigit": "0-9A-Fa-f",
 }
 _POSIX_CLASS = re.compile(r"\[:(" + "|".join(_POSIX_CLASSES) + r"):\]")
 
@@ -73,8 +79,9 @@ class Expander:
     :func:`fill_placeholders`), so globs then match the shard's own files.
     """
 
-    def __init__(self, text: str, env: Mapping[str, str], cwd: str | None = None,
-                 placeholders: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, text: str, env: Mapping[str, str], cwd: str | None = None, placeholders: Mapping[str, str] | None = None
+    ) -> None:
         self.text = text
         self.env = env
         self.cwd = cwd
@@ -96,7 +103,7 @@ class Expander:
 
     def _tilde_prefix(self, text: str) -> str:
         match = _TILDE_PREFIX.match(text)
-        return self._home(Tilde(match.group(1))) + text[match.end():] if match else text
+        return self._home(Tilde(match.group(1))) + text[match.end() :] if match else text
 
     def redirect_target(self, pieces: tuple[Piece, ...], start: int, end: int) -> tuple[str, str | None]:
         """Expands a redirection's file name: ``(path, None)``, or ``(as written, why not)``.
@@ -286,8 +293,9 @@ def _step(paths: list[str], component: _Component, last: bool, cwd: str | None) 
     if component.literal is not None:  # joined without looking: a missing directory shows at the next listing
         joined = [_join(path, component.literal) for path in paths]
         return [path for path in joined if _lexists(path, cwd)] if last else joined
-    return [_join(path, name) for path in paths for name in _names(path, cwd, dirs_only=not last)
-            if component.matches(name)]
+    return [
+        _join(path, name) for path in paths for name in _names(path, cwd, dirs_only=not last) if component.matches(name)
+    ]
 
 
 def _join(path: str, name: str) -> str:

@@ -167,8 +167,10 @@ def explain_shards_checked(text: str, first: int, tasks: int, env: Mapping[str, 
     from .syntax import parse, placeholder_values
 
     graph = parse(text, env=env, placeholders=placeholder_values(first, tasks))
-    rule = (f"shards: {tasks} in all; shard i runs the pipeline with {{task_id}} = i, {{task_num}} = i+1, "
-            f"{{tasks}} = {tasks}\n"
-            f"shown: shard {first} ({{task_id}}={first}, {{task_num}}={first + 1}, {{tasks}}={tasks})\n\n")
+    rule = (
+        f"shards: {tasks} in all; shard i runs the pipeline with {{task_id}} = i, {{task_num}} = i+1, "
+        f"{{tasks}} = {tasks}\n"
+        f"shown: shard {first} ({{task_id}}={first}, {{task_num}}={first + 1}, {{tasks}}={tasks})\n\n"
+    )
     shown = explain_checked(graph, env)
     return Explanation(rule + shown.text, shown.status)

@@ -106,12 +106,21 @@ class Lexer:
             newline = self.skip_blanks()
             if self.pos >= len(self.text):
                 return result
-            if newline is not None and result and isinstance(result[-1], Word) and not _is_brace(result[-1], "{") \
-                    and not re.match(r"\}(\s|$)", self.text[self.pos:self.pos + 2]):
+            if (
+                newline is not None
+                and result
+                and isinstance(result[-1], Word)
+                and not _is_brace(result[-1], "{")
+                and not re.match(r"\}(\s|$)", self.text[self.pos : self.pos + 2])
+            ):
                 # After a word a newline ends a command, as ';' does; after
                 # '|' or a group's '{', or before its '}', it is only layout.
-                raise self.error("a newline between commands is a list of commands, which ppipe does not run",
-                                 newline, 1, f"end the line with '|' to continue the pipeline; {_SH_HINT}")
+                raise self.error(
+                    "a newline between commands is a list of commands, which ppipe does not run",
+                    newline,
+                    1,
+                    f"end the line with '|' to continue the pipeline; {_SH_HINT}",
+                )
             result.append(self.operator() or self.word())
 
     def skip_blanks(self) -> int | None:
@@ -148,10 +157,18 @@ class Lexer:
             return self.redirection(start, fd)
         if c == "&":
             if self.peek(1) == "&":
-                raise self.error("'&&' (run if the previous command succeeded) is shell syntax ppipe does not run",
-                                 start, 2, f"ppipe runs one pipeline; {_SH_HINT}")
-            raise self.error("'&' (run in the background) is shell syntax ppipe does not run", start, 1,
-                             f"ppipe runs one pipeline; {_SH_HINT}")
+                raise self.error(
+                    "'&&' (run if the previous command succeeded) is shell syntax ppipe does not run",
+                    start,
+                    2,
+                    f"ppipe runs one pipeline; {_SH_HINT}",
+                )
+            raise self.error(
+                "'&' (run in the background) is shell syntax ppipe does not run",
+                start,
+                1,
+                f"ppipe runs one pipeline; {_SH_HINT}",
+            )
         if c == ";":
             if self.peek(1) == ";":
                 raise self.error("';;' is shell syntax ppipe does not run", start, 2, _SH_HINT)
@@ -169,15 +186,23 @@ class Lexer:
         digits = match.group()
         fd = int(digits) if len(digits.lstrip("0")) <= 1 else 3  # int() of thousands of digits would refuse
         if fd > 2:
-            raise self.error(f"file descriptor {_shortened(digits)} cannot be redirected; ppipe handles 0, 1 and 2",
-                             self.pos, len(digits))
+            raise self.error(
+                f"file descriptor {_shortened(digits)} cannot be redirected; ppipe handles 0, 1 and 2",
+                self.pos,
+                len(digits),
+            )
         self.pos += len(match.group())
         return fd
 
     def pipe(self, start: int) -> Operator:
         if self.peek(1) == "|":
-            raise self.error("'||' (run if the previous command failed) is shell syntax ppipe does not run; "
-                             "an empty stage is not allowed either", start, 2, f"ppipe runs one pipeline; {_SH_HINT}")
+            raise self.error(
+                "'||' (run if the previous command failed) is shell syntax ppipe does not run; "
+                "an empty stage is not allowed either",
+                start,
+                2,
+                f"ppipe runs one pipeline; {_SH_HINT}",
+            )
         if self.peek(1) == "&":
             self.pos += 2
             return Operator("|&", start, self.pos)
@@ -185,11 +210,16 @@ class Lexer:
         return Operator("|", start, self.pos)
 
     def redirection(self, start: int, fd: int | None) -> Operator:
-        rest = self.text[self.pos:self.pos + 3]  # the longest operator; never a copy of the whole rest
+        rest = self.text[self.pos : self.pos + 3]  # the longest operator; never a copy of the whole rest
         if rest.startswith(("<<", "<>", "<&", "<(", ">(", ">|")):
-            what = {"<<": "a here-document", "<>": "'<>' (open for reading and writing)",
-                    "<&": "'<&' (duplicate an input)", "<(": "process substitution",
-                    ">(": "process substitution", ">|": "'>|' (override noclobber)"}[rest[:2]]
+            what = {
+                "<<": "a here-document",
+                "<>": "'<>' (open for reading and writing)",
+                "<&": "'<&' (duplicate an input)",
+                "<(": "process substitution",
+                ">(": "process substitution",
+                ">|": "'>|' (override noclobber)",
+            }[rest[:2]]
             raise self.error(f"{what} is shell syntax ppipe does not run", start, self.pos - start + 2, _SH_HINT)
         for op in ("&>>", "&>", ">>", ">&", ">", "<"):
             if rest.startswith(op):
@@ -218,8 +248,9 @@ class Lexer:
             elif c == "$":
                 pieces.append(self.dollar(quoted=False))
             elif c == "`":
-                raise self.error("backticks (command substitution) are shell syntax ppipe does not run",
-                                 self.pos, 1, _SH_HINT)
+                raise self.error(
+                    "backticks (command substitution) are shell syntax ppipe does not run", self.pos, 1, _SH_HINT
+                )
             elif c == "~" and self.pos == start:
                 pieces.append(self.tilde())
             else:
@@ -231,7 +262,7 @@ class Lexer:
         match = _PLAIN.match(self.text, start)
         assert match is not None, "word() calls plain() only on a plain character"
         self.pos = match.end()
-        return Lit(self.text[start:self.pos], quoted=False)
+        return Lit(self.text[start : self.pos], quoted=False)
 
     def tilde(self) -> Piece:
         match = _TILDE.match(self.text, self.pos)
@@ -246,7 +277,7 @@ class Lexer:
         if end < 0:
             raise self.error("unclosed single quote", start)
         self.pos = end + 1
-        return Lit(self.text[start + 1:end], quoted=True)
+        return Lit(self.text[start + 1 : end], quoted=True)
 
     def double_quoted(self) -> list[Piece]:
         start = self.pos
@@ -269,8 +300,9 @@ class Lexer:
                 buf = []
                 pieces.append(self.dollar(quoted=True))
             elif c == "`":
-                raise self.error("backticks (command substitution) are shell syntax ppipe does not run",
-                                 self.pos, 1, _SH_HINT)
+                raise self.error(
+                    "backticks (command substitution) are shell syntax ppipe does not run", self.pos, 1, _SH_HINT
+                )
             else:
                 buf.append(c)
                 self.pos += 1
@@ -296,12 +328,16 @@ class Lexer:
             raise self.error(f"'$(' ({what}) is shell syntax ppipe does not run", start, 2, _SH_HINT)
         if nxt == "{":
             end = self.text.find("}", start)
-            inner = self.text[start + 2:end] if end >= 0 else ""
+            inner = self.text[start + 2 : end] if end >= 0 else ""
             if end < 0:
                 raise self.error("unclosed '${'", start, 2)
             if not _NAME.fullmatch(inner):
-                raise self.error(f"'${{{inner}}}' is a parameter expansion ppipe does not support; "
-                                 "only $NAME and ${NAME}", start, end + 1 - start, _SH_HINT)
+                raise self.error(
+                    f"'${{{inner}}}' is a parameter expansion ppipe does not support; only $NAME and ${{NAME}}",
+                    start,
+                    end + 1 - start,
+                    _SH_HINT,
+                )
             self.pos = end + 1
             return Var(inner, quoted, start)
         match = _NAME.match(self.text, self.pos + 1)
@@ -372,8 +408,13 @@ class _RawGroup:
 
 def _is_brace(token: Token | None, brace: str) -> bool:
     """An unquoted ``{`` or ``}`` standing as a word of its own (``{a,b}``, ``'{'`` and ``{}`` are not)."""
-    return (isinstance(token, Word) and len(token.pieces) == 1 and isinstance(token.pieces[0], Lit)
-            and not token.pieces[0].quoted and token.pieces[0].text == brace)
+    return (
+        isinstance(token, Word)
+        and len(token.pieces) == 1
+        and isinstance(token.pieces[0], Lit)
+        and not token.pieces[0].quoted
+        and token.pieces[0].text == brace
+    )
 
 
 class Parser:
@@ -409,15 +450,19 @@ class Parser:
 
     def pipeline(self) -> _RawPipeline:
         if not self.tokens:
-            raise self.error("empty pipeline", 0, hint="give a command, e.g. ppipe \"seq 3 | wc -l\"")
+            raise self.error("empty pipeline", 0, hint='give a command, e.g. ppipe "seq 3 | wc -l"')
         pipeline = self.branch()
         token = self.peek()
         if _is_brace(token, "}"):
             assert token is not None
             raise self.error("'}' without a '{' to close", token.start, 1, "quote it to pass a literal brace: '}'")
         if token is not None:  # only ';' can stop a branch at the top
-            raise self.error("';' (a list of commands) is shell syntax ppipe does not run", token.start, 1,
-                             f"ppipe runs one pipeline ({{ a ; b }} runs branches side by side); {_SH_HINT}")
+            raise self.error(
+                "';' (a list of commands) is shell syntax ppipe does not run",
+                token.start,
+                1,
+                f"ppipe runs one pipeline ({{ a ; b }} runs branches side by side); {_SH_HINT}",
+            )
         return pipeline
 
     def branch(self) -> _RawPipeline:
@@ -426,10 +471,17 @@ class Parser:
         while isinstance(token := self.peek(), Operator) and token.op in ("|", "|&"):
             self.index += 1
             following = self.peek()
-            if following is None or _is_brace(following, "}") or (
-                    isinstance(following, Operator) and following.op == ";"):
-                raise self.error(f"'{token.op}' at the end leaves an empty stage", token.start, len(token.op),
-                                 "give the stage a command, or remove the trailing pipe")
+            if (
+                following is None
+                or _is_brace(following, "}")
+                or (isinstance(following, Operator) and following.op == ";")
+            ):
+                raise self.error(
+                    f"'{token.op}' at the end leaves an empty stage",
+                    token.start,
+                    len(token.op),
+                    "give the stage a command, or remove the trailing pipe",
+                )
             with_stderr.append(token.op == "|&")
             elements.append(self.element())
         return _RawPipeline(tuple(elements), tuple(with_stderr))
@@ -442,34 +494,52 @@ class Parser:
         assert isinstance(opening, Word)
         self.depth += 1
         if self.depth > MAX_GROUP_DEPTH:
-            raise self.error(f"groups nest more than {MAX_GROUP_DEPTH} deep, which is ppipe's limit",
-                             opening.start, 1)
+            raise self.error(f"groups nest more than {MAX_GROUP_DEPTH} deep, which is ppipe's limit", opening.start, 1)
         branches = [self.group_branch(opening)]
         while isinstance(token := self.peek(), Operator) and token.op == ";":
             self.index += 1
             branches.append(self.group_branch(opening))
         closing = self.next()
         if not _is_brace(closing, "}"):
-            raise self.error("unclosed '{': a group ends with '}'", opening.start, 1,
-                             "close it: { a ; b } — or quote a literal brace: '{'")
+            raise self.error(
+                "unclosed '{': a group ends with '}'",
+                opening.start,
+                1,
+                "close it: { a ; b } — or quote a literal brace: '{'",
+            )
         self.depth -= 1
         after = self.peek()
-        if after is not None and not (isinstance(after, Operator) and after.op in ("|", "|&", ";")) \
-                and not _is_brace(after, "}"):
-            raise self.error("a group is followed only by '|', '|&', ';' or '}'", after.start,
-                             max(1, after.end - after.start), "redirect inside the branches: { a > f ; b }")
+        if (
+            after is not None
+            and not (isinstance(after, Operator) and after.op in ("|", "|&", ";"))
+            and not _is_brace(after, "}")
+        ):
+            raise self.error(
+                "a group is followed only by '|', '|&', ';' or '}'",
+                after.start,
+                max(1, after.end - after.start),
+                "redirect inside the branches: { a > f ; b }",
+            )
         return _RawGroup(tuple(branches), opening.start)
 
     def group_branch(self, opening: Word) -> _RawPipeline:
         token = self.peek()
         if token is None:
-            raise self.error("unclosed '{': a group ends with '}'", opening.start, 1,
-                             "close it: { a ; b } — or quote a literal brace: '{'")
+            raise self.error(
+                "unclosed '{': a group ends with '}'",
+                opening.start,
+                1,
+                "close it: { a ; b } — or quote a literal brace: '{'",
+            )
         if _is_brace(token, "}") or (isinstance(token, Operator) and token.op == ";"):
-            what = "an empty group" if _is_brace(token, "}") and self.tokens[self.index - 1] is opening \
+            what = (
+                "an empty group"
+                if _is_brace(token, "}") and self.tokens[self.index - 1] is opening
                 else "an empty branch"
-            raise self.error(f"{what}: each branch of a group needs a command", token.start, 1,
-                             "e.g. { grep a ; grep b }")
+            )
+            raise self.error(
+                f"{what}: each branch of a group needs a command", token.start, 1, "e.g. { grep a ; grep b }"
+            )
         return self.branch()
 
     def stage(self) -> _RawStage:
@@ -485,14 +555,21 @@ class Parser:
             if _is_brace(token, "}"):
                 if self.depth:
                     break  # the end of the group this stage is in
-                raise self.error("'}' without a '{' to close", token.start, 1,
-                                 "quote it to pass a literal brace: '}'")
+                raise self.error("'}' without a '{' to close", token.start, 1, "quote it to pass a literal brace: '}'")
             if _is_brace(token, "{") and words:
-                raise self.error("'{' starts a group only at the start of a stage", token.start, 1,
-                                 "quote it to pass a literal brace: '{'")
+                raise self.error(
+                    "'{' starts a group only at the start of a stage",
+                    token.start,
+                    1,
+                    "quote it to pass a literal brace: '{'",
+                )
             if _is_brace(token, "{"):
-                raise self.error("a group takes no NAME=value, redirection or '-' of its own", token.start, 1,
-                                 "put them on the stages inside it: { -a < f ; NAME=v b }")
+                raise self.error(
+                    "a group takes no NAME=value, redirection or '-' of its own",
+                    token.start,
+                    1,
+                    "put them on the stages inside it: { -a < f ; NAME=v b }",
+                )
             self.index += 1
             if isinstance(token, Operator):
                 redirects.append(self.redirection(token))
@@ -504,8 +581,12 @@ class Parser:
         if not words:
             self.empty_stage(start, redirects, assignments)
         if words and words[0].leading_text == "!":
-            raise self.error("'!' (negate the status) is shell syntax ppipe does not run", words[0].start, 1,
-                             "to excuse a stage's failure, prefix it with '-', e.g. -grep x")
+            raise self.error(
+                "'!' (negate the status) is shell syntax ppipe does not run",
+                words[0].start,
+                1,
+                "to excuse a stage's failure, prefix it with '-', e.g. -grep x",
+            )
         return _RawStage(tuple(assignments), tuple(words), tuple(redirects), may_fail, start, end)
 
     def opt_out_marker(self) -> bool:
@@ -523,12 +604,15 @@ class Parser:
             self.index += 1  # a lone '-' word: the marker stands by itself
         return True
 
-    def empty_stage(self, start: int, redirects: list[tuple[Operator, Word | None]],
-                    assignments: list[Word]) -> None:
+    def empty_stage(self, start: int, redirects: list[tuple[Operator, Word | None]], assignments: list[Word]) -> None:
         token = self.peek()
         if redirects or assignments:
-            raise self.error("this stage has no command", start, 1,
-                             "ppipe runs commands; a stage of only redirections or assignments does nothing")
+            raise self.error(
+                "this stage has no command",
+                start,
+                1,
+                "ppipe runs commands; a stage of only redirections or assignments does nothing",
+            )
         where = token.start if token else start
         width = len(token.op) if isinstance(token, Operator) else 1
         raise self.error("empty stage: a pipe needs a command on each side", where, width)
@@ -544,7 +628,7 @@ class Parser:
         if not isinstance(target, Word):
             where = target.start if target else len(self.text)
             width = len(target.op) if isinstance(target, Operator) else 1
-            raise self.error(f"'{self.text[token.start:token.end]}' needs a file name after it", where, width)
+            raise self.error(f"'{self.text[token.start : token.end]}' needs a file name after it", where, width)
         self.index += 1
         return token, target
 
@@ -579,8 +663,13 @@ def has_placeholders(text: str) -> bool:
     return bool(_PLACEHOLDER.search(text))
 
 
-def parse(text: str, *, env: Mapping[str, str] | None = None, cwd: str | None = None,
-          placeholders: Mapping[str, str] | None = None) -> Graph:
+def parse(
+    text: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    placeholders: Mapping[str, str] | None = None,
+) -> Graph:
     """Parses and expands pipeline text into a :class:`~ppipe.graph.Graph`.
 
     ``env`` (default: ``os.environ``) supplies ``$NAME`` values and ``~``;
@@ -638,8 +727,9 @@ class _GraphBuilder:
 
     def element(self, raw: _RawStage | _RawGroup) -> tuple[list[int], list[int]]:
         if isinstance(raw, _RawStage):
-            stage = dataclasses.replace(_build_stage(len(self.stages) + 1, raw, self.text, self.expander),
-                                        branch=self.branch)
+            stage = dataclasses.replace(
+                _build_stage(len(self.stages) + 1, raw, self.text, self.expander), branch=self.branch
+            )
             self.stages.append(stage)
             return [stage.id], [stage.id]
         entries: list[int] = []
@@ -671,8 +761,9 @@ def _build_stage(stage_id: int, raw: _RawStage, text: str, expander: Expander) -
     if not argv:
         word = raw.words[0]
         raise PipelineSyntaxError("the command expanded to nothing", text, word.start, word.end - word.start)
-    return Stage(stage_id, tuple(argv), tuple(env), tuple(redirects), raw.may_fail,
-                 source=text[raw.start:raw.end].strip())
+    return Stage(
+        stage_id, tuple(argv), tuple(env), tuple(redirects), raw.may_fail, source=text[raw.start : raw.end].strip()
+    )
 
 
 def _redirects(op: Operator, target: Word | None, expander: Expander) -> list[Redirect]:
