@@ -1,7 +1,11 @@
 """Word expansion: ``$NAME``/``${NAME}``, ``~``, field splitting and globs.
 
-The rules are bash's defaults, applied in bash's order:
+The rules are bash's defaults, applied in bash's order, after ppipe's own
+first step:
 
+* A shard's placeholders (``{task_id}``...) are filled into the words'
+  literal text, never into what a variable expanded to; see
+  :func:`fill_placeholders`.
 * ``$NAME`` and ``${NAME}`` expand in unquoted and double-quoted text; an
   unset variable is empty.
 * ``~`` and ``~user`` at the start of an unquoted word become the home
@@ -11,7 +15,8 @@ The rules are bash's defaults, applied in bash's order:
   yields no word at all.
 * Unquoted ``*``, ``?`` and ``[...]`` are globs, matched against the file
   system and sorted (byte order, as bash in the C locale); a glob that
-  matches nothing is left literal.
+  matches nothing is left literal. ppipe matches them itself, one
+  directory level at a time, in time linear in the pattern.
 
 Assignment values (``NAME=value``) are neither split nor globbed; a
 redirection target must expand to exactly one word.
