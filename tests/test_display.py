@@ -187,14 +187,16 @@ def test_progress_of_a_file_input(tmp_path: Path) -> None:
 
 def test_the_view_counts_lines_of_a_fast_edge_only_while_it_costs_nothing() -> None:
     # 512 MiB through cat runs far above the view's 16 MiB/s line-counting
-    # limit: bytes stay exact, lines become a lower bound, and the view says so.
+    # budget: bytes stay exact, lines are counted in a sample only (an
+    # estimate, or a lower bound where no estimate reaches the view), and the view says so.
     screen, status, _ = run_in_terminal("--display", "always", "head -c 512M /dev/zero | cat | wc -c")
     rows = rows_of(screen)
     assert status == 0
     cat_row = next(r for r in rows if r.startswith("✓") and " cat " in r).split()
     assert cat_row[3] == cat_row[5] == str(512 * 1024 * 1024)
-    assert cat_row[4].startswith("≥") and cat_row[6].startswith("≥")
-    assert any(r.startswith("≥: line counting stopped") for r in rows)
+    mark = cat_row[4][:1]
+    assert mark in "≈≥" and cat_row[6].startswith(mark)
+    assert any(r.startswith(f"{mark}: line") for r in rows)
 
 
 @pytest.mark.xfail(strict=True, reason="needs the engine to pass Counter.lines_estimate into EdgeResult")

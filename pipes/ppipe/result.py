@@ -68,9 +68,11 @@ class StageResult:
     signalled_by_ppipe: bool = False
     stderr_tail: tuple[str, ...] = ()
     verdict: Verdict = Verdict.PENDING
-    #: True when the stage's stderr reached ppipe's stderr (or the live view) as it was written, so
-    #: whoever reads the failure lines saw it just above: they need not quote the tail again. False
-    #: (quote it) when it was held back (for a pager) or ppipe cannot say.
+    #: True when the stage's stderr went out where ppipe's failure lines go (ppipe's stderr, a
+    #: shard's parent, the live view) before they are printed: as it was written, or held back while
+    #: a pager owned the screen and released when it left. Whoever reads the failure lines saw it just
+    #: above, so they do not quote the tail again. False (quote it) when it was not passed on
+    #: (discarded) or ppipe cannot say.
     stderr_seen: bool = False
 
     @property
