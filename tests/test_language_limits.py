@@ -208,3 +208,9 @@ def test_deep_nesting_still_parses_inside_a_deep_caller() -> None:
         return parse(nested(MAX_GROUP_DEPTH), env=ENV) if depth == 0 else call_at(depth - 1)
 
     assert len(call_at(300)) == 1
+
+
+def test_messages_about_huge_words_stay_short() -> None:
+    with pytest.raises(PipelineSyntaxError) as caught:
+        parse("echo ${" + "a-" * 50_000 + "}", env=ENV)
+    assert "parameter expansion" in caught.value.message and len(caught.value.message) < 200

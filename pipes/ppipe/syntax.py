@@ -333,7 +333,8 @@ class Lexer:
                 raise self.error("unclosed '${'", start, 2)
             if not _NAME.fullmatch(inner):
                 raise self.error(
-                    f"'${{{inner}}}' is a parameter expansion ppipe does not support; only $NAME and ${{NAME}}",
+                    f"'${{{_shortened(inner)}}}' is a parameter expansion ppipe does not support; "
+                    "only $NAME and ${NAME}",
                     start,
                     end + 1 - start,
                     _SH_HINT,
