@@ -361,6 +361,7 @@ class _Proc:
     #: Its output went away under it: ppipe closed it, or it is ppipe's own stdout (whose reader may leave).
     consumer_left: bool = False
     output_pump: Pump | SplicePump | None = None
+    stderr_pump: Pump | None = None
     #: Size of the regular file the stage reads as its stdin, when it does (progress and ETA).
     input_size: int | None = None
     stderr_tail: Tail = field(default_factory=Tail)
@@ -632,14 +633,27 @@ class Execution:
             else:
                 self.fd_table[sid][1] = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
                 self.child_fds[sid].add(self.fd_table[sid][1])
-            err_read, err_write = make_pipe(enlarge=False)
-            self.fd_table[sid][2] = err_write
-            self.child_fds[sid].add(err_write)
             shown = own_stderr[sid]
             stderr_sink = LineJoiner(shown) if shown is not None else shared_stderr
             assert stderr_sink is not None
-            self.pumps.append(Pump(stream(err_read), [stderr_sink], observers=(proc.stderr_tail,),
-                                   count_lines=False, keep_draining=True))
+            self._wire_stderr(proc, stderr_sink)
+
+    def _wire_stderr(self, proc: _Proc, sink: Sink) -> None:
+        """The stage's stderr through a pump that keeps its tail.
+
+        Like a data pump, it stops when its reader has gone (the reader of
+        ppipe's own stderr left: ``ppipe "yes >&2" 2>&1 | head -1``), and the
+        stage then gets SIGPIPE at its next write, as under a shell. Any other
+        error there (a closed or full stderr) does not stop the stage: the
+        pump goes on reading, for the tail.
+        """
+        err_read, err_write = make_pipe(enlarge=False)
+        self.fd_table[proc.stage.id][2] = err_write
+        self.child_fds[proc.stage.id].add(err_write)
+        proc.stderr_pump = Pump(
+            stream(err_read), [sink], observers=(proc.stderr_tail,), count_lines=False, keep_draining=True
+        )
+        self.pumps.append(proc.stderr_pump)
 
     def _stderr_sink(self, stage: Stage) -> Sink | None:
         """Where a stage's stderr goes when not to ppipe's own (None): the view, or held back for a pager."""
@@ -764,6 +778,8 @@ class Execution:
             proc.cut_before_exit = True
             proc.output_closed_early = pump.died_of_cut(time.monotonic())
             proc.consumer_left = True
+        if proc.stderr_pump is not None and proc.stderr_pump.closed_early:
+            proc.consumer_left = True  # ppipe's stderr has no reader left: SIGPIPE there is `2>&1 | head`
         for producer, sink in proc.feeders:
             # The consumer is gone: its producer gets EPIPE/SIGPIPE now, not
             # at its next write into a pipe nobody will ever read.
@@ -791,21 +807,31 @@ class Execution:
             await asyncio.wait(self.watchers)
 
     async def _drain(self) -> None:
-        """Lets every pump finish once the stages are gone, stopping only those left waiting.
+        """Lets every pump finish once the stages are gone, without waiting for their descendants.
 
-        A pump still delivering (into a slow reader of ppipe's stderr, say)
-        goes on; one that has waited ``DRAIN_GRACE`` for its producer is
-        stopped: only a stage's background descendant can still hold that
-        pipe, and ppipe does not wait for those (bash does not either).
+        A pump still delivering what the stages wrote (into a slow reader of
+        ppipe's stdout, say) goes on until it is all out. Only a stage's
+        background descendant can still write into a pipe after that, and
+        ppipe does not wait for those (bash does not either): a pump that
+        has waited ``DRAIN_GRACE`` for its producer is stopped, and
+        ``DRAIN_GRACE`` after the last stage ended every pump delivers what
+        its pipe holds at that moment and stops, however busy the
+        descendant. A signal or ``--timeout`` stops every pump at once.
         """
         if self.stdin_feed is not None:
             self.stdin_feed.cancel()  # every reader has exited: the rest of ppipe's input is nobody's
         pending = {t for t in self.pump_tasks if not t.done()}
+        deadline = time.monotonic() + DRAIN_GRACE
         while pending:
             _, pending = await asyncio.wait(pending, timeout=DRAIN_GRACE / 5)
+            past_deadline = time.monotonic() > deadline
             for pump in self.pumps:
-                if pump.idle_for() > DRAIN_GRACE:
+                if self.interrupted_by is not None or self.timed_out:
+                    pump.close()  # both ends: a write into a reader that never reads ends too
+                elif pump.idle_for() > DRAIN_GRACE:
                     pump.drain_and_stop()
+                elif past_deadline:
+                    pump.finish_pending()
 
     def _raise_pump_errors(self) -> None:
         """A pump that crashed is a bug in ppipe: say so instead of reporting wrong counts."""

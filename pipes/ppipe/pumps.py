@@ -89,24 +89,41 @@ def count_newlines(data: bytes | bytearray, end: int | None = None) -> int:
 
 @dataclass
 class Counter:
-    """Bytes and lines through one edge. A last line without a newline still counts."""
+    """Bytes and lines through one edge. A last line without a newline still counts.
+
+    Where lines were counted in only some of the bytes (a fast spliced edge
+    under a view counts a sample), ``lines`` is what was counted, a lower
+    bound, and ``lines_estimate`` extrapolates it to every byte.
+    """
 
     nbytes: int = 0
     newlines: int = 0
     ends_with_newline: bool = True
-    #: False once lines stopped being counted part way (a fast spliced edge
-    #: under a view): ``lines`` is then what was counted, a lower bound.
+    #: False once some bytes went by uncounted (a fast spliced edge under a view, or a ``tee`` refused).
     lines_complete: bool = True
+    #: The bytes whose newlines ``newlines`` holds: all of ``nbytes`` while ``lines_complete``.
+    counted_bytes: int = 0
 
     def add(self, chunk: bytes | memoryview, newlines: int) -> None:
         if chunk:
             self.nbytes += len(chunk)
+            self.counted_bytes += len(chunk)
             self.newlines += newlines
             self.ends_with_newline = chunk[-1:] == b"\n"
 
     @property
     def lines(self) -> int:
         return self.newlines + (0 if self.ends_with_newline else 1)
+
+    @property
+    def lines_estimate(self) -> int | None:
+        """``lines`` when every byte was counted; otherwise the counted bytes' newline density times
+        all the bytes (so it grows with the bytes, never frozen); None when no byte was counted."""
+        if self.lines_complete:
+            return self.lines
+        if not self.counted_bytes:
+            return None
+        return round(self.newlines * self.nbytes / self.counted_bytes) + (0 if self.ends_with_newline else 1)
 
 
 @dataclass
@@ -189,6 +206,10 @@ class Sink:
     def target_fd(self) -> int | None:
         """The pipe this sink writes into, when it is one (a consumer's stdin)."""
         return None
+
+    def reader_left(self) -> bool:
+        """Whether the sink is gone because nobody reads it any more (EPIPE), not because of another error."""
+        return not self.alive and self.error is None
 
 
 class StreamSink(Sink):
@@ -323,6 +344,9 @@ class LineAssembler(Sink):
     def alive(self) -> bool:
         return self.inner.alive
 
+    def reader_left(self) -> bool:
+        return self.inner.reader_left()
+
 
 class LineMerge(Sink):
     """Fan-in: several pumps into one sink, a whole line at a time (a :class:`LineAssembler` per feeder).
@@ -359,6 +383,9 @@ class LineMerge(Sink):
     def alive(self) -> bool:
         return self.inner.alive
 
+    def reader_left(self) -> bool:
+        return self.inner.reader_left()
+
 
 class LineJoiner(Sink):
     """Several streams into one (the stages' stderr), each line kept whole, nobody held up.
@@ -366,7 +393,7 @@ class LineJoiner(Sink):
     A feeder's unfinished line is held back until its newline arrives, until
     it has waited ``flush_after`` seconds, or until it outgrows
     ``max_partial``; so a progress bar ending in ``\\r`` still shows. Unlike
-    :class:`MergeSink` no feeder ever waits for another: on stderr that wait
+    :class:`LineMerge` no feeder ever waits for another: on stderr that wait
     would deadlock (a stage stuck mid-line while the stage it feeds waits to
     write its own stderr).
     """
@@ -381,6 +408,9 @@ class LineJoiner(Sink):
     @property
     def alive(self) -> bool:
         return self.inner.alive
+
+    def reader_left(self) -> bool:
+        return self.inner.reader_left()
 
     async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
         data = self._partial.pop(feeder, b"") + chunk
@@ -466,6 +496,9 @@ class HeldSink(Sink):
     @property
     def alive(self) -> bool:
         return self.inner.alive
+
+    def reader_left(self) -> bool:
+        return self.inner.reader_left()
 
 
 class CaptureSink(Sink):
@@ -613,9 +646,9 @@ class Pump(_CutEvidence):
         self.counters = [Counter() for _ in sinks]
         self.observers = observers
         self.count_lines = count_lines
-        #: Go on reading (for the observers) when every sink has gone, so the
-        #: producer is never stopped by it: for stderr, whose loss must not
-        #: kill a stage.
+        #: Go on reading (for the observers) when every sink has gone through
+        #: an error (a closed or full stderr), so the producer is not stopped
+        #: by it; a sink whose reader left still ends the pump, as a broken pipe.
         self.keep_draining = keep_draining
         self.waits = WaitClock()
         #: Reused for every read: each chunk is delivered (every write awaited) before the next read.
@@ -628,10 +661,13 @@ class Pump(_CutEvidence):
         #: Per sink: seconds spent waiting for its consumer, and since when the current write waits.
         self._sink_waited = [0.0] * len(sinks)
         self._sink_since: list[float | None] = [None] * len(sinks)
+        self._read_total = 0
+        #: Stop once this many bytes have been read in all (:meth:`finish_pending`).
+        self._read_limit: int | None = None
 
     async def run(self) -> None:
         try:
-            while self._live or self.keep_draining:
+            while (self._live or self.keep_draining) and not self._read_all_owed():
                 self.waits.wait_on("producer")
                 try:
                     # Straight into the pump's own buffer: no copy through
@@ -642,6 +678,7 @@ class Pump(_CutEvidence):
                     break
                 self.waits.wait_on(None)  # ppipe's own work (counting) is nobody's wait
                 self.last_data_at = time.monotonic()
+                self._read_total += size
                 await self._deliver(self._view[:size])
         finally:
             self.waits.wait_on(None)
@@ -667,6 +704,8 @@ class Pump(_CutEvidence):
             elif i in self._live:
                 self._live.remove(i)
                 self._left[i] = True
+        if not self._live and self.keep_draining and any(self.sinks[i].reader_left() for i in live):
+            self.keep_draining = False  # as under a shell: a stderr nobody reads is a broken pipe
         if not self._live and not self.keep_draining:
             self.closed_early = True
             self._note_cut(self._source_fd())
@@ -721,8 +760,25 @@ class Pump(_CutEvidence):
         return None if self.source.closed() else self.source.fileno()
 
     def drain_and_stop(self) -> None:
-        """Stop reading now (the producer's descendants may keep the pipe open for ever)."""
+        """Stops reading now, delivering nothing more (the producer's descendants may keep the pipe open for ever)."""
         self.source.close()
+
+    def finish_pending(self) -> None:
+        """Delivers what the producer's pipe holds now, then stops: later bytes can only be a descendant's.
+
+        For when every stage has exited but a background descendant still
+        holds the pipe and keeps writing into it: what the stages wrote is
+        still delivered in full, and the run can end.
+        """
+        if self.source.closed():
+            return
+        owed = bytes_in_pipe(self.source.fileno()) + self.source._read_buffer_size
+        self._read_limit = self._read_total + owed
+        if owed == 0:
+            self.source.close()
+
+    def _read_all_owed(self) -> bool:
+        return self._read_limit is not None and self._read_total >= self._read_limit
 
     def close(self) -> None:
         """Releases both ends, whatever state the pump is in."""
@@ -837,6 +893,8 @@ class SplicePump(_CutEvidence):
         self._closed = False
         self._last_wake = time.monotonic()
         self.waits = WaitClock()
+        #: Stop once this many bytes have been moved in all (:meth:`finish_pending`).
+        self._move_limit: int | None = None
 
     async def run(self) -> None:
         try:
@@ -894,7 +952,7 @@ class SplicePump(_CutEvidence):
                 self._note_cut(self.source_fd)
                 self._finish()
                 return
-            if moved == 0:  # EOF: the producer closed its output
+            if moved == 0 or self._moved_all_owed():  # EOF: the producer closed its output
                 self._finish()
                 return
             moved_now += moved
@@ -916,8 +974,18 @@ class SplicePump(_CutEvidence):
         the copy is dropped, and teed again next time from the producer's
         pipe, where it still is. A ``tee`` the system refuses (a sandbox)
         ends the counting, not the edge.
+
+        With ``count_lines_below``, counting samples: once this second's
+        counting has copied that many bytes, the rest of the second is
+        spliced uncounted (``Counter.lines_complete`` False), and the next
+        second counts again (:meth:`_watch_rate`), so the cost stays at that
+        rate however fast the edge and the estimate follows the bytes.
         """
         assert self._tap is not None and self._tee is not None
+        _, copied_then = self._window
+        if self._count_lines_below is not None and self._copied - copied_then >= self._count_lines_below:
+            counter.lines_complete = False
+            return self._splice(counter)
         room = self._target_capacity - bytes_in_pipe(self.target_fd)
         if room <= 0:
             raise BlockingIOError  # the consumer is behind; bytes_waiting(source) tells the caller so
@@ -947,15 +1015,14 @@ class SplicePump(_CutEvidence):
         return self._tap_view[:size]
 
     def _watch_rate(self, now: float) -> None:
-        """Stops counting lines once counting has copied more than ``count_lines_below`` within one second."""
+        """Starts a new counting window each second: ``count_lines_below`` more bytes may be counted in it."""
         assert self._count_lines_below is not None
-        start, copied_then = self._window
+        start, _ = self._window
         if now - start >= 1.0:
-            self._window = start, copied_then = now, self._copied
-        if self._copied - copied_then > self._count_lines_below:
-            self._stop_counting()
+            self._window = now, self._copied
 
     def _stop_counting(self) -> None:
+        """Counting ends for good (the system refused a ``tee``): what was counted stays, as a sample."""
         self.counters[0].lines_complete = False
         self._close_tap()
 
@@ -981,6 +1048,9 @@ class SplicePump(_CutEvidence):
         """Seconds the pump has been waiting for its producer (0 while the consumer is behind)."""
         return self.waits.waiting_on("producer")
 
+    def _moved_all_owed(self) -> bool:
+        return self._move_limit is not None and self.counters[0].nbytes >= self._move_limit
+
     def consumer_exited(self, sink: Sink | None) -> None:
         """A consumer process exited; its stdin may still be read by a child it left behind."""
         if not self._closed and readers_left(self.target_fd):
@@ -996,6 +1066,15 @@ class SplicePump(_CutEvidence):
 
     def drain_and_stop(self) -> None:
         self._finish()
+
+    def finish_pending(self) -> None:
+        """Moves what the producer's pipe holds now, then stops (see :meth:`Pump.finish_pending`)."""
+        if self._closed:
+            return
+        owed = bytes_in_pipe(self.source_fd)
+        self._move_limit = self.counters[0].nbytes + owed
+        if owed == 0:
+            self._finish()
 
     def close(self) -> None:
         if self._closed:
