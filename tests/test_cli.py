@@ -106,7 +106,7 @@ def test_report_of_failure_and_to_stderr() -> None:
     result = ppipe("-q", "--report", "-", "true | sh -c 'echo bad >&2; exit 4'")
     assert result.returncode == 4
     stderr = result.stderr.decode()
-    report = json.loads(stderr[stderr.index("{"):])
+    report = json.loads(stderr[stderr.index("{") :])
     stage = report["stages"][1]
     assert (stage["status"], stage["verdict"], stage["failed"], stage["stderr_tail"]) == (4, "failed", True, ["bad"])
     assert report["exit_status"] == 4
@@ -162,16 +162,21 @@ def test_126_and_127(tmp_path: Path) -> None:
 
 
 def test_stdout_closed_early_is_quiet_and_prompt() -> None:
-    result = subprocess.run(["bash", "-c", f"{PPIPE} yes | head -1; echo status=${{PIPESTATUS[0]}}"],
-                            capture_output=True, timeout=30, env=ENV)
+    result = subprocess.run(
+        ["bash", "-c", f"{PPIPE} yes | head -1; echo status=${{PIPESTATUS[0]}}"],
+        capture_output=True,
+        timeout=30,
+        env=ENV,
+    )
     assert result.stdout == b"y\nstatus=0\n"
     assert result.stderr == b""
 
 
 def test_explain_into_a_closed_pipe_is_quiet() -> None:
     long = " | ".join(["cat"] * 300)
-    result = subprocess.run(["bash", "-c", f"{PPIPE} --explain '{long}' | head -1"],
-                            capture_output=True, timeout=30, env=ENV)
+    result = subprocess.run(
+        ["bash", "-c", f"{PPIPE} --explain '{long}' | head -1"], capture_output=True, timeout=30, env=ENV
+    )
     assert result.stdout.startswith(b"pipeline:")
     assert result.stderr == b""
 

@@ -31,19 +31,63 @@ def test_both_readers_know_the_same_options() -> None:
     import typer.main
 
     command = typer.main.get_command(cli.app)
-    declared = {name for param in command.params for name in (*param.opts, *param.secondary_opts)
-                if name.startswith("-")} - {"-h", "--help"}
+    declared = {
+        name for param in command.params for name in (*param.opts, *param.secondary_opts) if name.startswith("-")
+    } - {"-h", "--help"}
     assert declared == OPTIONS
 
 
 _token = st.one_of(
-    st.sampled_from(["--no-fail", "--explain", "-q", "--quiet", "--lines", "--no-lines", "--pager", "--no-pager",
-                     "--", "-x", "--bogus",
-                     "--timeout", "--kill-after", "--report", "--timeout=1.5", "--kill-after=0", "--report=r.json",
-                     "--display", "--display=never", "always", "AUTO", "--progress", "plain", "--progress=none",
-                     "--fork", "--fork=2", "--max-restarts", "--fail-fast", "--tag", "--keep-order", "--block",
-                     "--block=64k", "--task-id", "--tasks=4", "--tasks", "1M",
-                     "3", "0.25", ".5", "1e3", "-1", "nan", "r.json", "-", "seq 3 | wc -l", "cat f"]),
+    st.sampled_from(
+        [
+            "--no-fail",
+            "--explain",
+            "-q",
+            "--quiet",
+            "--lines",
+            "--no-lines",
+            "--pager",
+            "--no-pager",
+            "--",
+            "-x",
+            "--bogus",
+            "--timeout",
+            "--kill-after",
+            "--report",
+            "--timeout=1.5",
+            "--kill-after=0",
+            "--report=r.json",
+            "--display",
+            "--display=never",
+            "always",
+            "AUTO",
+            "--progress",
+            "plain",
+            "--progress=none",
+            "--fork",
+            "--fork=2",
+            "--max-restarts",
+            "--fail-fast",
+            "--tag",
+            "--keep-order",
+            "--block",
+            "--block=64k",
+            "--task-id",
+            "--tasks=4",
+            "--tasks",
+            "1M",
+            "3",
+            "0.25",
+            ".5",
+            "1e3",
+            "-1",
+            "nan",
+            "r.json",
+            "-",
+            "seq 3 | wc -l",
+            "cat f",
+        ]
+    ),
     st.text(alphabet="abc |-=.", max_size=6),
 )
 
@@ -56,22 +100,40 @@ def test_fast_reading_matches_typer_whenever_it_reads(argv: list[str]) -> None:
         assert typer_reading(argv) == quick
 
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    (["seq 3"], Config("seq 3")),
-    (["--timeout", "2", "-q", "seq 3"], Config("seq 3", timeout=2.0, quiet=True)),
-    (["seq 3", "--report=r.json", "--no-lines"], Config("seq 3", report="r.json", lines=False)),
-    (["--", "-grep x"], Config("-grep x")),
-    (["--kill-after=0.5", "--no-fail", "--explain", "x"], Config("x", kill_after=0.5, no_fail=True, explain=True)),
-    (["--fork", "4", "--max-restarts=2", "--tag", "--keep-order", "--block", "64k", "--fail-fast", "x"],
-     Config("x", fork=4, max_restarts=2, tag=True, keep_order=True, block="64k", fail_fast=True)),
-    (["--task-id=3", "--tasks", "8", "x"], Config("x", task_id=3, tasks=8)),
-])
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["seq 3"], Config("seq 3")),
+        (["--timeout", "2", "-q", "seq 3"], Config("seq 3", timeout=2.0, quiet=True)),
+        (["seq 3", "--report=r.json", "--no-lines"], Config("seq 3", report="r.json", lines=False)),
+        (["--", "-grep x"], Config("-grep x")),
+        (["--kill-after=0.5", "--no-fail", "--explain", "x"], Config("x", kill_after=0.5, no_fail=True, explain=True)),
+        (
+            ["--fork", "4", "--max-restarts=2", "--tag", "--keep-order", "--block", "64k", "--fail-fast", "x"],
+            Config("x", fork=4, max_restarts=2, tag=True, keep_order=True, block="64k", fail_fast=True),
+        ),
+        (["--task-id=3", "--tasks", "8", "x"], Config("x", task_id=3, tasks=8)),
+    ],
+)
 def test_fast_reading(argv: list[str], expected: Config) -> None:
     assert quick_parse(argv) == expected
     assert typer_reading(argv) == expected
 
 
-@pytest.mark.parametrize("argv", [[], ["--help"], ["-h"], ["a", "b"], ["--timeout", "x", "a"], ["--timeout"],
-                                  ["--version", "a"], ["--bogus", "a"], ["-qx", "a"], ["--", "a", "b"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--help"],
+        ["-h"],
+        ["a", "b"],
+        ["--timeout", "x", "a"],
+        ["--timeout"],
+        ["--version", "a"],
+        ["--bogus", "a"],
+        ["-qx", "a"],
+        ["--", "a", "b"],
+    ],
+)
 def test_anything_unusual_goes_to_typer(argv: list[str]) -> None:
     assert quick_parse(argv) is None

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import os
+import re
 import shlex
 import signal
 import sys
+import tempfile
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -101,6 +104,111 @@ class Config:
         return VIEW_LINES_BELOW if self.lines is None and self.report is None else None
 
 
+# ---------------------------------------------------------------- option values, read once for both parsers
+
+#: ``--timeout``/``--kill-after``: a plain decimal number (``30``, ``0.5``, ``.5``, ``2e3``) or ``inf``.
+_SECONDS = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity", re.IGNORECASE)
+#: The largest count any option takes: more is a slip of the finger, and far more is past the
+#: digits Python turns into an int at all.
+MOST = 999_999_999
+#: Count options by Config field: (the least value, what the number counts, for the message).
+_COUNTS = {
+    "fork": (0, "a number of shards, 0 (one per CPU) or more"),
+    "max_restarts": (0, "a number of restarts, 0 or more"),
+    "task_id": (0, "a task number, 0 or more (ids count from 0)"),
+    "tasks": (1, "a number of tasks, 1 or more"),
+}
+_CHOICES: dict[str, type[enum.Enum]] = {"display": DisplayMode, "progress": ProgressMode}
+#: Options whose text is kept as given (``--block`` is read when a sharded run is planned).
+_TEXTS = frozenset({"report", "block"})
+
+
+def option_name(field: str) -> str:
+    """``max_restarts`` → ``--max-restarts``."""
+    return "--" + field.replace("_", "-")
+
+
+def read_value(field: str, text: str) -> Any:
+    """The value of the Config field ``field`` given on the command line as ``text``.
+
+    Both command-line parsers read every option value here, so they accept
+    the same values and refuse the others with the same sentence: a
+    :class:`UsageError` (exit status 2) naming the option, what it takes and
+    what it got.
+    """
+    if field in _TEXTS:
+        return text
+    if field in _CHOICES:
+        return read_choice(option_name(field), text, _CHOICES[field])
+    if field in _COUNTS:
+        least, meaning = _COUNTS[field]
+        return read_count(option_name(field), text, least, meaning)
+    return read_seconds(option_name(field), text)
+
+
+def _shown(text: str) -> str:
+    """An option's text as a message quotes it: cut short when it is long (a 5000-digit number)."""
+    return repr(text if len(text) <= 40 else text[:30] + "...")
+
+
+def read_seconds(option: str, text: str) -> float:
+    """A number of seconds as ``timeout(1)`` reads it: decimal, optionally with an exponent, or ``inf``.
+
+    ``1e999`` is ``inf`` too (both: no limit). A sign, ``nan``, hex digits,
+    underscores and spaces are refused.
+    """
+    if not _SECONDS.fullmatch(text):
+        raise UsageError(f"{option} takes a number of seconds such as 30 or 0.5, not {_shown(text)}")
+    return float(text)
+
+
+def read_count(option: str, text: str, least: int, meaning: str) -> int:
+    """A whole number from ``least`` to :data:`MOST`, in ASCII digits (no sign, no ``1e3``)."""
+    if not (text.isascii() and text.isdigit()):
+        raise UsageError(f"{option} takes {meaning}, not {_shown(text)}")
+    if len(text.lstrip("0")) > len(str(MOST)) or int(text) > MOST:
+        raise UsageError(f"{option} is too large: it takes at most {MOST}")
+    if int(text) < least:
+        raise UsageError(f"{option} takes {meaning}, not {_shown(text)}")
+    return int(text)
+
+
+def read_choice(option: str, text: str, choices: type[enum.Enum]) -> str:
+    """One of the enum's values, in any case (``NEVER`` is ``never``)."""
+    names = [str(choice.value) for choice in choices]
+    if text.lower() not in names:
+        raise UsageError(f"{option} takes {', '.join(names[:-1])} or {names[-1]}, not {_shown(text)}")
+    return text.lower()
+
+
+#: ``--block``: a decimal number of bytes with an optional k, M or G (powers of 1024).
+_SIZE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[kKmMgG]?")
+#: The largest ``--block``: ppipe holds about two blocks per shard in memory (GNU parallel stops at 2G).
+MOST_BLOCK = 1 << 30
+
+
+def block_size(text: str) -> int:
+    """The ``--block`` size in bytes; a :class:`UsageError` for anything but a size from 1 byte to 1G."""
+    from .shard_io import parse_size
+
+    if not _SIZE.fullmatch(text):
+        raise UsageError(f"--block takes a size such as 1M, 64k or 65536, not {_shown(text)}")
+    try:
+        size = parse_size(text)
+    except OverflowError:  # more digits than a float holds
+        size = MOST_BLOCK + 1
+    except ValueError:  # less than one byte
+        size = 0
+    if size > MOST_BLOCK:
+        raise UsageError(
+            f"--block {_shown(text)} is too large: it takes at most 1G "
+            "(ppipe holds about two blocks per shard in memory)"
+        )
+    if size < 1:
+        raise UsageError(f"--block takes a size of at least one byte, such as 1M, 64k or 65536, not {_shown(text)}")
+    return size
+
+
 def run_command(config: Config) -> int:
     """Does what the command line asked; returns the exit status.
 
@@ -115,15 +223,15 @@ def run_command(config: Config) -> int:
     graph: Graph | None = None
     try:
         if config.report:
-            report.check_destination(config.report)
-        plan, text = _shards(config)
+            check_report_destination(config.report)
+        plan, placeholders = _shards(config)
         if plan is not None:
             if config.explain:
-                return _print(explain_shards(config.pipeline, plan.offset, plan.total))
+                return print_out(explain_shards(config.pipeline, plan.offset, plan.total))
             return _finish(config, _run_sharded(config, plan))
-        graph = parse(text)
+        graph = parse(config.pipeline, placeholders=placeholders)
         if config.explain:
-            return _print(explain(graph))
+            return print_out(explain(graph))
         config = with_pager(config, graph)
         return _finish(config, _run(graph, config))
     except PpipeError as error:
@@ -151,21 +259,32 @@ def _finish(config: Config, result: RunResult | ShardedResult) -> int:
 
 
 #: Options that only mean something with ``--fork``, by Config field.
-_SHARD_OPTIONS = {"max_restarts": "--max-restarts", "fail_fast": "--fail-fast", "tag": "--tag",
-                  "keep_order": "--keep-order", "block": "--block"}
+_SHARD_OPTIONS = {
+    "max_restarts": "--max-restarts",
+    "fail_fast": "--fail-fast",
+    "tag": "--tag",
+    "keep_order": "--keep-order",
+    "block": "--block",
+}
 
 
-def _shards(config: Config) -> tuple[ShardPlan | None, str]:
-    """The shard plan for ``--fork``, or the pipeline text to run once (placeholders filled for a cluster task).
+def _shards(config: Config) -> tuple[ShardPlan | None, dict[str, str] | None]:
+    """The shard plan for ``--fork``; or, to run once, a cluster task's placeholder values (None: none).
 
     A cluster task's identity (``--task-id/--tasks``, Slurm's or Kubernetes'
     variables) is looked for only when the run is sharded or the pipeline
-    uses a placeholder; without one, placeholders stay as they are.
+    uses a placeholder; without one, placeholders stay as they are. The
+    values go to :func:`~ppipe.syntax.parse`, which puts them into the
+    parsed words: filled into the text, ``{task_id}>f`` would read as ``0>f``.
     """
-    from .syntax import has_placeholders, substitute_placeholders
+    from .syntax import has_placeholders, placeholder_values
 
-    asks_identity = (config.fork is not None or config.task_id is not None or config.tasks is not None
-                     or has_placeholders(config.pipeline))
+    asks_identity = (
+        config.fork is not None
+        or config.task_id is not None
+        or config.tasks is not None
+        or has_placeholders(config.pipeline)
+    )
     identity = None
     if asks_identity:  # the shard machinery is imported only then: it costs a plain run's start-up ~15 ms
         from .shards import cluster_identity
@@ -176,23 +295,28 @@ def _shards(config: Config) -> tuple[ShardPlan | None, str]:
             if getattr(config, name) not in (None, False, 0):
                 raise UsageError(f"{option} needs --fork N")
         if identity is None:
-            return None, config.pipeline
-        return None, substitute_placeholders(config.pipeline, identity.task_id, identity.tasks)
+            return None, None
+        return None, placeholder_values(identity.task_id, identity.tasks)
     if config.pager:
-        raise UsageError("--pager hands the terminal to one stage; a sharded run merges its shards' output "
-                         "(pipe ppipe --fork ... into less instead)")
-    from .shard_io import DEFAULT_BLOCK, parse_size
+        raise UsageError(
+            "--pager hands the terminal to one stage; a sharded run merges its shards' output "
+            "(pipe ppipe --fork ... into less instead)"
+        )
+    from .shard_io import DEFAULT_BLOCK
     from .shards import ShardPlan
 
-    try:
-        block = parse_size(config.block) if config.block is not None else DEFAULT_BLOCK
-    except ValueError as error:
-        raise UsageError(f"--block: {error}; use a size such as 1M, 64k or 65536") from error
-    plan = ShardPlan(config.fork, max_restarts=config.max_restarts, fail_fast=config.fail_fast, tag=config.tag,
-                     keep_order=config.keep_order, block=block)
+    block = block_size(config.block) if config.block is not None else DEFAULT_BLOCK
+    plan = ShardPlan(
+        config.fork,
+        max_restarts=config.max_restarts,
+        fail_fast=config.fail_fast,
+        tag=config.tag,
+        keep_order=config.keep_order,
+        block=block,
+    )
     if identity is not None:
         plan = dataclasses.replace(plan, offset=identity.task_id * plan.local, tasks=identity.tasks * plan.local)
-    return plan, config.pipeline
+    return plan, None
 
 
 #: Programs that take the terminal over to page what they read; ``$PAGER``'s too.
@@ -206,8 +330,10 @@ def with_pager(config: Config, graph: Graph) -> Config:
     """
     last = graph.last_stage()
     if config.pager and last is None:
-        raise UsageError("--pager hands the terminal to the one stage writing the output; "
-                         "this pipeline has none (it ends in a group or a redirection)")
+        raise UsageError(
+            "--pager hands the terminal to the one stage writing the output; "
+            "this pipeline has none (it ends in a group or a redirection)"
+        )
     if config.pager is None:
         on_terminal = sys.stdout is not None and sys.stdout.isatty()
         return dataclasses.replace(config, pager=on_terminal and last is not None and is_pager(last, os.environ))
@@ -228,22 +354,30 @@ def is_pager(stage: Stage, env: Mapping[str, str]) -> bool:
         pager = shlex.split(env.get("PAGER", ""))
     except ValueError:
         return False
-    return (bool(pager) and program == os.path.basename(pager[0]) != "cat"
-            and list(stage.argv[1:len(pager)]) == pager[1:])
+    return (
+        bool(pager) and program == os.path.basename(pager[0]) != "cat" and list(stage.argv[1 : len(pager)]) == pager[1:]
+    )
 
 
 def _options(config: Config) -> dict[str, Any]:
-    return {"no_fail": config.no_fail, "timeout": config.timeout, "kill_after": config.kill_after,
-            "handle_signals": True, "count_lines": config.count_lines,
-            "count_lines_below": config.count_lines_below, "pager": bool(config.pager)}
+    return {
+        "no_fail": config.no_fail,
+        "timeout": config.timeout,
+        "kill_after": config.kill_after,
+        "handle_signals": True,
+        "count_lines": config.count_lines,
+        "count_lines_below": config.count_lines_below,
+        "pager": bool(config.pager),
+    }
 
 
 def _run(graph: Graph, config: Config) -> RunResult:
     """Runs the graph, under the live view when there is one."""
     from .engine import RunOptions, execute  # tornado and asyncio: only when something runs
 
-    return _watched(config, lambda observer: execute(graph, RunOptions(**_options(config), observer=observer)),
-                    shards=False)
+    return _watched(
+        config, lambda observer: execute(graph, RunOptions(**_options(config), observer=observer)), shards=False
+    )
 
 
 def _run_sharded(config: Config, plan: ShardPlan) -> ShardedResult:
@@ -252,8 +386,7 @@ def _run_sharded(config: Config, plan: ShardPlan) -> ShardedResult:
     from .shards import execute_sharded
 
     options = RunOptions(**_options(config))
-    return _watched(config, lambda observer: execute_sharded(config.pipeline, plan, options, observer),
-                    shards=True)
+    return _watched(config, lambda observer: execute_sharded(config.pipeline, plan, options, observer), shards=True)
 
 
 _Result = TypeVar("_Result", "RunResult", "ShardedResult")
@@ -294,16 +427,59 @@ def _same_file(a: int, b: int) -> bool:
     return (first.st_dev, first.st_ino, first.st_rdev) == (second.st_dev, second.st_ino, second.st_rdev)
 
 
+def check_report_destination(destination: str) -> None:
+    """Raises :class:`~ppipe.report.ReportError` (exit status 2), before anything runs, when the report cannot
+    be written to ``destination``.
+
+    Beyond :func:`ppipe.report.check_destination`: a directory is refused
+    (that check takes it for a special file such as a FIFO), and a new file
+    is made and removed where the report will go, since the permission
+    bits do not tell (root is refused a file in ``/sys``, anyone on a
+    read-only mount). An existing special file (a FIFO, ``/dev/stderr``) is
+    not touched: opening a FIFO would wait for its reader.
+    """
+    if destination != "-" and os.path.isdir(destination):
+        raise report.ReportError(f"cannot write the report to {destination}: it is a directory")
+    report.check_destination(destination)
+    if destination == "-" or (os.path.exists(destination) and not os.path.isfile(destination)):
+        return
+    try:
+        with tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(destination)), prefix=".ppipe-report-"):
+            pass
+    except OSError as error:
+        raise report.ReportError(f"cannot write the report to {destination}: {error.strerror}") from error
+
+
 def _write_report(data: dict[str, object], destination: str) -> bool:
     try:
-        report.write(data, destination)
+        if destination == "-":
+            _report_on_stderr(data)
+        else:
+            report.write(data, destination)
     except OSError as error:
         print_error([f"cannot write the report to {destination}: {error.strerror}"])
         return False
     return True
 
 
-def _print(text: str) -> int:
+def _report_on_stderr(data: dict[str, object]) -> None:
+    """``--report -``: the report as the last line ppipe writes on stderr, on a line of its own.
+
+    The run has returned, so every stage has been reaped and every stderr
+    ppipe pumps is drained; only the failure lines come before it. A stage
+    writes its stderr straight to descriptor 2 when there is no view, so
+    ppipe cannot know whether the last byte there was a newline: the report
+    always starts with one. It is compact JSON, ASCII only (a newline in a
+    string is ``\\n``), so it is one line: ``ppipe --report - ... 2>&1 >/dev/null
+    | tail -n 1`` is the report.
+    """
+    if sys.stderr is None:
+        return
+    sys.stderr.write("\n" + json.dumps(data, separators=(",", ":")) + "\n")
+    sys.stderr.flush()
+
+
+def print_out(text: str) -> int:
     """Prints on stdout; a reader that left (``--explain ... | head``) or no stdout at all is not an error."""
     if sys.stdout is None:
         return 0
@@ -335,5 +511,3 @@ def reraise(sig: signal.Signals) -> None:
     sys.stderr.flush()
     signal.signal(sig, signal.SIG_DFL)
     os.kill(os.getpid(), sig)
-
-

@@ -8,21 +8,77 @@ case — known options with well-formed values and one pipeline — straight
 into the same :class:`~ppipe.command.Config`, and anything else (``--help``,
 completion, a typo, a bad value) goes to typer, which explains it. A test
 checks that both readings agree on every command line the fast one accepts,
-and that they know the same options.
+and that they know the same options. Both read option values through
+:func:`ppipe.command.read_value`, so they accept and refuse the same values.
+
+A Ctrl-C while Python is still importing ppipe would print a
+KeyboardInterrupt traceback from wherever the import was; so the first thing
+this module does, when it is the ``ppipe`` program (not a module someone
+imported), is to make SIGINT end ppipe at once, killed by it, as a shell
+expects. Nothing needs cleaning up before the run; :func:`_main` hands
+Ctrl-C back to Python (KeyboardInterrupt, caught by :func:`entry`) before it
+sets anything up. Start-up before this module runs (the interpreter, its
+``site`` and ``.pth`` files, the console script's own ``import re``) is
+beyond any of ppipe's code.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-import signal
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # mypy takes this name as typing's; importing typing would cost start-up time
 if TYPE_CHECKING:
+    import signal as _signal
+    from collections.abc import Sequence
+    from typing import Any
+
     from .command import Config
+else:
+    # The C module the interpreter has loaded already: importing ``signal`` itself would take
+    # half a millisecond during which a Ctrl-C still prints a traceback.
+    import _signal
+
+
+def _ends_at_once(signum: int, frame: object) -> None:
+    """The SIGINT handler during start-up: ppipe dies of the signal, quietly."""
+    _die_of(signum)
+
+
+def _interrupt_ends_at_once() -> None:
+    """Until :func:`_interrupts_raise`, SIGINT ends ppipe at once; an ignored SIGINT (``nohup``) stays ignored."""
+    if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+        _signal.signal(_signal.SIGINT, _ends_at_once)
+
+
+def _interrupts_raise() -> None:
+    """From here a Ctrl-C raises KeyboardInterrupt, so that what the run sets up (the view) is put back on the way
+    out; :func:`entry` catches it and dies of SIGINT. The run's engine puts its own handler in place while
+    stages run, and this one back after."""
+    if _signal.getsignal(_signal.SIGINT) is _ends_at_once:
+        _signal.signal(_signal.SIGINT, _raise_interrupt)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    """Python's own SIGINT handler, but not it: ``asyncio.run`` replaces Python's with one that cancels the main
+    task, and a cancelled run is not an interrupted one."""
+    raise KeyboardInterrupt
+
+
+def _die_of(sig: int) -> None:
+    """Ends ppipe by ``sig`` itself, so that a calling shell sees it (cf. ppipe.command.reraise)."""
+    import contextlib
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # closed, broken, or interrupted mid-write: nothing to save
+            stream.flush()
+    _signal.signal(sig, _signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
+
+
+# The first thing the program does (the rest of this module only defines things); not when imported.
+if os.path.basename(sys.argv[0]) == "ppipe" or sys.argv[0].endswith(os.path.join("ppipe", "__main__.py")):
+    _interrupt_ends_at_once()
 
 #: The environment variable that asks ``ppipe`` for completions (set by the completion scripts).
 COMPLETE_VAR = "_PPIPE_COMPLETE"
@@ -40,58 +96,99 @@ _FLAGS = {
     "--tag": ("tag", True),
     "--keep-order": ("keep_order", True),
 }
-_VALUED = {"--timeout": "timeout", "--kill-after": "kill_after", "--report": "report", "--display": "display",
-           "--progress": "progress", "--fork": "fork", "--max-restarts": "max_restarts", "--block": "block",
-           "--task-id": "task_id", "--tasks": "tasks"}
-_CHOICES = {"display": {"auto", "always", "never"}, "progress": {"none", "plain"}}
-_SECONDS = re.compile(r"(\d+(\.\d*)?|\.\d+)")
-_COUNTS = {"fork": 0, "max_restarts": 0, "task_id": 0, "tasks": 1}  # each with its least value
-_TEXT = {"report", "block"}
+_VALUED = {
+    "--timeout": "timeout",
+    "--kill-after": "kill_after",
+    "--report": "report",
+    "--display": "display",
+    "--progress": "progress",
+    "--fork": "fork",
+    "--max-restarts": "max_restarts",
+    "--block": "block",
+    "--task-id": "task_id",
+    "--tasks": "tasks",
+}
 #: Every option name the fast path knows, for the test that compares it with typer's.
 OPTIONS = frozenset({*_FLAGS, *_VALUED, "--version"})
+#: Options only typer handles, or a valued option without its value: wherever they are, typer reads the line.
+_TYPERS = OPTIONS | {"-h", "--help"}
 
 
-def quick_parse(argv: Sequence[str]) -> Config | None:
-    """The :class:`Config` for a plain, well-formed command line, or None to let typer read it."""
-    values: dict[str, Any] = {}
-    pipeline: str | None = None
+class _Reading:
+    """A command line split into ppipe's options and the other words (the pipeline, when there is one)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str | bool] = {}  # by Config field, as given
+        self.given: list[str] = []  # the option words, as given, for a corrected command line
+        self.words: list[str] = []
+        self.strays: list[str] = []  # words after the pipeline that look like options but are not ppipe's
+
+
+def _read(argv: Sequence[str]) -> _Reading | None:
+    """``argv`` split into options and words; None when it asks for typer (help, a typo, a missing value).
+
+    After the first word, an unknown ``-x`` is taken for a word: ``ppipe ls -l`` is a pipeline
+    that was not quoted, not a typo for one of ppipe's options.
+    """
+    reading = _Reading()
     args = list(argv)
     while args:
         arg = args.pop(0)
         name, has_value, inline = arg.partition("=")
         if arg == "--":
-            if len(args) != 1 or pipeline is not None:
-                return None
-            pipeline = args.pop()
-        elif arg in _FLAGS:
+            reading.words += args
+            break
+        if arg in _FLAGS:
             key, flag = _FLAGS[arg]
-            values[key] = flag
+            reading.values[key] = flag
+            reading.given.append(arg)
         elif name in _VALUED and (has_value or args):
             value = inline if has_value else args.pop(0)
-            key = _VALUED[name]
-            if key in _CHOICES:
-                if value not in _CHOICES[key]:
-                    return None
-                values[key] = value
-            elif key in _COUNTS:
-                if not value.isdigit() or not value.isascii() or int(value) < _COUNTS[key]:
-                    return None
-                values[key] = int(value)
-            elif key not in _TEXT:
-                if not _SECONDS.fullmatch(value):
-                    return None
-                values[key] = float(value)
-            else:
-                values[key] = value
-        elif arg.startswith("-") or pipeline is not None:
+            reading.values[_VALUED[name]] = value
+            reading.given += [arg] if has_value else [arg, value]
+        elif arg.startswith("-") and arg != "-" and (not reading.words or name in _TYPERS):
             return None
         else:
-            pipeline = arg
-    if pipeline is None:
-        return None
-    from .command import Config
+            if arg.startswith("-") and arg != "-":
+                reading.strays.append(arg)
+            reading.words.append(arg)
+    return reading
 
-    return Config(pipeline=pipeline, **values)
+
+def quick_parse(argv: Sequence[str]) -> Config | None:
+    """The :class:`Config` for a plain, well-formed command line, or None to let typer read it."""
+    from .command import Config, read_value
+    from .errors import UsageError
+
+    reading = _read(argv)
+    if reading is None or len(reading.words) != 1 or reading.strays:
+        return None
+    try:
+        values: dict[str, Any] = {
+            key: value if isinstance(value, bool) else read_value(key, value) for key, value in reading.values.items()
+        }
+    except UsageError:
+        return None  # typer says why, in the same words
+    return Config(pipeline=reading.words[0], **values)
+
+
+def unquoted_pipeline(argv: Sequence[str]) -> str | None:
+    """The message for a pipeline given as several words (``ppipe seq 1 3``), or None.
+
+    It shows the command line that was meant, the pipeline quoted as one
+    argument. The shell has already taken a ``|`` for itself
+    (``ppipe grep x | sort``), so the message says the pipes go inside too.
+    """
+    reading = _read(argv)
+    if reading is None or len(reading.words) < 2:
+        return None
+    import shlex
+
+    text = " ".join(reading.words)
+    quoted = f'"{text}"' if not any(c in text for c in '"$`\\!') else shlex.quote(text)
+    line = shlex.join(["ppipe", *reading.given]) + (" -- " if text.startswith("-") else " ") + quoted
+    strays = f" (ppipe has no option {reading.strays[0]})" if reading.strays else ""
+    return f"give the pipeline as one quoted argument, pipes included: {line}{strays}"
 
 
 def _ensure_standard_descriptors() -> None:
@@ -117,11 +214,12 @@ def entry() -> None:
     Everything beyond the standard library is imported inside the ``try``,
     so a Ctrl-C while ppipe is still loading ends it as cleanly as one later.
     """
+    _interrupt_ends_at_once()  # already done when this module was imported as the program
     _ensure_standard_descriptors()
     try:
         sys.exit(_main(sys.argv[1:]))
     except KeyboardInterrupt:
-        _die_of(signal.SIGINT)
+        _die_of(_signal.SIGINT)
     except Exception as error:
         if os.environ.get("PPIPE_DEBUG"):
             raise
@@ -131,35 +229,54 @@ def entry() -> None:
         sys.exit(1)
 
 
-def _die_of(sig: signal.Signals) -> None:
-    """Ends ppipe by ``sig`` itself, so that a calling shell sees it (cf. ppipe.command.reraise)."""
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-        sys.stderr.flush()
-    signal.signal(sig, signal.SIG_DFL)
-    os.kill(os.getpid(), sig)
-
-
 def _main(argv: list[str]) -> int:
+    """The exit status of the command line ``argv``: the fast path's run, a usage error, or typer's reading."""
+    from .command import print_error, print_out, run_command
+
     if argv == ["--version"]:
         from . import __version__
 
-        print(f"ppipe {__version__}")
-        return 0
-    config = None if COMPLETE_VAR in os.environ else quick_parse(argv)
+        return print_out(f"ppipe {__version__}\n")
+    completing = COMPLETE_VAR in os.environ
+    config = None if completing else quick_parse(argv)
+    unquoted = None if completing or config is not None else unquoted_pipeline(argv)
+    if unquoted is not None:
+        print_error([unquoted])
+        return 2
+    _interrupts_raise()
     if config is not None:
-        from .command import run_command
-
         return run_command(config)
-    return _with_typer()
+    return _with_typer(argv)
 
 
-def _with_typer() -> int:
+def _with_typer(argv: list[str]) -> int:
+    """Typer reads the command line: help, completion, and every error in one ``ppipe:`` sentence."""
+    import typer.main
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+
     from .cli import app
+    from .command import print_error
+    from .errors import PpipeError
 
     if COMPLETE_VAR in os.environ:
         from typer._completion_classes import completion_init
 
         completion_init()
-    app(prog_name="ppipe")
-    return 0  # typer exits on its own; this is not reached
+    try:
+        status = typer.main.get_command(app).main(argv, prog_name="ppipe", standalone_mode=False)
+    except NoArgsIsHelpError as error:
+        error.show()  # no arguments at all: the help, as a usage error
+        return 2
+    except ClickException as error:
+        print_error([_sentence(error.format_message())])
+        return error.exit_code
+    except PpipeError as error:  # a bad option value, read by ppipe.command.read_value
+        print_error(str(error).splitlines())
+        return error.status
+    return status if isinstance(status, int) else 0
+
+
+def _sentence(message: str) -> str:
+    """Click's message as one of ppipe's lines: ``No such option: -x.`` → ``no such option: -x (see ppipe -h)``."""
+    first = message[:1].lower() if message[1:2].islower() else message[:1]
+    return f"{first}{message[1:].rstrip('.')} (see ppipe -h)"
