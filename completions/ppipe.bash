@@ -1,9 +1,14 @@
 _ppipe_completion() {
-    local IFS=$'
-'
+    local IFS=$'\n'
     COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \
                    COMP_CWORD=$COMP_CWORD \
                    _PPIPE_COMPLETE=complete_bash $1 ) )
+    if [[ ${COMP_WORDS[COMP_CWORD]} == [\"\']* ]]; then
+        compopt -o nospace
+        if (( ${#COMPREPLY[@]} == 1 )); then
+            COMPREPLY+=( "${COMPREPLY[0]} " )
+        fi
+    fi
     return 0
 }
 

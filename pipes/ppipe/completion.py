@@ -68,12 +68,38 @@ def _files(prefix: str) -> set[str]:
     return result
 
 
+#: Typer's bash shim, and then: inside the quoted pipeline, the quote stays open and no space is added.
+#: readline closes the quote after a candidate that is the only one, and no option of ``compopt`` stops
+#: it; so a lone candidate is offered twice, once with a trailing space, and readline inserts what the
+#: two share: the completed text, quote open. (Listing the candidates then shows it twice.)
+_BASH = """\
+_ppipe_completion() {
+    local IFS=$'\\n'
+    COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \\
+                   COMP_CWORD=$COMP_CWORD \\
+                   %(complete_var)s=complete_bash $1 ) )
+    if [[ ${COMP_WORDS[COMP_CWORD]} == [\\"\\']* ]]; then
+        compopt -o nospace
+        if (( ${#COMPREPLY[@]} == 1 )); then
+            COMPREPLY+=( "${COMPREPLY[0]} " )
+        fi
+    fi
+    return 0
+}
+
+complete -o default -F _ppipe_completion ppipe
+"""
+
+
 def script(shell: str) -> str:
-    """The completion script for ``shell`` (bash, zsh or fish), as typer generates it."""
+    """The completion script for ``shell`` (bash, zsh or fish): typer's, and for bash one that keeps the
+    pipeline's quote open (see ``_BASH``)."""
     from typer._completion_shared import get_completion_script
 
     from .entry import COMPLETE_VAR
 
+    if shell == "bash":
+        return _BASH % {"complete_var": COMPLETE_VAR}
     return get_completion_script(prog_name="ppipe", complete_var=COMPLETE_VAR, shell=shell) + "\n"
 
 
