@@ -199,7 +199,20 @@ def _resolve(command: str, path_var: str) -> str | CommandProblem:
         if problem is None:
             return candidate
         unusable = unusable or problem
-    return unusable or CommandProblem(0, command, "command not found", ExitStatus.NOT_FOUND)
+    if unusable is not None:
+        return unusable
+    if command in SHELL_BUILTINS:
+        reason = f"a shell builtin, which cannot be a stage of its own; run it in a shell: sh -c '{command} ...'"
+        return CommandProblem(0, command, reason, ExitStatus.NOT_FOUND)
+    return CommandProblem(0, command, "command not found", ExitStatus.NOT_FOUND)
+
+
+#: Commands that exist only inside a shell (no program on PATH does their work): named as such when missing.
+SHELL_BUILTINS = frozenset(
+    "cd . source export unset set alias unalias exit exec eval shift trap return break continue ulimit umask "
+    "wait jobs fg bg disown history declare local readonly typeset let pushd popd dirs shopt builtin hash "
+    "type getopts read".split()
+)
 
 
 def _check_executable(path: str) -> CommandProblem | None:
@@ -212,6 +225,50 @@ def _check_executable(path: str) -> CommandProblem | None:
     if not os.access(path, os.X_OK):
         return CommandProblem(0, path, "permission denied (not executable)", ExitStatus.NOT_EXECUTABLE)
     return None
+
+
+#: How much of a file bash reads to tell a script from a binary (``HASH_BANG_BUFSIZ``).
+_SAMPLE_SIZE = 128
+
+
+def _looks_binary(path: str) -> bool:
+    """bash's ``check_binary_file``: an ELF header, or a NUL byte on the first line of the first 128 bytes.
+
+    A file the kernel refused to run (ENOEXEC) is handed to ``sh`` only when
+    this says it is text; an executable for another machine would otherwise
+    be read as a shell script, and its text parts run as commands.
+    """
+    try:
+        with open(path, "rb") as handle:
+            sample = handle.read(_SAMPLE_SIZE)
+    except OSError:
+        return False  # sh then says what is wrong with it
+    if sample.startswith(b"\x7fELF"):
+        return True
+    lines_checked = None if sample.startswith(b"#!") else 1  # after #!, a NUL anywhere in the sample
+    first_lines = sample if lines_checked is None else sample.split(b"\n", 1)[0]
+    return b"\0" in first_lines
+
+
+def _exec_failure(command: str, path: str, error: OSError) -> str:
+    """What to say when exec refused a resolved command: bash's words, naming a missing interpreter."""
+    interpreter = _interpreter(path) if error.errno == errno.ENOENT else None
+    if interpreter is not None:
+        return f"{command}: {interpreter}: bad interpreter: {error.strerror}"
+    return f"{command}: {error.strerror}"
+
+
+def _interpreter(path: str) -> str | None:
+    """The program a ``#!`` line names, if the file has one."""
+    try:
+        with open(path, "rb") as handle:
+            first = handle.read(_SAMPLE_SIZE)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].split(b"\n", 1)[0].split()
+    return os.fsdecode(words[0]) if words else None
 
 
 # ---------------------------------------------------------------- process-wide hooks
@@ -491,9 +548,15 @@ class Execution:
 
     def _spawn_all(self) -> None:
         stdin_fd, stdout_fd = self._boundary_fds()
+        # Everything that opens a file of its own (ctypes, libc) is loaded before the
+        # wiring takes descriptors, so that it cannot fail for want of one later.
+        hook = parent_death_hook()
+        if self.options.count_lines:
+            tee_function()
         try:
             self._wire_inputs(stdin_fd)
             self._wire_outputs(stdout_fd)
+            self._check_headroom()
         except OSError as error:
             self._unwire()
             if error.errno in (errno.EMFILE, errno.ENFILE):
@@ -502,7 +565,6 @@ class Execution:
                                  f"allows (about 6 per stage, 8 when lines are counted); "
                                  f"raise it with ulimit -n") from error
             raise PpipeError(f"cannot set up the pipes: {error.strerror}") from error
-        hook = parent_death_hook()
         for proc in self.procs.values():
             self._spawn(proc, hook)
         for pump in self.pumps:
@@ -513,12 +575,28 @@ class Execution:
             self.stdin_feed = asyncio.ensure_future(self._copy_stdin(source))
             self.pump_tasks.append(self.stdin_feed)
 
+    def _check_headroom(self) -> None:
+        """Raises EMFILE unless the descriptors that starting the stages still needs are there.
+
+        Once wired, each start still opens a few: ``Popen``'s exec-status pipe
+        and the stage's redirections. Finding out then would leave some
+        stages running and others not; the whole need is checked up front,
+        so that a run either starts every stage or none.
+        """
+        needed = 4 + max((len(stage.redirects) for stage in self.graph), default=0)
+        spare: list[int] = []
+        try:
+            for _ in range(needed):
+                spare.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        finally:
+            for fd in spare:
+                os.close(fd)
+
     async def _copy_stdin(self, source: bytes | AsyncIterator[bytes]) -> None:
         try:
             await self.stdin_copies.run(source)
         except OSError as error:  # a closed stdin, a device error: the readers get EOF, the run fails
             self.io_error = f"cannot read the input: {error.strerror}"
-            self._say(f"ppipe: {self.io_error}\n")
 
     def _feeds_stdin(self) -> bool:
         """Whether ppipe copies its input to the stages itself: bytes given, or several stages reading
@@ -691,7 +769,6 @@ class Execution:
                 self._apply_redirects(proc.stage, fds)
             except OSError as error:
                 proc.error = f"{error.filename}: {error.strerror}"
-                self._say(f"ppipe: stage {sid}: {proc.error}\n")
                 return
             env = {**self.env, **dict(proc.stage.env)}
             proc.started_at = time.time()
@@ -699,14 +776,14 @@ class Execution:
                 proc.process = self._popen(proc, fds, env, hook)
             except ValueError as error:  # an argument or variable holding a NUL byte
                 proc.error = f"{proc.stage.argv[0]}: cannot be run: {error}"
-                self._say(f"ppipe: stage {sid}: {proc.error}\n")
                 return
             except OSError as error:
-                # Resolved, yet exec failed (a #! naming a missing interpreter,
-                # a file that vanished): bash says 126 for these.
-                proc.error = f"{proc.stage.argv[0]}: {error.strerror}"
-                proc.error_status = ExitStatus.NOT_EXECUTABLE
-                self._say(f"ppipe: stage {sid}: {proc.error}\n")
+                # Resolved, yet exec failed: as bash, 127 when something named is
+                # missing (a #! naming a missing interpreter, a file that vanished),
+                # 126 otherwise (a binary for another machine, no permission).
+                proc.error = _exec_failure(proc.stage.argv[0], proc.path, error)
+                missing = error.errno == errno.ENOENT
+                proc.error_status = ExitStatus.NOT_FOUND if missing else ExitStatus.NOT_EXECUTABLE
                 return
             proc.pid = proc.process.pid
             proc.input_size = _regular_file_size(fds[0])
@@ -728,7 +805,9 @@ class Execution:
         except OSError as error:
             if error.errno != errno.ENOEXEC:
                 raise
-        # No #! line: run it with sh, as bash and execvp do.
+        # No #! line: run it with sh, as bash and execvp do; but never a binary file.
+        if _looks_binary(path):
+            raise OSError(errno.ENOEXEC, "cannot execute binary file", path)
         return Subprocess(["sh", path, *argv[1:]], executable="/bin/sh", stdin=fds[0], stdout=fds[1],
                           stderr=fds[2], env=env, cwd=self.options.cwd, close_fds=True, preexec_fn=hook)
 
@@ -761,10 +840,6 @@ class Execution:
         if any(e.with_stderr for e in self.graph.outputs(stage.id)):
             fds[2] = fds[1]
         self.child_fds[stage.id].update(opened)
-
-    def _say(self, message: str) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._stderr_fd, message.encode(errors="surrogateescape"))
 
     # -- waiting
 

@@ -74,6 +74,7 @@ import json
 import os
 import stat
 import sys
+import tempfile
 from typing import Any
 
 from . import __version__
@@ -202,14 +203,38 @@ def write(report: dict[str, Any], destination: str) -> None:
         with open(destination, "w", encoding="utf-8") as handle:
             handle.write(text)
         return
-    tmp = f"{destination}.tmp{os.getpid()}"
+    _replace_with(destination, text)
+
+
+def _replace_with(destination: str, text: str) -> None:
+    """Replaces ``destination`` by a file holding ``text``, so that a reader never sees half a report.
+
+    The text goes first into a new file of a random name beside it, created
+    exclusively (``mkstemp``: ``O_EXCL``, and a symlink planted at any name
+    is never followed or replaced), then renamed over ``destination``. The
+    new file gets the mode an ``open()`` would have given it: the existing
+    file's, or 0666 less the umask.
+    """
+    directory = os.path.dirname(os.path.abspath(destination))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(destination)}.", suffix=".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), _mode_for(destination))
             handle.write(text)
-        os.replace(tmp, destination)  # a reader never sees half a report
-    finally:
+        os.replace(tmp, destination)
+    except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+def _mode_for(destination: str) -> int:
+    try:
+        return stat.S_IMODE(os.stat(destination).st_mode)
+    except OSError:
+        umask = os.umask(0o22)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _is_special(path: str) -> bool:
