@@ -261,6 +261,7 @@ def test_shard_rows_show_their_states_whole(width: int) -> None:
     assert_only_commands_cut(lines, width, ("stage-1 --flag", "stage-2 --flag", "stage-3 --flag"))
     words = " ".join(lines).split()
     assert {"running", "restarting", "done", "exit"} <= set(words), lines
+    assert any(line.startswith("2 shards: 1 running · 1 restarting") for line in lines), lines
 
 
 # -- the bottleneck mark

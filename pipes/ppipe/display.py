@@ -672,11 +672,11 @@ class ShardView(_TerminalView):
                 room -= len(stages)
                 rows.extend(_stage_row(stage) for stage in stages)
         states = [s.state for s in snapshot.shards]
-        counts = [Text(f"{states.count(name)} {name}") for name in _SHARD_STYLES if states.count(name)]
+        counts = [f"{states.count(name)} {name}" for name in _SHARD_STYLES if states.count(name)]
         moved = sum(s.bytes_out for s in snapshot.shards)
         parts = [
-            Text(f"{len(snapshot.shards)} shards:"),
-            *counts,
+            Text(f"{len(snapshot.shards)} shards: {counts[0]}" if counts else f"{len(snapshot.shards)} shards"),
+            *(Text(count) for count in counts[1:]),
             Text(f"{human_bytes(moved)} out"),
             Text(_seconds(snapshot.elapsed)),
         ]
