@@ -62,26 +62,41 @@ def splittable(fd: int) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)
 
 
-async def split_input(chunks: AsyncIterator[bytes], inputs: list[ShardInput], block: int) -> None:
-    """Deals whole-line blocks of ``chunks`` round-robin to ``inputs``, then ends every input."""
+async def split_input(chunks: AsyncIterator[bytes], inputs: list[ShardInput], block: int,
+                      size: int | None = None) -> None:
+    """Deals whole-line blocks of ``chunks`` round-robin to ``inputs``, then ends every input.
+
+    After a read error the shards get what was read, then EOF, and the
+    error is raised. Stopped (cancelled) half-way, the bytes read but not
+    dealt yet are counted as the next shard's undelivered input: every
+    byte read is accounted for. ``size`` is the input's whole size when it
+    is known (bytes given in memory): all of it then counts as read.
+    """
     pending = bytearray()
     turn = 0
+    read = 0
+    read_error: OSError | None = None
     try:
         async for chunk in chunks:
+            read += len(chunk)
             pending += chunk
-            while len(pending) >= block:
-                cut = _block_end(pending, block)
-                if not cut:
-                    break  # a line longer than a block: wait for its newline
-                await inputs[turn % len(inputs)].send(bytes(pending[:cut]))
+            # No cut yet for a line longer than a block: wait for its newline.
+            while len(pending) >= block and (cut := _block_end(pending, block)):
+                dealt, receiver = bytes(pending[:cut]), inputs[turn % len(inputs)]
                 del pending[:cut]
                 turn += 1
-        if pending:
-            await inputs[turn % len(inputs)].send(bytes(pending))
-    finally:
-        # Also after a read error: the shards get what was read, then EOF.
-        for shard_input in inputs:
-            await shard_input.end()
+                await receiver.send(dealt)
+    except OSError as error:
+        read_error = error
+    except asyncio.CancelledError:
+        inputs[turn % len(inputs)].count_unsent(len(pending) + (size - read if size is not None else 0))
+        raise
+    if pending:
+        await inputs[turn % len(inputs)].send(bytes(pending))
+    for shard_input in inputs:
+        await shard_input.end()
+    if read_error is not None:
+        raise read_error
 
 
 def _block_end(data: bytearray, block: int) -> int:
@@ -96,27 +111,47 @@ class ShardInput:
     :meth:`send` waits while the shard's queue is full (backpressure on the
     dealing). :meth:`attach` gives it a new attempt's stdin — a new attempt
     means the last one has ended, so feeding switches at once; :meth:`detach`
-    says the shard will have no more attempts, after which blocks are
-    counted in ``undelivered`` and dropped. With ``spool`` every block is
-    also kept on disk, and each attempt after the first is fed them all
-    again before the rest. ``delivered`` counts each byte once, at its first
-    delivery.
+    says the shard will have no more attempts, after which blocks are only
+    counted. With ``spool`` every block is also kept on disk, and each
+    attempt after the first is fed them all again before the rest.
+
+    The figures add up: ``received`` counts every byte dealt to the shard,
+    ``delivered`` the longest start of them that an attempt's stdin took
+    (each byte once, however often it was fed again), ``undelivered`` the
+    rest — bytes the shard's attempts never took (they stopped reading, or
+    the shard had ended).
+
+    A spool that cannot be kept (a full ``TMPDIR``) is dropped, not
+    trusted: the attempts carry on with the input as it comes, and
+    ``spool_error`` says why no attempt can be fed it all again (so the
+    shard must not be restarted).
     """
 
     def __init__(self, spool: bool) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1)  # None: the end
-        # Appending, unbuffered, read back with pread; closed by close() when the run ends.
-        self.spool: IO[bytes] | None = (
-            tempfile.TemporaryFile("a+b", buffering=0, prefix="ppipe-input-") if spool else None)  # noqa: SIM115
+        self.received = 0
         self.delivered = 0
-        self.undelivered = 0
+        self.spool_error: str | None = None
+        self.spool: IO[bytes] | None = None
+        if spool:
+            self.spool = self._open_spool()
+        self._taken = 0  # bytes taken off the queue: where the next block starts in the shard's input
         self._ended = False
         self._all_taken = False
         self._attached = 0
         self._target: PipeIOStream | None = None
         self._feeding: asyncio.Future[None] | None = None
 
+    @property
+    def undelivered(self) -> int:
+        return self.received - self.delivered
+
+    def count_unsent(self, nbytes: int) -> None:
+        """Bytes read for this shard that the dealing could not send (it was stopped): undelivered."""
+        self.received += nbytes
+
     async def send(self, block: bytes) -> None:
+        self.received += len(block)  # counted before the wait: a block cut off while queued is undelivered
         await self.queue.put(block)
 
     async def end(self) -> None:
@@ -125,11 +160,15 @@ class ShardInput:
             self._ended = True
             await self.queue.put(None)
 
-    def attach(self, fd: int) -> None:
-        """A new attempt started; ``fd`` is the write end of its stdin."""
+    def attach(self, fd: int, lost: Callable[[str], None]) -> None:
+        """A new attempt started; ``fd`` is the write end of its stdin.
+
+        ``lost`` is called with the reason when the attempt cannot be fed
+        the input its shard already had (the spool could not be read back).
+        """
         self._stop_feeding()
         self._target = stream(fd)
-        self._feeding = asyncio.ensure_future(self._feed(self._target, replay=self._attached > 0))
+        self._feeding = asyncio.ensure_future(self._feed(self._target, self._attached > 0, lost))
         self._attached += 1
 
     def detach(self) -> None:
@@ -144,44 +183,80 @@ class ShardInput:
             self._target.close()
             self._target = None
 
-    async def _feed(self, target: PipeIOStream, replay: bool) -> None:
+    async def _feed(self, target: PipeIOStream, replay: bool, lost: Callable[[str], None]) -> None:
         try:
-            if replay:
-                await self._replay(target)
+            if replay and not await self._replay(target, lost):
+                return
             while not self._all_taken:
                 block = await self.queue.get()
                 if block is None:
                     self._all_taken = True
                     break
-                if self.spool is not None:
-                    self.spool.write(block)
-                try:
-                    await _write_all(target, block)
-                except asyncio.CancelledError:
-                    if self.spool is None:  # no restart will see it again
-                        self.undelivered += len(block)
-                    raise
-                self.delivered += len(block)
+                start, self._taken = self._taken, self._taken + len(block)
+                self._keep(block)
+                await self._give(target, block, start)
         except StreamClosedError:
             pass  # this attempt stopped reading; a restart, if any, gets everything again
         finally:
             target.close()
 
-    async def _replay(self, target: PipeIOStream) -> None:
+    def _keep(self, block: bytes) -> None:
+        """Spools ``block``; a short write is retried, so only an error (a full disk) stops it."""
         if self.spool is None:
             return
+        rest = memoryview(block)
+        try:
+            while rest:
+                rest = rest[self.spool.write(rest):]
+        except OSError as error:
+            self._drop_spool(error)
+
+    async def _give(self, target: PipeIOStream, data: bytes | memoryview, start: int) -> None:
+        """Writes ``data``, which is at ``start`` in the shard's input, counting what the attempt took."""
+
+        def taken(end: int) -> None:
+            self.delivered = max(self.delivered, start + end)
+
+        await write_all(target, data, taken)
+
+    async def _replay(self, target: PipeIOStream, lost: Callable[[str], None]) -> bool:
+        """Feeds ``target`` everything the shard had so far; False (after ``lost``) when it cannot."""
+        if self.spool is None:
+            lost(self.spool_error or "cannot feed its input again: it was not kept")
+            return False
         offset = 0
-        while data := os.pread(self.spool.fileno(), CHUNK, offset):
+        while offset < self._taken:
+            try:
+                data = os.pread(self.spool.fileno(), CHUNK, offset)
+            except OSError as error:
+                self._drop_spool(error)
+                lost(f"cannot be fed its input again: {held_problem(error)}")
+                return False
+            if not data:
+                lost("cannot be fed its input again: the kept input ended short")
+                return False
+            await self._give(target, data, offset)
             offset += len(data)
-            await target.write(data)
+        return True
+
+    def _open_spool(self) -> IO[bytes] | None:
+        try:
+            # Appending, unbuffered, read back with pread; closed by close() when the run ends.
+            return tempfile.TemporaryFile("a+b", buffering=0, prefix="ppipe-input-")
+        except OSError as error:
+            self._drop_spool(error)
+            return None
+
+    def _drop_spool(self, error: OSError) -> None:
+        self.spool_error = f"cannot keep its input for a restart: {held_problem(error)}"
+        if self.spool is not None:
+            self.spool.close()  # frees its room in TMPDIR for the others
+            self.spool = None
 
     async def _drop(self) -> None:
         while not self._all_taken:
             block = await self.queue.get()
-            if block is None:
-                self._all_taken = True
-            else:
-                self.undelivered += len(block)
+            self._all_taken = block is None
 
     def close(self) -> None:
         self._stop_feeding()
@@ -189,11 +264,24 @@ class ShardInput:
             self.spool.close()
 
 
-async def _write_all(target: PipeIOStream, data: bytes) -> None:
-    """Writes ``data`` a ``CHUNK`` at a time: the stream's buffer is capped, and a block may be larger."""
+async def write_all(target: PipeIOStream, data: bytes | memoryview,
+                    taken: Callable[[int], None] | None = None) -> None:
+    """Writes ``data`` a ``CHUNK`` at a time: the stream's buffer is capped, and ``data`` may be larger.
+
+    ``taken`` hears, after each piece, how many bytes of ``data`` the OS
+    has taken so far. Raises ``StreamClosedError`` when the reader has gone.
+    """
     view = memoryview(data)
     for start in range(0, len(view), CHUNK):
-        await target.write(view[start:start + CHUNK])
+        end = min(start + CHUNK, len(view))
+        await target.write(view[start:end])
+        if taken is not None:
+            taken(end)
+
+
+def held_problem(error: OSError) -> str:
+    """Why ppipe could not keep something in a temporary file, and where: ``No space left on device (TMPDIR=/tmp)``."""
+    return f"{error.strerror or error} (TMPDIR={tempfile.gettempdir()})"
 
 
 class TagSink(Sink):
@@ -247,6 +335,66 @@ class Lasting(Sink):
         await self.inner.finish(self)
 
 
+class _AttemptShare(Sink):
+    """One attempt's way into the shared output: giving it up (:meth:`abandon`) gives up only this attempt's."""
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner = inner
+
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
+        return self.alive and await self.inner.write(chunk, feeder)
+
+    async def finish(self, feeder: object) -> None:
+        await self.inner.finish(feeder)
+
+    @property
+    def alive(self) -> bool:
+        return not self._gone and self.inner.alive
+
+
+class KeptOrLost(Sink):
+    """An attempt's output, which ppipe may have to keep on disk (an unfinished line, ``--keep-order``).
+
+    When it cannot (``OSError``: a full ``TMPDIR``), the attempt's output
+    is given up at once — its producer is stopped as if its reader had
+    gone, and what was kept is freed — and ``lost`` is told why, so the
+    run can fail naming it rather than pass with the output missing.
+    """
+
+    def __init__(self, inner: Sink, lost: Callable[[str], None]) -> None:
+        self.inner = inner
+        self.lost = lost
+
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
+        if self._gone:
+            return False
+        try:
+            return await self.inner.write(chunk, feeder)
+        except OSError as error:
+            self._give_up(error)
+            return False
+
+    async def finish(self, feeder: object) -> None:
+        if self._gone:
+            return
+        try:
+            await self.inner.finish(feeder)
+        except OSError as error:
+            self._give_up(error)
+
+    def _give_up(self, error: OSError) -> None:
+        self.abandon()
+        self.lost(f"cannot keep its output: {held_problem(error)}")
+
+    def abandon(self) -> None:
+        self._gone = True
+        self.inner.abandon()
+
+    @property
+    def alive(self) -> bool:
+        return not self._gone and self.inner.alive
+
+
 class OutputMerge:
     """ppipe's stdout during a sharded run: whole lines from every attempt, tagged and ordered as asked."""
 
@@ -265,11 +413,13 @@ class OutputMerge:
             self.target.abandon()
         return self.target.alive
 
-    def sink_for(self, task_id: int, shard_index: int) -> Sink:
-        """The sink one attempt of a shard writes its stdout into."""
-        sink: Sink = LineAssembler(self.target if self.gates is None else self.gates[shard_index], self.lock,
-                                   end_lines=True)
-        return TagSink(sink, f"{task_id}\t".encode()) if self.tag else sink
+    def sink_for(self, task_id: int, shard_index: int, *, lost: Callable[[str], None]) -> Sink:
+        """The sink one attempt of a shard writes its stdout into; ``lost`` hears when it cannot keep it."""
+        shared = self.target if self.gates is None else self.gates[shard_index]
+        sink: Sink = LineAssembler(_AttemptShare(shared), self.lock, end_lines=True)
+        if self.tag:
+            sink = TagSink(sink, f"{task_id}\t".encode())
+        return KeptOrLost(sink, lost)
 
     async def shard_done(self, shard_index: int) -> None:
         """With ``--keep-order``: a shard will write no more; the next ones' output may follow."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import resource
@@ -32,7 +33,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -208,6 +209,12 @@ class _Attempt:
     snapshot: RunSnapshot | None = None
     out_pump: Pump | None = None
     pump_tasks: list[asyncio.Future[None]] = field(default_factory=list)
+    #: What ppipe could not hold for this attempt (its output, its input for a restart), if anything:
+    #: the attempt then fails, whatever its pipeline did.
+    lost: str | None = None
+
+    def lose(self, why: str) -> None:
+        self.lost = why if self.lost is None else f"{self.lost}; {why}"
 
     @property
     def reported(self) -> bool:
@@ -223,7 +230,14 @@ class _Attempt:
             error = _describe_wait(self.wait_status) + " before it reported"
         elif not self.reported:
             error = "the shard process ended before it reported"
-        return ShardAttempt(self.number, self.pid, self.started_at, self.ended_at, self.result, error,
+        result = self.result
+        if self.lost is not None:
+            if result is not None:
+                result = dataclasses.replace(result, exit_status=result.exit_status or ExitStatus.FAILURE,
+                                             io_error="; ".join(filter(None, (result.io_error, self.lost))))
+            else:
+                error = "; ".join(filter(None, (error, self.lost)))
+        return ShardAttempt(self.number, self.pid, self.started_at, self.ended_at, result, error,
                             self.error_status, self.wait_status)
 
 
@@ -257,12 +271,15 @@ class ShardedExecution:
         self.stopping = False
         self.timed_out = False
         self.interrupted_by: int | None = None
+        #: Why ppipe could not read all of its input, if so; the run then fails.
+        self.input_error: str | None = None
         self.started_at = time.time()
         self._by_pid: dict[int, tuple[_Shard, _Attempt]] = {}
         self._refused: set[int] = set()
         self._kill_timer: asyncio.TimerHandle | None = None
         self._capture: CaptureSink | None = None
         self._tasks: list[asyncio.Future[None]] = []
+        self._splitting: asyncio.Future[None] | None = None
 
     # -- before anything runs
 
@@ -309,7 +326,7 @@ class ShardedExecution:
                 supervisor = self._start_supervisor(far_doorbell, split)
                 far_doorbell.close()
                 if split:
-                    self._tasks.append(asyncio.ensure_future(self._split(self._input_chunks())))
+                    self._splitting = asyncio.ensure_future(self._split())
                 if self.observer is not None:
                     self.observer.started(self)
                 await self._wait(supervisor)
@@ -362,18 +379,17 @@ class ShardedExecution:
     def _stderr_target(self) -> Sink:
         return sink_for_fd(2 if self.options.stderr is None else self.options.stderr)
 
-    def _input_chunks(self) -> AsyncIterator[bytes]:
-        stdin = self.options.stdin
-        if isinstance(stdin, bytes):
-            return chunks_of(stdin)
-        return read_chunks(0 if stdin is None else stdin)
-
-    async def _split(self, chunks: AsyncIterator[bytes]) -> None:
+    async def _split(self) -> None:
         inputs = [s.input for s in self.shards if s.input is not None]
+        stdin = self.options.stdin
         try:
-            await split_input(chunks, inputs, self.plan.block)
-        except OSError as error:
-            self._say(f"ppipe: cannot read the input: {error.strerror}; the shards got what was read\n")
+            if isinstance(stdin, bytes):
+                await split_input(chunks_of(stdin), inputs, self.plan.block, size=len(stdin))
+            else:
+                await split_input(read_chunks(0 if stdin is None else stdin), inputs, self.plan.block)
+        except OSError as error:  # the run fails, as a plain run does: the shards may have missed input
+            self.input_error = f"cannot read the input: {error.strerror or error}"
+            self._say(f"ppipe: {self.input_error}; the shards got what was read\n")
 
     # -- the doorbell: hellos from attempts, exits from the supervisor
 
@@ -419,7 +435,7 @@ class ShardedExecution:
         attempt = _Attempt(len(shard.attempts) + 1, pid, control, time.time())
         shard.attempts.append(attempt)
         self._by_pid[pid] = (shard, attempt)
-        out_sink = self.output.sink_for(shard.task_id, shard.index)
+        out_sink = self.output.sink_for(shard.task_id, shard.index, lost=attempt.lose)
         attempt.out_pump = Pump(stream(fds[1]), [out_sink], count_lines=self.options.count_lines)
         err_sink: Sink = self.errors
         watched = self.observer.shard_stderr_sink(shard.task_id) if self.observer is not None else None
@@ -430,7 +446,7 @@ class ShardedExecution:
         err_pump = Pump(stream(fds[2]), [err_sink], count_lines=False, keep_draining=True)
         attempt.pump_tasks = [asyncio.ensure_future(attempt.out_pump.run()), asyncio.ensure_future(err_pump.run())]
         if shard.input is not None:
-            shard.input.attach(fds[3])
+            shard.input.attach(fds[3], attempt.lose)
         self._tasks.append(asyncio.ensure_future(self._converse(shard, attempt)))
 
     def _refuses(self, shard: _Shard) -> bool:
@@ -438,11 +454,20 @@ class ShardedExecution:
         if shard.final or self.stopping:
             return True
         last = shard.current
-        if last is not None and not status.should_restart(last.record().exit_status, len(shard.attempts),
-                                                          self.plan.max_restarts):
+        if last is not None and not (status.should_restart(last.record().exit_status, len(shard.attempts),
+                                                           self.plan.max_restarts)
+                                     and self._can_feed_again(shard, last)):
             self._settle(shard)
             return True
         return False
+
+    @staticmethod
+    def _can_feed_again(shard: _Shard, last: _Attempt) -> bool:
+        """Whether a restart can be fed the input ``last`` had; if not, ``last`` says why it was not run again."""
+        problem = shard.input.spool_error if shard.input is not None else None
+        if problem is not None:
+            last.lose(f"not run again: {problem}")
+        return problem is None
 
     def _on_exit(self, pid: int, wait_status: int) -> None:
         if pid in self._refused:
@@ -470,14 +495,15 @@ class ShardedExecution:
                 attempt.ended_at = time.time()
                 if message[0] == "result":
                     attempt.result = message[1]
-                    could_start = True
                 else:
                     attempt.error, attempt.error_status = message[1], message[2]
-                    could_start = False
+                # A command missing on this shard, or output ppipe could not keep: running again will not help.
+                could_start = message[0] == "result" and attempt.lost is None
                 # Once nobody reads ppipe's output, running again would only fail again.
                 stopping = self.stopping or not self.output.target.alive
                 again = status.should_restart(attempt.record().exit_status, len(shard.attempts),
-                                              self.plan.max_restarts, could_start=could_start, stopping=stopping)
+                                              self.plan.max_restarts, could_start=could_start,
+                                              stopping=stopping) and self._can_feed_again(shard, attempt)
                 if not again:
                     self._settle(shard)
                 await channel.write(attempt.control, ("again", again))
@@ -599,6 +625,10 @@ class ShardedExecution:
         for task in self._tasks:
             if not task.done():
                 task.cancel()
+        if self._splitting is not None:  # stopped, it counts what it read and did not deal
+            self._splitting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._splitting
         for shard in self.shards:
             for attempt in shard.attempts:
                 if attempt.control is not None:
@@ -631,7 +661,7 @@ class ShardedExecution:
                                                  timed_out=self.timed_out, interrupted_by=self.interrupted_by)
         return ShardedResult(
             pipeline=self.text, shards=shards,
-            exit_status=exit_status or (ExitStatus.FAILURE if output_error else 0),
+            exit_status=exit_status or (ExitStatus.FAILURE if output_error or self.input_error else 0),
             output_error=output_error.strerror if output_error is not None else None,
             started_at=self.started_at, ended_at=time.time(), timed_out=self.timed_out,
             interrupted_by=signal.Signals(self.interrupted_by).name if self.interrupted_by else None,
