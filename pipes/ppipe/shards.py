@@ -52,9 +52,28 @@ from .engine import (
 )
 from .errors import ExitStatus, UsageError
 from .graph import Boundary, Graph
-from .pumps import CaptureSink, LineJoiner, Pump, Sink, chunks_of, read_chunks, sink_for_fd, stream
+from .pumps import (
+    CaptureSink,
+    LineJoiner,
+    Pump,
+    Sink,
+    chunks_of,
+    make_pipe,
+    read_chunks,
+    sink_for_fd,
+    stream,
+)
 from .result import RunResult, ShardAttempt, ShardedResult, ShardResult, Verdict, signal_name
-from .shard_io import DEFAULT_BLOCK, Lasting, OutputMerge, ShardInput, TagSink, split_input, splittable
+from .shard_io import (
+    DEFAULT_BLOCK,
+    Lasting,
+    OutputMerge,
+    ShardInput,
+    TagSink,
+    split_input,
+    splittable,
+    write_all,
+)
 from .snapshot import RunSnapshot
 from .syntax import parse, substitute_placeholders
 
@@ -303,8 +322,9 @@ class ShardedExecution:
     # -- the run
 
     async def run(self) -> ShardedResult:
-        graphs = self.check()
+        check_plan(self.plan)
         _check_descriptors(self.plan.local)
+        graphs = self.check()
         split = self._splits_input(graphs[0])
         self.started_at = time.time()
         loop = asyncio.get_running_loop()
@@ -358,14 +378,24 @@ class ShardedExecution:
         }
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         bootstrap = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-                     "from ppipe.supervisor import main; main(sys.argv)")
-        stderr = self.options.stderr
-        return Subprocess(
-            [sys.executable, "-c", bootstrap, package_root, json.dumps(spec)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=stderr, pass_fds=(far_doorbell.fileno(),), env=self.options.env, cwd=self.options.cwd,
-            preexec_fn=_supervisor_hook(),
-        )
+                     "from ppipe.supervisor import main; main()")
+        # The spec goes through a pipe on its stdin, not argv: Linux takes at most
+        # 128 KiB in one argument, and a long pipeline's JSON is larger.
+        spec_read, spec_write = make_pipe(enlarge=False)
+        try:
+            supervisor = Subprocess(
+                [sys.executable, "-c", bootstrap, package_root],
+                stdin=spec_read, stdout=subprocess.DEVNULL, stderr=self.options.stderr,
+                pass_fds=(far_doorbell.fileno(),), env=self.options.env, cwd=self.options.cwd,
+                preexec_fn=_supervisor_hook(),
+            )
+        except BaseException:
+            os.close(spec_write)
+            raise
+        finally:
+            os.close(spec_read)
+        self._tasks.append(asyncio.ensure_future(_hand_over(spec_write, json.dumps(spec).encode())))
+        return supervisor
 
     def _stdout_sink(self) -> Sink:
         if self.observer is not None and (watched := self.observer.stdout_sink()) is not None:
@@ -699,6 +729,21 @@ class ShardedExecution:
             os.write(2 if self.options.stderr is None else self.options.stderr, message.encode())
 
 
+#: The most shards one ppipe runs: far more than a machine's CPUs, far fewer than a typo's zeros.
+MAX_SHARDS = 10_000
+
+
+def check_plan(plan: ShardPlan) -> None:
+    """Refuses, before any per-shard work, a plan that cannot be meant: fewer than 0 or more than :data:`MAX_SHARDS`."""
+    if plan.processes < 0:
+        raise UsageError("--fork must be 0 (one per CPU) or more")
+    if plan.local > MAX_SHARDS:
+        raise UsageError(f"--fork {plan.processes}: ppipe runs at most {MAX_SHARDS} shards on one machine; "
+                         "for more, run it as the tasks of a job array (--task-id/--tasks)")
+    if plan.max_restarts < 0:
+        raise UsageError("--max-restarts must be 0 or more")
+
+
 #: Descriptors ppipe holds per running shard (its pipes, streams and control socket), and for itself.
 _FDS_PER_SHARD = 6
 _FDS_OWN = 32
@@ -711,6 +756,17 @@ def _check_descriptors(shards: int) -> None:
     if limit != resource.RLIM_INFINITY and limit < needed:
         raise UsageError(f"--fork {shards} needs about {needed} open files, more than the limit of {limit}; "
                          f"raise it with ulimit -n, or run fewer shards")
+
+
+async def _hand_over(fd: int, data: bytes) -> None:
+    """Writes ``data`` into the pipe ``fd``, then closes it; a reader gone (the supervisor died) says so by its exit."""
+    target = stream(fd)
+    try:
+        await write_all(target, data)
+    except StreamClosedError:
+        pass
+    finally:
+        target.close()
 
 
 async def _say_no(control: IOStream) -> None:
@@ -749,10 +805,6 @@ async def execute_sharded(text: str, plan: ShardPlan, options: RunOptions | None
     Raises :class:`~ppipe.errors.PpipeError` before anything starts when a
     shard's pipeline does not parse or names a command that cannot be run.
     """
-    if plan.processes < 0:
-        raise UsageError("--fork must be 0 (one per CPU) or more")
-    if plan.max_restarts < 0:
-        raise UsageError("--max-restarts must be 0 or more")
     return await ShardedExecution(text, plan, options or RunOptions(), observer).run()
 
 

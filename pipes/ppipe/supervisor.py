@@ -1,7 +1,7 @@
 """The shard side of a sharded run: a supervisor that calls ``fork_processes``, and each shard attempt.
 
 ppipe (:mod:`ppipe.shards`) starts this module as a fresh interpreter,
-``python -m ppipe.supervisor SPEC``, because ``tornado.process.fork_processes``
+its spec (as JSON) on its stdin, because ``tornado.process.fork_processes``
 must be called from a process with no event loop and no threads, and ppipe
 itself has both by then. The supervisor imports the engine once (so that
 each fork starts warm), ignores the signals ppipe handles for it, and calls
@@ -36,7 +36,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 from typing import Any
 
 from tornado.ioloop import IOLoop, PeriodicCallback
@@ -50,8 +49,8 @@ from .pumps import Sink, make_pipe
 from .syntax import substitute_placeholders
 
 
-def main(argv: list[str]) -> None:
-    spec: dict[str, Any] = json.loads(argv[1])
+def main() -> None:
+    spec = _read_spec()
     doorbell = socket.socket(fileno=spec["doorbell"])
     supervisor = os.getpid()
     # SIGINT, SIGTERM and SIGHUP were set to be ignored before exec (see
@@ -64,6 +63,25 @@ def main(argv: list[str]) -> None:
     except RuntimeError:
         os._exit(1)  # the shards die with the supervisor (their death signal)
     run_attempt(local_id, spec, doorbell, supervisor)
+
+
+def _read_spec() -> dict[str, Any]:
+    """The spec ppipe writes on our stdin (not in argv, where one argument holds at most 128 KiB on Linux).
+
+    Read to its end, then stdin becomes ``/dev/null``, so that no shard
+    holds the pipe. A spec cut short means ppipe has gone: we go too.
+    """
+    data = bytearray()
+    while chunk := os.read(0, 1 << 16):
+        data += chunk
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    try:
+        spec: dict[str, Any] = json.loads(data)
+    except ValueError:
+        os._exit(1)
+    return spec
 
 
 def _report_child_exits(doorbell: socket.socket) -> None:
@@ -178,4 +196,4 @@ class _Link:
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    main()
