@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -46,3 +47,17 @@ def test_bytes_in_and_undelivered_add_up_to_the_input(lines: int, width: int, sh
     assert sum(delivered) + result.input_undelivered == len(data)
     if command == "cat":
         assert result.input_undelivered == 0 and len(result.stdout or b"") == len(data)
+
+
+def test_a_read_error_on_the_input_fails_the_run() -> None:
+    # A Unix socket whose peer left with bytes unread gives ECONNRESET after the data it had.
+    ours, theirs = socket.socketpair()
+    ours.sendall(b"x\n" * 1000)
+    theirs.sendall(b"never read")
+    ours.close()
+    with theirs:
+        done = subprocess.run([PPIPE, "--fork", "2", "wc -l"], stdin=theirs, capture_output=True, env=ENV,
+                              timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert b"cannot read the input: Connection reset by peer" in done.stderr
+    assert sum(int(n) for n in done.stdout.split()) == 1000  # the shards still got what was read
