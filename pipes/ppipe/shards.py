@@ -75,7 +75,7 @@ from .shard_io import (
     write_all,
 )
 from .snapshot import RunSnapshot
-from .syntax import parse, substitute_placeholders
+from .syntax import parse, placeholder_values, substitute_placeholders
 
 #: Seconds between an attempt's snapshots, when someone watches (the view).
 SNAPSHOT_EVERY = 0.25
@@ -302,15 +302,19 @@ class ShardedExecution:
 
     # -- before anything runs
 
-    def check(self) -> list[Graph]:
-        """Parses every shard's pipeline and finds its commands: bad input fails before anything starts."""
-        graphs = []
-        for task_id in self.plan.task_ids:
-            graph = parse(substitute_placeholders(self.text, task_id, self.plan.total), env=self.env,
-                          cwd=self.options.cwd)
-            resolve_commands(graph, self.env)
-            graphs.append(graph)
-        return graphs
+    def check(self) -> Graph:
+        """Parses the pipeline as the first shard runs it, and finds its commands: bad input fails before any start.
+
+        Once, not once per shard: placeholders are filled into the parsed
+        words and never change how the text parses, so one parse finds
+        every syntax error. A command whose name holds a placeholder
+        (``./score{task_id}``) is checked by each shard as it starts: a
+        shard without its command fails alone (127) and is not restarted.
+        """
+        values = placeholder_values(self.plan.task_ids[0], self.plan.total)
+        graph = parse(self.text, env=self.env, cwd=self.options.cwd, placeholders=values)
+        resolve_commands(graph, self.env)
+        return graph
 
     def _splits_input(self, first: Graph) -> bool:
         readers = [first.stage(e.target) for e in first.outputs(Boundary.STDIN) if isinstance(e.target, int)]
@@ -324,14 +328,14 @@ class ShardedExecution:
     async def run(self) -> ShardedResult:
         check_plan(self.plan)
         _check_descriptors(self.plan.local)
-        graphs = self.check()
-        split = self._splits_input(graphs[0])
+        split = self._splits_input(self.check())
         self.started_at = time.time()
         loop = asyncio.get_running_loop()
         doorbell, far_doorbell = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.shards = [
-            _Shard(task_id, index, graph.text, ShardInput(spool=self.plan.max_restarts > 0) if split else None)
-            for index, (task_id, graph) in enumerate(zip(self.plan.task_ids, graphs, strict=True))
+            _Shard(task_id, index, substitute_placeholders(self.text, task_id, self.plan.total),
+                   ShardInput(spool=self.plan.max_restarts > 0) if split else None)
+            for index, task_id in enumerate(self.plan.task_ids)
         ]
         self.output = OutputMerge(self._stdout_sink(), shards=len(self.shards), tag=self.plan.tag,
                                   keep_order=self.plan.keep_order)

@@ -46,7 +46,7 @@ from .api import run_async
 from .engine import Execution, parent_death_hook
 from .errors import PpipeError
 from .pumps import Sink, make_pipe
-from .syntax import substitute_placeholders
+from .syntax import parse, placeholder_values
 
 
 def main() -> None:
@@ -117,11 +117,12 @@ def run_attempt(local_id: int, spec: dict[str, Any], doorbell: socket.socket, su
     doorbell.close()
     if not _answer(control, "go"):  # refused (restarts used up, or the run is stopping), or ppipe gone
         os._exit(0)
-    text = substitute_placeholders(spec["pipeline"], task_id, spec["tasks"])
     observer = _Link(control, spec["snapshot_every"])
     try:
+        # Filled into the parsed words, not the text: '{task_id}>f' stays a word, then a redirection.
+        graph = parse(spec["pipeline"], placeholders=placeholder_values(task_id, spec["tasks"]))
         result = asyncio.run(run_async(
-            text, stdin=in_read, stdout=out_write, stderr=err_write, no_fail=spec["no_fail"],
+            graph, stdin=in_read, stdout=out_write, stderr=err_write, no_fail=spec["no_fail"],
             kill_after=spec["kill_after"], count_lines=spec["count_lines"],
             count_lines_below=spec["count_lines_below"], handle_signals=True,
             observer=observer))
