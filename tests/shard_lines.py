@@ -33,7 +33,7 @@ def write(tag: str, count: int) -> None:
             out.write(batch)
             batch.clear()
             for start in range(0, len(line), 8192):  # a long line in pieces, with gaps
-                out.write(line[start:start + 8192])
+                out.write(line[start : start + 8192])
                 out.flush()
                 time.sleep(0.0005)
         else:

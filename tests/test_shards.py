@@ -37,8 +37,13 @@ def test_each_shard_gets_its_placeholders() -> None:
 
 
 def test_split_input_reaches_exactly_one_shard() -> None:
-    done = subprocess.run(f"seq 1 1000000 | {PPIPE} --fork 3 'wc -l' | awk '{{s+=$1}} END {{print s}}'",
-                          shell=True, capture_output=True, env=ENV, timeout=60)
+    done = subprocess.run(
+        f"seq 1 1000000 | {PPIPE} --fork 3 'wc -l' | awk '{{s+=$1}} END {{print s}}'",
+        shell=True,
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+    )
     assert done.stdout == b"1000000\n", done.stderr
 
 
@@ -119,10 +124,21 @@ def test_fail_fast_stops_the_other_shards_and_kills_one_that_will_not_stop(tmp_p
         "    sys.exit(3)\n"
         "if me == '2': signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
         "open(me + '.tmp', 'w').write(str(os.getpid())); os.rename(me + '.tmp', me + '.pid')\n"
-        "time.sleep(60)\n")
+        "time.sleep(60)\n"
+    )
     report = tmp_path / "r.json"
-    done = run_ppipe("--fork", "3", "--fail-fast", "--kill-after", "1", "--report", str(report),
-                     f"{stage} {{task_id}}", cwd=str(tmp_path), timeout=50)
+    done = run_ppipe(
+        "--fork",
+        "3",
+        "--fail-fast",
+        "--kill-after",
+        "1",
+        "--report",
+        str(report),
+        f"{stage} {{task_id}}",
+        cwd=str(tmp_path),
+        timeout=50,
+    )
     assert done.returncode == 3
     assert b"--fail-fast" in done.stderr
     shards = report_of(report)["shards"]
@@ -134,10 +150,9 @@ def test_fail_fast_stops_the_other_shards_and_kills_one_that_will_not_stop(tmp_p
 def test_a_restarted_shard_is_fed_its_input_again(tmp_path: Path) -> None:
     # The first attempt of every shard reads all its input, then fails: the
     # second must see the same blocks, and the output every line once.
-    script = ("sh -c 'if [ ! -e seen{task_id} ]; then touch seen{task_id}; cat >/dev/null; exit 1; fi; cat'")
+    script = "sh -c 'if [ ! -e seen{task_id} ]; then touch seen{task_id}; cat >/dev/null; exit 1; fi; cat'"
     numbers = b"".join(b"%d\n" % n for n in range(200_000))
-    done = run_ppipe("--fork", "3", "--max-restarts", "1", "--block", "16k", script, input=numbers,
-                     cwd=str(tmp_path))
+    done = run_ppipe("--fork", "3", "--max-restarts", "1", "--block", "16k", script, input=numbers, cwd=str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.splitlines(), key=int) == numbers.splitlines()
 
@@ -148,8 +163,9 @@ def test_a_restarted_shard_is_fed_its_input_again(tmp_path: Path) -> None:
 def test_heavy_concurrent_output_keeps_every_line_whole() -> None:
     done = run_ppipe("--fork", "8", f"{LINES} write shard{{task_id}} 200000 | cat", timeout=300)
     assert done.returncode == 0, done.stderr
-    checked = subprocess.run([sys.executable, str(HERE / "shard_lines.py"), "check"], input=done.stdout,
-                             capture_output=True, timeout=120)
+    checked = subprocess.run(
+        [sys.executable, str(HERE / "shard_lines.py"), "check"], input=done.stdout, capture_output=True, timeout=120
+    )
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.decode().split("\n")[:-1] == [f"shard{i} 200000" for i in range(8)]
 
@@ -171,8 +187,7 @@ def test_tag_prefixes_stdout_and_stderr_lines() -> None:
 
 def test_output_redirected_to_files_never_passes_through_ppipe(tmp_path: Path) -> None:
     report = tmp_path / "r.json"
-    done = run_ppipe("--fork", "3", "--report", str(report), "seq {task_num} > out-{task_id}.txt",
-                     cwd=str(tmp_path))
+    done = run_ppipe("--fork", "3", "--report", str(report), "seq {task_num} > out-{task_id}.txt", cwd=str(tmp_path))
     assert done.returncode == 0 and done.stdout == b""
     assert [(tmp_path / f"out-{i}.txt").read_text() for i in range(3)] == ["1\n", "1\n2\n", "1\n2\n3\n"]
     assert [s["bytes_out"] for s in report_of(report)["shards"]] == [0, 0, 0]
@@ -188,10 +203,14 @@ def test_a_terminal_or_device_stdin_is_not_split() -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_a_signal_to_ppipe_leaves_no_process_behind(tmp_path: Path, sig: signal.Signals) -> None:
-    process = subprocess.Popen([PPIPE, "--fork", "3", "--kill-after", "1",
-                                "sh -c 'echo $$ $PPID > {task_id}.pids; exec sleep 60' | cat"],
-                               cwd=tmp_path, env=ENV, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [PPIPE, "--fork", "3", "--kill-after", "1", "sh -c 'echo $$ $PPID > {task_id}.pids; exec sleep 60' | cat"],
+        cwd=tmp_path,
+        env=ENV,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     pids = _wait_for_pids(tmp_path, 3)
     supervisors = {_parent_of(shard) for shard in pids if _parent_of(shard)}
     process.send_signal(sig)
@@ -252,9 +271,17 @@ def test_placeholders_outside_a_sharded_run_stay_as_they_are() -> None:
 # ---------------------------------------------------------------- usage
 
 
-@pytest.mark.parametrize("args", [["--tag", "cat"], ["--keep-order", "cat"], ["--max-restarts", "1", "cat"],
-                                  ["--fork", "2", "--block", "lots", "cat"], ["--task-id", "5", "--tasks", "2",
-                                                                               "cat"], ["--fork", "-1", "cat"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--tag", "cat"],
+        ["--keep-order", "cat"],
+        ["--max-restarts", "1", "cat"],
+        ["--fork", "2", "--block", "lots", "cat"],
+        ["--task-id", "5", "--tasks", "2", "cat"],
+        ["--fork", "-1", "cat"],
+    ],
+)
 def test_bad_shard_options_are_usage_errors(args: list[str]) -> None:
     done = run_ppipe(*args)
     assert done.returncode == 2, done.stderr
@@ -289,7 +316,10 @@ def test_python_api_runs_shards() -> None:
     assert result.ok and result.stdout == b"0\n1\n2\n"
     assert [s.verdict for s in result.shards] == [Verdict.OK] * 3
     assert [s.attempts[0].result.stages[0].stage.argv for s in result.shards] == [  # type: ignore[union-attr]
-        ("echo", "0"), ("echo", "1"), ("echo", "2")]
+        ("echo", "0"),
+        ("echo", "1"),
+        ("echo", "2"),
+    ]
 
 
 def test_python_api_splits_bytes_and_checks() -> None:
@@ -338,8 +368,13 @@ def test_a_shard_writing_one_endless_line_holds_nobody_up() -> None:
 
 def test_a_signal_to_the_whole_group_counts_shards_as_stopped(tmp_path: Path) -> None:
     report = tmp_path / "r.json"
-    process = subprocess.Popen([PPIPE, "--fork", "2", "--report", str(report), "sh -c 'exec sleep 30'"],
-                               env=ENV, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    process = subprocess.Popen(
+        [PPIPE, "--fork", "2", "--report", str(report), "sh -c 'exec sleep 30'"],
+        env=ENV,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     time.sleep(1.5)
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=30)
@@ -363,14 +398,20 @@ def test_blocks_and_lines_larger_than_a_stream_buffer(tmp_path: Path) -> None:
 
 def test_heavy_stderr_from_many_shards_into_a_slow_reader_loses_nothing() -> None:
     writer = python_stage("import sys; sys.stderr.write(('e' * 99 + '\\n') * 20000)")
-    done = subprocess.run(f"{PPIPE} --fork 8 --tag {shlex.quote(writer)} 2>&1 >/dev/null | (sleep 2; wc -c)",
-                          shell=True, capture_output=True, env=ENV, timeout=120)
+    done = subprocess.run(
+        f"{PPIPE} --fork 8 --tag {shlex.quote(writer)} 2>&1 >/dev/null | (sleep 2; wc -c)",
+        shell=True,
+        capture_output=True,
+        env=ENV,
+        timeout=120,
+    )
     assert int(done.stdout) == 8 * 20000 * (100 + 2)  # each line tagged "N\t"
 
 
 def test_tags_longer_than_short_lines() -> None:
-    done = run_ppipe("--fork", "1", "--task-id", "500", "--tasks", "1000", "--tag",
-                     python_stage("print('\\n' * 1000000, end='')"))
+    done = run_ppipe(
+        "--fork", "1", "--task-id", "500", "--tasks", "1000", "--tag", python_stage("print('\\n' * 1000000, end='')")
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"500\t\n" * 1_000_000
 
@@ -379,8 +420,13 @@ def test_a_socket_on_stdin_is_read_without_blocking_ppipe() -> None:
     import socket
 
     ours, theirs = socket.socketpair()
-    process = subprocess.Popen([PPIPE, "--fork", "2", "--tag", "sh -c 'echo start; exec cat'"], stdin=theirs,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    process = subprocess.Popen(
+        [PPIPE, "--fork", "2", "--tag", "sh -c 'echo start; exec cat'"],
+        stdin=theirs,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
     theirs.close()
     assert process.stdout is not None
     starts = {process.stdout.readline(), process.stdout.readline()}  # while the socket says nothing
@@ -393,9 +439,14 @@ def test_a_socket_on_stdin_is_read_without_blocking_ppipe() -> None:
 
 def test_a_restarted_shard_gets_its_input_again_at_once(tmp_path: Path) -> None:
     flaky = "sh -c 'if [ ! -e seen{task_id} ]; then touch seen{task_id}; head -1 >/dev/null; exit 3; fi; exec cat'"
-    process = subprocess.Popen([PPIPE, "--fork", "2", "--block", "1", "--max-restarts", "1", flaky],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV,
-                               cwd=tmp_path)
+    process = subprocess.Popen(
+        [PPIPE, "--fork", "2", "--block", "1", "--max-restarts", "1", flaky],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+        cwd=tmp_path,
+    )
     assert process.stdin is not None and process.stdout is not None
     process.stdin.write(b"a\nb\n")
     process.stdin.flush()
@@ -407,8 +458,10 @@ def test_a_restarted_shard_gets_its_input_again_at_once(tmp_path: Path) -> None:
 
 
 def test_a_crashed_attempts_half_line_never_joins_another_line(tmp_path: Path) -> None:
-    script = ("sh -c 'if [ {task_id} = 1 ] && [ ! -e seen ]; then touch seen; printf HALF; kill -9 $$; fi; "
-              "sleep 0.5; echo whole {task_id}'")
+    script = (
+        "sh -c 'if [ {task_id} = 1 ] && [ ! -e seen ]; then touch seen; printf HALF; kill -9 $$; fi; "
+        "sleep 0.5; echo whole {task_id}'"
+    )
     done = run_ppipe("--fork", "2", "--max-restarts", "1", script, cwd=str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.splitlines()) == [b"HALF", b"whole 0", b"whole 1"]
@@ -418,24 +471,35 @@ def test_keep_order_spools_nothing_once_stdout_has_gone(tmp_path: Path) -> None:
     report = tmp_path / "r.json"
     # shard 1 starts writing once head has long gone
     script = "sh -c 'if [ {task_id} = 0 ]; then echo a; exec sleep 3; else sleep 1; exec yes; fi'"
-    done = subprocess.run(f"{PPIPE} --fork 2 --keep-order --report {report} \"{script}\" | head -1",
-                          shell=True, capture_output=True, env=ENV, timeout=60)
+    done = subprocess.run(
+        f'{PPIPE} --fork 2 --keep-order --report {report} "{script}" | head -1',
+        shell=True,
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+    )
     assert done.stdout == b"a\n"
     assert report_of(report)["shards"][1]["bytes_out"] < 64 << 20  # not gigabytes spooled for nobody
 
 
 def test_a_full_disk_on_stdout_is_an_error() -> None:
     with open("/dev/full", "wb") as full:
-        done = subprocess.run([PPIPE, "--fork", "2", "seq 100000"], stdout=full, stderr=subprocess.PIPE, env=ENV,
-                              timeout=60)
+        done = subprocess.run(
+            [PPIPE, "--fork", "2", "seq 100000"], stdout=full, stderr=subprocess.PIPE, env=ENV, timeout=60
+        )
     assert done.returncode == 1
     assert b"No space left on device" in done.stderr
 
 
 @pytest.mark.parametrize("moment", ["supervisor starting", "shards starting"])
 def test_ctrl_c_while_starting_is_clean(moment: str) -> None:
-    process = subprocess.Popen([PPIPE, "--fork", "3", "sleep 30"], env=ENV, stdin=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, start_new_session=True)
+    process = subprocess.Popen(
+        [PPIPE, "--fork", "3", "sleep 30"],
+        env=ENV,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     generation = 1 if moment == "supervisor starting" else 2
     deadline = time.monotonic() + 30
     while not _descendants(process.pid, generation) and time.monotonic() < deadline:
@@ -463,8 +527,9 @@ def _children(pid: int) -> list[str]:
 
 
 def test_too_many_shards_for_ulimit_is_refused_up_front() -> None:
-    done = subprocess.run(f"ulimit -n 64; {PPIPE} --fork 20 cat </dev/null", shell=True, capture_output=True,
-                          env=ENV, timeout=60)
+    done = subprocess.run(
+        f"ulimit -n 64; {PPIPE} --fork 20 cat </dev/null", shell=True, capture_output=True, env=ENV, timeout=60
+    )
     assert done.returncode == 2
     assert b"ulimit -n" in done.stderr and b"Traceback" not in done.stderr
 
@@ -472,15 +537,19 @@ def test_too_many_shards_for_ulimit_is_refused_up_front() -> None:
 def test_no_restarts_once_nobody_reads_the_output(tmp_path: Path) -> None:
     report = tmp_path / "r.json"
     loop = python_stage("import itertools\nfor i in itertools.count(): print(i)")
-    subprocess.run(f"{PPIPE} --fork 2 --max-restarts 3 --report {report} {shlex.quote(loop)} | head -1",
-                   shell=True, capture_output=True, env=ENV, timeout=60)
+    subprocess.run(
+        f"{PPIPE} --fork 2 --max-restarts 3 --report {report} {shlex.quote(loop)} | head -1",
+        shell=True,
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+    )
     assert [len(s["attempts"]) for s in report_of(report)["shards"]] == [1, 1]
 
 
 def test_input_is_not_split_when_the_first_stage_reads_its_own_file(tmp_path: Path) -> None:
     (tmp_path / "three").write_text("1\n2\n3\n")
     report = tmp_path / "r.json"
-    done = run_ppipe("--fork", "2", "--report", str(report), "wc -l < three", input=b"x\n" * 1000,
-                     cwd=str(tmp_path))
+    done = run_ppipe("--fork", "2", "--report", str(report), "wc -l < three", input=b"x\n" * 1000, cwd=str(tmp_path))
     assert done.stdout.split() == [b"3", b"3"]
     assert [s["bytes_in"] for s in report_of(report)["shards"]] == [None, None]

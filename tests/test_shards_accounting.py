@@ -26,22 +26,32 @@ CONSUMERS = [
 
 def test_shards_that_end_early_leave_no_byte_unaccounted_for(tmp_path: Path) -> None:
     report = tmp_path / "r.json"
-    done = subprocess.run(f"seq 1 1000000 | {PPIPE} -q --fork 2 --block 1M --report {report} 'head -1'",
-                          shell=True, capture_output=True, env=ENV, timeout=60)
+    done = subprocess.run(
+        f"seq 1 1000000 | {PPIPE} -q --fork 2 --block 1M --report {report} 'head -1'",
+        shell=True,
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     data = json.loads(report.read_text())
     assert sum(s["bytes_in"] for s in data["shards"]) + data["input_undelivered"] == 6888896
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(lines=st.integers(0, 2000) | st.integers(150_000, 400_000), width=st.integers(0, 12), shards=st.integers(1, 4),
-       block=st.sampled_from([1, 4096, 65536, 1 << 20]), consumer=st.sampled_from(CONSUMERS))
-def test_bytes_in_and_undelivered_add_up_to_the_input(lines: int, width: int, shards: int, block: int,
-                                                      consumer: tuple[str, int]) -> None:
+@given(
+    lines=st.integers(0, 2000) | st.integers(150_000, 400_000),
+    width=st.integers(0, 12),
+    shards=st.integers(1, 4),
+    block=st.sampled_from([1, 4096, 65536, 1 << 20]),
+    consumer=st.sampled_from(CONSUMERS),
+)
+def test_bytes_in_and_undelivered_add_up_to_the_input(
+    lines: int, width: int, shards: int, block: int, consumer: tuple[str, int]
+) -> None:
     data = b"".join(b"%0*d\n" % (width, n) for n in range(lines))
     command, restarts = consumer
-    result = ppipe.run(command, fork=shards, block=block, max_restarts=restarts, stdin=data,
-                       stdout=ppipe.CAPTURE)
+    result = ppipe.run(command, fork=shards, block=block, max_restarts=restarts, stdin=data, stdout=ppipe.CAPTURE)
     assert isinstance(result, ppipe.ShardedResult)
     delivered = [s.bytes_in or 0 for s in result.shards]
     assert sum(delivered) + result.input_undelivered == len(data)
@@ -56,8 +66,7 @@ def test_a_read_error_on_the_input_fails_the_run() -> None:
     theirs.sendall(b"never read")
     ours.close()
     with theirs:
-        done = subprocess.run([PPIPE, "--fork", "2", "wc -l"], stdin=theirs, capture_output=True, env=ENV,
-                              timeout=60)
+        done = subprocess.run([PPIPE, "--fork", "2", "wc -l"], stdin=theirs, capture_output=True, env=ENV, timeout=60)
     assert done.returncode == 1, done.stderr
     assert b"cannot read the input: Connection reset by peer" in done.stderr
     assert sum(int(n) for n in done.stdout.split()) == 1000  # the shards still got what was read

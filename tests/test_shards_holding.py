@@ -34,8 +34,14 @@ def small_tmpdir(tmp_path: Path) -> Iterator[Path]:
 
 
 def _sharded(script: str, tmpdir: Path, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(script, shell=True, capture_output=True, timeout=timeout,
-                          env={**ENV, "TMPDIR": str(tmpdir)}, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        script,
+        shell=True,
+        capture_output=True,
+        timeout=timeout,
+        env={**ENV, "TMPDIR": str(tmpdir)},
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_a_line_too_long_to_keep_fails_its_shard_and_says_why(small_tmpdir: Path, tmp_path: Path) -> None:
@@ -56,11 +62,13 @@ def test_input_kept_for_restarts_that_no_longer_fits_loses_no_block(small_tmpdir
     assert sum(int(n) for n in done.stdout.split()) == 3000000
 
 
-def test_a_failed_shard_whose_input_was_not_kept_is_not_restarted_and_says_why(small_tmpdir: Path,
-                                                                              tmp_path: Path) -> None:
+def test_a_failed_shard_whose_input_was_not_kept_is_not_restarted_and_says_why(
+    small_tmpdir: Path, tmp_path: Path
+) -> None:
     report = tmp_path / "r.json"
-    done = _sharded(f"seq 1 3000000 | {PPIPE} --fork 2 --max-restarts 1 --report {report} "
-                    "\"sh -c 'wc -l; exit 3'\"", small_tmpdir)
+    done = _sharded(
+        f"seq 1 3000000 | {PPIPE} --fork 2 --max-restarts 1 --report {report} \"sh -c 'wc -l; exit 3'\"", small_tmpdir
+    )
     assert done.returncode == 3, done.stderr
     assert b"not run again: cannot keep its input for a restart: No space left on device" in done.stderr
     assert f"TMPDIR={small_tmpdir}".encode() in done.stderr

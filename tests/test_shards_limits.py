@@ -46,7 +46,8 @@ def test_the_python_api_refuses_an_absurd_shard_count_too() -> None:
 
 
 def test_the_shard_count_limit_is_checked_before_the_descriptor_limit() -> None:
-    done = subprocess.run(f"ulimit -n 64; {PPIPE} --fork 20000 cat </dev/null", shell=True, capture_output=True,
-                          env=ENV, timeout=30)
+    done = subprocess.run(
+        f"ulimit -n 64; {PPIPE} --fork 20000 cat </dev/null", shell=True, capture_output=True, env=ENV, timeout=30
+    )
     assert done.returncode == 2
     assert b"at most" in done.stderr

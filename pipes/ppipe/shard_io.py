@@ -62,8 +62,9 @@ def splittable(fd: int) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)
 
 
-async def split_input(chunks: AsyncIterator[bytes], inputs: list[ShardInput], block: int,
-                      size: int | None = None) -> None:
+async def split_input(
+    chunks: AsyncIterator[bytes], inputs: list[ShardInput], block: int, size: int | None = None
+) -> None:
     """Deals whole-line blocks of ``chunks`` round-robin to ``inputs``, then ends every input.
 
     After a read error the shards get what was read, then EOF, and the
@@ -207,7 +208,7 @@ class ShardInput:
         rest = memoryview(block)
         try:
             while rest:
-                rest = rest[self.spool.write(rest):]
+                rest = rest[self.spool.write(rest) :]
         except OSError as error:
             self._drop_spool(error)
 
@@ -264,8 +265,7 @@ class ShardInput:
             self.spool.close()
 
 
-async def write_all(target: PipeIOStream, data: bytes | memoryview,
-                    taken: Callable[[int], None] | None = None) -> None:
+async def write_all(target: PipeIOStream, data: bytes | memoryview, taken: Callable[[int], None] | None = None) -> None:
     """Writes ``data`` a ``CHUNK`` at a time: the stream's buffer is capped, and ``data`` may be larger.
 
     ``taken`` hears, after each piece, how many bytes of ``data`` the OS
@@ -402,8 +402,11 @@ class OutputMerge:
         self.target = Lasting(target)
         self.lock = asyncio.Lock()
         self.tag = tag
-        self.gates = ([OrderGate(self.target, live=i == 0, still_read=self.still_read) for i in range(shards)]
-                      if keep_order else None)
+        self.gates = (
+            [OrderGate(self.target, live=i == 0, still_read=self.still_read) for i in range(shards)]
+            if keep_order
+            else None
+        )
         self._turns = asyncio.Lock()
 
     def still_read(self) -> bool:

@@ -135,8 +135,9 @@ class TaskIdentity:
     source: str
 
 
-def cluster_identity(env: Mapping[str, str], task_id: int | None = None,
-                     tasks: int | None = None) -> TaskIdentity | None:
+def cluster_identity(
+    env: Mapping[str, str], task_id: int | None = None, tasks: int | None = None
+) -> TaskIdentity | None:
     """This process's place in a cluster job array: ``--task-id/--tasks``, else Slurm's or Kubernetes' variables.
 
     Slurm: ``SLURM_ARRAY_TASK_ID`` counted from ``SLURM_ARRAY_TASK_MIN``
@@ -151,15 +152,18 @@ def cluster_identity(env: Mapping[str, str], task_id: int | None = None,
     if "SLURM_ARRAY_TASK_ID" in env:
         try:
             first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-            identity = TaskIdentity(int(env["SLURM_ARRAY_TASK_ID"]) - first,
-                                    int(env["SLURM_ARRAY_TASK_COUNT"]), "Slurm")
+            identity = TaskIdentity(
+                int(env["SLURM_ARRAY_TASK_ID"]) - first, int(env["SLURM_ARRAY_TASK_COUNT"]), "Slurm"
+            )
         except (KeyError, ValueError) as error:
             raise UsageError(f"cannot read the Slurm array task from the environment: {error}") from error
         return _checked(identity)
     if "JOB_COMPLETION_INDEX" in env:
         if tasks is None:
-            raise UsageError("JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job), but Kubernetes does not say "
-                             "how many tasks there are: pass --tasks N (the Job's completions)")
+            raise UsageError(
+                "JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job), but Kubernetes does not say "
+                "how many tasks there are: pass --tasks N (the Job's completions)"
+            )
         try:
             return _checked(TaskIdentity(int(env["JOB_COMPLETION_INDEX"]), tasks, "Kubernetes"))
         except ValueError as error:
@@ -171,8 +175,10 @@ def cluster_identity(env: Mapping[str, str], task_id: int | None = None,
 
 def _checked(identity: TaskIdentity) -> TaskIdentity:
     if identity.tasks < 1 or not 0 <= identity.task_id < identity.tasks:
-        raise UsageError(f"task id {identity.task_id} is not among the {identity.tasks} tasks "
-                         f"(from {identity.source}; ids count from 0)")
+        raise UsageError(
+            f"task id {identity.task_id} is not among the {identity.tasks} tasks "
+            f"(from {identity.source}; ids count from 0)"
+        )
     return identity
 
 
@@ -252,12 +258,16 @@ class _Attempt:
         result = self.result
         if self.lost is not None:
             if result is not None:
-                result = dataclasses.replace(result, exit_status=result.exit_status or ExitStatus.FAILURE,
-                                             io_error="; ".join(filter(None, (result.io_error, self.lost))))
+                result = dataclasses.replace(
+                    result,
+                    exit_status=result.exit_status or ExitStatus.FAILURE,
+                    io_error="; ".join(filter(None, (result.io_error, self.lost))),
+                )
             else:
                 error = "; ".join(filter(None, (error, self.lost)))
-        return ShardAttempt(self.number, self.pid, self.started_at, self.ended_at, result, error,
-                            self.error_status, self.wait_status)
+        return ShardAttempt(
+            self.number, self.pid, self.started_at, self.ended_at, result, error, self.error_status, self.wait_status
+        )
 
 
 @dataclass
@@ -279,8 +289,7 @@ class _Shard:
 class ShardedExecution:
     """One sharded run. Use :meth:`run` once; it always leaves nothing running."""
 
-    def __init__(self, text: str, plan: ShardPlan, options: RunOptions,
-                 observer: ShardObserver | None = None) -> None:
+    def __init__(self, text: str, plan: ShardPlan, options: RunOptions, observer: ShardObserver | None = None) -> None:
         self.text = text
         self.plan = plan
         self.options = options
@@ -333,12 +342,17 @@ class ShardedExecution:
         loop = asyncio.get_running_loop()
         doorbell, far_doorbell = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.shards = [
-            _Shard(task_id, index, substitute_placeholders(self.text, task_id, self.plan.total),
-                   ShardInput(spool=self.plan.max_restarts > 0) if split else None)
+            _Shard(
+                task_id,
+                index,
+                substitute_placeholders(self.text, task_id, self.plan.total),
+                ShardInput(spool=self.plan.max_restarts > 0) if split else None,
+            )
             for index, task_id in enumerate(self.plan.task_ids)
         ]
-        self.output = OutputMerge(self._stdout_sink(), shards=len(self.shards), tag=self.plan.tag,
-                                  keep_order=self.plan.keep_order)
+        self.output = OutputMerge(
+            self._stdout_sink(), shards=len(self.shards), tag=self.plan.tag, keep_order=self.plan.keep_order
+        )
         self.errors_target = Lasting(self._stderr_target())
         self.errors = LineJoiner(self.errors_target)
         supervisor: Subprocess | None = None
@@ -371,9 +385,15 @@ class ShardedExecution:
         """Starts ``python -m ppipe.supervisor`` with the spec it needs and the doorbell as its only extra fd."""
         ignored = {sig for sig in FORWARDED_SIGNALS if signal.getsignal(sig) == signal.SIG_IGN}
         spec = {
-            "pipeline": self.text, "local": self.plan.local, "offset": self.plan.offset, "tasks": self.plan.total,
-            "doorbell": far_doorbell.fileno(), "split": split, "no_fail": self.options.no_fail,
-            "kill_after": self.options.kill_after, "count_lines": self.options.count_lines,
+            "pipeline": self.text,
+            "local": self.plan.local,
+            "offset": self.plan.offset,
+            "tasks": self.plan.total,
+            "doorbell": far_doorbell.fileno(),
+            "split": split,
+            "no_fail": self.options.no_fail,
+            "kill_after": self.options.kill_after,
+            "count_lines": self.options.count_lines,
             "count_lines_below": self.options.count_lines_below,
             "snapshot_every": SNAPSHOT_EVERY if self.observer is not None else None,
             # tornado's global count is only a backstop: ppipe decides (see ppipe.status).
@@ -381,16 +401,19 @@ class ShardedExecution:
             "default_signals": [int(sig) for sig in FORWARDED_SIGNALS if sig not in ignored],
         }
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        bootstrap = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-                     "from ppipe.supervisor import main; main()")
+        bootstrap = "import sys; sys.path.insert(0, sys.argv.pop(1)); from ppipe.supervisor import main; main()"
         # The spec goes through a pipe on its stdin, not argv: Linux takes at most
         # 128 KiB in one argument, and a long pipeline's JSON is larger.
         spec_read, spec_write = make_pipe(enlarge=False)
         try:
             supervisor = Subprocess(
                 [sys.executable, "-c", bootstrap, package_root],
-                stdin=spec_read, stdout=subprocess.DEVNULL, stderr=self.options.stderr,
-                pass_fds=(far_doorbell.fileno(),), env=self.options.env, cwd=self.options.cwd,
+                stdin=spec_read,
+                stdout=subprocess.DEVNULL,
+                stderr=self.options.stderr,
+                pass_fds=(far_doorbell.fileno(),),
+                env=self.options.env,
+                cwd=self.options.cwd,
                 preexec_fn=_supervisor_hook(),
             )
         except BaseException:
@@ -453,9 +476,15 @@ class ShardedExecution:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             self._refused.add(pid)
-            attempt = _Attempt(len(shard.attempts) + 1, pid, None, time.time(), ended_at=time.time(),
-                               error="ppipe ran out of file descriptors for this shard (raise ulimit -n)",
-                               error_status=ExitStatus.FAILURE)
+            attempt = _Attempt(
+                len(shard.attempts) + 1,
+                pid,
+                None,
+                time.time(),
+                ended_at=time.time(),
+                error="ppipe ran out of file descriptors for this shard (raise ulimit -n)",
+                error_status=ExitStatus.FAILURE,
+            )
             shard.attempts.append(attempt)
             self._settle(shard)
             return
@@ -488,9 +517,10 @@ class ShardedExecution:
         if shard.final or self.stopping:
             return True
         last = shard.current
-        if last is not None and not (status.should_restart(last.record().exit_status, len(shard.attempts),
-                                                           self.plan.max_restarts)
-                                     and self._can_feed_again(shard, last)):
+        if last is not None and not (
+            status.should_restart(last.record().exit_status, len(shard.attempts), self.plan.max_restarts)
+            and self._can_feed_again(shard, last)
+        ):
             self._settle(shard)
             return True
         return False
@@ -535,9 +565,13 @@ class ShardedExecution:
                 could_start = message[0] == "result" and attempt.lost is None
                 # Once nobody reads ppipe's output, running again would only fail again.
                 stopping = self.stopping or not self.output.target.alive
-                again = status.should_restart(attempt.record().exit_status, len(shard.attempts),
-                                              self.plan.max_restarts, could_start=could_start,
-                                              stopping=stopping) and self._can_feed_again(shard, attempt)
+                again = status.should_restart(
+                    attempt.record().exit_status,
+                    len(shard.attempts),
+                    self.plan.max_restarts,
+                    could_start=could_start,
+                    stopping=stopping,
+                ) and self._can_feed_again(shard, attempt)
                 if not again:
                     self._settle(shard)
                 await channel.write(attempt.control, ("again", again))
@@ -562,8 +596,7 @@ class ShardedExecution:
     async def _flush(self, shard: _Shard) -> None:
         """Once the shard's output has all arrived, ``--keep-order`` may move on to the next shard."""
         try:
-            await asyncio.gather(*(task for a in shard.attempts for task in a.pump_tasks[:1]),
-                                 return_exceptions=True)
+            await asyncio.gather(*(task for a in shard.attempts for task in a.pump_tasks[:1]), return_exceptions=True)
             await self.output.shard_done(shard.index)
         finally:
             shard.settled.set()  # whatever happened, the run must be able to end
@@ -600,7 +633,8 @@ class ShardedExecution:
                 self._tasks.append(asyncio.ensure_future(_ask_to_stop(attempt.control, sig)))
         if self._kill_timer is None:
             self._kill_timer = asyncio.get_running_loop().call_later(
-                self.options.kill_after + REPORT_GRACE, self._kill_running)
+                self.options.kill_after + REPORT_GRACE, self._kill_running
+            )
 
     def _running(self) -> list[_Attempt]:
         attempts = (shard.current for shard in self.shards)
@@ -680,24 +714,33 @@ class ShardedExecution:
     def _result(self) -> ShardedResult:
         shards = tuple(
             ShardResult(
-                task_id=s.task_id, tasks=self.plan.total, pipeline=s.pipeline,
+                task_id=s.task_id,
+                tasks=self.plan.total,
+                pipeline=s.pipeline,
                 attempts=tuple(a.record() for a in s.attempts),
                 bytes_in=s.input.delivered if s.input is not None else None,
                 bytes_out=sum(a.bytes_out for a in s.attempts),
                 lines_out=sum(a.out_pump.counters[0].lines for a in s.attempts if a.out_pump is not None)
-                if self.options.count_lines else None,
+                if self.options.count_lines
+                else None,
                 verdict=self._verdict(s),
             )
             for s in self.shards
         )
         output_error = self.output.target.inner.error
-        exit_status = status.sharded_exit_status([(s.task_id, s.verdict, s.exit_status) for s in shards],
-                                                 timed_out=self.timed_out, interrupted_by=self.interrupted_by)
+        exit_status = status.sharded_exit_status(
+            [(s.task_id, s.verdict, s.exit_status) for s in shards],
+            timed_out=self.timed_out,
+            interrupted_by=self.interrupted_by,
+        )
         return ShardedResult(
-            pipeline=self.text, shards=shards,
+            pipeline=self.text,
+            shards=shards,
             exit_status=exit_status or (ExitStatus.FAILURE if output_error or self.input_error else 0),
             output_error=output_error.strerror if output_error is not None else None,
-            started_at=self.started_at, ended_at=time.time(), timed_out=self.timed_out,
+            started_at=self.started_at,
+            ended_at=time.time(),
+            timed_out=self.timed_out,
             interrupted_by=signal.Signals(self.interrupted_by).name if self.interrupted_by else None,
             stdout=bytes(self._capture.data) if self._capture is not None else None,
             input_undelivered=sum(s.input.undelivered for s in self.shards if s.input is not None),
@@ -721,8 +764,11 @@ class ShardedExecution:
         first = shard.attempts[0].started_at if shard.attempts else None
         last_end = attempt.ended_at if attempt is not None and shard.final else None
         return ShardSnapshot(
-            task_id=shard.task_id, state=state, pid=attempt.pid if attempt is not None else None,
-            attempts=len(shard.attempts), bytes_in=shard.input.delivered if shard.input is not None else None,
+            task_id=shard.task_id,
+            state=state,
+            pid=attempt.pid if attempt is not None else None,
+            attempts=len(shard.attempts),
+            bytes_in=shard.input.delivered if shard.input is not None else None,
             bytes_out=sum(a.bytes_out for a in shard.attempts),
             elapsed=None if first is None else (last_end or now) - first,
             stages=attempt.snapshot if attempt is not None else None,
@@ -742,8 +788,10 @@ def check_plan(plan: ShardPlan) -> None:
     if plan.processes < 0:
         raise UsageError("--fork must be 0 (one per CPU) or more")
     if plan.local > MAX_SHARDS:
-        raise UsageError(f"--fork {plan.processes}: ppipe runs at most {MAX_SHARDS} shards on one machine; "
-                         "for more, run it as the tasks of a job array (--task-id/--tasks)")
+        raise UsageError(
+            f"--fork {plan.processes}: ppipe runs at most {MAX_SHARDS} shards on one machine; "
+            "for more, run it as the tasks of a job array (--task-id/--tasks)"
+        )
     if plan.max_restarts < 0:
         raise UsageError("--max-restarts must be 0 or more")
 
@@ -758,8 +806,10 @@ def _check_descriptors(shards: int) -> None:
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     needed = _FDS_OWN + _FDS_PER_SHARD * shards
     if limit != resource.RLIM_INFINITY and limit < needed:
-        raise UsageError(f"--fork {shards} needs about {needed} open files, more than the limit of {limit}; "
-                         f"raise it with ulimit -n, or run fewer shards")
+        raise UsageError(
+            f"--fork {shards} needs about {needed} open files, more than the limit of {limit}; "
+            f"raise it with ulimit -n, or run fewer shards"
+        )
 
 
 async def _hand_over(fd: int, data: bytes) -> None:
@@ -802,15 +852,15 @@ def _supervisor_hook() -> Callable[[], None]:
     return hook
 
 
-async def execute_sharded(text: str, plan: ShardPlan, options: RunOptions | None = None,
-                          observer: ShardObserver | None = None) -> ShardedResult:
+async def execute_sharded(
+    text: str, plan: ShardPlan, options: RunOptions | None = None, observer: ShardObserver | None = None
+) -> ShardedResult:
     """Runs ``text`` as ``plan`` says on the running event loop; see :class:`ShardedExecution`.
 
     Raises :class:`~ppipe.errors.PpipeError` before anything starts when a
     shard's pipeline does not parse or names a command that cannot be run.
     """
     return await ShardedExecution(text, plan, options or RunOptions(), observer).run()
-
 
 
 def _describe_wait(wait_status: int) -> str:

@@ -121,11 +121,20 @@ def run_attempt(local_id: int, spec: dict[str, Any], doorbell: socket.socket, su
     try:
         # Filled into the parsed words, not the text: '{task_id}>f' stays a word, then a redirection.
         graph = parse(spec["pipeline"], placeholders=placeholder_values(task_id, spec["tasks"]))
-        result = asyncio.run(run_async(
-            graph, stdin=in_read, stdout=out_write, stderr=err_write, no_fail=spec["no_fail"],
-            kill_after=spec["kill_after"], count_lines=spec["count_lines"],
-            count_lines_below=spec["count_lines_below"], handle_signals=True,
-            observer=observer))
+        result = asyncio.run(
+            run_async(
+                graph,
+                stdin=in_read,
+                stdout=out_write,
+                stderr=err_write,
+                no_fail=spec["no_fail"],
+                kill_after=spec["kill_after"],
+                count_lines=spec["count_lines"],
+                count_lines_below=spec["count_lines_below"],
+                handle_signals=True,
+                observer=observer,
+            )
+        )
         message: tuple[Any, ...] = ("result", result)
     except PpipeError as error:  # a command missing on this shard only: running it again will not help
         message = ("error", str(error), error.status)
