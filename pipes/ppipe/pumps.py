@@ -93,7 +93,10 @@ class Counter:
 
     Where lines were counted in only some of the bytes (a fast spliced edge
     under a view counts a sample), ``lines`` is what was counted, a lower
-    bound, and ``lines_estimate`` extrapolates it to every byte.
+    bound, and ``lines_estimate`` adds, for the bytes not counted, the
+    newline density of the counted bytes just before them: a local density,
+    so that text whose lines grow longer (``seq``) is not misjudged by its
+    start.
     """
 
     nbytes: int = 0
@@ -103,6 +106,11 @@ class Counter:
     lines_complete: bool = True
     #: The bytes whose newlines ``newlines`` holds: all of ``nbytes`` while ``lines_complete``.
     counted_bytes: int = 0
+    #: Newlines per byte in the last chunk counted (None before one was).
+    density: float | None = None
+    #: Bytes moved uncounted (:meth:`skip`), and the newlines estimated in them.
+    skipped_bytes: int = 0
+    skipped_newlines: float = 0.0
 
     def add(self, chunk: bytes | memoryview, newlines: int) -> None:
         if chunk:
@@ -110,6 +118,14 @@ class Counter:
             self.counted_bytes += len(chunk)
             self.newlines += newlines
             self.ends_with_newline = chunk[-1:] == b"\n"
+            self.density = newlines / len(chunk)
+
+    def skip(self, moved: int) -> None:
+        """``moved`` bytes (already in ``nbytes``) went by uncounted: their lines are estimated now,
+        at the density of the bytes counted just before them."""
+        self.lines_complete = False
+        self.skipped_bytes += moved
+        self.skipped_newlines += moved * (self.density or 0.0)
 
     @property
     def lines(self) -> int:
@@ -117,13 +133,17 @@ class Counter:
 
     @property
     def lines_estimate(self) -> int | None:
-        """``lines`` when every byte was counted; otherwise the counted bytes' newline density times
-        all the bytes (so it grows with the bytes, never frozen); None when no byte was counted."""
+        """``lines`` when every byte was counted; otherwise the lines counted plus those estimated in the
+        bytes that were not (so it grows with the bytes, never frozen); None when no byte was counted.
+
+        Bytes that went by after counting ended for good (a refused ``tee``) are estimated at the last density.
+        """
         if self.lines_complete:
             return self.lines
-        if not self.counted_bytes:
+        if self.density is None:
             return None
-        return round(self.newlines * self.nbytes / self.counted_bytes) + (0 if self.ends_with_newline else 1)
+        unseen = self.nbytes - self.counted_bytes - self.skipped_bytes
+        return self.lines + round(self.skipped_newlines + unseen * self.density)
 
 
 @dataclass
@@ -851,10 +871,12 @@ class SplicePump(_CutEvidence):
     the same bytes into a private pipe, which the pump reads and counts; the
     data still moves without passing through Python, so counting costs one
     copy instead of the two of :class:`Pump`. ``count_lines_below`` (bytes
-    per second) makes counting stop, for good, once the edge carries more
-    than that within one second: the view's figures must not slow the
-    pipeline down. ``Counter.lines_complete`` then says the count is a lower
-    bound. Without ``tee`` (not Linux, no libc), lines are not counted and
+    per second) caps what counting may copy, as a bucket of one second's
+    worth that refills at that rate: a slower edge is counted exactly; on a
+    faster one, splices that find the bucket empty move their bytes
+    uncounted, and ``Counter.lines_estimate`` estimates their lines from the
+    newline density of the bytes counted just before. The view's figures
+    must not slow the pipeline down. Without ``tee`` (not Linux, no libc), lines are not counted and
     ``count_lines`` is False.
 
     It has :class:`Pump`'s interface as the engine uses it.
@@ -975,17 +997,22 @@ class SplicePump(_CutEvidence):
         pipe, where it still is. A ``tee`` the system refuses (a sandbox)
         ends the counting, not the edge.
 
-        With ``count_lines_below``, counting samples: once this second's
-        counting has copied that many bytes, the rest of the second is
-        spliced uncounted (``Counter.lines_complete`` False), and the next
-        second counts again (:meth:`_watch_rate`), so the cost stays at that
-        rate however fast the edge and the estimate follows the bytes.
+        With ``count_lines_below``, counting samples: it may copy that many
+        bytes a second, as from a bucket of one second's worth that refills
+        at that rate (:meth:`_watch_rate`). An edge slower than that, bursts
+        included, is counted exactly; on a faster one the bucket runs dry and
+        a splice finding it empty moves its bytes uncounted (``Counter.skip``
+        estimates their lines), so counted splices are spread evenly through
+        the edge's life and counting costs that rate however fast the edge.
         """
         assert self._tap is not None and self._tee is not None
-        _, copied_then = self._window
-        if self._count_lines_below is not None and self._copied - copied_then >= self._count_lines_below:
-            counter.lines_complete = False
-            return self._splice(counter)
+        if self._count_lines_below is not None:
+            start, copied_then = self._window
+            budget = self._count_lines_below
+            if budget * (1 + time.monotonic() - start) - (self._copied - copied_then) <= 0:
+                moved = self._splice(counter)
+                counter.skip(moved)
+                return moved
         room = self._target_capacity - bytes_in_pipe(self.target_fd)
         if room <= 0:
             raise BlockingIOError  # the consumer is behind; bytes_waiting(source) tells the caller so
@@ -1015,10 +1042,12 @@ class SplicePump(_CutEvidence):
         return self._tap_view[:size]
 
     def _watch_rate(self, now: float) -> None:
-        """Starts a new counting window each second: ``count_lines_below`` more bytes may be counted in it."""
+        """Refills the counting bucket (see :meth:`_splice_counted`): ``_window`` is when it was last full,
+        and what had been copied then; once it would hold more than one second's worth, it is full from now."""
         assert self._count_lines_below is not None
-        start, _ = self._window
-        if now - start >= 1.0:
+        start, copied_then = self._window
+        budget = self._count_lines_below
+        if budget * (1 + now - start) - (self._copied - copied_then) >= budget:
             self._window = now, self._copied
 
     def _stop_counting(self) -> None:
