@@ -7,30 +7,10 @@ tests skip without it.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from conftest import ENV, PPIPE
-
-
-@pytest.fixture
-def small_tmpdir(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB tmpfs, unmounted whatever the test did."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs for TMPDIR needs root")
-    where = tmp_path / "small"
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def _sharded(script: str, tmpdir: Path, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:

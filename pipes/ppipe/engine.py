@@ -61,6 +61,7 @@ from .pumps import (
     SplicePump,
     StreamSink,
     Tail,
+    held_problem,
     make_pipe,
     read_chunks,
     sink_for_fd,
@@ -209,9 +210,46 @@ def _resolve(command: str, path_var: str) -> str | CommandProblem:
 
 #: Commands that exist only inside a shell (no program on PATH does their work): named as such when missing.
 SHELL_BUILTINS = frozenset(
-    "cd . source export unset set alias unalias exit exec eval shift trap return break continue ulimit umask "
-    "wait jobs fg bg disown history declare local readonly typeset let pushd popd dirs shopt builtin hash "
-    "type getopts read".split()
+    [
+        "cd",
+        ".",
+        "source",
+        "export",
+        "unset",
+        "set",
+        "alias",
+        "unalias",
+        "exit",
+        "exec",
+        "eval",
+        "shift",
+        "trap",
+        "return",
+        "break",
+        "continue",
+        "ulimit",
+        "umask",
+        "wait",
+        "jobs",
+        "fg",
+        "bg",
+        "disown",
+        "history",
+        "declare",
+        "local",
+        "readonly",
+        "typeset",
+        "let",
+        "pushd",
+        "popd",
+        "dirs",
+        "shopt",
+        "builtin",
+        "hash",
+        "type",
+        "getopts",
+        "read",
+    ]
 )
 
 
@@ -370,8 +408,9 @@ def terminal_modes_kept(fd: int | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def handling_signals(loop: asyncio.AbstractEventLoop, on_signal: Callable[[int], None],
-                     enabled: bool = True) -> Iterator[None]:
+def handling_signals(
+    loop: asyncio.AbstractEventLoop, on_signal: Callable[[int], None], enabled: bool = True
+) -> Iterator[None]:
     """Sends SIGINT, SIGTERM and SIGHUP to ``on_signal`` on ``loop`` for the block; restores the handlers after.
 
     A signal ignored by whoever started ppipe (``nohup``) stays ignored.
@@ -477,7 +516,7 @@ class Execution:
         #: themselves, as under bash. A pager killed by a signal cannot restore the terminal's modes;
         #: ppipe puts them back (:func:`terminal_modes_kept`).
         self.pager = last.id if last is not None else None
-        self._held_stderr = HeldSink(FdSink(self._stderr_fd)) if self.pager is not None else None
+        self._held_stderr = HeldSink(FdSink(self._stderr_fd), fall_through=True) if self.pager is not None else None
         self.started_at = time.time()
         self._observer_stdout = options.observer.stdout_sink() if options.observer is not None else None
 
@@ -485,8 +524,11 @@ class Execution:
         self.started_at = time.time()
         loop = asyncio.get_running_loop()
         pager_terminal = self._boundary_fds()[1] if self.pager is not None else None
-        with (sigchld_handler(), handling_signals(loop, self._on_signal, self.options.handle_signals),
-              terminal_modes_kept(pager_terminal)):
+        with (
+            sigchld_handler(),
+            handling_signals(loop, self._on_signal, self.options.handle_signals),
+            terminal_modes_kept(pager_terminal),
+        ):
             timer = loop.call_later(self.options.timeout, self._on_timeout) if self.options.timeout else None
             try:
                 self._spawn_all()
@@ -522,13 +564,21 @@ class Execution:
         else:
             state = StageState.DONE if proc.returncode == 0 else StageState.EXITED
         result = StageResult(proc.stage, returncode=proc.returncode)
-        flow = StageFlow.of([self._edge_result(e) for e in self.graph.inputs(sid)],
-                            [self._edge_result(e) for e in self.graph.outputs(sid)])
+        flow = StageFlow.of(
+            [self._edge_result(e) for e in self.graph.inputs(sid)],
+            [self._edge_result(e) for e in self.graph.outputs(sid)],
+        )
         return StageSnapshot(
-            id=sid, command=proc.stage.command, state=state, pid=proc.pid,
-            status=result.status, signal=result.signal, flow=flow,
+            id=sid,
+            command=proc.stage.command,
+            state=state,
+            pid=proc.pid,
+            status=result.status,
+            signal=result.signal,
+            flow=flow,
             elapsed=None if proc.started_at is None else (proc.ended_at or now) - proc.started_at,
-            input_size=proc.input_size, input_read=self._input_read(proc),
+            input_size=proc.input_size,
+            input_read=self._input_read(proc),
         )
 
     @staticmethod
@@ -561,9 +611,11 @@ class Execution:
             self._unwire()
             if error.errno in (errno.EMFILE, errno.ENFILE):
                 limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-                raise PpipeError(f"{len(self.procs)} stages need more open files than the limit of {limit} "
-                                 f"allows (about 6 per stage, 8 when lines are counted); "
-                                 f"raise it with ulimit -n") from error
+                raise PpipeError(
+                    f"{len(self.procs)} stages need more open files than the limit of {limit} "
+                    f"allows (about 6 per stage, 8 when lines are counted); "
+                    f"raise it with ulimit -n"
+                ) from error
             raise PpipeError(f"cannot set up the pipes: {error.strerror}") from error
         for proc in self.procs.values():
             self._spawn(proc, hook)
@@ -619,8 +671,10 @@ class Execution:
     def _boundary_fds(self) -> tuple[int, int]:
         stdin = self.options.stdin
         stdout = self.options.stdout
-        return (0 if stdin is None or isinstance(stdin, bytes) else stdin,
-                1 if stdout is None or isinstance(stdout, _Capture) else stdout)
+        return (
+            0 if stdin is None or isinstance(stdin, bytes) else stdin,
+            1 if stdout is None or isinstance(stdout, _Capture) else stdout,
+        )
 
     def _unwire(self) -> None:
         """Closes what wiring made before it failed; nothing has started yet."""
@@ -670,8 +724,13 @@ class Execution:
             sid = proc.stage.id
             outputs = self.graph.outputs(sid)
             # ppipe's stdout is handed over only to a sole writer; several are merged by line.
-            direct = (len(outputs) == 1 and outputs[0].target is Boundary.STDOUT and self.options.stdout is not CAPTURE
-                      and len(self.graph.inputs(Boundary.STDOUT)) == 1 and self._observer_stdout is None)
+            direct = (
+                len(outputs) == 1
+                and outputs[0].target is Boundary.STDOUT
+                and self.options.stdout is not CAPTURE
+                and len(self.graph.inputs(Boundary.STDOUT)) == 1
+                and self._observer_stdout is None
+            )
             if direct:
                 self.fd_table[sid][1] = stdout_fd
                 proc.consumer_left = True  # ppipe cannot see that reader; SIGPIPE there is `ppipe yes | head`
@@ -680,9 +739,12 @@ class Execution:
                 read_fd, write_fd = make_pipe()
                 self.fd_table[sid][1] = write_fd
                 self.child_fds[sid].add(write_fd)
-                splice_pump = SplicePump(read_fd, self.spliced.pop(outputs[0]),  # the pump owns it now
-                                         count_lines=self.options.count_lines,
-                                         count_lines_below=self.options.count_lines_below)
+                splice_pump = SplicePump(
+                    read_fd,
+                    self.spliced.pop(outputs[0]),  # the pump owns it now
+                    count_lines=self.options.count_lines,
+                    count_lines_below=self.options.count_lines_below,
+                )
                 self.pumps.append(splice_pump)
                 proc.output_pump = splice_pump
                 splice_pump.producer_stderr = proc.stderr_tail
@@ -742,8 +804,13 @@ class Execution:
 
     def _can_splice(self, edge: Edge) -> bool:
         """One stage feeding one other, nothing else in or out: the kernel can move the bytes."""
-        return (self.options.use_splice and isinstance(edge.source, int) and isinstance(edge.target, int)
-                and len(self.graph.outputs(edge.source)) == 1 and len(self.graph.inputs(edge.target)) == 1)
+        return (
+            self.options.use_splice
+            and isinstance(edge.source, int)
+            and isinstance(edge.target, int)
+            and len(self.graph.outputs(edge.source)) == 1
+            and len(self.graph.inputs(edge.target)) == 1
+        )
 
     def _stdout_sink(self, stdout_fd: int) -> Sink:
         """The one sink every pumped edge into ppipe's stdout shares; several merge whole lines."""
@@ -796,20 +863,39 @@ class Execution:
                     os.close(fd)
             self.child_fds[sid] = set()
 
-    def _popen(self, proc: _Proc, fds: Mapping[int, int], env: Mapping[str, str],
-               hook: Callable[[], None] | None) -> Subprocess:
+    def _popen(
+        self, proc: _Proc, fds: Mapping[int, int], env: Mapping[str, str], hook: Callable[[], None] | None
+    ) -> Subprocess:
         argv, path = list(proc.stage.argv), proc.path
         try:
-            return Subprocess(argv, executable=path, stdin=fds[0], stdout=fds[1], stderr=fds[2],
-                              env=env, cwd=self.options.cwd, close_fds=True, preexec_fn=hook)
+            return Subprocess(
+                argv,
+                executable=path,
+                stdin=fds[0],
+                stdout=fds[1],
+                stderr=fds[2],
+                env=env,
+                cwd=self.options.cwd,
+                close_fds=True,
+                preexec_fn=hook,
+            )
         except OSError as error:
             if error.errno != errno.ENOEXEC:
                 raise
         # No #! line: run it with sh, as bash and execvp do; but never a binary file.
         if _looks_binary(path):
             raise OSError(errno.ENOEXEC, "cannot execute binary file", path)
-        return Subprocess(["sh", path, *argv[1:]], executable="/bin/sh", stdin=fds[0], stdout=fds[1],
-                          stderr=fds[2], env=env, cwd=self.options.cwd, close_fds=True, preexec_fn=hook)
+        return Subprocess(
+            ["sh", path, *argv[1:]],
+            executable="/bin/sh",
+            stdin=fds[0],
+            stdout=fds[1],
+            stderr=fds[2],
+            env=env,
+            cwd=self.options.cwd,
+            close_fds=True,
+            preexec_fn=hook,
+        )
 
     def _apply_redirects(self, stage: Stage, fds: dict[int, int]) -> None:
         """Applies redirections left to right, then ``|&``, as a shell does."""
@@ -1018,17 +1104,36 @@ class Execution:
         if pump is None:
             return EdgeResult(edge, counter.nbytes, None, counted=False)
         exact = pump.count_lines and counter.lines_complete
-        return EdgeResult(edge, counter.nbytes, counter.lines if exact else None,
-                          closed_early=pump.left_early(counter), waited_on_producer=pump.waits.totals()[0],
-                          waited_on_consumer=pump.consumer_wait(counter),
-                          lines_at_least=counter.lines if pump.count_lines and not exact else None)
+        return EdgeResult(
+            edge,
+            counter.nbytes,
+            counter.lines if exact else None,
+            closed_early=pump.left_early(counter),
+            waited_on_producer=pump.waits.totals()[0],
+            waited_on_consumer=pump.consumer_wait(counter),
+            lines_at_least=counter.lines if pump.count_lines and not exact else None,
+        )
+
+    def _hold_error(self) -> OSError | None:
+        """Why a sink could not keep bytes it had taken on (a long line in a fan-in, a full ``$TMPDIR``)."""
+        for pump in self.pumps:
+            for sink in pump.sinks if isinstance(pump, Pump) else ():
+                if sink.hold_error is not None:
+                    return sink.hold_error
+        return None
 
     def _result(self) -> RunResult:
         stages = tuple(
             StageResult(
-                stage=p.stage, pid=p.pid, started_at=p.started_at, ended_at=p.ended_at,
-                returncode=p.returncode, error=p.error, error_status=p.error_status,
-                output_closed_early=self._failed_writing(p), consumer_left=p.consumer_left,
+                stage=p.stage,
+                pid=p.pid,
+                started_at=p.started_at,
+                ended_at=p.ended_at,
+                returncode=p.returncode,
+                error=p.error,
+                error_status=p.error_status,
+                output_closed_early=self._failed_writing(p),
+                consumer_left=p.consumer_left,
                 signalled_by_ppipe=p.signalled and p.returncode != 0,
                 stderr_tail=p.stderr_tail.lines() or ((p.error,) if p.error else ()),
             )
@@ -1038,11 +1143,19 @@ class Execution:
         edges = [self._edge_result(edge) for edge in self.graph.edges]
         if self.stdout_target is not None and self.stdout_target.error is not None and not self.io_error:
             self.io_error = f"cannot write the output: {self.stdout_target.error.strerror}"
+        held = self._hold_error()
+        if held is not None and not self.io_error:
+            self.io_error = f"cannot keep an unfinished line for a merge: {held_problem(held)}"
         exit_status = status.exit_status(judged, timed_out=self.timed_out, interrupted_by=self.interrupted_by)
         return RunResult(
-            graph=self.graph, stages=judged, edges=tuple(edges),
-            exit_status=exit_status or (ExitStatus.FAILURE if self.io_error else 0), io_error=self.io_error,
-            started_at=self.started_at, ended_at=time.time(), timed_out=self.timed_out,
+            graph=self.graph,
+            stages=judged,
+            edges=tuple(edges),
+            exit_status=exit_status or (ExitStatus.FAILURE if self.io_error else 0),
+            io_error=self.io_error,
+            started_at=self.started_at,
+            ended_at=time.time(),
+            timed_out=self.timed_out,
             interrupted_by=signal.Signals(self.interrupted_by).name if self.interrupted_by else None,
             stdout=bytes(self.capture.data) if self.capture is not None else None,
         )

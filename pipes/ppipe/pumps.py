@@ -53,6 +53,11 @@ _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 
 
+def held_problem(error: OSError) -> str:
+    """Why ppipe could not keep something in a temporary file, and where: ``No space left on device (TMPDIR=/tmp)``."""
+    return f"{error.strerror or error} (TMPDIR={tempfile.gettempdir()})"
+
+
 def make_pipe(enlarge: bool = True) -> tuple[int, int]:
     """Creates a close-on-exec pipe; returns (read, write).
 
@@ -157,12 +162,12 @@ class Tail:
 
     def add(self, chunk: bytes | memoryview) -> None:
         self.total += len(chunk)
-        self.data += chunk[-self.max_bytes:]
+        self.data += chunk[-self.max_bytes :]
         del self.data[: max(0, len(self.data) - self.max_bytes)]
 
     def since(self, mark: int) -> bytes:
         """What arrived after ``total`` was ``mark`` (as much of it as is still kept)."""
-        return bytes(self.data[len(self.data) - min(len(self.data), self.total - mark):])
+        return bytes(self.data[len(self.data) - min(len(self.data), self.total - mark) :])
 
     def lines(self, count: int = 5) -> tuple[str, ...]:
         text = bytes(self.data).decode("utf-8", "replace")
@@ -198,8 +203,10 @@ class WaitClock:
     def totals(self) -> tuple[float, float]:
         """(waited on the producer, waited on the consumers), the current wait included."""
         ongoing = time.monotonic() - self._since
-        return (self.on_producer + (ongoing if self._side == "producer" else 0.0),
-                self.on_consumer + (ongoing if self._side == "consumer" else 0.0))
+        return (
+            self.on_producer + (ongoing if self._side == "producer" else 0.0),
+            self.on_consumer + (ongoing if self._side == "consumer" else 0.0),
+        )
 
 
 class Sink:
@@ -208,6 +215,9 @@ class Sink:
     _gone = False
     #: A write error other than the consumer leaving (a full disk, a bad descriptor), once one happened.
     error: OSError | None = None
+    #: Why bytes this sink had taken on could not be kept until they could go on (a full ``$TMPDIR``):
+    #: what went through it is then incomplete, and the run must fail.
+    hold_error: OSError | None = None
 
     @property
     def alive(self) -> bool:
@@ -254,7 +264,7 @@ class StreamSink(Sink):
         async with self._turn:
             try:
                 for start in range(0, len(view), CHUNK):
-                    await self.target.write(view[start:start + CHUNK])
+                    await self.target.write(view[start : start + CHUNK])
             except StreamClosedError as closed:
                 self._note(closed.real_error)
                 self.abandon()
@@ -297,8 +307,7 @@ class LineAssembler(Sink):
     in bash) it is passed on as it is.
     """
 
-    def __init__(self, inner: Sink, lock: asyncio.Lock, memory_limit: int = 4 * CHUNK,
-                 end_lines: bool = False) -> None:
+    def __init__(self, inner: Sink, lock: asyncio.Lock, memory_limit: int = 4 * CHUNK, end_lines: bool = False) -> None:
         self.inner = inner
         self.lock = lock
         self.memory_limit = memory_limit
@@ -382,14 +391,30 @@ class LineMerge(Sink):
         self._parts: dict[object, LineAssembler] = {}
 
     async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
+        if self.hold_error is not None:
+            return False
         part = self._parts.get(feeder)
         if part is None:
             part = self._parts[feeder] = LineAssembler(self.inner, self.lock)
-        return await part.write(chunk, feeder)
+        try:
+            return await part.write(chunk, feeder)
+        except OSError as error:
+            self._cannot_hold(error)
+            return False
 
     async def finish(self, feeder: object) -> None:
         part = self._parts.pop(feeder, None)
-        await (part.finish(feeder) if part is not None else self.inner.finish(feeder))
+        try:
+            await (part.finish(feeder) if part is not None and self.hold_error is None else self.inner.finish(feeder))
+        except OSError as error:
+            self._cannot_hold(error)
+            await self.inner.finish(feeder)
+
+    def _cannot_hold(self, error: OSError) -> None:
+        """An unfinished line could not be kept: the merge is given up (its feeders see a broken pipe)."""
+        self.hold_error = error
+        for part in self._parts.values():
+            part.abandon()
 
     def abandon(self) -> None:
         for part in self._parts.values():
@@ -401,10 +426,10 @@ class LineMerge(Sink):
 
     @property
     def alive(self) -> bool:
-        return self.inner.alive
+        return self.hold_error is None and self.inner.alive
 
     def reader_left(self) -> bool:
-        return self.inner.reader_left()
+        return self.hold_error is None and self.inner.reader_left()
 
 
 class LineJoiner(Sink):
@@ -465,14 +490,21 @@ class HeldSink(Sink):
     Stages' stderr while a pager owns the terminal; a shard's output under
     ``--keep-order`` before its turn (:class:`~ppipe.shard_io.OrderGate`).
     On disk, not in memory: a writer may say a lot before the release, and
-    none of it may be lost or hold the writer up. Where nothing more can be
-    kept (a full ``$TMPDIR``), what was kept goes out and the rest follows
-    straight away: out of turn rather than lost.
+    none of it may be lost or hold the writer up.
+
+    Where nothing more can be kept (a full ``$TMPDIR``), the write raises
+    ``OSError`` and the spool is cut back to the last whole write, so that
+    no torn piece is ever passed on: whoever needs the order (``--keep-order``)
+    must fail the run, saying so. With ``fall_through`` (stderr held for a
+    pager, where order matters less than every line), what was kept goes
+    out instead and the rest follows straight away: out of turn rather than
+    lost.
     """
 
-    def __init__(self, inner: Sink, held: bool = True) -> None:
+    def __init__(self, inner: Sink, held: bool = True, fall_through: bool = False) -> None:
         self.inner = inner
         self.held = held
+        self.fall_through = fall_through
         self._spool: IO[bytes] | None = None
 
     def holding(self) -> bool:
@@ -481,14 +513,29 @@ class HeldSink(Sink):
     async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
         if self.holding():
             try:
-                if self._spool is None:
-                    # Appending, unbuffered: writes that come while release() reads it back land after what it reads.
-                    self._spool = tempfile.TemporaryFile("a+b", buffering=0, prefix="ppipe-held-")  # noqa: SIM115
-                self._spool.write(chunk)
+                self._hold(chunk)
                 return True
             except OSError:
+                if not self.fall_through:
+                    raise
                 await self.release()
         return await self.inner.write(chunk, feeder)
+
+    def _hold(self, chunk: bytes | memoryview) -> None:
+        """Appends the whole chunk to the spool, or raises with the spool as it was (a short write included)."""
+        if self._spool is None:
+            # Appending, unbuffered: writes that come while release() reads it back land after what it reads.
+            self._spool = tempfile.TemporaryFile("a+b", buffering=0, prefix="ppipe-held-")  # noqa: SIM115
+        fd = self._spool.fileno()
+        kept = os.fstat(fd).st_size
+        view = memoryview(chunk)
+        try:
+            while view:
+                view = view[os.write(fd, view) :]
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, kept)
+            raise
 
     async def release(self) -> None:
         """What was kept goes out first, then writes pass straight through."""
@@ -547,7 +594,7 @@ class FdSink(Sink):
         view = memoryview(chunk)
         while view and self.alive:
             try:
-                view = view[os.write(self.fd, view):]
+                view = view[os.write(self.fd, view) :]
             except BlockingIOError:
                 await asyncio.sleep(0.001)
             except OSError as error:  # nobody reads it any more, or it cannot take more (ENOSPC, EBADF)
@@ -659,8 +706,14 @@ class Pump(_CutEvidence):
     idle or silent (``false | true``), failed on its own.
     """
 
-    def __init__(self, source: PipeIOStream, sinks: list[Sink], observers: tuple[Tail, ...] = (),
-                 count_lines: bool = True, keep_draining: bool = False) -> None:
+    def __init__(
+        self,
+        source: PipeIOStream,
+        sinks: list[Sink],
+        observers: tuple[Tail, ...] = (),
+        count_lines: bool = True,
+        keep_draining: bool = False,
+    ) -> None:
         self.source = source
         self.sinks = sinks
         self.counters = [Counter() for _ in sinks]
@@ -882,8 +935,9 @@ class SplicePump(_CutEvidence):
     It has :class:`Pump`'s interface as the engine uses it.
     """
 
-    def __init__(self, source_fd: int, target_fd: int, count_lines: bool = False,
-                 count_lines_below: int | None = None) -> None:
+    def __init__(
+        self, source_fd: int, target_fd: int, count_lines: bool = False, count_lines_below: int | None = None
+    ) -> None:
         self.source_fd = source_fd
         self.target_fd = target_fd
         os.set_blocking(source_fd, False)
@@ -1177,7 +1231,7 @@ class Feed:
 async def chunks_of(data: bytes) -> AsyncIterator[bytes]:
     """``data`` a ``CHUNK`` at a time, as a stream would give it."""
     for start in range(0, len(data), CHUNK):
-        yield data[start:start + CHUNK]
+        yield data[start : start + CHUNK]
 
 
 async def read_chunks(fd: int) -> AsyncIterator[bytes]:

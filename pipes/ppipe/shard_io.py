@@ -31,7 +31,7 @@ from typing import IO
 
 from tornado.iostream import PipeIOStream, StreamClosedError
 
-from .pumps import CHUNK, HeldSink, LineAssembler, Sink, readers_left, stream
+from .pumps import CHUNK, HeldSink, LineAssembler, Sink, held_problem, readers_left, stream
 
 #: ``--block`` when not given: GNU parallel's ``--pipe`` default.
 DEFAULT_BLOCK = 1024 * 1024
@@ -277,11 +277,6 @@ async def write_all(target: PipeIOStream, data: bytes | memoryview, taken: Calla
         await target.write(view[start:end])
         if taken is not None:
             taken(end)
-
-
-def held_problem(error: OSError) -> str:
-    """Why ppipe could not keep something in a temporary file, and where: ``No space left on device (TMPDIR=/tmp)``."""
-    return f"{error.strerror or error} (TMPDIR={tempfile.gettempdir()})"
 
 
 class TagSink(Sink):
