@@ -16,8 +16,9 @@ def run_with_open_file_limit(limit: int, *args: str) -> subprocess.CompletedProc
     def lower_the_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
-    return subprocess.run([PPIPE, *args], input=b"hi\n", capture_output=True, timeout=60, env=ENV,
-                          preexec_fn=lower_the_limit)
+    return subprocess.run(
+        [PPIPE, *args], input=b"hi\n", capture_output=True, timeout=60, env=ENV, preexec_fn=lower_the_limit
+    )
 
 
 @pytest.mark.parametrize("options", [(), ("--lines",), ("--report", "/dev/null")])

@@ -13,15 +13,18 @@ import pytest
 from conftest import ENV, PPIPE, bash, ppipe
 
 #: An aarch64 ELF header, then shell text that must never run.
-FOREIGN_BINARY = (b"\x7fELF\x02\x01\x01\x00" + bytes(8) + b"\x02\x00\xb7\x00\n"
-                  b"PATH=/bin:/usr/bin; echo INJECTED > injected.txt\n")
+FOREIGN_BINARY = (
+    b"\x7fELF\x02\x01\x01\x00" + bytes(8) + b"\x02\x00\xb7\x00\nPATH=/bin:/usr/bin; echo INJECTED > injected.txt\n"
+)
 
 
 def test_report_never_writes_through_a_symlink_planted_at_the_old_temporary_name(tmp_path: Path) -> None:
     """`exec` keeps the shell's pid, so the symlink sits where ppipe once put `report.json.tmp<pid>`."""
     target = tmp_path / "precious"
     target.write_text("precious\n")
-    script = f"ln -s precious report.json.tmp$$; ln -s precious .report.json.tmp$$; exec '{PPIPE}' --report report.json true"
+    script = (
+        f"ln -s precious report.json.tmp$$; ln -s precious .report.json.tmp$$; exec '{PPIPE}' --report report.json true"
+    )
     result = subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True, timeout=30, env=ENV)
     assert result.returncode == 0, result.stderr
     assert target.read_text() == "precious\n"
@@ -59,8 +62,9 @@ def test_a_binary_for_another_machine_is_refused_not_run_by_sh(tmp_path: Path) -
     assert b"cannot execute binary file" in result.stderr
 
 
-@pytest.mark.parametrize("content", [b"ab\0cd\necho INJECTED > injected.txt\n",
-                                     b"#!/bin/sh\n\0echo INJECTED > injected.txt\n"])
+@pytest.mark.parametrize(
+    "content", [b"ab\0cd\necho INJECTED > injected.txt\n", b"#!/bin/sh\n\0echo INJECTED > injected.txt\n"]
+)
 def test_a_nul_where_bash_looks_for_one_is_a_binary(tmp_path: Path, content: bytes) -> None:
     """bash checks the first line, or the whole first 128 bytes after a #! (here a #! the kernel runs)."""
     program = tmp_path / "prog"

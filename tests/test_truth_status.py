@@ -85,7 +85,8 @@ def test_a_producer_that_says_broken_pipe_late_is_excused() -> None:
         "    print('second', flush=True)\n"
         "except BrokenPipeError:\n"
         "    sys.stderr.write('write error: Broken pipe\\n')\n"
-        "    sys.exit(1)\n")
+        "    sys.exit(1)\n"
+    )
     result = run(f"{producer} | head -1")
     assert result.exit_status == 0, verdicts(result)
     assert verdicts(result) == ["broken-pipe", "ok"]

@@ -109,9 +109,14 @@ def build(result: RunResult) -> dict[str, Any]:
         "bottleneck": result.bottleneck,
         "edges": [
             {
-                "from": _node(e.edge.source), "to": _node(e.edge.target), "with_stderr": e.edge.with_stderr,
-                "counted": e.counted, "bytes": e.bytes, "lines": e.lines,
-                "lines_at_least": e.lines_at_least, "closed_early": e.closed_early,
+                "from": _node(e.edge.source),
+                "to": _node(e.edge.target),
+                "with_stderr": e.edge.with_stderr,
+                "counted": e.counted,
+                "bytes": e.bytes,
+                "lines": e.lines,
+                "lines_at_least": e.lines_at_least,
+                "closed_early": e.closed_early,
                 "waited_on_producer": _seconds(e.waited_on_producer),
                 "waited_on_consumer": _seconds(e.waited_on_consumer),
             }
@@ -136,19 +141,34 @@ def build_sharded(result: ShardedResult) -> dict[str, Any]:
 
 def _shard(shard: ShardResult) -> dict[str, Any]:
     return {
-        "task_id": shard.task_id, "task_num": shard.task_id + 1, "tasks": shard.tasks,
-        "pipeline": shard.pipeline, "verdict": shard.verdict.value, "failed": shard.failed,
-        "exit_status": shard.exit_status, "restarts": shard.restarts,
-        "bytes_in": shard.bytes_in, "bytes_out": shard.bytes_out, "lines_out": shard.lines_out,
+        "task_id": shard.task_id,
+        "task_num": shard.task_id + 1,
+        "tasks": shard.tasks,
+        "pipeline": shard.pipeline,
+        "verdict": shard.verdict.value,
+        "failed": shard.failed,
+        "exit_status": shard.exit_status,
+        "restarts": shard.restarts,
+        "bytes_in": shard.bytes_in,
+        "bytes_out": shard.bytes_out,
+        "lines_out": shard.lines_out,
         "attempts": [_attempt(attempt) for attempt in shard.attempts],
     }
 
 
 def _attempt(attempt: ShardAttempt) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "attempt": attempt.number, "pid": attempt.pid, "started_at": attempt.started_at,
-        "ended_at": attempt.ended_at, "exit_status": attempt.exit_status, "error": attempt.error,
-        "timed_out": False, "interrupted_by": None, "stages": [], "bottleneck": None, "edges": [],
+        "attempt": attempt.number,
+        "pid": attempt.pid,
+        "started_at": attempt.started_at,
+        "ended_at": attempt.ended_at,
+        "exit_status": attempt.exit_status,
+        "error": attempt.error,
+        "timed_out": False,
+        "interrupted_by": None,
+        "stages": [],
+        "bottleneck": None,
+        "edges": [],
     }
     if attempt.result is not None:
         run = build(attempt.result)
@@ -273,8 +293,14 @@ def _figures(flow: StageFlow | None) -> dict[str, Any]:
     """A stage's row of the view for the whole run; all null for a stage of a run that never started."""
     if flow is None:
         return dict.fromkeys(("bytes_in", "lines_in", "bytes_out", "lines_out", "ratio", "held"))
-    return {"bytes_in": flow.bytes_in, "lines_in": flow.lines_in, "bytes_out": flow.bytes_out,
-            "lines_out": flow.lines_out, "ratio": _seconds(flow.ratio), "held": _seconds(flow.held)}
+    return {
+        "bytes_in": flow.bytes_in,
+        "lines_in": flow.lines_in,
+        "bytes_out": flow.bytes_out,
+        "lines_out": flow.lines_out,
+        "ratio": _seconds(flow.ratio),
+        "held": _seconds(flow.held),
+    }
 
 
 def _seconds(value: float | None) -> float | None:

@@ -54,8 +54,9 @@ def judge(graph: Graph, stages: Sequence[StageResult], *, no_fail: bool = False)
 
 def _consumers_first(graph: Graph, by_id: dict[int, StageResult]) -> list[int]:
     """Stage ids ordered so that every stage comes after all the stages it feeds (no recursion)."""
-    feeds = {sid: [e.target for e in graph.outputs(sid) if isinstance(e.target, int) and e.target in by_id]
-             for sid in by_id}
+    feeds = {
+        sid: [e.target for e in graph.outputs(sid) if isinstance(e.target, int) and e.target in by_id] for sid in by_id
+    }
     unjudged_consumers = {sid: len(targets) for sid, targets in feeds.items()}
     fed_by: dict[int, list[int]] = {sid: [] for sid in by_id}
     for sid, targets in feeds.items():
@@ -94,8 +95,7 @@ def _verdict(graph: Graph, result: StageResult, judged: dict[int, Verdict], no_f
     return Verdict.FAILED
 
 
-def exit_status(stages: Sequence[StageResult], *, timed_out: bool = False,
-                interrupted_by: int | None = None) -> int:
+def exit_status(stages: Sequence[StageResult], *, timed_out: bool = False, interrupted_by: int | None = None) -> int:
     """The run's exit status from judged stages (rule 5, after rule 2's overrides)."""
     if timed_out:
         return ExitStatus.TIMEOUT
@@ -126,8 +126,9 @@ def exit_status(stages: Sequence[StageResult], *, timed_out: bool = False,
 #    on which one the scheduler finished first.
 
 
-def should_restart(exit_status: int, attempts: int, max_restarts: int, *, could_start: bool = True,
-                   stopping: bool = False) -> bool:
+def should_restart(
+    exit_status: int, attempts: int, max_restarts: int, *, could_start: bool = True, stopping: bool = False
+) -> bool:
     """Whether a shard whose latest attempt (its ``attempts``-th) ended with ``exit_status`` runs again (rule 6)."""
     return exit_status != 0 and could_start and not stopping and attempts <= max_restarts
 
@@ -139,8 +140,9 @@ def shard_verdict(exit_status: int | None, *, stopped: bool) -> Verdict:
     return Verdict.TERMINATED if stopped else Verdict.FAILED
 
 
-def sharded_exit_status(shards: Sequence[tuple[int, Verdict, int | None]], *, timed_out: bool = False,
-                        interrupted_by: int | None = None) -> int:
+def sharded_exit_status(
+    shards: Sequence[tuple[int, Verdict, int | None]], *, timed_out: bool = False, interrupted_by: int | None = None
+) -> int:
     """The run's status from ``(task id, verdict, final status)`` per shard (rule 8)."""
     if timed_out:
         return ExitStatus.TIMEOUT
