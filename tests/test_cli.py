@@ -43,7 +43,7 @@ def test_failed_stage_is_named() -> None:
     lines = result.stderr.decode().splitlines()
     assert "cat: /nonexistent: No such file or directory" in lines  # the stage's own stderr, passed through
     assert "ppipe: stage 1 (cat /nonexistent) failed: exit status 1" in lines
-    assert "  | cat: /nonexistent: No such file or directory" in lines
+    assert len(lines) == 2  # what the stage said is not quoted again under the failure line
 
 
 def test_missing_command_starts_nothing(tmp_path: Path) -> None:
@@ -137,7 +137,7 @@ def test_quiet_prints_nothing_of_its_own() -> None:
 def test_no_fail() -> None:
     result = ppipe("--no-fail", "false | true")
     assert result.returncode == 0
-    assert result.stderr == b""
+    assert result.stderr == b"ppipe: stage 1 (false) exit status 1, ignored (--no-fail)\n"
 
 
 def test_opt_out_marker_from_the_command_line() -> None:
@@ -264,4 +264,4 @@ def test_failure_line_names_the_signal() -> None:
     assert result.returncode == 137
     lines = result.stderr.decode().splitlines()
     assert "ppipe: stage 2 (sh -c 'echo dying >&2; kill -9 $$') failed: killed by SIGKILL" in lines
-    assert "  | dying" in lines
+    assert lines.count("dying") == 1 and "  | dying" not in lines

@@ -199,7 +199,6 @@ def test_the_view_counts_lines_of_a_fast_edge_only_while_it_costs_nothing() -> N
     assert any(r.startswith(f"{mark}: line") for r in rows)
 
 
-@pytest.mark.xfail(strict=True, reason="needs the engine to pass Counter.lines_estimate into EdgeResult")
 def test_the_view_estimates_the_lines_of_a_fast_edge_from_a_sample() -> None:
     # A fast edge has only a sample of its bytes counted; the count shown is extrapolated from it, and says so.
     total = 256 * 1024 * 1024

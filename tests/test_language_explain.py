@@ -137,7 +137,6 @@ def test_the_cli_names_the_missing_command_and_runs_nothing(tmp_path: Path) -> N
     assert not (tmp_path / "made").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="command.py must exit with explain_checked()'s status (see the lead's report)")
 @pytest.mark.parametrize("fork", [[], ["--fork", "2"]])
 def test_the_cli_exits_127_for_a_missing_command(fork: list[str]) -> None:
     done = run_ppipe("--explain", *fork, "seq 3 | nosuchcmd_xyz")

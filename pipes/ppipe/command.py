@@ -217,7 +217,7 @@ def run_command(config: Config) -> int:
     end (after the report is written) so that a calling shell sees ppipe
     killed by it and stops a loop, as it would for any other program.
     """
-    from .explain import explain, explain_shards
+    from .explain import explain_checked, explain_shards_checked
     from .syntax import parse
 
     graph: Graph | None = None
@@ -227,11 +227,13 @@ def run_command(config: Config) -> int:
         plan, placeholders = _shards(config)
         if plan is not None:
             if config.explain:
-                return print_out(explain_shards(config.pipeline, plan.offset, plan.total))
+                text, status = explain_shards_checked(config.pipeline, plan.offset, plan.total)
+                return print_out(text) or status
             return _finish(config, _run_sharded(config, plan))
         graph = parse(config.pipeline, placeholders=placeholders)
         if config.explain:
-            return print_out(explain(graph))
+            text, status = explain_checked(graph)
+            return print_out(text) or status
         config = with_pager(config, graph)
         return _finish(config, _run(graph, config))
     except PpipeError as error:

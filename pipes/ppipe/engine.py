@@ -1112,6 +1112,7 @@ class Execution:
             waited_on_producer=pump.waits.totals()[0],
             waited_on_consumer=pump.consumer_wait(counter),
             lines_at_least=counter.lines if pump.count_lines and not exact else None,
+            lines_estimate=counter.lines_estimate if pump.count_lines and not exact else None,
         )
 
     def _hold_error(self) -> OSError | None:
@@ -1136,6 +1137,9 @@ class Execution:
                 consumer_left=p.consumer_left,
                 signalled_by_ppipe=p.signalled and p.returncode != 0,
                 stderr_tail=p.stderr_tail.lines() or ((p.error,) if p.error else ()),
+                # Everything the stage said went on as it came (ppipe's stderr, the view) or was
+                # held for a pager and released before anyone reads the result.
+                stderr_seen=bool(p.stderr_tail.total),
             )
             for p in self.procs.values()
         )
@@ -1158,6 +1162,7 @@ class Execution:
             timed_out=self.timed_out,
             interrupted_by=signal.Signals(self.interrupted_by).name if self.interrupted_by else None,
             stdout=bytes(self.capture.data) if self.capture is not None else None,
+            timeout=self.options.timeout or None,
         )
 
 

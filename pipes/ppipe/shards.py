@@ -744,6 +744,7 @@ class ShardedExecution:
             interrupted_by=signal.Signals(self.interrupted_by).name if self.interrupted_by else None,
             stdout=bytes(self._capture.data) if self._capture is not None else None,
             input_undelivered=sum(s.input.undelivered for s in self.shards if s.input is not None),
+            timeout=self.options.timeout or None,
         )
 
     def snapshot(self) -> ShardedSnapshot:
