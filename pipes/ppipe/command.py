@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import os
 import re
 import shlex
 import signal
 import sys
-import tempfile
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -223,7 +221,7 @@ def run_command(config: Config) -> int:
     graph: Graph | None = None
     try:
         if config.report:
-            check_report_destination(config.report)
+            report.check_destination(config.report)
         plan, placeholders = _shards(config)
         if plan is not None:
             if config.explain:
@@ -429,56 +427,13 @@ def _same_file(a: int, b: int) -> bool:
     return (first.st_dev, first.st_ino, first.st_rdev) == (second.st_dev, second.st_ino, second.st_rdev)
 
 
-def check_report_destination(destination: str) -> None:
-    """Raises :class:`~ppipe.report.ReportError` (exit status 2), before anything runs, when the report cannot
-    be written to ``destination``.
-
-    Beyond :func:`ppipe.report.check_destination`: a directory is refused
-    (that check takes it for a special file such as a FIFO), and a new file
-    is made and removed where the report will go, since the permission
-    bits do not tell (root is refused a file in ``/sys``, anyone on a
-    read-only mount). An existing special file (a FIFO, ``/dev/stderr``) is
-    not touched: opening a FIFO would wait for its reader.
-    """
-    if destination != "-" and os.path.isdir(destination):
-        raise report.ReportError(f"cannot write the report to {destination}: it is a directory")
-    report.check_destination(destination)
-    if destination == "-" or (os.path.exists(destination) and not os.path.isfile(destination)):
-        return
-    try:
-        with tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(destination)), prefix=".ppipe-report-"):
-            pass
-    except OSError as error:
-        raise report.ReportError(f"cannot write the report to {destination}: {error.strerror}") from error
-
-
 def _write_report(data: dict[str, object], destination: str) -> bool:
     try:
-        if destination == "-":
-            _report_on_stderr(data)
-        else:
-            report.write(data, destination)
+        report.write(data, destination)
     except OSError as error:
         print_error([f"cannot write the report to {destination}: {error.strerror}"])
         return False
     return True
-
-
-def _report_on_stderr(data: dict[str, object]) -> None:
-    """``--report -``: the report as the last line ppipe writes on stderr, on a line of its own.
-
-    The run has returned, so every stage has been reaped and every stderr
-    ppipe pumps is drained; only the failure lines come before it. A stage
-    writes its stderr straight to descriptor 2 when there is no view, so
-    ppipe cannot know whether the last byte there was a newline: the report
-    always starts with one. It is compact JSON, ASCII only (a newline in a
-    string is ``\\n``), so it is one line: ``ppipe --report - ... 2>&1 >/dev/null
-    | tail -n 1`` is the report.
-    """
-    if sys.stderr is None:
-        return
-    sys.stderr.write("\n" + json.dumps(data, separators=(",", ":")) + "\n")
-    sys.stderr.flush()
 
 
 def print_out(text: str) -> int:

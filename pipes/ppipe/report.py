@@ -36,9 +36,10 @@ incompatible change, new fields may appear in any version)::
           "counted": true,             # false: ppipe handed the stream over, figures are 0
           "bytes": 21, "lines": 10,    # lines: newlines, plus a last unterminated line;
                                        # null when not counted (--no-lines)
-          "lines_at_least": null,      # lines counted before counting stopped on a fast edge ("lines"
-                                       # is then null); only through the API's count_lines_below,
-                                       # since a report counts every line
+          "lines_at_least": null,      # lines counted in a sample of a fast edge ("lines" is then
+                                       # null); only through the API's count_lines_below, since a
+                                       # report counts every line
+          "lines_estimate": null,      # those plus the lines estimated in the bytes not sampled
           "closed_early": false,       # the consumer left before the producer finished
           "waited_on_producer": 0.01,  # seconds ppipe waited for the producer to write (null: not pumped)
           "waited_on_consumer": 0.0    # seconds ppipe waited for the consumer to read: the larger says who was slow
@@ -116,6 +117,7 @@ def build(result: RunResult) -> dict[str, Any]:
                 "bytes": e.bytes,
                 "lines": e.lines,
                 "lines_at_least": e.lines_at_least,
+                "lines_estimate": e.lines_estimate,
                 "closed_early": e.closed_early,
                 "waited_on_producer": _seconds(e.waited_on_producer),
                 "waited_on_consumer": _seconds(e.waited_on_consumer),
@@ -200,25 +202,47 @@ class ReportError(UsageError):
 
 
 def check_destination(destination: str) -> None:
-    """Raises :class:`ReportError` when ``destination`` cannot be written, so a run is not wasted."""
-    if destination == "-" or _is_special(destination):
+    """Raises :class:`ReportError` (exit status 2) when the report cannot be written to ``destination``.
+
+    Called before anything runs, so that a run is not wasted. A directory is
+    refused; otherwise a new file is made and removed where the report will
+    go, since the permission bits do not tell (root is refused a file in
+    ``/sys``, anyone on a read-only mount). An existing special file (a
+    FIFO, ``/dev/stderr``) is not touched: opening a FIFO would wait for its
+    reader.
+    """
+    if destination == "-":
         return
-    directory = os.path.dirname(os.path.abspath(destination))
     if os.path.isdir(destination):
         raise ReportError(f"cannot write the report to {destination}: it is a directory")
+    if _is_special(destination):
+        return
+    directory = os.path.dirname(os.path.abspath(destination))
     if not os.path.isdir(directory):
         raise ReportError(f"cannot write the report to {destination}: no directory {directory}")
-    if not os.access(directory, os.W_OK):
-        raise ReportError(f"cannot write the report to {destination}: {directory} is not writable")
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix=".ppipe-report-"):
+            pass
+    except OSError as error:
+        raise ReportError(f"cannot write the report to {destination}: {error.strerror}") from error
 
 
 def write(report: dict[str, Any], destination: str) -> None:
-    """Writes the report to a file path, or to stderr for ``-``."""
-    text = json.dumps(report, indent=2) + "\n"
+    """Writes the report to a file path (replaced whole, never half written), or to stderr for ``-``.
+
+    On stderr it is the last line ppipe writes, on a line of its own: the
+    run has returned, so every stage has been reaped and every stderr ppipe
+    pumps is drained. ppipe cannot tell whether what came before ended with
+    a newline, so the report always starts with one. It is compact JSON,
+    ASCII only (a newline in a string is ``\\n``), so it is one line:
+    ``ppipe --report - ... 2>&1 >/dev/null | tail -n 1`` is the report.
+    """
     if destination == "-":
-        sys.stderr.write(text)
-        sys.stderr.flush()
+        if sys.stderr is not None:
+            sys.stderr.write("\n" + json.dumps(report, separators=(",", ":")) + "\n")
+            sys.stderr.flush()
         return
+    text = json.dumps(report, indent=2) + "\n"
     if _is_special(destination):  # a FIFO, /dev/stderr, >(cat): write into it, never replace it
         with open(destination, "w", encoding="utf-8") as handle:
             handle.write(text)
