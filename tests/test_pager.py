@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 import shlex
 import shutil
 import signal
 import sys
+import tempfile
 import termios
 import time
 from pathlib import Path
-from typing import IO
 
 import pexpect
 import pytest
@@ -146,36 +145,23 @@ def test_which_last_stages_are_pagers(pager: str, argv: list[str], expected: boo
     assert is_pager(Stage(1, tuple(argv)), {"PAGER": pager}) is expected
 
 
-class _FullDisk:
-    """A spool that has run out of room (ENOSPC) after what it already holds."""
-
-    def __init__(self, spool: IO[bytes]) -> None:
-        self.spool = spool
-
-    def write(self, data: bytes) -> int:
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    def fileno(self) -> int:
-        return self.spool.fileno()
-
-    def close(self) -> None:
-        self.spool.close()
-
-
-def test_held_stderr_goes_straight_through_when_it_cannot_be_kept() -> None:
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(read_fd, False)
-    held = HeldSink(FdSink(write_fd))
+def test_held_stderr_goes_straight_through_when_it_cannot_be_kept(
+    small_tmpdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real full TMPDIR: what was kept goes out first, then the rest, nothing lost, nothing torn."""
+    monkeypatch.setattr(tempfile, "tempdir", str(small_tmpdir))
+    out = tmp_path / "stderr"
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT, 0o600)
+    held = HeldSink(FdSink(fd), fall_through=True)
+    lines = [b"%07d" % i + b"x" * 1000 + b"\n" for i in range(4000)]  # 4 MB: twice what TMPDIR holds
 
     async def scenario() -> None:
-        await held.write(b"first\n", None)
-        with pytest.raises(BlockingIOError):
-            os.read(read_fd, 100)  # held: nothing has gone out
-        assert held._spool is not None
-        held._spool = _FullDisk(held._spool)  # type: ignore[assignment]
-        await held.write(b"second\n", None)
-        await held.write(b"third\n", None)
+        for line in lines:
+            assert await held.write(line, None)
+        await held.release()
 
-    asyncio.run(scenario())
-    os.close(write_fd)
-    assert os.read(read_fd, 100) == b"first\nsecond\nthird\n"  # nothing lost, and in order
+    try:
+        asyncio.run(scenario())
+    finally:
+        os.close(fd)
+    assert out.read_bytes() == b"".join(lines)

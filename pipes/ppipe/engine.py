@@ -718,7 +718,9 @@ class Execution:
         stdout_sink: Sink | None = None
         own_stderr = {sid: self._stderr_sink(proc.stage) for sid, proc in self.procs.items()}
         shared_feeders = sum(sink is None for sink in own_stderr.values())
-        shared_stderr = LineJoiner(sink_for_fd(self._stderr_fd, feeders=shared_feeders)) if shared_feeders else None
+        shared_stderr = (
+            LineJoiner(sink_for_fd(self._stderr_fd, feeders=shared_feeders), end_lines=True) if shared_feeders else None
+        )
         self.shared_stderr = shared_stderr
         for proc in self.procs.values():
             sid = proc.stage.id
@@ -774,7 +776,7 @@ class Execution:
                 self.fd_table[sid][1] = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
                 self.child_fds[sid].add(self.fd_table[sid][1])
             shown = own_stderr[sid]
-            stderr_sink = LineJoiner(shown) if shown is not None else shared_stderr
+            stderr_sink = LineJoiner(shown, end_lines=True) if shown is not None else shared_stderr
             assert stderr_sink is not None
             self._wire_stderr(proc, stderr_sink)
 

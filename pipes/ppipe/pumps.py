@@ -443,11 +443,15 @@ class LineJoiner(Sink):
     write its own stderr).
     """
 
-    def __init__(self, inner: Sink, flush_after: float = 0.1, max_partial: int = 4096) -> None:
+    def __init__(self, inner: Sink, flush_after: float = 0.1, max_partial: int = 4096, end_lines: bool = False) -> None:
         self.inner = inner
         self.flush_after = flush_after
         self.max_partial = max_partial
+        #: A feeder's last line gets a newline if it has none, so that whatever is written next
+        #: (another stage's line, ppipe's own message, the report) starts a line of its own.
+        self.end_lines = end_lines
         self._partial: dict[object, bytes] = {}
+        self._unended: set[object] = set()
         self._flushing: set[asyncio.Future[bool]] = set()
 
     @property
@@ -465,19 +469,30 @@ class LineJoiner(Sink):
         if cut < len(data):
             self._partial[feeder] = data[cut:]
             IOLoop.current().call_later(self.flush_after, self._flush, feeder, self._partial[feeder])
-        return await self.inner.write(data[:cut], feeder) if cut else self.inner.alive
+        return await self._send(data[:cut], feeder) if cut else self.inner.alive
+
+    async def _send(self, piece: bytes, feeder: object) -> bool:
+        if piece.endswith(b"\n"):
+            self._unended.discard(feeder)
+        else:
+            self._unended.add(feeder)
+        return await self.inner.write(piece, feeder)
 
     def _flush(self, feeder: object, waited: bytes) -> None:
         if self._partial.get(feeder) is waited:  # nothing came since: show it as it is
             del self._partial[feeder]
-            flush = asyncio.ensure_future(self.inner.write(waited, feeder))
+            flush = asyncio.ensure_future(self._send(waited, feeder))
             self._flushing.add(flush)
             flush.add_done_callback(self._flushing.discard)
 
     async def finish(self, feeder: object) -> None:
+        if self._flushing:  # a line shown unfinished goes out before what follows it
+            await asyncio.gather(*self._flushing)
         rest = self._partial.pop(feeder, b"")
         if rest:
-            await self.inner.write(rest, feeder)
+            await self._send(rest, feeder)
+        if self.end_lines and feeder in self._unended:
+            await self._send(b"\n", feeder)
         await self.inner.finish(feeder)
 
     def abandon(self) -> None:

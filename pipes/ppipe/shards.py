@@ -354,7 +354,7 @@ class ShardedExecution:
             self._stdout_sink(), shards=len(self.shards), tag=self.plan.tag, keep_order=self.plan.keep_order
         )
         self.errors_target = Lasting(self._stderr_target())
-        self.errors = LineJoiner(self.errors_target)
+        self.errors = LineJoiner(self.errors_target, end_lines=True)
         supervisor: Subprocess | None = None
         with sigchld_handler(), handling_signals(loop, self._on_signal, self.options.handle_signals):
             timer = loop.call_later(self.options.timeout, self._on_timeout) if self.options.timeout else None
@@ -503,7 +503,7 @@ class ShardedExecution:
         err_sink: Sink = self.errors
         watched = self.observer.shard_stderr_sink(shard.task_id) if self.observer is not None else None
         if watched is not None:
-            err_sink = LineJoiner(watched)
+            err_sink = LineJoiner(watched, end_lines=True)
         elif self.plan.tag:
             err_sink = TagSink(self.errors, f"{shard.task_id}\t".encode())
         err_pump = Pump(stream(fds[2]), [err_sink], count_lines=False, keep_draining=True)
