@@ -9,7 +9,10 @@ errors. The names are loaded on first use, so that ``ppipe --version`` or
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+#: typing is not imported at run time: this module runs before ppipe's console script can take
+#: Ctrl-C over, so it stays as small as it can (mypy reads the imports below as usual).
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -37,6 +40,7 @@ _EXPORTS = {
     "StageResult": "result",
     "Verdict": "result",
     "parse": "syntax",
+    "placeholder_values": "syntax",
     "substitute_placeholders": "syntax",
 }
 
@@ -62,18 +66,21 @@ __all__ = [
     "Verdict",
     "__version__",
     "parse",
+    "placeholder_values",
     "run",
     "run_async",
     "substitute_placeholders",
 ]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from .api import run, run_async
     from .engine import CAPTURE
     from .errors import CommandError, ExitStatus, PipelineFailed, PipelineSyntaxError, PpipeError
     from .graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage
     from .result import EdgeResult, RunResult, ShardAttempt, ShardedResult, ShardResult, StageResult, Verdict
-    from .syntax import parse, substitute_placeholders
+    from .syntax import parse, placeholder_values, substitute_placeholders
 
 
 def __getattr__(name: str) -> Any:

@@ -73,15 +73,33 @@ class PipelineSyntaxError(UsageError):
     def __str__(self) -> str:
         # Tabs and newlines in the input would shift the caret; show them as
         # single spaces so the caret stays under the right character.
-        shown = self.text.replace("\t", " ").replace("\n", " ")
+        shown, column = _window(self.text.replace("\t", " ").replace("\n", " "), self.column)
+        width = min(self.width, _WINDOW)
         lines = [
             f"syntax error at column {self.column + 1}: {self.message}",
             f"  {shown}",
-            "  " + " " * self.column + "^" * self.width,
+            "  " + " " * column + "^" * width,
         ]
         if self.hint:
-            lines.append(f"hint: {self.hint}")
+            lines.append(f"hint: {_shortened(self.hint)}")
         return "\n".join(lines)
+
+
+#: How much of a long pipeline a syntax error quotes around the column, each side.
+_WINDOW = 60
+
+
+def _window(text: str, column: int) -> tuple[str, int]:
+    """The part of ``text`` around ``column`` (``…`` where cut), and where the column falls in it."""
+    start = max(0, column - _WINDOW)
+    end = min(len(text), column + _WINDOW)
+    head = "…" if start > 0 else ""
+    tail = "…" if end < len(text) else ""
+    return head + text[start:end] + tail, column - start + len(head)
+
+
+def _shortened(hint: str) -> str:
+    return hint if len(hint) <= 4 * _WINDOW else hint[: 4 * _WINDOW - 1] + "…"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ branches adds edges, not a new model.
 from __future__ import annotations
 
 import enum
+import functools
 import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -133,11 +134,22 @@ class Graph:
 
     def inputs(self, node: Node) -> tuple[Edge, ...]:
         """Edges feeding ``node``; several mean fan-in."""
-        return tuple(e for e in self.edges if e.target == node)
+        return self._adjacency[1].get(node, ())
 
     def outputs(self, node: Node) -> tuple[Edge, ...]:
         """Edges fed by ``node``; several mean fan-out."""
-        return tuple(e for e in self.edges if e.source == node)
+        return self._adjacency[0].get(node, ())
+
+    @functools.cached_property
+    def _adjacency(self) -> tuple[dict[Node, tuple[Edge, ...]], dict[Node, tuple[Edge, ...]]]:
+        """(edges by source, edges by target), each in the graph's order: built once, so that a long
+        pipeline's lookups stay linear in all."""
+        by_source: dict[Node, list[Edge]] = {}
+        by_target: dict[Node, list[Edge]] = {}
+        for edge in self.edges:
+            by_source.setdefault(edge.source, []).append(edge)
+            by_target.setdefault(edge.target, []).append(edge)
+        return ({n: tuple(e) for n, e in by_source.items()}, {n: tuple(e) for n, e in by_target.items()})
 
     def last_stage(self) -> Stage | None:
         """The one stage writing the pipeline's output, if exactly one does (not a group's branches)."""
