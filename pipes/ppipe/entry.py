@@ -238,6 +238,7 @@ def _main(argv: list[str]) -> int:
 
         return print_out(f"ppipe {__version__}\n")
     completing = COMPLETE_VAR in os.environ
+    argv = _pipeline_marked(argv)
     config = None if completing else quick_parse(argv)
     unquoted = None if completing or config is not None else unquoted_pipeline(argv)
     if unquoted is not None:
@@ -247,6 +248,21 @@ def _main(argv: list[str]) -> int:
     if config is not None:
         return run_command(config)
     return _with_typer(argv)
+
+
+def _pipeline_marked(argv: list[str]) -> list[str]:
+    """``argv`` with ``--`` before a pipeline that starts with the ``-`` marker (``ppipe "-grep x | wc -l"``).
+
+    No option of ppipe's is a single dash followed by a word with a blank or
+    a ``|`` in it, so such an argument can only be the pipeline; without the
+    ``--`` the parsers would read it as options.
+    """
+    for index, arg in enumerate(argv):
+        if arg == "--":
+            return argv
+        if arg.startswith("-") and not arg.startswith("--") and any(c in arg for c in " \t|"):
+            return [*argv[:index], "--", *argv[index:]]
+    return argv
 
 
 def _with_typer(argv: list[str]) -> int:
