@@ -65,9 +65,10 @@ async def run_async(
 
     Bytes are counted on every edge ppipe carries. Lines are counted only
     with ``count_lines=True`` (a pass over every byte); otherwise an edge's
-    ``lines`` is None. ``count_lines_below`` (bytes per second) lets an edge
-    the kernel moves stop counting once it is faster than that: its
-    ``lines`` is then None and ``lines_at_least`` what was counted.
+    ``lines`` is None. ``count_lines_below`` (bytes per second) caps the cost
+    of counting an edge the kernel moves: past that rate it counts a sample;
+    its ``lines`` is then None, ``lines_at_least`` what was counted and
+    ``lines_estimate`` the estimate for all of it.
     ``splice`` forces the Linux fast path on or off (default: on where
     available, unless ``PPIPE_SPLICE=0``). ``pager=True``
     says the stage writing ``stdout`` is a pager owning the terminal: the

@@ -42,13 +42,13 @@ class ProgressMode(str, enum.Enum):
     PLAIN = "plain"
 
 
-#: An edge the kernel moves stops counting lines for the view once counting
-#: has copied more than this in a second (bytes). Counting reads a copy of
-#: every byte and looks at it: 0.4-1 s of ppipe's CPU per GiB (text costs
-#: most). Below this rate that is at most ~1.5% of a core per edge, and a
-#: fast edge costs at most this much counting, once. Lines of a slower edge,
-#: and of every edge ppipe pumps through Python anyway, stay exact;
-#: ``--lines`` and ``--report`` count them all.
+#: What counting lines for the view may copy per second on an edge the kernel
+#: moves (bytes); past that it counts a sample spread through the run and
+#: estimates the rest (shown ``≈``). Counting reads a copy of every byte and
+#: looks at it: 0.4-1 s of ppipe's CPU per GiB (text costs most), so this
+#: rate is at most ~1.5% of a core per edge. Lines of a slower edge, and of
+#: every edge ppipe pumps through Python anyway, stay exact; ``--lines`` and
+#: ``--report`` count them all.
 VIEW_LINES_BELOW = 16 * 1024 * 1024
 
 

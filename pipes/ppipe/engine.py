@@ -127,10 +127,11 @@ class RunOptions:
 
     ``count_lines`` counts lines on every pumped edge; it costs a pass over
     every byte in Python, so it is off unless someone will see the figures.
-    ``count_lines_below`` (bytes per second) lets an edge the kernel moves
-    stop counting once it gets faster than that, leaving a lower bound: a
-    live view's figures must not slow the pipeline down; exact counts are
-    for whoever asked for them.
+    ``count_lines_below`` (bytes per second) caps what counting the lines
+    of an edge the kernel moves may cost: past that rate it counts a
+    sample, spread through the run, and estimates the rest (``EdgeResult.
+    lines_estimate``): a live view's figures must not slow the pipeline
+    down; exact counts are for whoever asked for them.
     ``splice`` chooses the Linux fast path for edges from one stage to one
     other (:class:`~ppipe.pumps.SplicePump`): None means "where available,
     unless the environment says ``PPIPE_SPLICE=0``". Lines on it are counted
