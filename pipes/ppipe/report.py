@@ -65,7 +65,8 @@ A sharded run (``--fork``) has no stages or edges of its own; instead::
           }]
       }],
       "input_undelivered": 0,          # input bytes no shard could take (theirs had ended)
-      "output_error": null             # why ppipe could not write the output ("No space left on device")
+      "output_error": null,            # why ppipe could not write the output ("No space left on device")
+      "input_error": null              # why ppipe could not read its input to the end
 """
 
 from __future__ import annotations
@@ -138,6 +139,7 @@ def build_sharded(result: ShardedResult) -> dict[str, Any]:
         "shards": [_shard(shard) for shard in result.shards],
         "input_undelivered": result.input_undelivered,
         "output_error": result.output_error,
+        "input_error": result.input_error,
     }
 
 

@@ -377,6 +377,8 @@ class ShardedResult(_Outcome):
     input_undelivered: int = 0
     #: Why ppipe could not write the shards' output to its stdout (``No space left on device``), if so.
     output_error: str | None = None
+    #: Why ppipe could not read its input to the end (the shards got what was read), if so.
+    input_error: str | None = None
 
     @property
     def failures(self) -> tuple[ShardResult, ...]:

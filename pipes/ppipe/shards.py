@@ -446,7 +446,6 @@ class ShardedExecution:
                 await split_input(read_chunks(0 if stdin is None else stdin), inputs, self.plan.block)
         except OSError as error:  # the run fails, as a plain run does: the shards may have missed input
             self.input_error = f"cannot read the input: {error.strerror or error}"
-            self._say(f"ppipe: {self.input_error}; the shards got what was read\n")
 
     # -- the doorbell: hellos from attempts, exits from the supervisor
 
@@ -745,6 +744,7 @@ class ShardedExecution:
             stdout=bytes(self._capture.data) if self._capture is not None else None,
             input_undelivered=sum(s.input.undelivered for s in self.shards if s.input is not None),
             timeout=self.options.timeout or None,
+            input_error=self.input_error,
         )
 
     def snapshot(self) -> ShardedSnapshot:

@@ -90,6 +90,8 @@ def shard_failure_lines(result: ShardedResult) -> list[str]:
             lines.extend(f"  {line.removeprefix('ppipe: ')}" for line in failure_lines(last))
     if result.output_error:
         lines.append(f"ppipe: cannot write the output: {result.output_error}")
+    if result.input_error:
+        lines.append(f"ppipe: {result.input_error}; the shards got what was read")
     if result.input_undelivered and result.failures:
         lines.append(f"ppipe: {result.input_undelivered} bytes of input went to no shard (theirs had ended)")
     return lines
