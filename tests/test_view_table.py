@@ -22,7 +22,7 @@ import ppipe
 from ppipe.display import LiveView, ShardView
 from ppipe.result import RunResult, StageFlow
 from ppipe.shards import ShardedSnapshot, ShardSnapshot
-from ppipe.snapshot import RunSnapshot, StageSnapshot, StageState
+from ppipe.snapshot import RunSnapshot, ShardState, StageSnapshot, StageState
 
 WIDTHS = (40, 60, 80, 120)
 #: A command long enough to be cut at every width; made of one letter so that its cut is recognisable.
@@ -230,7 +230,7 @@ def test_the_failure_panel_title_is_never_cut(width: int) -> None:
     assert "".join(end.split()) in "".join("".join(lines).split()), lines
 
 
-def shard_snapshot(state: str, stage_states: tuple[StageState, ...]) -> ShardSnapshot:
+def shard_snapshot(state: ShardState, stage_states: tuple[StageState, ...]) -> ShardSnapshot:
     stages = tuple(
         StageSnapshot(
             i + 1,
@@ -253,8 +253,8 @@ def test_shard_rows_show_their_states_whole(width: int) -> None:
     snapshot = ShardedSnapshot(
         3725.0,
         (
-            shard_snapshot("running", (StageState.RUNNING, StageState.DONE, StageState.EXITED)),
-            dataclasses.replace(shard_snapshot("restarting", ()), task_id=1, stages=None),
+            shard_snapshot(ShardState.RUNNING, (StageState.RUNNING, StageState.DONE, StageState.EXITED)),
+            dataclasses.replace(shard_snapshot(ShardState.RESTARTING, ()), task_id=1, stages=None),
         ),
     )
     lines = text_of(view, view.frame(snapshot))

@@ -2,7 +2,7 @@
 
 A sharded run (:mod:`ppipe.shards`) talks to each shard attempt over its own
 stream socket: the attempt sends snapshots and its result, ppipe answers
-"go" and "restart". Both ends are ppipe, same version, same user, over a
+"go" and, after its result, whether to run "again". Both ends are ppipe, same version, same user, over a
 socketpair nobody else holds, so pickle is safe here and carries the
 engine's own frozen records (:class:`~ppipe.result.RunResult`,
 :class:`~ppipe.snapshot.RunSnapshot`) without a second schema.

@@ -33,7 +33,7 @@ from tornado.ioloop import PeriodicCallback
 from .graph import tree_prefixes
 from .pumps import Sink
 from .result import RunResult, ShardedResult, StageFlow, StageResult, Verdict
-from .snapshot import RunSnapshot, StageSnapshot, StageState
+from .snapshot import RunSnapshot, ShardState, StageSnapshot, StageState
 
 if TYPE_CHECKING:
     from .engine import Execution
@@ -284,9 +284,13 @@ class _TerminalView:
 
     def refresh(self) -> None:
         """Takes a snapshot of the run, measures the change since the last one, redraws."""
-        execution = getattr(self, "execution", None)
-        if execution is not None:
-            self.live.update(self.frame(execution.snapshot()), refresh=True)
+        snapshot = self.snapshot()
+        if snapshot is not None:
+            self.live.update(self.frame(snapshot), refresh=True)
+
+    def snapshot(self) -> Any:
+        """The run as it is now, or None before it has started."""
+        raise NotImplementedError
 
     def frame(self, snapshot: Any) -> RenderableType:
         """The next frame: measures what changed since the last snapshot, then draws this one."""
@@ -328,6 +332,9 @@ class LiveView(_TerminalView):
 
     def stderr_sink(self, stage: Stage) -> Sink | None:
         return _ConsoleSink(self, prefix=f"[{stage.id} {stage.argv[0]}] ")
+
+    def snapshot(self) -> RunSnapshot | None:
+        return self.execution.snapshot() if self.execution is not None else None
 
     def started(self, execution: Execution) -> None:
         self.execution = execution
@@ -600,12 +607,12 @@ class PlainProgress(_PlainLines):
 
 
 _SHARD_STYLES = {
-    "running": "cyan",
-    "restarting": "yellow",
-    "done": "green",
-    "failed": "red",
-    "stopped": "red",
-    "waiting": "dim",
+    ShardState.RUNNING: "cyan",
+    ShardState.RESTARTING: "yellow",
+    ShardState.DONE: "green",
+    ShardState.FAILED: "red",
+    ShardState.STOPPED: "red",
+    ShardState.WAITING: "dim",
 }
 
 
@@ -634,6 +641,9 @@ class ShardView(_TerminalView):
 
     def shard_stderr_sink(self, task_id: int) -> Sink | None:
         return _ConsoleSink(self, prefix=f"[shard {task_id}] ")
+
+    def snapshot(self) -> ShardedSnapshot | None:
+        return self.execution.snapshot() if self.execution is not None else None
 
     def started(self, execution: ShardedExecution) -> None:
         self.execution = execution
@@ -666,13 +676,13 @@ class ShardView(_TerminalView):
         rows: list[list[_Cell]] = []
         room = self.console.height - len(snapshot.shards) - 3
         for shard in snapshot.shards:
-            stages = shard.stages.stages if shard.stages is not None and shard.state == "running" else ()
+            stages = shard.stages.stages if shard.stages is not None and shard.state is ShardState.RUNNING else ()
             rows.append(self._shard_row(shard, stages))
             if stages and room >= len(stages):
                 room -= len(stages)
                 rows.extend(_stage_row(stage) for stage in stages)
         states = [s.state for s in snapshot.shards]
-        counts = [f"{states.count(name)} {name}" for name in _SHARD_STYLES if states.count(name)]
+        counts = [f"{states.count(state)} {state.value}" for state in _SHARD_STYLES if states.count(state)]
         moved = sum(s.bytes_out for s in snapshot.shards)
         parts = [
             Text(f"{len(snapshot.shards)} shards: {counts[0]}" if counts else f"{len(snapshot.shards)} shards"),
@@ -684,13 +694,13 @@ class ShardView(_TerminalView):
 
     def _shard_row(self, shard: ShardSnapshot, stages: tuple[StageSnapshot, ...]) -> list[_Cell]:
         style = _SHARD_STYLES.get(shard.state, "")
-        mark = _SPINNER[self._frame % len(_SPINNER)] if shard.state == "running" else "·"
-        rate = human_bytes(int(self._rates.get(shard.task_id, 0))) + "/s" if shard.state == "running" else "-"
+        mark = _SPINNER[self._frame % len(_SPINNER)] if shard.state is ShardState.RUNNING else "·"
+        rate = human_bytes(int(self._rates.get(shard.task_id, 0))) + "/s" if shard.state is ShardState.RUNNING else "-"
         command = " | ".join(_one_line(s.command) for s in stages)
         return [
             Text(mark, style=style),
             str(shard.task_id),
-            Text(shard.state, style=style),
+            Text(shard.state.value, style=style),
             command,
             str(shard.pid or "-"),
             str(shard.attempts),
@@ -786,5 +796,5 @@ class PlainShardProgress(_PlainLines):
         parts = [f"ppipe: {_seconds(snapshot.elapsed)}"]
         for shard in snapshot.shards:
             tries = f" (try {shard.attempts})" if shard.attempts > 1 else ""
-            parts.append(f"shard {shard.task_id} {shard.state}{tries} {human_bytes(shard.bytes_out)} out")
+            parts.append(f"shard {shard.task_id} {shard.state.value}{tries} {human_bytes(shard.bytes_out)} out")
         return " | ".join(parts)

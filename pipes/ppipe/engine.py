@@ -993,7 +993,7 @@ class Execution:
                 if self.interrupted_by is not None or self.timed_out:
                     pump.close()  # both ends: a write into a reader that never reads ends too
                 elif pump.idle_for() > DRAIN_GRACE:
-                    pump.drain_and_stop()
+                    pump.stop_reading()
                 elif past_deadline:
                     pump.finish_pending()
 

@@ -847,7 +847,7 @@ class Pump(_CutEvidence):
     def _source_fd(self) -> int | None:
         return None if self.source.closed() else self.source.fileno()
 
-    def drain_and_stop(self) -> None:
+    def stop_reading(self) -> None:
         """Stops reading now, delivering nothing more (the producer's descendants may keep the pipe open for ever)."""
         self.source.close()
 
@@ -1162,7 +1162,7 @@ class SplicePump(_CutEvidence):
             self._note_cut(self.source_fd)
         self._finish()
 
-    def drain_and_stop(self) -> None:
+    def stop_reading(self) -> None:
         self._finish()
 
     def finish_pending(self) -> None:

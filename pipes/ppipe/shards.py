@@ -74,7 +74,7 @@ from .shard_io import (
     splittable,
     write_all,
 )
-from .snapshot import RunSnapshot
+from .snapshot import RunSnapshot, ShardState
 from .syntax import parse, placeholder_values, substitute_placeholders
 
 #: Seconds between an attempt's snapshots, when someone watches (the view).
@@ -190,7 +190,7 @@ class ShardSnapshot:
     """One shard as the view shows it."""
 
     task_id: int
-    state: str  # waiting, running, restarting, done, failed, stopped
+    state: ShardState
     pid: int | None
     attempts: int
     bytes_in: int | None
@@ -382,7 +382,8 @@ class ShardedExecution:
         return self._result()
 
     def _start_supervisor(self, far_doorbell: socket.socket, split: bool) -> Subprocess:
-        """Starts ``python -m ppipe.supervisor`` with the spec it needs and the doorbell as its only extra fd."""
+        """Starts the supervisor (a fresh ``python -c`` that imports :mod:`ppipe.supervisor` from this ppipe's
+        own package root) with its spec on stdin and the doorbell as its only extra fd."""
         ignored = {sig for sig in FORWARDED_SIGNALS if signal.getsignal(sig) == signal.SIG_IGN}
         spec = {
             "pipeline": self.text,
@@ -679,7 +680,7 @@ class ShardedExecution:
             for shard in self.shards:
                 for attempt in shard.attempts:
                     if attempt.out_pump is not None and attempt.out_pump.idle_for() > DRAIN_GRACE:
-                        attempt.out_pump.drain_and_stop()
+                        attempt.out_pump.stop_reading()
             pumps = list(pending)
         await asyncio.gather(*(s.settled.wait() for s in self.shards))
 
@@ -755,13 +756,14 @@ class ShardedExecution:
     def _shard_snapshot(self, shard: _Shard, now: float) -> ShardSnapshot:
         attempt = shard.current
         if shard.final:
-            state = {Verdict.OK: "done", Verdict.FAILED: "failed"}.get(self._verdict(shard), "stopped")
+            verdict = self._verdict(shard)
+            state = {Verdict.OK: ShardState.DONE, Verdict.FAILED: ShardState.FAILED}.get(verdict, ShardState.STOPPED)
         elif attempt is None:
-            state = "waiting"
+            state = ShardState.WAITING
         elif attempt.reported or attempt.wait_status is not None:
-            state = "restarting"
+            state = ShardState.RESTARTING
         else:
-            state = "running"
+            state = ShardState.RUNNING
         first = shard.attempts[0].started_at if shard.attempts else None
         last_end = attempt.ended_at if attempt is not None and shard.final else None
         return ShardSnapshot(

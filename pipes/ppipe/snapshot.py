@@ -22,6 +22,17 @@ class StageState(enum.Enum):
     EXITED = "exited"  # exited non-zero or killed; the final verdict says whether that failed the run
 
 
+class ShardState(enum.Enum):
+    """Where a shard is in its life, as a display shows it."""
+
+    WAITING = "waiting"  # no attempt started yet
+    RUNNING = "running"
+    RESTARTING = "restarting"  # an attempt ended and the next is being decided or started
+    DONE = "done"  # finally succeeded
+    FAILED = "failed"  # finally failed
+    STOPPED = "stopped"  # stopped by ppipe: --fail-fast, --timeout, a signal
+
+
 @dataclass(frozen=True)
 class StageSnapshot:
     """One stage: its figures so far (``flow``: bytes, lines, ratio, held time, as a finished run has them)."""
