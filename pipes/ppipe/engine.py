@@ -70,6 +70,12 @@ from .pumps import (
 from .result import EdgeResult, RunResult, StageFlow, StageResult
 from .snapshot import RunSnapshot, StageSnapshot, StageState
 from .tee import tee_function
+from .tornado_internals import (
+    forget_stale_sigchld_handler,
+    loop_signal_handlers,
+    processes_still_awaited,
+    sigchld_handler_installed,
+)
 
 #: How long pumps may keep reading after every stage has exited. Only a
 #: stage's background descendants can still hold a pipe open by then, and
@@ -331,13 +337,13 @@ def sigchld_handler() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         raise PpipeError("ppipe must run pipelines from the main thread (it needs the SIGCHLD handler)")
     loop = asyncio.get_running_loop()
-    handlers = getattr(loop, "_signal_handlers", None)
-    if Subprocess._initialized and handlers is not None and signal.SIGCHLD not in handlers:
-        Subprocess._initialized = False  # stale: installed on a loop that is gone
+    handlers = loop_signal_handlers(loop)
+    if sigchld_handler_installed() and handlers is not None and signal.SIGCHLD not in handlers:
+        forget_stale_sigchld_handler()  # stale: installed on a loop that is gone
         _sigchld_runs.pop(loop, None)
     if loop not in _sigchld_runs:
         # 0 when someone else installed it (leave it to them), else ppipe's own count.
-        _sigchld_runs[loop] = 0 if Subprocess._initialized else 1
+        _sigchld_runs[loop] = 0 if sigchld_handler_installed() else 1
         Subprocess.initialize()
     elif _sigchld_runs[loop]:
         _sigchld_runs[loop] += 1
@@ -349,7 +355,7 @@ def sigchld_handler() -> Iterator[None]:
             _sigchld_runs[loop] -= 1
             if not _sigchld_runs[loop]:
                 del _sigchld_runs[loop]
-                if not Subprocess._waiting:  # the caller's own Subprocesses still need it
+                if not processes_still_awaited():  # the caller's own Subprocesses still need it
                     Subprocess.uninitialize()
 
 

@@ -42,6 +42,7 @@ from tornado.iostream import PipeIOStream, StreamClosedError
 from tornado.locks import Lock
 
 from .tee import tee_function
+from .tornado_internals import buffered_bytes
 
 #: Bytes asked for per read. Larger chunks mean fewer trips through the loop.
 CHUNK = 256 * 1024
@@ -860,7 +861,7 @@ class Pump(_CutEvidence):
         """
         if self.source.closed():
             return
-        owed = bytes_in_pipe(self.source.fileno()) + self.source._read_buffer_size
+        owed = bytes_in_pipe(self.source.fileno()) + buffered_bytes(self.source)
         self._read_limit = self._read_total + owed
         if owed == 0:
             self.source.close()

@@ -1,0 +1,61 @@
+"""The private names of tornado (and asyncio's loop) that ppipe relies on, all in one place.
+
+Each is read or set here only, with the reason it is needed; a test
+(``tests/test_borrowed_names.py``) fails loudly, naming what went, if an
+upgrade removes one. ``pyproject.toml`` bounds tornado to the versions
+tested with them.
+
+- ``Subprocess._initialized``: tornado's class-level "SIGCHLD handler is
+  installed" flag. After a loop closes without ``Subprocess.uninitialize()``
+  the flag stays set while no loop listens, and ``wait_for_exit`` would hang
+  for ever; ppipe resets a stale flag.
+- ``Subprocess._waiting``: the processes tornado still waits for; ppipe
+  removes its handler only when none of the caller's own are left.
+- ``loop._signal_handlers``: asyncio's table of installed signal handlers,
+  the one way to tell whether tornado's handler is on *this* loop.
+- ``PipeIOStream._read_buffer_size``: bytes tornado has read but not yet
+  handed on, part of what a pump still owes when it finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from tornado.iostream import PipeIOStream
+from tornado.process import Subprocess
+
+#: What each borrowed name is for, by where it lives: checked by the test suite on a real class,
+#: loop and stream.
+BORROWED = {
+    "Subprocess._initialized": "to reset tornado's SIGCHLD flag left stale by a loop that closed",
+    "Subprocess._waiting": "to leave tornado's SIGCHLD handler in place for the caller's own processes",
+    "loop._signal_handlers": "to tell whether tornado's SIGCHLD handler is on this loop",
+    "PipeIOStream._read_buffer_size": "to count the bytes tornado has read but not yet handed on",
+}
+
+
+def sigchld_handler_installed() -> bool:
+    """Whether tornado believes its SIGCHLD handler is installed (on some loop)."""
+    return bool(Subprocess._initialized)
+
+
+def forget_stale_sigchld_handler() -> None:
+    """Tells tornado its handler is gone, so that the next ``Subprocess.initialize()`` installs it again."""
+    Subprocess._initialized = False
+
+
+def processes_still_awaited() -> bool:
+    """Whether tornado still waits for the exit of some process (someone's ``set_exit_callback``)."""
+    return bool(Subprocess._waiting)
+
+
+def loop_signal_handlers(loop: asyncio.AbstractEventLoop) -> Mapping[int, object] | None:
+    """asyncio's installed signal handlers on ``loop``, by signal number (None where the loop has no such table)."""
+    handlers: Mapping[int, object] | None = getattr(loop, "_signal_handlers", None)
+    return handlers
+
+
+def buffered_bytes(stream: PipeIOStream) -> int:
+    """Bytes ``stream`` has read from its descriptor and not yet handed on."""
+    return int(stream._read_buffer_size)
