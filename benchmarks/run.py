@@ -104,7 +104,7 @@ def _read_stat(pid: int) -> tuple[int, int, int, int] | None:
             text = handle.read()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces
+    fields = text[text.rindex(")") + 2 :].split()  # the command name may hold spaces
     return int(fields[11]), int(fields[12]), int(fields[13]), int(fields[14])
 
 
@@ -165,8 +165,9 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def measure(run: Run, argv: Sequence[str], timeout: float, check: Check, sample: bool = False,
-            stdin_path: str | None = None) -> Run:
+def measure(
+    run: Run, argv: Sequence[str], timeout: float, check: Check, sample: bool = False, stdin_path: str | None = None
+) -> Run:
     """Runs ``argv`` once in its own process group, fills ``run`` in, and returns it."""
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(tempfile.TemporaryFile())
@@ -178,7 +179,7 @@ def measure(run: Run, argv: Sequence[str], timeout: float, check: Check, sample:
         out.seek(0)
         output = out.read(64 * KIB)
         err.seek(0)
-        error_text = err.read()[-2 * KIB:].decode("utf-8", "replace").strip()
+        error_text = err.read()[-2 * KIB :].decode("utf-8", "replace").strip()
     run.stdout = output.decode("utf-8", "replace").strip()[:200]
     run.stderr_tail = error_text[-500:]
     if timed_out:
@@ -192,14 +193,14 @@ def measure(run: Run, argv: Sequence[str], timeout: float, check: Check, sample:
     return run
 
 
-def _execute(run: Run, argv: Sequence[str], timeout: float, sample: bool, stdin: IO[bytes] | int,
-             out: IO[bytes], err: IO[bytes]) -> bool:
+def _execute(
+    run: Run, argv: Sequence[str], timeout: float, sample: bool, stdin: IO[bytes] | int, out: IO[bytes], err: IO[bytes]
+) -> bool:
     """Starts, watches and reaps one process; fills ``run``'s measurements; returns whether it timed out."""
     timed_out = threading.Event()
     start = time.perf_counter()
     try:
-        proc = subprocess.Popen(list(argv), stdin=stdin, stdout=out, stderr=err, env=ENV,
-                                start_new_session=True)
+        proc = subprocess.Popen(list(argv), stdin=stdin, stdout=out, stderr=err, env=ENV, start_new_session=True)
     except OSError as error:
         run.reason = f"cannot start: {error}"
         return False
@@ -294,7 +295,7 @@ def count_without_digit(n: int, digit: int) -> int:
     for position, char in enumerate(text):
         value = int(char)
         free = len(text) - position - 1
-        count += (value - (1 if digit < value else 0)) * 9 ** free
+        count += (value - (1 if digit < value else 0)) * 9**free
         if value == digit:
             return count
     return count + 1  # n itself
@@ -383,10 +384,22 @@ class Sizes:
     @classmethod
     def pick(cls, quick: bool, repeat: int) -> Sizes:
         if quick:
-            return cls(two=256 * MIB, eight=128 * MIB, lines=2_000_000, memory=256 * MIB, startup_repeat=10,
-                       fork_lines=1_000_000)
-        return cls(two=2 * GIB, eight=1 * GIB, lines=20_000_000, memory=1 * GIB, startup_repeat=max(20, 4 * repeat),
-                   fork_lines=10_000_000)
+            return cls(
+                two=256 * MIB,
+                eight=128 * MIB,
+                lines=2_000_000,
+                memory=256 * MIB,
+                startup_repeat=10,
+                fork_lines=1_000_000,
+            )
+        return cls(
+            two=2 * GIB,
+            eight=1 * GIB,
+            lines=20_000_000,
+            memory=1 * GIB,
+            startup_repeat=max(20, 4 * repeat),
+            fork_lines=10_000_000,
+        )
 
 
 CATS = 8  # cat stages in throughput-8
@@ -440,25 +453,33 @@ def view_cost(tools: Tools, sizes: Sizes, repeat: int) -> list[Workload]:
     lines_pipeline = f"seq 1 {sizes.lines} | grep 7 | wc -l"
     bytes_pipeline = f"head -c {size_arg(sizes.eight)} /dev/zero | wc -c"
     for name, pipeline, nbytes, check in (
-            ("view-lines", lines_pipeline, seq_bytes(sizes.lines), expect_number(lines_with_digit(sizes.lines, 7))),
-            ("view-bytes", bytes_pipeline, sizes.eight, expect_number(sizes.eight))):
+        ("view-lines", lines_pipeline, seq_bytes(sizes.lines), expect_number(lines_with_digit(sizes.lines, 7))),
+        ("view-bytes", bytes_pipeline, sizes.eight, expect_number(sizes.eight)),
+    ):
         w = Workload(name, pipeline, "throughput", nbytes=nbytes, repeat=repeat)
         w.variants.append(bash_variant(tools, "bash", pipeline, check))
         w.variants.append(Variant("ppipe", [*tools.ppipe, "--display", "never", pipeline], check, sample=True))
-        w.variants.append(Variant("ppipe+view", [*tools.ppipe, "--display", "always", pipeline], check,
-                                  sample=True))
-        w.variants.append(Variant("ppipe+view --no-lines", [*tools.ppipe, "--display", "always", "--no-lines",
-                                                            pipeline], check, sample=True))
-        w.variants.append(Variant("ppipe+lines", [*tools.ppipe, "--display", "never", "--lines", pipeline],
-                                  check, sample=True))
+        w.variants.append(Variant("ppipe+view", [*tools.ppipe, "--display", "always", pipeline], check, sample=True))
+        w.variants.append(
+            Variant(
+                "ppipe+view --no-lines",
+                [*tools.ppipe, "--display", "always", "--no-lines", pipeline],
+                check,
+                sample=True,
+            )
+        )
+        w.variants.append(
+            Variant("ppipe+lines", [*tools.ppipe, "--display", "never", "--lines", pipeline], check, sample=True)
+        )
         workloads.append(w)
     return workloads
 
 
 def startup(tools: Tools, sizes: Sizes) -> Workload:
     """The cost of starting at all."""
-    w = Workload("startup", "start and exit, nothing else", "time", repeat=sizes.startup_repeat, timeout=30.0,
-                 unit="ms")
+    w = Workload(
+        "startup", "start and exit, nothing else", "time", repeat=sizes.startup_repeat, timeout=30.0, unit="ms"
+    )
     w.variants += [
         Variant("sh -c true", ["sh", "-c", "true"], expect_empty),
         Variant("python3 -c pass", [tools.python, "-c", "pass"], expect_empty),
@@ -493,12 +514,23 @@ def fork(tools: Tools, sizes: Sizes, repeat: int, tmpdir: str) -> list[Workload]
     count = sizes.fork_lines
     input_path = os.path.join(tmpdir, "fork-input.txt")
     expected = expect_sum(count)
-    piped = Workload("fork-pipe", f"seq 1 {count} | (2 workers) wc -l", "throughput", nbytes=seq_bytes(count),
-                     repeat=repeat, timeout=300.0)
-    filed = Workload("fork-file", f"(2 workers) wc -l < a file of seq 1 {count}", "throughput",
-                     nbytes=seq_bytes(count), repeat=repeat, timeout=300.0)
-    starts = Workload("fork-start", "16 workers running true", "time", repeat=max(5, repeat), timeout=60.0,
-                      unit="ms")
+    piped = Workload(
+        "fork-pipe",
+        f"seq 1 {count} | (2 workers) wc -l",
+        "throughput",
+        nbytes=seq_bytes(count),
+        repeat=repeat,
+        timeout=300.0,
+    )
+    filed = Workload(
+        "fork-file",
+        f"(2 workers) wc -l < a file of seq 1 {count}",
+        "throughput",
+        nbytes=seq_bytes(count),
+        repeat=repeat,
+        timeout=300.0,
+    )
+    starts = Workload("fork-start", "16 workers running true", "time", repeat=max(5, repeat), timeout=60.0, unit="ms")
     workloads = [piped, filed, starts]
     if "--fork" not in tools.ppipe_help:
         for w in workloads:
@@ -511,20 +543,22 @@ def fork(tools: Tools, sizes: Sizes, repeat: int, tmpdir: str) -> list[Workload]
     ppipe_line = " ".join(shlex.quote(a) for a in tools.ppipe)
     piped.variants += [
         bash_variant(tools, "bash (1 wc)", f"seq 1 {count} | wc -l", expected),
-        bash_variant(tools, "parallel --pipe -j2", f"seq 1 {count} | {tools.parallel} --pipe -j2 --block 1M wc -l",
-                     expected),
+        bash_variant(
+            tools, "parallel --pipe -j2", f"seq 1 {count} | {tools.parallel} --pipe -j2 --block 1M wc -l", expected
+        ),
         bash_variant(tools, "ppipe --fork 2", f"seq 1 {count} | {ppipe_line} --fork 2 'wc -l'", expected),
     ]
     filed.variants += [
         Variant("wc -l (1 proc)", ["wc", "-l"], expected, stdin_path=input_path),
-        Variant("parallel --pipepart -j2", [tools.parallel, "--pipepart", "-a", input_path, "-j2", "--block", "1M",
-                                            "wc", "-l"], expected),
-        Variant("ppipe --fork 2", [*tools.ppipe, "--fork", "2", "wc -l"], expected, sample=True,
-                stdin_path=input_path),
+        Variant(
+            "parallel --pipepart -j2",
+            [tools.parallel, "--pipepart", "-a", input_path, "-j2", "--block", "1M", "wc", "-l"],
+            expected,
+        ),
+        Variant("ppipe --fork 2", [*tools.ppipe, "--fork", "2", "wc -l"], expected, sample=True, stdin_path=input_path),
     ]
     starts.variants += [
-        Variant("parallel -j16 true", [tools.parallel, "-j16", "true", ":::", *map(str, range(1, 17))],
-                expect_empty),
+        Variant("parallel -j16 true", [tools.parallel, "-j16", "true", ":::", *map(str, range(1, 17))], expect_empty),
         Variant("ppipe --fork 16 true", [*tools.ppipe, "--fork", "16", "true"], expect_empty, sample=True),
         Variant("ppipe true", [*tools.ppipe, "true"], expect_empty, sample=True),
     ]
@@ -578,8 +612,14 @@ def run_workload(workload: Workload, warmup: int, timeout: float | None) -> None
     for rep in range(-warmup, workload.repeat):
         parts = []
         for variant in workload.variants:
-            run = measure(Run(workload.name, variant.name, rep), variant.argv, limit, variant.check,
-                          variant.sample, variant.stdin_path)
+            run = measure(
+                Run(workload.name, variant.name, rep),
+                variant.argv,
+                limit,
+                variant.check,
+                variant.sample,
+                variant.stdin_path,
+            )
             if rep >= 0:
                 workload.runs.append(run)
             parts.append(f"{variant.name} {_fmt_wall(run.wall, workload.unit)}" + ("" if run.valid else " INVALID"))
@@ -601,19 +641,26 @@ def summarize(workload: Workload) -> dict[str, dict[str, object]]:
         entry: dict[str, object] = {"runs": len(runs), "valid": len(good)}
         if walls:
             median = statistics.median(walls)
-            entry.update(median_wall=median, min_wall=min(walls), max_wall=max(walls),
-                         spread=(max(walls) - min(walls)) / median if median else 0.0,
-                         tree_cpu=_median([r.tree_cpu for r in good]))
+            entry.update(
+                median_wall=median,
+                min_wall=min(walls),
+                max_wall=max(walls),
+                spread=(max(walls) - min(walls)) / median if median else 0.0,
+                tree_cpu=_median([r.tree_cpu for r in good]),
+            )
             if workload.kind == "throughput" and workload.nbytes:
                 entry["mb_per_s"] = workload.nbytes / median / MB
             if variant.sample:
                 cpu = _median([r.self_cpu for r in good])
                 rss = [r.peak_rss_kib for r in good if r.peak_rss_kib is not None]
-                entry.update(self_cpu=cpu, self_cpu_share=cpu / median if cpu is not None and median else None,
-                             peak_rss_mib=max(rss) / KIB if rss else None,
-                             self_reads=_median([r.self_reads for r in good]),
-                             self_read_bytes=_median([r.self_read_bytes for r in good]),
-                             self_writes=_median([r.self_writes for r in good]))
+                entry.update(
+                    self_cpu=cpu,
+                    self_cpu_share=cpu / median if cpu is not None and median else None,
+                    peak_rss_mib=max(rss) / KIB if rss else None,
+                    self_reads=_median([r.self_reads for r in good]),
+                    self_read_bytes=_median([r.self_read_bytes for r in good]),
+                    self_writes=_median([r.self_writes for r in good]),
+                )
         summary[variant.name] = entry
     base = summary.get(workload.variants[0].name, {}) if workload.variants else {}
     for entry in summary.values():
@@ -630,8 +677,18 @@ def _cell(value: object, fmt: str) -> str:
 
 
 def render_table(workloads: list[Workload], summaries: dict[str, dict[str, dict[str, object]]]) -> str:
-    header = ["workload", "variant", "median", "spread", "MB/s", "ratio", "tree CPU s", "ppipe CPU s",
-              "ppipe RSS MiB", "valid"]
+    header = [
+        "workload",
+        "variant",
+        "median",
+        "spread",
+        "MB/s",
+        "ratio",
+        "tree CPU s",
+        "ppipe CPU s",
+        "ppipe RSS MiB",
+        "valid",
+    ]
     rows: list[list[str]] = []
     for workload in workloads:
         if workload.skip:
@@ -643,18 +700,20 @@ def render_table(workloads: list[Workload], summaries: dict[str, dict[str, dict[
             kind = "speed" if workload.kind == "throughput" else "time"
             cpu = entry.get("self_cpu")
             share = entry.get("self_cpu_share")
-            rows.append([
-                workload.name if index == 0 else "",
-                variant.name,
-                "-" if median is None else _fmt_wall(float(median), workload.unit),  # type: ignore[arg-type]
-                _cell(entry.get("spread"), ".0%"),
-                _cell(entry.get("mb_per_s"), ".0f"),
-                "-" if "ratio" not in entry else f"{entry['ratio']:.2f} {kind}",
-                _cell(entry.get("tree_cpu"), ".2f"),
-                "" if not variant.sample else (_cell(cpu, ".2f") + ("" if share is None else f" ({share:.0%})")),
-                "" if not variant.sample else _cell(entry.get("peak_rss_mib"), ".1f"),
-                f"{entry['valid']}/{entry['runs']}",
-            ])
+            rows.append(
+                [
+                    workload.name if index == 0 else "",
+                    variant.name,
+                    "-" if median is None else _fmt_wall(float(median), workload.unit),  # type: ignore[arg-type]
+                    _cell(entry.get("spread"), ".0%"),
+                    _cell(entry.get("mb_per_s"), ".0f"),
+                    "-" if "ratio" not in entry else f"{entry['ratio']:.2f} {kind}",
+                    _cell(entry.get("tree_cpu"), ".2f"),
+                    "" if not variant.sample else (_cell(cpu, ".2f") + ("" if share is None else f" ({share:.0%})")),
+                    "" if not variant.sample else _cell(entry.get("peak_rss_mib"), ".1f"),
+                    f"{entry['valid']}/{entry['runs']}",
+                ]
+            )
     widths = [max(len(row[i]) for row in [header, *rows] if len(row) == len(header)) for i in range(len(header))]
     right = {2, 3, 4, 5, 6, 7, 8, 9}
 
@@ -733,11 +792,15 @@ def machine_info(tools: Tools) -> dict[str, str]:
         "ppipe": _run_text([*tools.ppipe, "--version"]),
         "ppipe command": shlex.join(tools.ppipe),
         "load average": _load(),
-        "bytecode": ("not written (PYTHONDONTWRITEBYTECODE set): modules without a .pyc compile at every start"
-                     if os.environ.get("PYTHONDONTWRITEBYTECODE") else "cached as usual"),
+        "bytecode": (
+            "not written (PYTHONDONTWRITEBYTECODE set): modules without a .pyc compile at every start"
+            if os.environ.get("PYTHONDONTWRITEBYTECODE")
+            else "cached as usual"
+        ),
         "commit": (commit + (" (modified)" if dirty else "")) if commit else "unknown",
         "pv": (_run_text([tools.pv, "--version"]).splitlines() or ["?"])[0] if tools.pv else "not found",
-        "parallel": (_run_text([tools.parallel, "--version"]).splitlines() or ["?"])[0] if tools.parallel
+        "parallel": (_run_text([tools.parallel, "--version"]).splitlines() or ["?"])[0]
+        if tools.parallel
         else "not found",
     }
 
@@ -773,15 +836,23 @@ def find_tools(ppipe_spec: str | None) -> Tools:
     argv = shlex.split(ppipe_spec) if ppipe_spec else ["ppipe"]
     found = shutil.which(argv[0])
     if not found:
-        sys.exit(f"run.py: {argv[0]!r} not found on PATH. Install ppipe first (pip install -e . in {REPO}), "
-                 "or name the command with --ppipe.")
+        sys.exit(
+            f"run.py: {argv[0]!r} not found on PATH. Install ppipe first (pip install -e . in {REPO}), "
+            "or name the command with --ppipe."
+        )
     argv[0] = _real_command(found)
     bash = shutil.which("bash")
     if not bash:
         sys.exit("run.py: bash not found on PATH; it is every workload's baseline.")
     help_text = _run_text([*argv, "--help"])
-    return Tools(ppipe=argv, python=_interpreter_of(argv[0]), bash=bash, pv=shutil.which("pv"),
-                 parallel=shutil.which("parallel"), ppipe_help=help_text)
+    return Tools(
+        ppipe=argv,
+        python=_interpreter_of(argv[0]),
+        bash=bash,
+        pv=shutil.which("pv"),
+        parallel=shutil.which("parallel"),
+        ppipe_help=help_text,
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -789,16 +860,19 @@ def find_tools(ppipe_spec: str | None) -> Tools:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Benchmark ppipe against bash (and pv, GNU parallel), interleaved, and print medians and ratios.")
+        description="Benchmark ppipe against bash (and pv, GNU parallel), interleaved, and print medians and ratios."
+    )
     parser.add_argument("--repeat", type=int, default=5, metavar="N", help="repetitions per workload (default 5)")
-    parser.add_argument("--warmup", type=int, default=1, metavar="N",
-                        help="unrecorded rounds before the measured ones (default 1)")
+    parser.add_argument(
+        "--warmup", type=int, default=1, metavar="N", help="unrecorded rounds before the measured ones (default 1)"
+    )
     parser.add_argument("--only", metavar="NAME[,NAME]", help="run only these workloads")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, not a measurement")
     parser.add_argument("--json", metavar="FILE", help="write every raw run and the summary to FILE")
     parser.add_argument("--timeout", type=float, metavar="SECONDS", help="per-run time limit (default per workload)")
-    parser.add_argument("--ppipe", metavar="COMMAND", help="how to start ppipe (default: ppipe on PATH), "
-                        "e.g. 'python3 -m ppipe'")
+    parser.add_argument(
+        "--ppipe", metavar="COMMAND", help="how to start ppipe (default: ppipe on PATH), e.g. 'python3 -m ppipe'"
+    )
     parser.add_argument("--list", action="store_true", help="list the workloads and their commands, run nothing")
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.warmup < 0:
@@ -852,22 +926,34 @@ def print_details(workloads: list[Workload], summaries: dict[str, dict[str, dict
             entry = summaries[workload.name][variant.name]
             reads, nbytes, writes = entry.get("self_reads"), entry.get("self_read_bytes"), entry.get("self_writes")
             if variant.sample and reads and nbytes is not None and writes is not None:
-                print(f"    {variant.name} itself (median): {reads:.0f} read() calls, {writes:.0f} write() calls, "
-                      f"{float(nbytes) / float(reads) / KIB:.1f} KiB per read")  # type: ignore[arg-type]
+                print(
+                    f"    {variant.name} itself (median): {reads:.0f} read() calls, {writes:.0f} write() calls, "
+                    f"{float(nbytes) / float(reads) / KIB:.1f} KiB per read"
+                )  # type: ignore[arg-type]
         for reason in sorted({f"{r.variant}: {r.reason}" for r in workload.runs if not r.valid}):
             print(f"    INVALID {reason}")
 
 
-def write_json(path: str, machine: dict[str, str], args: argparse.Namespace, interrupted: bool,
-               workloads: list[Workload], summaries: dict[str, dict[str, dict[str, object]]]) -> None:
+def write_json(
+    path: str,
+    machine: dict[str, str],
+    args: argparse.Namespace,
+    interrupted: bool,
+    workloads: list[Workload],
+    summaries: dict[str, dict[str, dict[str, object]]],
+) -> None:
     document = {
         "machine": machine,
         "args": vars(args),
         "interrupted": interrupted,
         "workloads": {
             w.name: {
-                "description": w.description, "kind": w.kind, "nbytes": w.nbytes, "repeat": w.repeat,
-                "skip": w.skip, "notes": w.notes,
+                "description": w.description,
+                "kind": w.kind,
+                "nbytes": w.nbytes,
+                "repeat": w.repeat,
+                "skip": w.skip,
+                "notes": w.notes,
                 "commands": {v.name: v.argv for v in w.variants},
                 "runs": [asdict(r) for r in w.runs],
                 "summary": summaries.get(w.name, {}),
@@ -893,8 +979,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         width = max(len(key) for key in machine)
         print("\n".join(f"{key:<{width}}  {value}" for key, value in machine.items()))
         startup_repeat = next((w.repeat for w in workloads if w.name == "startup"), "-")
-        print(f"{'repeat':<{width}}  {args.repeat} (startup: {startup_repeat}), warm-up {args.warmup}, "
-              f"interleaved{', QUICK sizes' if args.quick else ''}", flush=True)
+        print(
+            f"{'repeat':<{width}}  {args.repeat} (startup: {startup_repeat}), warm-up {args.warmup}, "
+            f"interleaved{', QUICK sizes' if args.quick else ''}",
+            flush=True,
+        )
         interrupted = run_all(workloads, args.warmup, args.timeout)
 
     summaries = {w.name: summarize(w) for w in workloads if not w.skip}

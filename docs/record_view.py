@@ -19,10 +19,17 @@ from rich.console import Console
 import ppipe
 from ppipe.display import LiveView
 
-SLOW = shlex.join([sys.executable, "-c", (
-    "import sys, time\n"
-    "while chunk := sys.stdin.buffer.read(1 << 16):\n"
-    "    sys.stdout.buffer.write(chunk); time.sleep(0.004)\n")])
+SLOW = shlex.join(
+    [
+        sys.executable,
+        "-c",
+        (
+            "import sys, time\n"
+            "while chunk := sys.stdin.buffer.read(1 << 16):\n"
+            "    sys.stdout.buffer.write(chunk); time.sleep(0.004)\n"
+        ),
+    ]
+)
 PIPELINE = f"head -c 200M /dev/urandom | {SLOW} | gzip -1 | wc -c"
 
 
@@ -52,8 +59,7 @@ def _run_with_frame(view: LiveView, frame: Callable[[], None]) -> ppipe.RunResul
 
     async def run() -> ppipe.RunResult:
         asyncio.get_running_loop().call_later(3.0, frame)
-        return await ppipe.run_async(PIPELINE, observer=view, count_lines=True,
-                                     stdout=os.open(os.devnull, os.O_WRONLY))
+        return await ppipe.run_async(PIPELINE, observer=view, count_lines=True, stdout=os.open(os.devnull, os.O_WRONLY))
 
     return asyncio.run(run())
 

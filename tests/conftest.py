@@ -28,18 +28,38 @@ PPIPE = shutil.which("ppipe") or "ppipe"
 ENV = {**os.environ, "LC_ALL": "C", "LANG": "C"}
 
 
-def ppipe(*args: str, input: bytes | None = None, timeout: float = 60, cwd: str | None = None,
-          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+def ppipe(
+    *args: str,
+    input: bytes | None = None,
+    timeout: float = 60,
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[bytes]:
     """Runs the installed ``ppipe`` with ``args`` and returns what it did."""
-    return subprocess.run([PPIPE, *args], input=input, capture_output=True, timeout=timeout, cwd=cwd,
-                          env=env or ENV, stdin=None if input is not None else subprocess.DEVNULL)
+    return subprocess.run(
+        [PPIPE, *args],
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env or ENV,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
 
 
-def bash(script: str, input: bytes | None = None, timeout: float = 60, cwd: str | None = None
-         ) -> subprocess.CompletedProcess[bytes]:
+def bash(
+    script: str, input: bytes | None = None, timeout: float = 60, cwd: str | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """Runs ``script`` under ``bash -o pipefail -c``, the reference ppipe is compared with."""
-    return subprocess.run(["bash", "-o", "pipefail", "-c", script], input=input, capture_output=True,
-                          timeout=timeout, cwd=cwd, env=ENV, stdin=None if input is not None else subprocess.DEVNULL)
+    return subprocess.run(
+        ["bash", "-o", "pipefail", "-c", script],
+        input=input,
+        capture_output=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=ENV,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
 
 
 def python_stage(code: str) -> str:

@@ -99,7 +99,10 @@ def snapshot(directory: Path) -> dict[str, tuple[int, str, bytes]]:
         for name in names:
             data = Path(root, name).read_bytes()
             files[os.path.relpath(os.path.join(root, name), directory)] = (
-                len(data), hashlib.sha256(data).hexdigest(), data[:120])
+                len(data),
+                hashlib.sha256(data).hexdigest(),
+                data[:120],
+            )
     return files
 
 
@@ -127,8 +130,15 @@ class Outcome:
 
 def run_bash(script: str, cwd: Path, env: dict[str, str], stdin: bytes | None) -> subprocess.CompletedProcess[bytes]:
     """``bash -o pipefail -c`` with a given environment (conftest's ``bash`` always uses ``ENV``)."""
-    return subprocess.run(["bash", "-o", "pipefail", "-c", script], input=stdin, capture_output=True, timeout=60,
-                          cwd=cwd, env=env, stdin=None if stdin is not None else subprocess.DEVNULL)
+    return subprocess.run(
+        ["bash", "-o", "pipefail", "-c", script],
+        input=stdin,
+        capture_output=True,
+        timeout=60,
+        cwd=cwd,
+        env=env,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+    )
 
 
 def run_ppipe(pipeline: str, cwd: Path, env: dict[str, str], stdin: bytes | None) -> subprocess.CompletedProcess[bytes]:
@@ -143,7 +153,8 @@ def run_all(base: Path, env: dict[str, str], pipeline: str, stdin: bytes | None)
     """Runs ``pipeline`` under bash, then under ppipe on each pump path, each in the same freshly prepared directory."""
     directory = Path(tempfile.mkdtemp(dir=base))
     runs: list[tuple[str, Callable[..., subprocess.CompletedProcess[bytes]], dict[str, str]]] = [
-        ("bash", run_bash, env)]
+        ("bash", run_bash, env)
+    ]
     runs += [(f"ppipe/{path}", run_ppipe, {**env, "PPIPE_SPLICE": flag}) for path, flag in PUMP_PATHS.items()]
     outcomes = {}
     for name, runner, runner_env in runs:
@@ -160,8 +171,10 @@ def run_sigpipe(base: Path, pipeline: str) -> tuple[Outcome, Outcome]:
     directory = tempfile.mkdtemp(dir=base)
     by_bash, by_ppipe = bash(pipeline, cwd=directory), ppipe(pipeline, cwd=directory)
     shutil.rmtree(directory)
-    return (Outcome(by_bash.stdout, by_bash.stderr, by_bash.returncode, {}),
-            Outcome(by_ppipe.stdout, by_ppipe.stderr, by_ppipe.returncode, {}))
+    return (
+        Outcome(by_bash.stdout, by_bash.stderr, by_bash.returncode, {}),
+        Outcome(by_ppipe.stdout, by_ppipe.stderr, by_ppipe.returncode, {}),
+    )
 
 
 def run_bad(base: Path, pipeline: str) -> subprocess.CompletedProcess[bytes]:
@@ -229,58 +242,79 @@ PY_TWO_LINES = python_stage("import os; os.write(1, b'first\\nsecond\\n')")
 # (id, pipeline, stdin bytes or None, marks)
 CASES: list[tuple[str, str, bytes | None, tuple[pytest.MarkDecorator, ...]]] = [
     # -- quoting
-    ("quote-single-and-double",
-     "echo 'single  quoted | & ; < > $HOME *.txt' \"double  quoted | & ; < > *.txt\"", None, ()),
+    (
+        "quote-single-and-double",
+        "echo 'single  quoted | & ; < > $HOME *.txt' \"double  quoted | & ; < > *.txt\"",
+        None,
+        (),
+    ),
     ("quote-backslash", "echo a\\ b\\|c \\> \\& \\; \\< d\\\\e \\\"q\\' trailing\\", None, ()),
     ("quote-empty-and-adjacent", "printf '[%s]\\n' \"\" '' x \"\"'' \"a\"'b'c\"d e\"f 'it'\\''s'", None, ()),
-    ("quote-escapes-and-escaped-expansions",
-     r"""printf '[%s]\n' "q\"uote \$HOME back\\slash tick\` keep\n \x" \$HOME \~ \*.txt "\*" '\$'""", None, ()),
-    ("quote-operators-in-quotes",
-     "printf '%s\\n' 'a|b' 'semi;colon' \"amp&&and\" 'or||or' '$(not run)' \"2>&1\" '`tick`' '<<EOF' "
-     "| grep -F -v 'or||or'", None, ()),
+    (
+        "quote-escapes-and-escaped-expansions",
+        r"""printf '[%s]\n' "q\"uote \$HOME back\\slash tick\` keep\n \x" \$HOME \~ \*.txt "\*" '\$'""",
+        None,
+        (),
+    ),
+    (
+        "quote-operators-in-quotes",
+        "printf '%s\\n' 'a|b' 'semi;colon' \"amp&&and\" 'or||or' '$(not run)' \"2>&1\" '`tick`' '<<EOF' "
+        "| grep -F -v 'or||or'",
+        None,
+        (),
+    ),
     ("quote-awk-program", "awk '{ print $2 \"|\" $1 }' 'with space.txt'", None, ()),
     # -- variables
-    ("var-split-quoted-braces",
-     "printf '[%s]\\n' $GREETING \"$GREETING\" ${GREETING}x \"${GREETING}\"y x${EMPTY}y", None, ()),
-    ("var-blanks-at-edges", "printf '[%s]\\n' $SPACED x$SPACED\"y\" \"$SPACED\" $BLANKS a${BLANKS}b $TABS \"$TABS\"",
-     None, ()),
-    ("var-unset-and-empty",
-     "printf '[%s]\\n' $UNSET_VAR \"$UNSET_VAR\" ${UNSET_VAR} pre${UNSET_VAR}post $EMPTY a \"$EMPTY\" "
-     "\"\"$EMPTY $EMPTY\"\" $EMPTY$UNSET_VAR", None, ()),
-    ("var-names-and-lone-dollar", "printf '[%s]\\n' $GREETING_x $GREETING-x $GREETING.x $ a$ \"$\" \"a $ b\"",
-     None, ()),
+    (
+        "var-split-quoted-braces",
+        'printf \'[%s]\\n\' $GREETING "$GREETING" ${GREETING}x "${GREETING}"y x${EMPTY}y',
+        None,
+        (),
+    ),
+    (
+        "var-blanks-at-edges",
+        'printf \'[%s]\\n\' $SPACED x$SPACED"y" "$SPACED" $BLANKS a${BLANKS}b $TABS "$TABS"',
+        None,
+        (),
+    ),
+    (
+        "var-unset-and-empty",
+        'printf \'[%s]\\n\' $UNSET_VAR "$UNSET_VAR" ${UNSET_VAR} pre${UNSET_VAR}post $EMPTY a "$EMPTY" '
+        '""$EMPTY $EMPTY"" $EMPTY$UNSET_VAR',
+        None,
+        (),
+    ),
+    ("var-names-and-lone-dollar", 'printf \'[%s]\\n\' $GREETING_x $GREETING-x $GREETING.x $ a$ "$" "a $ b"', None, ()),
     ("var-glob-unquoted-and-quoted", "printf '[%s]\\n' $PAT \"$PAT\"", None, ()),
     ("var-as-command", "$EMPTY $SORT_R lines.txt | sed -n 1,2p", None, ()),
     ("var-file-with-space-unquoted", "cat $FILE | wc -l", None, ()),
     # -- tilde
     ("tilde-forms", "printf '[%s]\\n' ~ ~/sub \"~\" \\~ a~ ~nosuchuser1234 '~'/x ~root ~root/x", None, ()),
     ("tilde-read-file", "cat ~/note.txt | wc -c", None, ()),
-    ("tilde-in-assignment", "X=~/note.txt sh -c 'cat \"$X\"'", None,
-     ()),
+    ("tilde-in-assignment", "X=~/note.txt sh -c 'cat \"$X\"'", None, ()),
     # -- globs
     ("glob-star-sorted", "printf '[%s]\\n' *.txt", None, ()),
     ("glob-brackets", "printf '[%s]\\n' ?.txt [ab].txt [!a].txt [A-Z]* with?space.txt", None, ()),
-    ("glob-posix-class", "printf '[%s]\\n' [[:upper:]]* [[:digit:]]*", None,
-     ()),
+    ("glob-posix-class", "printf '[%s]\\n' [[:upper:]]* [[:digit:]]*", None, ()),
     ("glob-no-match-literal", "printf '[%s]\\n' *.nomatch no?such [x]y *.TXT nosuchdir/* a[", None, ()),
     ("glob-quoted-parts-literal", "printf '[%s]\\n' \"*.txt\" '?.txt' \\*.txt \"[ab]\".txt \"with \"* 'a'*", None, ()),
     ("glob-dirs-and-hidden", "printf '[%s]\\n' sub/* */*.log **/*.log */ *", None, ()),
     # -- NAME=value per stage
     ("assign-simple", "FOO=1 sh -c 'echo $FOO'", None, ()),
-    ("assign-several", "FOO=1 BAR=\"two  words\" X= A=a=b sh -c 'echo \"$FOO|$BAR|${X-unset}|$A\"'", None, ()),
-    ("assign-no-split-no-glob", "A=$GREETING X=*.txt sh -c 'printf \"[%s]\\n\" \"$A\" \"$X\"'", None, ()),
+    ("assign-several", 'FOO=1 BAR="two  words" X= A=a=b sh -c \'echo "$FOO|$BAR|${X-unset}|$A"\'', None, ()),
+    ("assign-no-split-no-glob", 'A=$GREETING X=*.txt sh -c \'printf "[%s]\\n" "$A" "$X"\'', None, ()),
     ("assign-only-its-stage", "FOO=1 true | sh -c 'echo ${FOO:-unset}'", None, ()),
-    ("assign-overrides-env-not-own-args", "GREETING=new sh -c 'echo \"$GREETING|$1\"' sh \"$GREETING\"", None, ()),
+    ("assign-overrides-env-not-own-args", 'GREETING=new sh -c \'echo "$GREETING|$1"\' sh "$GREETING"', None, ()),
     ("assign-after-redirection", "> out.txt FOO=1 sh -c 'echo $FOO'", None, ()),
     ("assign-after-command-is-arg", "sh -c 'echo \"$1\"' sh FOO=1", None, ()),
-    ("assign-quoted-is-command", "\"FOO=1\" true", None, ()),
+    ("assign-quoted-is-command", '"FOO=1" true', None, ()),
     # -- redirections
     ("redir-append", "printf 'extra\\n' >> lines.txt", None, ()),
     ("redir-in-and-out", "sort < lines.txt | uniq -c > counts.txt", None, ()),
     ("redir-first-word-explicit-fds", "0< lines.txt sort -r 1> out.txt", None, ()),
     ("redir-no-spaces", "echo a2>x.out", None, ()),
     ("redir-quoted-names", "cat < \"with space.txt\" > 'out file.txt'", None, ()),
-    ("redir-glob-and-var-targets", "cat < wi*.txt > \"$FILE.copy\"", None, ()),
+    ("redir-glob-and-var-targets", 'cat < wi*.txt > "$FILE.copy"', None, ()),
     ("redir-several-targets", "cat < a.txt < b.txt > first.out > second.out", None, ()),
     ("redir-truncates-own-input", "sort < lines.txt > lines.txt", None, ()),
     ("redir-empty-target", "echo hi > '' | wc -l", None, ()),
@@ -299,11 +333,9 @@ CASES: list[tuple[str, str, bytes | None, tuple[pytest.MarkDecorator, ...]]] = [
     ("missing-redir-output-dir", "echo hi > /nonexistent/dir/x | wc -l", None, ()),
     ("missing-arg-file", "cat /nonexistent | wc -l", None, ()),
     ("ambiguous-redirect-alone", "cat < *.txt", None, ()),
-    ("ambiguous-redirect-in-pipeline", "cat < *.txt | wc -l", None,
-     ()),
+    ("ambiguous-redirect-in-pipeline", "cat < *.txt | wc -l", None, ()),
     # -- exit statuses
-    ("status-false-true", "false | true", None,
-     ()),
+    ("status-false-true", "false | true", None, ()),
     ("status-true-false", "true | false", None, ()),
     ("status-producer-fails-after-consumer", "sh -c 'sleep 1; exit 3' | true", None, ()),
     ("status-rightmost-wins", "sh -c 'exit 3' | sh -c 'exit 4'", None, ()),
@@ -312,8 +344,7 @@ CASES: list[tuple[str, str, bytes | None, tuple[pytest.MarkDecorator, ...]]] = [
     ("status-signal", "sh -c 'kill -TERM $$' | cat", None, ()),
     ("status-sigpipe-then-failure", "yes | sh -c 'head -n 1; exit 3'", None, ()),
     ("status-not-found-last", "true | nosuchcommand-xyz", None, ()),
-    ("status-empty-command-name", "\"$EMPTY\" x", None,
-     ()),
+    ("status-empty-command-name", '"$EMPTY" x', None, ()),
     ("status-not-executable", "./noexec.sh", None, ()),
     ("status-directory", "./sub", None, ()),
     # -- early-exiting consumers whose producer has already written everything (no SIGPIPE)
@@ -328,8 +359,7 @@ CASES: list[tuple[str, str, bytes | None, tuple[pytest.MarkDecorator, ...]]] = [
     # -- binary data
     ("binary-copy-file", "cat < data.bin | cat | cat > copy.bin", None, ()),
     ("binary-stdout", "head -c 5000 data.bin | cat", None, ()),
-    ("binary-tr-swap-halves", "cat data.bin | tr '\\000-\\177\\200-\\377' '\\200-\\377\\000-\\177' | md5sum", None,
-     ()),
+    ("binary-tr-swap-halves", "cat data.bin | tr '\\000-\\177\\200-\\377' '\\200-\\377\\000-\\177' | md5sum", None, ()),
     ("binary-gzip-roundtrip", "cat data.bin | gzip -c -n | gunzip -c | cmp - data.bin", None, ()),
     # -- line continuations and comments
     ("layout-backslash-newline", "seq 1 20 \\\n  | grep 1 \\\n  | wc -l", None, ()),
@@ -353,14 +383,18 @@ def test_same_as_bash(runs: Runs, request: pytest.FixtureRequest, pipeline: str,
     outcomes = runs.result(request.node)
     by_bash = outcomes.pop("bash")
     for name, by_ppipe in outcomes.items():
-        context = (f"\npipeline: {pipeline!r} ({name})\nbash stderr: {shown(by_bash.stderr)}"
-                   f"\nppipe stderr: {shown(by_ppipe.stderr)}")
+        context = (
+            f"\npipeline: {pipeline!r} ({name})\nbash stderr: {shown(by_bash.stderr)}"
+            f"\nppipe stderr: {shown(by_ppipe.stderr)}"
+        )
         # Only ppipe's own traceback counts; a Python stage's would be in bash's stderr too.
         assert b"Traceback" not in by_ppipe.stderr or b"Traceback" in by_bash.stderr, context
         assert by_ppipe.stdout == by_bash.stdout, (
-            f"stdout differs\nbash:  {shown(by_bash.stdout)}\nppipe: {shown(by_ppipe.stdout)}{context}")
+            f"stdout differs\nbash:  {shown(by_bash.stdout)}\nppipe: {shown(by_ppipe.stdout)}{context}"
+        )
         assert by_ppipe.status == by_bash.status, (
-            f"status differs: bash {by_bash.status}, ppipe {by_ppipe.status}{context}")
+            f"status differs: bash {by_bash.status}, ppipe {by_ppipe.status}{context}"
+        )
         assert by_ppipe.files == by_bash.files, f"files differ{context}"
 
 
@@ -374,11 +408,14 @@ def test_cases_are_many_and_distinct() -> None:
 # ---------------------------------------------------------------- the documented difference
 
 
-@pytest.mark.parametrize("pipeline", [
-    pytest.param("yes | head -1", id="yes-head"),
-    pytest.param("seq 1 10000000 | head -3", id="seq-head"),
-    pytest.param("cat /dev/zero | head -c 10", id="zero-head-c"),
-])
+@pytest.mark.parametrize(
+    "pipeline",
+    [
+        pytest.param("yes | head -1", id="yes-head"),
+        pytest.param("seq 1 10000000 | head -3", id="seq-head"),
+        pytest.param("cat /dev/zero | head -c 10", id="zero-head-c"),
+    ],
+)
 def test_sigpipe_is_not_a_failure(runs: Runs, request: pytest.FixtureRequest, pipeline: str) -> None:
     """bash -o pipefail reports the producer's SIGPIPE as 141; for ppipe it is not a failure."""
     by_bash, by_ppipe = runs.result(request.node)
@@ -391,14 +428,17 @@ def test_sigpipe_is_not_a_failure(runs: Runs, request: pytest.FixtureRequest, pi
 # ---------------------------------------------------------------- never a traceback
 
 
-@pytest.mark.parametrize("pipeline", [
-    pytest.param("", id="empty"),
-    pytest.param("echo 'unclosed", id="unclosed-quote"),
-    pytest.param("echo $(ls) `ls`", id="command-substitution"),
-    pytest.param("$EMPTY_AND_UNSET | wc -l", id="command-expands-to-nothing"),
-    pytest.param("cat < *.txt | nosuchcommand-xyz", id="ambiguous-and-missing"),
-    pytest.param("echo hi > /nonexistent/x | nosuchcommand-xyz", id="unopenable-and-missing"),
-])
+@pytest.mark.parametrize(
+    "pipeline",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("echo 'unclosed", id="unclosed-quote"),
+        pytest.param("echo $(ls) `ls`", id="command-substitution"),
+        pytest.param("$EMPTY_AND_UNSET | wc -l", id="command-expands-to-nothing"),
+        pytest.param("cat < *.txt | nosuchcommand-xyz", id="ambiguous-and-missing"),
+        pytest.param("echo hi > /nonexistent/x | nosuchcommand-xyz", id="unopenable-and-missing"),
+    ],
+)
 def test_bad_input_never_shows_a_traceback(runs: Runs, request: pytest.FixtureRequest, pipeline: str) -> None:
     done = runs.result(request.node)
     assert done.returncode != 0

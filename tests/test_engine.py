@@ -67,17 +67,16 @@ def test_lines_stay_exact_when_the_consumer_takes_less_than_was_waiting() -> Non
     # time: on the fast path most splices move less than was teed, and the
     # rest must be counted once, when it really moves.
     producer = python_stage(
-        "import sys\n"
-        "out = sys.stdout.buffer\n"
-        "for i in range(200000):\n"
-        "    out.write(b'x' * (i % 97) + b'\\n')\n")
+        "import sys\nout = sys.stdout.buffer\nfor i in range(200000):\n    out.write(b'x' * (i % 97) + b'\\n')\n"
+    )
     consumer = python_stage(
         "import os, time\n"
         "n = 0\n"
         "while chunk := os.read(0, 1000):\n"
         "    n += chunk.count(b'\\n')\n"
         "    if n % 500 == 0: time.sleep(0.001)\n"
-        "print(n)\n")
+        "print(n)\n"
+    )
     result = run(f"{producer} | {consumer}", count_lines=True)
     edge = result.edge(1, 2)
     assert result.stdout == b"200000\n"
@@ -141,8 +140,7 @@ def test_last_write_is_flushed_before_stdin_closes() -> None:
 def test_stderr_passes_through_and_keeps_a_tail(tmp_path: Path) -> None:
     err = tmp_path / "err"
     with err.open("wb") as handle:
-        result = ppipe.run("sh -c 'echo one >&2; echo two >&2; exit 3' | cat", stdout=CAPTURE,
-                           stderr=handle.fileno())
+        result = ppipe.run("sh -c 'echo one >&2; echo two >&2; exit 3' | cat", stdout=CAPTURE, stderr=handle.fileno())
     assert err.read_bytes() == b"one\ntwo\n"
     assert result.stages[0].stderr_tail == ("one", "two")
     assert result.exit_status == 3
@@ -186,12 +184,14 @@ def test_memory_bounded_with_fast_producer_and_slow_consumer() -> None:
         "n = 0\n"
         "while chunk := sys.stdin.buffer.read(1 << 20):\n"
         "    n += len(chunk); time.sleep(0.002)\n"
-        "print(n)")
+        "print(n)"
+    )
     code = (
         "import ppipe, os, sys\n"
         f"r = ppipe.run({f'head -c {300 * MiB} /dev/zero | {slow}'!r}, stdout=ppipe.CAPTURE)\n"
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
-        "print(r.stdout.decode().strip(), int(hwm) // 1024)\n")
+        "print(r.stdout.decode().strip(), int(hwm) // 1024)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=120).stdout.split()
     assert int(out[0]) == 300 * MiB
     assert int(out[1]) < 96, f"ppipe's peak RSS was {out[1]} MiB while moving 300 MiB"
@@ -203,9 +203,11 @@ def test_memory_bounded_with_a_consumer_that_never_reads() -> None:
         "import ppipe\n"
         "r = ppipe.run('yes | sleep 2', stdout=ppipe.CAPTURE)\n"
         "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
-        "print(r.exit_status, int(hwm) // 1024)\n")
-    status, hwm = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True,
-                                 timeout=60).stdout.split()
+        "print(r.exit_status, int(hwm) // 1024)\n"
+    )
+    status, hwm = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, check=True, timeout=60
+    ).stdout.split()
     assert status == b"0"
     assert int(hwm) < 96
 
@@ -225,11 +227,8 @@ def test_yes_head_is_prompt_and_succeeds() -> None:
 def test_idle_producer_is_released_when_consumer_exits() -> None:
     """The producer's output is closed as soon as its consumer exits, not at its next write."""
     producer = python_stage(
-        "import sys, time\n"
-        "print('first', flush=True)\n"
-        "time.sleep(1)\n"
-        "print('second', flush=True)\n"
-        "time.sleep(30)\n")
+        "import sys, time\nprint('first', flush=True)\ntime.sleep(1)\nprint('second', flush=True)\ntime.sleep(30)\n"
+    )
     result = run(f"{producer} | head -1", timeout=20)
     assert not result.timed_out
     assert result.stdout == b"first\n"
@@ -244,7 +243,8 @@ def test_epipe_after_successful_consumer_is_not_a_failure() -> None:
         "try:\n"
         "    while True: sys.stdout.write('x' * 1000 + '\\n')\n"
         "except BrokenPipeError:\n"
-        "    sys.exit(1)\n")
+        "    sys.exit(1)\n"
+    )
     result = run(f"{producer} | head -1", timeout=20)
     assert result.exit_status == 0
     assert verdicts(result) == ["broken-pipe", "ok"]
@@ -270,20 +270,23 @@ def test_failure_before_consumer_left_still_counts() -> None:
 # ---------------------------------------------------------------- the exit-status table
 
 
-@pytest.mark.parametrize(("text", "status", "expected"), [
-    ("true | true", 0, ["ok", "ok"]),
-    ("false | true", 1, ["failed", "ok"]),
-    ("true | false", 1, ["ok", "failed"]),
-    ("sh -c 'exit 3' | sh -c 'exit 4' | true", 4, ["failed", "failed", "ok"]),
-    ("sh -c 'exit 3' | true | true", 3, ["failed", "ok", "ok"]),
-    ("-false | true", 0, ["ignored", "ok"]),
-    ("true | -sh -c 'exit 9'", 0, ["ok", "ignored"]),
-    ("-false | sh -c 'exit 2'", 2, ["ignored", "failed"]),
-    ("sh -c 'kill -9 $$' | cat", 137, ["failed", "ok"]),
-    ("sh -c 'kill -TERM $$' | cat", 143, ["failed", "ok"]),
-    ("cat < /nonexistent/file | wc -l", 1, ["failed", "ok"]),
-    ("echo x > /nonexistent/dir/file | true", 1, ["failed", "ok"]),
-])
+@pytest.mark.parametrize(
+    ("text", "status", "expected"),
+    [
+        ("true | true", 0, ["ok", "ok"]),
+        ("false | true", 1, ["failed", "ok"]),
+        ("true | false", 1, ["ok", "failed"]),
+        ("sh -c 'exit 3' | sh -c 'exit 4' | true", 4, ["failed", "failed", "ok"]),
+        ("sh -c 'exit 3' | true | true", 3, ["failed", "ok", "ok"]),
+        ("-false | true", 0, ["ignored", "ok"]),
+        ("true | -sh -c 'exit 9'", 0, ["ok", "ignored"]),
+        ("-false | sh -c 'exit 2'", 2, ["ignored", "failed"]),
+        ("sh -c 'kill -9 $$' | cat", 137, ["failed", "ok"]),
+        ("sh -c 'kill -TERM $$' | cat", 143, ["failed", "ok"]),
+        ("cat < /nonexistent/file | wc -l", 1, ["failed", "ok"]),
+        ("echo x > /nonexistent/dir/file | true", 1, ["failed", "ok"]),
+    ],
+)
 def test_exit_status_table(text: str, status: int, expected: list[str]) -> None:
     result = run(text)
     assert result.exit_status == status
@@ -372,7 +375,7 @@ def test_exec_failure_does_not_close_unrelated_descriptors(tmp_path: Path) -> No
 
 def test_script_without_shebang_runs_with_sh(tmp_path: Path) -> None:
     script = tmp_path / "plain-script"
-    script.write_text("echo \"from sh: $1\"\n")
+    script.write_text('echo "from sh: $1"\n')
     script.chmod(0o755)
     assert run(f"{script} arg | cat").stdout == b"from sh: arg\n"
 
@@ -443,8 +446,7 @@ def test_count_newlines_agrees_with_counting_every_byte(data: bytes, cut: int) -
     assert count_newlines(data) == data.count(b"\n")
 
 
-def test_without_tee_exact_lines_go_through_python_and_view_lines_are_unknown(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_tee_exact_lines_go_through_python_and_view_lines_are_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
     import ppipe.engine
     import ppipe.pumps
 
@@ -492,6 +494,7 @@ def test_running_out_of_descriptors_leaves_none_open() -> None:
         "        pass\n"
         "    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))\n"
         "    assert len(os.listdir('/proc/self/fd')) == before, (limit, os.listdir('/proc/self/fd'))\n"
-        "print('ok')\n")
+        "print('ok')\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert done.stdout == b"ok\n", done.stderr.decode()

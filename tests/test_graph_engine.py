@@ -24,16 +24,20 @@ pytestmark = pytest.mark.usefixtures("both_pump_paths")
 
 def graph_of(texts: list[str], edges: list[tuple[object, object]]) -> Graph:
     stages = tuple(dataclasses.replace(parse(text).stage(1), id=i) for i, text in enumerate(texts, start=1))
-    return Graph(text=" ; ".join(texts), stages=stages,
-                 edges=tuple(Edge(a, b) for a, b in edges))  # type: ignore[arg-type]
+    return Graph(text=" ; ".join(texts), stages=stages, edges=tuple(Edge(a, b) for a, b in edges))  # type: ignore[arg-type]
 
 
 def test_fan_out_gives_every_branch_a_full_copy(tmp_path: Path) -> None:
     size = 32 * 1024 * 1024
     graph = graph_of(
-        [f"head -c {size} /dev/urandom", f"sha256sum > {tmp_path}/a", f"sha256sum > {tmp_path}/b",
-         f"tee {tmp_path}/raw"],
-        [(Boundary.STDIN, 1), (1, 2), (1, 3), (1, 4), (4, Boundary.STDOUT)])
+        [
+            f"head -c {size} /dev/urandom",
+            f"sha256sum > {tmp_path}/a",
+            f"sha256sum > {tmp_path}/b",
+            f"tee {tmp_path}/raw",
+        ],
+        [(Boundary.STDIN, 1), (1, 2), (1, 3), (1, 4), (4, Boundary.STDOUT)],
+    )
     result = ppipe.run(graph, stdout=os.open(os.devnull, os.O_WRONLY))
     assert result.exit_status == 0
     digest = hashlib.sha256((tmp_path / "raw").read_bytes()).hexdigest()
@@ -43,8 +47,10 @@ def test_fan_out_gives_every_branch_a_full_copy(tmp_path: Path) -> None:
 
 
 def test_fan_out_branch_exiting_early_does_not_stop_the_others() -> None:
-    graph = graph_of(["seq 1 200000", "head -1", "wc -l"],
-                     [(Boundary.STDIN, 1), (1, 2), (1, 3), (2, Boundary.STDOUT), (3, Boundary.STDOUT)])
+    graph = graph_of(
+        ["seq 1 200000", "head -1", "wc -l"],
+        [(Boundary.STDIN, 1), (1, 2), (1, 3), (2, Boundary.STDOUT), (3, Boundary.STDOUT)],
+    )
     result = ppipe.run(graph, stdout=CAPTURE, count_lines=True)
     assert result.exit_status == 0
     assert result.stdout is not None
@@ -58,7 +64,8 @@ def test_fan_in_merges_whole_lines() -> None:
         "tag = sys.argv[1]\n"
         "rnd = random.Random(tag)\n"
         "for i in range(20000):\n"
-        "    sys.stdout.write(f'{tag}:{i}:' + 'x' * rnd.randrange(0, 3000) + '\\n')\n")
+        "    sys.stdout.write(f'{tag}:{i}:' + 'x' * rnd.randrange(0, 3000) + '\\n')\n"
+    )
     texts = [f"{writer} {tag}" for tag in "abcd"] + ["cat"]
     edges: list[tuple[object, object]] = [(Boundary.STDIN, i) for i in range(1, 5)]
     edges += [(i, 5) for i in range(1, 5)] + [(5, Boundary.STDOUT)]
@@ -73,12 +80,17 @@ def test_fan_in_merges_whole_lines() -> None:
         assert filler == b"x" * len(filler)
         seen.setdefault(tag, []).append(int(number))
     assert {tag: numbers == list(range(20000)) for tag, numbers in seen.items()} == {
-        b"a": True, b"b": True, b"c": True, b"d": True}
+        b"a": True,
+        b"b": True,
+        b"c": True,
+        b"d": True,
+    }
 
 
 def test_stdin_bytes_fan_out_to_every_reader() -> None:
-    graph = graph_of(["wc -l", "wc -c"],
-                     [(Boundary.STDIN, 1), (Boundary.STDIN, 2), (1, Boundary.STDOUT), (2, Boundary.STDOUT)])
+    graph = graph_of(
+        ["wc -l", "wc -c"], [(Boundary.STDIN, 1), (Boundary.STDIN, 2), (1, Boundary.STDOUT), (2, Boundary.STDOUT)]
+    )
     result = ppipe.run(graph, stdin=b"a\nbb\nccc\n", stdout=CAPTURE)
     assert result.stdout is not None
     assert sorted(result.stdout.split()) == [b"3", b"9"]
@@ -86,8 +98,10 @@ def test_stdin_bytes_fan_out_to_every_reader() -> None:
 
 
 def test_two_branches_into_ppipes_stdout_pipe_merge_whole_lines() -> None:
-    graph = graph_of(["seq 1 100000", "cat", "cat"],
-                     [(Boundary.STDIN, 1), (1, 2), (1, 3), (2, Boundary.STDOUT), (3, Boundary.STDOUT)])
+    graph = graph_of(
+        ["seq 1 100000", "cat", "cat"],
+        [(Boundary.STDIN, 1), (1, 2), (1, 3), (2, Boundary.STDOUT), (3, Boundary.STDOUT)],
+    )
     read_fd, write_fd = os.pipe()
     chunks: list[bytes] = []
     reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: os.read(read_fd, 65536), b"")))

@@ -54,13 +54,18 @@ def _random(size: int) -> bytes:
 # ---------------------------------------------------------------- against bash
 
 
-@pytest.mark.parametrize(("ours", "theirs"), [
-    ("seq 1 1000 | { grep 7 > f1 ; wc -l }", "seq 1 1000 | tee >(grep 7 > f1) | wc -l; wait $!"),
-    ("{ seq 3 ; seq 5 } | sort -n", "{ seq 3; seq 5; } | sort -n"),
-    ("{ echo a ; echo b ; echo c }", "{ echo a; echo b; echo c; }"),
-    ("seq 20 | { grep 1 ; grep 2 | sed s/^/two/ } | sort",
-     "{ seq 20 | grep 1; seq 20 | grep 2 | sed s/^/two/; } | sort"),
-])
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [
+        ("seq 1 1000 | { grep 7 > f1 ; wc -l }", "seq 1 1000 | tee >(grep 7 > f1) | wc -l; wait $!"),
+        ("{ seq 3 ; seq 5 } | sort -n", "{ seq 3; seq 5; } | sort -n"),
+        ("{ echo a ; echo b ; echo c }", "{ echo a; echo b; echo c; }"),
+        (
+            "seq 20 | { grep 1 ; grep 2 | sed s/^/two/ } | sort",
+            "{ seq 20 | grep 1; seq 20 | grep 2 | sed s/^/two/; } | sort",
+        ),
+    ],
+)
 def test_same_lines_as_bash(tmp_path: Path, ours: str, theirs: str) -> None:
     mine = run_ppipe(ours, cwd=str(tmp_path))
     my_file = (tmp_path / "f1").read_bytes() if (tmp_path / "f1").exists() else None
@@ -75,14 +80,18 @@ def test_same_lines_as_bash(tmp_path: Path, ours: str, theirs: str) -> None:
 
 
 def test_a_slow_branch_paces_the_producer_with_bounded_memory() -> None:
-    slow = python_stage("import sys, time\nn = 0\n"
-                        "while chunk := sys.stdin.buffer.read(1 << 20):\n    n += len(chunk); time.sleep(0.002)\n"
-                        "print('slow', n)")
-    code = ("import ppipe\n"
-            f"r = ppipe.run({f'head -c {300 * MiB} /dev/zero | {{ wc -c ; {slow} }}'!r}, stdout=ppipe.CAPTURE)\n"
-            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
-            "print(r.exit_status, int(hwm) // 1024)\n"
-            "print(r.stdout.decode())\n")
+    slow = python_stage(
+        "import sys, time\nn = 0\n"
+        "while chunk := sys.stdin.buffer.read(1 << 20):\n    n += len(chunk); time.sleep(0.002)\n"
+        "print('slow', n)"
+    )
+    code = (
+        "import ppipe\n"
+        f"r = ppipe.run({f'head -c {300 * MiB} /dev/zero | {{ wc -c ; {slow} }}'!r}, stdout=ppipe.CAPTURE)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+        "print(r.exit_status, int(hwm) // 1024)\n"
+        "print(r.stdout.decode())\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=300).stdout
     status, hwm, *counts = out.split(b"\n")[0].split() + out.split(b"\n")[1:]
     assert status == b"0"
@@ -115,12 +124,15 @@ def test_pipe_and_stderr_inside_branches() -> None:
     assert sorted(done.stdout.split()) == [b"1", b"2", b"3", b"3", b"oops"]
 
 
-@pytest.mark.parametrize(("pipeline", "status", "failed"), [
-    ("seq 3 | { sh -c 'cat >/dev/null; exit 3' ; wc -l }", 3, [2]),
-    ("{ false ; true } | cat", 1, [1]),
-    ("{ sh -c 'exit 4' ; sh -c 'exit 5' } | cat", 5, [1, 2]),
-    ("{ -false ; true } | cat", 0, []),
-])
+@pytest.mark.parametrize(
+    ("pipeline", "status", "failed"),
+    [
+        ("seq 3 | { sh -c 'cat >/dev/null; exit 3' ; wc -l }", 3, [2]),
+        ("{ false ; true } | cat", 1, [1]),
+        ("{ sh -c 'exit 4' ; sh -c 'exit 5' } | cat", 5, [1, 2]),
+        ("{ -false ; true } | cat", 0, []),
+    ],
+)
 def test_failures_inside_branches(tmp_path: Path, pipeline: str, status: int, failed: list[int]) -> None:
     report = tmp_path / "r.json"
     done = run_ppipe("--report", str(report), pipeline)
@@ -134,17 +146,20 @@ def test_braces_inside_words_and_quotes_are_arguments() -> None:
     assert done.stdout == b"{\n"
 
 
-@pytest.mark.parametrize(("pipeline", "column", "message"), [
-    ("{ }", 3, b"an empty group"),
-    ("{ a ;}", 6, b"an empty branch"),
-    ("{ a ; b", 1, b"unclosed '{'"),
-    ("a | b }", 7, b"'}' without a '{'"),
-    ("a ; b", 3, b"';' (a list of commands)"),
-    ("{ a ; b } > f", 11, b"a group is followed only by"),
-    ("{ a | ; b }", 5, b"empty stage"),
-    ("FOO=1 { a ; b }", 7, b"a group takes no NAME=value, redirection or '-'"),
-    ("< f { a ; b }", 5, b"a group takes no"),
-])
+@pytest.mark.parametrize(
+    ("pipeline", "column", "message"),
+    [
+        ("{ }", 3, b"an empty group"),
+        ("{ a ;}", 6, b"an empty branch"),
+        ("{ a ; b", 1, b"unclosed '{'"),
+        ("a | b }", 7, b"'}' without a '{'"),
+        ("a ; b", 3, b"';' (a list of commands)"),
+        ("{ a ; b } > f", 11, b"a group is followed only by"),
+        ("{ a | ; b }", 5, b"empty stage"),
+        ("FOO=1 { a ; b }", 7, b"a group takes no NAME=value, redirection or '-'"),
+        ("< f { a ; b }", 5, b"a group takes no"),
+    ],
+)
 def test_rejected_forms_point_at_the_column(pipeline: str, column: int, message: bytes) -> None:
     done = run_ppipe(pipeline)
     assert done.returncode == 2
@@ -156,7 +171,12 @@ def test_explain_draws_the_tree() -> None:
     done = run_ppipe("--explain", "seq 3 | { grep 1 ; grep 2 | wc -l } | cat")
     tree = done.stdout.decode().split("graph")[1].split("edges:")[0].splitlines()[1:]
     assert [line.rstrip() for line in tree if line.strip()] == [
-        "  1 seq 3", "  ├─ 2 grep 1", "  └─ 3 grep 2", "     4 wc -l", "  5 cat"]
+        "  1 seq 3",
+        "  ├─ 2 grep 1",
+        "  └─ 3 grep 2",
+        "     4 wc -l",
+        "  5 cat",
+    ]
     assert "stage 1 -> stage 2" in done.stdout.decode() and "stage 4 -> stage 5" in done.stdout.decode()
 
 
@@ -215,10 +235,13 @@ def test_a_closed_stdin_for_a_group_is_a_clean_error() -> None:
     assert b"cannot read the input" in done.stderr and b"internal error" not in done.stderr
 
 
-@pytest.mark.parametrize(("pipeline", "tree"), [
-    ("x | { a ; b } | { c ; d }", ["1 x", "├─ 2 a", "└─ 3 b", "├─ 4 c", "└─ 5 d"]),
-    ("a | { { b ; c } | d ; e }", ["1 a", "├─ ├─ 2 b", "│  └─ 3 c", "│  4 d", "└─ 5 e"]),
-])
+@pytest.mark.parametrize(
+    ("pipeline", "tree"),
+    [
+        ("x | { a ; b } | { c ; d }", ["1 x", "├─ 2 a", "└─ 3 b", "├─ 4 c", "└─ 5 d"]),
+        ("a | { { b ; c } | d ; e }", ["1 a", "├─ ├─ 2 b", "│  └─ 3 c", "│  4 d", "└─ 5 e"]),
+    ],
+)
 def test_every_branch_start_is_marked(pipeline: str, tree: list[str]) -> None:
     done = run_ppipe("--explain", pipeline)
     drawn = done.stdout.decode().split("graph")[1].split("edges:")[0].splitlines()[1:]

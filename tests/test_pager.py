@@ -26,8 +26,9 @@ PAGER = shlex.join([sys.executable, str(Path(__file__).with_name("pager.py"))])
 
 
 def spawn(*args: str, env: dict[str, str] | None = None) -> pexpect.spawn:
-    return pexpect.spawn(PPIPE, list(args), env={**ENV, "TERM": "xterm-256color", **(env or {})},
-                         dimensions=(24, 80), timeout=20)
+    return pexpect.spawn(
+        PPIPE, list(args), env={**ENV, "TERM": "xterm-256color", **(env or {})}, dimensions=(24, 80), timeout=20
+    )
 
 
 def finish(child: pexpect.spawn) -> tuple[int, str]:
@@ -71,26 +72,37 @@ def test_ctrl_c_is_left_to_the_pager_and_other_stderr_waits_for_it() -> None:
     assert "killed by SIGINT" in rest
 
 
-@pytest.mark.parametrize(("command", "paged"), [
-    ("{ppipe} 'seq 3 | tr 1 x'", True),
-    ("{ppipe} 'seq 3 | tr 1 x' | cat", False),  # its output is not the terminal: just a stage
-    ("{ppipe} --no-pager 'seq 3 | tr 1 x'", False),
-])
+@pytest.mark.parametrize(
+    ("command", "paged"),
+    [
+        ("{ppipe} 'seq 3 | tr 1 x'", True),
+        ("{ppipe} 'seq 3 | tr 1 x' | cat", False),  # its output is not the terminal: just a stage
+        ("{ppipe} --no-pager 'seq 3 | tr 1 x'", False),
+    ],
+)
 def test_a_pager_is_detected_only_when_its_output_is_the_terminal(command: str, paged: bool) -> None:
     # With stderr on the terminal the view is drawn, unless the last stage is
     # taken for a pager ($PAGER names it here).
-    child = pexpect.spawn("sh", ["-c", command.format(ppipe=shlex.quote(PPIPE))],
-                          env={**ENV, "TERM": "xterm-256color", "PAGER": "tr 1 x"}, dimensions=(24, 80), timeout=20)
+    child = pexpect.spawn(
+        "sh",
+        ["-c", command.format(ppipe=shlex.quote(PPIPE))],
+        env={**ENV, "TERM": "xterm-256color", "PAGER": "tr 1 x"},
+        dimensions=(24, 80),
+        timeout=20,
+    )
     status, rest = finish(child)
     assert status == 0
     assert "x\r\n2\r\n3" in rest
     assert ("✓" in rest) is not paged  # the view's summary rows
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["{ seq 1 ; seq 2 }"], "has none"),
-    (["--fork", "2", "seq 1"], "sharded run"),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["{ seq 1 ; seq 2 }"], "has none"),
+        (["--fork", "2", "seq 1"], "sharded run"),
+    ],
+)
 def test_pager_refused_where_no_one_stage_writes_the_output(args: list[str], expected: str) -> None:
     result = ppipe("--pager", *args)
     assert result.returncode == 2
@@ -131,16 +143,19 @@ def test_ctrl_c_stops_the_run_again_once_the_pager_has_gone() -> None:
     assert "interrupted by SIGINT" in rest
 
 
-@pytest.mark.parametrize(("pager", "argv", "expected"), [
-    ("", ["less", "-R"], True),
-    ("", ["/usr/bin/more"], True),
-    ("", ["cat"], False),
-    ("cat", ["cat"], False),  # PAGER=cat turns paging off, it names no pager
-    ("bat --paging=always", ["bat", "--paging=always", "-l", "log"], True),
-    ("bat --paging=always", ["bat"], False),
-    ("python3 -m mypager", ["python3", "other.py"], False),
-    ("'unbalanced", ["less"], True),
-])
+@pytest.mark.parametrize(
+    ("pager", "argv", "expected"),
+    [
+        ("", ["less", "-R"], True),
+        ("", ["/usr/bin/more"], True),
+        ("", ["cat"], False),
+        ("cat", ["cat"], False),  # PAGER=cat turns paging off, it names no pager
+        ("bat --paging=always", ["bat", "--paging=always", "-l", "log"], True),
+        ("bat --paging=always", ["bat"], False),
+        ("python3 -m mypager", ["python3", "other.py"], False),
+        ("'unbalanced", ["less"], True),
+    ],
+)
 def test_which_last_stages_are_pagers(pager: str, argv: list[str], expected: bool) -> None:
     assert is_pager(Stage(1, tuple(argv)), {"PAGER": pager}) is expected
 

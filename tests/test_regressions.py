@@ -21,8 +21,9 @@ def shell(script: str, timeout: float = 30) -> subprocess.CompletedProcess[bytes
 
 def test_signalling_a_stage_that_just_exited_does_not_hang() -> None:
     """Popen.send_signal would reap the stage behind tornado's back and wait_for_exit never returned."""
-    result = subprocess.run([PPIPE, "--kill-after", "1", "sh -c 'kill -TERM $PPID; exit 0'"],
-                            capture_output=True, timeout=30, env=ENV)
+    result = subprocess.run(
+        [PPIPE, "--kill-after", "1", "sh -c 'kill -TERM $PPID; exit 0'"], capture_output=True, timeout=30, env=ENV
+    )
     assert result.returncode == -15
 
 
@@ -54,7 +55,11 @@ def test_stderr_is_not_lost_to_a_slow_reader() -> None:
 def test_unfinished_stderr_line_does_not_deadlock() -> None:
     result = subprocess.run(
         [PPIPE, "sh -c 'printf 50%% >&2; seq 1 1000000; echo >&2' | sh -c 'cat >&2'"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=30, env=ENV)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=30,
+        env=ENV,
+    )
     assert result.returncode == 0
     assert b"50%" in result.stderr
     assert result.stderr.count(b"\n") == 1_000_001
@@ -88,16 +93,20 @@ def test_status_survives_an_unwritable_stderr(script: str) -> None:
 
 
 def test_non_utf8_file_name_is_reported_not_crashed() -> None:
-    result = subprocess.run([PPIPE, b"cat < /nonexistent/nof\xff | wc -l"], capture_output=True, timeout=30,
-                            env=ENV)
+    result = subprocess.run([PPIPE, b"cat < /nonexistent/nof\xff | wc -l"], capture_output=True, timeout=30, env=ENV)
     assert result.returncode == 1
     assert result.stdout.strip() == b"0"
     assert b"internal error" not in result.stderr
 
 
 def test_nul_byte_in_a_variable_fails_the_stage_cleanly() -> None:
-    result = ppipe_module.run("cat", env={"PATH": os.environ["PATH"], "X": "a\0b"}, stdin=b"",
-                              stdout=ppipe_module.CAPTURE, stderr=os.open(os.devnull, os.O_WRONLY))
+    result = ppipe_module.run(
+        "cat",
+        env={"PATH": os.environ["PATH"], "X": "a\0b"},
+        stdin=b"",
+        stdout=ppipe_module.CAPTURE,
+        stderr=os.open(os.devnull, os.O_WRONLY),
+    )
     assert result.exit_status == 1
     assert result.stages[0].error is not None
 

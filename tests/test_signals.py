@@ -117,18 +117,14 @@ def test_ctrl_c_stops_a_calling_shell_loop() -> None:
 
 def test_ignored_sighup_stays_ignored() -> None:
     """Under nohup ppipe and its stages keep ignoring SIGHUP, as a shell's children would."""
-    proc = subprocess.Popen(["nohup", PPIPE, "sleep 1 | cat"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=ENV)
+    proc = subprocess.Popen(["nohup", PPIPE, "sleep 1 | cat"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
     wait_for_children(proc.pid, 2)
     proc.send_signal(signal.SIGHUP)
     assert proc.wait(timeout=20) == 0
 
 
 def test_interrupt_loses_no_output_already_flowing() -> None:
-    producer = python_stage(
-        "import sys, time\n"
-        "for i in range(1000):\n"
-        "    print(i, flush=True); time.sleep(0.005)\n")
+    producer = python_stage("import sys, time\nfor i in range(1000):\n    print(i, flush=True); time.sleep(0.005)\n")
     proc = start(f"{producer} | cat")
     wait_for_children(proc.pid, 2)
     time.sleep(1.0)

@@ -60,9 +60,7 @@ class PipelineSyntaxError(UsageError):
     what to do instead.
     """
 
-    def __init__(
-        self, message: str, text: str, column: int, width: int = 1, hint: str | None = None
-    ) -> None:
+    def __init__(self, message: str, text: str, column: int, width: int = 1, hint: str | None = None) -> None:
         self.message = message
         self.text = text
         self.column = column
@@ -125,9 +123,7 @@ class CommandError(PpipeError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        return "\n".join(
-            f"stage {p.stage}: {p.command}: {p.reason}" for p in self.problems
-        )
+        return "\n".join(f"stage {p.stage}: {p.command}: {p.reason}" for p in self.problems)
 
 
 class PipelineFailed(PpipeError):

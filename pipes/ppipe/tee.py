@@ -29,6 +29,7 @@ def tee_function() -> Callable[[int, int, int], int] | None:
     """
     try:
         import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         raw = libc.tee
     except (ImportError, OSError, AttributeError):
