@@ -91,16 +91,73 @@ complete -o default -F _ppipe_completion ppipe
 """
 
 
-def script(shell: str) -> str:
-    """The completion script for ``shell`` (bash, zsh or fish): typer's, and for bash one that keeps the
-    pipeline's quote open (see ``_BASH``)."""
-    from typer._completion_shared import get_completion_script
+#: zsh: inside the quoted pipeline (``compstate[quote]`` set), the candidates come through the bash protocol
+#: (one a line, unescaped; the word is named by its index, so a pipeline ending in a blank is still the word
+#: being completed) and are added with ``compadd -S ''``: no suffix, so zsh neither adds a space nor closes
+#: the quote; compadd escapes them for the quote. Elsewhere (options, their values) typer's zsh answer, with
+#: each option's help. The file runs the completion when autoloaded from ``fpath``, so the first Tab
+#: completes, and only registers ``_ppipe`` when sourced.
+_ZSH = """\
+#compdef ppipe
 
+_ppipe() {
+  if [[ -z $compstate[quote] ]]; then
+    eval "$(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" %(complete_var)s=complete_zsh ppipe)"
+    return
+  fi
+  local -a found
+  found=( ${(f)"$(env COMP_WORDS="${(pj:\\n:)words}" COMP_CWORD=$(( CURRENT - 1 )) \\
+                     %(complete_var)s=complete_bash ppipe)"} )
+  (( $#found )) && compadd -S '' -- $found
+}
+
+if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
+  _ppipe "$@"
+else
+  compdef _ppipe ppipe
+fi
+"""
+
+#: fish: inside the quoted pipeline the candidates come through the bash protocol (see ``_ZSH``). fish closes
+#: the quote and adds a space after a lone candidate unless it ends in one of ``/=@:.,-`` (a directory does),
+#: and a completion cannot ask otherwise; so, as for bash, such a candidate is offered twice, once with a
+#: trailing space, and fish inserts what the two share, quote open (and shows both). Elsewhere typer's fish
+#: answer (options with their help), or files when it has none.
+_FISH = """\
+function __ppipe_complete
+    set -l token (commandline -ct)
+    set -l line (commandline -cp | string collect)
+    switch "$token"
+        case '"*' "'*"
+            set -l found (env COMP_WORDS="$line" COMP_CWORD=(count (commandline -opc)) \\
+                              %(complete_var)s=complete_bash ppipe | string match -v '')
+            set -q found[1]; and printf '%%s\\n' $found
+            if test (count $found) -eq 1; and not string match -q -r -- '[/=@:.,-]$' $found[1]
+                printf '%%s \\n' $found[1]
+            end
+        case '*'
+            set -l found (env %(complete_var)s=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args \\
+                              _TYPER_COMPLETE_ARGS="$line" ppipe | string match -v '')
+            if set -q found[1]
+                printf '%%s\\n' $found
+            else
+                __fish_complete_path "$token"
+            end
+    end
+end
+
+complete --command ppipe --no-files --arguments '(__ppipe_complete)'
+"""
+
+_SCRIPTS = {"bash": _BASH, "zsh": _ZSH, "fish": _FISH}
+
+
+def script(shell: str) -> str:
+    """The completion script for ``shell`` (bash, zsh or fish): a shim that calls ``ppipe`` back and keeps
+    the pipeline's quote open (see ``_BASH``, ``_ZSH`` and ``_FISH``)."""
     from .entry import COMPLETE_VAR
 
-    if shell == "bash":
-        return _BASH % {"complete_var": COMPLETE_VAR}
-    return get_completion_script(prog_name="ppipe", complete_var=COMPLETE_VAR, shell=shell) + "\n"
+    return _SCRIPTS[shell] % {"complete_var": COMPLETE_VAR}
 
 
 def write(directory: str) -> list[str]:
