@@ -4,6 +4,7 @@ saying what it was for, instead of as a hang or a wrong count somewhere else."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import signal
 
@@ -12,6 +13,9 @@ from tornado.iostream import PipeIOStream
 from tornado.process import Subprocess
 
 from ppipe.tornado_internals import BORROWED, buffered_bytes, loop_signal_handlers
+from ppipe.typer_internals import BORROWED as TYPER_BORROWED
+
+from conftest import ppipe
 
 
 def owner_of(name: str) -> object:
@@ -57,3 +61,25 @@ def test_the_borrowed_names_mean_what_ppipe_takes_them_to_mean() -> None:
             Subprocess.uninitialize()
 
     assert asyncio.run(main()) == (True, 0)
+
+
+@pytest.mark.parametrize("name", sorted(TYPER_BORROWED))
+def test_typer_still_has_what_ppipe_borrows(name: str) -> None:
+    module_name, _, attribute = name.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        pytest.fail(
+            f"{module_name} is gone from this typer; ppipe uses {name} {TYPER_BORROWED[name]} "
+            f"(see ppipe/typer_internals.py), so this upgrade needs a change there"
+        )
+    assert hasattr(module, attribute), (
+        f"{name} is gone from this typer; ppipe uses it {TYPER_BORROWED[name]} (see ppipe/typer_internals.py)"
+    )
+
+
+def test_typer_usage_errors_still_reach_the_user_as_one_line() -> None:
+    """What the borrowed exception classes are for, through the real console script."""
+    result = ppipe("--bogus", "true")
+    assert (result.returncode, result.stderr) == (2, b"ppipe: no such option: --bogus (see ppipe -h)\n")
+    assert ppipe().returncode == 2  # no arguments: the help, as a usage error

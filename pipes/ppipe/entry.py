@@ -268,22 +268,21 @@ def _pipeline_marked(argv: list[str]) -> list[str]:
 def _with_typer(argv: list[str]) -> int:
     """Typer reads the command line: help, completion, and every error in one ``ppipe:`` sentence."""
     import typer.main
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
 
     from .cli import app
     from .command import print_error
     from .errors import PpipeError
+    from .typer_internals import init_completion, usage_errors
 
+    click_exception, no_args_is_help = usage_errors()
     if COMPLETE_VAR in os.environ:
-        from typer._completion_classes import completion_init
-
-        completion_init()
+        init_completion()
     try:
         status = typer.main.get_command(app).main(argv, prog_name="ppipe", standalone_mode=False)
-    except NoArgsIsHelpError as error:
+    except no_args_is_help as error:
         error.show()  # no arguments at all: the help, as a usage error
         return 2
-    except ClickException as error:
+    except click_exception as error:
         print_error([_sentence(error.format_message())])
         return error.exit_code
     except PpipeError as error:  # a bad option value, read by ppipe.command.read_value
