@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import cast
+from typing import cast, overload
 
 from .engine import Input, Output, RunObserver, RunOptions, execute
 from .errors import UsageError
@@ -27,6 +27,93 @@ from .result import RunResult, ShardedResult
 from .shard_io import DEFAULT_BLOCK
 from .shards import ShardObserver, ShardPlan, execute_sharded
 from .syntax import parse
+
+# The overloads give the result its type from ``fork``: without it a RunResult, with an int a
+# ShardedResult (the last is for a fork known only at run time). Their parameters are the implementation's.
+
+
+@overload
+async def run_async(
+    pipeline: str | Graph,
+    *,
+    stdin: Input = None,
+    stdout: Output = None,
+    stderr: int | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    no_fail: bool = False,
+    timeout: float | None = None,
+    kill_after: float = 2.0,
+    handle_signals: bool = False,
+    count_lines: bool = False,
+    count_lines_below: int | None = None,
+    splice: bool | None = None,
+    pager: bool = False,
+    observer: RunObserver | ShardObserver | None = None,
+    check: bool = False,
+    fork: None = None,
+    max_restarts: int = 0,
+    fail_fast: bool = False,
+    tag: bool = False,
+    keep_order: bool = False,
+    block: int = DEFAULT_BLOCK,
+) -> RunResult: ...
+
+
+@overload
+async def run_async(
+    pipeline: str | Graph,
+    *,
+    stdin: Input = None,
+    stdout: Output = None,
+    stderr: int | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    no_fail: bool = False,
+    timeout: float | None = None,
+    kill_after: float = 2.0,
+    handle_signals: bool = False,
+    count_lines: bool = False,
+    count_lines_below: int | None = None,
+    splice: bool | None = None,
+    pager: bool = False,
+    observer: RunObserver | ShardObserver | None = None,
+    check: bool = False,
+    fork: int,
+    max_restarts: int = 0,
+    fail_fast: bool = False,
+    tag: bool = False,
+    keep_order: bool = False,
+    block: int = DEFAULT_BLOCK,
+) -> ShardedResult: ...
+
+
+@overload
+async def run_async(
+    pipeline: str | Graph,
+    *,
+    stdin: Input = None,
+    stdout: Output = None,
+    stderr: int | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    no_fail: bool = False,
+    timeout: float | None = None,
+    kill_after: float = 2.0,
+    handle_signals: bool = False,
+    count_lines: bool = False,
+    count_lines_below: int | None = None,
+    splice: bool | None = None,
+    pager: bool = False,
+    observer: RunObserver | ShardObserver | None = None,
+    check: bool = False,
+    fork: int | None = None,
+    max_restarts: int = 0,
+    fail_fast: bool = False,
+    tag: bool = False,
+    keep_order: bool = False,
+    block: int = DEFAULT_BLOCK,
+) -> RunResult | ShardedResult: ...
 
 
 async def run_async(
@@ -89,16 +176,29 @@ async def run_async(
     before anything runs. Must run in the main thread (tornado's SIGCHLD
     handling needs it). Cancelling the call stops and reaps every stage.
     """
-    options = RunOptions(no_fail=no_fail, timeout=timeout, kill_after=kill_after, handle_signals=handle_signals,
-                         env=env, cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr, count_lines=count_lines,
-                         count_lines_below=count_lines_below, splice=splice, pager=pager,
-                         observer=None if fork is not None else cast("RunObserver | None", observer))
+    options = RunOptions(
+        no_fail=no_fail,
+        timeout=timeout,
+        kill_after=kill_after,
+        handle_signals=handle_signals,
+        env=env,
+        cwd=cwd,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        count_lines=count_lines,
+        count_lines_below=count_lines_below,
+        splice=splice,
+        pager=pager,
+        observer=None if fork is not None else cast("RunObserver | None", observer),
+    )
     result: RunResult | ShardedResult
     if fork is not None:
         if isinstance(pipeline, Graph):
             raise UsageError("a sharded run needs the pipeline as text: each shard substitutes its placeholders")
-        plan = ShardPlan(fork, max_restarts=max_restarts, fail_fast=fail_fast, tag=tag, keep_order=keep_order,
-                         block=block)
+        plan = ShardPlan(
+            fork, max_restarts=max_restarts, fail_fast=fail_fast, tag=tag, keep_order=keep_order, block=block
+        )
         result = await execute_sharded(pipeline, plan, options, cast("ShardObserver | None", observer))
     else:
         graph = pipeline if isinstance(pipeline, Graph) else parse(pipeline, env=env, cwd=cwd)
@@ -106,10 +206,144 @@ async def run_async(
     return result.check() if check else result
 
 
-def run(pipeline: str | Graph, **kwargs: object) -> RunResult | ShardedResult:
+# The same overloads as run_async's.
+@overload
+def run(
+    pipeline: str | Graph,
+    *,
+    stdin: Input = None,
+    stdout: Output = None,
+    stderr: int | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    no_fail: bool = False,
+    timeout: float | None = None,
+    kill_after: float = 2.0,
+    handle_signals: bool = False,
+    count_lines: bool = False,
+    count_lines_below: int | None = None,
+    splice: bool | None = None,
+    pager: bool = False,
+    observer: RunObserver | ShardObserver | None = None,
+    check: bool = False,
+    fork: None = None,
+    max_restarts: int = 0,
+    fail_fast: bool = False,
+    tag: bool = False,
+    keep_order: bool = False,
+    block: int = DEFAULT_BLOCK,
+) -> RunResult: ...
+
+
+@overload
+def run(
+    pipeline: str | Graph,
+    *,
+    stdin: Input = None,
+    stdout: Output = None,
+    stderr: int | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    no_fail: bool = False,
+    timeout: float | None = None,
+    kill_after: float = 2.0,
+    handle_signals: bool = False,
+    count_lines: bool = False,
+    count_lines_below: int | None = None,
+    splice: bool | None = None,
+    pager: bool = False,
+    observer: RunObserver | ShardObserver | None = None,
+    check: bool = False,
+    fork: int,
+    max_restarts: int = 0,
+    fail_fast: bool = False,
+    tag: bool = False,
+    keep_order: bool = False,
+    block: int = DEFAULT_BLOCK,
+) -> ShardedResult: ...
+
+
+@overload
+def run(
+    pipeline: str | Graph,
+    *,
+    stdin: Input = None,
+    stdout: Output = None,
+    stderr: int | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    no_fail: bool = False,
+    timeout: float | None = None,
+    kill_after: float = 2.0,
+    handle_signals: bool = False,
+    count_lines: bool = False,
+    count_lines_below: int | None = None,
+    splice: bool | None = None,
+    pager: bool = False,
+    observer: RunObserver | ShardObserver | None = None,
+    check: bool = False,
+    fork: int | None = None,
+    max_restarts: int = 0,
+    fail_fast: bool = False,
+    tag: bool = False,
+    keep_order: bool = False,
+    block: int = DEFAULT_BLOCK,
+) -> RunResult | ShardedResult: ...
+
+
+def run(
+    pipeline: str | Graph,
+    *,
+    stdin: Input = None,
+    stdout: Output = None,
+    stderr: int | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    no_fail: bool = False,
+    timeout: float | None = None,
+    kill_after: float = 2.0,
+    handle_signals: bool = False,
+    count_lines: bool = False,
+    count_lines_below: int | None = None,
+    splice: bool | None = None,
+    pager: bool = False,
+    observer: RunObserver | ShardObserver | None = None,
+    check: bool = False,
+    fork: int | None = None,
+    max_restarts: int = 0,
+    fail_fast: bool = False,
+    tag: bool = False,
+    keep_order: bool = False,
+    block: int = DEFAULT_BLOCK,
+) -> RunResult | ShardedResult:
     """Runs a pipeline to the end in a fresh event loop; the arguments are :func:`run_async`'s.
 
     Safe to call many times in one process: each call installs tornado's
     SIGCHLD handler on its own loop and removes it afterwards.
     """
-    return asyncio.run(run_async(pipeline, **kwargs))  # type: ignore[arg-type]
+    return asyncio.run(
+        run_async(
+            pipeline,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            env=env,
+            cwd=cwd,
+            no_fail=no_fail,
+            timeout=timeout,
+            kill_after=kill_after,
+            handle_signals=handle_signals,
+            count_lines=count_lines,
+            count_lines_below=count_lines_below,
+            splice=splice,
+            pager=pager,
+            observer=observer,
+            check=check,
+            fork=fork,
+            max_restarts=max_restarts,
+            fail_fast=fail_fast,
+            tag=tag,
+            keep_order=keep_order,
+            block=block,
+        )
+    )

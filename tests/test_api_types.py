@@ -1,0 +1,199 @@
+"""The public API's types: ``mypy --strict`` holds callers of ``ppipe.run`` and ``ppipe.run_async`` to them.
+
+One mypy process checks every snippet: the README's "Python API" examples
+(read at test time, so the README cannot drift from the API), a snippet of
+calls that must be rejected and one that reveals the ``fork`` overloads'
+result types. Each test then reads what mypy said about its own file. A
+line ending ``# expect: TEXT`` must get an error containing TEXT, a line
+ending ``# reveal: TYPE`` a ``reveal_type`` note of exactly TYPE; any other
+error fails the test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ppipe
+from ppipe import api
+from ppipe.engine import RunOptions
+from ppipe.shards import ShardPlan
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+REJECTED = """\
+import ppipe
+
+
+async def main() -> None:
+    await ppipe.run_async("true", tiemout=3)  # expect: Unexpected keyword argument "tiemout"
+
+
+ppipe.run("true", tiemout=3)  # expect: Unexpected keyword argument "tiemout"
+ppipe.run("a | b").shards  # expect: "RunResult" has no attribute "shards"
+ppipe.run("x", fork=2).stages  # expect: "ShardedResult" has no attribute "stages"
+ppipe.run("x", fork=2).edge(1, 2)  # expect: "ShardedResult" has no attribute "edge"
+"""
+
+REVEALED = """\
+import ppipe
+
+
+async def main(fork: int | None) -> None:
+    reveal_type(await ppipe.run_async("a | b"))  # reveal: ppipe.result.RunResult
+    reveal_type(await ppipe.run_async("x", fork=2))  # reveal: ppipe.result.ShardedResult
+    reveal_type(await ppipe.run_async("x", fork=fork))  # reveal: ppipe.result.RunResult | ppipe.result.ShardedResult
+
+
+def sharded(fork: int | None) -> None:
+    reveal_type(ppipe.run("x", fork=fork))  # reveal: ppipe.result.RunResult | ppipe.result.ShardedResult
+
+
+reveal_type(ppipe.run("a | b"))  # reveal: ppipe.result.RunResult
+reveal_type(ppipe.run("a | b", fork=None))  # reveal: ppipe.result.RunResult
+reveal_type(ppipe.run("a | b").stages)  # reveal: tuple[ppipe.result.StageResult, ...]
+reveal_type(ppipe.run("a | b").edge(1, 2))  # reveal: ppipe.result.EdgeResult
+reveal_type(ppipe.run("a | b", check=True).check())  # reveal: ppipe.result.RunResult
+reveal_type(ppipe.run("x", fork=2))  # reveal: ppipe.result.ShardedResult
+reveal_type(ppipe.run("x", fork=0, check=True).shards)  # reveal: tuple[ppipe.result.ShardResult, ...]
+"""
+
+#: ``path:line: severity: message``, as mypy prints it with ``--no-pretty``.
+_MESSAGE = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+): (?P<severity>error|note): (?P<text>.*)$")
+
+
+def readme_python_examples() -> list[str]:
+    """Every ```python block of the README's "## Python API" section (headings inside blocks are code)."""
+    blocks: list[str] = []
+    in_section = False
+    block: list[str] | None = None
+    fenced = False
+    for line in README.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            if block is not None:
+                blocks.append("\n".join(block) + "\n")
+                block = None
+            elif in_section and line.strip() == "```python":
+                block = []
+            fenced = not fenced
+            continue
+        if block is not None:
+            block.append(line)
+        elif not fenced and line.startswith("## "):
+            if in_section:
+                break
+            in_section = line.strip() == "## Python API"
+    return blocks
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    line: int
+    severity: str
+    text: str
+
+
+@pytest.fixture(scope="module")
+def mypy_says(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Message]]:
+    """Runs mypy once over every snippet; returns its messages by snippet name (the file's stem)."""
+    pytest.importorskip("mypy", reason="the types are checked with mypy (pip install -e '.[test]')")
+    directory = tmp_path_factory.mktemp("api_types")
+    sources = {f"readme_{n}": text for n, text in enumerate(readme_python_examples(), 1)}
+    sources |= {"rejected": REJECTED, "revealed": REVEALED}
+    for name, text in sources.items():
+        (directory / f"{name}.py").write_text(text, encoding="utf-8")
+    command = [
+        sys.executable, "-m", "mypy", "--strict", "--python-version", "3.11", "--config-file", os.devnull,
+        "--cache-dir", str(directory / ".mypy_cache"), "--show-error-codes", "--no-pretty", "--no-color-output",
+        "--no-error-summary", *(f"{name}.py" for name in sources),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=directory, capture_output=True, text=True, timeout=120)
+    said: dict[str, list[Message]] = {name: [] for name in sources}
+    for line in done.stdout.splitlines():
+        match = _MESSAGE.match(line)
+        if match is None:
+            continue
+        name = Path(match["file"]).stem
+        assert name in said, f"mypy reports on a file that is not a snippet: {line}"
+        said[name].append(Message(int(match["line"]), match["severity"], match["text"]))
+    # mypy exits 1 when it found errors (the rejected snippet has some), 2 when it could not check at all.
+    assert done.returncode in (0, 1), f"mypy did not run ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    assert said["revealed"], f"mypy said nothing about the revealed snippet:\n{done.stdout}\n{done.stderr}"
+    return said
+
+
+def _markers(source: str, marker: str) -> dict[int, str]:
+    return {
+        number: line.split(f"# {marker}: ", 1)[1]
+        for number, line in enumerate(source.splitlines(), 1)
+        if f"# {marker}: " in line
+    }
+
+
+def test_readme_python_api_examples_type_check(mypy_says: dict[str, list[Message]]) -> None:
+    examples = readme_python_examples()
+    assert examples, 'the README\'s "## Python API" section has no ```python example'
+    assert any("ppipe.run(" in example for example in examples)
+    for n, example in enumerate(examples, 1):
+        errors = [m for m in mypy_says[f"readme_{n}"] if m.severity == "error"]
+        lines = example.splitlines()
+        assert not errors, f"README Python API example {n} does not type-check:\n" + "\n".join(
+            f"  line {m.line}: {lines[m.line - 1].strip()}\n    {m.text}" for m in errors
+        )
+
+
+def test_misspelt_keyword_and_wrong_result_attributes_are_rejected(mypy_says: dict[str, list[Message]]) -> None:
+    expected = _markers(REJECTED, "expect")
+    errors = [m for m in mypy_says["rejected"] if m.severity == "error"]
+    for line, text in expected.items():
+        assert any(m.line == line and text in m.text for m in errors), (
+            f"mypy did not reject line {line} of the snippet ({REJECTED.splitlines()[line - 1].strip()!r}) "
+            f"with {text!r}; it said: {[m.text for m in errors if m.line == line]}"
+        )
+    unexpected = [m for m in errors if m.line not in expected]
+    assert not unexpected, f"errors on lines that should type-check: {unexpected}"
+
+
+def test_fork_overloads_give_the_result_types(mypy_says: dict[str, list[Message]]) -> None:
+    said = mypy_says["revealed"]
+    errors = [m for m in said if m.severity == "error"]
+    assert not errors, f"the revealed snippet should type-check: {errors}"
+    revealed = {m.line: m.text for m in said if m.text.startswith("Revealed type is ")}
+    for line, type_ in _markers(REVEALED, "reveal").items():
+        assert revealed.get(line) == f'Revealed type is "{type_}"', (
+            f"line {line} ({REVEALED.splitlines()[line - 1].strip()!r}): {revealed.get(line)}"
+        )
+
+
+def test_a_misspelt_keyword_raises_type_error_at_run_time() -> None:
+    with pytest.raises(TypeError, match="tiemout"):
+        ppipe.run("true", tiemout=3)
+    with pytest.raises(TypeError, match="tiemout"):
+        ppipe.run_async("true", tiemout=3)
+    with pytest.raises(TypeError):
+        ppipe.run("true", 3)
+
+
+def test_run_and_run_async_take_every_run_and_shard_option() -> None:
+    run = inspect.signature(api.run).parameters
+    run_async = inspect.signature(api.run_async).parameters
+    assert [(p.name, p.kind, p.default, p.annotation) for p in run.values()] == [
+        (p.name, p.kind, p.default, p.annotation) for p in run_async.values()
+    ]
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for name, p in run.items() if name != "pipeline")
+    run_options = {f.name: f.default for f in dataclasses.fields(RunOptions)}
+    # processes is fork itself; offset and tasks place a machine's shards in a job array (the CLI's business).
+    shard_options = {
+        f.name: f.default for f in dataclasses.fields(ShardPlan) if f.name not in {"processes", "offset", "tasks"}
+    }
+    for name, default in (run_options | shard_options).items():
+        assert name in run, f"ppipe.run lacks the option {name}"
+        assert run[name].default == default, f"ppipe.run's {name} defaults to {run[name].default!r}, not {default!r}"
+    assert run["fork"].default is None
