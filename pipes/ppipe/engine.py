@@ -876,10 +876,11 @@ class Execution:
         self, proc: _Proc, fds: Mapping[int, int], env: Mapping[str, str], hook: Callable[[], None] | None
     ) -> Subprocess:
         argv, path = list(proc.stage.argv), proc.path
-        try:
+
+        def start(args: list[str], executable: str) -> Subprocess:
             return Subprocess(
-                argv,
-                executable=path,
+                args,
+                executable=executable,
                 stdin=fds[0],
                 stdout=fds[1],
                 stderr=fds[2],
@@ -888,23 +889,16 @@ class Execution:
                 close_fds=True,
                 preexec_fn=hook,
             )
+
+        try:
+            return start(argv, path)
         except OSError as error:
             if error.errno != errno.ENOEXEC:
                 raise
         # No #! line: run it with sh, as bash and execvp do; but never a binary file.
         if _looks_binary(path):
             raise OSError(errno.ENOEXEC, "cannot execute binary file", path)
-        return Subprocess(
-            ["sh", path, *argv[1:]],
-            executable="/bin/sh",
-            stdin=fds[0],
-            stdout=fds[1],
-            stderr=fds[2],
-            env=env,
-            cwd=self.options.cwd,
-            close_fds=True,
-            preexec_fn=hook,
-        )
+        return start(["sh", path, *argv[1:]], "/bin/sh")
 
     def _apply_redirects(self, stage: Stage, fds: dict[int, int]) -> None:
         """Applies redirections left to right, then ``|&``, as a shell does."""
