@@ -1,4 +1,4 @@
-"""The code itself: ruff clean, mypy --strict clean on the package."""
+"""The code itself: ruff clean and formatted, mypy --strict clean on the package."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_ruff_is_clean() -> None:
     result = subprocess.run(["ruff", "check", "."], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is a test dependency")
+def test_ruff_format_is_applied() -> None:
+    result = subprocess.run(["ruff", "format", "--check", "."], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, "run `ruff format .`:\n" + result.stdout + result.stderr
 
 
 def test_mypy_strict_is_clean() -> None:
