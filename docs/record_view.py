@@ -17,7 +17,7 @@ from collections.abc import Callable
 from rich.console import Console
 
 import ppipe
-from ppipe.display import LiveView
+from ppipe.cli.display import LiveView
 
 SLOW = shlex.join(
     [

@@ -23,8 +23,8 @@ import pytest
 
 import ppipe
 from ppipe import api
-from ppipe.engine import RunOptions
-from ppipe.shards import ShardPlan
+from ppipe.engine.execution import RunOptions
+from ppipe.shards.execution import ShardPlan
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -47,22 +47,22 @@ import ppipe
 
 
 async def main(fork: int | None) -> None:
-    reveal_type(await ppipe.run_async("a | b"))  # reveal: ppipe.result.RunResult
-    reveal_type(await ppipe.run_async("x", fork=2))  # reveal: ppipe.result.ShardedResult
-    reveal_type(await ppipe.run_async("x", fork=fork))  # reveal: ppipe.result.RunResult | ppipe.result.ShardedResult
+    reveal_type(await ppipe.run_async("a | b"))  # reveal: ppipe.results.RunResult
+    reveal_type(await ppipe.run_async("x", fork=2))  # reveal: ppipe.results.ShardedResult
+    reveal_type(await ppipe.run_async("x", fork=fork))  # reveal: ppipe.results.RunResult | ppipe.results.ShardedResult
 
 
 def sharded(fork: int | None) -> None:
-    reveal_type(ppipe.run("x", fork=fork))  # reveal: ppipe.result.RunResult | ppipe.result.ShardedResult
+    reveal_type(ppipe.run("x", fork=fork))  # reveal: ppipe.results.RunResult | ppipe.results.ShardedResult
 
 
-reveal_type(ppipe.run("a | b"))  # reveal: ppipe.result.RunResult
-reveal_type(ppipe.run("a | b", fork=None))  # reveal: ppipe.result.RunResult
-reveal_type(ppipe.run("a | b").stages)  # reveal: tuple[ppipe.result.StageResult, ...]
-reveal_type(ppipe.run("a | b").edge(1, 2))  # reveal: ppipe.result.EdgeResult
-reveal_type(ppipe.run("a | b", check=True).check())  # reveal: ppipe.result.RunResult
-reveal_type(ppipe.run("x", fork=2))  # reveal: ppipe.result.ShardedResult
-reveal_type(ppipe.run("x", fork=0, check=True).shards)  # reveal: tuple[ppipe.result.ShardResult, ...]
+reveal_type(ppipe.run("a | b"))  # reveal: ppipe.results.RunResult
+reveal_type(ppipe.run("a | b", fork=None))  # reveal: ppipe.results.RunResult
+reveal_type(ppipe.run("a | b").stages)  # reveal: tuple[ppipe.results.StageResult, ...]
+reveal_type(ppipe.run("a | b").edge(1, 2))  # reveal: ppipe.results.EdgeResult
+reveal_type(ppipe.run("a | b", check=True).check())  # reveal: ppipe.results.RunResult
+reveal_type(ppipe.run("x", fork=2))  # reveal: ppipe.results.ShardedResult
+reveal_type(ppipe.run("x", fork=0, check=True).shards)  # reveal: tuple[ppipe.results.ShardResult, ...]
 """
 
 #: ``path:line: severity: message``, as mypy prints it with ``--no-pretty``.

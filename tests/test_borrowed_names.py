@@ -12,8 +12,8 @@ import pytest
 from tornado.iostream import PipeIOStream
 from tornado.process import Subprocess
 
-from ppipe.tornado_internals import BORROWED, buffered_bytes, loop_signal_handlers
-from ppipe.typer_internals import BORROWED as TYPER_BORROWED
+from ppipe.cli.typer_internals import BORROWED as TYPER_BORROWED
+from ppipe.engine.tornado_internals import BORROWED, buffered_bytes, loop_signal_handlers
 
 from conftest import ppipe
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import ppipe as ppipe_module
-from ppipe.completion import SHELLS, complete, script
+from ppipe.cli.completion import SHELLS, complete, script
 
 from conftest import ENV, PPIPE, bash, ppipe
 
@@ -210,7 +210,7 @@ def test_binary_stdin_to_stdout() -> None:
 @pytest.mark.parametrize("shell", sorted(SHELLS))
 def test_completion_scripts_are_current(shell: str) -> None:
     checked_in = (ROOT / "completions" / SHELLS[shell]).read_text()
-    assert checked_in == script(shell), "regenerate with: python -m ppipe.completion write completions/"
+    assert checked_in == script(shell), "regenerate with: python -m ppipe.cli.completion write completions/"
 
 
 def test_completion_offers_commands_then_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ppipe.command import MOST, read_value
-from ppipe.entry import _main, _with_typer, quick_parse
+from ppipe.cli.command import MOST, read_value
+from ppipe.cli.entry import _main, _with_typer, quick_parse
 from ppipe.errors import UsageError
 
 from conftest import ppipe

@@ -104,7 +104,7 @@ def test_no_terminal_no_view() -> None:
 def test_rich_and_the_shard_machinery_are_not_imported_for_a_plain_run_without_a_view() -> None:
     code = (
         "import sys, os; sys.argv = ['ppipe', 'seq 3 | wc -l']\n"
-        "from ppipe.entry import _main\n"
+        "from ppipe.cli.entry import _main\n"
         "status = _main(sys.argv[1:])\n"
         "print('rich' in sys.modules, 'ppipe.shards' in sys.modules, status, file=sys.stderr)"
     )

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ppipe import cli
-from ppipe.command import Config
-from ppipe.entry import OPTIONS, quick_parse
+from ppipe.cli import options as cli
+from ppipe.cli.command import Config
+from ppipe.cli.entry import OPTIONS, quick_parse
 
 
 def typer_reading(argv: list[str]) -> Config | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ppipe import parse
-from ppipe.explain import explain_checked, explain_shards_checked
+from ppipe.cli.explain import explain_checked, explain_shards_checked
 
 from conftest import ppipe as run_ppipe
 

@@ -16,9 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ppipe import Graph, PipelineSyntaxError, parse
+from ppipe.cli.explain import explain_checked
 from ppipe.errors import PpipeError
-from ppipe.explain import explain_checked
-from ppipe.syntax import MAX_GROUP_DEPTH, Lexer, placeholder_values
+from ppipe.language.lexer import Lexer
+from ppipe.language.parser import MAX_GROUP_DEPTH, placeholder_values
 
 from conftest import bash
 from conftest import ppipe as run_ppipe

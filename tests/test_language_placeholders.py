@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ppipe import PipelineSyntaxError, RedirectOp, parse, substitute_placeholders
 from ppipe.graph import Graph, Redirect
-from ppipe.syntax import placeholder_values
+from ppipe.language.parser import placeholder_values
 
 from conftest import ppipe as run_ppipe
 

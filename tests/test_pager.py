@@ -16,9 +16,9 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from ppipe.command import is_pager
+from ppipe.cli.command import is_pager
+from ppipe.engine.sinks import FdSink, HeldSink
 from ppipe.graph import Stage
-from ppipe.pumps import FdSink, HeldSink
 
 from conftest import ENV, PPIPE, ppipe
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import ppipe
-from ppipe.result import Verdict
+from ppipe.results import Verdict
 
 from conftest import ENV, PPIPE, pids_alive, python_stage
 from conftest import ppipe as run_ppipe
@@ -333,8 +333,8 @@ def test_python_api_splits_bytes_and_checks() -> None:
 def test_keep_order_gates_open_once_when_shards_end_together() -> None:
     import asyncio
 
-    from ppipe.pumps import CaptureSink
-    from ppipe.shard_io import OutputMerge
+    from ppipe.engine.sinks import CaptureSink
+    from ppipe.shards.output import OutputMerge
 
     class SlowCapture(CaptureSink):  # yields on every write, as a real pipe's writes do
         async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ppipe
-from ppipe.result import RunResult, ShardedResult
-from ppipe.summary import failure_lines, shard_failure_lines
+from ppipe.cli.summary import failure_lines, shard_failure_lines
+from ppipe.results import RunResult, ShardedResult
 
 from conftest import ppipe as run_ppipe
 

@@ -19,10 +19,9 @@ from hypothesis import strategies as st
 from rich.console import Console, RenderableType
 
 import ppipe
-from ppipe.display import LiveView, ShardView
-from ppipe.result import RunResult, StageFlow
-from ppipe.shards import ShardedSnapshot, ShardSnapshot
-from ppipe.snapshot import RunSnapshot, ShardState, StageSnapshot, StageState
+from ppipe.cli.display import LiveView, ShardView
+from ppipe.results import RunResult, RunSnapshot, ShardState, StageFlow, StageSnapshot, StageState
+from ppipe.shards.execution import ShardedSnapshot, ShardSnapshot
 
 WIDTHS = (40, 60, 80, 120)
 #: A command long enough to be cut at every width; made of one letter so that its cut is recognisable.
@@ -174,7 +173,7 @@ def test_narrow_terminals_drop_whole_columns_and_keep_the_important_ones(width: 
 
 
 def test_a_rounded_figure_takes_the_next_unit() -> None:
-    from ppipe.display import human_bytes, human_count
+    from ppipe.cli.display import human_bytes, human_count
 
     assert (human_bytes(999_950), human_count(999_999_999), human_count(None, 5, 1_000_000)) == (
         "1.0 MB",

@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "run": "api",
     "run_async": "api",
-    "CAPTURE": "engine",
+    "CAPTURE": "engine.execution",
     "CommandError": "errors",
     "ExitStatus": "errors",
     "PipelineFailed": "errors",
@@ -32,16 +32,16 @@ _EXPORTS = {
     "Redirect": "graph",
     "RedirectOp": "graph",
     "Stage": "graph",
-    "EdgeResult": "result",
-    "RunResult": "result",
-    "ShardAttempt": "result",
-    "ShardResult": "result",
-    "ShardedResult": "result",
-    "StageResult": "result",
-    "Verdict": "result",
-    "parse": "syntax",
-    "placeholder_values": "syntax",
-    "substitute_placeholders": "syntax",
+    "EdgeResult": "results",
+    "RunResult": "results",
+    "ShardAttempt": "results",
+    "ShardResult": "results",
+    "ShardedResult": "results",
+    "StageResult": "results",
+    "Verdict": "results",
+    "parse": "language.parser",
+    "placeholder_values": "language.parser",
+    "substitute_placeholders": "language.parser",
 }
 
 __all__ = [
@@ -75,12 +75,12 @@ __all__ = [
 if TYPE_CHECKING:
     from typing import Any
 
-    from .api import run, run_async
-    from .engine import CAPTURE
-    from .errors import CommandError, ExitStatus, PipelineFailed, PipelineSyntaxError, PpipeError
-    from .graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage
-    from .result import EdgeResult, RunResult, ShardAttempt, ShardedResult, ShardResult, StageResult, Verdict
-    from .syntax import parse, placeholder_values, substitute_placeholders
+    from ppipe.api import run, run_async
+    from ppipe.engine.execution import CAPTURE
+    from ppipe.errors import CommandError, ExitStatus, PipelineFailed, PipelineSyntaxError, PpipeError
+    from ppipe.graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage
+    from ppipe.language.parser import parse, placeholder_values, substitute_placeholders
+    from ppipe.results import EdgeResult, RunResult, ShardAttempt, ShardedResult, ShardResult, StageResult, Verdict
 
 
 def __getattr__(name: str) -> Any:

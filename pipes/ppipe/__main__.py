@@ -1,5 +1,5 @@
 """``python -m ppipe``: the same as the ``ppipe`` command."""
 
-from .entry import entry
+from ppipe.cli.entry import entry
 
 entry()

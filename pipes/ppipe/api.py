@@ -20,13 +20,13 @@ import asyncio
 from collections.abc import Mapping
 from typing import cast, overload
 
-from .engine import Input, Output, RunObserver, RunOptions, execute
-from .errors import UsageError
-from .graph import Graph
-from .result import RunResult, ShardedResult
-from .shard_io import DEFAULT_BLOCK
-from .shards import ShardObserver, ShardPlan, execute_sharded
-from .syntax import parse
+from ppipe.engine.execution import Input, Output, RunObserver, RunOptions, execute
+from ppipe.errors import UsageError
+from ppipe.graph import Graph
+from ppipe.language.parser import parse
+from ppipe.results import RunResult, ShardedResult
+from ppipe.shards.execution import ShardObserver, ShardPlan, execute_sharded
+from ppipe.shards.input import DEFAULT_BLOCK
 
 # The overloads give the result its type from ``fork``: without it a RunResult, with an int a
 # ShardedResult (the last is for a fork known only at run time). Their parameters are the implementation's.
@@ -163,12 +163,12 @@ async def run_async(
     is left to the stages (see ``Execution.pager`` in :mod:`ppipe.engine`).
 
     ``fork=N`` runs N shards of the pipeline (0: one per CPU; see
-    :mod:`ppipe.shards`) and returns a :class:`~ppipe.ShardedResult`; the
+    :mod:`ppipe.shards.execution`) and returns a :class:`~ppipe.ShardedResult`; the
     pipeline must then be text, its ``{task_id}``, ``{task_num}`` and
     ``{tasks}`` replaced in each shard. ``max_restarts`` (per shard),
     ``fail_fast``, ``tag``, ``keep_order`` and ``block`` are the
     ``--fork`` options of the same names; ``observer`` must then be a
-    :class:`~ppipe.shards.ShardObserver`.
+    :class:`~ppipe.shards.execution.ShardObserver`.
 
     A failing stage does not raise: read ``result.exit_status`` or pass
     ``check=True`` to get :class:`~ppipe.errors.PipelineFailed`. Bad syntax

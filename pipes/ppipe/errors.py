@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .result import RunResult, ShardedResult
+    from ppipe.results import RunResult, ShardedResult
 
 
 class ExitStatus(enum.IntEnum):

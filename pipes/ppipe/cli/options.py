@@ -1,9 +1,9 @@
-"""The typer command line: options → a frozen :class:`~ppipe.command.Config` → the library.
+"""The typer command line: options → a frozen :class:`~ppipe.cli.command.Config` → the library.
 
 Nothing here decides behaviour. This module declares the options (their
-help, their types, completion), builds a :class:`~ppipe.command.Config`
-and hands it to :func:`~ppipe.command.run_command`. The console script
-(:mod:`ppipe.entry`) comes here for help, completion and every command line
+help, their types, completion), builds a :class:`~ppipe.cli.command.Config`
+and hands it to :func:`~ppipe.cli.command.run_command`. The console script
+(:mod:`ppipe.cli.entry`) comes here for help, completion and every command line
 its fast path does not take.
 """
 
@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from . import __version__
-from .command import Config, DisplayMode, ProgressMode, read_value, run_command
+from ppipe import __version__
+from ppipe.cli.command import Config, DisplayMode, ProgressMode, read_value, run_command
 
 HELP = """Run a shell-style pipeline as real processes, counting every byte between them.
 
@@ -46,7 +46,7 @@ def _show_version(value: bool) -> None:
 
 def complete_pipeline(incomplete: str) -> list[str]:
     """Shell completion inside the pipeline string: commands first in a stage, files elsewhere."""
-    from .completion import complete
+    from ppipe.cli.completion import complete
 
     return complete(incomplete)
 

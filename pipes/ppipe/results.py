@@ -1,7 +1,11 @@
-"""What a run produced: per-stage outcomes, per-edge counts, the exit status.
+"""What a run produced, and what it is doing now: frozen records for every reader.
 
-These are plain frozen records, built by the engine and judged by
-:mod:`ppipe.status`; the report, the summary and the Python API read them.
+Results (:class:`RunResult`, :class:`ShardedResult` and their stages, edges,
+shards and attempts) are built by the engine and judged by
+:mod:`ppipe.policy`; the report, the summary and the Python API read them.
+Snapshots (:class:`RunSnapshot`, :class:`StageSnapshot`) are a moment of a
+running pipeline, built on demand for the live view, which renders them and
+never touches the engine's own state.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from .graph import Edge, Graph, Stage
+from ppipe.graph import Edge, Graph, Stage
 
 
 def signal_name(number: int) -> str:
@@ -37,7 +41,7 @@ class Verdict(enum.Enum):
     BROKEN_PIPE = "broken-pipe"
     #: Stopped by ppipe itself (timeout or interrupt); the run's status says why.
     TERMINATED = "terminated"
-    #: Not judged yet (the engine's raw facts, before :func:`ppipe.status.judge`).
+    #: Not judged yet (the engine's raw facts, before :func:`ppipe.policy.judge`).
     PENDING = "pending"
 
 
@@ -146,7 +150,7 @@ class _Outcome:
 
     def check(self: _R) -> _R:
         """Returns self when the run succeeded; raises :class:`~ppipe.errors.PipelineFailed` otherwise."""
-        from .errors import PipelineFailed
+        from ppipe.errors import PipelineFailed
 
         if not self.ok:
             raise PipelineFailed(self)  # type: ignore[arg-type]
@@ -383,3 +387,51 @@ class ShardedResult(_Outcome):
     @property
     def failures(self) -> tuple[ShardResult, ...]:
         return tuple(s for s in self.shards if s.failed)
+
+
+# ---------------------------------------------------------------- snapshots
+
+
+class StageState(enum.Enum):
+    """Where a stage is in its life, as a display shows it."""
+
+    WAITING = "waiting"  # not started yet, or never will (its redirection failed)
+    RUNNING = "running"
+    DONE = "done"  # exited 0
+    EXITED = "exited"  # exited non-zero or killed; the final verdict says whether that failed the run
+
+
+class ShardState(enum.Enum):
+    """Where a shard is in its life, as a display shows it."""
+
+    WAITING = "waiting"  # no attempt started yet
+    RUNNING = "running"
+    RESTARTING = "restarting"  # an attempt ended and the next is being decided or started
+    DONE = "done"  # finally succeeded
+    FAILED = "failed"  # finally failed
+    STOPPED = "stopped"  # stopped by ppipe: --fail-fast, --timeout, a signal
+
+
+@dataclass(frozen=True)
+class StageSnapshot:
+    """One stage: its figures so far (``flow``: bytes, lines, ratio, held time, as a finished run has them)."""
+
+    id: int
+    command: str
+    state: StageState
+    pid: int | None
+    status: int | None
+    signal: str | None
+    flow: StageFlow
+    elapsed: float | None
+    #: When the stage reads a regular file as its stdin: its size, and how far it has read.
+    input_size: int | None = None
+    input_read: int | None = None
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """The whole run at ``elapsed`` seconds after it started."""
+
+    elapsed: float
+    stages: tuple[StageSnapshot, ...]

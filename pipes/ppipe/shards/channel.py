@@ -1,11 +1,11 @@
 """Messages between ppipe and its shards: length-prefixed pickles over a socket.
 
-A sharded run (:mod:`ppipe.shards`) talks to each shard attempt over its own
+A sharded run (:mod:`ppipe.shards.execution`) talks to each shard attempt over its own
 stream socket: the attempt sends snapshots and its result, ppipe answers
 "go" and, after its result, whether to run "again". Both ends are ppipe, same version, same user, over a
 socketpair nobody else holds, so pickle is safe here and carries the
-engine's own frozen records (:class:`~ppipe.result.RunResult`,
-:class:`~ppipe.snapshot.RunSnapshot`) without a second schema.
+engine's own frozen records (:class:`~ppipe.results.RunResult`,
+:class:`~ppipe.results.RunSnapshot`) without a second schema.
 
 Frames are a 4-byte big-endian length and the pickle. The shard side is
 blocking (it has nothing else to do while it waits for an answer); ppipe's

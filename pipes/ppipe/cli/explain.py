@@ -16,8 +16,8 @@ import shlex
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from .errors import CommandError, CommandProblem, ExitStatus
-from .graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage, tree_prefixes
+from ppipe.errors import CommandError, CommandProblem, ExitStatus
+from ppipe.graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage, tree_prefixes
 
 
 class Explanation(NamedTuple):
@@ -52,7 +52,7 @@ def explain_checked(graph: Graph, env: Mapping[str, str] | None = None) -> Expla
 
 
 def _command_problems(graph: Graph, env: Mapping[str, str]) -> tuple[CommandProblem, ...]:
-    from .engine import resolve_commands  # imported here: the engine brings tornado and asyncio
+    from ppipe.engine.processes import resolve_commands
 
     try:
         resolve_commands(graph, env)
@@ -164,7 +164,7 @@ def explain_shards(text: str, first: int, tasks: int) -> str:
 
 def explain_shards_checked(text: str, first: int, tasks: int, env: Mapping[str, str] | None = None) -> Explanation:
     """:func:`explain_checked` for shard ``first`` of ``tasks``: its placeholders filled into the parsed words."""
-    from .syntax import parse, placeholder_values
+    from ppipe.language.parser import parse, placeholder_values
 
     graph = parse(text, env=env, placeholders=placeholder_values(first, tasks))
     rule = (

@@ -4,7 +4,7 @@
 ``Live`` (``auto_refresh=False``, so no thread) and leaving always stops it,
 restoring the cursor, even on Ctrl-C or an error. The engine tells it when
 the run has started; a tornado ``PeriodicCallback`` then redraws it about ten
-times a second from :meth:`Execution.snapshot <ppipe.engine.Execution.snapshot>`.
+times a second from :meth:`Execution.snapshot <ppipe.engine.execution.Execution.snapshot>`.
 While it is up, the stages' stderr and the last stage's output are printed
 above it, whole lines at a time, so nothing tears the table. When the run
 ends the table gives way to a summary with exact figures and, when a stage
@@ -30,15 +30,24 @@ from rich.table import Table
 from rich.text import Text
 from tornado.ioloop import PeriodicCallback
 
-from .graph import tree_prefixes
-from .pumps import Sink
-from .result import RunResult, ShardedResult, StageFlow, StageResult, Verdict
-from .snapshot import RunSnapshot, ShardState, StageSnapshot, StageState
+from ppipe.engine.sinks import Sink
+from ppipe.graph import tree_prefixes
+from ppipe.results import (
+    RunResult,
+    RunSnapshot,
+    ShardedResult,
+    ShardState,
+    StageFlow,
+    StageResult,
+    StageSnapshot,
+    StageState,
+    Verdict,
+)
 
 if TYPE_CHECKING:
-    from .engine import Execution
-    from .graph import Stage
-    from .shards import ShardedExecution, ShardedSnapshot, ShardSnapshot
+    from ppipe.engine.execution import Execution
+    from ppipe.graph import Stage
+    from ppipe.shards.execution import ShardedExecution, ShardedSnapshot, ShardSnapshot
 
 #: Redraws per second.
 REFRESH_HZ = 10

@@ -1,7 +1,7 @@
 """What the command line asked for, and doing it: a frozen :class:`Config` → the library.
 
-The CLI parsers (typer's in :mod:`ppipe.cli`, the fast one in
-:mod:`ppipe.entry`) only build a :class:`Config`; :func:`run_command` does
+The CLI parsers (typer's in :mod:`ppipe.cli.options`, the fast one in
+:mod:`ppipe.cli.entry`) only build a :class:`Config`; :func:`run_command` does
 the rest and returns the exit status. Nothing here imports typer or rich.
 """
 
@@ -18,13 +18,13 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import report
-from .errors import ExitStatus, PpipeError, UsageError
-from .graph import Graph, Stage
+from ppipe.cli import report
+from ppipe.errors import ExitStatus, PpipeError, UsageError
+from ppipe.graph import Graph, Stage
 
 if TYPE_CHECKING:
-    from .result import RunResult, ShardedResult
-    from .shards import ShardPlan
+    from ppipe.results import RunResult, ShardedResult
+    from ppipe.shards.execution import ShardPlan
 
 
 class DisplayMode(str, enum.Enum):
@@ -187,7 +187,7 @@ MOST_BLOCK = 1 << 30
 
 def block_size(text: str) -> int:
     """The ``--block`` size in bytes; a :class:`UsageError` for anything but a size from 1 byte to 1G."""
-    from .shard_io import parse_size
+    from ppipe.shards.input import parse_size
 
     if not _SIZE.fullmatch(text):
         raise UsageError(f"--block takes a size such as 1M, 64k or 65536, not {_shown(text)}")
@@ -215,8 +215,8 @@ def run_command(config: Config) -> int:
     end (after the report is written) so that a calling shell sees ppipe
     killed by it and stops a loop, as it would for any other program.
     """
-    from .explain import explain_checked, explain_shards_checked
-    from .syntax import parse
+    from ppipe.cli.explain import explain_checked, explain_shards_checked
+    from ppipe.language.parser import parse
 
     graph: Graph | None = None
     try:
@@ -243,8 +243,8 @@ def run_command(config: Config) -> int:
 
 def _finish(config: Config, result: RunResult | ShardedResult) -> int:
     """Failure lines, the report, the status; the interrupting signal raised again."""
-    from .result import RunResult
-    from .summary import failure_lines, shard_failure_lines
+    from ppipe.cli.summary import failure_lines, shard_failure_lines
+    from ppipe.results import RunResult
 
     if not config.quiet and not config.shows_view:
         print_error(failure_lines(result) if isinstance(result, RunResult) else shard_failure_lines(result))
@@ -274,10 +274,10 @@ def _shards(config: Config) -> tuple[ShardPlan | None, dict[str, str] | None]:
     A cluster task's identity (``--task-id/--tasks``, Slurm's or Kubernetes'
     variables) is looked for only when the run is sharded or the pipeline
     uses a placeholder; without one, placeholders stay as they are. The
-    values go to :func:`~ppipe.syntax.parse`, which puts them into the
+    values go to :func:`~ppipe.language.parser.parse`, which puts them into the
     parsed words: filled into the text, ``{task_id}>f`` would read as ``0>f``.
     """
-    from .syntax import has_placeholders, placeholder_values
+    from ppipe.language.parser import has_placeholders, placeholder_values
 
     asks_identity = (
         config.fork is not None
@@ -287,7 +287,7 @@ def _shards(config: Config) -> tuple[ShardPlan | None, dict[str, str] | None]:
     )
     identity = None
     if asks_identity:  # the shard machinery is imported only then: it costs a plain run's start-up ~15 ms
-        from .shards import cluster_identity
+        from ppipe.shards.execution import cluster_identity
 
         identity = cluster_identity(os.environ, config.task_id, config.tasks)
     if config.fork is None:
@@ -302,8 +302,8 @@ def _shards(config: Config) -> tuple[ShardPlan | None, dict[str, str] | None]:
             "--pager hands the terminal to one stage; a sharded run merges its shards' output "
             "(pipe ppipe --fork ... into less instead)"
         )
-    from .shard_io import DEFAULT_BLOCK
-    from .shards import ShardPlan
+    from ppipe.shards.execution import ShardPlan
+    from ppipe.shards.input import DEFAULT_BLOCK
 
     block = block_size(config.block) if config.block is not None else DEFAULT_BLOCK
     plan = ShardPlan(
@@ -373,7 +373,7 @@ def _options(config: Config) -> dict[str, Any]:
 
 def _run(graph: Graph, config: Config) -> RunResult:
     """Runs the graph, under the live view when there is one."""
-    from .engine import RunOptions, execute  # tornado and asyncio: only when something runs
+    from ppipe.engine.execution import RunOptions, execute
 
     return _watched(
         config, lambda observer: execute(graph, RunOptions(**_options(config), observer=observer)), shards=False
@@ -382,8 +382,8 @@ def _run(graph: Graph, config: Config) -> RunResult:
 
 def _run_sharded(config: Config, plan: ShardPlan) -> ShardedResult:
     """Runs the shards, under the shard view when there is one."""
-    from .engine import RunOptions
-    from .shards import execute_sharded
+    from ppipe.engine.execution import RunOptions
+    from ppipe.shards.execution import execute_sharded
 
     options = RunOptions(**_options(config))
     return _watched(config, lambda observer: execute_sharded(config.pipeline, plan, options, observer), shards=True)
@@ -400,11 +400,11 @@ def _watched(config: Config, start: Callable[[Any], Coroutine[Any, Any, _Result]
     if not config.shows_view:
         observer = None
         if config.progress == "plain" and not config.quiet and not config.pager:
-            from .display import PlainProgress, PlainShardProgress
+            from ppipe.cli.display import PlainProgress, PlainShardProgress
 
             observer = (PlainShardProgress if shards else PlainProgress)(sys.stderr)
         return asyncio.run(start(observer))
-    from .display import LiveView, ShardView
+    from ppipe.cli.display import LiveView, ShardView
 
     view = (ShardView if shards else LiveView)(sys.stderr, show_output=_output_on_view_terminal())
     with view:

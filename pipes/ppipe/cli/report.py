@@ -79,10 +79,10 @@ import sys
 import tempfile
 from typing import Any
 
-from . import __version__
-from .errors import PpipeError, UsageError
-from .graph import Boundary, Graph, Node
-from .result import RunResult, ShardAttempt, ShardedResult, ShardResult, StageFlow, StageResult
+from ppipe import __version__
+from ppipe.errors import PpipeError, UsageError
+from ppipe.graph import Boundary, Graph, Node
+from ppipe.results import RunResult, ShardAttempt, ShardedResult, ShardResult, StageFlow, StageResult
 
 SCHEMA = "ppipe-report/1"
 

@@ -1,6 +1,6 @@
 """The shard side of a sharded run: a supervisor that calls ``fork_processes``, and each shard attempt.
 
-ppipe (:mod:`ppipe.shards`) starts this module as a fresh interpreter,
+ppipe (:mod:`ppipe.shards.execution`) starts this module as a fresh interpreter,
 its spec (as JSON) on its stdin, because ``tornado.process.fork_processes``
 must be called from a process with no event loop and no threads, and ppipe
 itself has both by then. The supervisor imports the engine once (so that
@@ -15,7 +15,7 @@ ppipe answers whether to run at all (it refuses once a shard has used its
 restarts, or the run is stopping), and after the result whether to run
 again. The attempt turns that answer into its exit code, the only thing
 ``fork_processes`` looks at: 1 to be restarted, 0 to be left alone. So the
-restart policy lives in ppipe (:mod:`ppipe.status`), not in tornado's single
+restart policy lives in ppipe (:mod:`ppipe.policy`), not in tornado's single
 global counter, which is only a backstop here.
 
 Two things tornado leaves to its caller are done here. The supervisor tells
@@ -41,12 +41,14 @@ from typing import Any
 from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.process import fork_processes
 
-from . import channel
-from .api import run_async
-from .engine import Execution, parent_death_hook
-from .errors import PpipeError
-from .pumps import Sink, make_pipe
-from .syntax import parse, placeholder_values
+from ppipe.api import run_async
+from ppipe.engine.descriptors import make_pipe
+from ppipe.engine.execution import Execution
+from ppipe.engine.processes import parent_death_hook
+from ppipe.engine.sinks import Sink
+from ppipe.errors import PpipeError
+from ppipe.language.parser import parse, placeholder_values
+from ppipe.shards import channel
 
 
 def main() -> None:
@@ -54,7 +56,7 @@ def main() -> None:
     doorbell = socket.socket(fileno=spec["doorbell"])
     supervisor = os.getpid()
     # SIGINT, SIGTERM and SIGHUP were set to be ignored before exec (see
-    # ppipe.shards), so that a Ctrl-C during start-up cannot kill us half-way.
+    # ppipe.shards.execution), so that a Ctrl-C during start-up cannot kill us half-way.
     # tornado logs every restart as a warning; ppipe reports them itself.
     logging.getLogger("tornado.general").setLevel(logging.ERROR)
     _report_child_exits(doorbell)

@@ -1,15 +1,15 @@
 """The ``ppipe`` console script: a fast path for well-formed command lines, typer for the rest.
 
-Typer declares the command line (:mod:`ppipe.cli`): its help, completion
+Typer declares the command line (:mod:`ppipe.cli.options`): its help, completion
 and error messages. But building a typer command costs a quarter of a second
 at every start (current typer validates options through pydantic), which is
 more than the rest of a short run. So :func:`quick_parse` reads the common
 case — known options with well-formed values and one pipeline — straight
-into the same :class:`~ppipe.command.Config`, and anything else (``--help``,
+into the same :class:`~ppipe.cli.command.Config`, and anything else (``--help``,
 completion, a typo, a bad value) goes to typer, which explains it. A test
 checks that both readings agree on every command line the fast one accepts,
 and that they know the same options. Both read option values through
-:func:`ppipe.command.read_value`, so they accept and refuse the same values.
+:func:`ppipe.cli.command.read_value`, so they accept and refuse the same values.
 
 A Ctrl-C while Python is still importing ppipe would print a
 KeyboardInterrupt traceback from wherever the import was; so the first thing
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-    from .command import Config
+    from ppipe.cli.command import Config
 else:
     # The C module the interpreter has loaded already: importing ``signal`` itself would take
     # half a millisecond during which a Ctrl-C still prints a traceback.
@@ -66,7 +66,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def _die_of(sig: int) -> None:
-    """Ends ppipe by ``sig`` itself, so that a calling shell sees it (cf. ppipe.command.reraise)."""
+    """Ends ppipe by ``sig`` itself, so that a calling shell sees it (cf. ppipe.cli.command.reraise)."""
     import contextlib
 
     for stream in (sys.stdout, sys.stderr):
@@ -157,8 +157,8 @@ def _read(argv: Sequence[str]) -> _Reading | None:
 
 def quick_parse(argv: Sequence[str]) -> Config | None:
     """The :class:`Config` for a plain, well-formed command line, or None to let typer read it."""
-    from .command import Config, read_value
-    from .errors import UsageError
+    from ppipe.cli.command import Config, read_value
+    from ppipe.errors import UsageError
 
     reading = _read(argv)
     if reading is None or len(reading.words) != 1 or reading.strays:
@@ -223,7 +223,7 @@ def entry() -> None:
     except Exception as error:
         if os.environ.get("PPIPE_DEBUG"):
             raise
-        from .command import print_error
+        from ppipe.cli.command import print_error
 
         print_error([f"internal error: {error!r}", "  this is a bug in ppipe; PPIPE_DEBUG=1 shows the traceback"])
         sys.exit(1)
@@ -231,10 +231,10 @@ def entry() -> None:
 
 def _main(argv: list[str]) -> int:
     """The exit status of the command line ``argv``: the fast path's run, a usage error, or typer's reading."""
-    from .command import print_error, print_out, run_command
+    from ppipe.cli.command import print_error, print_out, run_command
 
     if argv == ["--version"]:
-        from . import __version__
+        from ppipe import __version__
 
         return print_out(f"ppipe {__version__}\n")
     completing = COMPLETE_VAR in os.environ
@@ -269,10 +269,10 @@ def _with_typer(argv: list[str]) -> int:
     """Typer reads the command line: help, completion, and every error in one ``ppipe:`` sentence."""
     import typer.main
 
-    from .cli import app
-    from .command import print_error
-    from .errors import PpipeError
-    from .typer_internals import init_completion, usage_errors
+    from ppipe.cli.command import print_error
+    from ppipe.cli.options import app
+    from ppipe.cli.typer_internals import init_completion, usage_errors
+    from ppipe.errors import PpipeError
 
     click_exception, no_args_is_help = usage_errors()
     if COMPLETE_VAR in os.environ:
@@ -285,7 +285,7 @@ def _with_typer(argv: list[str]) -> int:
     except click_exception as error:
         print_error([_sentence(error.format_message())])
         return error.exit_code
-    except PpipeError as error:  # a bad option value, read by ppipe.command.read_value
+    except PpipeError as error:  # a bad option value, read by ppipe.cli.command.read_value
         print_error(str(error).splitlines())
         return error.status
     return status if isinstance(status, int) else 0

@@ -6,7 +6,7 @@ ppipe created itself (close-on-exec pipes and files it opened), never
 closes descriptors its new ``PipeIOStream`` s still own, and a later garbage
 collection then closes whatever reused those numbers. Every edge between
 stages is a pipe into ppipe and another out of it, joined by a
-:class:`~ppipe.pumps.Pump` that counts the bytes. ppipe's own stdin and
+:class:`~ppipe.engine.pumps.Pump` that counts the bytes. ppipe's own stdin and
 stdout are handed to the first and last stage as they are (the stage sees
 the same terminal or file it would under a shell, and nothing is read ahead
 from a stdin the stage never reads); the Python API can instead feed bytes
@@ -33,60 +33,56 @@ import os
 import resource
 import signal
 import stat
-import sys
-import termios
-import threading
 import time
-import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from tornado.process import Subprocess
 
-from . import status
-from .errors import CommandError, CommandProblem, ExitStatus, PpipeError
-from .graph import Boundary, Edge, Graph, RedirectOp, Stage
-from .pumps import (
-    SPLICE_AVAILABLE,
+from ppipe import policy
+from ppipe.engine.counting import Counter, Tail
+from ppipe.engine.descriptors import make_pipe, stream
+from ppipe.engine.feed import Feed, read_chunks
+from ppipe.engine.processes import (
+    exec_failure,
+    handling_signals,
+    in_terminal_foreground,
+    is_binary_file,
+    parent_death_hook,
+    resolve_commands,
+    sigchld_handler,
+    terminal_modes_kept,
+)
+from ppipe.engine.pumps import SPLICE_AVAILABLE, Pump, SplicePump
+from ppipe.engine.sinks import (
     CaptureSink,
-    Counter,
     FdSink,
-    Feed,
     HeldSink,
     LineJoiner,
     LineMerge,
-    Pump,
     Sink,
-    SplicePump,
     StreamSink,
-    Tail,
     held_problem,
-    make_pipe,
-    read_chunks,
     sink_for_fd,
-    stream,
 )
-from .result import EdgeResult, RunResult, StageFlow, StageResult
-from .snapshot import RunSnapshot, StageSnapshot, StageState
-from .tee import tee_function
-from .tornado_internals import (
-    forget_stale_sigchld_handler,
-    loop_signal_handlers,
-    processes_still_awaited,
-    sigchld_handler_installed,
-)
+from ppipe.engine.tee import tee_function
+from ppipe.errors import ExitStatus, PpipeError
+from ppipe.graph import Boundary, Edge, Graph, RedirectOp, Stage
+from ppipe.results import EdgeResult, RunResult, RunSnapshot, StageFlow, StageResult, StageSnapshot, StageState
 
 #: How long pumps may keep reading after every stage has exited. Only a
 #: stage's background descendants can still hold a pipe open by then, and
 #: ppipe does not wait for those (bash does not wait for them either).
 DRAIN_GRACE = 0.5
+
+
 #: How long ppipe waits for a SIGKILLed stage's exit to be reported before reaping it itself.
 REAP_LIMIT = 5.0
+
+
 #: How long stages in the terminal's foreground get to act on Ctrl-C before ppipe passes SIGINT on itself.
 FOREGROUND_GRACE = 0.5
-#: Signals that, sent to ppipe, are passed on to every stage.
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class _Capture:
@@ -99,8 +95,11 @@ class _Capture:
 #: ``stdout=CAPTURE`` collects the pipeline's output into ``RunResult.stdout``.
 CAPTURE = _Capture()
 
+
 #: What the first stage reads: a descriptor (default 0) or bytes fed by ppipe.
 Input = int | bytes | None
+
+
 #: Where the last stage writes: a descriptor (default 1) or :data:`CAPTURE`.
 Output = int | _Capture | None
 
@@ -139,7 +138,7 @@ class RunOptions:
     lines_estimate``): a live view's figures must not slow the pipeline
     down; exact counts are for whoever asked for them.
     ``splice`` chooses the Linux fast path for edges from one stage to one
-    other (:class:`~ppipe.pumps.SplicePump`): None means "where available,
+    other (:class:`~ppipe.engine.pumps.SplicePump`): None means "where available,
     unless the environment says ``PPIPE_SPLICE=0``". Lines on it are counted
     through ``tee(2)``; where that is missing, an edge whose lines must be
     counted exactly goes through Python instead.
@@ -167,280 +166,6 @@ class RunOptions:
         wanted = os.environ.get("PPIPE_SPLICE", "1") != "0" if self.splice is None else self.splice
         exact_lines = self.count_lines and self.count_lines_below is None
         return wanted and SPLICE_AVAILABLE and not (exact_lines and tee_function() is None)
-
-
-# ---------------------------------------------------------------- resolving
-
-
-def resolve_commands(graph: Graph, env: Mapping[str, str]) -> dict[int, str]:
-    """Finds every stage's executable, or raises :class:`CommandError` naming each one that is missing.
-
-    Mirrors the shell: a name with a ``/`` is used as a path; otherwise each
-    ``PATH`` entry (from the stage's own ``PATH=`` if it sets one) is tried
-    in order. Not found → 127; found but a directory or not executable → 126.
-    """
-    paths: dict[int, str] = {}
-    problems: list[CommandProblem] = []
-    for stage in graph:
-        path_var = dict(stage.env).get("PATH", env.get("PATH", os.defpath))
-        found = _resolve(stage.argv[0], path_var)
-        if isinstance(found, CommandProblem):
-            problems.append(CommandProblem(stage.id, stage.argv[0], found.reason, found.status))
-        else:
-            paths[stage.id] = found
-    if problems:
-        raise CommandError(problems)
-    return paths
-
-
-def _resolve(command: str, path_var: str) -> str | CommandProblem:
-    if not command:
-        return CommandProblem(0, "''", "command not found", ExitStatus.NOT_FOUND)
-    if "/" in command:
-        return _check_executable(command) or command
-    unusable: CommandProblem | None = None
-    for directory in path_var.split(os.pathsep):
-        candidate = os.path.join(directory or ".", command)
-        if not os.path.exists(candidate):
-            continue
-        problem = _check_executable(candidate)
-        if problem is None:
-            return candidate
-        unusable = unusable or problem
-    if unusable is not None:
-        return unusable
-    if command in SHELL_BUILTINS:
-        reason = f"a shell builtin, which cannot be a stage of its own; run it in a shell: sh -c '{command} ...'"
-        return CommandProblem(0, command, reason, ExitStatus.NOT_FOUND)
-    return CommandProblem(0, command, "command not found", ExitStatus.NOT_FOUND)
-
-
-#: Commands that exist only inside a shell (no program on PATH does their work): named as such when missing.
-SHELL_BUILTINS = frozenset(
-    [
-        "cd",
-        ".",
-        "source",
-        "export",
-        "unset",
-        "set",
-        "alias",
-        "unalias",
-        "exit",
-        "exec",
-        "eval",
-        "shift",
-        "trap",
-        "return",
-        "break",
-        "continue",
-        "ulimit",
-        "umask",
-        "wait",
-        "jobs",
-        "fg",
-        "bg",
-        "disown",
-        "history",
-        "declare",
-        "local",
-        "readonly",
-        "typeset",
-        "let",
-        "pushd",
-        "popd",
-        "dirs",
-        "shopt",
-        "builtin",
-        "hash",
-        "type",
-        "getopts",
-        "read",
-    ]
-)
-
-
-def _check_executable(path: str) -> CommandProblem | None:
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as error:
-        return CommandProblem(0, path, error.strerror or "cannot be run", ExitStatus.NOT_FOUND)
-    if stat.S_ISDIR(mode):
-        return CommandProblem(0, path, "is a directory", ExitStatus.NOT_EXECUTABLE)
-    if not os.access(path, os.X_OK):
-        return CommandProblem(0, path, "permission denied (not executable)", ExitStatus.NOT_EXECUTABLE)
-    return None
-
-
-#: How much of a file bash reads to tell a script from a binary (``HASH_BANG_BUFSIZ``).
-_SAMPLE_SIZE = 128
-
-
-def _looks_binary(path: str) -> bool:
-    """bash's ``check_binary_file``: an ELF header, or a NUL byte on the first line of the first 128 bytes.
-
-    A file the kernel refused to run (ENOEXEC) is handed to ``sh`` only when
-    this says it is text; an executable for another machine would otherwise
-    be read as a shell script, and its text parts run as commands.
-    """
-    try:
-        with open(path, "rb") as handle:
-            sample = handle.read(_SAMPLE_SIZE)
-    except OSError:
-        return False  # sh then says what is wrong with it
-    if sample.startswith(b"\x7fELF"):
-        return True
-    lines_checked = None if sample.startswith(b"#!") else 1  # after #!, a NUL anywhere in the sample
-    first_lines = sample if lines_checked is None else sample.split(b"\n", 1)[0]
-    return b"\0" in first_lines
-
-
-def _exec_failure(command: str, path: str, error: OSError) -> str:
-    """What to say when exec refused a resolved command: bash's words, naming a missing interpreter."""
-    interpreter = _interpreter(path) if error.errno == errno.ENOENT else None
-    if interpreter is not None:
-        return f"{command}: {interpreter}: bad interpreter: {error.strerror}"
-    return f"{command}: {error.strerror}"
-
-
-def _interpreter(path: str) -> str | None:
-    """The program a ``#!`` line names, if the file has one."""
-    try:
-        with open(path, "rb") as handle:
-            first = handle.read(_SAMPLE_SIZE)
-    except OSError:
-        return None
-    if not first.startswith(b"#!"):
-        return None
-    words = first[2:].split(b"\n", 1)[0].split()
-    return os.fsdecode(words[0]) if words else None
-
-
-# ---------------------------------------------------------------- process-wide hooks
-
-
-#: Runs using the SIGCHLD handler ppipe installed, by loop (0: installed by someone else).
-_sigchld_runs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
-
-
-@contextlib.contextmanager
-def sigchld_handler() -> Iterator[None]:
-    """Makes sure tornado's SIGCHLD handler is installed on *this* loop for the run.
-
-    tornado guards its handler with a class-level flag. After an earlier
-    loop closed without ``Subprocess.uninitialize()``, the flag says
-    "installed" while no loop listens, and ``wait_for_exit`` would hang for
-    ever; so a stale flag is reset here, and the handler ppipe installs is
-    removed again at the end so the next loop (the next ``ppipe.run``) gets
-    its own. A handler someone else installed on this loop is left alone.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        raise PpipeError("ppipe must run pipelines from the main thread (it needs the SIGCHLD handler)")
-    loop = asyncio.get_running_loop()
-    handlers = loop_signal_handlers(loop)
-    if sigchld_handler_installed() and handlers is not None and signal.SIGCHLD not in handlers:
-        forget_stale_sigchld_handler()  # stale: installed on a loop that is gone
-        _sigchld_runs.pop(loop, None)
-    if loop not in _sigchld_runs:
-        # 0 when someone else installed it (leave it to them), else ppipe's own count.
-        _sigchld_runs[loop] = 0 if sigchld_handler_installed() else 1
-        Subprocess.initialize()
-    elif _sigchld_runs[loop]:
-        _sigchld_runs[loop] += 1
-    try:
-        yield
-    finally:
-        # Concurrent runs on one loop share the handler; the last one out removes it.
-        if _sigchld_runs.get(loop):
-            _sigchld_runs[loop] -= 1
-            if not _sigchld_runs[loop]:
-                del _sigchld_runs[loop]
-                if not processes_still_awaited():  # the caller's own Subprocesses still need it
-                    Subprocess.uninitialize()
-
-
-def parent_death_hook(parent: int | None = None) -> Callable[[], None] | None:
-    """A function that, run in a child, kills it when its parent dies, even by SIGKILL (Linux only).
-
-    Given to ``Popen`` as ``preexec_fn`` for stages, and called by shard
-    processes right after their fork. ``parent`` is the pid the child must
-    outlive no longer (default: the caller of this function).
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getpid() if parent is None else parent
-    pr_set_pdeathsig = 1
-
-    def hook() -> None:
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the hook ran
-            os._exit(128 + signal.SIGKILL)
-
-    return hook
-
-
-def in_terminal_foreground() -> bool:
-    """True when ppipe runs in the terminal's foreground group, where Ctrl-C reaches the stages by itself."""
-    for fd in (0, 1, 2):
-        try:
-            if os.isatty(fd):
-                return os.tcgetpgrp(fd) == os.getpgrp()
-        except OSError:
-            continue
-    return False
-
-
-@contextlib.contextmanager
-def terminal_modes_kept(fd: int | None) -> Iterator[None]:
-    """Puts a terminal's modes (echo, line editing) back after the block if they changed.
-
-    A pager killed by a signal (less by SIGKILL, more by SIGTERM) leaves them
-    as it set them, and the user's shell with no echo; bash undoes that for
-    its jobs, and so does ppipe. ``fd`` None, or not a terminal: nothing.
-    """
-    saved = None
-    if fd is not None:
-        with contextlib.suppress(OSError, termios.error):
-            saved = termios.tcgetattr(fd)
-    try:
-        yield
-    finally:
-        if fd is not None and saved is not None:
-            with contextlib.suppress(OSError, termios.error):
-                if termios.tcgetattr(fd) != saved:
-                    termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-
-
-@contextlib.contextmanager
-def handling_signals(
-    loop: asyncio.AbstractEventLoop, on_signal: Callable[[int], None], enabled: bool = True
-) -> Iterator[None]:
-    """Sends SIGINT, SIGTERM and SIGHUP to ``on_signal`` on ``loop`` for the block; restores the handlers after.
-
-    A signal ignored by whoever started ppipe (``nohup``) stays ignored.
-    """
-    if not enabled:
-        yield
-        return
-    installed: dict[int, signal._HANDLER] = {}
-    for sig in FORWARDED_SIGNALS:
-        previous = signal.getsignal(sig)
-        if previous == signal.SIG_IGN:
-            continue
-        loop.add_signal_handler(sig, on_signal, sig)
-        installed[sig] = previous
-    try:
-        yield
-    finally:
-        for installed_sig, previous in installed.items():
-            loop.remove_signal_handler(installed_sig)
-            signal.signal(installed_sig, previous)
-
-
-# ---------------------------------------------------------------- the run
 
 
 @dataclass
@@ -857,7 +582,7 @@ class Execution:
                 # Resolved, yet exec failed: as bash, 127 when something named is
                 # missing (a #! naming a missing interpreter, a file that vanished),
                 # 126 otherwise (a binary for another machine, no permission).
-                proc.error = _exec_failure(proc.stage.argv[0], proc.path, error)
+                proc.error = exec_failure(proc.stage.argv[0], proc.path, error)
                 missing = error.errno == errno.ENOENT
                 proc.error_status = ExitStatus.NOT_FOUND if missing else ExitStatus.NOT_EXECUTABLE
                 return
@@ -896,7 +621,7 @@ class Execution:
             if error.errno != errno.ENOEXEC:
                 raise
         # No #! line: run it with sh, as bash and execvp do; but never a binary file.
-        if _looks_binary(path):
+        if is_binary_file(path):
             raise OSError(errno.ENOEXEC, "cannot execute binary file", path)
         return start(["sh", path, *argv[1:]], "/bin/sh")
 
@@ -1146,14 +871,14 @@ class Execution:
             )
             for p in self.procs.values()
         )
-        judged = status.judge(self.graph, stages, no_fail=self.options.no_fail)
+        judged = policy.judge(self.graph, stages, no_fail=self.options.no_fail)
         edges = [self._edge_result(edge) for edge in self.graph.edges]
         if self.stdout_target is not None and self.stdout_target.error is not None and not self.io_error:
             self.io_error = f"cannot write the output: {self.stdout_target.error.strerror}"
         held = self._hold_error()
         if held is not None and not self.io_error:
             self.io_error = f"cannot keep an unfinished line for a merge: {held_problem(held)}"
-        exit_status = status.exit_status(judged, timed_out=self.timed_out, interrupted_by=self.interrupted_by)
+        exit_status = policy.exit_status(judged, timed_out=self.timed_out, interrupted_by=self.interrupted_by)
         return RunResult(
             graph=self.graph,
             stages=judged,

@@ -5,8 +5,8 @@ The design, in three kinds of process:
 - **ppipe** (this module, :class:`ShardedExecution`) keeps the event loop,
   the view, the report and every byte that crosses its boundary: it splits
   its stdin between shards and merges their stdout and stderr back, whole
-  lines at a time (:mod:`ppipe.shard_io`). It decides every restart.
-- A **supervisor** (:mod:`ppipe.supervisor`), a fresh interpreter with no
+  lines at a time (:mod:`ppipe.shards.input`, :mod:`ppipe.shards.output`). It decides every restart.
+- A **supervisor** (:mod:`ppipe.shards.supervisor`), a fresh interpreter with no
   loop and no threads, calls ``tornado.process.fork_processes``.
 - Each **shard attempt** runs the pipeline with the ordinary engine, its
   placeholders (``{task_id}``...) substituted, and reports over a socket.
@@ -40,42 +40,35 @@ from typing import Protocol
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.process import Subprocess
 
-from . import channel, status
-from .engine import (
-    DRAIN_GRACE,
+from ppipe import policy
+from ppipe.engine.descriptors import make_pipe, stream
+from ppipe.engine.execution import DRAIN_GRACE, RunOptions
+from ppipe.engine.feed import chunks_of, read_chunks
+from ppipe.engine.processes import (
     FORWARDED_SIGNALS,
-    RunOptions,
     handling_signals,
     parent_death_hook,
     resolve_commands,
     sigchld_handler,
 )
-from .errors import ExitStatus, UsageError
-from .graph import Boundary, Graph
-from .pumps import (
-    CaptureSink,
-    LineJoiner,
-    Pump,
-    Sink,
-    chunks_of,
-    make_pipe,
-    read_chunks,
-    sink_for_fd,
-    stream,
+from ppipe.engine.pumps import Pump
+from ppipe.engine.sinks import CaptureSink, LineJoiner, Sink, sink_for_fd
+from ppipe.errors import ExitStatus, UsageError
+from ppipe.graph import Boundary, Graph
+from ppipe.language.parser import parse, placeholder_values, substitute_placeholders
+from ppipe.results import (
+    RunResult,
+    RunSnapshot,
+    ShardAttempt,
+    ShardedResult,
+    ShardResult,
+    ShardState,
+    Verdict,
+    signal_name,
 )
-from .result import RunResult, ShardAttempt, ShardedResult, ShardResult, Verdict, signal_name
-from .shard_io import (
-    DEFAULT_BLOCK,
-    Lasting,
-    OutputMerge,
-    ShardInput,
-    TagSink,
-    split_input,
-    splittable,
-    write_all,
-)
-from .snapshot import RunSnapshot, ShardState
-from .syntax import parse, placeholder_values, substitute_placeholders
+from ppipe.shards import channel
+from ppipe.shards.input import DEFAULT_BLOCK, ShardInput, split_input, splittable, write_all
+from ppipe.shards.output import Lasting, OutputMerge, TagSink
 
 #: Seconds between an attempt's snapshots, when someone watches (the view).
 SNAPSHOT_EVERY = 0.25
@@ -206,7 +199,7 @@ class ShardedSnapshot:
 
 
 class ShardObserver(Protocol):
-    """Watches a sharded run from ppipe's loop (the live view); cf. :class:`~ppipe.engine.RunObserver`."""
+    """Watches a sharded run from ppipe's loop (the live view); cf. :class:`~ppipe.engine.execution.RunObserver`."""
 
     def shard_stderr_sink(self, task_id: int) -> Sink | None: ...
 
@@ -382,7 +375,7 @@ class ShardedExecution:
         return self._result()
 
     def _start_supervisor(self, far_doorbell: socket.socket, split: bool) -> Subprocess:
-        """Starts the supervisor (a fresh ``python -c`` that imports :mod:`ppipe.supervisor` from this ppipe's
+        """Starts the supervisor (a fresh ``python -c`` that imports :mod:`ppipe.shards.supervisor` from this ppipe's
         own package root) with its spec on stdin and the doorbell as its only extra fd."""
         ignored = {sig for sig in FORWARDED_SIGNALS if signal.getsignal(sig) == signal.SIG_IGN}
         spec = {
@@ -397,12 +390,12 @@ class ShardedExecution:
             "count_lines": self.options.count_lines,
             "count_lines_below": self.options.count_lines_below,
             "snapshot_every": SNAPSHOT_EVERY if self.observer is not None else None,
-            # tornado's global count is only a backstop: ppipe decides (see ppipe.status).
+            # tornado's global count is only a backstop: ppipe decides (see ppipe.policy).
             "bound": self.plan.local * (self.plan.max_restarts + 3),
             "default_signals": [int(sig) for sig in FORWARDED_SIGNALS if sig not in ignored],
         }
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        bootstrap = "import sys; sys.path.insert(0, sys.argv.pop(1)); from ppipe.supervisor import main; main()"
+        bootstrap = "import sys; sys.path.insert(0, sys.argv.pop(1)); from ppipe.shards.supervisor import main; main()"
         # The spec goes through a pipe on its stdin, not argv: Linux takes at most
         # 128 KiB in one argument, and a long pipeline's JSON is larger.
         spec_read, spec_write = make_pipe(enlarge=False)
@@ -518,7 +511,7 @@ class ShardedExecution:
             return True
         last = shard.current
         if last is not None and not (
-            status.should_restart(last.record().exit_status, len(shard.attempts), self.plan.max_restarts)
+            policy.should_restart(last.record().exit_status, len(shard.attempts), self.plan.max_restarts)
             and self._can_feed_again(shard, last)
         ):
             self._settle(shard)
@@ -565,7 +558,7 @@ class ShardedExecution:
                 could_start = message[0] == "result" and attempt.lost is None
                 # Once nobody reads ppipe's output, running again would only fail again.
                 stopping = self.stopping or not self.output.target.alive
-                again = status.should_restart(
+                again = policy.should_restart(
                     attempt.record().exit_status,
                     len(shard.attempts),
                     self.plan.max_restarts,
@@ -612,7 +605,7 @@ class ShardedExecution:
         # A signal to the whole process group (Ctrl-C, `timeout`) may stop a
         # shard before ppipe itself has handled it: that shard was stopped too.
         interrupted = self.stopping and last.result is not None and last.result.interrupted_by is not None
-        return status.shard_verdict(last.record().exit_status, stopped=shard.stopped or interrupted)
+        return policy.shard_verdict(last.record().exit_status, stopped=shard.stopped or interrupted)
 
     # -- stopping: --fail-fast, --timeout, signals
 
@@ -728,7 +721,7 @@ class ShardedExecution:
             for s in self.shards
         )
         output_error = self.output.target.inner.error
-        exit_status = status.sharded_exit_status(
+        exit_status = policy.sharded_exit_status(
             [(s.task_id, s.verdict, s.exit_status) for s in shards],
             timed_out=self.timed_out,
             interrupted_by=self.interrupted_by,

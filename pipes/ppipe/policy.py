@@ -34,9 +34,9 @@ import dataclasses
 import signal
 from collections.abc import Sequence
 
-from .errors import ExitStatus
-from .graph import Graph
-from .result import StageResult, Verdict
+from ppipe.errors import ExitStatus
+from ppipe.graph import Graph
+from ppipe.results import StageResult, Verdict
 
 
 def judge(graph: Graph, stages: Sequence[StageResult], *, no_fail: bool = False) -> tuple[StageResult, ...]:

@@ -11,7 +11,7 @@ where every stage succeeded.
 
 from __future__ import annotations
 
-from .result import RunResult, ShardedResult, StageResult, Verdict
+from ppipe.results import RunResult, ShardedResult, StageResult, Verdict
 
 #: How many stderr lines follow each failed stage's line.
 TAIL_LINES = 3

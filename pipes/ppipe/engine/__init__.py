@@ -1,0 +1,1 @@
+"""Bytes move: processes started and reaped, pipes and their descriptors, sinks, pumps, one execution."""

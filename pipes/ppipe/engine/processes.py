@@ -1,0 +1,300 @@
+"""Processes: finding a stage's command, starting it, the SIGCHLD handler, signals, parent death.
+
+Shared by plain runs and shards. Commands are resolved on ``PATH`` before
+anything starts, so a missing one fails with 127 and nothing half-starts;
+the checks are bash's (126 for a directory, no permission, or a binary for
+another machine).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import stat
+import sys
+import termios
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+
+from tornado.process import Subprocess
+
+from ppipe.engine.tornado_internals import (
+    forget_stale_sigchld_handler,
+    loop_signal_handlers,
+    processes_still_awaited,
+    sigchld_handler_installed,
+)
+from ppipe.errors import CommandError, CommandProblem, ExitStatus, PpipeError
+from ppipe.graph import Graph
+
+#: Signals that, sent to ppipe, are passed on to every stage.
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def resolve_commands(graph: Graph, env: Mapping[str, str]) -> dict[int, str]:
+    """Finds every stage's executable, or raises :class:`CommandError` naming each one that is missing.
+
+    Mirrors the shell: a name with a ``/`` is used as a path; otherwise each
+    ``PATH`` entry (from the stage's own ``PATH=`` if it sets one) is tried
+    in order. Not found → 127; found but a directory or not executable → 126.
+    """
+    paths: dict[int, str] = {}
+    problems: list[CommandProblem] = []
+    for stage in graph:
+        path_var = dict(stage.env).get("PATH", env.get("PATH", os.defpath))
+        found = _resolve(stage.argv[0], path_var)
+        if isinstance(found, CommandProblem):
+            problems.append(CommandProblem(stage.id, stage.argv[0], found.reason, found.status))
+        else:
+            paths[stage.id] = found
+    if problems:
+        raise CommandError(problems)
+    return paths
+
+
+def _resolve(command: str, path_var: str) -> str | CommandProblem:
+    if not command:
+        return CommandProblem(0, "''", "command not found", ExitStatus.NOT_FOUND)
+    if "/" in command:
+        return _check_executable(command) or command
+    unusable: CommandProblem | None = None
+    for directory in path_var.split(os.pathsep):
+        candidate = os.path.join(directory or ".", command)
+        if not os.path.exists(candidate):
+            continue
+        problem = _check_executable(candidate)
+        if problem is None:
+            return candidate
+        unusable = unusable or problem
+    if unusable is not None:
+        return unusable
+    if command in SHELL_BUILTINS:
+        reason = f"a shell builtin, which cannot be a stage of its own; run it in a shell: sh -c '{command} ...'"
+        return CommandProblem(0, command, reason, ExitStatus.NOT_FOUND)
+    return CommandProblem(0, command, "command not found", ExitStatus.NOT_FOUND)
+
+
+#: Commands that exist only inside a shell (no program on PATH does their work): named as such when missing.
+SHELL_BUILTINS = frozenset(
+    [
+        "cd",
+        ".",
+        "source",
+        "export",
+        "unset",
+        "set",
+        "alias",
+        "unalias",
+        "exit",
+        "exec",
+        "eval",
+        "shift",
+        "trap",
+        "return",
+        "break",
+        "continue",
+        "ulimit",
+        "umask",
+        "wait",
+        "jobs",
+        "fg",
+        "bg",
+        "disown",
+        "history",
+        "declare",
+        "local",
+        "readonly",
+        "typeset",
+        "let",
+        "pushd",
+        "popd",
+        "dirs",
+        "shopt",
+        "builtin",
+        "hash",
+        "type",
+        "getopts",
+        "read",
+    ]
+)
+
+
+def _check_executable(path: str) -> CommandProblem | None:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        return CommandProblem(0, path, error.strerror or "cannot be run", ExitStatus.NOT_FOUND)
+    if stat.S_ISDIR(mode):
+        return CommandProblem(0, path, "is a directory", ExitStatus.NOT_EXECUTABLE)
+    if not os.access(path, os.X_OK):
+        return CommandProblem(0, path, "permission denied (not executable)", ExitStatus.NOT_EXECUTABLE)
+    return None
+
+
+#: How much of a file bash reads to tell a script from a binary (``HASH_BANG_BUFSIZ``).
+_SAMPLE_SIZE = 128
+
+
+def is_binary_file(path: str) -> bool:
+    """bash's ``check_binary_file``: an ELF header, or a NUL byte on the first line of the first 128 bytes.
+
+    A file the kernel refused to run (ENOEXEC) is handed to ``sh`` only when
+    this says it is text; an executable for another machine would otherwise
+    be read as a shell script, and its text parts run as commands.
+    """
+    try:
+        with open(path, "rb") as handle:
+            sample = handle.read(_SAMPLE_SIZE)
+    except OSError:
+        return False  # sh then says what is wrong with it
+    if sample.startswith(b"\x7fELF"):
+        return True
+    lines_checked = None if sample.startswith(b"#!") else 1  # after #!, a NUL anywhere in the sample
+    first_lines = sample if lines_checked is None else sample.split(b"\n", 1)[0]
+    return b"\0" in first_lines
+
+
+def exec_failure(command: str, path: str, error: OSError) -> str:
+    """What to say when exec refused a resolved command: bash's words, naming a missing interpreter."""
+    interpreter = _interpreter(path) if error.errno == errno.ENOENT else None
+    if interpreter is not None:
+        return f"{command}: {interpreter}: bad interpreter: {error.strerror}"
+    return f"{command}: {error.strerror}"
+
+
+def _interpreter(path: str) -> str | None:
+    """The program a ``#!`` line names, if the file has one."""
+    try:
+        with open(path, "rb") as handle:
+            first = handle.read(_SAMPLE_SIZE)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].split(b"\n", 1)[0].split()
+    return os.fsdecode(words[0]) if words else None
+
+
+#: Runs using the SIGCHLD handler ppipe installed, by loop (0: installed by someone else).
+_sigchld_runs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+
+
+@contextlib.contextmanager
+def sigchld_handler() -> Iterator[None]:
+    """Makes sure tornado's SIGCHLD handler is installed on *this* loop for the run.
+
+    tornado guards its handler with a class-level flag. After an earlier
+    loop closed without ``Subprocess.uninitialize()``, the flag says
+    "installed" while no loop listens, and ``wait_for_exit`` would hang for
+    ever; so a stale flag is reset here, and the handler ppipe installs is
+    removed again at the end so the next loop (the next ``ppipe.run``) gets
+    its own. A handler someone else installed on this loop is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        raise PpipeError("ppipe must run pipelines from the main thread (it needs the SIGCHLD handler)")
+    loop = asyncio.get_running_loop()
+    handlers = loop_signal_handlers(loop)
+    if sigchld_handler_installed() and handlers is not None and signal.SIGCHLD not in handlers:
+        forget_stale_sigchld_handler()  # stale: installed on a loop that is gone
+        _sigchld_runs.pop(loop, None)
+    if loop not in _sigchld_runs:
+        # 0 when someone else installed it (leave it to them), else ppipe's own count.
+        _sigchld_runs[loop] = 0 if sigchld_handler_installed() else 1
+        Subprocess.initialize()
+    elif _sigchld_runs[loop]:
+        _sigchld_runs[loop] += 1
+    try:
+        yield
+    finally:
+        # Concurrent runs on one loop share the handler; the last one out removes it.
+        if _sigchld_runs.get(loop):
+            _sigchld_runs[loop] -= 1
+            if not _sigchld_runs[loop]:
+                del _sigchld_runs[loop]
+                if not processes_still_awaited():  # the caller's own Subprocesses still need it
+                    Subprocess.uninitialize()
+
+
+def parent_death_hook(parent: int | None = None) -> Callable[[], None] | None:
+    """A function that, run in a child, kills it when its parent dies, even by SIGKILL (Linux only).
+
+    Given to ``Popen`` as ``preexec_fn`` for stages, and called by shard
+    processes right after their fork. ``parent`` is the pid the child must
+    outlive no longer (default: the caller of this function).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid() if parent is None else parent
+    pr_set_pdeathsig = 1
+
+    def hook() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the hook ran
+            os._exit(128 + signal.SIGKILL)
+
+    return hook
+
+
+def in_terminal_foreground() -> bool:
+    """True when ppipe runs in the terminal's foreground group, where Ctrl-C reaches the stages by itself."""
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd):
+                return os.tcgetpgrp(fd) == os.getpgrp()
+        except OSError:
+            continue
+    return False
+
+
+@contextlib.contextmanager
+def terminal_modes_kept(fd: int | None) -> Iterator[None]:
+    """Puts a terminal's modes (echo, line editing) back after the block if they changed.
+
+    A pager killed by a signal (less by SIGKILL, more by SIGTERM) leaves them
+    as it set them, and the user's shell with no echo; bash undoes that for
+    its jobs, and so does ppipe. ``fd`` None, or not a terminal: nothing.
+    """
+    saved = None
+    if fd is not None:
+        with contextlib.suppress(OSError, termios.error):
+            saved = termios.tcgetattr(fd)
+    try:
+        yield
+    finally:
+        if fd is not None and saved is not None:
+            with contextlib.suppress(OSError, termios.error):
+                if termios.tcgetattr(fd) != saved:
+                    termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+@contextlib.contextmanager
+def handling_signals(
+    loop: asyncio.AbstractEventLoop, on_signal: Callable[[int], None], enabled: bool = True
+) -> Iterator[None]:
+    """Sends SIGINT, SIGTERM and SIGHUP to ``on_signal`` on ``loop`` for the block; restores the handlers after.
+
+    A signal ignored by whoever started ppipe (``nohup``) stays ignored.
+    """
+    if not enabled:
+        yield
+        return
+    installed: dict[int, signal._HANDLER] = {}
+    for sig in FORWARDED_SIGNALS:
+        previous = signal.getsignal(sig)
+        if previous == signal.SIG_IGN:
+            continue
+        loop.add_signal_handler(sig, on_signal, sig)
+        installed[sig] = previous
+    try:
+        yield
+    finally:
+        for installed_sig, previous in installed.items():
+            loop.remove_signal_handler(installed_sig)
+            signal.signal(installed_sig, previous)

@@ -1,0 +1,1 @@
+"""Text becomes a graph: the lexer, the parser, word expansion and shard placeholders."""

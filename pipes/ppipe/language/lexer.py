@@ -1,0 +1,385 @@
+"""The pipeline language's lexer: POSIX shell quoting into words and operators.
+
+Single quotes, double quotes with backslash escapes, backslash escapes.
+Every piece of shell syntax that ppipe does not run (lists, command
+substitution, subshells, here-documents, process substitution) is rejected
+*here*, with the column, so that no operator is ever passed on as an
+argument.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shlex
+from dataclasses import dataclass
+
+from ppipe.errors import PipelineSyntaxError
+from ppipe.graph import RedirectOp
+from ppipe.language.expansion import Lit, Piece, Tilde, Var
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
+_SPECIAL_PARAMETERS = set("0123456789@*#?$!-")
+
+
+_WORD_BREAK = set(" \t\n|&;<>()")
+
+
+#: A run of plain word characters: nothing that breaks a word, quotes, escapes or expands.
+_PLAIN = re.compile(r"[^ \t\n|&;<>()'\"\\$`]+")
+
+
+_IO_NUMBER = re.compile(r"[0-9]+(?=[<>])")  # ASCII digits only: '\d' takes any script's digits
+
+
+_TILDE = re.compile(r"~([A-Za-z0-9_.-]*)(?=/|$|[ \t\n|&;<>()])")
+
+
+_SH_HINT = "run it as a stage: sh -c '...'"
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word before expansion: its pieces, and where it starts and ends."""
+
+    pieces: tuple[Piece, ...]
+    start: int
+    end: int
+
+    @property
+    def leading_text(self) -> str:
+        """The unquoted literal text the word begins with ('' if it begins quoted)."""
+        first = self.pieces[0] if self.pieces else None
+        return first.text if isinstance(first, Lit) and not first.quoted else ""
+
+
+@dataclass(frozen=True)
+class Operator:
+    """``|``, ``|&`` or a redirection operator; ``fd`` is set for redirections."""
+
+    op: str
+    start: int
+    end: int
+    fd: int | None = None
+
+
+Token = Word | Operator
+
+
+#: Redirection operators → (the fd they redirect when no number is written, what they do)
+_REDIRECTIONS = {
+    "<": (0, RedirectOp.READ),
+    ">": (1, RedirectOp.WRITE),
+    ">>": (1, RedirectOp.APPEND),
+    ">&": (1, RedirectOp.DUP),
+    "&>": (1, RedirectOp.WRITE),
+    "&>>": (1, RedirectOp.APPEND),
+}
+
+
+class Lexer:
+    """Turns pipeline text into :class:`Word` and :class:`Operator` tokens."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def error(self, message: str, start: int, width: int = 1, hint: str | None = None) -> PipelineSyntaxError:
+        if hint:
+            hint = hint.replace(_SH_HINT, f"run it as a stage: sh -c {shlex.quote(self.text.strip())}")
+        return PipelineSyntaxError(message, self.text, start, width, hint)
+
+    def peek(self, offset: int = 0) -> str:
+        i = self.pos + offset
+        return self.text[i] if i < len(self.text) else ""
+
+    def tokens(self) -> list[Token]:
+        result: list[Token] = []
+        while True:
+            newline = self.skip_blanks()
+            if self.pos >= len(self.text):
+                return result
+            if (
+                newline is not None
+                and result
+                and isinstance(result[-1], Word)
+                and not is_brace(result[-1], "{")
+                and not re.match(r"\}(\s|$)", self.text[self.pos : self.pos + 2])
+            ):
+                # After a word a newline ends a command, as ';' does; after
+                # '|' or a group's '{', or before its '}', it is only layout.
+                raise self.error(
+                    "a newline between commands is a list of commands, which ppipe does not run",
+                    newline,
+                    1,
+                    f"end the line with '|' to continue the pipeline; {_SH_HINT}",
+                )
+            result.append(self.operator() or self.word())
+
+    def skip_blanks(self) -> int | None:
+        """Skips blanks, line continuations and comments; returns the column of the first newline skipped."""
+        newline = None
+        while self.pos < len(self.text):
+            c = self.text[self.pos]
+            if c in " \t":
+                self.pos += 1
+            elif c == "\n":
+                newline = self.pos if newline is None else newline
+                self.pos += 1
+            elif c == "\\" and self.peek(1) == "\n":
+                self.pos += 2
+            elif c == "#":
+                # A comment runs to the end of the line, as in a shell.
+                end = self.text.find("\n", self.pos)
+                self.pos = len(self.text) if end < 0 else end
+            else:
+                break
+        return newline
+
+    # -- operators
+
+    def operator(self) -> Operator | None:
+        start = self.pos
+        fd = self.io_number()
+        c = self.peek()
+        if fd is not None and c not in "<>":
+            return None
+        if c == "|":
+            return self.pipe(start)
+        if c in "<>" or (c == "&" and self.peek(1) == ">"):
+            return self.redirection(start, fd)
+        if c == "&":
+            if self.peek(1) == "&":
+                raise self.error(
+                    "'&&' (run if the previous command succeeded) is shell syntax ppipe does not run",
+                    start,
+                    2,
+                    f"ppipe runs one pipeline; {_SH_HINT}",
+                )
+            raise self.error(
+                "'&' (run in the background) is shell syntax ppipe does not run",
+                start,
+                1,
+                f"ppipe runs one pipeline; {_SH_HINT}",
+            )
+        if c == ";":
+            if self.peek(1) == ";":
+                raise self.error("';;' is shell syntax ppipe does not run", start, 2, _SH_HINT)
+            self.pos += 1
+            return Operator(";", start, self.pos)  # separates a group's branches; the parser rejects it elsewhere
+        if c in "()":
+            raise self.error(f"'{c}' (a subshell) is shell syntax ppipe does not run", start, 1, _SH_HINT)
+        return None
+
+    def io_number(self) -> int | None:
+        """Reads a leading ``1``/``2`` glued to ``>``/``<`` (``2>``); restores the position otherwise."""
+        match = _IO_NUMBER.match(self.text, self.pos)
+        if not match:
+            return None
+        digits = match.group()
+        fd = int(digits) if len(digits.lstrip("0")) <= 1 else 3  # int() of thousands of digits would refuse
+        if fd > 2:
+            raise self.error(
+                f"file descriptor {_shortened(digits)} cannot be redirected; ppipe handles 0, 1 and 2",
+                self.pos,
+                len(digits),
+            )
+        self.pos += len(match.group())
+        return fd
+
+    def pipe(self, start: int) -> Operator:
+        if self.peek(1) == "|":
+            raise self.error(
+                "'||' (run if the previous command failed) is shell syntax ppipe does not run; "
+                "an empty stage is not allowed either",
+                start,
+                2,
+                f"ppipe runs one pipeline; {_SH_HINT}",
+            )
+        if self.peek(1) == "&":
+            self.pos += 2
+            return Operator("|&", start, self.pos)
+        self.pos += 1
+        return Operator("|", start, self.pos)
+
+    def redirection(self, start: int, fd: int | None) -> Operator:
+        rest = self.text[self.pos : self.pos + 3]  # the longest operator; never a copy of the whole rest
+        if rest.startswith(("<<", "<>", "<&", "<(", ">(", ">|")):
+            what = {
+                "<<": "a here-document",
+                "<>": "'<>' (open for reading and writing)",
+                "<&": "'<&' (duplicate an input)",
+                "<(": "process substitution",
+                ">(": "process substitution",
+                ">|": "'>|' (override noclobber)",
+            }[rest[:2]]
+            raise self.error(f"{what} is shell syntax ppipe does not run", start, self.pos - start + 2, _SH_HINT)
+        for op in ("&>>", "&>", ">>", ">&", ">", "<"):
+            if rest.startswith(op):
+                if fd is not None and op.startswith("&"):
+                    raise self.error(f"'{fd}{op}' is not a redirection ppipe knows", start, self.pos - start + len(op))
+                self.pos += len(op)
+                return Operator(op, start, self.pos, fd)
+        raise AssertionError("unreachable: caller checked for < or >")  # pragma: no cover
+
+    # -- words
+
+    def word(self) -> Word:
+        start = self.pos
+        pieces: list[Piece] = []
+        text = self.text
+        while self.pos < len(text):
+            c = text[self.pos]
+            if c in _WORD_BREAK:
+                break
+            if c == "'":
+                pieces.append(self.single_quoted())
+            elif c == '"':
+                pieces.extend(self.double_quoted())
+            elif c == "\\":
+                pieces.append(self.escaped())
+            elif c == "$":
+                pieces.append(self.dollar(quoted=False))
+            elif c == "`":
+                raise self.error(
+                    "backticks (command substitution) are shell syntax ppipe does not run", self.pos, 1, _SH_HINT
+                )
+            elif c == "~" and self.pos == start:
+                pieces.append(self.tilde())
+            else:
+                pieces.append(self.plain())
+        return Word(tuple(_merge(pieces)), start, self.pos)
+
+    def plain(self) -> Lit:
+        start = self.pos
+        match = _PLAIN.match(self.text, start)
+        assert match is not None, "word() calls plain() only on a plain character"
+        self.pos = match.end()
+        return Lit(self.text[start : self.pos], quoted=False)
+
+    def tilde(self) -> Piece:
+        match = _TILDE.match(self.text, self.pos)
+        if not match:
+            return self.plain()
+        self.pos += len(match.group())
+        return Tilde(match.group(1))
+
+    def single_quoted(self) -> Lit:
+        start = self.pos
+        end = self.text.find("'", start + 1)
+        if end < 0:
+            raise self.error("unclosed single quote", start)
+        self.pos = end + 1
+        return Lit(self.text[start + 1 : end], quoted=True)
+
+    def double_quoted(self) -> list[Piece]:
+        start = self.pos
+        self.pos += 1
+        pieces: list[Piece] = [Lit("", quoted=True)]  # "" is an empty word, not nothing
+        buf: list[str] = []
+        while True:
+            if self.pos >= len(self.text):
+                raise self.error("unclosed double quote", start)
+            c = self.text[self.pos]
+            if c == '"':
+                self.pos += 1
+                break
+            if c == "\\" and self.peek(1) in '$`"\\\n':
+                if self.peek(1) != "\n":
+                    buf.append(self.peek(1))
+                self.pos += 2
+            elif c == "$":
+                pieces.append(Lit("".join(buf), quoted=True))
+                buf = []
+                pieces.append(self.dollar(quoted=True))
+            elif c == "`":
+                raise self.error(
+                    "backticks (command substitution) are shell syntax ppipe does not run", self.pos, 1, _SH_HINT
+                )
+            else:
+                buf.append(c)
+                self.pos += 1
+        pieces.append(Lit("".join(buf), quoted=True))
+        return pieces
+
+    def escaped(self) -> Lit:
+        nxt = self.peek(1)
+        if nxt == "\n":  # line continuation
+            self.pos += 2
+            return Lit("", quoted=False)
+        if nxt == "":  # a trailing backslash stays, as in bash
+            self.pos += 1
+            return Lit("\\", quoted=True)
+        self.pos += 2
+        return Lit(nxt, quoted=True)
+
+    def dollar(self, quoted: bool) -> Piece:
+        start = self.pos
+        nxt = self.peek(1)
+        if nxt == "(":
+            what = "arithmetic expansion" if self.peek(2) == "(" else "command substitution"
+            raise self.error(f"'$(' ({what}) is shell syntax ppipe does not run", start, 2, _SH_HINT)
+        if nxt == "{":
+            end = self.text.find("}", start)
+            inner = self.text[start + 2 : end] if end >= 0 else ""
+            if end < 0:
+                raise self.error("unclosed '${'", start, 2)
+            if not _NAME.fullmatch(inner):
+                raise self.error(
+                    f"'${{{_shortened(inner)}}}' is a parameter expansion ppipe does not support; "
+                    "only $NAME and ${NAME}",
+                    start,
+                    end + 1 - start,
+                    _SH_HINT,
+                )
+            self.pos = end + 1
+            return Var(inner, quoted, start)
+        match = _NAME.match(self.text, self.pos + 1)
+        if match:
+            self.pos = match.end()
+            return Var(match.group(), quoted, start)
+        if nxt and nxt in _SPECIAL_PARAMETERS:
+            raise self.error(f"'${nxt}' is a shell special parameter ppipe does not support", start, 2, _SH_HINT)
+        if nxt in ("'", '"') and not quoted:
+            raise self.error(f"'${nxt}...' quoting is shell syntax ppipe does not support", start, 2)
+        self.pos += 1
+        return Lit("$", quoted=True)  # a lone $ is literal, as in bash
+
+
+def _shortened(text: str, limit: int = 20) -> str:
+    """``text`` for a message: cut to ``limit`` characters with '...', so a huge input makes a short line."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _merge(pieces: list[Piece]) -> list[Piece]:
+    """Joins adjacent literals of the same quoting, so words compare simply; drops empty unquoted ones.
+
+    Each run is joined once (not appended to piece by piece), so a word of
+    a million escaped characters costs linear time.
+    """
+    if len(pieces) == 1 and not (isinstance(pieces[0], Lit) and not pieces[0].quoted and not pieces[0].text):
+        return pieces  # the common case: a plain word
+    kept = (piece for piece in pieces if not (isinstance(piece, Lit) and not piece.quoted and not piece.text))
+    merged: list[Piece] = []
+    for quoting, run in itertools.groupby(kept, key=lambda piece: piece.quoted if isinstance(piece, Lit) else None):
+        if quoting is None:
+            merged.extend(run)
+        else:
+            merged.append(Lit("".join(piece.text for piece in run if isinstance(piece, Lit)), quoting))
+    return merged
+
+
+def is_brace(token: Token | None, brace: str) -> bool:
+    """An unquoted ``{`` or ``}`` standing as a word of its own (``{a,b}``, ``'{'`` and ``{}`` are not)."""
+    return (
+        isinstance(token, Word)
+        and len(token.pieces) == 1
+        and isinstance(token.pieces[0], Lit)
+        and not token.pieces[0].quoted
+        and token.pieces[0].text == brace
+    )

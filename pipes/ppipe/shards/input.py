@@ -1,0 +1,273 @@
+"""A sharded run's input: ppipe's stdin split between shards in whole-line blocks.
+
+ppipe's stdin is cut into blocks of about ``--block`` bytes, each ending at
+a newline (a line longer than a block makes a longer block; a last line
+without a newline ends the last block), and dealt round-robin: block *j* to
+shard *j mod N*. The order is fixed, so ``--keep-order`` output and every
+re-run are reproducible; the price is that one slow shard holds the dealing
+up, as a slow stage holds up a pipe. Each shard has a queue of one block, so
+ppipe holds at most about ``2 × N + 1`` blocks. When restarts are allowed,
+every block is also spooled to a temporary file per shard, and a restarted
+attempt is fed its shard's blocks again from the first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from typing import IO
+
+from tornado.iostream import PipeIOStream, StreamClosedError
+
+from ppipe.engine.descriptors import CHUNK, stream
+from ppipe.engine.sinks import held_problem
+
+#: ``--block`` when not given: GNU parallel's ``--pipe`` default.
+DEFAULT_BLOCK = 1024 * 1024
+
+
+_SUFFIXES = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """``--block`` sizes: ``65536``, ``64k``, ``1M``, ``1G`` (powers of 1024, as GNU parallel); ValueError else."""
+    number, suffix = text.strip(), ""
+    if number[-1:].lower() in _SUFFIXES:
+        number, suffix = number[:-1], number[-1].lower()
+    size = int(float(number) * _SUFFIXES[suffix]) if number else 0
+    if size <= 0:
+        raise ValueError(f"not a positive size: {text!r}")
+    return size
+
+
+def splittable(fd: int) -> bool:
+    """Whether ppipe's input on ``fd`` is something to split: a pipe, a socket or a regular file.
+
+    A terminal is the user typing, and a device such as ``/dev/null``
+    has nothing to split: shards then get no input at all.
+    """
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)
+
+
+def _block_end(data: bytearray, block: int) -> int:
+    """Where the block starting ``data`` ends: after its last newline within ``block`` bytes, or the first after."""
+    cut = data.rfind(b"\n", 0, block) + 1
+    return cut or data.find(b"\n", block) + 1
+
+
+class ShardInput:
+    """One shard's share of ppipe's input, fed to whichever attempt of the shard is running.
+
+    :meth:`send` waits while the shard's queue is full (backpressure on the
+    dealing). :meth:`attach` gives it a new attempt's stdin — a new attempt
+    means the last one has ended, so feeding switches at once; :meth:`detach`
+    says the shard will have no more attempts, after which blocks are only
+    counted. With ``spool`` every block is also kept on disk, and each
+    attempt after the first is fed them all again before the rest.
+
+    The figures add up: ``received`` counts every byte dealt to the shard,
+    ``delivered`` the longest start of them that an attempt's stdin took
+    (each byte once, however often it was fed again), ``undelivered`` the
+    rest — bytes the shard's attempts never took (they stopped reading, or
+    the shard had ended).
+
+    A spool that cannot be kept (a full ``TMPDIR``) is dropped, not
+    trusted: the attempts carry on with the input as it comes, and
+    ``spool_error`` says why no attempt can be fed it all again (so the
+    shard must not be restarted).
+    """
+
+    def __init__(self, spool: bool) -> None:
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1)  # None: the end
+        self.received = 0
+        self.delivered = 0
+        self.spool_error: str | None = None
+        self.spool: IO[bytes] | None = None
+        if spool:
+            self.spool = self._open_spool()
+        self._taken = 0  # bytes taken off the queue: where the next block starts in the shard's input
+        self._ended = False
+        self._all_taken = False
+        self._attached = 0
+        self._target: PipeIOStream | None = None
+        self._feeding: asyncio.Future[None] | None = None
+
+    @property
+    def undelivered(self) -> int:
+        return self.received - self.delivered
+
+    def count_unsent(self, nbytes: int) -> None:
+        """Bytes read for this shard that the dealing could not send (it was stopped): undelivered."""
+        self.received += nbytes
+
+    async def send(self, block: bytes) -> None:
+        self.received += len(block)  # counted before the wait: a block cut off while queued is undelivered
+        await self.queue.put(block)
+
+    async def end(self) -> None:
+        """No more input: each attempt's stdin is closed once it has had everything."""
+        if not self._ended:
+            self._ended = True
+            await self.queue.put(None)
+
+    def attach(self, fd: int, lost: Callable[[str], None]) -> None:
+        """A new attempt started; ``fd`` is the write end of its stdin.
+
+        ``lost`` is called with the reason when the attempt cannot be fed
+        the input its shard already had (the spool could not be read back).
+        """
+        self._stop_feeding()
+        self._target = stream(fd)
+        self._feeding = asyncio.ensure_future(self._feed(self._target, self._attached > 0, lost))
+        self._attached += 1
+
+    def detach(self) -> None:
+        """The shard is finished for good: nobody will read the rest."""
+        self._stop_feeding()
+        self._feeding = asyncio.ensure_future(self._drop())
+
+    def _stop_feeding(self) -> None:
+        if self._feeding is not None:
+            self._feeding.cancel()
+        if self._target is not None:
+            self._target.close()
+            self._target = None
+
+    async def _feed(self, target: PipeIOStream, replay: bool, lost: Callable[[str], None]) -> None:
+        try:
+            if replay and not await self._replay(target, lost):
+                return
+            while not self._all_taken:
+                block = await self.queue.get()
+                if block is None:
+                    self._all_taken = True
+                    break
+                start, self._taken = self._taken, self._taken + len(block)
+                self._keep(block)
+                await self._give(target, block, start)
+        except StreamClosedError:
+            pass  # this attempt stopped reading; a restart, if any, gets everything again
+        finally:
+            target.close()
+
+    def _keep(self, block: bytes) -> None:
+        """Spools ``block``; a short write is retried, so only an error (a full disk) stops it."""
+        if self.spool is None:
+            return
+        rest = memoryview(block)
+        try:
+            while rest:
+                rest = rest[self.spool.write(rest) :]
+        except OSError as error:
+            self._drop_spool(error)
+
+    async def _give(self, target: PipeIOStream, data: bytes | memoryview, start: int) -> None:
+        """Writes ``data``, which is at ``start`` in the shard's input, counting what the attempt took."""
+
+        def taken(end: int) -> None:
+            self.delivered = max(self.delivered, start + end)
+
+        await write_all(target, data, taken)
+
+    async def _replay(self, target: PipeIOStream, lost: Callable[[str], None]) -> bool:
+        """Feeds ``target`` everything the shard had so far; False (after ``lost``) when it cannot."""
+        if self.spool is None:
+            lost(self.spool_error or "cannot feed its input again: it was not kept")
+            return False
+        offset = 0
+        while offset < self._taken:
+            try:
+                data = os.pread(self.spool.fileno(), CHUNK, offset)
+            except OSError as error:
+                self._drop_spool(error)
+                lost(f"cannot be fed its input again: {held_problem(error)}")
+                return False
+            if not data:
+                lost("cannot be fed its input again: the kept input ended short")
+                return False
+            await self._give(target, data, offset)
+            offset += len(data)
+        return True
+
+    def _open_spool(self) -> IO[bytes] | None:
+        try:
+            # Appending, unbuffered, read back with pread; closed by close() when the run ends.
+            return tempfile.TemporaryFile("a+b", buffering=0, prefix="ppipe-input-")
+        except OSError as error:
+            self._drop_spool(error)
+            return None
+
+    def _drop_spool(self, error: OSError) -> None:
+        self.spool_error = f"cannot keep its input for a restart: {held_problem(error)}"
+        if self.spool is not None:
+            self.spool.close()  # frees its room in TMPDIR for the others
+            self.spool = None
+
+    async def _drop(self) -> None:
+        while not self._all_taken:
+            block = await self.queue.get()
+            self._all_taken = block is None
+
+    def close(self) -> None:
+        self._stop_feeding()
+        if self.spool is not None:
+            self.spool.close()
+
+
+async def split_input(
+    chunks: AsyncIterator[bytes], inputs: list[ShardInput], block: int, size: int | None = None
+) -> None:
+    """Deals whole-line blocks of ``chunks`` round-robin to ``inputs``, then ends every input.
+
+    After a read error the shards get what was read, then EOF, and the
+    error is raised. Stopped (cancelled) half-way, the bytes read but not
+    dealt yet are counted as the next shard's undelivered input: every
+    byte read is accounted for. ``size`` is the input's whole size when it
+    is known (bytes given in memory): all of it then counts as read.
+    """
+    pending = bytearray()
+    turn = 0
+    read = 0
+    read_error: OSError | None = None
+    try:
+        async for chunk in chunks:
+            read += len(chunk)
+            pending += chunk
+            # No cut yet for a line longer than a block: wait for its newline.
+            while len(pending) >= block and (cut := _block_end(pending, block)):
+                dealt, receiver = bytes(pending[:cut]), inputs[turn % len(inputs)]
+                del pending[:cut]
+                turn += 1
+                await receiver.send(dealt)
+    except OSError as error:
+        read_error = error
+    except asyncio.CancelledError:
+        inputs[turn % len(inputs)].count_unsent(len(pending) + (size - read if size is not None else 0))
+        raise
+    if pending:
+        await inputs[turn % len(inputs)].send(bytes(pending))
+    for shard_input in inputs:
+        await shard_input.end()
+    if read_error is not None:
+        raise read_error
+
+
+async def write_all(target: PipeIOStream, data: bytes | memoryview, taken: Callable[[int], None] | None = None) -> None:
+    """Writes ``data`` a ``CHUNK`` at a time: the stream's buffer is capped, and ``data`` may be larger.
+
+    ``taken`` hears, after each piece, how many bytes of ``data`` the OS
+    has taken so far. Raises ``StreamClosedError`` when the reader has gone.
+    """
+    view = memoryview(data)
+    for start in range(0, len(view), CHUNK):
+        end = min(start + CHUNK, len(view))
+        await target.write(view[start:end])
+        if taken is not None:
+            taken(end)

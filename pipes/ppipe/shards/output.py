@@ -1,0 +1,194 @@
+"""A sharded run's output: every attempt's stdout merged into ppipe's, whole lines, tagged and ordered as asked.
+
+``--tag`` puts ``task_id<TAB>`` before each line (:class:`TagSink`);
+``--keep-order`` (:class:`OrderGate`) passes shard 0's output straight
+through and holds each later shard's on disk until its turn. What cannot be
+kept is given up at once and said (:class:`KeptOrLost`), never lost quietly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ppipe.engine.descriptors import readers_left
+from ppipe.engine.sinks import HeldSink, LineAssembler, Sink, held_problem
+
+
+class TagSink(Sink):
+    """Puts ``tag`` before every line that passes (``--tag``)."""
+
+    def __init__(self, inner: Sink, tag: bytes) -> None:
+        self.inner = inner
+        self.tag = tag
+        self._line_start = True
+
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
+        data = bytes(chunk)
+        if not data:
+            return self.inner.alive
+        tagged = data.replace(b"\n", b"\n" + self.tag)
+        if data.endswith(b"\n"):
+            tagged = tagged[: -len(self.tag)]
+        if self._line_start:
+            tagged = self.tag + tagged
+        self._line_start = data.endswith(b"\n")
+        return await self.inner.write(tagged, feeder)
+
+    async def finish(self, feeder: object) -> None:
+        await self.inner.finish(feeder)
+
+    def abandon(self) -> None:
+        self.inner.abandon()
+
+    @property
+    def alive(self) -> bool:
+        return self.inner.alive
+
+
+class Lasting(Sink):
+    """A sink shared by attempts that come and go: an attempt's end does not close it; :meth:`close` does."""
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner = inner
+
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
+        return await self.inner.write(chunk, feeder)
+
+    def abandon(self) -> None:
+        self.inner.abandon()
+
+    @property
+    def alive(self) -> bool:
+        return self.inner.alive
+
+    async def close(self) -> None:
+        await self.inner.finish(self)
+
+
+class _AttemptShare(Sink):
+    """One attempt's way into the shared output: giving it up (:meth:`abandon`) gives up only this attempt's."""
+
+    def __init__(self, inner: Sink) -> None:
+        self.inner = inner
+
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
+        return self.alive and await self.inner.write(chunk, feeder)
+
+    async def finish(self, feeder: object) -> None:
+        await self.inner.finish(feeder)
+
+    @property
+    def alive(self) -> bool:
+        return not self._gone and self.inner.alive
+
+
+class KeptOrLost(Sink):
+    """An attempt's output, which ppipe may have to keep on disk (an unfinished line, ``--keep-order``).
+
+    When it cannot (``OSError``: a full ``TMPDIR``), the attempt's output
+    is given up at once — its producer is stopped as if its reader had
+    gone, and what was kept is freed — and ``lost`` is told why, so the
+    run can fail naming it rather than pass with the output missing.
+    """
+
+    def __init__(self, inner: Sink, lost: Callable[[str], None]) -> None:
+        self.inner = inner
+        self.lost = lost
+
+    async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
+        if self._gone:
+            return False
+        try:
+            return await self.inner.write(chunk, feeder)
+        except OSError as error:
+            self._give_up(error)
+            return False
+
+    async def finish(self, feeder: object) -> None:
+        if self._gone:
+            return
+        try:
+            await self.inner.finish(feeder)
+        except OSError as error:
+            self._give_up(error)
+
+    def _give_up(self, error: OSError) -> None:
+        self.abandon()
+        self.lost(f"cannot keep its output: {held_problem(error)}")
+
+    def abandon(self) -> None:
+        self._gone = True
+        self.inner.abandon()
+
+    @property
+    def alive(self) -> bool:
+        return not self._gone and self.inner.alive
+
+
+class OutputMerge:
+    """ppipe's stdout during a sharded run: whole lines from every attempt, tagged and ordered as asked."""
+
+    def __init__(self, target: Sink, *, shards: int, tag: bool, keep_order: bool) -> None:
+        self.target = Lasting(target)
+        self.lock = asyncio.Lock()
+        self.tag = tag
+        self.gates = (
+            [OrderGate(self.target, live=i == 0, still_read=self.still_read) for i in range(shards)]
+            if keep_order
+            else None
+        )
+        self._turns = asyncio.Lock()
+
+    def still_read(self) -> bool:
+        """Whether anyone still reads ppipe's output; asked by gates that spool instead of writing it."""
+        fd = self.target.inner.target_fd()
+        if fd is not None and not readers_left(fd):
+            self.target.abandon()
+        return self.target.alive
+
+    def sink_for(self, task_id: int, shard_index: int, *, lost: Callable[[str], None]) -> Sink:
+        """The sink one attempt of a shard writes its stdout into; ``lost`` hears when it cannot keep it."""
+        shared = self.target if self.gates is None else self.gates[shard_index]
+        sink: Sink = LineAssembler(_AttemptShare(shared), self.lock, end_lines=True)
+        if self.tag:
+            sink = TagSink(sink, f"{task_id}\t".encode())
+        return KeptOrLost(sink, lost)
+
+    async def shard_done(self, shard_index: int) -> None:
+        """With ``--keep-order``: a shard will write no more; the next ones' output may follow."""
+        if self.gates is None:
+            return
+        self.gates[shard_index].done = True
+        async with self._turns:  # one at a time: two shards ending together must not open a gate twice
+            for gate in self.gates:
+                await gate.release()
+                if not gate.done:
+                    break
+
+    async def close(self) -> None:
+        if self.gates is not None:
+            async with self._turns:
+                for gate in self.gates:
+                    await gate.release()
+                    gate.discard()
+        await self.target.close()
+
+
+class OrderGate(HeldSink):
+    """One shard's output under ``--keep-order``: passed on when it is its turn (:meth:`release`), kept before.
+
+    Once nobody reads ppipe's output any more, nothing is kept.
+    """
+
+    def __init__(self, inner: Sink, live: bool, still_read: Callable[[], bool]) -> None:
+        super().__init__(inner, held=not live)
+        self.still_read = still_read
+        self.done = False
+
+    def holding(self) -> bool:
+        return self.held and self.still_read()
+
+    async def finish(self, feeder: object) -> None:
+        if not self.held:
+            await self.inner.finish(feeder)
