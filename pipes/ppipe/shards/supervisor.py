@@ -41,9 +41,8 @@ from typing import Any
 from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.process import fork_processes
 
-from ppipe.api import run_async
 from ppipe.engine.descriptors import make_pipe
-from ppipe.engine.execution import Execution
+from ppipe.engine.execution import Execution, RunOptions, execute
 from ppipe.engine.processes import parent_death_hook
 from ppipe.engine.sinks import Sink
 from ppipe.errors import PpipeError
@@ -123,20 +122,18 @@ def run_attempt(local_id: int, spec: dict[str, Any], doorbell: socket.socket, su
     try:
         # Filled into the parsed words, not the text: '{task_id}>f' stays a word, then a redirection.
         graph = parse(spec["pipeline"], placeholders=placeholder_values(task_id, spec["tasks"]))
-        result = asyncio.run(
-            run_async(
-                graph,
-                stdin=in_read,
-                stdout=out_write,
-                stderr=err_write,
-                no_fail=spec["no_fail"],
-                kill_after=spec["kill_after"],
-                count_lines=spec["count_lines"],
-                count_lines_below=spec["count_lines_below"],
-                handle_signals=True,
-                observer=observer,
-            )
+        options = RunOptions(
+            stdin=in_read,
+            stdout=out_write,
+            stderr=err_write,
+            no_fail=spec["no_fail"],
+            kill_after=spec["kill_after"],
+            count_lines=spec["count_lines"],
+            count_lines_below=spec["count_lines_below"],
+            handle_signals=True,
+            observer=observer,
         )
+        result = asyncio.run(execute(graph, options))
         message: tuple[Any, ...] = ("result", result)
     except PpipeError as error:  # a command missing on this shard only: running it again will not help
         message = ("error", str(error), error.status)
