@@ -37,9 +37,9 @@ def test_a_fan_in_with_room_merges_the_long_lines_whole(tmp_path: Path) -> None:
 
 
 def test_keep_order_that_cannot_keep_a_turn_fails_and_never_passes_torn(small_tmpdir: Path) -> None:
-    done = run(
-        f"'{PPIPE}' --fork 2 --keep-order 'seq {{task_num}} 2 4000000' | wc -l; exit ${{PIPESTATUS[0]}}", small_tmpdir
-    )
+    # Shard 0 holds its turn a second after its output, so shard 1's 15 MB must wait, whatever the scheduling.
+    shard = 'sh -c "seq {task_num} 2 4000000; [ {task_id} = 1 ] || sleep 1"'
+    done = run(f"'{PPIPE}' --fork 2 --keep-order '{shard}' | wc -l; exit ${{PIPESTATUS[0]}}", small_tmpdir)
     assert done.returncode == 1, done.stderr
     assert b"cannot keep its output: No space left on device" in done.stderr
 

@@ -63,6 +63,19 @@ class Sink:
         return not self.alive and self.error is None
 
 
+class WrappingSink(Sink):
+    """A sink in front of another, ``inner``: alive while it is, and gone with it when its reader left."""
+
+    inner: Sink
+
+    @property
+    def alive(self) -> bool:
+        return self.inner.alive
+
+    def reader_left(self) -> bool:
+        return self.inner.reader_left()
+
+
 class StreamSink(Sink):
     """A consumer's stdin (or ppipe's own stdout/stderr) behind a ``PipeIOStream``.
 
@@ -110,7 +123,7 @@ class StreamSink(Sink):
         return None if self.target.closed() else self.target.fileno()
 
 
-class LineAssembler(Sink):
+class LineAssembler(WrappingSink):
     """One feeder's bytes into a sink it shares with others: whole lines only, and nobody held up.
 
     Complete lines are passed on at once, under the shared lock only for the
@@ -190,13 +203,6 @@ class LineAssembler(Sink):
             self._spill = None
         self.inner.abandon()
 
-    @property
-    def alive(self) -> bool:
-        return self.inner.alive
-
-    def reader_left(self) -> bool:
-        return self.inner.reader_left()
-
 
 class LineMerge(Sink):
     """Fan-in: several pumps into one sink, a whole line at a time (a :class:`LineAssembler` per feeder).
@@ -253,7 +259,7 @@ class LineMerge(Sink):
         return self.hold_error is None and self.inner.reader_left()
 
 
-class LineJoiner(Sink):
+class LineJoiner(WrappingSink):
     """Several streams into one (the stages' stderr), each line kept whole, nobody held up.
 
     A feeder's unfinished line is held back until its newline arrives, until
@@ -274,13 +280,6 @@ class LineJoiner(Sink):
         self._partial: dict[object, bytes] = {}
         self._unended: set[object] = set()
         self._flushing: set[asyncio.Future[bool]] = set()
-
-    @property
-    def alive(self) -> bool:
-        return self.inner.alive
-
-    def reader_left(self) -> bool:
-        return self.inner.reader_left()
 
     async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
         data = self._partial.pop(feeder, b"") + chunk
@@ -320,7 +319,7 @@ class LineJoiner(Sink):
         self.inner.abandon()
 
 
-class HeldSink(Sink):
+class HeldSink(WrappingSink):
     """Passes writes on to ``inner`` once released; until then keeps them in a temporary file.
 
     Stages' stderr while a pager owns the terminal; a shard's output under
@@ -395,13 +394,6 @@ class HeldSink(Sink):
     def abandon(self) -> None:
         self.discard()
         self.inner.abandon()
-
-    @property
-    def alive(self) -> bool:
-        return self.inner.alive
-
-    def reader_left(self) -> bool:
-        return self.inner.reader_left()
 
 
 class CaptureSink(Sink):
