@@ -8,30 +8,18 @@ import time
 
 import pytest
 
-from conftest import ENV, PPIPE
+from conftest import ENV, PPIPE, ppipe
 
 
 def test_a_background_descendant_writing_to_stderr_does_not_keep_the_run_alive() -> None:
     """bash returns at once; ppipe delivers what the stage wrote and ends, the ticker left to its SIGPIPE."""
-    result = subprocess.run(
-        [PPIPE, "sh -c 'while :; do echo tick >&2; sleep 0.2; done & exit 0'"],
-        capture_output=True,
-        timeout=20,
-        env=ENV,
-        stdin=subprocess.DEVNULL,
-    )
+    result = ppipe("sh -c 'while :; do echo tick >&2; sleep 0.2; done & exit 0'", timeout=20)
     assert result.returncode == 0
 
 
 def test_a_background_descendant_streaming_stdout_does_not_keep_the_run_alive() -> None:
     """Every stage has exited; the descendant's endless output through ppipe is cut off, whole lines kept."""
-    result = subprocess.run(
-        [PPIPE, "{ sh -c 'yes &' ; true }"],
-        capture_output=True,
-        timeout=30,
-        env=ENV,
-        stdin=subprocess.DEVNULL,
-    )
+    result = ppipe("{ sh -c 'yes &' ; true }", timeout=30)
     assert result.returncode == 0, result.stderr
     assert set(result.stdout.split(b"\n")[:-1]) <= {b"y"}
 
@@ -39,7 +27,7 @@ def test_a_background_descendant_streaming_stdout_does_not_keep_the_run_alive() 
 def test_what_the_stages_wrote_is_delivered_in_full_before_the_run_ends() -> None:
     """A descendant holding the pipe must not cut off what the stage itself wrote before it exited."""
     text = "{ sh -c 'head -c 900000 /dev/zero; (while :; do echo tick; sleep 0.01; done) & exit 0' ; true }"
-    result = subprocess.run([PPIPE, text], capture_output=True, timeout=30, env=ENV, stdin=subprocess.DEVNULL)
+    result = ppipe(text, timeout=30)
     assert result.returncode == 0
     assert result.stdout[:900000] == bytes(900000)
     assert set(result.stdout[900000:].split(b"\n")[:-1]) <= {b"tick"}
@@ -96,3 +84,25 @@ def test_a_signal_ends_a_run_held_open_by_a_busy_descendant(sig: signal.Signals)
         process.kill()
         process.wait()
     assert status == -sig  # re-raised, as for every signal that stops a run
+
+
+def test_a_busy_descendant_behind_a_slow_reader_is_cut_off_once() -> None:
+    """What the pipe held when the grace ran out is delivered, then the run ends: the limit is not
+    moved on each time ppipe looks again, or a reader slower than the descendant would never see the end."""
+    process = subprocess.Popen(
+        [PPIPE, "{ sh -c '(yes &) ; exit 0' ; true }"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+        stdin=subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    try:
+        deadline = time.monotonic() + 30
+        while process.stdout.read1(65536) and time.monotonic() < deadline:
+            time.sleep(0.02)  # about 3 MB/s: far slower than yes
+        assert time.monotonic() < deadline, "ppipe kept pumping what the descendant wrote after its stages ended"
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+        process.wait()

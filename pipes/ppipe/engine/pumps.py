@@ -104,10 +104,8 @@ class Pump(_CutEvidence):
     ``counters[i]`` counts what ``sinks[i]`` accepted; ``observers`` see every
     chunk read (the stderr tail). ``closed_early`` is True when the pump
     stopped because every sink had gone, not because the producer ended;
-    ``blocked_at_cut`` when, at that moment, the producer was blocked writing
-    into its full pipe. Only then can the producer's later failure be blamed
-    on the closed pipe (EPIPE); a producer that had finished writing, or was
-    idle or silent (``false | true``), failed on its own.
+    what it saw at that moment (:class:`_CutEvidence`) tells whether the
+    producer's later failure can be blamed on the closed pipe (EPIPE).
     """
 
     def __init__(
@@ -247,8 +245,8 @@ class Pump(_CutEvidence):
         holds the pipe and keeps writing into it: what the stages wrote is
         still delivered in full, and the run can end.
         """
-        if self.source.closed():
-            return
+        if self.source.closed() or self._read_limit is not None:
+            return  # once: asked again later, it must not take on what a descendant wrote since
         owed = bytes_in_pipe(self.source.fileno()) + buffered_bytes(self.source)
         self._read_limit = self._read_total + owed
         if owed == 0:
@@ -407,7 +405,7 @@ class SplicePump(_CutEvidence):
                 self._note_cut(self.source_fd)
                 self._finish()
                 return
-            if moved == 0 or self._moved_all_owed():  # EOF: the producer closed its output
+            if moved == 0 or self._moved_all_owed():  # EOF, or all that finish_pending owed
                 self._finish()
                 return
             moved_now += moved
@@ -531,8 +529,8 @@ class SplicePump(_CutEvidence):
 
     def finish_pending(self) -> None:
         """Moves what the producer's pipe holds now, then stops (see :meth:`Pump.finish_pending`)."""
-        if self._closed:
-            return
+        if self._closed or self._move_limit is not None:
+            return  # once, as Pump.finish_pending
         owed = bytes_in_pipe(self.source_fd)
         self._move_limit = self.counters[0].nbytes + owed
         if owed == 0:
