@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 from hypothesis import given
@@ -129,3 +130,10 @@ def test_a_timeout_is_not_lengthened_by_the_grace() -> None:
     status, lines = stderr_lines("--timeout", "1", "--kill-after", "1", "sh -c 'trap \"\" TERM; sleep 10'")
     assert status == 124
     assert lines[0] == "ppipe: timed out after 1s; every stage was stopped"
+
+
+def test_a_tail_that_went_to_dev_null_is_quoted() -> None:
+    """Through the API with stderr=/dev/null nobody saw what the stage said: the failure line quotes it."""
+    result = ppipe.run("sh -c 'echo oops >&2; exit 3'", stderr=os.open(os.devnull, os.O_WRONLY))
+    assert isinstance(result, RunResult)
+    assert failure_lines(result) == ["ppipe: stage 1 (sh -c 'echo oops >&2; exit 3') failed: exit status 3", "  | oops"]

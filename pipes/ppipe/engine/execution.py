@@ -190,6 +190,8 @@ class _Proc:
     consumer_left: bool = False
     output_pump: Pump | SplicePump | None = None
     stderr_pump: Pump | None = None
+    #: Its stderr goes to ppipe's, and that is /dev/null: nobody saw what it said.
+    stderr_discarded: bool = False
     #: Size of the regular file the stage reads as its stdin, when it does (progress and ETA).
     input_size: int | None = None
     stderr_tail: Tail = field(default_factory=Tail)
@@ -509,6 +511,7 @@ class Execution:
                 self.child_fds[sid].add(self.fd_table[sid][1])
             shown = own_stderr[sid]
             stderr_sink = LineJoiner(shown, end_lines=True) if shown is not None else shared_stderr
+            proc.stderr_discarded = shown is None and _is_devnull(self._stderr_fd)
             assert stderr_sink is not None
             self._wire_stderr(proc, stderr_sink)
 
@@ -865,9 +868,9 @@ class Execution:
                 consumer_left=p.consumer_left,
                 signalled_by_ppipe=p.signalled and p.returncode != 0,
                 stderr_tail=p.stderr_tail.lines() or ((p.error,) if p.error else ()),
-                # Everything the stage said went on as it came (ppipe's stderr, the view) or was
-                # held for a pager and released before anyone reads the result.
-                stderr_seen=bool(p.stderr_tail.total),
+                # What the stage said went on as it came (ppipe's stderr, the view) or was held
+                # for a pager and released before anyone reads the result; unless into /dev/null.
+                stderr_seen=bool(p.stderr_tail.total) and not p.stderr_discarded,
             )
             for p in self.procs.values()
         )
@@ -892,6 +895,13 @@ class Execution:
             stdout=bytes(self.capture.data) if self.capture is not None else None,
             timeout=self.options.timeout or None,
         )
+
+
+def _is_devnull(fd: int) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(os.devnull))
+    except OSError:
+        return False
 
 
 def _regular_file_size(fd: int) -> int | None:
