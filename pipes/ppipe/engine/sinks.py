@@ -231,11 +231,13 @@ class LineMerge(Sink):
 
     async def finish(self, feeder: object) -> None:
         part = self._parts.pop(feeder, None)
-        try:
-            await (part.finish(feeder) if part is not None and self.hold_error is None else self.inner.finish(feeder))
-        except OSError as error:
-            self._cannot_hold(error)
-            await self.inner.finish(feeder)
+        if part is not None and self.hold_error is None:
+            try:
+                await part.finish(feeder)  # its last line, then the inner finish
+                return
+            except OSError as error:
+                self._cannot_hold(error)
+        await self.inner.finish(feeder)
 
     def _cannot_hold(self, error: OSError) -> None:
         """An unfinished line could not be kept: the merge is given up (its feeders see a broken pipe)."""
@@ -341,6 +343,7 @@ class HeldSink(WrappingSink):
         self.held = held
         self.fall_through = fall_through
         self._spool: IO[bytes] | None = None
+        self._kept = 0  # bytes in the spool: what a failed write is cut back to
 
     def holding(self) -> bool:
         return self.held
@@ -362,15 +365,15 @@ class HeldSink(WrappingSink):
             # Appending, unbuffered: writes that come while release() reads it back land after what it reads.
             self._spool = tempfile.TemporaryFile("a+b", buffering=0, prefix="ppipe-held-")  # noqa: SIM115
         fd = self._spool.fileno()
-        kept = os.fstat(fd).st_size
         view = memoryview(chunk)
         try:
             while view:
                 view = view[os.write(fd, view) :]
         except OSError:
             with contextlib.suppress(OSError):
-                os.ftruncate(fd, kept)
+                os.ftruncate(fd, self._kept)
             raise
+        self._kept += len(chunk)
 
     async def release(self) -> None:
         """What was kept goes out first, then writes pass straight through."""
@@ -387,6 +390,7 @@ class HeldSink(WrappingSink):
         if self._spool is not None:
             self._spool.close()
             self._spool = None
+            self._kept = 0
 
     async def finish(self, feeder: object) -> None:
         await self.inner.finish(feeder)
