@@ -19,17 +19,13 @@ from tornado.iostream import PipeIOStream
 #: Bytes asked for per read. Larger chunks mean fewer trips through the loop.
 CHUNK = 256 * 1024
 
-
 #: Hard cap on bytes queued in one write buffer; see the module docstring.
 MAX_WRITE_BUFFER = 4 * CHUNK
-
 
 #: Pipe capacity ppipe asks the kernel for (Linux ``F_SETPIPE_SZ``), to cut wake-ups.
 PIPE_SIZE = 1024 * 1024
 
-
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-
 
 _F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 

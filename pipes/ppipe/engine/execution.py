@@ -76,10 +76,8 @@ from ppipe.results import EdgeResult, RunResult, RunSnapshot, StageFlow, StageRe
 #: ppipe does not wait for those (bash does not wait for them either).
 DRAIN_GRACE = 0.5
 
-
 #: How long ppipe waits for a SIGKILLed stage's exit to be reported before reaping it itself.
 REAP_LIMIT = 5.0
-
 
 #: How long stages in the terminal's foreground get to act on Ctrl-C before ppipe passes SIGINT on itself.
 FOREGROUND_GRACE = 0.5
@@ -95,10 +93,8 @@ class _Capture:
 #: ``stdout=CAPTURE`` collects the pipeline's output into ``RunResult.stdout``.
 CAPTURE = _Capture()
 
-
 #: What the first stage reads: a descriptor (default 0) or bytes fed by ppipe.
 Input = int | bytes | None
-
 
 #: Where the last stage writes: a descriptor (default 1) or :data:`CAPTURE`.
 Output = int | _Capture | None

@@ -42,12 +42,10 @@ from ppipe.engine.tornado_internals import buffered_bytes
 #: A producer that wrote this recently before ppipe closed its output was streaming into it...
 STREAMING_WITHIN = 0.05
 
-
 #: ...and one blocked or streaming then gets EPIPE at its next write: one that exits within this
 #: many seconds of the closing died of it. One that exits later did something else first (a
 #: script's next command), and its status is its own.
 DIED_WITHIN = 0.25
-
 
 #: What a program says on stderr when a write failed with EPIPE.
 _BROKEN_PIPE_WORDS = (b"Broken pipe", b"BrokenPipe", b"EPIPE")
@@ -265,10 +263,8 @@ class Pump(_CutEvidence):
 #: Whether the kernel can move bytes between pipes for ppipe (Linux ``splice(2)``).
 SPLICE_AVAILABLE = hasattr(os, "splice") and sys.platform.startswith("linux")
 
-
 #: Splices per wake-up before other callbacks get a turn (8 pipes' worth).
 _SPLICE_BURST = 8
-
 
 #: After emptying the producer's pipe, a pump whose producer writes slower
 #: than this (bytes per second) waits ``_TRICKLE_PAUSE`` before watching
@@ -279,9 +275,7 @@ _SPLICE_BURST = 8
 #: part of a pipe waiting (it was late, not the producer slow).
 _TRICKLE_PAUSE = 0.002
 
-
 _TRICKLE_RATE = PIPE_SIZE / 2 / _TRICKLE_PAUSE
-
 
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 

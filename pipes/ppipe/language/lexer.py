@@ -20,25 +20,18 @@ from ppipe.language.expansion import Lit, Piece, Tilde, Var
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
-
 
 _SPECIAL_PARAMETERS = set("0123456789@*#?$!-")
 
-
 _WORD_BREAK = set(" \t\n|&;<>()")
-
 
 #: A run of plain word characters: nothing that breaks a word, quotes, escapes or expands.
 _PLAIN = re.compile(r"[^ \t\n|&;<>()'\"\\$`]+")
 
-
 _IO_NUMBER = re.compile(r"[0-9]+(?=[<>])")  # ASCII digits only: '\d' takes any script's digits
 
-
 _TILDE = re.compile(r"~([A-Za-z0-9_.-]*)(?=/|$|[ \t\n|&;<>()])")
-
 
 _SH_HINT = "run it as a stage: sh -c '...'"
 
@@ -69,7 +62,6 @@ class Operator:
 
 
 Token = Word | Operator
-
 
 #: Redirection operators → (the fd they redirect when no number is written, what they do)
 _REDIRECTIONS = {

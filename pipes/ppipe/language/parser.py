@@ -23,7 +23,6 @@ from ppipe.language.lexer import _ASSIGNMENT, _REDIRECTIONS, _SH_HINT, Lexer, Op
 
 _PLACEHOLDER = re.compile(r"(?<!\$)\{(task_id|task_num|tasks)\}")
 
-
 #: How deep groups may nest. The parser recurses once per level (four frames
 #: a level), so a limit far below Python's recursion limit keeps a hostile
 #: text a syntax error instead of a RecursionError; no real graph comes near.

@@ -28,7 +28,6 @@ from ppipe.engine.sinks import held_problem
 #: ``--block`` when not given: GNU parallel's ``--pipe`` default.
 DEFAULT_BLOCK = 1024 * 1024
 
-
 _SUFFIXES = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
