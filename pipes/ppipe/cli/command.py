@@ -258,14 +258,8 @@ def _finish(config: Config, result: RunResult | ShardedResult) -> int:
     return status
 
 
-#: Options that only mean something with ``--fork``, by Config field.
-_SHARD_OPTIONS = {
-    "max_restarts": "--max-restarts",
-    "fail_fast": "--fail-fast",
-    "tag": "--tag",
-    "keep_order": "--keep-order",
-    "block": "--block",
-}
+#: The Config fields of options that only mean something with ``--fork``.
+_SHARD_OPTIONS = ("max_restarts", "fail_fast", "tag", "keep_order", "block")
 
 
 def _shards(config: Config) -> tuple[ShardPlan | None, dict[str, str] | None]:
@@ -291,9 +285,9 @@ def _shards(config: Config) -> tuple[ShardPlan | None, dict[str, str] | None]:
 
         identity = cluster_identity(os.environ, config.task_id, config.tasks)
     if config.fork is None:
-        for name, option in _SHARD_OPTIONS.items():
+        for name in _SHARD_OPTIONS:
             if getattr(config, name) not in (None, False, 0):
-                raise UsageError(f"{option} needs --fork N")
+                raise UsageError(f"{option_name(name)} needs --fork N")
         if identity is None:
             return None, None
         return None, placeholder_values(identity.task_id, identity.tasks)
