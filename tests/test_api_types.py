@@ -37,9 +37,8 @@ async def main() -> None:
 
 
 ppipe.run("true", tiemout=3)  # expect: Unexpected keyword argument "tiemout"
-ppipe.run("a | b").shards  # expect: "RunResult" has no attribute "shards"
-ppipe.run("x", fork=2).stages  # expect: "ShardedResult" has no attribute "stages"
-ppipe.run("x", fork=2).edge(1, 2)  # expect: "ShardedResult" has no attribute "edge"
+ppipe.run("a | b").shard  # expect: "RunResult" has no attribute "shard"
+ppipe.run("x", fork="2")  # expect: Argument "fork" to "run" has incompatible type "str"; expected "int | None"
 """
 
 REVEALED = """\
@@ -48,12 +47,12 @@ import ppipe
 
 async def main(fork: int | None) -> None:
     reveal_type(await ppipe.run_async("a | b"))  # reveal: ppipe.results.RunResult
-    reveal_type(await ppipe.run_async("x", fork=2))  # reveal: ppipe.results.ShardedResult
-    reveal_type(await ppipe.run_async("x", fork=fork))  # reveal: ppipe.results.RunResult | ppipe.results.ShardedResult
+    reveal_type(await ppipe.run_async("x", fork=2))  # reveal: ppipe.results.RunResult
+    reveal_type(await ppipe.run_async("x", fork=fork))  # reveal: ppipe.results.RunResult
 
 
 def sharded(fork: int | None) -> None:
-    reveal_type(ppipe.run("x", fork=fork))  # reveal: ppipe.results.RunResult | ppipe.results.ShardedResult
+    reveal_type(ppipe.run("x", fork=fork))  # reveal: ppipe.results.RunResult
 
 
 reveal_type(ppipe.run("a | b"))  # reveal: ppipe.results.RunResult
@@ -61,7 +60,8 @@ reveal_type(ppipe.run("a | b", fork=None))  # reveal: ppipe.results.RunResult
 reveal_type(ppipe.run("a | b").stages)  # reveal: tuple[ppipe.results.StageResult, ...]
 reveal_type(ppipe.run("a | b").edge(1, 2))  # reveal: ppipe.results.EdgeResult
 reveal_type(ppipe.run("a | b", check=True).check())  # reveal: ppipe.results.RunResult
-reveal_type(ppipe.run("x", fork=2))  # reveal: ppipe.results.ShardedResult
+reveal_type(ppipe.run("x", fork=2))  # reveal: ppipe.results.RunResult
+reveal_type(ppipe.run("x", fork=2).local)  # reveal: ppipe.results.PipelineResult | None
 reveal_type(ppipe.run("x", fork=0, check=True).shards)  # reveal: tuple[ppipe.results.ShardResult, ...]
 """
 

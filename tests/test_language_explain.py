@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ppipe import parse
-from ppipe.cli.explain import explain_checked, explain_shards_checked
+from ppipe.cli.explain import explain_checked, explain_text
 
 from conftest import ppipe as run_ppipe
 
@@ -125,8 +125,8 @@ def test_shards_are_checked_too(tmp_path: Path) -> None:
     (tmp_path / "tool0").write_text("#!/bin/sh\n")
     (tmp_path / "tool0").chmod(0o755)
     env = {"PATH": f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}"}
-    assert explain_shards_checked("tool{task_id} | wc -l", 0, 2, env).status == 0
-    explained = explain_shards_checked("tool{task_id} | wc -l", 1, 2, env)
+    assert explain_text("tool{task_id} | wc -l", shards=(0, 2), env=env).status == 0
+    explained = explain_text("tool{task_id} | wc -l", shards=(1, 2), env=env)
     assert explained.status == 127 and "stage 1: tool1: command not found" in explained.text
     assert explained.text.startswith("shards: 2 in all")
 

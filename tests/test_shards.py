@@ -312,7 +312,7 @@ def test_fork_zero_means_one_shard_per_cpu() -> None:
 
 def test_python_api_runs_shards() -> None:
     result = ppipe.run("echo {task_id}", fork=3, stdout=ppipe.CAPTURE, keep_order=True)
-    assert isinstance(result, ppipe.ShardedResult)
+    assert isinstance(result, ppipe.RunResult) and result.sharded
     assert result.ok and result.stdout == b"0\n1\n2\n"
     assert [s.verdict for s in result.shards] == [Verdict.OK] * 3
     assert [s.attempts[0].result.stages[0].stage.argv for s in result.shards] == [  # type: ignore[union-attr]

@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ppipe
-from ppipe.cli.summary import failure_lines, shard_failure_lines
-from ppipe.results import RunResult, ShardedResult
+from ppipe.cli.summary import failure_lines
+from ppipe.launch import run_of
+from ppipe.results import RunResult, StageResult
 
 from conftest import ppipe as run_ppipe
 
@@ -63,6 +64,12 @@ def test_sharded_runs_report_excused_failures_per_shard() -> None:
 # -- a stderr tail already seen above is not quoted again
 
 
+def with_stages(result: RunResult, stages: list[StageResult]) -> RunResult:
+    """The plain run ``result`` had its stages been ``stages``."""
+    assert result.local is not None
+    return run_of(dataclasses.replace(result.local, stages=tuple(stages)))
+
+
 @pytest.fixture(scope="module")
 def failed_with_stderr() -> RunResult:
     result = ppipe.run("sh -c 'echo oops >&2; echo again >&2; exit 3' | cat", stdout=ppipe.CAPTURE)
@@ -71,8 +78,8 @@ def failed_with_stderr() -> RunResult:
 
 
 def test_a_tail_seen_as_it_was_written_is_not_quoted(failed_with_stderr: RunResult) -> None:
-    seen = dataclasses.replace(
-        failed_with_stderr, stages=tuple(dataclasses.replace(s, stderr_seen=True) for s in failed_with_stderr.stages)
+    seen = with_stages(
+        failed_with_stderr, [dataclasses.replace(s, stderr_seen=True) for s in failed_with_stderr.stages]
     )
     assert failure_lines(seen) == [
         "ppipe: stage 1 (sh -c 'echo oops >&2; echo again >&2; exit 3') failed: exit status 3"
@@ -80,8 +87,8 @@ def test_a_tail_seen_as_it_was_written_is_not_quoted(failed_with_stderr: RunResu
 
 
 def test_a_tail_not_seen_is_quoted(failed_with_stderr: RunResult) -> None:
-    unseen = dataclasses.replace(
-        failed_with_stderr, stages=tuple(dataclasses.replace(s, stderr_seen=False) for s in failed_with_stderr.stages)
+    unseen = with_stages(
+        failed_with_stderr, [dataclasses.replace(s, stderr_seen=False) for s in failed_with_stderr.stages]
     )
     assert failure_lines(unseen)[1:] == ["  | oops", "  | again"]
 
@@ -119,9 +126,9 @@ def test_an_unknown_timeout_falls_back_to_the_elapsed_time(timed_out: RunResult)
 
 def test_a_sharded_timeout_is_the_one_given() -> None:
     result = ppipe.run("sleep 10", fork=1, timeout=0.3)
-    assert isinstance(result, ShardedResult) and result.timed_out
+    assert result.sharded and result.timed_out
     assert (
-        shard_failure_lines(dataclasses.replace(result, timeout=1.0))[0]
+        failure_lines(dataclasses.replace(result, timeout=1.0))[0]
         == "ppipe: timed out after 1s; every shard was stopped"
     )
 

@@ -20,10 +20,19 @@ from rich.console import Console, RenderableType
 
 import ppipe
 from ppipe.cli.display import LiveView, ShardView
-from ppipe.results import RunResult, RunSnapshot, ShardState, StageFlow, StageSnapshot, StageState
-from ppipe.shards.execution import ShardedSnapshot, ShardSnapshot
+from ppipe.launch import run_of
+from ppipe.results import RunResult, StageFlow
+from ppipe.snapshots import PipelineSnapshot, RunSnapshot, ShardSnapshot, ShardState, StageSnapshot, StageState
 
 WIDTHS = (40, 60, 80, 120)
+
+
+def plain_snapshot(elapsed: float, stages: tuple[StageSnapshot, ...]) -> RunSnapshot:
+    """A plain run's snapshot: one shard, its pipeline's stages."""
+    pipeline = PipelineSnapshot(elapsed, stages)
+    return RunSnapshot(elapsed, (ShardSnapshot(0, ShardState.RUNNING, None, 1, None, 0, elapsed, pipeline),))
+
+
 #: A command long enough to be cut at every width; made of one letter so that its cut is recognisable.
 LONG_COMMAND = "x" * 150
 COMMANDS = (LONG_COMMAND, "wc -l", "grep -i error")
@@ -106,20 +115,20 @@ def stage_snapshots(draw: st.DrawFn, sid: int) -> StageSnapshot:
 def test_the_live_table_never_cuts_a_figure(width: int, stages: tuple[StageSnapshot, ...], rate: int) -> None:
     clock = Clock()
     view = LiveView(io.StringIO(), console=console(width), clock=clock)
-    first = RunSnapshot(10.0, stages)
+    first = plain_snapshot(10.0, stages)
     view.frame(first)
     clock.now += 0.1
     later = tuple(
         dataclasses.replace(s, flow=dataclasses.replace(s.flow, bytes_out=(s.flow.bytes_out or 0) + rate))
         for s in stages
     )
-    lines = text_of(view, view.frame(RunSnapshot(10.1, later)))
+    lines = text_of(view, view.frame(plain_snapshot(10.1, later)))
     assert_only_commands_cut(lines, width)
 
 
 def big_snapshot() -> RunSnapshot:
     """Three stages an hour into a 117 GB run, figures as the view gets them."""
-    return RunSnapshot(
+    return plain_snapshot(
         3725.0,
         (
             StageSnapshot(
@@ -207,7 +216,8 @@ def test_the_summary_never_cuts_a_figure(finished: RunResult, width: int, data: 
         dataclasses.replace(s, stage=dataclasses.replace(s.stage, source=LONG_COMMAND)) if i == 0 else s
         for i, s in enumerate(finished.stages)
     )
-    result = dataclasses.replace(finished, edges=edges, stages=stages)
+    assert finished.local is not None
+    result = run_of(dataclasses.replace(finished.local, edges=edges, stages=stages))
     view = LiveView(io.StringIO(), console=console(width))
     lines = text_of(view, view.render_summary(result))
     assert_only_commands_cut(lines, width)
@@ -243,18 +253,19 @@ def shard_snapshot(state: ShardState, stage_states: tuple[StageState, ...]) -> S
         )
         for i, s in enumerate(stage_states)
     )
-    return ShardSnapshot(0, state, 4194303, 3, 123_456_789_012, 98_765_432_109, 3725.0, RunSnapshot(61.0, stages))
+    return ShardSnapshot(0, state, 4194303, 3, 123_456_789_012, 98_765_432_109, 3725.0, PipelineSnapshot(61.0, stages))
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_shard_rows_show_their_states_whole(width: int) -> None:
     view = ShardView(io.StringIO(), console=console(width), clock=Clock())
-    snapshot = ShardedSnapshot(
+    snapshot = RunSnapshot(
         3725.0,
         (
             shard_snapshot(ShardState.RUNNING, (StageState.RUNNING, StageState.DONE, StageState.EXITED)),
             dataclasses.replace(shard_snapshot(ShardState.RESTARTING, ()), task_id=1, stages=None),
         ),
+        sharded=True,
     )
     lines = text_of(view, view.frame(snapshot))
     assert_only_commands_cut(lines, width, ("stage-1 --flag", "stage-2 --flag", "stage-3 --flag"))
@@ -277,7 +288,7 @@ def marks(waits: list[tuple[float, float, float]]) -> Iterator[int | None]:
     held = [0.0, 0.0, 0.0]
     for step in [(0.0, 0.0, 0.0), *waits]:
         held = [h + w for h, w in zip(held, step, strict=True)]
-        snapshot = RunSnapshot(clock.now, tuple(stage(i + 1, h) for i, h in enumerate(held)))
+        snapshot = plain_snapshot(clock.now, tuple(stage(i + 1, h) for i, h in enumerate(held)))
         view.frame(snapshot)
         yield view.bottleneck(snapshot)
         clock.now += 0.1
@@ -299,7 +310,7 @@ def test_the_mark_moves_when_the_evidence_does() -> None:
 def test_a_stage_that_ends_loses_the_mark() -> None:
     view = LiveView(io.StringIO(), console=console(120), clock=Clock())
     for held in (0.0, 0.08, 0.16, 0.24, 0.32):
-        view.frame(RunSnapshot(1.0, (stage(1, 0.0), stage(2, held))))
+        view.frame(plain_snapshot(1.0, (stage(1, 0.0), stage(2, held))))
         view.clock.now += 0.1  # type: ignore[attr-defined]
-    assert view.bottleneck(RunSnapshot(1.0, (stage(1, 0.0), stage(2, 0.4)))) == 2
-    assert view.bottleneck(RunSnapshot(1.0, (stage(1, 0.0), stage(2, 0.4, StageState.DONE)))) is None
+    assert view.bottleneck(plain_snapshot(1.0, (stage(1, 0.0), stage(2, 0.4)))) == 2
+    assert view.bottleneck(plain_snapshot(1.0, (stage(1, 0.0), stage(2, 0.4, StageState.DONE)))) is None

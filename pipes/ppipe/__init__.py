@@ -36,7 +36,7 @@ _EXPORTS = {
     "RunResult": "results",
     "ShardAttempt": "results",
     "ShardResult": "results",
-    "ShardedResult": "results",
+    "PipelineResult": "results",
     "StageResult": "results",
     "Verdict": "results",
     "parse": "language.parser",
@@ -53,6 +53,7 @@ __all__ = [
     "ExitStatus",
     "Graph",
     "PipelineFailed",
+    "PipelineResult",
     "PipelineSyntaxError",
     "PpipeError",
     "Redirect",
@@ -60,7 +61,6 @@ __all__ = [
     "RunResult",
     "ShardAttempt",
     "ShardResult",
-    "ShardedResult",
     "Stage",
     "StageResult",
     "Verdict",
@@ -80,7 +80,7 @@ if TYPE_CHECKING:
     from ppipe.errors import CommandError, ExitStatus, PipelineFailed, PipelineSyntaxError, PpipeError
     from ppipe.graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage
     from ppipe.language.parser import parse, placeholder_values, substitute_placeholders
-    from ppipe.results import EdgeResult, RunResult, ShardAttempt, ShardedResult, ShardResult, StageResult, Verdict
+    from ppipe.results import EdgeResult, PipelineResult, RunResult, ShardAttempt, ShardResult, StageResult, Verdict
 
 
 def __getattr__(name: str) -> Any:

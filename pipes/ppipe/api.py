@@ -18,21 +18,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import cast, overload
 
-from ppipe.engine.execution import Input, Output, RunObserver, RunOptions, execute
-from ppipe.errors import UsageError
+from ppipe.engine.execution import Input, Output, RunOptions
 from ppipe.graph import Graph
-from ppipe.language.parser import parse
-from ppipe.results import RunResult, ShardedResult
-from ppipe.shards.execution import ShardObserver, ShardPlan, execute_sharded
+from ppipe.launch import launch
+from ppipe.results import RunResult
+from ppipe.shards.execution import ShardPlan
 from ppipe.shards.input import DEFAULT_BLOCK
-
-# The overloads give the result its type from ``fork``: without it a RunResult, with an int a
-# ShardedResult (the last is for a fork known only at run time). Their parameters are the implementation's.
+from ppipe.snapshots import RunObserver
 
 
-@overload
 async def run_async(
     pipeline: str | Graph,
     *,
@@ -49,63 +44,7 @@ async def run_async(
     count_lines_below: int | None = None,
     splice: bool | None = None,
     pager: bool = False,
-    observer: RunObserver | ShardObserver | None = None,
-    check: bool = False,
-    fork: None = None,
-    max_restarts: int = 0,
-    fail_fast: bool = False,
-    tag: bool = False,
-    keep_order: bool = False,
-    block: int = DEFAULT_BLOCK,
-) -> RunResult: ...
-
-
-@overload
-async def run_async(
-    pipeline: str | Graph,
-    *,
-    stdin: Input = None,
-    stdout: Output = None,
-    stderr: int | None = None,
-    env: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-    no_fail: bool = False,
-    timeout: float | None = None,
-    kill_after: float = 2.0,
-    handle_signals: bool = False,
-    count_lines: bool = False,
-    count_lines_below: int | None = None,
-    splice: bool | None = None,
-    pager: bool = False,
-    observer: RunObserver | ShardObserver | None = None,
-    check: bool = False,
-    fork: int,
-    max_restarts: int = 0,
-    fail_fast: bool = False,
-    tag: bool = False,
-    keep_order: bool = False,
-    block: int = DEFAULT_BLOCK,
-) -> ShardedResult: ...
-
-
-@overload
-async def run_async(
-    pipeline: str | Graph,
-    *,
-    stdin: Input = None,
-    stdout: Output = None,
-    stderr: int | None = None,
-    env: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-    no_fail: bool = False,
-    timeout: float | None = None,
-    kill_after: float = 2.0,
-    handle_signals: bool = False,
-    count_lines: bool = False,
-    count_lines_below: int | None = None,
-    splice: bool | None = None,
-    pager: bool = False,
-    observer: RunObserver | ShardObserver | None = None,
+    observer: RunObserver | None = None,
     check: bool = False,
     fork: int | None = None,
     max_restarts: int = 0,
@@ -113,34 +52,7 @@ async def run_async(
     tag: bool = False,
     keep_order: bool = False,
     block: int = DEFAULT_BLOCK,
-) -> RunResult | ShardedResult: ...
-
-
-async def run_async(
-    pipeline: str | Graph,
-    *,
-    stdin: Input = None,
-    stdout: Output = None,
-    stderr: int | None = None,
-    env: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-    no_fail: bool = False,
-    timeout: float | None = None,
-    kill_after: float = 2.0,
-    handle_signals: bool = False,
-    count_lines: bool = False,
-    count_lines_below: int | None = None,
-    splice: bool | None = None,
-    pager: bool = False,
-    observer: RunObserver | ShardObserver | None = None,
-    check: bool = False,
-    fork: int | None = None,
-    max_restarts: int = 0,
-    fail_fast: bool = False,
-    tag: bool = False,
-    keep_order: bool = False,
-    block: int = DEFAULT_BLOCK,
-) -> RunResult | ShardedResult:
+) -> RunResult:
     """Runs a pipeline on the running event loop and returns its :class:`~ppipe.RunResult`.
 
     ``pipeline`` is text (parsed with ``env`` and ``cwd``) or a parsed
@@ -163,12 +75,14 @@ async def run_async(
     is left to the stages (see ``Execution.pager`` in :mod:`ppipe.engine`).
 
     ``fork=N`` runs N shards of the pipeline (0: one per CPU; see
-    :mod:`ppipe.shards.execution`) and returns a :class:`~ppipe.ShardedResult`; the
-    pipeline must then be text, its ``{task_id}``, ``{task_num}`` and
-    ``{tasks}`` replaced in each shard. ``max_restarts`` (per shard),
-    ``fail_fast``, ``tag``, ``keep_order`` and ``block`` are the
-    ``--fork`` options of the same names; ``observer`` must then be a
-    :class:`~ppipe.shards.execution.ShardObserver`.
+    :mod:`ppipe.shards.execution`); the pipeline must then be text, its
+    ``{task_id}``, ``{task_num}`` and ``{tasks}`` replaced in each shard.
+    ``max_restarts`` (per shard), ``fail_fast``, ``tag``, ``keep_order`` and
+    ``block`` are the ``--fork`` options of the same names. The result has
+    the same shape either way (:class:`~ppipe.RunResult`): its shards, each
+    with its attempts; a plain run is one shard with one attempt, and its
+    stages and edges are on the result itself. ``observer``
+    (:class:`~ppipe.snapshots.RunObserver`) watches either kind of run.
 
     A failing stage does not raise: read ``result.exit_status`` or pass
     ``check=True`` to get :class:`~ppipe.errors.PipelineFailed`. Bad syntax
@@ -190,24 +104,18 @@ async def run_async(
         count_lines_below=count_lines_below,
         splice=splice,
         pager=pager,
-        observer=None if fork is not None else cast("RunObserver | None", observer),
     )
-    result: RunResult | ShardedResult
-    if fork is not None:
-        if isinstance(pipeline, Graph):
-            raise UsageError("a sharded run needs the pipeline as text: each shard substitutes its placeholders")
-        plan = ShardPlan(
+    plan = (
+        None
+        if fork is None
+        else ShardPlan(
             fork, max_restarts=max_restarts, fail_fast=fail_fast, tag=tag, keep_order=keep_order, block=block
         )
-        result = await execute_sharded(pipeline, plan, options, cast("ShardObserver | None", observer))
-    else:
-        graph = pipeline if isinstance(pipeline, Graph) else parse(pipeline, env=env, cwd=cwd)
-        result = await execute(graph, options)
+    )
+    result = await launch(pipeline, options, plan, observer)
     return result.check() if check else result
 
 
-# The same overloads as run_async's.
-@overload
 def run(
     pipeline: str | Graph,
     *,
@@ -224,63 +132,7 @@ def run(
     count_lines_below: int | None = None,
     splice: bool | None = None,
     pager: bool = False,
-    observer: RunObserver | ShardObserver | None = None,
-    check: bool = False,
-    fork: None = None,
-    max_restarts: int = 0,
-    fail_fast: bool = False,
-    tag: bool = False,
-    keep_order: bool = False,
-    block: int = DEFAULT_BLOCK,
-) -> RunResult: ...
-
-
-@overload
-def run(
-    pipeline: str | Graph,
-    *,
-    stdin: Input = None,
-    stdout: Output = None,
-    stderr: int | None = None,
-    env: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-    no_fail: bool = False,
-    timeout: float | None = None,
-    kill_after: float = 2.0,
-    handle_signals: bool = False,
-    count_lines: bool = False,
-    count_lines_below: int | None = None,
-    splice: bool | None = None,
-    pager: bool = False,
-    observer: RunObserver | ShardObserver | None = None,
-    check: bool = False,
-    fork: int,
-    max_restarts: int = 0,
-    fail_fast: bool = False,
-    tag: bool = False,
-    keep_order: bool = False,
-    block: int = DEFAULT_BLOCK,
-) -> ShardedResult: ...
-
-
-@overload
-def run(
-    pipeline: str | Graph,
-    *,
-    stdin: Input = None,
-    stdout: Output = None,
-    stderr: int | None = None,
-    env: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-    no_fail: bool = False,
-    timeout: float | None = None,
-    kill_after: float = 2.0,
-    handle_signals: bool = False,
-    count_lines: bool = False,
-    count_lines_below: int | None = None,
-    splice: bool | None = None,
-    pager: bool = False,
-    observer: RunObserver | ShardObserver | None = None,
+    observer: RunObserver | None = None,
     check: bool = False,
     fork: int | None = None,
     max_restarts: int = 0,
@@ -288,34 +140,7 @@ def run(
     tag: bool = False,
     keep_order: bool = False,
     block: int = DEFAULT_BLOCK,
-) -> RunResult | ShardedResult: ...
-
-
-def run(
-    pipeline: str | Graph,
-    *,
-    stdin: Input = None,
-    stdout: Output = None,
-    stderr: int | None = None,
-    env: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-    no_fail: bool = False,
-    timeout: float | None = None,
-    kill_after: float = 2.0,
-    handle_signals: bool = False,
-    count_lines: bool = False,
-    count_lines_below: int | None = None,
-    splice: bool | None = None,
-    pager: bool = False,
-    observer: RunObserver | ShardObserver | None = None,
-    check: bool = False,
-    fork: int | None = None,
-    max_restarts: int = 0,
-    fail_fast: bool = False,
-    tag: bool = False,
-    keep_order: bool = False,
-    block: int = DEFAULT_BLOCK,
-) -> RunResult | ShardedResult:
+) -> RunResult:
     """Runs a pipeline to the end in a fresh event loop; the arguments are :func:`run_async`'s.
 
     Safe to call many times in one process: each call installs tornado's

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ppipe.results import RunResult, ShardedResult
+    from ppipe.results import PipelineResult, RunResult
 
 
 class ExitStatus(enum.IntEnum):
@@ -129,11 +129,11 @@ class CommandError(PpipeError):
 class PipelineFailed(PpipeError):
     """Raised by ``ppipe.run(..., check=True)`` when the run's exit status is not 0.
 
-    ``result`` is the full :class:`ppipe.RunResult` (or, for a sharded run,
-    :class:`ppipe.ShardedResult`), so nothing that ran is lost.
+    ``result`` is the full :class:`ppipe.RunResult`, so nothing that ran is lost
+    (a :class:`ppipe.PipelineResult` where one pipeline's result was checked).
     """
 
-    def __init__(self, result: RunResult | ShardedResult) -> None:
+    def __init__(self, result: RunResult | PipelineResult) -> None:
         self.result = result
         self.status = result.exit_status
         super().__init__(str(self))

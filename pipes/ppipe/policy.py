@@ -24,8 +24,12 @@ The rules, in order:
 4. Any other non-zero exit, or a stage that could not start (a redirection
    that could not be opened: status 1, as bash), is ``failed`` — unless the
    stage carries the ``-`` marker or the run is ``--no-fail``: ``ignored``.
-5. The run's status is 0 when nothing failed, else the status of the
+5. A pipeline's status is 0 when nothing failed, else the status of the
    rightmost failed stage (bash's pipefail).
+
+Every run is made of shards (a plain run is one, with one attempt), and
+rules 6 to 8 below take a pipeline's status to the run's. For a plain run
+they give its pipeline's status unchanged.
 """
 
 from __future__ import annotations
@@ -110,7 +114,7 @@ def exit_status(stages: Sequence[StageResult], *, timed_out: bool = False, inter
 
 # ---------------------------------------------------------------- shards
 #
-# A sharded run (--fork) adds three rules:
+# From pipelines to the run:
 #
 # 6. A shard attempt that failed (its pipeline's status is not 0, or its
 #    process was killed) is restarted with the same task id while the shard
@@ -120,6 +124,7 @@ def exit_status(stages: Sequence[StageResult], *, timed_out: bool = False, inter
 #    the same way.
 # 7. A shard's final verdict is its last attempt's: ok, or failed; a shard
 #    ppipe stopped (--fail-fast, --timeout, a signal) is ``terminated``.
+#    A plain run's one shard has one attempt and no restarts.
 # 8. The run's status: 124 after --timeout, 128+N after signal N, else the
 #    final status of the lowest-numbered failed shard, else 0. Lowest, not
 #    last to fail: shards run side by side, and the status must not depend
@@ -140,10 +145,10 @@ def shard_verdict(exit_status: int | None, *, stopped: bool) -> Verdict:
     return Verdict.TERMINATED if stopped else Verdict.FAILED
 
 
-def sharded_exit_status(
+def run_exit_status(
     shards: Sequence[tuple[int, Verdict, int | None]], *, timed_out: bool = False, interrupted_by: int | None = None
 ) -> int:
-    """The run's status from ``(task id, verdict, final status)`` per shard (rule 8)."""
+    """The run's status from ``(task id, verdict, final status)`` per shard (rule 8); a plain run has one."""
     if timed_out:
         return ExitStatus.TIMEOUT
     if interrupted_by is not None:

@@ -1,11 +1,13 @@
-"""What a run produced, and what it is doing now: frozen records for every reader.
+"""What a run produced: frozen records for every reader.
 
-Results (:class:`RunResult`, :class:`ShardedResult` and their stages, edges,
-shards and attempts) are built by the engine and judged by
-:mod:`ppipe.policy`; the report, the summary and the Python API read them.
-Snapshots (:class:`RunSnapshot`, :class:`StageSnapshot`) are a moment of a
-running pipeline, built on demand for the live view, which renders them and
-never touches the engine's own state.
+One model for every run: a :class:`RunResult` holds its shards, each shard
+its attempts, each attempt the :class:`PipelineResult` of one pipeline (its
+stages and edges). A plain run is one shard with one attempt, run in
+ppipe's own process; ``--fork N`` gives N shards, restarts more attempts.
+The engine and the shard supervisor build these records,
+:mod:`ppipe.policy` judges them, and the report, the summary, the view's
+summary and the Python API read them. What a run is doing while it runs is
+in :mod:`ppipe.snapshots`.
 """
 
 from __future__ import annotations
@@ -236,8 +238,11 @@ def _combined(counts: list[int | None], combine: Callable[[list[int]], int]) -> 
 
 
 @dataclass(frozen=True)
-class RunResult(_Outcome):
-    """A finished run. ``stdout`` holds the captured output when capture was asked for."""
+class PipelineResult(_Outcome):
+    """One pipeline run to its end: a plain run's only attempt, or one attempt of a shard.
+
+    ``stdout`` holds the captured output when capture was asked for.
+    """
 
     graph: Graph
     stages: tuple[StageResult, ...]
@@ -288,7 +293,7 @@ class RunResult(_Outcome):
 class ShardAttempt:
     """One run of one shard's pipeline (a shard restarted twice has three).
 
-    ``result`` is the attempt's own :class:`RunResult` (stages, edges, its
+    ``result`` is the attempt's own :class:`PipelineResult` (stages, edges, its
     status); None when the attempt never reported one: ``error`` then says
     why (a command missing on this shard, or the shard process killed),
     and ``wait_status`` is the shard process's raw ``os.wait`` status when
@@ -299,7 +304,7 @@ class ShardAttempt:
     pid: int | None
     started_at: float
     ended_at: float | None = None
-    result: RunResult | None = None
+    result: PipelineResult | None = None
     error: str | None = None
     error_status: int | None = None
     wait_status: int | None = None
@@ -359,10 +364,27 @@ class ShardResult:
     def failed(self) -> bool:
         return self.verdict is Verdict.FAILED
 
+    @property
+    def last_result(self) -> PipelineResult | None:
+        """The pipeline result of the shard's last attempt, if that attempt reported one."""
+        return self.attempts[-1].result if self.attempts else None
+
+    @property
+    def last_failures(self) -> tuple[StageResult, ...]:
+        """The failed stages of the shard's last attempt (none when it never reported)."""
+        last = self.last_result
+        return last.failures if last is not None else ()
+
 
 @dataclass(frozen=True)
-class ShardedResult(_Outcome):
-    """A finished sharded run (``--fork``, ``ppipe.run(..., fork=N)``).
+class RunResult(_Outcome):
+    """A finished run: its shards, their attempts, and how the whole run ended.
+
+    A plain run is one shard with one attempt, run in ppipe's own process
+    (``sharded`` False); its pipeline's stages and edges are also right here
+    (:attr:`stages`, :meth:`edge`, :meth:`flow`). A sharded run (``--fork``,
+    ``ppipe.run(..., fork=N)``) has no stages of its own: each shard parsed
+    its own pipeline, so they are under :attr:`shards`.
 
     ``input_undelivered`` counts input bytes ppipe could give to nobody: their
     shard had already ended for good (it failed, or stopped reading early).
@@ -373,6 +395,7 @@ class ShardedResult(_Outcome):
     exit_status: int
     started_at: float
     ended_at: float
+    sharded: bool = False
     timed_out: bool = False
     interrupted_by: str | None = None
     stdout: bytes | None = None
@@ -385,53 +408,61 @@ class ShardedResult(_Outcome):
     input_error: str | None = None
 
     @property
-    def failures(self) -> tuple[ShardResult, ...]:
+    def local(self) -> PipelineResult | None:
+        """The pipeline's own result when the run was one pipeline in this process; None when sharded."""
+        if self.sharded or not self.shards or not self.shards[0].attempts:
+            return None
+        return self.shards[0].attempts[0].result
+
+    @property
+    def graph(self) -> Graph | None:
+        """The graph that ran, for a plain run; None for a sharded one, whose shards each parsed their own."""
+        local = self.local
+        return local.graph if local is not None else None
+
+    @property
+    def stages(self) -> tuple[StageResult, ...]:
+        """A plain run's stages; empty for a sharded run (see :attr:`shards`)."""
+        local = self.local
+        return local.stages if local is not None else ()
+
+    @property
+    def edges(self) -> tuple[EdgeResult, ...]:
+        """A plain run's edges; empty for a sharded run (see :attr:`shards`)."""
+        local = self.local
+        return local.edges if local is not None else ()
+
+    @property
+    def io_error(self) -> str | None:
+        """Why a plain run could not read its input or write its output, if so (sharded: ``*_error``)."""
+        local = self.local
+        return local.io_error if local is not None else None
+
+    @property
+    def failures(self) -> tuple[StageResult, ...]:
+        """The stages that failed the run: a plain run's own, or each failed shard's in its last attempt."""
+        return tuple(stage for shard in self.failed_shards for stage in shard.last_failures)
+
+    @property
+    def failed_shards(self) -> tuple[ShardResult, ...]:
         return tuple(s for s in self.shards if s.failed)
 
+    def edge(self, source: object, target: object) -> EdgeResult:
+        """A plain run's edge between two nodes (stage ids or :class:`~ppipe.graph.Boundary` values)."""
+        local = self.local
+        if local is None:
+            raise KeyError(f"no edge {source}->{target}: a sharded run's edges are its shards'")
+        return local.edge(source, target)
 
-# ---------------------------------------------------------------- snapshots
+    def flow(self, stage_id: int) -> StageFlow:
+        """A plain run's stage's bytes, lines, ratio and held time (see :class:`StageFlow`)."""
+        local = self.local
+        if local is None:
+            raise KeyError(f"no stage {stage_id}: a sharded run's stages are its shards'")
+        return local.flow(stage_id)
 
-
-class StageState(enum.Enum):
-    """Where a stage is in its life, as a display shows it."""
-
-    WAITING = "waiting"  # not started yet, or never will (its redirection failed)
-    RUNNING = "running"
-    DONE = "done"  # exited 0
-    EXITED = "exited"  # exited non-zero or killed; the final verdict says whether that failed the run
-
-
-class ShardState(enum.Enum):
-    """Where a shard is in its life, as a display shows it."""
-
-    WAITING = "waiting"  # no attempt started yet
-    RUNNING = "running"
-    RESTARTING = "restarting"  # an attempt ended and the next is being decided or started
-    DONE = "done"  # finally succeeded
-    FAILED = "failed"  # finally failed
-    STOPPED = "stopped"  # stopped by ppipe: --fail-fast, --timeout, a signal
-
-
-@dataclass(frozen=True)
-class StageSnapshot:
-    """One stage: its figures so far (``flow``: bytes, lines, ratio, held time, as a finished run has them)."""
-
-    id: int
-    command: str
-    state: StageState
-    pid: int | None
-    status: int | None
-    signal: str | None
-    flow: StageFlow
-    elapsed: float | None
-    #: When the stage reads a regular file as its stdin: its size, and how far it has read.
-    input_size: int | None = None
-    input_read: int | None = None
-
-
-@dataclass(frozen=True)
-class RunSnapshot:
-    """The whole run at ``elapsed`` seconds after it started."""
-
-    elapsed: float
-    stages: tuple[StageSnapshot, ...]
+    @property
+    def bottleneck(self) -> int | None:
+        """A plain run's bottleneck stage, if it had one (see :attr:`PipelineResult.bottleneck`)."""
+        local = self.local
+        return local.bottleneck if local is not None else None

@@ -14,16 +14,16 @@ import re
 import shlex
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ppipe.cli import report
 from ppipe.errors import ExitStatus, PpipeError, UsageError
 from ppipe.graph import Graph, Stage
 
 if TYPE_CHECKING:
-    from ppipe.results import RunResult, ShardedResult
+    from ppipe.results import RunResult
     from ppipe.shards.execution import ShardPlan
 
 
@@ -215,7 +215,7 @@ def run_command(config: Config) -> int:
     end (after the report is written) so that a calling shell sees ppipe
     killed by it and stops a loop, as it would for any other program.
     """
-    from ppipe.cli.explain import explain_checked, explain_shards_checked
+    from ppipe.cli.explain import explain_text
     from ppipe.language.parser import parse
 
     graph: Graph | None = None
@@ -223,17 +223,14 @@ def run_command(config: Config) -> int:
         if config.report:
             report.check_destination(config.report)
         plan, placeholders = _shards(config)
-        if plan is not None:
-            if config.explain:
-                text, status = explain_shards_checked(config.pipeline, plan.offset, plan.total)
-                return print_out(text) or status
-            return _finish(config, _run_sharded(config, plan))
-        graph = parse(config.pipeline, placeholders=placeholders)
         if config.explain:
-            text, status = explain_checked(graph)
+            shards = (plan.offset, plan.total) if plan is not None else None
+            text, status = explain_text(config.pipeline, shards=shards, placeholders=placeholders)
             return print_out(text) or status
-        config = with_pager(config, graph)
-        return _finish(config, _run(graph, config))
+        if plan is None:  # parsed here, once: the pager is decided from it, and a failed start reports it
+            graph = parse(config.pipeline, placeholders=placeholders)
+            config = with_pager(config, graph)
+        return _finish(config, _run(graph or config.pipeline, plan, config))
     except PpipeError as error:
         print_error(str(error).splitlines())
         if config.report and not isinstance(error, report.ReportError):
@@ -241,18 +238,15 @@ def run_command(config: Config) -> int:
         return error.status
 
 
-def _finish(config: Config, result: RunResult | ShardedResult) -> int:
+def _finish(config: Config, result: RunResult) -> int:
     """Failure lines, the report, the status; the interrupting signal raised again."""
-    from ppipe.cli.summary import failure_lines, shard_failure_lines
-    from ppipe.results import RunResult
+    from ppipe.cli.summary import failure_lines
 
     if not config.quiet and not config.shows_view:
-        print_error(failure_lines(result) if isinstance(result, RunResult) else shard_failure_lines(result))
+        print_error(failure_lines(result))
     status = result.exit_status
-    if config.report:
-        data = report.build(result) if isinstance(result, RunResult) else report.build_sharded(result)
-        if not _write_report(data, config.report):
-            status = status or ExitStatus.FAILURE
+    if config.report and not _write_report(report.build(result), config.report):
+        status = status or ExitStatus.FAILURE
     if result.interrupted_by:
         reraise(signal.Signals[result.interrupted_by])
     return status
@@ -365,46 +359,30 @@ def _options(config: Config) -> dict[str, Any]:
     }
 
 
-def _run(graph: Graph, config: Config) -> RunResult:
-    """Runs the graph, under the live view when there is one."""
-    from ppipe.engine.execution import RunOptions, execute
-
-    return _watched(
-        config, lambda observer: execute(graph, RunOptions(**_options(config), observer=observer)), shards=False
-    )
-
-
-def _run_sharded(config: Config, plan: ShardPlan) -> ShardedResult:
-    """Runs the shards, under the shard view when there is one."""
-    from ppipe.engine.execution import RunOptions
-    from ppipe.shards.execution import execute_sharded
-
-    options = RunOptions(**_options(config))
-    return _watched(config, lambda observer: execute_sharded(config.pipeline, plan, options, observer), shards=True)
-
-
-_Result = TypeVar("_Result", "RunResult", "ShardedResult")
-
-
-def _watched(config: Config, start: Callable[[Any], Coroutine[Any, Any, _Result]], shards: bool) -> _Result:
-    """Runs ``start(observer)`` to the end under what the config asks to see: the live view (then its
-    summary), ``--progress plain`` lines, or nothing. rich is imported only for the first two."""
+def _run(pipeline: str | Graph, plan: ShardPlan | None, config: Config) -> RunResult:
+    """Runs the pipeline to the end under what the config asks to see: the live view (then its summary),
+    ``--progress plain`` lines, or nothing. rich is imported only for the first two."""
     import asyncio
 
+    from ppipe.engine.execution import RunOptions
+    from ppipe.launch import launch
+
+    options = RunOptions(**_options(config))
     if not config.shows_view:
         observer = None
         if config.progress == "plain" and not config.quiet and not config.pager:
-            from ppipe.cli.display import PlainProgress, PlainShardProgress
+            from ppipe.cli.display import PlainProgress
 
-            observer = (PlainShardProgress if shards else PlainProgress)(sys.stderr)
-        return asyncio.run(start(observer))
+            observer = PlainProgress(sys.stderr)
+        return asyncio.run(launch(pipeline, options, plan, observer))
     from ppipe.cli.display import LiveView, ShardView
 
-    view = (ShardView if shards else LiveView)(sys.stderr, show_output=_output_on_view_terminal())
+    # The run's one shape-dependent choice: a plain run's rows are its stages, a sharded run's its shards.
+    view = (LiveView if plan is None else ShardView)(sys.stderr, show_output=_output_on_view_terminal())
     with view:
-        result = asyncio.run(start(view))
+        result = asyncio.run(launch(pipeline, options, plan, view))
     if not config.quiet:
-        view.console.print(view.render_summary(result))  # type: ignore[arg-type]  # the view matches the run
+        view.console.print(view.render_summary(result))
     return result
 
 

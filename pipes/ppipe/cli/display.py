@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
@@ -32,22 +32,11 @@ from tornado.ioloop import PeriodicCallback
 
 from ppipe.engine.sinks import Sink
 from ppipe.graph import tree_prefixes
-from ppipe.results import (
-    RunResult,
-    RunSnapshot,
-    ShardedResult,
-    ShardState,
-    StageFlow,
-    StageResult,
-    StageSnapshot,
-    StageState,
-    Verdict,
-)
+from ppipe.results import RunResult, StageFlow, StageResult, Verdict
+from ppipe.snapshots import Run, RunSnapshot, ShardSnapshot, ShardState, StageSnapshot, StageState
 
 if TYPE_CHECKING:
-    from ppipe.engine.execution import Execution
     from ppipe.graph import Stage
-    from ppipe.shards.execution import ShardedExecution, ShardedSnapshot, ShardSnapshot
 
 #: Redraws per second.
 REFRESH_HZ = 10
@@ -265,6 +254,7 @@ class _TerminalView:
         )
         self._timer: PeriodicCallback | None = None
         self._frame = 0
+        self.run: Run | None = None
 
     def __enter__(self: _View) -> _View:
         self.live.start()
@@ -278,6 +268,19 @@ class _TerminalView:
 
     def stdout_sink(self) -> Sink | None:
         return _ConsoleSink(self) if self.show_output else None
+
+    def stderr_sink(self, task_id: int, stage: Stage | None) -> Sink | None:
+        """Stderr printed above the view, each line prefixed with its stage (a plain run) or its shard."""
+        prefix = f"[{stage.id} {stage.argv[0]}] " if stage is not None else f"[shard {task_id}] "
+        return _ConsoleSink(self, prefix=prefix)
+
+    def started(self, run: Run) -> None:
+        self.run = run
+        self.start_refreshing()
+
+    def snapshot(self) -> RunSnapshot | None:
+        """The run as it is now, or None before it has started."""
+        return self.run.snapshot() if self.run is not None else None
 
     def start_refreshing(self) -> None:
         self._timer = PeriodicCallback(self.refresh, 1000 / REFRESH_HZ)
@@ -297,20 +300,19 @@ class _TerminalView:
         if snapshot is not None:
             self.live.update(self.frame(snapshot), refresh=True)
 
-    def snapshot(self) -> Any:
-        """The run as it is now, or None before it has started."""
-        raise NotImplementedError
-
-    def frame(self, snapshot: Any) -> RenderableType:
+    def frame(self, snapshot: RunSnapshot) -> RenderableType:
         """The next frame: measures what changed since the last snapshot, then draws this one."""
         self._frame += 1
         self._measure(snapshot)
         return self.render(snapshot)
 
-    def _measure(self, snapshot: Any) -> None:
+    def _measure(self, snapshot: RunSnapshot) -> None:
         raise NotImplementedError
 
-    def render(self, snapshot: Any) -> RenderableType:
+    def render(self, snapshot: RunSnapshot) -> RenderableType:
+        raise NotImplementedError
+
+    def render_summary(self, result: RunResult) -> RenderableType:
         raise NotImplementedError
 
 
@@ -326,7 +328,6 @@ class LiveView(_TerminalView):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(file, show_output=show_output, console=console, clock=clock)
-        self.execution: Execution | None = None
         #: The stage marked as the bottleneck, kept until the evidence moves (see :meth:`bottleneck`).
         self._marked: int | None = None
         #: Per stage, the prefix that draws a graph's branches as a tree (empty for a plain pipeline).
@@ -337,18 +338,9 @@ class LiveView(_TerminalView):
         self._read_rates: dict[int, float] = {}
         self._slowness: dict[int, float] = {}
 
-    # -- the engine's observer interface
-
-    def stderr_sink(self, stage: Stage) -> Sink | None:
-        return _ConsoleSink(self, prefix=f"[{stage.id} {stage.argv[0]}] ")
-
-    def snapshot(self) -> RunSnapshot | None:
-        return self.execution.snapshot() if self.execution is not None else None
-
-    def started(self, execution: Execution) -> None:
-        self.execution = execution
-        self.tree = tree_prefixes(execution.graph)
-        self.start_refreshing()
+    def started(self, run: Run) -> None:
+        self.tree = tree_prefixes(run.graph) if run.graph is not None else {}
+        super().started(run)
 
     # -- drawing
 
@@ -489,7 +481,7 @@ class LiveView(_TerminalView):
 
     def render_summary(self, result: RunResult) -> RenderableType:
         """The end of the run: exact figures per stage, then a panel for each failure."""
-        tree = tree_prefixes(result.graph)
+        tree = tree_prefixes(result.graph) if result.graph is not None else {}
         flows = {s.stage.id: result.flow(s.stage.id) for s in result.stages}
         rows: list[list[_Cell]] = []
         for stage in result.stages:
@@ -557,20 +549,28 @@ def _one_line(command: str) -> str:
     return " ".join(command.split())
 
 
-class _PlainLines:
-    """A one-line status on stderr every few seconds, for CI logs; see :class:`PlainProgress`."""
+class PlainProgress:
+    """``--progress plain``: a one-line status on stderr every few seconds, for CI logs.
+
+    No escape codes, nothing redrawn: each line stands alone in a log. It is
+    an observer like :class:`LiveView`, but leaves the stages' stderr and
+    output alone.
+    """
 
     def __init__(self, file: IO[str], every: float = 5.0) -> None:
         self.file = file
         self.every = every
-        self.execution: Execution | ShardedExecution | None = None
+        self.run: Run | None = None
         self._timer: PeriodicCallback | None = None
 
     def stdout_sink(self) -> Sink | None:
         return None
 
-    def started(self, execution: Execution | ShardedExecution) -> None:
-        self.execution = execution
+    def stderr_sink(self, task_id: int, stage: Stage | None) -> Sink | None:
+        return None
+
+    def started(self, run: Run) -> None:
+        self.run = run
         self._timer = PeriodicCallback(self.report, self.every * 1000)
         self._timer.start()
 
@@ -579,40 +579,32 @@ class _PlainLines:
             self._timer.stop()
 
     def report(self) -> None:
-        if self.execution is not None:
+        if self.run is not None:
             with contextlib.suppress(OSError):
-                self.file.write(self.describe(self.execution) + "\n")
+                self.file.write(self.line(self.run.snapshot()) + "\n")
                 self.file.flush()
-
-    def describe(self, execution: Execution | ShardedExecution) -> str:
-        raise NotImplementedError
-
-
-class PlainProgress(_PlainLines):
-    """``--progress plain``: a one-line status on stderr every few seconds, for CI logs.
-
-    No escape codes, nothing redrawn: each line stands alone in a log. It is
-    an observer like :class:`LiveView`, but leaves the stages' stderr and
-    output alone.
-    """
-
-    def stderr_sink(self, stage: Stage) -> Sink | None:
-        return None
-
-    def describe(self, execution: Execution | ShardedExecution) -> str:
-        snapshot = execution.snapshot()
-        assert isinstance(snapshot, RunSnapshot)
-        return self.line(snapshot)
 
     @staticmethod
     def line(snapshot: RunSnapshot) -> str:
-        """``ppipe: 12.0s | 1 seq running 6.9 MB out | 2 grep running 3.2 MB out | 3 wc done``."""
+        """``ppipe: 12.0s | 1 seq running 6.9 MB out | 3 wc done``; a shard a part in a sharded run
+        (``shard 1 restarting (try 2) 0 B out``)."""
         parts = [f"ppipe: {_seconds(snapshot.elapsed)}"]
-        for stage in snapshot.stages:
-            state = stage.state.value if stage.state is not StageState.EXITED else f"exited {stage.status}"
-            out = f" {human_bytes(stage.flow.bytes_out)} out" if stage.flow.bytes_out is not None else ""
-            parts.append(f"{stage.id} {stage.command[:20]} {state}{out}")
+        if snapshot.sharded:
+            parts.extend(_shard_part(shard) for shard in snapshot.shards)
+        else:
+            parts.extend(_stage_part(stage) for stage in snapshot.stages)
         return " | ".join(parts)
+
+
+def _stage_part(stage: StageSnapshot) -> str:
+    state = stage.state.value if stage.state is not StageState.EXITED else f"exited {stage.status}"
+    out = f" {human_bytes(stage.flow.bytes_out)} out" if stage.flow.bytes_out is not None else ""
+    return f"{stage.id} {stage.command[:20]} {state}{out}"
+
+
+def _shard_part(shard: ShardSnapshot) -> str:
+    tries = f" (try {shard.attempts})" if shard.attempts > 1 else ""
+    return f"shard {shard.task_id} {shard.state.value}{tries} {human_bytes(shard.bytes_out)} out"
 
 
 _SHARD_STYLES = {
@@ -644,21 +636,10 @@ class ShardView(_TerminalView):
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(file, show_output=show_output, console=console, clock=clock)
-        self.execution: ShardedExecution | None = None
         self._last: dict[int, tuple[float, int]] = {}
         self._rates: dict[int, float] = {}
 
-    def shard_stderr_sink(self, task_id: int) -> Sink | None:
-        return _ConsoleSink(self, prefix=f"[shard {task_id}] ")
-
-    def snapshot(self) -> ShardedSnapshot | None:
-        return self.execution.snapshot() if self.execution is not None else None
-
-    def started(self, execution: ShardedExecution) -> None:
-        self.execution = execution
-        self.start_refreshing()
-
-    def _measure(self, snapshot: ShardedSnapshot) -> None:
+    def _measure(self, snapshot: RunSnapshot) -> None:
         now = self.clock()
         for shard in snapshot.shards:
             then, before = self._last.get(shard.task_id, (now, shard.bytes_out))
@@ -680,7 +661,7 @@ class ShardView(_TerminalView):
         Column("time", 5, keep=5),
     )
 
-    def render(self, snapshot: ShardedSnapshot) -> RenderableType:
+    def render(self, snapshot: RunSnapshot) -> RenderableType:
         """A row per shard and, while the screen has room, a row per running stage beneath it."""
         rows: list[list[_Cell]] = []
         room = self.console.height - len(snapshot.shards) - 3
@@ -732,7 +713,7 @@ class ShardView(_TerminalView):
         Column("command", 10, fill=True, left=True),
     )
 
-    def render_summary(self, result: ShardedResult) -> RenderableType:
+    def render_summary(self, result: RunResult) -> RenderableType:
         """Each shard's final verdict, attempts and figures; a panel per failed shard."""
         rows: list[list[_Cell]] = []
         for shard in result.shards:
@@ -753,10 +734,9 @@ class ShardView(_TerminalView):
                 ]
             )
         parts: list[RenderableType] = [fitted_table(self.SUMMARY_COLUMNS, rows, self.console.width)]
-        for shard in result.failures:
+        for shard in result.failed_shards:
             lines = [f"attempt {a.number}: {a.describe_end()}" for a in shard.attempts]
-            last_run = shard.attempts[-1].result if shard.attempts else None
-            for stage in last_run.failures if last_run is not None else ():
+            for stage in shard.last_failures:
                 lines.append(f"stage {stage.stage.id} ({_one_line(stage.stage.command)}): {stage.describe_end()}")
                 lines.extend(f"  {line}" for line in stage.stderr_tail[-5:])
             parts.append(
@@ -786,24 +766,3 @@ def _stage_row(stage: StageSnapshot) -> list[_Cell]:
         "",
         "",
     ]
-
-
-class PlainShardProgress(_PlainLines):
-    """``--progress plain`` for a sharded run: a status line every few seconds (see :class:`PlainProgress`)."""
-
-    def shard_stderr_sink(self, task_id: int) -> Sink | None:
-        return None
-
-    def describe(self, execution: Execution | ShardedExecution) -> str:
-        snapshot = execution.snapshot()
-        assert not isinstance(snapshot, RunSnapshot)
-        return self.line(snapshot)
-
-    @staticmethod
-    def line(snapshot: ShardedSnapshot) -> str:
-        """``ppipe: 12.0s | shard 0 running 6.9 MB out | shard 1 restarting (try 2) 0 B out``."""
-        parts = [f"ppipe: {_seconds(snapshot.elapsed)}"]
-        for shard in snapshot.shards:
-            tries = f" (try {shard.attempts})" if shard.attempts > 1 else ""
-            parts.append(f"shard {shard.task_id} {shard.state.value}{tries} {human_bytes(shard.bytes_out)} out")
-        return " | ".join(parts)

@@ -157,20 +157,30 @@ def _name(end: _End) -> str:
     return {_IN: "its own stdin", _OUT: "its own stdout", _ERR: "ppipe's stderr"}[end]
 
 
-def explain_shards(text: str, first: int, tasks: int) -> str:
-    """``--explain --fork N``: the rule, then shard ``first``'s graph as it would run; text only."""
-    return explain_shards_checked(text, first, tasks).text
+def explain_text(
+    text: str,
+    *,
+    shards: tuple[int, int] | None = None,
+    placeholders: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Explanation:
+    """``--explain`` of a pipeline's text: :func:`explain_checked` of the graph as it would run.
 
-
-def explain_shards_checked(text: str, first: int, tasks: int, env: Mapping[str, str] | None = None) -> Explanation:
-    """:func:`explain_checked` for shard ``first`` of ``tasks``: its placeholders filled into the parsed words."""
+    ``shards`` is ``(first, tasks)`` for a sharded run: the rule that fills
+    each shard's placeholders comes first, then shard ``first``'s graph, its
+    placeholders filled into the parsed words. Otherwise ``placeholders``
+    (a cluster task's) are filled in, if any.
+    """
     from ppipe.language.parser import parse, placeholder_values
 
-    graph = parse(text, env=env, placeholders=placeholder_values(first, tasks))
-    rule = (
-        f"shards: {tasks} in all; shard i runs the pipeline with {{task_id}} = i, {{task_num}} = i+1, "
-        f"{{tasks}} = {tasks}\n"
-        f"shown: shard {first} ({{task_id}}={first}, {{task_num}}={first + 1}, {{tasks}}={tasks})\n\n"
-    )
-    shown = explain_checked(graph, env)
+    rule = ""
+    if shards is not None:
+        first, tasks = shards
+        placeholders = placeholder_values(first, tasks)
+        rule = (
+            f"shards: {tasks} in all; shard i runs the pipeline with {{task_id}} = i, {{task_num}} = i+1, "
+            f"{{tasks}} = {tasks}\n"
+            f"shown: shard {first} ({{task_id}}={first}, {{task_num}}={first + 1}, {{tasks}}={tasks})\n\n"
+        )
+    shown = explain_checked(parse(text, env=env, placeholders=placeholders), env)
     return Explanation(rule + shown.text, shown.status)

@@ -82,17 +82,23 @@ from typing import Any
 from ppipe import __version__
 from ppipe.errors import PpipeError, UsageError
 from ppipe.graph import Boundary, Graph, Node
-from ppipe.results import RunResult, ShardAttempt, ShardedResult, ShardResult, StageFlow, StageResult
+from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult, StageFlow, StageResult
 
 SCHEMA = "ppipe-report/1"
 
 
-def _header(pipeline: str, result: RunResult | ShardedResult) -> dict[str, Any]:
-    """The fields every report of a run that ran starts with."""
-    return {
+def build(result: RunResult) -> dict[str, Any]:
+    """The report of a finished run, as JSON-ready data.
+
+    A plain run's stages and edges are at the top, its ``shards`` empty; a
+    sharded run has no stages of its own, and every shard's every attempt,
+    each with its stages and edges, is under ``shards``.
+    """
+    local = result.local
+    report = {
         "schema": SCHEMA,
         "ppipe_version": __version__,
-        "pipeline": pipeline,
+        "pipeline": result.pipeline,
         "started_at": result.started_at,
         "ended_at": result.ended_at,
         "duration": round(result.ended_at - result.started_at, 6),
@@ -100,13 +106,23 @@ def _header(pipeline: str, result: RunResult | ShardedResult) -> dict[str, Any]:
         "timed_out": result.timed_out,
         "interrupted_by": result.interrupted_by,
         "error": None,
+        **_pipeline(local),
+        "shards": [_shard(shard) for shard in result.shards] if local is None else [],
     }
+    if local is None:
+        report.update(
+            input_undelivered=result.input_undelivered,
+            output_error=result.output_error,
+            input_error=result.input_error,
+        )
+    return report
 
 
-def build(result: RunResult) -> dict[str, Any]:
-    """The report of a finished run, as JSON-ready data."""
+def _pipeline(result: PipelineResult | None) -> dict[str, Any]:
+    """A pipeline's stages, bottleneck and edges; empty ones where there is no pipeline of its own."""
+    if result is None:
+        return {"stages": [], "bottleneck": None, "edges": []}
     return {
-        **_header(result.graph.text, result),
         "stages": [_stage(s, result.flow(s.stage.id)) for s in result.stages],
         "bottleneck": result.bottleneck,
         "edges": [
@@ -125,21 +141,6 @@ def build(result: RunResult) -> dict[str, Any]:
             }
             for e in result.edges
         ],
-        "shards": [],
-    }
-
-
-def build_sharded(result: ShardedResult) -> dict[str, Any]:
-    """The report of a sharded run: no stages of its own, every shard's every attempt under ``shards``."""
-    return {
-        **_header(result.pipeline, result),
-        "stages": [],
-        "bottleneck": None,
-        "edges": [],
-        "shards": [_shard(shard) for shard in result.shards],
-        "input_undelivered": result.input_undelivered,
-        "output_error": result.output_error,
-        "input_error": result.input_error,
     }
 
 
@@ -175,8 +176,8 @@ def _attempt(attempt: ShardAttempt) -> dict[str, Any]:
         "edges": [],
     }
     if attempt.result is not None:
-        run = build(attempt.result)
-        data.update({key: run[key] for key in ("timed_out", "interrupted_by", "stages", "bottleneck", "edges")})
+        data.update(_pipeline(attempt.result))
+        data.update(timed_out=attempt.result.timed_out, interrupted_by=attempt.result.interrupted_by)
         for stage in data["stages"]:
             stage["restarts"] = attempt.number - 1
     return data

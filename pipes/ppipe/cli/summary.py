@@ -11,7 +11,7 @@ where every stage succeeded.
 
 from __future__ import annotations
 
-from ppipe.results import RunResult, ShardedResult, StageResult, Verdict
+from ppipe.results import PipelineResult, RunResult, ShardResult, StageResult, Verdict
 
 #: How many stderr lines follow each failed stage's line.
 TAIL_LINES = 3
@@ -19,10 +19,29 @@ _MAX_COMMAND = 60
 
 
 def failure_lines(result: RunResult) -> list[str]:
-    """The lines describing why ``result`` failed and which failures it excused; empty when neither."""
-    lines = _stopped_lines(result, "stage")
-    if result.io_error:
-        lines.append(f"ppipe: {result.io_error}")
+    """The lines describing why ``result`` failed and which failures it excused; empty when neither.
+
+    A plain run's lines are about its stages; a sharded run's name each
+    failed shard and its attempts, with its stages' lines beneath.
+    """
+    local = result.local
+    if local is not None:
+        return _stopped_lines(result, "stage") + pipeline_lines(local)
+    lines = _stopped_lines(result, "shard")
+    for shard in result.shards:
+        lines.extend(_shard_lines(shard))
+    if result.output_error:
+        lines.append(f"ppipe: cannot write the output: {result.output_error}")
+    if result.input_error:
+        lines.append(f"ppipe: {result.input_error}; the shards got what was read")
+    if result.input_undelivered and result.failed_shards:
+        lines.append(f"ppipe: {result.input_undelivered} bytes of input went to no shard (theirs had ended)")
+    return lines
+
+
+def pipeline_lines(result: PipelineResult) -> list[str]:
+    """A pipeline's failed stages, each with its stderr's last lines, and its excused ones."""
+    lines = [f"ppipe: {result.io_error}"] if result.io_error else []
     for stage in result.stages:
         if stage.failed:
             lines.append(
@@ -34,7 +53,7 @@ def failure_lines(result: RunResult) -> list[str]:
     return lines
 
 
-def excused_lines(result: RunResult) -> list[str]:
+def excused_lines(result: PipelineResult) -> list[str]:
     """A line per stage whose failure was excused (the ``-`` marker, ``--no-fail``); no stderr tail."""
     return [_excused_line(stage) for stage in result.stages if stage.verdict is Verdict.IGNORED]
 
@@ -51,7 +70,7 @@ def _tail_to_quote(stage: StageResult) -> tuple[str, ...]:
     return stage.stderr_tail[-TAIL_LINES:]
 
 
-def _stopped_lines(result: RunResult | ShardedResult, what: str) -> list[str]:
+def _stopped_lines(result: RunResult | PipelineResult, what: str) -> list[str]:
     """Why the run ended early, if it did: ``--timeout`` (the one given, not what the grace added) or a signal."""
     if result.timed_out:
         return [f"ppipe: timed out after {_timeout_text(result)}; every {what} was stopped"]
@@ -60,7 +79,7 @@ def _stopped_lines(result: RunResult | ShardedResult, what: str) -> list[str]:
     return []
 
 
-def _timeout_text(result: RunResult | ShardedResult) -> str:
+def _timeout_text(result: RunResult | PipelineResult) -> str:
     """``1s``, ``0.25s`` for the ``--timeout`` given; the run's elapsed time (``2.0s``) when it is unknown."""
     if result.timeout is None:
         return f"{result.ended_at - result.started_at:.1f}s"
@@ -71,27 +90,20 @@ def _shorten(command: str) -> str:
     return command if len(command) <= _MAX_COMMAND else command[: _MAX_COMMAND - 1] + "…"
 
 
-def shard_failure_lines(result: ShardedResult) -> list[str]:
-    """For a sharded run: a line per finally failed shard, with every attempt's end, then its failed (and
-    excused) stages; for a shard that succeeded, a line per stage whose failure its last attempt excused."""
-    lines = _stopped_lines(result, "shard")
-    for shard in result.shards:
-        last = shard.attempts[-1].result if shard.attempts else None
-        if not shard.failed:
-            excused = excused_lines(last) if last is not None else []
-            lines.extend(f"ppipe: shard {shard.task_id}: {line.removeprefix('ppipe: ')}" for line in excused)
-            continue
-        ends = ", ".join(f"#{a.number} {a.describe_end()}" for a in shard.attempts) or "never started"
-        lines.append(
-            f"ppipe: shard {shard.task_id} failed after {len(shard.attempts)} "
-            f"attempt{'s' if len(shard.attempts) != 1 else ''} ({ends}): {_shorten(shard.pipeline)}"
+def _shard_lines(shard: ShardResult) -> list[str]:
+    """A finally failed shard: its every attempt's end, then its last attempt's stage lines, indented. A shard
+    that succeeded: a line per stage whose failure its last attempt excused."""
+    last = shard.last_result
+    if not shard.failed:
+        excused = excused_lines(last) if last is not None else []
+        return [f"ppipe: shard {shard.task_id}: {line.removeprefix('ppipe: ')}" for line in excused]
+    ends = ", ".join(f"#{a.number} {a.describe_end()}" for a in shard.attempts) or "never started"
+    lines = [
+        f"ppipe: shard {shard.task_id} failed after {len(shard.attempts)} "
+        f"attempt{'s' if len(shard.attempts) != 1 else ''} ({ends}): {_shorten(shard.pipeline)}"
+    ]
+    if last is not None:
+        lines.extend(
+            f"  {line.removeprefix('ppipe: ')}" for line in _stopped_lines(last, "stage") + pipeline_lines(last)
         )
-        if last is not None:
-            lines.extend(f"  {line.removeprefix('ppipe: ')}" for line in failure_lines(last))
-    if result.output_error:
-        lines.append(f"ppipe: cannot write the output: {result.output_error}")
-    if result.input_error:
-        lines.append(f"ppipe: {result.input_error}; the shards got what was read")
-    if result.input_undelivered and result.failures:
-        lines.append(f"ppipe: {result.input_undelivered} bytes of input went to no shard (theirs had ended)")
     return lines

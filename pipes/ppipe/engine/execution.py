@@ -69,7 +69,8 @@ from ppipe.engine.sinks import (
 from ppipe.engine.tee import tee_function
 from ppipe.errors import ExitStatus, PpipeError
 from ppipe.graph import Boundary, Edge, Graph, RedirectOp, Stage
-from ppipe.results import EdgeResult, RunResult, RunSnapshot, StageFlow, StageResult, StageSnapshot, StageState
+from ppipe.results import EdgeResult, PipelineResult, StageFlow, StageResult
+from ppipe.snapshots import PipelineSnapshot, StageSnapshot, StageState
 
 #: How long pumps may keep reading after every stage has exited. Only a
 #: stage's background descendants can still hold a pipe open by then, and
@@ -100,9 +101,11 @@ Input = int | bytes | None
 Output = int | _Capture | None
 
 
-class RunObserver(Protocol):
-    """Something that watches a run from the engine's own loop: the live view.
+class PipelineObserver(Protocol):
+    """Something that watches one pipeline from the engine's own loop.
 
+    A plain run's watcher (the view, through :class:`ppipe.launch.LocalRun`)
+    or a shard attempt's link to ppipe (:mod:`ppipe.shards.supervisor`).
     ``stderr_sink`` may return a sink that a stage's stderr goes to instead
     of ppipe's fd 2, and ``stdout_sink`` one for the pipeline's output
     instead of ppipe's fd 1 (the view prints both above itself); ``started``
@@ -155,7 +158,7 @@ class RunOptions:
     #: The stage writing ppipe's stdout is a pager (less) that owns the terminal; see ``Execution.pager``.
     pager: bool = False
     #: Told when the run has started and finished; may take the stages' stderr (the live view).
-    observer: RunObserver | None = None
+    observer: PipelineObserver | None = None
 
     @property
     def use_splice(self) -> bool:
@@ -250,7 +253,7 @@ class Execution:
         self.started_at = time.time()
         self._observer_stdout = options.observer.stdout_sink() if options.observer is not None else None
 
-    async def run(self) -> RunResult:
+    async def run(self) -> PipelineResult:
         self.started_at = time.time()
         loop = asyncio.get_running_loop()
         pager_terminal = self._boundary_fds()[1] if self.pager is not None else None
@@ -280,10 +283,10 @@ class Execution:
                     self.options.observer.finished()
         return self._result()
 
-    def snapshot(self) -> RunSnapshot:
-        """The run as it is now, for displays; cheap enough to take ten times a second."""
+    def snapshot(self) -> PipelineSnapshot:
+        """The pipeline as it is now, for displays; cheap enough to take ten times a second."""
         now = time.time()
-        return RunSnapshot(now - self.started_at, tuple(self._stage_snapshot(p, now) for p in self.procs.values()))
+        return PipelineSnapshot(now - self.started_at, tuple(self._stage_snapshot(p, now) for p in self.procs.values()))
 
     def _stage_snapshot(self, proc: _Proc, now: float) -> StageSnapshot:
         sid = proc.stage.id
@@ -850,7 +853,7 @@ class Execution:
                     return sink.hold_error
         return None
 
-    def _result(self) -> RunResult:
+    def _result(self) -> PipelineResult:
         stages = tuple(
             StageResult(
                 stage=p.stage,
@@ -878,7 +881,7 @@ class Execution:
         if held is not None and not self.io_error:
             self.io_error = f"cannot keep an unfinished line for a merge: {held_problem(held)}"
         exit_status = policy.exit_status(judged, timed_out=self.timed_out, interrupted_by=self.interrupted_by)
-        return RunResult(
+        return PipelineResult(
             graph=self.graph,
             stages=judged,
             edges=tuple(edges),
@@ -908,13 +911,17 @@ def _regular_file_size(fd: int) -> int | None:
     return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
-async def execute(graph: Graph, options: RunOptions | None = None) -> RunResult:
-    """Runs ``graph`` to the end on the running event loop; see :class:`Execution`.
+def prepare(graph: Graph, options: RunOptions | None = None) -> Execution:
+    """An :class:`Execution` of ``graph``, its commands found, ready to :meth:`~Execution.run`.
 
     Raises :class:`~ppipe.errors.CommandError` before starting anything when
     a command cannot be found or executed.
     """
     options = options or RunOptions()
     env = os.environ if options.env is None else options.env
-    paths = resolve_commands(graph, env)
-    return await Execution(graph, options, paths).run()
+    return Execution(graph, options, resolve_commands(graph, env))
+
+
+async def execute(graph: Graph, options: RunOptions | None = None) -> PipelineResult:
+    """Runs ``graph`` to the end on the running event loop; see :class:`Execution` and :func:`prepare`."""
+    return await prepare(graph, options).run()

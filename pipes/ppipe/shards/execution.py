@@ -35,7 +35,6 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.process import Subprocess
@@ -56,19 +55,11 @@ from ppipe.engine.sinks import CaptureSink, LineJoiner, Sink, sink_for_fd
 from ppipe.errors import ExitStatus, UsageError
 from ppipe.graph import Boundary, Graph
 from ppipe.language.parser import parse, placeholder_values, substitute_placeholders
-from ppipe.results import (
-    RunResult,
-    RunSnapshot,
-    ShardAttempt,
-    ShardedResult,
-    ShardResult,
-    ShardState,
-    Verdict,
-    signal_name,
-)
+from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult, Verdict, signal_name
 from ppipe.shards import channel
 from ppipe.shards.input import DEFAULT_BLOCK, ShardInput, split_input, splittable, write_all
 from ppipe.shards.output import Lasting, OutputMerge, TagSink
+from ppipe.snapshots import PipelineSnapshot, RunObserver, RunSnapshot, ShardSnapshot, ShardState
 
 #: Seconds between an attempt's snapshots, when someone watches (the view).
 SNAPSHOT_EVERY = 0.25
@@ -175,41 +166,6 @@ def _checked(identity: TaskIdentity) -> TaskIdentity:
     return identity
 
 
-# ---------------------------------------------------------------- snapshots
-
-
-@dataclass(frozen=True)
-class ShardSnapshot:
-    """One shard as the view shows it."""
-
-    task_id: int
-    state: ShardState
-    pid: int | None
-    attempts: int
-    bytes_in: int | None
-    bytes_out: int
-    elapsed: float | None
-    stages: RunSnapshot | None
-
-
-@dataclass(frozen=True)
-class ShardedSnapshot:
-    elapsed: float
-    shards: tuple[ShardSnapshot, ...]
-
-
-class ShardObserver(Protocol):
-    """Watches a sharded run from ppipe's loop (the live view); cf. :class:`~ppipe.engine.execution.RunObserver`."""
-
-    def shard_stderr_sink(self, task_id: int) -> Sink | None: ...
-
-    def stdout_sink(self) -> Sink | None: ...
-
-    def started(self, execution: ShardedExecution) -> None: ...
-
-    def finished(self) -> None: ...
-
-
 # ---------------------------------------------------------------- the run
 
 
@@ -220,11 +176,11 @@ class _Attempt:
     control: IOStream | None
     started_at: float
     ended_at: float | None = None
-    result: RunResult | None = None
+    result: PipelineResult | None = None
     error: str | None = None
     error_status: int | None = None
     wait_status: int | None = None
-    snapshot: RunSnapshot | None = None
+    snapshot: PipelineSnapshot | None = None
     out_pump: Pump | None = None
     pump_tasks: list[asyncio.Future[None]] = field(default_factory=list)
     #: What ppipe could not hold for this attempt (its output, its input for a restart), if anything:
@@ -282,7 +238,7 @@ class _Shard:
 class ShardedExecution:
     """One sharded run. Use :meth:`run` once; it always leaves nothing running."""
 
-    def __init__(self, text: str, plan: ShardPlan, options: RunOptions, observer: ShardObserver | None = None) -> None:
+    def __init__(self, text: str, plan: ShardPlan, options: RunOptions, observer: RunObserver | None = None) -> None:
         self.text = text
         self.plan = plan
         self.options = options
@@ -327,7 +283,7 @@ class ShardedExecution:
 
     # -- the run
 
-    async def run(self) -> ShardedResult:
+    async def run(self) -> RunResult:
         check_plan(self.plan)
         _check_descriptors(self.plan.local)
         split = self._splits_input(self.check())
@@ -494,7 +450,7 @@ class ShardedExecution:
         out_sink = self.output.sink_for(shard.task_id, shard.index, lost=attempt.lose)
         attempt.out_pump = Pump(stream(fds[1]), [out_sink], count_lines=self.options.count_lines)
         err_sink: Sink = self.errors
-        watched = self.observer.shard_stderr_sink(shard.task_id) if self.observer is not None else None
+        watched = self.observer.stderr_sink(shard.task_id, None) if self.observer is not None else None
         if watched is not None:
             err_sink = LineJoiner(watched, end_lines=True)
         elif self.plan.tag:
@@ -704,7 +660,7 @@ class ShardedExecution:
             if shard.input is not None:
                 shard.input.close()
 
-    def _result(self) -> ShardedResult:
+    def _result(self) -> RunResult:
         shards = tuple(
             ShardResult(
                 task_id=s.task_id,
@@ -721,14 +677,15 @@ class ShardedExecution:
             for s in self.shards
         )
         output_error = self.output.target.inner.error
-        exit_status = policy.sharded_exit_status(
+        exit_status = policy.run_exit_status(
             [(s.task_id, s.verdict, s.exit_status) for s in shards],
             timed_out=self.timed_out,
             interrupted_by=self.interrupted_by,
         )
-        return ShardedResult(
+        return RunResult(
             pipeline=self.text,
             shards=shards,
+            sharded=True,
             exit_status=exit_status or (ExitStatus.FAILURE if output_error or self.input_error else 0),
             output_error=output_error.strerror if output_error is not None else None,
             started_at=self.started_at,
@@ -741,10 +698,16 @@ class ShardedExecution:
             input_error=self.input_error,
         )
 
-    def snapshot(self) -> ShardedSnapshot:
+    @property
+    def graph(self) -> Graph | None:
+        """None: each shard parses its own pipeline (see :class:`~ppipe.snapshots.Run`)."""
+        return None
+
+    def snapshot(self) -> RunSnapshot:
         """The run as it is now, for the view."""
         now = time.time()
-        return ShardedSnapshot(now - self.started_at, tuple(self._shard_snapshot(s, now) for s in self.shards))
+        shards = tuple(self._shard_snapshot(s, now) for s in self.shards)
+        return RunSnapshot(now - self.started_at, shards, sharded=True)
 
     def _shard_snapshot(self, shard: _Shard, now: float) -> ShardSnapshot:
         attempt = shard.current
@@ -849,8 +812,8 @@ def _supervisor_hook() -> Callable[[], None]:
 
 
 async def execute_sharded(
-    text: str, plan: ShardPlan, options: RunOptions | None = None, observer: ShardObserver | None = None
-) -> ShardedResult:
+    text: str, plan: ShardPlan, options: RunOptions | None = None, observer: RunObserver | None = None
+) -> RunResult:
     """Runs ``text`` as ``plan`` says on the running event loop; see :class:`ShardedExecution`.
 
     Raises :class:`~ppipe.errors.PpipeError` before anything starts when a

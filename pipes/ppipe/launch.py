@@ -1,0 +1,152 @@
+"""Starting a run: the one place that tells a plain run from a sharded one.
+
+Everything after the start — results, snapshots, the view, the summary, the
+report, the exit-status policy — sees one model: a run of shards, each with
+attempts (:mod:`ppipe.results`, :mod:`ppipe.snapshots`). A plain run is one
+shard with one attempt. It is still run in ppipe's own process, by the
+engine directly, with no supervisor and no shard machinery imported, so its
+start-up does not grow: :class:`LocalRun` only presents it in that model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+from typing import TYPE_CHECKING
+
+from ppipe import policy
+from ppipe.engine.execution import Execution, RunOptions, prepare
+from ppipe.graph import Boundary, Graph
+from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult
+from ppipe.snapshots import PipelineSnapshot, RunObserver, RunSnapshot, ShardSnapshot, ShardState, StageState
+
+if TYPE_CHECKING:
+    from ppipe.engine.sinks import Sink
+    from ppipe.graph import Stage
+    from ppipe.shards.execution import ShardPlan
+
+
+async def launch(
+    pipeline: str | Graph,
+    options: RunOptions,
+    plan: ShardPlan | None = None,
+    observer: RunObserver | None = None,
+) -> RunResult:
+    """Runs ``pipeline`` to the end on the running event loop: as ``plan``'s shards, or once here when None.
+
+    A sharded run needs the pipeline as text (each shard fills its own
+    placeholders in); a plain one takes text or a parsed :class:`Graph`.
+    Raises :class:`~ppipe.errors.PpipeError` before anything starts for bad
+    syntax or a command that cannot be run.
+    """
+    if plan is None:
+        graph = pipeline if isinstance(pipeline, Graph) else _parse(pipeline, options)
+        return await LocalRun(graph, options, observer).run()
+    from ppipe.errors import UsageError
+    from ppipe.shards.execution import ShardedExecution
+
+    if isinstance(pipeline, Graph):
+        raise UsageError("a sharded run needs the pipeline as text: each shard substitutes its placeholders")
+    return await ShardedExecution(pipeline, plan, options, observer).run()
+
+
+def _parse(text: str, options: RunOptions) -> Graph:
+    from ppipe.language.parser import parse
+
+    return parse(text, env=options.env, cwd=options.cwd)
+
+
+class LocalRun:
+    """A plain run: one pipeline in ppipe's own process, seen as a run of one shard with one attempt.
+
+    It is the engine's observer (:class:`~ppipe.engine.execution.PipelineObserver`)
+    and passes what the engine tells it on to the run's observer in the run's terms.
+    """
+
+    def __init__(self, graph: Graph, options: RunOptions, observer: RunObserver | None = None) -> None:
+        self._graph = graph
+        self.observer = observer
+        self.options = options
+        self.execution: Execution | None = None
+
+    async def run(self) -> RunResult:
+        watched = dataclasses.replace(self.options, observer=self if self.observer is not None else None)
+        self.execution = prepare(self._graph, watched)
+        return run_of(await self.execution.run())
+
+    # -- the run, as its observer sees it
+
+    @property
+    def graph(self) -> Graph | None:
+        return self._graph
+
+    def snapshot(self) -> RunSnapshot:
+        assert self.execution is not None, "the view asks for snapshots only once the run has started"
+        pipeline = self.execution.snapshot()
+        return RunSnapshot(pipeline.elapsed, (_shard_snapshot(pipeline),))
+
+    # -- the engine's observer interface, passed on
+
+    def stderr_sink(self, stage: Stage) -> Sink | None:
+        return self.observer.stderr_sink(0, stage) if self.observer is not None else None
+
+    def stdout_sink(self) -> Sink | None:
+        return self.observer.stdout_sink() if self.observer is not None else None
+
+    def started(self, execution: Execution) -> None:
+        if self.observer is not None:
+            self.observer.started(self)
+
+    def finished(self) -> None:
+        if self.observer is not None:
+            self.observer.finished()
+
+
+def _shard_snapshot(pipeline: PipelineSnapshot) -> ShardSnapshot:
+    """The one shard of a plain run: running until every stage has ended."""
+    states = {stage.state for stage in pipeline.stages}
+    running = StageState.RUNNING in states or StageState.WAITING in states
+    return ShardSnapshot(
+        task_id=0,
+        state=ShardState.RUNNING if running else ShardState.DONE,
+        pid=None,
+        attempts=1,
+        bytes_in=None,
+        bytes_out=0,
+        elapsed=pipeline.elapsed,
+        stages=pipeline,
+    )
+
+
+def run_of(pipeline: PipelineResult) -> RunResult:
+    """A plain run's result: its pipeline as the one attempt of its one shard, the run's status by the policy."""
+    stopped = pipeline.timed_out or pipeline.interrupted_by is not None
+    shard = ShardResult(
+        task_id=0,
+        tasks=1,
+        pipeline=pipeline.graph.text,
+        attempts=(ShardAttempt(1, None, pipeline.started_at, pipeline.ended_at, result=pipeline),),
+        bytes_in=None,
+        bytes_out=sum(e.bytes for e in pipeline.edges if e.edge.target == Boundary.STDOUT),
+        lines_out=_lines_out(pipeline),
+        verdict=policy.shard_verdict(pipeline.exit_status, stopped=stopped),
+    )
+    interrupted = signal.Signals[pipeline.interrupted_by] if pipeline.interrupted_by else None
+    return RunResult(
+        pipeline=pipeline.graph.text,
+        shards=(shard,),
+        exit_status=policy.run_exit_status(
+            [(0, shard.verdict, shard.exit_status)], timed_out=pipeline.timed_out, interrupted_by=interrupted
+        ),
+        started_at=pipeline.started_at,
+        ended_at=pipeline.ended_at,
+        timed_out=pipeline.timed_out,
+        interrupted_by=pipeline.interrupted_by,
+        stdout=pipeline.stdout,
+        timeout=pipeline.timeout,
+    )
+
+
+def _lines_out(pipeline: PipelineResult) -> int | None:
+    counts = [e.lines for e in pipeline.edges if e.edge.target == Boundary.STDOUT and e.counted]
+    return None if not counts or None in counts else sum(c for c in counts if c is not None)
