@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ppipe.cli.command import MOST, read_value
+from ppipe.cli.config import MOST, read_value
 from ppipe.cli.entry import _main, _with_typer, quick_parse
 from ppipe.errors import UsageError
 

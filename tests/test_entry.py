@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ppipe.cli import options as cli
-from ppipe.cli.command import Config
+from ppipe.cli.config import Config
 from ppipe.cli.entry import OPTIONS, quick_parse
 
 

@@ -5,11 +5,11 @@ and error messages. But building a typer command costs a quarter of a second
 at every start (current typer validates options through pydantic), which is
 more than the rest of a short run. So :func:`quick_parse` reads the common
 case — known options with well-formed values and one pipeline — straight
-into the same :class:`~ppipe.cli.command.Config`, and anything else (``--help``,
+into the same :class:`~ppipe.cli.config.Config`, and anything else (``--help``,
 completion, a typo, a bad value) goes to typer, which explains it. A test
 checks that both readings agree on every command line the fast one accepts,
 and that they know the same options. Both read option values through
-:func:`ppipe.cli.command.read_value`, so they accept and refuse the same values.
+:func:`ppipe.cli.config.read_value`, so they accept and refuse the same values.
 
 A Ctrl-C while Python is still importing ppipe would print a
 KeyboardInterrupt traceback from wherever the import was; so the first thing
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-    from ppipe.cli.command import Config
+    from ppipe.cli.config import Config
 else:
     # The C module the interpreter has loaded already: importing ``signal`` itself would take
     # half a millisecond during which a Ctrl-C still prints a traceback.
@@ -157,7 +157,7 @@ def _read(argv: Sequence[str]) -> _Reading | None:
 
 def quick_parse(argv: Sequence[str]) -> Config | None:
     """The :class:`Config` for a plain, well-formed command line, or None to let typer read it."""
-    from ppipe.cli.command import Config, read_value
+    from ppipe.cli.config import Config, read_value
     from ppipe.errors import UsageError
 
     reading = _read(argv)
@@ -285,7 +285,7 @@ def _with_typer(argv: list[str]) -> int:
     except click_exception as error:
         print_error([_sentence(error.format_message())])
         return error.exit_code
-    except PpipeError as error:  # a bad option value, read by ppipe.cli.command.read_value
+    except PpipeError as error:  # a bad option value, read by ppipe.cli.config.read_value
         print_error(str(error).splitlines())
         return error.status
     return status if isinstance(status, int) else 0

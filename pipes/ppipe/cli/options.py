@@ -1,7 +1,7 @@
-"""The typer command line: options → a frozen :class:`~ppipe.cli.command.Config` → the library.
+"""The typer command line: options → a frozen :class:`~ppipe.cli.config.Config` → the library.
 
 Nothing here decides behaviour. This module declares the options (their
-help, their types, completion), builds a :class:`~ppipe.cli.command.Config`
+help, their types, completion), builds a :class:`~ppipe.cli.config.Config`
 and hands it to :func:`~ppipe.cli.command.run_command`. The console script
 (:mod:`ppipe.cli.entry`) comes here for help, completion and every command line
 its fast path does not take.
@@ -14,7 +14,8 @@ from typing import Annotated
 import typer
 
 from ppipe import __version__
-from ppipe.cli.command import Config, DisplayMode, ProgressMode, read_value, run_command
+from ppipe.cli.command import run_command
+from ppipe.cli.config import Config, DisplayMode, ProgressMode, read_value
 
 HELP = """Run a shell-style pipeline as real processes, counting every byte between them.
 

@@ -1,0 +1,198 @@
+"""What the command line asked for: a frozen :class:`Config`, and reading option values into it.
+
+Both command-line parsers (typer's in :mod:`ppipe.cli.options`, the fast one
+in :mod:`ppipe.cli.entry`) build a :class:`Config` and read every option value
+through :func:`read_value`, so they accept and refuse the same values. The
+fast path imports this module at every start: it imports nothing beyond the
+standard library and :mod:`ppipe.errors`.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from ppipe.errors import UsageError
+
+
+class DisplayMode(str, enum.Enum):
+    """``--display``: when to draw the live view on stderr."""
+
+    AUTO = "auto"  # when stderr is a terminal and not --quiet
+    ALWAYS = "always"
+    NEVER = "never"
+
+
+class ProgressMode(str, enum.Enum):
+    """``--progress``: status lines for logs when there is no live view."""
+
+    NONE = "none"
+    PLAIN = "plain"
+
+
+#: What counting lines for the view may copy per second on an edge the kernel
+#: moves (bytes); past that it counts a sample spread through the run and
+#: estimates the rest (shown ``≈``). Counting reads a copy of every byte and
+#: looks at it: 0.4-1 s of ppipe's CPU per GiB (text costs most), so this
+#: rate is at most ~1.5% of a core per edge. Lines of a slower edge, and of
+#: every edge ppipe pumps through Python anyway, stay exact; ``--lines`` and
+#: ``--report`` count them all.
+VIEW_LINES_BELOW = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the command line asked for."""
+
+    pipeline: str
+    no_fail: bool = False
+    timeout: float | None = None
+    kill_after: float = 2.0
+    explain: bool = False
+    report: str | None = None
+    quiet: bool = False
+    #: None: count lines when they will be seen (the report or the view shows them).
+    lines: bool | None = None
+    #: ``auto`` (a view when stderr is a terminal), ``always`` or ``never``.
+    display: str = "auto"
+    #: ``plain``: a status line every few seconds when there is no view (CI logs).
+    progress: str = "none"
+    #: ``--pager``: the last stage gets the terminal (see RunOptions.pager); None: when it is a pager
+    #: and stdout is a terminal (resolved by :func:`with_pager` once the pipeline is parsed).
+    pager: bool | None = None
+    #: ``--fork N``: run N shards (0: one per CPU); None: one plain run.
+    fork: int | None = None
+    max_restarts: int = 0
+    fail_fast: bool = False
+    tag: bool = False
+    keep_order: bool = False
+    #: ``--block``: input block size for split input, as given (``1M``); None: the default.
+    block: str | None = None
+    #: ``--task-id/--tasks``: this run's place in a cluster job array.
+    task_id: int | None = None
+    tasks: int | None = None
+
+    @property
+    def shows_view(self) -> bool:
+        if self.pager:
+            return False  # the pager owns the terminal
+        if self.display == "auto":
+            return not self.quiet and sys.stderr is not None and sys.stderr.isatty()
+        return self.display == "always"
+
+    @property
+    def count_lines(self) -> bool:
+        return (self.report is not None or self.shows_view) if self.lines is None else self.lines
+
+    @property
+    def count_lines_below(self) -> int | None:
+        """Lines counted only for the view are counted while they cost nothing (see VIEW_LINES_BELOW)."""
+        return VIEW_LINES_BELOW if self.lines is None and self.report is None else None
+
+
+# ---------------------------------------------------------------- option values, read once for both parsers
+
+#: ``--timeout``/``--kill-after``: a plain decimal number (``30``, ``0.5``, ``.5``, ``2e3``) or ``inf``.
+_SECONDS = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity", re.IGNORECASE)
+#: The largest count any option takes: more is a slip of the finger, and far more is past the
+#: digits Python turns into an int at all.
+MOST = 999_999_999
+#: Count options by Config field: (the least value, what the number counts, for the message).
+_COUNTS = {
+    "fork": (0, "a number of shards, 0 (one per CPU) or more"),
+    "max_restarts": (0, "a number of restarts, 0 or more"),
+    "task_id": (0, "a task number, 0 or more (ids count from 0)"),
+    "tasks": (1, "a number of tasks, 1 or more"),
+}
+_CHOICES: dict[str, type[enum.Enum]] = {"display": DisplayMode, "progress": ProgressMode}
+#: Options whose text is kept as given (``--block`` is read when a sharded run is planned).
+_TEXTS = frozenset({"report", "block"})
+
+
+def option_name(field: str) -> str:
+    """``max_restarts`` → ``--max-restarts``."""
+    return "--" + field.replace("_", "-")
+
+
+def read_value(field: str, text: str) -> Any:
+    """The value of the Config field ``field`` given on the command line as ``text``.
+
+    Both command-line parsers read every option value here, so they accept
+    the same values and refuse the others with the same sentence: a
+    :class:`UsageError` (exit status 2) naming the option, what it takes and
+    what it got.
+    """
+    if field in _TEXTS:
+        return text
+    if field in _CHOICES:
+        return read_choice(option_name(field), text, _CHOICES[field])
+    if field in _COUNTS:
+        least, meaning = _COUNTS[field]
+        return read_count(option_name(field), text, least, meaning)
+    return read_seconds(option_name(field), text)
+
+
+def _shown(text: str) -> str:
+    """An option's text as a message quotes it: cut short when it is long (a 5000-digit number)."""
+    return repr(text if len(text) <= 40 else text[:30] + "...")
+
+
+def read_seconds(option: str, text: str) -> float:
+    """A number of seconds as ``timeout(1)`` reads it: decimal, optionally with an exponent, or ``inf``.
+
+    ``1e999`` is ``inf`` too (both: no limit). A sign, ``nan``, hex digits,
+    underscores and spaces are refused.
+    """
+    if not _SECONDS.fullmatch(text):
+        raise UsageError(f"{option} takes a number of seconds such as 30 or 0.5, not {_shown(text)}")
+    return float(text)
+
+
+def read_count(option: str, text: str, least: int, meaning: str) -> int:
+    """A whole number from ``least`` to :data:`MOST`, in ASCII digits (no sign, no ``1e3``)."""
+    if not (text.isascii() and text.isdigit()):
+        raise UsageError(f"{option} takes {meaning}, not {_shown(text)}")
+    if len(text.lstrip("0")) > len(str(MOST)) or int(text) > MOST:
+        raise UsageError(f"{option} is too large: it takes at most {MOST}")
+    if int(text) < least:
+        raise UsageError(f"{option} takes {meaning}, not {_shown(text)}")
+    return int(text)
+
+
+def read_choice(option: str, text: str, choices: type[enum.Enum]) -> str:
+    """One of the enum's values, in any case (``NEVER`` is ``never``)."""
+    names = [str(choice.value) for choice in choices]
+    if text.lower() not in names:
+        raise UsageError(f"{option} takes {', '.join(names[:-1])} or {names[-1]}, not {_shown(text)}")
+    return text.lower()
+
+
+#: ``--block``: a decimal number of bytes with an optional k, M or G (powers of 1024).
+_SIZE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[kKmMgG]?")
+#: The largest ``--block``: ppipe holds about two blocks per shard in memory (GNU parallel stops at 2G).
+MOST_BLOCK = 1 << 30
+
+
+def block_size(text: str) -> int:
+    """The ``--block`` size in bytes; a :class:`UsageError` for anything but a size from 1 byte to 1G."""
+    from ppipe.shards.input import parse_size
+
+    if not _SIZE.fullmatch(text):
+        raise UsageError(f"--block takes a size such as 1M, 64k or 65536, not {_shown(text)}")
+    try:
+        size = parse_size(text)
+    except OverflowError:  # more digits than a float holds
+        size = MOST_BLOCK + 1
+    except ValueError:  # less than one byte
+        size = 0
+    if size > MOST_BLOCK:
+        raise UsageError(
+            f"--block {_shown(text)} is too large: it takes at most 1G "
+            "(ppipe holds about two blocks per shard in memory)"
+        )
+    if size < 1:
+        raise UsageError(f"--block takes a size of at least one byte, such as 1M, 64k or 65536, not {_shown(text)}")
+    return size
