@@ -45,6 +45,7 @@ from ppipe.engine.counting import Counter, Tail
 from ppipe.engine.descriptors import make_pipe, stream
 from ppipe.engine.feed import Feed, read_chunks
 from ppipe.engine.processes import (
+    Stopping,
     exec_failure,
     handling_signals,
     in_terminal_foreground,
@@ -202,7 +203,7 @@ class _Proc:
         return self.process is not None and self.returncode is None
 
 
-class Execution:
+class Execution(Stopping):
     """One run of one graph. Use :meth:`run` once; it always reaps what it started."""
 
     def __init__(self, graph: Graph, options: RunOptions, paths: Mapping[int, str]) -> None:
@@ -234,9 +235,6 @@ class Execution:
         self.child_fds: dict[int, set[int]] = {s.id: set() for s in graph}
         #: Copies ppipe's input to the stages reading it, when ppipe does that itself (see _feeds_stdin).
         self.stdin_copies = Feed()
-        self.timed_out = False
-        self.interrupted_by: int | None = None
-        self._kill_timer: asyncio.TimerHandle | None = None
         #: Stopped on request (:meth:`stop_for`); the same signal may still come by itself.
         self._stopped_on_request = False
         self._stderr_fd = 2 if options.stderr is None else options.stderr
@@ -274,8 +272,7 @@ class Execution:
                 if timer:
                     timer.cancel()
                 await self._reap()
-                if self._kill_timer is not None:
-                    self._kill_timer.cancel()
+                self._cancel_kill()
                 self._close_everything()
                 if self._held_stderr is not None:
                     await self._held_stderr.release()
@@ -783,14 +780,13 @@ class Execution:
                 proc.signalled = proc.signalled or proc.running
         else:
             self._signal_all(first_signal)
-        if self._kill_timer is None:
-            loop = asyncio.get_running_loop()
-            self._kill_timer = loop.call_later(self.options.kill_after, self._signal_all, signal.SIGKILL)
+        self._kill_after(self.options.kill_after)
 
-    def _on_timeout(self) -> None:
-        if self.interrupted_by is None:
-            self.timed_out = True
-        self._stop(signal.SIGTERM)
+    def stop_all(self, sig: int) -> None:
+        self._stop(sig)
+
+    def kill_all(self) -> None:
+        self._signal_all(signal.SIGKILL)
 
     def stop_for(self, sig: int) -> None:
         """Stops the run as if ppipe had been sent ``sig``, unless it is stopping already.
@@ -804,23 +800,20 @@ class Execution:
             self._stopped_on_request = True
 
     def _on_signal(self, sig: int) -> None:
-        if self.interrupted_by is not None:
-            if self._stopped_on_request:
-                self._stopped_on_request = False  # the request's own signal, arriving by itself
-                return
-            self._signal_all(signal.SIGKILL)  # asked twice: no more grace
+        if self.interrupted_by is not None and self._stopped_on_request:
+            self._stopped_on_request = False  # the request's own signal, arriving by itself
             return
         # Ctrl-C in a terminal reaches the whole foreground group, stages
         # included; sending it again at once would interrupt their clean-up.
         # But it may have come from `kill -INT` instead: stages still running
         # a moment later get it from ppipe.
-        from_terminal = sig == signal.SIGINT and in_terminal_foreground()
+        from_terminal = self.interrupted_by is None and sig == signal.SIGINT and in_terminal_foreground()
         if from_terminal and self.pager is not None and self.procs[self.pager].running:
             return  # the pager's to handle, and the stages got it already (see self.pager)
-        self.interrupted_by = sig
-        self._stop(sig, already_delivered=from_terminal)
-        if from_terminal:
-            asyncio.get_running_loop().call_later(FOREGROUND_GRACE, self._signal_all, sig)
+        if self._interrupted(sig):
+            self._stop(sig, already_delivered=from_terminal)
+            if from_terminal:
+                asyncio.get_running_loop().call_later(FOREGROUND_GRACE, self._signal_all, sig)
 
     # -- results
 

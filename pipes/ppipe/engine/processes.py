@@ -298,3 +298,49 @@ def handling_signals(
         for installed_sig, previous in installed.items():
             loop.remove_signal_handler(installed_sig)
             signal.signal(installed_sig, previous)
+
+
+class Stopping:
+    """What a pipeline's engine and a sharded run share as they stop: why, and the kill that ends the grace.
+
+    A subclass says how to ask everything it runs to stop as a signal
+    would (:meth:`stop_all`) and how to kill it (:meth:`kill_all`). A
+    ``--timeout`` counts only when no signal came first: the signal's status
+    wins. A second signal means "no more grace": everything is killed at once.
+    """
+
+    timed_out: bool = False
+    #: The signal that stops the run, if one does (SIGINT, SIGTERM, SIGHUP).
+    interrupted_by: int | None = None
+    _kill_timer: asyncio.TimerHandle | None = None
+
+    def stop_all(self, sig: int) -> None:
+        raise NotImplementedError
+
+    def kill_all(self) -> None:
+        raise NotImplementedError
+
+    def _on_timeout(self) -> None:
+        if self.interrupted_by is None:
+            self.timed_out = True
+        self.stop_all(signal.SIGTERM)
+
+    def _interrupted(self, sig: int) -> bool:
+        """Records ``sig`` as why the run stops; True the first time, and the run is to be stopped then.
+
+        Asked twice, everything is killed at once instead, and False.
+        """
+        if self.interrupted_by is not None:
+            self.kill_all()
+            return False
+        self.interrupted_by = sig
+        return True
+
+    def _kill_after(self, grace: float) -> None:
+        """Kills everything ``grace`` seconds from the first call, unless :meth:`_cancel_kill` comes first."""
+        if self._kill_timer is None:
+            self._kill_timer = asyncio.get_running_loop().call_later(grace, self.kill_all)
+
+    def _cancel_kill(self) -> None:
+        if self._kill_timer is not None:
+            self._kill_timer.cancel()

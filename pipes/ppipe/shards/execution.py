@@ -45,6 +45,7 @@ from ppipe.engine.execution import DRAIN_GRACE, RunOptions
 from ppipe.engine.feed import chunks_of, read_chunks
 from ppipe.engine.processes import (
     FORWARDED_SIGNALS,
+    Stopping,
     handling_signals,
     parent_death_hook,
     resolve_commands,
@@ -235,7 +236,7 @@ class _Shard:
         return self.attempts[-1] if self.attempts else None
 
 
-class ShardedExecution:
+class ShardedExecution(Stopping):
     """One sharded run. Use :meth:`run` once; it always leaves nothing running."""
 
     def __init__(self, text: str, plan: ShardPlan, options: RunOptions, observer: RunObserver | None = None) -> None:
@@ -246,14 +247,11 @@ class ShardedExecution:
         self.env = dict(os.environ if options.env is None else options.env)
         self.shards: list[_Shard] = []
         self.stopping = False
-        self.timed_out = False
-        self.interrupted_by: int | None = None
         #: Why ppipe could not read all of its input, if so; the run then fails.
         self.input_error: str | None = None
         self.started_at = time.time()
         self._by_pid: dict[int, tuple[_Shard, _Attempt]] = {}
         self._refused: set[int] = set()
-        self._kill_timer: asyncio.TimerHandle | None = None
         self._capture: CaptureSink | None = None
         self._tasks: list[asyncio.Future[None]] = []
         self._splitting: asyncio.Future[None] | None = None
@@ -320,8 +318,7 @@ class ShardedExecution:
             finally:
                 if timer:
                     timer.cancel()
-                if self._kill_timer is not None:
-                    self._kill_timer.cancel()
+                self._cancel_kill()
                 loop.remove_reader(doorbell.fileno())
                 doorbell.close()
                 far_doorbell.close()
@@ -580,31 +577,24 @@ class ShardedExecution:
         for attempt in self._running():
             if attempt.control is not None:
                 self._tasks.append(asyncio.ensure_future(_ask_to_stop(attempt.control, sig)))
-        if self._kill_timer is None:
-            self._kill_timer = asyncio.get_running_loop().call_later(
-                self.options.kill_after + REPORT_GRACE, self._kill_running
-            )
+        self._kill_after(self.options.kill_after + REPORT_GRACE)
+
+    def stop_all(self, sig: int) -> None:
+        self.stop(sig)
 
     def _running(self) -> list[_Attempt]:
         attempts = (shard.current for shard in self.shards)
         return [a for a in attempts if a is not None and a.wait_status is None and not a.reported]
 
-    def _kill_running(self) -> None:
+    def kill_all(self) -> None:
+        """Kills every running attempt; its stages die with it."""
         for attempt in self._running():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(attempt.pid, signal.SIGKILL)
 
-    def _on_timeout(self) -> None:
-        if self.interrupted_by is None:
-            self.timed_out = True
-        self.stop(signal.SIGTERM)
-
     def _on_signal(self, sig: int) -> None:
-        if self.interrupted_by is not None:
-            self._kill_running()  # asked twice: no more grace
-            return
-        self.interrupted_by = sig
-        self.stop(sig)
+        if self._interrupted(sig):
+            self.stop(sig)
 
     # -- the end
 
