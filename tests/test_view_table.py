@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from rich.console import Console, RenderableType
 
 import ppipe
-from ppipe.cli.display import LiveView, ShardView
+from ppipe.cli.display import LiveView
 from ppipe.launch import run_of
 from ppipe.results import RunResult, StageFlow
 from ppipe.snapshots import PipelineSnapshot, RunSnapshot, ShardSnapshot, ShardState, StageSnapshot, StageState
@@ -52,7 +52,7 @@ def console(width: int) -> Console:
     return Console(width=width, height=60, file=io.StringIO(), color_system=None, highlight=False, legacy_windows=False)
 
 
-def text_of(view: LiveView | ShardView, renderable: RenderableType) -> list[str]:
+def text_of(view: LiveView, renderable: RenderableType) -> list[str]:
     with view.console.capture() as capture:
         view.console.print(renderable)
     return capture.get().splitlines()
@@ -258,7 +258,7 @@ def shard_snapshot(state: ShardState, stage_states: tuple[StageState, ...]) -> S
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_shard_rows_show_their_states_whole(width: int) -> None:
-    view = ShardView(io.StringIO(), console=console(width), clock=Clock())
+    view = LiveView(io.StringIO(), console=console(width), clock=Clock())
     snapshot = RunSnapshot(
         3725.0,
         (

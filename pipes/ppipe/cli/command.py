@@ -194,10 +194,9 @@ def _run(pipeline: str | Graph, plan: ShardPlan | None, config: Config) -> RunRe
 
             observer = PlainProgress(sys.stderr)
         return asyncio.run(launch(pipeline, options, plan, observer))
-    from ppipe.cli.display import LiveView, ShardView
+    from ppipe.cli.display import LiveView
 
-    # The run's one shape-dependent choice: a plain run's rows are its stages, a sharded run's its shards.
-    view = (LiveView if plan is None else ShardView)(sys.stderr, show_output=_output_on_view_terminal())
+    view = LiveView(sys.stderr, show_output=_output_on_view_terminal())
     with view:
         result = asyncio.run(launch(pipeline, options, plan, view))
     if not config.quiet:

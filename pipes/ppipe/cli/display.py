@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, TypeVar
+from typing import IO, TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.console import Console, Group, RenderableType
@@ -212,7 +212,7 @@ def footer_lines(parts: Sequence[Text], width: int) -> Text:
 class _ConsoleSink(Sink):
     """Prints bytes above the live table, as they are or each line prefixed with its stage."""
 
-    def __init__(self, view: _TerminalView, prefix: str = "") -> None:
+    def __init__(self, view: LiveView, prefix: str = "") -> None:
         self.view = view
         self.prefix = prefix
 
@@ -227,14 +227,14 @@ class _ConsoleSink(Sink):
         return True
 
 
-_View = TypeVar("_View", bound="_TerminalView")
+class LiveView:
+    """The live view of a run; it owns the terminal between ``__enter__`` and ``__exit__``.
 
-
-class _TerminalView:
-    """What every live view shares: it owns the terminal between ``__enter__`` and ``__exit__``.
-
-    Subclasses draw in :meth:`refresh`, called about ten times a second from
-    the run's own loop once :meth:`start_refreshing` was called.
+    It is the run's observer (:class:`~ppipe.snapshots.RunObserver`) and
+    redraws in :meth:`refresh`, about ten times a second from the run's own
+    loop once the run has started. A plain run is drawn as its stages
+    (:class:`StageRows`), a sharded one as its shards (:class:`ShardRows`):
+    the snapshot says which.
     """
 
     def __init__(
@@ -253,10 +253,13 @@ class _TerminalView:
             console=self.console, auto_refresh=False, transient=True, redirect_stdout=False, redirect_stderr=False
         )
         self._timer: PeriodicCallback | None = None
-        self._frame = 0
+        #: Frames drawn so far: the spinners turn with it.
+        self.frame_number = 0
         self.run: Run | None = None
+        self.stages = StageRows(self)
+        self.shards = ShardRows(self)
 
-    def __enter__(self: _View) -> _View:
+    def __enter__(self) -> LiveView:
         self.live.start()
         return self
 
@@ -276,6 +279,7 @@ class _TerminalView:
 
     def started(self, run: Run) -> None:
         self.run = run
+        self.stages.tree = tree_prefixes(run.graph) if run.graph is not None else {}
         self.start_refreshing()
 
     def snapshot(self) -> RunSnapshot | None:
@@ -302,32 +306,25 @@ class _TerminalView:
 
     def frame(self, snapshot: RunSnapshot) -> RenderableType:
         """The next frame: measures what changed since the last snapshot, then draws this one."""
-        self._frame += 1
-        self._measure(snapshot)
-        return self.render(snapshot)
-
-    def _measure(self, snapshot: RunSnapshot) -> None:
-        raise NotImplementedError
-
-    def render(self, snapshot: RunSnapshot) -> RenderableType:
-        raise NotImplementedError
+        self.frame_number += 1
+        rows = self.shards if snapshot.sharded else self.stages
+        rows.measure(snapshot)
+        return rows.render(snapshot)
 
     def render_summary(self, result: RunResult) -> RenderableType:
-        raise NotImplementedError
+        """The end of the run: exact figures, then a panel for each failure."""
+        return self.stages.summary(result) if result.local is not None else self.shards.summary(result)
+
+    def bottleneck(self, snapshot: RunSnapshot) -> int | None:
+        """The stage holding a plain run back, if one is (see :meth:`StageRows.bottleneck`)."""
+        return self.stages.bottleneck(snapshot)
 
 
-class LiveView(_TerminalView):
-    """The view of one run: a row per stage. Use as a context manager around the run."""
+class StageRows:
+    """The view's rows for a plain run: a row per stage, the bottleneck marked, as pv would for each pipe."""
 
-    def __init__(
-        self,
-        file: IO[str],
-        *,
-        show_output: bool = False,
-        console: Console | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(file, show_output=show_output, console=console, clock=clock)
+    def __init__(self, view: LiveView) -> None:
+        self.view = view
         #: The stage marked as the bottleneck, kept until the evidence moves (see :meth:`bottleneck`).
         self._marked: int | None = None
         #: Per stage, the prefix that draws a graph's branches as a tree (empty for a plain pipeline).
@@ -338,15 +335,11 @@ class LiveView(_TerminalView):
         self._read_rates: dict[int, float] = {}
         self._slowness: dict[int, float] = {}
 
-    def started(self, run: Run) -> None:
-        self.tree = tree_prefixes(run.graph) if run.graph is not None else {}
-        super().started(run)
-
     # -- drawing
 
-    def _measure(self, snapshot: RunSnapshot) -> None:
+    def measure(self, snapshot: RunSnapshot) -> None:
         """Updates each stage's rate and slowness from the change since the last refresh, then the mark."""
-        now = self.clock()
+        now = self.view.clock()
         for stage in snapshot.stages:
             moved, held = stage.flow.bytes_out or 0, stage.flow.held
             then, moved_before, held_before = self._last.get(stage.id, (now, moved, held))
@@ -383,9 +376,9 @@ class LiveView(_TerminalView):
         """The table for one snapshot; rates and the bottleneck come from the measures so far."""
         slowest = self.bottleneck(snapshot)
         rows = [self._row(stage, slowest) for stage in snapshot.stages]
-        table = fitted_table(self.COLUMNS, rows, self.console.width)
+        table = fitted_table(self.COLUMNS, rows, self.view.console.width)
         notes = _notes(cell for stage in snapshot.stages for cell in _line_cells(stage.flow))
-        return Group(table, footer_lines(self._footer_parts(snapshot, slowest), self.console.width), *notes)
+        return Group(table, footer_lines(self._footer_parts(snapshot, slowest), self.view.console.width), *notes)
 
     def _row(self, stage: StageSnapshot, slowest: int | None) -> list[_Cell]:
         flow = stage.flow
@@ -467,7 +460,7 @@ class LiveView(_TerminalView):
 
     def _mark(self, stage: StageSnapshot) -> Text:
         if stage.state is StageState.RUNNING:
-            return Text(_SPINNER[self._frame % len(_SPINNER)], style="cyan")
+            return Text(_SPINNER[self.view.frame_number % len(_SPINNER)], style="cyan")
         if stage.state is StageState.DONE:
             return Text("✓", style="green")
         if stage.state is StageState.EXITED:
@@ -479,7 +472,7 @@ class LiveView(_TerminalView):
             return "-"
         return human_bytes(int(self._rates.get(stage.id, 0))) + "/s"
 
-    def render_summary(self, result: RunResult) -> RenderableType:
+    def summary(self, result: RunResult) -> RenderableType:
         """The end of the run: exact figures per stage, then a panel for each failure."""
         tree = tree_prefixes(result.graph) if result.graph is not None else {}
         flows = {s.stage.id: result.flow(s.stage.id) for s in result.stages}
@@ -498,7 +491,7 @@ class LiveView(_TerminalView):
                     _seconds(stage.duration),
                 ]
             )
-        parts: list[RenderableType] = [fitted_table(self.SUMMARY_COLUMNS, rows, self.console.width)]
+        parts: list[RenderableType] = [fitted_table(self.SUMMARY_COLUMNS, rows, self.view.console.width)]
         parts.extend(_notes(cell for flow in flows.values() for cell in _line_cells(flow)))
         for stage in result.failures:
             tail = "\n".join(stage.stderr_tail[-5:]) or "(no stderr)"
@@ -508,7 +501,7 @@ class LiveView(_TerminalView):
                     stage.describe_end(),
                     Text(tail),
                     _one_line(stage.stage.command),
-                    self.console.width,
+                    self.view.console.width,
                 )
             )
         return Group(*parts)
@@ -617,8 +610,8 @@ _SHARD_STYLES = {
 }
 
 
-class ShardView(_TerminalView):
-    """The view of a sharded run (``--fork``): a row per shard, its stages beneath while the screen has room.
+class ShardRows:
+    """The view's rows for a sharded run (``--fork``): a row per shard, its stages beneath while there is room.
 
     Stage rows come from the snapshots each shard attempt sends a few times
     a second. They are shown under each shard, first shards first, as long
@@ -627,20 +620,13 @@ class ShardView(_TerminalView):
     prefixed with its shard.
     """
 
-    def __init__(
-        self,
-        file: IO[str],
-        *,
-        show_output: bool = False,
-        console: Console | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(file, show_output=show_output, console=console, clock=clock)
+    def __init__(self, view: LiveView) -> None:
+        self.view = view
         self._last: dict[int, tuple[float, int]] = {}
         self._rates: dict[int, float] = {}
 
-    def _measure(self, snapshot: RunSnapshot) -> None:
-        now = self.clock()
+    def measure(self, snapshot: RunSnapshot) -> None:
+        now = self.view.clock()
         for shard in snapshot.shards:
             then, before = self._last.get(shard.task_id, (now, shard.bytes_out))
             self._last[shard.task_id] = (now, shard.bytes_out)
@@ -664,7 +650,7 @@ class ShardView(_TerminalView):
     def render(self, snapshot: RunSnapshot) -> RenderableType:
         """A row per shard and, while the screen has room, a row per running stage beneath it."""
         rows: list[list[_Cell]] = []
-        room = self.console.height - len(snapshot.shards) - 3
+        room = self.view.console.height - len(snapshot.shards) - 3
         for shard in snapshot.shards:
             stages = shard.stages.stages if shard.stages is not None and shard.state is ShardState.RUNNING else ()
             rows.append(self._shard_row(shard, stages))
@@ -680,11 +666,13 @@ class ShardView(_TerminalView):
             Text(f"{human_bytes(moved)} out"),
             Text(_seconds(snapshot.elapsed)),
         ]
-        return Group(fitted_table(self.COLUMNS, rows, self.console.width), footer_lines(parts, self.console.width))
+        return Group(
+            fitted_table(self.COLUMNS, rows, self.view.console.width), footer_lines(parts, self.view.console.width)
+        )
 
     def _shard_row(self, shard: ShardSnapshot, stages: tuple[StageSnapshot, ...]) -> list[_Cell]:
         style = _SHARD_STYLES.get(shard.state, "")
-        mark = _SPINNER[self._frame % len(_SPINNER)] if shard.state is ShardState.RUNNING else "·"
+        mark = _SPINNER[self.view.frame_number % len(_SPINNER)] if shard.state is ShardState.RUNNING else "·"
         rate = human_bytes(int(self._rates.get(shard.task_id, 0))) + "/s" if shard.state is ShardState.RUNNING else "-"
         command = " | ".join(_one_line(s.command) for s in stages)
         return [
@@ -713,7 +701,7 @@ class ShardView(_TerminalView):
         Column("command", 10, fill=True, left=True),
     )
 
-    def render_summary(self, result: RunResult) -> RenderableType:
+    def summary(self, result: RunResult) -> RenderableType:
         """Each shard's final verdict, attempts and figures; a panel per failed shard."""
         rows: list[list[_Cell]] = []
         for shard in result.shards:
@@ -733,7 +721,7 @@ class ShardView(_TerminalView):
                     _one_line(shard.pipeline),
                 ]
             )
-        parts: list[RenderableType] = [fitted_table(self.SUMMARY_COLUMNS, rows, self.console.width)]
+        parts: list[RenderableType] = [fitted_table(self.SUMMARY_COLUMNS, rows, self.view.console.width)]
         for shard in result.failed_shards:
             lines = [f"attempt {a.number}: {a.describe_end()}" for a in shard.attempts]
             for stage in shard.last_failures:
@@ -745,7 +733,7 @@ class ShardView(_TerminalView):
                     "",
                     Text("\n".join(lines)),
                     _one_line(shard.pipeline),
-                    self.console.width,
+                    self.view.console.width,
                 )
             )
         return Group(*parts)
