@@ -1,0 +1,405 @@
+"""The live view's two row layouts: a plain run's stages, a sharded run's shards.
+
+:class:`~ppipe.cli.display.LiveView` owns the terminal and picks the layout
+from the snapshot; a layout measures what changed between snapshots (rates,
+the bottleneck) and draws the table, and draws the summary at the end.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from ppipe.cli.tables import (
+    MARKS,
+    SPINNER,
+    Cell,
+    Column,
+    count_text,
+    failure_panel,
+    fitted_table,
+    footer_lines,
+    human_bytes,
+    line_cells,
+    line_notes,
+    one_line,
+    seconds_text,
+    short_count,
+)
+from ppipe.graph import tree_prefixes
+from ppipe.results import RunResult, StageResult, Verdict
+from ppipe.snapshots import RunSnapshot, ShardSnapshot, ShardState, StageSnapshot, StageState
+
+if TYPE_CHECKING:
+    from ppipe.cli.display import LiveView
+
+#: The share of the last moments the pipeline must wait on a stage for the view to mark it the
+#: bottleneck; the marked stage keeps the mark until its share falls below ``BOTTLENECK_LEAVE`` or
+#: another's passes its own by ``BOTTLENECK_MARGIN`` (hysteresis: the mark moves with the evidence,
+#: not with the noise between two stages scoring alike).
+BOTTLENECK_ENTER = 0.5
+BOTTLENECK_LEAVE = 0.3
+BOTTLENECK_MARGIN = 0.2
+
+
+class StageRows:
+    """The view's rows for a plain run: a row per stage, the bottleneck marked, as pv would for each pipe."""
+
+    def __init__(self, view: LiveView) -> None:
+        self.view = view
+        #: The stage marked as the bottleneck, kept until the evidence moves (see :meth:`bottleneck`).
+        self._marked: int | None = None
+        #: Per stage, the prefix that draws a graph's branches as a tree (empty for a plain pipeline).
+        self.tree: dict[int, str] = {}
+        self._last: dict[int, tuple[float, int, float]] = {}
+        self._rates: dict[int, float] = {}
+        self._read_last: dict[int, int] = {}
+        self._read_rates: dict[int, float] = {}
+        self._slowness: dict[int, float] = {}
+
+    # -- drawing
+
+    def measure(self, snapshot: RunSnapshot) -> None:
+        """Updates each stage's rate and slowness from the change since the last refresh, then the mark."""
+        now = self.view.clock()
+        for stage in snapshot.stages:
+            moved, held = stage.flow.bytes_out or 0, stage.flow.held
+            then, moved_before, held_before = self._last.get(stage.id, (now, moved, held))
+            self._last[stage.id] = (now, moved, held)
+            read = stage.input_read or 0
+            read_before = self._read_last.get(stage.id, read)
+            self._read_last[stage.id] = read
+            if now > then:
+                interval = now - then
+                self._rates[stage.id] = (moved - moved_before) / interval
+                self._read_rates[stage.id] = (
+                    0.7 * self._read_rates.get(stage.id, 0.0) + 0.3 * (read - read_before) / interval
+                )
+                share = min(2.0, (held - held_before) / interval)
+                self._slowness[stage.id] = 0.6 * self._slowness.get(stage.id, 0.0) + 0.4 * share
+        self._marked = self._next_bottleneck(snapshot)
+
+    #: The live table's columns; on a narrow terminal the lowest ``keep`` go first (the ratio, the pid...).
+    COLUMNS = (
+        Column("", 1, keep=10, left=True),
+        Column("#", 2, keep=9),
+        Column("command", 10, fill=True, left=True),
+        Column("pid", 7, keep=2),
+        Column("in", 8, keep=4),
+        Column("lines", 7, keep=3),
+        Column("out", 8, keep=8),
+        Column("lines", 7, keep=7),
+        Column("out/in", 6, keep=1),
+        Column("rate", 10, keep=6),
+        Column("time", 5, keep=5),
+    )
+
+    def render(self, snapshot: RunSnapshot) -> RenderableType:
+        """The table for one snapshot; rates and the bottleneck come from the measures so far."""
+        slowest = self.bottleneck(snapshot)
+        rows = [self._row(stage, slowest) for stage in snapshot.stages]
+        table = fitted_table(self.COLUMNS, rows, self.view.console.width)
+        notes = line_notes(cell for stage in snapshot.stages for cell in line_cells(stage.flow))
+        return Group(table, footer_lines(self._footer_parts(snapshot, slowest), self.view.console.width), *notes)
+
+    def _row(self, stage: StageSnapshot, slowest: int | None) -> list[Cell]:
+        flow = stage.flow
+        lines_in, lines_out = line_cells(flow, short_count)
+        command = Text(
+            self.tree.get(stage.id, "") + one_line(stage.command), style="bold yellow" if stage.id == slowest else ""
+        )
+        return [
+            self._mark(stage),
+            str(stage.id),
+            command,
+            str(stage.pid or "-"),
+            human_bytes(flow.bytes_in),
+            lines_in,
+            human_bytes(flow.bytes_out),
+            lines_out,
+            "-" if flow.ratio is None else f"{flow.ratio:.2f}",
+            self._rate(stage),
+            seconds_text(stage.elapsed),
+        ]
+
+    def _footer_parts(self, snapshot: RunSnapshot, slowest: int | None) -> list[Text]:
+        moved = sum(s.flow.bytes_out or 0 for s in snapshot.stages)
+        parts = [
+            Text(f"{len(snapshot.stages)} stages"),
+            Text(f"{human_bytes(moved)} moved"),
+            Text(seconds_text(snapshot.elapsed)),
+        ]
+        if slowest is not None:
+            parts.append(Text(f"bottleneck: stage {slowest}", style="bold yellow"))
+        parts.extend(
+            Text(f"stage {stage.id} input {self._progress(stage)}")
+            for stage in snapshot.stages
+            if stage.input_size and stage.input_read is not None
+        )
+        return parts
+
+    def _progress(self, stage: StageSnapshot) -> str:
+        """``45% ETA 12s`` for a stage reading a file of known size, as pv shows it."""
+        assert stage.input_size and stage.input_read is not None
+        done = min(stage.input_read, stage.input_size)
+        text = f"{100 * done // stage.input_size}%"
+        rate = self._read_rates.get(stage.id, 0.0)
+        if rate > 0 and done < stage.input_size:
+            text += f" ETA {seconds_text((stage.input_size - done) / rate)}"
+        return text
+
+    def bottleneck(self, snapshot: RunSnapshot) -> int | None:
+        """The stage holding the pipeline back, if one is and is still running (as the last measure chose).
+
+        A stage is slow when its input edge waits for it to read; a first
+        stage (whose input ppipe does not pump) when its output edge waits for
+        it to write. The share of the last moments spent waiting so
+        (smoothed) scores it. A stage's output alone says nothing further
+        down: ``wc`` keeps its consumer waiting all along. The mark has
+        hysteresis, so that two stages scoring alike do not swap it from frame
+        to frame: see :meth:`_next_bottleneck`.
+        """
+        running = {s.id for s in snapshot.stages if s.state is StageState.RUNNING}
+        return self._marked if self._marked in running else None
+
+    def _next_bottleneck(self, snapshot: RunSnapshot) -> int | None:
+        """The mark after this measure: it moves only when the evidence does.
+
+        A running stage takes an empty mark once waited on for more than
+        ``BOTTLENECK_ENTER`` of the last moments. The marked stage keeps it
+        while it runs and scores at least ``BOTTLENECK_LEAVE``, unless another
+        scores ``BOTTLENECK_MARGIN`` more than it (and above the entry level).
+        """
+        running = [s.id for s in snapshot.stages if s.state is StageState.RUNNING]
+        score = {sid: self._slowness.get(sid, 0.0) for sid in running}
+        challenger = max(running, key=score.__getitem__, default=None)
+        marked = self._marked if self._marked in score and score[self._marked] >= BOTTLENECK_LEAVE else None
+        if challenger is None or score[challenger] <= BOTTLENECK_ENTER:
+            return marked
+        if marked is None or score[challenger] > score[marked] + BOTTLENECK_MARGIN:
+            return challenger
+        return marked
+
+    def _mark(self, stage: StageSnapshot) -> Text:
+        if stage.state is StageState.RUNNING:
+            return Text(SPINNER[self.view.frame_number % len(SPINNER)], style="cyan")
+        if stage.state is StageState.DONE:
+            return Text("✓", style="green")
+        if stage.state is StageState.EXITED:
+            return Text(stage.signal or str(stage.status), style="yellow")
+        return Text("·", style="dim")
+
+    def _rate(self, stage: StageSnapshot) -> str:
+        if stage.state is not StageState.RUNNING:
+            return "-"
+        return human_bytes(int(self._rates.get(stage.id, 0))) + "/s"
+
+    def summary(self, result: RunResult) -> RenderableType:
+        """The end of the run: exact figures per stage, then a panel for each failure."""
+        tree = tree_prefixes(result.graph) if result.graph is not None else {}
+        flows = {s.stage.id: result.flow(s.stage.id) for s in result.stages}
+        rows: list[list[Cell]] = []
+        for stage in result.stages:
+            sid, flow = stage.stage.id, flows[stage.stage.id]
+            rows.append(
+                [
+                    Text(self._final_mark(stage), style=MARKS.get(stage.verdict, ("?", ""))[1]),
+                    str(sid),
+                    tree[sid] + one_line(stage.stage.command),
+                    count_text(flow.bytes_in),
+                    line_cells(flow)[0],
+                    count_text(flow.bytes_out),
+                    line_cells(flow)[1],
+                    seconds_text(stage.duration),
+                ]
+            )
+        parts: list[RenderableType] = [fitted_table(self.SUMMARY_COLUMNS, rows, self.view.console.width)]
+        parts.extend(line_notes(cell for flow in flows.values() for cell in line_cells(flow)))
+        for stage in result.failures:
+            tail = "\n".join(stage.stderr_tail[-5:]) or "(no stderr)"
+            parts.append(
+                failure_panel(
+                    f"stage {stage.stage.id} failed",
+                    stage.describe_end(),
+                    Text(tail),
+                    one_line(stage.stage.command),
+                    self.view.console.width,
+                )
+            )
+        return Group(*parts)
+
+    #: The summary's columns (see :data:`COLUMNS`): exact figures, so wider.
+    SUMMARY_COLUMNS = (
+        Column("", 1, keep=10, left=True),
+        Column("#", 2, keep=9),
+        Column("command", 10, fill=True, left=True),
+        Column("bytes in", 10, keep=4),
+        Column("lines in", 9, keep=3),
+        Column("bytes out", 10, keep=8),
+        Column("lines out", 9, keep=7),
+        Column("time", 6, keep=5),
+    )
+
+    @staticmethod
+    def _final_mark(stage: StageResult) -> str:
+        """``✓``, or a mark with how it ended: ``✗ 3``, ``✓ SIGPIPE``."""
+        mark = MARKS.get(stage.verdict, ("?", ""))[0]
+        return mark if stage.verdict is Verdict.OK else f"{mark} {stage.signal or stage.status}"
+
+
+_SHARD_STYLES = {
+    ShardState.RUNNING: "cyan",
+    ShardState.RESTARTING: "yellow",
+    ShardState.DONE: "green",
+    ShardState.FAILED: "red",
+    ShardState.STOPPED: "red",
+    ShardState.WAITING: "dim",
+}
+
+
+class ShardRows:
+    """The view's rows for a sharded run (``--fork``): a row per shard, its stages beneath while there is room.
+
+    Stage rows come from the snapshots each shard attempt sends a few times
+    a second. They are shown under each shard, first shards first, as long
+    as the whole view fits the terminal's height; below that, shards keep
+    their one row. Shards' stderr lines are printed above the view, each
+    prefixed with its shard.
+    """
+
+    def __init__(self, view: LiveView) -> None:
+        self.view = view
+        self._last: dict[int, tuple[float, int]] = {}
+        self._rates: dict[int, float] = {}
+
+    def measure(self, snapshot: RunSnapshot) -> None:
+        now = self.view.clock()
+        for shard in snapshot.shards:
+            then, before = self._last.get(shard.task_id, (now, shard.bytes_out))
+            self._last[shard.task_id] = (now, shard.bytes_out)
+            if now > then:
+                self._rates[shard.task_id] = (shard.bytes_out - before) / (now - then)
+
+    #: The live table's columns (see :data:`LiveView.COLUMNS`); a shard's stages fill the same ones.
+    COLUMNS = (
+        Column("", 1, keep=10, left=True),
+        Column("shard", 5, keep=9),
+        Column("state", 10, keep=8, left=True),
+        Column("command", 10, fill=True, left=True),
+        Column("pid", 7, keep=2),
+        Column("tries", 5, keep=3),
+        Column("in", 8, keep=4),
+        Column("out", 8, keep=7),
+        Column("rate", 10, keep=6),
+        Column("time", 5, keep=5),
+    )
+
+    def render(self, snapshot: RunSnapshot) -> RenderableType:
+        """A row per shard and, while the screen has room, a row per running stage beneath it."""
+        rows: list[list[Cell]] = []
+        room = self.view.console.height - len(snapshot.shards) - 3
+        for shard in snapshot.shards:
+            stages = shard.stages.stages if shard.stages is not None and shard.state is ShardState.RUNNING else ()
+            rows.append(self._shard_row(shard, stages))
+            if stages and room >= len(stages):
+                room -= len(stages)
+                rows.extend(_stage_row(stage) for stage in stages)
+        states = [s.state for s in snapshot.shards]
+        counts = [f"{states.count(state)} {state.value}" for state in _SHARD_STYLES if states.count(state)]
+        moved = sum(s.bytes_out for s in snapshot.shards)
+        parts = [
+            Text(f"{len(snapshot.shards)} shards: {counts[0]}" if counts else f"{len(snapshot.shards)} shards"),
+            *(Text(count) for count in counts[1:]),
+            Text(f"{human_bytes(moved)} out"),
+            Text(seconds_text(snapshot.elapsed)),
+        ]
+        return Group(
+            fitted_table(self.COLUMNS, rows, self.view.console.width), footer_lines(parts, self.view.console.width)
+        )
+
+    def _shard_row(self, shard: ShardSnapshot, stages: tuple[StageSnapshot, ...]) -> list[Cell]:
+        style = _SHARD_STYLES.get(shard.state, "")
+        mark = SPINNER[self.view.frame_number % len(SPINNER)] if shard.state is ShardState.RUNNING else "·"
+        rate = human_bytes(int(self._rates.get(shard.task_id, 0))) + "/s" if shard.state is ShardState.RUNNING else "-"
+        command = " | ".join(one_line(s.command) for s in stages)
+        return [
+            Text(mark, style=style),
+            str(shard.task_id),
+            Text(shard.state.value, style=style),
+            command,
+            str(shard.pid or "-"),
+            str(shard.attempts),
+            human_bytes(shard.bytes_in),
+            human_bytes(shard.bytes_out),
+            rate,
+            seconds_text(shard.elapsed),
+        ]
+
+    #: The summary's columns: exact figures, the pipeline last.
+    SUMMARY_COLUMNS = (
+        Column("", 1, keep=10, left=True),
+        Column("shard", 5, keep=9),
+        Column("status", 6, keep=8),
+        Column("tries", 5, keep=3),
+        Column("bytes in", 10, keep=4),
+        Column("bytes out", 10, keep=7),
+        Column("lines out", 9, keep=6),
+        Column("time", 6, keep=5),
+        Column("command", 10, fill=True, left=True),
+    )
+
+    def summary(self, result: RunResult) -> RenderableType:
+        """Each shard's final verdict, attempts and figures; a panel per failed shard."""
+        rows: list[list[Cell]] = []
+        for shard in result.shards:
+            mark, style = MARKS.get(shard.verdict, ("?", ""))
+            first = shard.attempts[0].started_at if shard.attempts else None
+            last = shard.attempts[-1].ended_at if shard.attempts else None
+            rows.append(
+                [
+                    Text(mark, style=style),
+                    str(shard.task_id),
+                    str(shard.exit_status),
+                    str(len(shard.attempts)),
+                    count_text(shard.bytes_in),
+                    str(shard.bytes_out),
+                    count_text(shard.lines_out),
+                    seconds_text(None if first is None or last is None else last - first),
+                    one_line(shard.pipeline),
+                ]
+            )
+        parts: list[RenderableType] = [fitted_table(self.SUMMARY_COLUMNS, rows, self.view.console.width)]
+        for shard in result.failed_shards:
+            lines = [f"attempt {a.number}: {a.describe_end()}" for a in shard.attempts]
+            for stage in shard.last_failures:
+                lines.append(f"stage {stage.stage.id} ({one_line(stage.stage.command)}): {stage.describe_end()}")
+                lines.extend(f"  {line}" for line in stage.stderr_tail[-5:])
+            parts.append(
+                failure_panel(
+                    f"shard {shard.task_id} failed",
+                    "",
+                    Text("\n".join(lines)),
+                    one_line(shard.pipeline),
+                    self.view.console.width,
+                )
+            )
+        return Group(*parts)
+
+
+def _stage_row(stage: StageSnapshot) -> list[Cell]:
+    """A running shard's stage, beneath its row: its state in the state column, ``└ 2 grep x`` as the command."""
+    state = stage.state.value if stage.state is not StageState.EXITED else f"exit {stage.status}"
+    return [
+        "",
+        "",
+        Text(state, style="dim"),
+        Text(f"└ {stage.id} {one_line(stage.command)}", style="dim"),
+        str(stage.pid or "-"),
+        "",
+        human_bytes(stage.flow.bytes_in),
+        human_bytes(stage.flow.bytes_out),
+        "",
+        "",
+    ]

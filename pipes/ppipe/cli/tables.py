@@ -1,0 +1,195 @@
+"""The view's and the summary's building blocks: figures as text, tables that fit the terminal, failure panels.
+
+Shared by the live view's row layouts (:mod:`ppipe.cli.rows`) and
+``--progress plain``; importing this module imports rich.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from rich.cells import cell_len
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from ppipe.results import StageFlow, Verdict
+
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+MARKS = {
+    Verdict.OK: ("✓", "green"),
+    Verdict.FAILED: ("✗", "red"),
+    Verdict.IGNORED: ("!", "yellow"),
+    Verdict.BROKEN_PIPE: ("✓", "green"),
+    Verdict.TERMINATED: ("✗", "red"),
+}
+
+
+def human_bytes(count: int | None) -> str:
+    """``6.9 MB``: decimal units, as pv and dd print them; ``-`` when unknown."""
+    if count is None:
+        return "-"
+    size = float(count)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if round(size, 1) < 1000 or unit == "TB":  # 999.96 kB would print as 1000.0 kB: 1.0 MB
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def human_count(count: int | None, at_least: int | None = None, estimate: int | None = None) -> str:
+    """``1.0M``: a line count in three to seven characters.
+
+    Where only a sample of a fast edge's bytes had its lines counted (under
+    the view), ``count`` is None: ``≈1.0M`` shows ``estimate``, the sample's
+    newline density times all the bytes, and, without one, ``≥1.0M`` shows
+    ``at_least``, what was counted. ``-`` when nothing is known.
+    """
+    return count_text(count, at_least, estimate, short_count)
+
+
+def short_count(count: int) -> str:
+    if count < 10_000:
+        return str(count)
+    for unit, size in (("k", 1e3), ("M", 1e6), ("G", 1e9)):
+        if round(count / size, 1) < 1000 or unit == "G":  # 999.96k would print as 1000.0k: 1.0M
+            return f"{count / size:.1f}{unit}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def count_text(
+    count: int | None, at_least: int | None = None, estimate: int | None = None, show: Callable[[int], str] = str
+) -> str:
+    if count is not None:
+        return show(count)
+    if estimate is not None:
+        return "≈" + show(estimate)
+    return "-" if at_least is None else "≥" + show(at_least)
+
+
+def line_cells(flow: StageFlow, show: Callable[[int], str] = str) -> tuple[str, str]:
+    """The stage's lines in and out as its row shows them: exact, ``≈`` estimated or ``≥`` at least."""
+    return (
+        count_text(flow.lines_in, flow.lines_in_at_least, flow.lines_in_estimate, show),
+        count_text(flow.lines_out, flow.lines_out_at_least, flow.lines_out_estimate, show),
+    )
+
+
+#: Said under the view and the summary when a line count is estimated from a sample.
+ESTIMATE_NOTE = "≈: lines estimated from a sample of a fast edge, to cost nothing; --lines counts all"
+#: Said under the view and the summary when a line count is a lower bound (no sample to estimate from).
+AT_LEAST_NOTE = "≥: line counting stopped on a fast edge, to cost nothing; --lines counts all"
+
+
+def line_notes(cells: Iterable[str]) -> list[Text]:
+    """The notes explaining the marks used in ``cells`` (``≈``, ``≥``), once each."""
+    used = {cell[:1] for cell in cells}
+    return [Text(note, style="dim") for mark, note in (("≈", ESTIMATE_NOTE), ("≥", AT_LEAST_NOTE)) if mark in used]
+
+
+def seconds_text(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f}s" if value < 60 else f"{int(value // 60)}m{int(value % 60):02d}s"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a view's table.
+
+    ``width`` is the least it takes, so that the table does not shift as
+    figures grow; a wider cell widens it. ``keep`` ranks the columns for a
+    narrow terminal: those with the lowest go first, whole. The ``fill``
+    column (the command) takes the width the others leave and is the only
+    one ever shortened, with an ellipsis.
+    """
+
+    name: str
+    width: int
+    keep: int = 0
+    fill: bool = False
+    left: bool = False
+
+
+#: The command column keeps at least this many cells (or its whole text, if shorter) before others go.
+COMMAND_MIN = 16
+Cell = str | Text
+
+
+def fitted_table(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], width: int) -> Table:
+    """A borderless table of ``rows`` that fits ``width`` cells without cutting a figure.
+
+    Every column is as wide as its widest cell; when that leaves the command
+    less than ``COMMAND_MIN``, whole columns are dropped, least kept first.
+    """
+    widths = [
+        max(column.width, cell_len(column.name), *(_cell_width(row[i]) for row in rows))
+        for i, column in enumerate(columns)
+    ]
+    kept = _columns_that_fit(columns, widths, width)
+    others = sum(widths[i] for i in kept if not columns[i].fill) + len(kept) - 1  # a space between columns
+    table = Table(box=None, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
+    for i in kept:
+        column = columns[i]
+        table.add_column(
+            column.name,
+            justify="left" if column.left else "right",
+            no_wrap=True,
+            overflow="ellipsis",
+            width=max(1, width - others) if column.fill else widths[i],
+        )
+    for row in rows:
+        table.add_row(*(row[i] for i in kept))
+    return table
+
+
+def _columns_that_fit(columns: Sequence[Column], widths: list[int], width: int) -> list[int]:
+    """The indexes of the columns to show: all of them, less the least kept until the rest fit."""
+    kept = list(range(len(columns)))
+
+    def needed() -> int:
+        return sum(min(widths[i], COMMAND_MIN) if columns[i].fill else widths[i] for i in kept) + len(kept) - 1
+
+    for index in sorted((i for i, c in enumerate(columns) if not c.fill), key=lambda i: columns[i].keep):
+        if needed() <= width:
+            break
+        kept.remove(index)
+    return kept
+
+
+def _cell_width(cell: Cell) -> int:
+    return cell.cell_len if isinstance(cell, Text) else cell_len(cell)
+
+
+def footer_lines(parts: Sequence[Text], width: int) -> Text:
+    """``parts`` joined by `` · ``, a new line instead where the next part would not fit, never inside one."""
+    footer = Text(style="dim")
+    line = 0
+    for part in parts:
+        if line and line + 3 + part.cell_len > width:
+            footer.append("\n")
+            line = 0
+        elif line:
+            footer.append(" · ")
+            line += 3
+        footer.append_text(part)
+        line += part.cell_len
+    return footer
+
+
+def failure_panel(title: str, end: str, body: Text, command: str, width: int) -> Panel:
+    """A red panel for one failure, its title never cut: ``stage 2 failed: exit status 3`` on the
+    border where the terminal is wide enough, else the border says ``title`` and the first line of
+    the panel, which wraps, says how it ended (``end``; empty: nothing to add)."""
+    headline = f"{title}: {end}" if end else title
+    if cell_len(headline) + 6 <= width:  # the border's corners, dashes and spaces around the title
+        return Panel(body, title=headline, subtitle=Text(command), border_style="red", expand=False)
+    return Panel(
+        Text.assemble((end, "bold"), "\n", body), title=title, subtitle=Text(command), border_style="red", expand=False
+    )
+
+
+def one_line(command: str) -> str:
+    """A command as one line: a multi-line script argument must not break the row."""
+    return " ".join(command.split())
