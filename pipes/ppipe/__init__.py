@@ -44,43 +44,37 @@ _EXPORTS = {
     "substitute_placeholders": "language.parser",
 }
 
-__all__ = [
-    "CAPTURE",
-    "Boundary",
-    "CommandError",
-    "Edge",
-    "EdgeResult",
-    "ExitStatus",
-    "Graph",
-    "PipelineFailed",
-    "PipelineResult",
-    "PipelineSyntaxError",
-    "PpipeError",
-    "Redirect",
-    "RedirectOp",
-    "RunResult",
-    "ShardAttempt",
-    "ShardResult",
-    "Stage",
-    "StageResult",
-    "Verdict",
-    "__version__",
-    "parse",
-    "placeholder_values",
-    "run",
-    "run_async",
-    "substitute_placeholders",
-]
+__all__ = [*_EXPORTS, "__version__"]  # noqa: PLE0604 (ruff cannot see that the keys are strings)
 
+# For mypy, which cannot read the mapping: each name re-exported explicitly (``as``). A test checks that
+# these imports are the mapping's, exactly.
 if TYPE_CHECKING:
     from typing import Any
 
-    from ppipe.api import run, run_async
-    from ppipe.engine.execution import CAPTURE
-    from ppipe.errors import CommandError, ExitStatus, PipelineFailed, PipelineSyntaxError, PpipeError
-    from ppipe.graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage
-    from ppipe.language.parser import parse, placeholder_values, substitute_placeholders
-    from ppipe.results import EdgeResult, PipelineResult, RunResult, ShardAttempt, ShardResult, StageResult, Verdict
+    from ppipe.api import run as run
+    from ppipe.api import run_async as run_async
+    from ppipe.engine.execution import CAPTURE as CAPTURE
+    from ppipe.errors import CommandError as CommandError
+    from ppipe.errors import ExitStatus as ExitStatus
+    from ppipe.errors import PipelineFailed as PipelineFailed
+    from ppipe.errors import PipelineSyntaxError as PipelineSyntaxError
+    from ppipe.errors import PpipeError as PpipeError
+    from ppipe.graph import Boundary as Boundary
+    from ppipe.graph import Edge as Edge
+    from ppipe.graph import Graph as Graph
+    from ppipe.graph import Redirect as Redirect
+    from ppipe.graph import RedirectOp as RedirectOp
+    from ppipe.graph import Stage as Stage
+    from ppipe.language.parser import parse as parse
+    from ppipe.language.parser import placeholder_values as placeholder_values
+    from ppipe.language.parser import substitute_placeholders as substitute_placeholders
+    from ppipe.results import EdgeResult as EdgeResult
+    from ppipe.results import PipelineResult as PipelineResult
+    from ppipe.results import RunResult as RunResult
+    from ppipe.results import ShardAttempt as ShardAttempt
+    from ppipe.results import ShardResult as ShardResult
+    from ppipe.results import StageResult as StageResult
+    from ppipe.results import Verdict as Verdict
 
 
 def __getattr__(name: str) -> Any:

@@ -1,10 +1,11 @@
 """What the command line asked for: a frozen :class:`Config`, and reading option values into it.
 
 Both command-line parsers (typer's in :mod:`ppipe.cli.options`, the fast one
-in :mod:`ppipe.cli.entry`) build a :class:`Config` and read every option value
-through :func:`read_value`, so they accept and refuse the same values. The
-fast path imports this module at every start: it imports nothing beyond the
-standard library and :mod:`ppipe.errors`.
+in :mod:`ppipe.cli.entry`) build a :class:`Config` with :func:`config_from`,
+which reads every option value through :func:`read_value`, so they accept and
+refuse the same values. Config's fields are generated from the typer command
+(:mod:`ppipe.cli.option_fields`). The fast path imports this module for every
+run: it imports nothing beyond the standard library and :mod:`ppipe.errors`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import enum
 import re
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
+from ppipe.cli.option_fields import Options
 from ppipe.errors import UsageError
 
 
@@ -43,37 +45,16 @@ class ProgressMode(str, enum.Enum):
 VIEW_LINES_BELOW = 16 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Config:
-    """Everything the command line asked for."""
+class Config(Options):
+    """Everything the command line asked for: one field per option, generated from the typer command.
 
-    pipeline: str
-    no_fail: bool = False
-    timeout: float | None = None
-    kill_after: float = 2.0
-    explain: bool = False
-    report: str | None = None
-    quiet: bool = False
-    #: None: count lines when they will be seen (the report or the view shows them).
-    lines: bool | None = None
-    #: ``auto`` (a view when stderr is a terminal), ``always`` or ``never``.
-    display: str = "auto"
-    #: ``plain``: a status line every few seconds when there is no view (CI logs).
-    progress: str = "none"
-    #: ``--pager``: the last stage gets the terminal (see RunOptions.pager); None: when it is a pager
-    #: and stdout is a terminal (resolved by :func:`with_pager` once the pipeline is parsed).
-    pager: bool | None = None
-    #: ``--fork N``: run N shards (0: one per CPU); None: one plain run.
-    fork: int | None = None
-    max_restarts: int = 0
-    fail_fast: bool = False
-    tag: bool = False
-    keep_order: bool = False
-    #: ``--block``: input block size for split input, as given (``1M``); None: the default.
-    block: str | None = None
-    #: ``--task-id/--tasks``: this run's place in a cluster job array.
-    task_id: int | None = None
-    tasks: int | None = None
+    A field is None when the option was not given and its meaning waits
+    for more: ``lines`` (count them when the report or the view shows
+    them), ``pager`` (the last stage is a pager on a terminal, decided by
+    :func:`ppipe.cli.command.with_pager` once the pipeline is parsed),
+    ``fork`` (one plain run), ``block`` (the default block size) and
+    ``task_id``/``tasks`` (from the cluster's variables, if any).
+    """
 
     @property
     def shows_view(self) -> bool:
@@ -133,6 +114,24 @@ def read_value(field: str, text: str) -> Any:
         least, meaning = _COUNTS[field]
         return read_count(option_name(field), text, least, meaning)
     return read_seconds(option_name(field), text)
+
+
+def value_type(field: str) -> type:
+    """The type :func:`read_value` makes of the option's text."""
+    if field in _COUNTS:
+        return int
+    return str if field in _TEXTS or field in _CHOICES else float
+
+
+def config_from(pipeline: str, given: Mapping[str, str | bool | None]) -> Config:
+    """The :class:`Config` for the options given by field, as both parsers have them: flags as bools, the rest
+    as text, None for not given. A value it refuses raises :class:`UsageError` (see :func:`read_value`)."""
+    values: dict[str, Any] = {
+        field: value if isinstance(value, bool) else read_value(field, value)
+        for field, value in given.items()
+        if value is not None
+    }
+    return Config(pipeline, **values)
 
 
 def _shown(text: str) -> str:

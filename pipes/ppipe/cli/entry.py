@@ -6,10 +6,12 @@ at every start (current typer validates options through pydantic), which is
 more than the rest of a short run. So :func:`quick_parse` reads the common
 case — known options with well-formed values and one pipeline — straight
 into the same :class:`~ppipe.cli.config.Config`, and anything else (``--help``,
-completion, a typo, a bad value) goes to typer, which explains it. A test
-checks that both readings agree on every command line the fast one accepts,
-and that they know the same options. Both read option values through
-:func:`ppipe.cli.config.read_value`, so they accept and refuse the same values.
+completion, a typo, a bad value) goes to typer, which explains it. The fast
+path knows the options by tables generated from the typer command
+(:mod:`ppipe.cli.option_table`), not by a list of its own. A test checks that
+both readings agree on every command line the fast one accepts. Both read
+option values through :func:`ppipe.cli.config.read_value`, so they accept and
+refuse the same values.
 
 A Ctrl-C while Python is still importing ppipe would print a
 KeyboardInterrupt traceback from wherever the import was; so the first thing
@@ -31,7 +33,6 @@ TYPE_CHECKING = False  # mypy takes this name as typing's; importing typing woul
 if TYPE_CHECKING:
     import signal as _signal
     from collections.abc import Sequence
-    from typing import Any
 
     from ppipe.cli.config import Config
 else:
@@ -83,35 +84,13 @@ if os.path.basename(sys.argv[0]) == "ppipe" or sys.argv[0].endswith(os.path.join
 #: The environment variable that asks ``ppipe`` for completions (set by the completion scripts).
 COMPLETE_VAR = "_PPIPE_COMPLETE"
 
-_FLAGS = {
-    "--no-fail": ("no_fail", True),
-    "--explain": ("explain", True),
-    "-q": ("quiet", True),
-    "--quiet": ("quiet", True),
-    "--lines": ("lines", True),
-    "--no-lines": ("lines", False),
-    "--pager": ("pager", True),
-    "--no-pager": ("pager", False),
-    "--fail-fast": ("fail_fast", True),
-    "--tag": ("tag", True),
-    "--keep-order": ("keep_order", True),
-}
-_VALUED = {
-    "--timeout": "timeout",
-    "--kill-after": "kill_after",
-    "--report": "report",
-    "--display": "display",
-    "--progress": "progress",
-    "--fork": "fork",
-    "--max-restarts": "max_restarts",
-    "--block": "block",
-    "--task-id": "task_id",
-    "--tasks": "tasks",
-}
+# Generated from the typer command; imported only now, so that a Ctrl-C while it loads ends ppipe quietly.
+from ppipe.cli.option_table import ACTIONS, FLAGS, HELP, VALUED  # noqa: E402
+
 #: Every option name the fast path knows, for the test that compares it with typer's.
-OPTIONS = frozenset({*_FLAGS, *_VALUED, "--version"})
+OPTIONS = frozenset({*FLAGS, *VALUED, *ACTIONS})
 #: Options only typer handles, or a valued option without its value: wherever they are, typer reads the line.
-_TYPERS = OPTIONS | {"-h", "--help"}
+_TYPERS = OPTIONS | HELP
 
 
 class _Reading:
@@ -138,13 +117,13 @@ def _read(argv: Sequence[str]) -> _Reading | None:
         if arg == "--":
             reading.words += args
             break
-        if arg in _FLAGS:
-            key, flag = _FLAGS[arg]
+        if arg in FLAGS:
+            key, flag = FLAGS[arg]
             reading.values[key] = flag
             reading.given.append(arg)
-        elif name in _VALUED and (has_value or args):
+        elif name in VALUED and (has_value or args):
             value = inline if has_value else args.pop(0)
-            reading.values[_VALUED[name]] = value
+            reading.values[VALUED[name]] = value
             reading.given += [arg] if has_value else [arg, value]
         elif arg.startswith("-") and arg != "-" and (not reading.words or name in _TYPERS):
             return None
@@ -157,19 +136,16 @@ def _read(argv: Sequence[str]) -> _Reading | None:
 
 def quick_parse(argv: Sequence[str]) -> Config | None:
     """The :class:`Config` for a plain, well-formed command line, or None to let typer read it."""
-    from ppipe.cli.config import Config, read_value
+    from ppipe.cli.config import config_from
     from ppipe.errors import UsageError
 
     reading = _read(argv)
     if reading is None or len(reading.words) != 1 or reading.strays:
         return None
     try:
-        values: dict[str, Any] = {
-            key: value if isinstance(value, bool) else read_value(key, value) for key, value in reading.values.items()
-        }
+        return config_from(reading.words[0], reading.values)
     except UsageError:
         return None  # typer says why, in the same words
-    return Config(pipeline=reading.words[0], **values)
 
 
 def unquoted_pipeline(argv: Sequence[str]) -> str | None:

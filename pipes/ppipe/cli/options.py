@@ -5,17 +5,29 @@ help, their types, completion), builds a :class:`~ppipe.cli.config.Config`
 and hands it to :func:`~ppipe.cli.command.run_command`. The console script
 (:mod:`ppipe.cli.entry`) comes here for help, completion and every command line
 its fast path does not take.
+
+This is the one declaration of the options. Each parameter is named as its
+Config field, and its default is the field's, as text to be read (None: not
+given). ``python -m ppipe.cli.options write`` generates the fast path's tables
+(:mod:`ppipe.cli.option_table`) and Config's fields
+(:mod:`ppipe.cli.option_fields`) from it; a test fails when they differ.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+import typer.main
+from typer.core import TyperOption
 
 from ppipe import __version__
 from ppipe.cli.command import run_command
-from ppipe.cli.config import Config, DisplayMode, ProgressMode, read_value
+from ppipe.cli.config import Config, DisplayMode, ProgressMode, config_from, read_value, value_type
 
 HELP = """Run a shell-style pipeline as real processes, counting every byte between them.
 
@@ -62,6 +74,7 @@ app = typer.Typer(
 
 @app.command(help=HELP, no_args_is_help=True)
 def main(
+    ctx: typer.Context,
     pipeline: Annotated[
         str,
         typer.Argument(
@@ -84,16 +97,16 @@ def main(
         ),
     ] = None,
     kill_after: Annotated[
-        str | None,
+        str,
         typer.Option(
             "--kill-after",
             metavar="SECONDS",
             show_default=False,
             help="Grace between SIGTERM and SIGKILL when stopping stages (default 2; 0: at once; inf: never SIGKILL).",
         ),
-    ] = None,
-    explain_: Annotated[bool, typer.Option("--explain", help="Print the parsed graph and run nothing.")] = False,
-    report_: Annotated[
+    ] = "2",
+    explain: Annotated[bool, typer.Option("--explain", help="Print the parsed graph and run nothing.")] = False,
+    report: Annotated[
         str | None, typer.Option("--report", metavar="FILE", help="Write a JSON run report to FILE ('-' for stderr).")
     ] = None,
     quiet: Annotated[
@@ -108,7 +121,7 @@ def main(
         ),
     ] = None,
     display: Annotated[
-        str | None,
+        str,
         typer.Option(
             "--display",
             metavar=_choices(DisplayMode),
@@ -116,7 +129,7 @@ def main(
             autocompletion=lambda: _names(DisplayMode),
             help="The live view on stderr (default auto: when stderr is a terminal).",
         ),
-    ] = None,
+    ] = DisplayMode.AUTO.value,
     pager: Annotated[
         bool | None,
         typer.Option(
@@ -128,7 +141,7 @@ def main(
         ),
     ] = None,
     progress: Annotated[
-        str | None,
+        str,
         typer.Option(
             "--progress",
             metavar=_choices(ProgressMode),
@@ -136,7 +149,7 @@ def main(
             autocompletion=lambda: _names(ProgressMode),
             help="plain: a status line on stderr every 5 s when there is no live view (CI logs); default none.",
         ),
-    ] = None,
+    ] = ProgressMode.NONE.value,
     fork: Annotated[
         str | None,
         typer.Option(
@@ -148,7 +161,7 @@ def main(
         ),
     ] = None,
     max_restarts: Annotated[
-        str | None,
+        str,
         typer.Option(
             "--max-restarts",
             metavar="N",
@@ -156,7 +169,7 @@ def main(
             show_default=False,
             help="Restart a failed shard up to N times (per shard; default 0).",
         ),
-    ] = None,
+    ] = "0",
     fail_fast: Annotated[
         bool,
         typer.Option("--fail-fast", rich_help_panel="Shards", help="Stop every shard when one has finally failed."),
@@ -200,38 +213,122 @@ def main(
         typer.Option("--tasks", metavar="N", rich_help_panel="Shards", help="How many tasks the job array has."),
     ] = None,
     version: Annotated[
-        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, expose_value=False, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
-    given = {
-        "timeout": timeout,
-        "kill_after": kill_after,
-        "report": report_,
-        "display": display,
-        "progress": progress,
-        "fork": fork,
-        "max_restarts": max_restarts,
-        "block": block,
-        "task_id": task_id,
-        "tasks": tasks,
-    }
-    values = {field: read_value(field, text) for field, text in given.items() if text is not None}
-    dispatch(
-        Config(
-            pipeline=pipeline,
-            no_fail=no_fail,
-            explain=explain_,
-            quiet=quiet,
-            lines=lines,
-            pager=pager,
-            fail_fast=fail_fast,
-            tag=tag,
-            keep_order=keep_order,
-            **values,
-        )
-    )
+    """Typer's parameters are :class:`~ppipe.cli.config.Config`'s fields, by name: none is listed again here."""
+    dispatch(config_from(pipeline, {name: value for name, value in ctx.params.items() if name != "pipeline"}))
 
 
 def dispatch(config: Config) -> None:
     """Runs what the command line asked for and exits with its status."""
     raise typer.Exit(run_command(config))
+
+
+# ---------------------------------------------------------------- the tables generated from this declaration
+
+_HEADER = """\
+# Generated from the typer command in ppipe.cli.options by `python -m ppipe.cli.options write`:
+# do not edit. A test fails when it no longer matches the command. Generated, not read from typer,
+# because building the typer command costs a quarter of a second at every start.
+"""
+
+
+def generated() -> dict[str, str]:
+    """The generated modules' text by file name, from the typer command as declared now."""
+    command = typer.main.get_command(app)
+    # The run's options: not the pipeline, nor those typer acts on and ends by (--version).
+    options = [param for param in command.params if isinstance(param, TyperOption) and param.expose_value]
+    actions = [name for param in command.params if not param.expose_value for name in param.opts]
+    help_names = command.context_settings["help_option_names"]
+    return {"option_table.py": _table_source(options, actions, help_names), "option_fields.py": _fields_source(options)}
+
+
+def _table_source(options: list[TyperOption], actions: list[str], help_names: list[str]) -> str:
+    flags = {
+        name: (option.name, name in option.opts)
+        for option in options
+        if option.is_flag
+        for name in (*option.opts, *option.secondary_opts)
+    }
+    valued = {name: option.name for option in options if not option.is_flag for name in option.opts}
+    return "\n".join(
+        [
+            _HEADER + '"""The console script\'s fast path reads options by these tables (see ppipe.cli.entry)."""\n',
+            "#: A flag's spelling -> (the Config field, the value it sets).",
+            _literal("FLAGS", flags),
+            "#: A valued option's spelling -> the Config field; its text is read by ppipe.cli.config.read_value.",
+            _literal("VALUED", valued),
+            "#: Options that typer handles and that end the program: they print and exit.",
+            f"ACTIONS = frozenset({_set(actions)})",
+            "#: The options that ask for the help.",
+            f"HELP = frozenset({_set(help_names)})",
+            "",
+        ]
+    )
+
+
+def _fields_source(options: list[TyperOption]) -> str:
+    lines = [
+        _HEADER + '"""The command line\'s options as fields: the base of :class:`ppipe.cli.config.Config`."""\n',
+        "from __future__ import annotations\n",
+        "from dataclasses import dataclass\n\n",
+        "@dataclass(frozen=True)",
+        "class Options:",
+        '    """One field per option, with its type after reading and the default it has when not given."""\n',
+        "    pipeline: str",
+    ]
+    for option in options:
+        lines += [*_comment(option), _field(option)]
+    return "\n".join([*lines, ""])
+
+
+def _comment(option: TyperOption) -> list[str]:
+    names = "/".join([*option.opts, *option.secondary_opts])
+    return textwrap.wrap(f"{names}: {option.help}", width=116, initial_indent="    #: ", subsequent_indent="    #: ")
+
+
+def _field(option: TyperOption) -> str:
+    assert option.name is not None
+    kind = "bool" if option.is_flag else value_type(option.name).__name__
+    default = read_value(option.name, option.default) if isinstance(option.default, str) else option.default
+    optional = " | None" if default is None else ""
+    return f"    {option.name}: {kind}{optional} = {_python(default)}"
+
+
+def _literal(name: str, table: dict[str, Any]) -> str:
+    entries = "".join(f"    {_python(key)}: {_python(value)},\n" for key, value in table.items())
+    return f"{name} = {{\n{entries}}}"
+
+
+def _set(names: list[str]) -> str:
+    return "{" + ", ".join(_python(name) for name in names) + "}"
+
+
+def _python(value: Any) -> str:
+    """A literal as ruff formats it: strings in double quotes."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_python(item) for item in value) + ")"
+    return repr(value)
+
+
+def write(directory: Path) -> list[Path]:
+    """Writes the generated modules into ``directory``; returns their paths."""
+    paths = []
+    for name, text in generated().items():
+        path = directory / name
+        path.write_text(text)
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["write"]:
+        sys.exit("usage: python -m ppipe.cli.options write")
+    for path in write(Path(__file__).parent):
+        print(path)

@@ -1,0 +1,57 @@
+# Generated from the typer command in ppipe.cli.options by `python -m ppipe.cli.options write`:
+# do not edit. A test fails when it no longer matches the command. Generated, not read from typer,
+# because building the typer command costs a quarter of a second at every start.
+"""The command line's options as fields: the base of :class:`ppipe.cli.config.Config`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Options:
+    """One field per option, with its type after reading and the default it has when not given."""
+
+    pipeline: str
+    #: --no-fail: No stage's failure fails the run (still reported).
+    no_fail: bool = False
+    #: --timeout: Stop the run after SECONDS (such as 30 or 0.5) and exit 124; 0 or inf: no limit, as for
+    #: timeout(1).
+    timeout: float | None = None
+    #: --kill-after: Grace between SIGTERM and SIGKILL when stopping stages (default 2; 0: at once; inf: never
+    #: SIGKILL).
+    kill_after: float = 2.0
+    #: --explain: Print the parsed graph and run nothing.
+    explain: bool = False
+    #: --report: Write a JSON run report to FILE ('-' for stderr).
+    report: str | None = None
+    #: -q/--quiet: Print nothing of ppipe's own, not even failures.
+    quiet: bool = False
+    #: --lines/--no-lines: Count lines on every edge (default: when --report is given). Costs a pass over every
+    #: byte.
+    lines: bool | None = None
+    #: --display: The live view on stderr (default auto: when stderr is a terminal).
+    display: str = "auto"
+    #: --pager/--no-pager: The last stage is a pager (less): hand it the terminal, no view, other stages' stderr
+    #: held until the end (default: when it is less, more, most, pg or $PAGER).
+    pager: bool | None = None
+    #: --progress: plain: a status line on stderr every 5 s when there is no live view (CI logs); default none.
+    progress: str = "none"
+    #: --fork: Run N shards of the pipeline side by side (0: one per CPU); {task_id}, {task_num}, {tasks} are filled
+    #: in for each.
+    fork: int | None = None
+    #: --max-restarts: Restart a failed shard up to N times (per shard; default 0).
+    max_restarts: int = 0
+    #: --fail-fast: Stop every shard when one has finally failed.
+    fail_fast: bool = False
+    #: --tag: Prefix each output line with its shard's task id and a tab.
+    tag: bool = False
+    #: --keep-order: Output shard 0's lines, then shard 1's... (later shards wait in temporary files).
+    keep_order: bool = False
+    #: --block: Split stdin between shards in blocks of about SIZE, whole lines: bytes, or with k, M or G; at most
+    #: 1G (default 1M).
+    block: str | None = None
+    #: --task-id: Run as task I (0 to N-1) of a cluster job array of N (default: from Slurm/Kubernetes variables).
+    task_id: int | None = None
+    #: --tasks: How many tasks the job array has.
+    tasks: int | None = None
