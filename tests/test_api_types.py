@@ -23,7 +23,7 @@ import pytest
 
 import ppipe
 from ppipe import api
-from ppipe.engine.execution import RunOptions
+from ppipe.engine.options import RunOptions
 from ppipe.shards.execution import ShardPlan
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -447,11 +447,11 @@ def test_count_newlines_agrees_with_counting_every_byte(data: bytes, cut: int) -
 
 
 def test_without_tee_exact_lines_go_through_python_and_view_lines_are_unknown(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ppipe.engine.execution
-    import ppipe.engine.pumps
+    import ppipe.engine.options
+    import ppipe.engine.splice
 
-    monkeypatch.setattr(ppipe.engine.execution, "tee_function", lambda: None)
-    monkeypatch.setattr(ppipe.engine.pumps, "tee_function", lambda: None)
+    monkeypatch.setattr(ppipe.engine.options, "tee_function", lambda: None)
+    monkeypatch.setattr(ppipe.engine.splice, "tee_function", lambda: None)
     exact = run("seq 1000 | grep 7 | wc -l", count_lines=True)
     assert (exact.edge(1, 2).lines, exact.edge(2, 3).lines) == (1000, int(exact.stdout))
     cheap = run("seq 1000 | grep 7 | wc -l", count_lines=True, count_lines_below=MiB)
@@ -464,16 +464,16 @@ def test_without_tee_exact_lines_go_through_python_and_view_lines_are_unknown(mo
 
 
 def test_a_slow_consumer_does_not_make_counting_copy_the_same_bytes_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ppipe.engine.pumps
+    import ppipe.engine.splice
 
     copied: list[int] = []
-    read_tap = ppipe.engine.pumps.SplicePump._read_tap
+    read_tap = ppipe.engine.splice.SplicePump._read_tap
 
-    def counting_read_tap(self: ppipe.engine.pumps.SplicePump, size: int) -> memoryview:
+    def counting_read_tap(self: ppipe.engine.splice.SplicePump, size: int) -> memoryview:
         copied.append(size)
         return read_tap(self, size)
 
-    monkeypatch.setattr(ppipe.engine.pumps.SplicePump, "_read_tap", counting_read_tap)
+    monkeypatch.setattr(ppipe.engine.splice.SplicePump, "_read_tap", counting_read_tap)
     consumer = python_stage("import os\nwhile os.read(0, 16384): pass\n")
     result = run(f"head -c 16M /dev/zero | {consumer}", count_lines=True)
     assert result.edge(1, 2).bytes == 16 * MiB

@@ -17,7 +17,7 @@ import pytest
 
 from ppipe.engine.counting import Counter
 from ppipe.engine.descriptors import make_pipe
-from ppipe.engine.pumps import SPLICE_AVAILABLE, SplicePump
+from ppipe.engine.splice import SPLICE_AVAILABLE, SplicePump
 from ppipe.engine.tee import tee_function
 
 pytestmark = pytest.mark.skipif(not SPLICE_AVAILABLE or tee_function() is None, reason="Linux splice and tee")

@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "run": "api",
     "run_async": "api",
-    "CAPTURE": "engine.execution",
+    "CAPTURE": "engine.options",
     "CommandError": "errors",
     "ExitStatus": "errors",
     "PipelineFailed": "errors",
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
     from ppipe.api import run as run
     from ppipe.api import run_async as run_async
-    from ppipe.engine.execution import CAPTURE as CAPTURE
+    from ppipe.engine.options import CAPTURE as CAPTURE
     from ppipe.errors import CommandError as CommandError
     from ppipe.errors import ExitStatus as ExitStatus
     from ppipe.errors import PipelineFailed as PipelineFailed

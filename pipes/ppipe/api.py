@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from ppipe.engine.execution import Input, Output, RunOptions
+from ppipe.engine.options import Input, Output, RunOptions
 from ppipe.graph import Graph
 from ppipe.launch import launch
 from ppipe.results import RunResult

@@ -15,7 +15,8 @@ import signal
 from typing import TYPE_CHECKING
 
 from ppipe import policy
-from ppipe.engine.execution import Execution, RunOptions, prepare
+from ppipe.engine.execution import Execution, prepare
+from ppipe.engine.options import RunOptions
 from ppipe.graph import Boundary, Graph
 from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult
 from ppipe.snapshots import PipelineSnapshot, RunObserver, RunSnapshot, ShardSnapshot, ShardState, StageState

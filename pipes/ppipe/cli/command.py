@@ -183,7 +183,7 @@ def _run(pipeline: str | Graph, plan: ShardPlan | None, config: Config) -> RunRe
     ``--progress plain`` lines, or nothing. rich is imported only for the first two."""
     import asyncio
 
-    from ppipe.engine.execution import RunOptions
+    from ppipe.engine.options import RunOptions
     from ppipe.launch import launch
 
     options = RunOptions(**_options(config))

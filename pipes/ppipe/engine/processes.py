@@ -158,6 +158,45 @@ def is_binary_file(path: str) -> bool:
     return b"\0" in first_lines
 
 
+def spawn(
+    argv: list[str],
+    path: str,
+    fds: Mapping[int, int],
+    env: Mapping[str, str],
+    cwd: str | None,
+    hook: Callable[[], None] | None,
+) -> Subprocess:
+    """Starts ``argv`` from the resolved ``path`` with ``fds`` as its 0, 1 and 2.
+
+    A file with no ``#!`` line that the kernel will not run (ENOEXEC) is run
+    with ``sh``, as bash and ``execvp`` do; never a binary file. Raises
+    ``OSError`` when exec fails, ``ValueError`` for a NUL byte in an
+    argument or variable.
+    """
+
+    def start(args: list[str], executable: str) -> Subprocess:
+        return Subprocess(
+            args,
+            executable=executable,
+            stdin=fds[0],
+            stdout=fds[1],
+            stderr=fds[2],
+            env=env,
+            cwd=cwd,
+            close_fds=True,
+            preexec_fn=hook,
+        )
+
+    try:
+        return start(argv, path)
+    except OSError as error:
+        if error.errno != errno.ENOEXEC:
+            raise
+    if is_binary_file(path):
+        raise OSError(errno.ENOEXEC, "cannot execute binary file", path)
+    return start(["sh", path, *argv[1:]], "/bin/sh")
+
+
 def exec_failure(command: str, path: str, error: OSError) -> str:
     """What to say when exec refused a resolved command: bash's words, naming a missing interpreter."""
     interpreter = _interpreter(path) if error.errno == errno.ENOENT else None

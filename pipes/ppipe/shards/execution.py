@@ -41,8 +41,9 @@ from tornado.process import Subprocess
 
 from ppipe import policy
 from ppipe.engine.descriptors import make_pipe, stream
-from ppipe.engine.execution import DRAIN_GRACE, RunOptions
+from ppipe.engine.execution import DRAIN_GRACE
 from ppipe.engine.feed import chunks_of, read_chunks
+from ppipe.engine.options import RunOptions
 from ppipe.engine.processes import (
     FORWARDED_SIGNALS,
     Stopping,

@@ -42,7 +42,8 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.process import fork_processes
 
 from ppipe.engine.descriptors import make_pipe
-from ppipe.engine.execution import Execution, RunOptions, execute
+from ppipe.engine.execution import Execution, execute
+from ppipe.engine.options import RunOptions
 from ppipe.engine.processes import parent_death_hook
 from ppipe.engine.sinks import Sink
 from ppipe.errors import PpipeError
