@@ -24,7 +24,7 @@ import pytest
 import ppipe
 from ppipe import api
 from ppipe.engine.options import RunOptions
-from ppipe.shards.execution import ShardPlan
+from ppipe.shards.plan import ShardPlan
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -23,8 +23,8 @@ from ppipe.engine.options import Input, Output, RunOptions
 from ppipe.graph import Graph
 from ppipe.launch import launch
 from ppipe.results import RunResult
-from ppipe.shards.execution import ShardPlan
 from ppipe.shards.input import DEFAULT_BLOCK
+from ppipe.shards.plan import ShardPlan
 from ppipe.snapshots import RunObserver
 
 

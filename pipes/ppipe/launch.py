@@ -15,6 +15,7 @@ import signal
 from typing import TYPE_CHECKING
 
 from ppipe import policy
+from ppipe.engine.accounts import bytes_into_stdout
 from ppipe.engine.execution import Execution, prepare
 from ppipe.engine.options import RunOptions
 from ppipe.graph import Boundary, Graph
@@ -24,7 +25,7 @@ from ppipe.snapshots import PipelineSnapshot, RunObserver, RunSnapshot, ShardSna
 if TYPE_CHECKING:
     from ppipe.engine.sinks import Sink
     from ppipe.graph import Stage
-    from ppipe.shards.execution import ShardPlan
+    from ppipe.shards.plan import ShardPlan
 
 
 async def launch(
@@ -84,7 +85,7 @@ class LocalRun:
     def snapshot(self) -> RunSnapshot:
         assert self.execution is not None, "the view asks for snapshots only once the run has started"
         pipeline = self.execution.snapshot()
-        return RunSnapshot(pipeline.elapsed, (_shard_snapshot(pipeline),))
+        return RunSnapshot(pipeline.elapsed, (_shard_snapshot(pipeline, self.execution.stdout_bytes()),))
 
     # -- the engine's observer interface, passed on
 
@@ -103,7 +104,7 @@ class LocalRun:
             self.observer.finished()
 
 
-def _shard_snapshot(pipeline: PipelineSnapshot) -> ShardSnapshot:
+def _shard_snapshot(pipeline: PipelineSnapshot, bytes_out: int | None) -> ShardSnapshot:
     """The one shard of a plain run: running until every stage has ended."""
     states = {stage.state for stage in pipeline.stages}
     running = StageState.RUNNING in states or StageState.WAITING in states
@@ -113,7 +114,7 @@ def _shard_snapshot(pipeline: PipelineSnapshot) -> ShardSnapshot:
         pid=None,
         attempts=1,
         bytes_in=None,
-        bytes_out=0,
+        bytes_out=bytes_out,
         elapsed=pipeline.elapsed,
         stages=pipeline,
     )
@@ -128,7 +129,7 @@ def run_of(pipeline: PipelineResult) -> RunResult:
         pipeline=pipeline.graph.text,
         attempts=(ShardAttempt(1, None, pipeline.started_at, pipeline.ended_at, result=pipeline),),
         bytes_in=None,
-        bytes_out=sum(e.bytes for e in pipeline.edges if e.edge.target == Boundary.STDOUT),
+        bytes_out=bytes_into_stdout(e for e in pipeline.edges if e.edge.target == Boundary.STDOUT),
         lines_out=_lines_out(pipeline),
         verdict=policy.shard_verdict(pipeline.exit_status, stopped=stopped),
     )

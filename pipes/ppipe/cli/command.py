@@ -23,7 +23,7 @@ from ppipe.graph import Graph, Stage
 
 if TYPE_CHECKING:
     from ppipe.results import RunResult
-    from ppipe.shards.execution import ShardPlan
+    from ppipe.shards.plan import ShardPlan
 
 
 def run_command(config: Config) -> int:
@@ -71,10 +71,6 @@ def _finish(config: Config, result: RunResult) -> int:
     return status
 
 
-#: The Config fields of options that only mean something with ``--fork``.
-_SHARD_OPTIONS = ("max_restarts", "fail_fast", "tag", "keep_order", "block")
-
-
 def _shards(config: Config) -> tuple[ShardPlan | None, dict[str, str] | None]:
     """The shard plan for ``--fork``; or, to run once, a cluster task's placeholder values (None: none).
 
@@ -94,11 +90,13 @@ def _shards(config: Config) -> tuple[ShardPlan | None, dict[str, str] | None]:
     )
     identity = None
     if asks_identity:  # the shard machinery is imported only then: it costs a plain run's start-up ~15 ms
-        from ppipe.shards.execution import cluster_identity
+        from ppipe.shards.identity import cluster_identity
 
         identity = cluster_identity(os.environ, config.task_id, config.tasks)
     if config.fork is None:
-        for name in _SHARD_OPTIONS:
+        from ppipe.cli.option_fields import NEED_FORK
+
+        for name in NEED_FORK:
             if getattr(config, name) not in (None, False, 0):
                 raise UsageError(f"{option_name(name)} needs --fork N")
         if identity is None:
@@ -109,8 +107,8 @@ def _shards(config: Config) -> tuple[ShardPlan | None, dict[str, str] | None]:
             "--pager hands the terminal to one stage; a sharded run merges its shards' output "
             "(pipe ppipe --fork ... into less instead)"
         )
-    from ppipe.shards.execution import ShardPlan
     from ppipe.shards.input import DEFAULT_BLOCK
+    from ppipe.shards.plan import ShardPlan
 
     block = block_size(config.block) if config.block is not None else DEFAULT_BLOCK
     plan = ShardPlan(

@@ -34,6 +34,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 
 from ppipe import policy
+from ppipe.engine.accounts import bytes_into_stdout, edge_result, stage_result, stage_snapshot
 from ppipe.engine.counting import Counter
 from ppipe.engine.feed import read_chunks
 from ppipe.engine.options import RunOptions
@@ -52,9 +53,9 @@ from ppipe.engine.sinks import held_problem
 from ppipe.engine.tee import tee_function
 from ppipe.engine.wiring import RunningStage, Wiring
 from ppipe.errors import ExitStatus
-from ppipe.graph import Edge, Graph
-from ppipe.results import EdgeResult, PipelineResult, StageFlow, StageResult
-from ppipe.snapshots import PipelineSnapshot, StageSnapshot, StageState
+from ppipe.graph import Boundary, Edge, Graph
+from ppipe.results import EdgeResult, PipelineResult
+from ppipe.snapshots import PipelineSnapshot
 
 #: How long pumps may keep reading after every stage has exited. Only a
 #: stage's background descendants can still hold a pipe open by then, and
@@ -128,46 +129,10 @@ class Execution(Stopping):
     def snapshot(self) -> PipelineSnapshot:
         """The pipeline as it is now, for displays; cheap enough to take ten times a second."""
         now = time.time()
-        return PipelineSnapshot(now - self.started_at, tuple(self._stage_snapshot(p, now) for p in self.procs.values()))
-
-    def _stage_snapshot(self, proc: RunningStage, now: float) -> StageSnapshot:
-        sid = proc.stage.id
-        if proc.running:
-            state = StageState.RUNNING
-        elif proc.returncode is None:
-            state = StageState.WAITING
-        else:
-            state = StageState.DONE if proc.returncode == 0 else StageState.EXITED
-        result = StageResult(proc.stage, returncode=proc.returncode)
-        flow = StageFlow.of(
-            [self._edge_result(e) for e in self.graph.inputs(sid)],
-            [self._edge_result(e) for e in self.graph.outputs(sid)],
+        return PipelineSnapshot(
+            now - self.started_at,
+            tuple(stage_snapshot(p, self.graph, self._edge_result, now) for p in self.procs.values()),
         )
-        return StageSnapshot(
-            id=sid,
-            command=proc.stage.command,
-            state=state,
-            pid=proc.pid,
-            status=result.status,
-            signal=result.signal,
-            flow=flow,
-            elapsed=None if proc.started_at is None else (proc.ended_at or now) - proc.started_at,
-            input_size=proc.input_size,
-            input_read=self._input_read(proc),
-        )
-
-    @staticmethod
-    def _input_read(proc: RunningStage) -> int | None:
-        """How far the stage has read its stdin file: its offset, from /proc (Linux); None elsewhere."""
-        if proc.input_size is None:
-            return None
-        if not proc.running:
-            return proc.input_size if proc.returncode == 0 else None
-        try:
-            with open(f"/proc/{proc.pid}/fdinfo/0", "rb") as info:
-                return int(info.readline().split()[1])
-        except (OSError, IndexError, ValueError):
-            return None
 
     # -- spawning
 
@@ -245,19 +210,6 @@ class Execution(Stopping):
             feeding_pump = producer.output_pump
             assert feeding_pump is not None
             feeding_pump.consumer_exited(sink)
-
-    @staticmethod
-    def _failed_writing(proc: RunningStage) -> bool:
-        """Whether the stage, once ppipe closed its output, failed because of it (EPIPE).
-
-        Either it was writing at that moment and exited right after, or it
-        said so on stderr afterwards ("Broken pipe", Python's
-        BrokenPipeError). A stage that had finished writing, or was silent
-        (``false | true``), failed on its own.
-        """
-        if not proc.cut_before_exit or proc.output_pump is None:
-            return False
-        return proc.output_closed_early or proc.output_pump.said_broken_pipe()
 
     async def _wait_for_stages(self) -> None:
         # asyncio.wait, not gather: cancelling this run must not cancel the
@@ -383,47 +335,16 @@ class Execution(Stopping):
 
     # -- results
 
-    def _edge_result(self, edge: Edge) -> EdgeResult:
-        """What has crossed ``edge``: so far in a snapshot, all of it at the end.
+    def stdout_bytes(self) -> int | None:
+        """What ppipe has carried into its stdout so far; None when it handed its stdout over uncounted."""
+        return bytes_into_stdout(self._edge_result(e) for e in self.graph.inputs(Boundary.STDOUT))
 
-        The consumer's wait is this edge's own: in a fan-out, each branch's
-        slowness, not the slowest sibling's.
-        """
-        counter, pump = self.wiring.edge_counts.get(edge, (Counter(), None))
-        if pump is None:
-            return EdgeResult(edge, counter.nbytes, None, counted=False)
-        exact = pump.count_lines and counter.lines_complete
-        return EdgeResult(
-            edge,
-            counter.nbytes,
-            counter.lines if exact else None,
-            closed_early=pump.left_early(counter),
-            waited_on_producer=pump.waits.totals()[0],
-            waited_on_consumer=pump.consumer_wait(counter),
-            lines_at_least=counter.lines if pump.count_lines and not exact else None,
-            lines_estimate=counter.lines_estimate if pump.count_lines and not exact else None,
-        )
+    def _edge_result(self, edge: Edge) -> EdgeResult:
+        """What has crossed ``edge``: so far in a snapshot, all of it at the end."""
+        return edge_result(edge, *self.wiring.edge_counts.get(edge, (Counter(), None)))
 
     def _result(self) -> PipelineResult:
-        stages = tuple(
-            StageResult(
-                stage=p.stage,
-                pid=p.pid,
-                started_at=p.started_at,
-                ended_at=p.ended_at,
-                returncode=p.returncode,
-                error=p.error,
-                error_status=p.error_status,
-                output_closed_early=self._failed_writing(p),
-                consumer_left=p.consumer_left,
-                signalled_by_ppipe=p.signalled and p.returncode != 0,
-                stderr_tail=p.stderr_tail.lines() or ((p.error,) if p.error else ()),
-                # What the stage said went on as it came (ppipe's stderr, the view) or was held
-                # for a pager and released before anyone reads the result; unless into /dev/null.
-                stderr_seen=bool(p.stderr_tail.total) and not p.stderr_discarded,
-            )
-            for p in self.procs.values()
-        )
+        stages = tuple(stage_result(p) for p in self.procs.values())
         judged = policy.judge(self.graph, stages, no_fail=self.options.no_fail)
         edges = [self._edge_result(edge) for edge in self.graph.edges]
         stdout_target = self.wiring.stdout_target

@@ -342,33 +342,9 @@ class Wiring:
         cannot be opened; what it opened is closed again.
         """
         fds = dict(self.fd_table[stage.id])
-        opened: list[int] = []
-        try:
-            for redirect in stage.redirects:
-                if redirect.op is RedirectOp.DUP:
-                    assert redirect.source_fd is not None
-                    fds[redirect.fd] = fds[redirect.source_fd]
-                    continue
-                flags = {
-                    RedirectOp.READ: os.O_RDONLY,
-                    RedirectOp.WRITE: os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                    RedirectOp.APPEND: os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                }[redirect.op]
-                assert redirect.target is not None
-                if redirect.error:
-                    raise OSError(errno.EINVAL, redirect.error, redirect.target)
-                path = os.path.join(self.options.cwd or "", redirect.target)
-                fd = os.open(path, flags | os.O_CLOEXEC, 0o666)
-                opened.append(fd)
-                fds[redirect.fd] = fd
-        except OSError as error:
-            error.filename = redirect.target
-            for fd in opened:
-                os.close(fd)
-            raise
+        self.child_fds[stage.id].update(apply_redirects(stage, fds, self.options.cwd))
         if any(e.with_stderr for e in self.graph.outputs(stage.id)):
             fds[2] = fds[1]
-        self.child_fds[stage.id].update(opened)
         return fds
 
     def release(self, sid: int) -> None:
@@ -402,3 +378,37 @@ def _is_devnull(fd: int) -> bool:
         return os.path.samestat(os.fstat(fd), os.stat(os.devnull))
     except OSError:
         return False
+
+
+def apply_redirects(stage: Stage, fds: dict[int, int], cwd: str | None) -> list[int]:
+    """Applies the stage's redirections to ``fds`` left to right, as a shell does; returns what it opened.
+
+    Raises ``OSError`` (its ``filename`` the target) when one cannot be
+    opened, having closed what it opened before.
+    """
+    opened: list[int] = []
+    try:
+        for redirect in stage.redirects:
+            if redirect.op is RedirectOp.DUP:
+                assert redirect.source_fd is not None
+                fds[redirect.fd] = fds[redirect.source_fd]
+                continue
+            assert redirect.target is not None
+            if redirect.error:
+                raise OSError(errno.EINVAL, redirect.error, redirect.target)
+            fd = os.open(os.path.join(cwd or "", redirect.target), _OPEN_FLAGS[redirect.op] | os.O_CLOEXEC, 0o666)
+            opened.append(fd)
+            fds[redirect.fd] = fd
+    except OSError as error:
+        error.filename = redirect.target
+        for fd in opened:
+            os.close(fd)
+        raise
+    return opened
+
+
+_OPEN_FLAGS = {
+    RedirectOp.READ: os.O_RDONLY,
+    RedirectOp.WRITE: os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+    RedirectOp.APPEND: os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+}

@@ -19,10 +19,11 @@ pipes travel with its hello as ``SCM_RIGHTS``.
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from tornado.iostream import IOStream
@@ -90,3 +91,22 @@ def answer_door(doorbell: socket.socket) -> tuple[Any, list[int]] | None:
             socket.close(fd)
         return None
     return pickle.loads(data), fds
+
+
+def answers(doorbell: socket.socket) -> Iterator[tuple[Any, list[int]]]:
+    """Every message waiting at the doorbell, with its descriptors, until none waits.
+
+    Once every sender has gone (or the socket fails) it stops watching the
+    doorbell on the running loop.
+    """
+    while True:
+        try:
+            rung = answer_door(doorbell)
+        except BlockingIOError:
+            return
+        except OSError:
+            rung = None
+        if rung is None:
+            asyncio.get_running_loop().remove_reader(doorbell.fileno())
+            return
+        yield rung

@@ -23,6 +23,7 @@ from typing import IO
 from tornado.iostream import PipeIOStream, StreamClosedError
 
 from ppipe.engine.descriptors import CHUNK, stream
+from ppipe.engine.feed import chunks_of, read_chunks
 from ppipe.engine.sinks import held_problem
 
 #: ``--block`` when not given: GNU parallel's ``--pipe`` default.
@@ -218,6 +219,22 @@ class ShardInput:
         self._stop_feeding()
         if self.spool is not None:
             self.spool.close()
+
+
+async def split_stdin(stdin: int | bytes | None, inputs: list[ShardInput], block: int) -> str | None:
+    """Deals ppipe's input (a descriptor, default 0, or the API's bytes) to ``inputs``; see :func:`split_input`.
+
+    Returns why it could not read all of it, if so: the run then fails, as
+    a plain run does, since the shards may have missed input.
+    """
+    try:
+        if isinstance(stdin, bytes):
+            await split_input(chunks_of(stdin), inputs, block, size=len(stdin))
+        else:
+            await split_input(read_chunks(0 if stdin is None else stdin), inputs, block)
+    except OSError as error:
+        return f"cannot read the input: {error.strerror or error}"
+    return None
 
 
 async def split_input(

@@ -1,0 +1,82 @@
+"""Where every shard attempt's stdout and stderr go: one merged output, ppipe's stderr, or the view.
+
+Each attempt hands ppipe its pipes' far ends; :class:`ShardStreams` pumps
+them into the shared :class:`~ppipe.shards.output.OutputMerge` (whole lines,
+``--tag``, ``--keep-order``) and into ppipe's stderr (whole lines, tagged
+with ``--tag``), or into what the live view shows above itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from ppipe.engine.descriptors import stream
+from ppipe.engine.options import RunOptions
+from ppipe.engine.pumps import Pump
+from ppipe.engine.sinks import CaptureSink, LineJoiner, Sink, sink_for_fd
+from ppipe.shards.attempts import Attempt, Shard
+from ppipe.shards.output import Lasting, OutputMerge, TagSink
+from ppipe.snapshots import RunObserver
+
+
+class ShardStreams:
+    """The run's output and error streams, shared by every attempt of every shard."""
+
+    def __init__(
+        self, options: RunOptions, observer: RunObserver | None, *, shards: int, tag: bool, keep_order: bool
+    ) -> None:
+        self.options = options
+        self.observer = observer
+        self.tag = tag
+        self.capture: CaptureSink | None = None
+        self.output = OutputMerge(self._stdout_sink(), shards=shards, tag=tag, keep_order=keep_order)
+        self.errors_target = Lasting(sink_for_fd(2 if options.stderr is None else options.stderr))
+        self.errors = LineJoiner(self.errors_target, end_lines=True)
+
+    def _stdout_sink(self) -> Sink:
+        if self.observer is not None and (watched := self.observer.stdout_sink()) is not None:
+            return watched  # whole lines already: each attempt writes through a LineAssembler
+        stdout = self.options.stdout
+        if stdout is not None and not isinstance(stdout, int):  # CAPTURE
+            self.capture = CaptureSink()
+            return self.capture
+        return sink_for_fd(1 if stdout is None else stdout)
+
+    @property
+    def output_error(self) -> OSError | None:
+        """Why ppipe's stdout could not take the output, if so: the run then fails."""
+        return self.output.target.inner.error
+
+    @property
+    def read(self) -> bool:
+        """Whether anyone still reads ppipe's output; once nobody does, running again would only fail again."""
+        return self.output.target.alive
+
+    def connect(self, shard: Shard, attempt: Attempt, stdout_fd: int, stderr_fd: int) -> None:
+        """Pumps the attempt's stdout and stderr (ppipe's ends of its pipes) from now on."""
+        out_sink = self.output.sink_for(shard.task_id, shard.index, lost=attempt.lose)
+        attempt.out_pump = Pump(stream(stdout_fd), [out_sink], count_lines=self.options.count_lines)
+        err_sink: Sink = self.errors
+        watched = self.observer.stderr_sink(shard.task_id, None) if self.observer is not None else None
+        if watched is not None:
+            err_sink = LineJoiner(watched, end_lines=True)
+        elif self.tag:
+            err_sink = TagSink(self.errors, f"{shard.task_id}\t".encode())
+        err_pump = Pump(stream(stderr_fd), [err_sink], count_lines=False, keep_draining=True)
+        attempt.pump_tasks = [asyncio.ensure_future(attempt.out_pump.run()), asyncio.ensure_future(err_pump.run())]
+
+    async def flush(self, shard: Shard) -> None:
+        """Once the shard's output has all arrived, ``--keep-order`` may move on to the next shard."""
+        try:
+            await asyncio.gather(*(task for a in shard.attempts for task in a.pump_tasks[:1]), return_exceptions=True)
+            await self.output.shard_done(shard.index)
+        finally:
+            shard.settled.set()  # whatever happened, the run must be able to end
+
+    async def close(self) -> None:
+        """Flushes and releases both streams; errors here were counted already."""
+        with contextlib.suppress(Exception):
+            await self.output.close()
+        with contextlib.suppress(Exception):
+            await self.errors_target.close()
