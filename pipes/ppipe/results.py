@@ -338,7 +338,8 @@ class ShardResult:
 
     ``bytes_in`` counts the input ppipe gave it (None when input was not
     split), ``bytes_out`` its output that reached ppipe's stdout, over all
-    attempts. ``verdict``: ``ok``, ``failed`` (its last attempt failed and no
+    attempts (None when ppipe handed its stdout over and did not count it:
+    a plain run whose last stage writes there itself). ``verdict``: ``ok``, ``failed`` (its last attempt failed and no
     restart was left), or ``terminated`` (ppipe stopped it: ``--fail-fast``,
     ``--timeout``, a signal).
     """
@@ -348,7 +349,7 @@ class ShardResult:
     pipeline: str
     attempts: tuple[ShardAttempt, ...]
     bytes_in: int | None
-    bytes_out: int
+    bytes_out: int | None
     lines_out: int | None
     verdict: Verdict
 

@@ -69,14 +69,18 @@ class PipelineSnapshot:
 
 @dataclass(frozen=True)
 class ShardSnapshot:
-    """One shard: its state, its attempts so far, what ppipe moved for it, and its running pipeline."""
+    """One shard: its state, its attempts so far, what ppipe moved for it, and its running pipeline.
+
+    ``bytes_out`` is None when ppipe handed its stdout over and does not
+    count it (a plain run whose last stage writes there itself).
+    """
 
     task_id: int
     state: ShardState
     pid: int | None
     attempts: int
     bytes_in: int | None
-    bytes_out: int
+    bytes_out: int | None
     elapsed: float | None
     stages: PipelineSnapshot | None
 

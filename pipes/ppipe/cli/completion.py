@@ -14,6 +14,8 @@ import os
 import re
 import sys
 
+from ppipe.cli import COMPLETE_VAR
+
 SHELLS = {"bash": "ppipe.bash", "zsh": "_ppipe", "fish": "ppipe.fish"}
 #: A stage starts the text, or follows a pipe, a group's ``{`` or a branch's ``;``.
 _STAGE_START = re.compile(r"(?:^|\|&?|(?:^|\s)\{\s|;)\s*(?:-?\s*)?(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*(\S*)$")
@@ -155,8 +157,6 @@ _SCRIPTS = {"bash": _BASH, "zsh": _ZSH, "fish": _FISH}
 def script(shell: str) -> str:
     """The completion script for ``shell`` (bash, zsh or fish): a shim that calls ``ppipe`` back and keeps
     the pipeline's quote open (see ``_BASH``, ``_ZSH`` and ``_FISH``)."""
-    from ppipe.cli.entry import COMPLETE_VAR
-
     return _SCRIPTS[shell] % {"complete_var": COMPLETE_VAR}
 
 

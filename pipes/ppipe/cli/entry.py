@@ -81,10 +81,8 @@ def _die_of(sig: int) -> None:
 if os.path.basename(sys.argv[0]) == "ppipe" or sys.argv[0].endswith(os.path.join("ppipe", "__main__.py")):
     _interrupt_ends_at_once()
 
-#: The environment variable that asks ``ppipe`` for completions (set by the completion scripts).
-COMPLETE_VAR = "_PPIPE_COMPLETE"
-
 # Generated from the typer command; imported only now, so that a Ctrl-C while it loads ends ppipe quietly.
+from ppipe.cli import COMPLETE_VAR  # noqa: E402
 from ppipe.cli.option_table import ACTIONS, FLAGS, HELP, VALUED  # noqa: E402
 
 #: Every option name the fast path knows, for the test that compares it with typer's.

@@ -55,3 +55,7 @@ class Options:
     task_id: int | None = None
     #: --tasks: How many tasks the job array has.
     tasks: int | None = None
+
+
+#: The fields of the options that only mean something with --fork (the help's Shards panel).
+NEED_FORK = ("max_restarts", "fail_fast", "tag", "keep_order", "block")

@@ -43,6 +43,12 @@ With --fork: 0 when every shard finally succeeded, else the lowest failed shard'
 """
 
 
+#: The help's panel of the options of a sharded run: each but --fork itself needs --fork.
+SHARD_PANEL = "Shards"
+#: The help's panel of the options that place a run in a cluster job array.
+ARRAY_PANEL = "Job arrays"
+
+
 def _names(choices: type[DisplayMode | ProgressMode]) -> list[str]:
     return [choice.value for choice in choices]
 
@@ -155,7 +161,7 @@ def main(
         typer.Option(
             "--fork",
             metavar="N",
-            rich_help_panel="Shards",
+            rich_help_panel=SHARD_PANEL,
             help="Run N shards of the pipeline side by side (0: one per CPU); "
             "{task_id}, {task_num}, {tasks} are filled in for each.",
         ),
@@ -165,26 +171,26 @@ def main(
         typer.Option(
             "--max-restarts",
             metavar="N",
-            rich_help_panel="Shards",
+            rich_help_panel=SHARD_PANEL,
             show_default=False,
             help="Restart a failed shard up to N times (per shard; default 0).",
         ),
     ] = "0",
     fail_fast: Annotated[
         bool,
-        typer.Option("--fail-fast", rich_help_panel="Shards", help="Stop every shard when one has finally failed."),
+        typer.Option("--fail-fast", rich_help_panel=SHARD_PANEL, help="Stop every shard when one has finally failed."),
     ] = False,
     tag: Annotated[
         bool,
         typer.Option(
-            "--tag", rich_help_panel="Shards", help="Prefix each output line with its shard's task id and a tab."
+            "--tag", rich_help_panel=SHARD_PANEL, help="Prefix each output line with its shard's task id and a tab."
         ),
     ] = False,
     keep_order: Annotated[
         bool,
         typer.Option(
             "--keep-order",
-            rich_help_panel="Shards",
+            rich_help_panel=SHARD_PANEL,
             help="Output shard 0's lines, then shard 1's... (later shards wait in temporary files).",
         ),
     ] = False,
@@ -193,7 +199,7 @@ def main(
         typer.Option(
             "--block",
             metavar="SIZE",
-            rich_help_panel="Shards",
+            rich_help_panel=SHARD_PANEL,
             help="Split stdin between shards in blocks of about SIZE, "
             "whole lines: bytes, or with k, M or G; at most 1G "
             "(default 1M).",
@@ -204,13 +210,13 @@ def main(
         typer.Option(
             "--task-id",
             metavar="I",
-            rich_help_panel="Shards",
+            rich_help_panel=ARRAY_PANEL,
             help="Run as task I (0 to N-1) of a cluster job array of N (default: from Slurm/Kubernetes variables).",
         ),
     ] = None,
     tasks: Annotated[
         str | None,
-        typer.Option("--tasks", metavar="N", rich_help_panel="Shards", help="How many tasks the job array has."),
+        typer.Option("--tasks", metavar="N", rich_help_panel=ARRAY_PANEL, help="How many tasks the job array has."),
     ] = None,
     version: Annotated[
         bool,
@@ -283,6 +289,9 @@ def _fields_source(options: list[TyperOption]) -> str:
     ]
     for option in options:
         lines += [*_comment(option), _field(option)]
+    needing_fork = tuple(o.name for o in options if o.rich_help_panel == SHARD_PANEL and o.name != "fork")
+    lines += ["\n", "#: The fields of the options that only mean something with --fork (the help's Shards panel)."]
+    lines.append(f"NEED_FORK = {_python(needing_fork)}")
     return "\n".join([*lines, ""])
 
 

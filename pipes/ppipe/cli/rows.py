@@ -277,10 +277,11 @@ class ShardRows:
     def measure(self, snapshot: RunSnapshot) -> None:
         now = self.view.clock()
         for shard in snapshot.shards:
-            then, before = self._last.get(shard.task_id, (now, shard.bytes_out))
-            self._last[shard.task_id] = (now, shard.bytes_out)
+            moved = shard.bytes_out or 0
+            then, before = self._last.get(shard.task_id, (now, moved))
+            self._last[shard.task_id] = (now, moved)
             if now > then:
-                self._rates[shard.task_id] = (shard.bytes_out - before) / (now - then)
+                self._rates[shard.task_id] = (moved - before) / (now - then)
 
     #: The live table's columns (see :data:`LiveView.COLUMNS`); a shard's stages fill the same ones.
     COLUMNS = (
@@ -308,7 +309,7 @@ class ShardRows:
                 rows.extend(_stage_row(stage) for stage in stages)
         states = [s.state for s in snapshot.shards]
         counts = [f"{states.count(state)} {state.value}" for state in _SHARD_STYLES if states.count(state)]
-        moved = sum(s.bytes_out for s in snapshot.shards)
+        moved = sum(s.bytes_out or 0 for s in snapshot.shards)
         parts = [
             Text(f"{len(snapshot.shards)} shards: {counts[0]}" if counts else f"{len(snapshot.shards)} shards"),
             *(Text(count) for count in counts[1:]),
@@ -364,7 +365,7 @@ class ShardRows:
                     str(shard.exit_status),
                     str(len(shard.attempts)),
                     count_text(shard.bytes_in),
-                    str(shard.bytes_out),
+                    count_text(shard.bytes_out),
                     count_text(shard.lines_out),
                     seconds_text(None if first is None or last is None else last - first),
                     one_line(shard.pipeline),
