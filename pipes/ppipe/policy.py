@@ -128,7 +128,14 @@ def exit_status(stages: Sequence[StageResult], *, timed_out: bool = False, inter
 # 8. The run's status: 124 after --timeout, 128+N after signal N, else the
 #    final status of the lowest-numbered failed shard, else 0. Lowest, not
 #    last to fail: shards run side by side, and the status must not depend
-#    on which one the scheduler finished first.
+#    on which one the scheduler finished first. A run halted because enough
+#    shards succeeded (``--halt success=N``) got what it asked for: 0.
+# 9. ``--halt`` (GNU parallel's words): once ``fail=N`` shards have finally
+#    failed (``fail=P%``: P percent of all the shards, rounded up), or
+#    ``success=N`` have succeeded, or ``done=N`` have ended either way, the
+#    run starts no new shard; ``now`` also stops those running (they are
+#    ``terminated``), ``soon`` lets them finish. Shards never started are
+#    ``terminated`` too. ``--fail-fast`` is ``--halt now,fail=1``.
 
 
 def should_restart(
@@ -146,14 +153,63 @@ def shard_verdict(exit_status: int | None, *, stopped: bool) -> Verdict:
 
 
 def run_exit_status(
-    shards: Sequence[tuple[int, Verdict, int | None]], *, timed_out: bool = False, interrupted_by: int | None = None
+    shards: Sequence[tuple[int, Verdict, int | None]],
+    *,
+    timed_out: bool = False,
+    interrupted_by: int | None = None,
+    halted_on_success: bool = False,
 ) -> int:
     """The run's status from ``(task id, verdict, final status)`` per shard (rule 8); a plain run has one."""
     if timed_out:
         return ExitStatus.TIMEOUT
     if interrupted_by is not None:
         return 128 + interrupted_by
+    if halted_on_success:
+        return ExitStatus.OK
     failed = sorted((task_id, status) for task_id, verdict, status in shards if verdict is Verdict.FAILED)
     if not failed:
         return ExitStatus.OK
     return failed[0][1] or ExitStatus.FAILURE
+
+
+@dataclasses.dataclass(frozen=True)
+class Halt:
+    """When a sharded run stops starting shards (rule 9): ``--halt now|soon,fail=N|fail=P%|success=N|done=N``.
+
+    ``count`` is N, or with ``percent`` P (of all the shards, rounded up);
+    ``now`` stops the running shards too, ``soon`` lets them finish.
+    """
+
+    now: bool
+    kind: str  # "fail", "success" or "done"
+    count: int
+    percent: bool = False
+
+    def threshold(self, total: int) -> int:
+        """How many shards of ``total`` the condition needs (at least one)."""
+        return max(1, -(-self.count * total // 100)) if self.percent else self.count
+
+    def reached(self, *, failed: int, succeeded: int, total: int) -> bool:
+        """Whether ``failed`` and ``succeeded`` final shards (of ``total``) meet the condition."""
+        seen = {"fail": failed, "success": succeeded, "done": failed + succeeded}[self.kind]
+        return seen >= self.threshold(total)
+
+    def __str__(self) -> str:
+        return f"{'now' if self.now else 'soon'},{self.kind}={self.count}{'%' if self.percent else ''}"
+
+
+#: ``--fail-fast``.
+FAIL_FAST = Halt(now=True, kind="fail", count=1)
+
+
+def parse_halt(text: str) -> Halt:
+    """``now,fail=1``, ``soon,fail=10%``, ``now,success=1``, ``soon,done=3``; ValueError saying what is wrong."""
+    when, _, condition = text.strip().lower().partition(",")
+    kind, _, amount = condition.partition("=")
+    if when not in ("now", "soon") or kind not in ("fail", "success", "done"):
+        raise ValueError("it takes now or soon, then fail=N, fail=P%, success=N or done=N (as now,fail=1)")
+    percent = amount.endswith("%")
+    digits = amount[:-1] if percent else amount
+    if not (digits.isascii() and digits.isdigit()) or int(digits) < 1 or (percent and int(digits) > 100):
+        raise ValueError(f"{kind}= takes a whole number of shards from 1, or a percentage from 1% to 100%")
+    return Halt(now=when == "now", kind=kind, count=int(digits), percent=percent)

@@ -43,6 +43,8 @@ class Verdict(enum.Enum):
     BROKEN_PIPE = "broken-pipe"
     #: Stopped by ppipe itself (timeout or interrupt); the run's status says why.
     TERMINATED = "terminated"
+    #: A shard not run: an earlier run finished it (``--resume``); not a failure.
+    SKIPPED = "skipped"
     #: Not judged yet (the engine's raw facts, before :func:`ppipe.policy.judge`).
     PENDING = "pending"
 

@@ -39,7 +39,8 @@ class ShardState(enum.Enum):
     RESTARTING = "restarting"  # an attempt ended and the next is being decided or started
     DONE = "done"  # finally succeeded
     FAILED = "failed"  # finally failed
-    STOPPED = "stopped"  # stopped by ppipe: --fail-fast, --timeout, a signal
+    STOPPED = "stopped"  # stopped by ppipe: --halt, --timeout, a signal
+    SKIPPED = "skipped"  # an earlier run finished it (--resume)
 
 
 @dataclass(frozen=True)

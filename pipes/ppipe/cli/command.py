@@ -17,7 +17,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ppipe.cli import report
-from ppipe.cli.config import Config, block_size, option_name
+from ppipe.cli.config import Config
+from ppipe.cli.sharding import shard_plan
 from ppipe.errors import ExitStatus, PpipeError, UsageError
 from ppipe.graph import Graph, Stage
 
@@ -41,7 +42,7 @@ def run_command(config: Config) -> int:
     try:
         if config.report:
             report.check_destination(config.report)
-        plan, placeholders = _shards(config)
+        plan, placeholders = shard_plan(config)
         if config.explain:
             shards = (plan.offset, plan.total) if plan is not None else None
             text, status = explain_text(config.pipeline, shards=shards, placeholders=placeholders)
@@ -69,59 +70,6 @@ def _finish(config: Config, result: RunResult) -> int:
     if result.interrupted_by:
         reraise(signal.Signals[result.interrupted_by])
     return status
-
-
-def _shards(config: Config) -> tuple[ShardPlan | None, dict[str, str] | None]:
-    """The shard plan for ``--fork``; or, to run once, a cluster task's placeholder values (None: none).
-
-    A cluster task's identity (``--task-id/--tasks``, Slurm's or Kubernetes'
-    variables) is looked for only when the run is sharded or the pipeline
-    uses a placeholder; without one, placeholders stay as they are. The
-    values go to :func:`~ppipe.language.parser.parse`, which puts them into the
-    parsed words: filled into the text, ``{task_id}>f`` would read as ``0>f``.
-    """
-    from ppipe.language.parser import has_placeholders, placeholder_values
-
-    asks_identity = (
-        config.fork is not None
-        or config.task_id is not None
-        or config.tasks is not None
-        or has_placeholders(config.pipeline)
-    )
-    identity = None
-    if asks_identity:  # the shard machinery is imported only then: it costs a plain run's start-up ~15 ms
-        from ppipe.shards.identity import cluster_identity
-
-        identity = cluster_identity(os.environ, config.task_id, config.tasks)
-    if config.fork is None:
-        from ppipe.cli.option_fields import NEED_FORK
-
-        for name in NEED_FORK:
-            if getattr(config, name) not in (None, False, 0):
-                raise UsageError(f"{option_name(name)} needs --fork N")
-        if identity is None:
-            return None, None
-        return None, placeholder_values(identity.task_id, identity.tasks)
-    if config.pager:
-        raise UsageError(
-            "--pager hands the terminal to one stage; a sharded run merges its shards' output "
-            "(pipe ppipe --fork ... into less instead)"
-        )
-    from ppipe.shards.input import DEFAULT_BLOCK
-    from ppipe.shards.plan import ShardPlan
-
-    block = block_size(config.block) if config.block is not None else DEFAULT_BLOCK
-    plan = ShardPlan(
-        config.fork,
-        max_restarts=config.max_restarts,
-        fail_fast=config.fail_fast,
-        tag=config.tag,
-        keep_order=config.keep_order,
-        block=block,
-    )
-    if identity is not None:
-        plan = dataclasses.replace(plan, offset=identity.task_id * plan.local, tasks=identity.tasks * plan.local)
-    return plan, None
 
 
 #: Programs that take the terminal over to page what they read; ``$PAGER``'s too.

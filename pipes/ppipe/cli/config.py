@@ -33,6 +33,7 @@ class ProgressMode(str, enum.Enum):
 
     NONE = "none"
     PLAIN = "plain"
+    JSON = "json"
 
 
 #: What counting lines for the view may copy per second on an edge the kernel
@@ -87,10 +88,12 @@ _COUNTS = {
     "max_restarts": (0, "a number of restarts, 0 or more"),
     "task_id": (0, "a task number, 0 or more (ids count from 0)"),
     "tasks": (1, "a number of tasks, 1 or more"),
+    "jobs": (0, "a number of shards at once, 0 (one per CPU) or more"),
+    "header": (0, "a number of records, 0 or more"),
 }
 _CHOICES: dict[str, type[enum.Enum]] = {"display": DisplayMode, "progress": ProgressMode}
 #: Options whose text is kept as given (``--block`` is read when a sharded run is planned).
-_TEXTS = frozenset({"report", "block"})
+_TEXTS = frozenset({"report", "block", "each", "joblog", "halt", "recend"})
 
 
 def option_name(field: str) -> str:

@@ -35,8 +35,11 @@ class Options:
     #: --pager/--no-pager: The last stage is a pager (less): hand it the terminal, no view, other stages' stderr
     #: held until the end (default: when it is less, more, most, pg or $PAGER).
     pager: bool | None = None
-    #: --progress: plain: a status line on stderr every 5 s when there is no live view (CI logs); default none.
+    #: --progress: plain: a status line on stderr every 5 s when there is no live view (CI logs); json: one JSON
+    #: object per interval on stderr (dashboards, CI); default none.
     progress: str = "none"
+    #: --progress-interval: Seconds between --progress lines (default 5).
+    progress_interval: float = 5.0
     #: --fork: Run N shards of the pipeline side by side (0: one per CPU); {task_id}, {task_num}, {tasks} are filled
     #: in for each.
     fork: int | None = None
@@ -51,11 +54,52 @@ class Options:
     #: --block: Split stdin between shards in blocks of about SIZE, whole lines: bytes, or with k, M or G; at most
     #: 1G (default 1M).
     block: str | None = None
+    #: --each: One shard per line of FILE ('-': stdin), its text filled in for {item} as one argument (never re-
+    #: parsed); {task_id} is the line's index.
+    each: str | None = None
+    #: -j/--jobs: Run at most M shards at once, starting them in task order as slots free (0: one per CPU; default:
+    #: all).
+    jobs: int | None = None
+    #: -0/--null: Items (--each) and split stdin's records end with NUL, not a newline (find -print0).
+    null: bool = False
+    #: --recend: Split stdin into records ending with STR (default a newline; backslash escapes such as \0).
+    recend: str | None = None
+    #: --header: Give every shard's input the first N records of stdin first (a CSV header).
+    header: int = 0
+    #: --halt: Stop starting shards (now: and stop those running; soon: let them finish) once fail=N, fail=P%,
+    #: success=N or done=N shards have ended, as GNU parallel.
+    halt: str | None = None
+    #: --shard-timeout: Stop each shard attempt after SECONDS, its whole process tree; a failure (124) for restarts.
+    shard_timeout: float | None = None
+    #: --retry-delay: Wait SECONDS before a shard's first restart, doubling for each next one (up to 5 minutes).
+    retry_delay: float = 0.0
+    #: --joblog: Append one JSON line per finished shard attempt to FILE (started afresh unless resuming).
+    joblog: str | None = None
+    #: --resume: Skip the shards the --joblog shows finished.
+    resume: bool = False
+    #: --resume-failed: Skip the shards the --joblog shows succeeded; run the failed and the never run.
+    resume_failed: bool = False
     #: --task-id: Run as task I (0 to N-1) of a cluster job array of N (default: from Slurm/Kubernetes variables).
     task_id: int | None = None
     #: --tasks: How many tasks the job array has.
     tasks: int | None = None
 
 
-#: The fields of the options that only mean something with --fork (the help's Shards panel).
-NEED_FORK = ("max_restarts", "fail_fast", "tag", "keep_order", "block")
+#: The fields of the options that only mean something with --fork or --each (the Shards panel).
+NEED_FORK = (
+    "max_restarts",
+    "fail_fast",
+    "tag",
+    "keep_order",
+    "block",
+    "jobs",
+    "null",
+    "recend",
+    "header",
+    "halt",
+    "shard_timeout",
+    "retry_delay",
+    "joblog",
+    "resume",
+    "resume_failed",
+)

@@ -16,6 +16,10 @@ FLAGS = {
     "--fail-fast": ("fail_fast", True),
     "--tag": ("tag", True),
     "--keep-order": ("keep_order", True),
+    "-0": ("null", True),
+    "--null": ("null", True),
+    "--resume": ("resume", True),
+    "--resume-failed": ("resume_failed", True),
 }
 #: A valued option's spelling -> the Config field; its text is read by ppipe.cli.config.read_value.
 VALUED = {
@@ -24,9 +28,19 @@ VALUED = {
     "--report": "report",
     "--display": "display",
     "--progress": "progress",
+    "--progress-interval": "progress_interval",
     "--fork": "fork",
     "--max-restarts": "max_restarts",
     "--block": "block",
+    "--each": "each",
+    "-j": "jobs",
+    "--jobs": "jobs",
+    "--recend": "recend",
+    "--header": "header",
+    "--halt": "halt",
+    "--shard-timeout": "shard_timeout",
+    "--retry-delay": "retry_delay",
+    "--joblog": "joblog",
     "--task-id": "task_id",
     "--tasks": "tasks",
 }

@@ -43,8 +43,10 @@ With --fork: 0 when every shard finally succeeded, else the lowest failed shard'
 """
 
 
-#: The help's panel of the options of a sharded run: each but --fork itself needs --fork.
+#: The help's panel of the options of a sharded run: each needs one of the STARTERS.
 SHARD_PANEL = "Shards"
+#: The options that make a run sharded.
+STARTERS = ("fork", "each")
 #: The help's panel of the options that place a run in a cluster job array.
 ARRAY_PANEL = "Job arrays"
 
@@ -153,9 +155,19 @@ def main(
             metavar=_choices(ProgressMode),
             show_default=False,
             autocompletion=lambda: _names(ProgressMode),
-            help="plain: a status line on stderr every 5 s when there is no live view (CI logs); default none.",
+            help="plain: a status line on stderr every 5 s when there is no live view (CI logs); "
+            "json: one JSON object per interval on stderr (dashboards, CI); default none.",
         ),
     ] = ProgressMode.NONE.value,
+    progress_interval: Annotated[
+        str,
+        typer.Option(
+            "--progress-interval",
+            metavar="SECONDS",
+            show_default=False,
+            help="Seconds between --progress lines (default 5).",
+        ),
+    ] = "5",
     fork: Annotated[
         str | None,
         typer.Option(
@@ -205,6 +217,105 @@ def main(
             "(default 1M).",
         ),
     ] = None,
+    each: Annotated[
+        str | None,
+        typer.Option(
+            "--each",
+            metavar="FILE",
+            rich_help_panel=SHARD_PANEL,
+            help="One shard per line of FILE ('-': stdin), its text filled in for {item} as one argument "
+            "(never re-parsed); {task_id} is the line's index.",
+        ),
+    ] = None,
+    jobs: Annotated[
+        str | None,
+        typer.Option(
+            "-j",
+            "--jobs",
+            metavar="M",
+            rich_help_panel=SHARD_PANEL,
+            help="Run at most M shards at once, starting them in task order as slots free (0: one per CPU; "
+            "default: all).",
+        ),
+    ] = None,
+    null: Annotated[
+        bool,
+        typer.Option(
+            "-0",
+            "--null",
+            rich_help_panel=SHARD_PANEL,
+            help="Items (--each) and split stdin's records end with NUL, not a newline (find -print0).",
+        ),
+    ] = False,
+    recend: Annotated[
+        str | None,
+        typer.Option(
+            "--recend",
+            metavar="STR",
+            rich_help_panel=SHARD_PANEL,
+            help="Split stdin into records ending with STR (default a newline; backslash escapes such as \\0).",
+        ),
+    ] = None,
+    header: Annotated[
+        str,
+        typer.Option(
+            "--header",
+            metavar="N",
+            rich_help_panel=SHARD_PANEL,
+            show_default=False,
+            help="Give every shard's input the first N records of stdin first (a CSV header).",
+        ),
+    ] = "0",
+    halt: Annotated[
+        str | None,
+        typer.Option(
+            "--halt",
+            metavar="WHEN,COND",
+            rich_help_panel=SHARD_PANEL,
+            help="Stop starting shards (now: and stop those running; soon: let them finish) once "
+            "fail=N, fail=P%, success=N or done=N shards have ended, as GNU parallel.",
+        ),
+    ] = None,
+    shard_timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--shard-timeout",
+            metavar="SECONDS",
+            rich_help_panel=SHARD_PANEL,
+            help="Stop each shard attempt after SECONDS, its whole process tree; a failure (124) for restarts.",
+        ),
+    ] = None,
+    retry_delay: Annotated[
+        str,
+        typer.Option(
+            "--retry-delay",
+            metavar="SECONDS",
+            rich_help_panel=SHARD_PANEL,
+            show_default=False,
+            help="Wait SECONDS before a shard's first restart, doubling for each next one (up to 5 minutes).",
+        ),
+    ] = "0",
+    joblog: Annotated[
+        str | None,
+        typer.Option(
+            "--joblog",
+            metavar="FILE",
+            rich_help_panel=SHARD_PANEL,
+            help="Append one JSON line per finished shard attempt to FILE (started afresh unless resuming).",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", rich_help_panel=SHARD_PANEL, help="Skip the shards the --joblog shows finished."),
+    ] = False,
+    resume_failed: Annotated[
+        bool,
+        typer.Option(
+            "--resume-failed",
+            rich_help_panel=SHARD_PANEL,
+            help="Skip the shards the --joblog shows succeeded; run the failed and the never run.",
+        ),
+    ] = False,
     task_id: Annotated[
         str | None,
         typer.Option(
@@ -289,8 +400,8 @@ def _fields_source(options: list[TyperOption]) -> str:
     ]
     for option in options:
         lines += [*_comment(option), _field(option)]
-    needing_fork = tuple(o.name for o in options if o.rich_help_panel == SHARD_PANEL and o.name != "fork")
-    lines += ["\n", "#: The fields of the options that only mean something with --fork (the help's Shards panel)."]
+    needing_fork = tuple(o.name for o in options if o.rich_help_panel == SHARD_PANEL and o.name not in STARTERS)
+    lines += ["\n", "#: The fields of the options that only mean something with --fork or --each (the Shards panel)."]
     lines.append(f"NEED_FORK = {_python(needing_fork)}")
     return "\n".join([*lines, ""])
 

@@ -256,6 +256,7 @@ _SHARD_STYLES = {
     ShardState.FAILED: "red",
     ShardState.STOPPED: "red",
     ShardState.WAITING: "dim",
+    ShardState.SKIPPED: "dim",
 }
 
 

@@ -23,6 +23,7 @@ MARKS = {
     Verdict.IGNORED: ("!", "yellow"),
     Verdict.BROKEN_PIPE: ("✓", "green"),
     Verdict.TERMINATED: ("✗", "red"),
+    Verdict.SKIPPED: ("-", "dim"),
 }
 
 

@@ -359,6 +359,10 @@ class Stopping:
     def kill_all(self) -> None:
         raise NotImplementedError
 
+    def time_out(self) -> None:
+        """Stops everything as ``--timeout`` does when its time is up: the run then says 124."""
+        self._on_timeout()
+
     def _on_timeout(self) -> None:
         if self.interrupted_by is None:
             self.timed_out = True

@@ -45,6 +45,10 @@ class Attempt:
     #: What ppipe could not hold for this attempt (its output, its input for a restart), if anything:
     #: the attempt then fails, whatever its pipeline did.
     lost: str | None = None
+    #: ``--shard-timeout`` stopped it (seconds); ended without a report, it counts as 124.
+    timed_out_after: float | None = None
+    #: Its ``--shard-timeout`` timer, and the kill after the grace.
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
 
     @classmethod
     def not_started(cls, number: int, pid: int, why: str) -> Attempt:
@@ -71,8 +75,14 @@ class Attempt:
     def lines_out(self) -> int:
         return self.out_pump.counters[0].lines if self.out_pump is not None else 0
 
+    def cancel_timers(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
+        self.timers.clear()
+
     def close(self) -> None:
-        """Lets go of the attempt's control socket and pumps, wherever they are."""
+        """Lets go of the attempt's control socket, pumps and timers, wherever they are."""
+        self.cancel_timers()
         if self.control is not None:
             self.control.close()
         for task in self.pump_tasks:
@@ -80,8 +90,11 @@ class Attempt:
 
     def record(self) -> ShardAttempt:
         """The attempt as the result tells it; one that lost output or input fails, whatever its pipeline did."""
-        error = self.error
-        if not self.reported and self.wait_status is not None:
+        error, error_status = self.error, self.error_status
+        if not self.reported and self.timed_out_after is not None:
+            error = f"timed out after {self.timed_out_after:g}s (--shard-timeout) and was killed"
+            error_status = ExitStatus.TIMEOUT
+        elif not self.reported and self.wait_status is not None:
             error = describe_wait(self.wait_status) + " before it reported"
         elif not self.reported:
             error = "the shard process ended before it reported"
@@ -96,7 +109,7 @@ class Attempt:
             else:
                 error = "; ".join(filter(None, (error, self.lost)))
         return ShardAttempt(
-            self.number, self.pid, self.started_at, self.ended_at, result, error, self.error_status, self.wait_status
+            self.number, self.pid, self.started_at, self.ended_at, result, error, error_status, self.wait_status
         )
 
 
@@ -105,7 +118,8 @@ class Shard:
     """One task id of a sharded run: its pipeline text, its share of the input, and its attempts.
 
     ``final`` once it will run no more; ``stopped`` when ppipe stopped it
-    (a signal, ``--timeout``, ``--fail-fast``) before it could succeed.
+    (a signal, ``--timeout``, ``--halt``) before it could succeed;
+    ``skipped`` when an earlier run finished it (``--resume``).
     ``settled`` is set once its output has all arrived.
     """
 
@@ -116,6 +130,7 @@ class Shard:
     attempts: list[Attempt] = field(default_factory=list)
     final: bool = False
     stopped: bool = False
+    skipped: bool = False
     settled: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -142,7 +157,7 @@ class Shard:
         """The shard as the view shows it; ``verdict`` once it is final."""
         attempt = self.current
         if verdict is not None:
-            state = {Verdict.OK: ShardState.DONE, Verdict.FAILED: ShardState.FAILED}.get(verdict, ShardState.STOPPED)
+            state = _FINAL_STATES.get(verdict, ShardState.STOPPED)
         elif attempt is None:
             state = ShardState.WAITING
         elif not attempt.running:
@@ -163,6 +178,9 @@ class Shard:
         )
 
 
+_FINAL_STATES = {Verdict.OK: ShardState.DONE, Verdict.FAILED: ShardState.FAILED, Verdict.SKIPPED: ShardState.SKIPPED}
+
+
 def describe_wait(wait_status: int) -> str:
     """How a shard process ended, from its raw wait status."""
     if os.WIFSIGNALED(wait_status):
@@ -181,6 +199,7 @@ def run_result(
     input_undelivered: int,
     stdout: bytes | None,
     timeout: float | None,
+    halted_on_success: bool = False,
 ) -> RunResult:
     """The sharded run's result: its shards', and a status by the rules (:func:`ppipe.policy.run_exit_status`).
 
@@ -191,6 +210,7 @@ def run_result(
         [(s.task_id, s.verdict, s.exit_status) for s in shards],
         timed_out=stopping.timed_out,
         interrupted_by=stopping.interrupted_by,
+        halted_on_success=halted_on_success,
     )
     return RunResult(
         pipeline=text,

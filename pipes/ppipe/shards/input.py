@@ -82,9 +82,15 @@ class ShardInput:
     trusted: the attempts carry on with the input as it comes, and
     ``spool_error`` says why no attempt can be fed it all again (so the
     shard must not be restarted).
+
+    ``parked`` (with ``spool``): the shard waits for a free slot
+    (``--jobs``), so until its first attempt is attached its blocks go
+    straight to the spool instead of the queue, and the dealing never waits
+    for it; the first attempt is fed them from there. A spool that fails
+    then loses them, and that attempt fails saying so.
     """
 
-    def __init__(self, spool: bool) -> None:
+    def __init__(self, spool: bool, parked: bool = False) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1)  # None: the end
         self.received = 0
         self.delivered = 0
@@ -92,6 +98,7 @@ class ShardInput:
         self.spool: IO[bytes] | None = None
         if spool:
             self.spool = self._open_spool()
+        self._parked = parked
         self._taken = 0  # bytes taken off the queue: where the next block starts in the shard's input
         self._ended = False
         self._all_taken = False
@@ -109,6 +116,10 @@ class ShardInput:
 
     async def send(self, block: bytes) -> None:
         self.received += len(block)  # counted before the wait: a block cut off while queued is undelivered
+        if self._parked:
+            self._taken += len(block)
+            self._keep(block)
+            return
         await self.queue.put(block)
 
     async def end(self) -> None:
@@ -125,7 +136,9 @@ class ShardInput:
         """
         self._stop_feeding()
         self._target = stream(fd)
-        self._feeding = asyncio.ensure_future(self._feed(self._target, self._attached > 0, lost))
+        replay = self._attached > 0 or self._taken > 0  # a restart, or blocks kept while parked
+        self._parked = False
+        self._feeding = asyncio.ensure_future(self._feed(self._target, replay, lost))
         self._attached += 1
 
     def detach(self) -> None:

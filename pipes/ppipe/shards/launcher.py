@@ -44,9 +44,7 @@ def start_supervisor(
     ignored = {sig for sig in FORWARDED_SIGNALS if signal.getsignal(sig) == signal.SIG_IGN}
     spec: dict[str, Any] = {
         "pipeline": text,
-        "local": plan.local,
-        "offset": plan.offset,
-        "tasks": plan.total,
+        "slots": plan.slots,
         "doorbell": doorbell_fd,
         "split": split,
         "no_fail": options.no_fail,
@@ -54,8 +52,9 @@ def start_supervisor(
         "count_lines": options.count_lines,
         "count_lines_below": options.count_lines_below,
         "snapshot_every": snapshot_every,
-        # tornado's global count is only a backstop: ppipe decides (see ppipe.policy).
-        "bound": plan.local * (plan.max_restarts + 3),
+        # Every start after a slot's first is a restart to tornado; its global count is only a
+        # backstop, ppipe decides (see ppipe.shards.dispatch).
+        "bound": plan.local * (plan.max_restarts + 1) + 2 * plan.slots + 3,
         "default_signals": [int(sig) for sig in FORWARDED_SIGNALS if sig not in ignored],
     }
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

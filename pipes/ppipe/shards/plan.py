@@ -11,17 +11,29 @@ from ppipe.engine.processes import resolve_commands
 from ppipe.errors import UsageError
 from ppipe.graph import Boundary, Graph
 from ppipe.language.parser import parse, placeholder_values
+from ppipe.policy import FAIL_FAST, Halt
 from ppipe.shards.input import DEFAULT_BLOCK, splittable
+from ppipe.shards.joblog import Resume
 
 
 @dataclass(frozen=True)
 class ShardPlan:
-    """How to shard a pipeline: ``--fork`` and the options that go with it.
+    """How to shard a pipeline: ``--fork`` or ``--each``, and the options that go with them.
 
     ``processes`` is how many shards run here (``--fork``; 0 means one per
-    CPU). ``max_restarts`` is per shard: one shard's bad luck does not use up
-    the others' restarts, and the report can say of each shard how often it
-    ran. ``offset`` and ``tasks`` place this machine's shards in a larger
+    CPU); ``items`` (``--each``) makes one shard per item instead, its text
+    filled in for ``{item}``. ``jobs`` caps how many run at once (0: one per
+    CPU; None: all of them); they start in task order as slots free.
+    ``max_restarts`` is per shard: one shard's bad luck does not use up the
+    others' restarts, and the report can say of each shard how often it
+    ran; ``retry_delay`` is the wait before a shard's first restart, doubled
+    for each next one (up to :data:`RETRY_DELAY_CAP`). ``shard_timeout``
+    limits each attempt. ``halt`` (or ``fail_fast``, which is ``now,fail=1``)
+    says when the run stops starting shards. ``joblog`` is a file to write
+    every attempt's line to, and ``resume`` what to take over from it.
+    ``record_end`` ends the records ppipe's input is split by (a newline,
+    NUL for ``-0``), and every shard's input starts with the first ``header``
+    records. ``offset`` and ``tasks`` place this machine's shards in a larger
     job array (see :func:`~ppipe.shards.identity.cluster_identity`).
     """
 
@@ -33,10 +45,44 @@ class ShardPlan:
     block: int = DEFAULT_BLOCK
     offset: int = 0
     tasks: int | None = None
+    jobs: int | None = None
+    items: tuple[str, ...] | None = None
+    halt: Halt | None = None
+    shard_timeout: float | None = None
+    retry_delay: float = 0.0
+    joblog: str | None = None
+    resume: Resume = Resume.NONE
+    record_end: bytes = b"\n"
+    header: int = 0
 
     @property
     def local(self) -> int:
+        if self.items is not None:
+            return len(self.items)
         return self.processes if self.processes > 0 else usable_cpus()
+
+    @property
+    def slots(self) -> int:
+        """How many shards run at once: ``jobs``, at most every shard (and at least one)."""
+        wanted = self.local if self.jobs is None else (self.jobs or usable_cpus())
+        return max(1, min(wanted, self.local))
+
+    @property
+    def halt_rule(self) -> Halt | None:
+        return self.halt if self.halt is not None else (FAIL_FAST if self.fail_fast else None)
+
+    def values(self, index: int) -> dict[str, str]:
+        """The placeholder values of the shard at ``index`` here: ``{task_id}``... and ``{item}``."""
+        values = placeholder_values(self.offset + index, self.total)
+        if self.items is not None:
+            values["item"] = self.items[index]
+        return values
+
+    def retry_delay_before(self, attempt: int) -> float:
+        """The wait before ``attempt`` (2 is the first restart): ``retry_delay``, doubled for each next one."""
+        if attempt < 2 or self.retry_delay <= 0:
+            return 0.0
+        return float(min(self.retry_delay * 2.0 ** (attempt - 2), max(self.retry_delay, RETRY_DELAY_CAP)))
 
     @property
     def total(self) -> int:
@@ -45,6 +91,10 @@ class ShardPlan:
     @property
     def task_ids(self) -> range:
         return range(self.offset, self.offset + self.local)
+
+
+#: The longest wait ``retry_delay`` doubles up to (unless it starts longer): five minutes.
+RETRY_DELAY_CAP = 300.0
 
 
 def usable_cpus() -> int:
@@ -65,14 +115,28 @@ def check_plan(plan: ShardPlan) -> None:
     """Refuses, before any per-shard work, a plan that cannot be meant: fewer than 0 or more than :data:`MAX_SHARDS`."""
     if plan.processes < 0:
         raise UsageError("--fork must be 0 (one per CPU) or more")
-    if plan.local > MAX_SHARDS:
+    if plan.items is not None:
+        if len(plan.items) > MAX_ITEMS:
+            raise UsageError(f"--each: ppipe runs at most {MAX_ITEMS} items in one run; split the list")
+    elif plan.local > MAX_SHARDS:
         raise UsageError(
             f"--fork {plan.processes}: ppipe runs at most {MAX_SHARDS} shards on one machine; "
             "for more, run it as the tasks of a job array (--task-id/--tasks)"
         )
     if plan.max_restarts < 0:
         raise UsageError("--max-restarts must be 0 or more")
+    if plan.jobs is not None and plan.jobs < 0:
+        raise UsageError("--jobs must be 0 (one per CPU) or more")
+    if plan.header < 0:
+        raise UsageError("--header must be 0 or more")
+    if not plan.record_end:
+        raise UsageError("--recend must not be empty")
+    if plan.resume is not Resume.NONE and plan.joblog is None:
+        raise UsageError("--resume and --resume-failed need --joblog FILE (the log to resume from)")
 
+
+#: The most ``--each`` items in one run: each is a shard ppipe keeps track of, though only ``--jobs`` run at once.
+MAX_ITEMS = 1_000_000
 
 #: Descriptors ppipe holds per running shard (its pipes, streams and control socket), and for itself.
 _FDS_PER_SHARD = 6
@@ -99,7 +163,7 @@ def check_pipeline(text: str, plan: ShardPlan, env: Mapping[str, str], cwd: str 
     (``./score{task_id}``) is checked by each shard as it starts: a
     shard without its command fails alone (127) and is not restarted.
     """
-    values = placeholder_values(plan.task_ids[0], plan.total)
+    values = plan.values(0) if plan.local else {**placeholder_values(plan.offset, plan.total), "item": ""}
     graph = parse(text, env=env, cwd=cwd, placeholders=values)
     resolve_commands(graph, env)
     return graph

@@ -5,18 +5,21 @@ its spec (as JSON) on its stdin, because ``tornado.process.fork_processes``
 must be called from a process with no event loop and no threads, and ppipe
 itself has both by then. The supervisor imports the engine once (so that
 each fork starts warm), ignores the signals ppipe handles for it, and calls
-``fork_processes``. From then on tornado owns it: it restarts, with the
-same task id, every shard that exits non-zero or is killed.
+``fork_processes`` with one process per *slot* (``--jobs``, at most the
+number of shards). From then on tornado owns it: it forks a slot again
+whenever its process exits non-zero or is killed.
 
-Each forked shard *attempt* runs :func:`run_attempt`: it makes its own pipes
-for stdout, stderr and (when ppipe splits its input) stdin, and a control
-socket, and hands ppipe their far ends with its hello on the shared doorbell.
-ppipe answers whether to run at all (it refuses once a shard has used its
-restarts, or the run is stopping), and after the result whether to run
-again. The attempt turns that answer into its exit code, the only thing
-``fork_processes`` looks at: 1 to be restarted, 0 to be left alone. So the
-restart policy lives in ppipe (:mod:`ppipe.policy`), not in tornado's single
-global counter, which is only a backstop here.
+Each forked process runs one *attempt* (:func:`run_attempt`): it makes its
+own pipes for stdout, stderr and (when ppipe splits its input) stdin, and a
+control socket, and hands ppipe their far ends with its hello on the shared
+doorbell. ppipe answers with the shard to run (the next in task order, or a
+failed one's restart once its delay has passed) or with none (no work is
+left, or the run is stopping), and after the result whether the slot has
+more work. The attempt turns that answer into its exit code, the only thing
+``fork_processes`` looks at: 1 to be forked again, 0 to end the slot. So
+which shard runs when, and every restart, is ppipe's decision
+(:mod:`ppipe.shards.schedule`, :mod:`ppipe.policy`); tornado's single global
+counter is only a backstop here.
 
 Two things tornado leaves to its caller are done here. The supervisor tells
 ppipe how each shard process ended (``os.wait`` is wrapped, since tornado
@@ -47,7 +50,7 @@ from ppipe.engine.options import RunOptions
 from ppipe.engine.processes import parent_death_hook
 from ppipe.engine.sinks import Sink
 from ppipe.errors import PpipeError
-from ppipe.language.parser import parse, placeholder_values
+from ppipe.language.parser import parse
 from ppipe.shards import channel
 
 
@@ -61,10 +64,10 @@ def main() -> None:
     logging.getLogger("tornado.general").setLevel(logging.ERROR)
     _report_child_exits(doorbell)
     try:
-        local_id = fork_processes(spec["local"], max_restarts=spec["bound"])
+        slot = fork_processes(spec["slots"], max_restarts=spec["bound"])
     except RuntimeError:
         os._exit(1)  # the shards die with the supervisor (their death signal)
-    run_attempt(local_id, spec, doorbell, supervisor)
+    run_attempt(slot, spec, doorbell, supervisor)
 
 
 def _read_spec() -> dict[str, Any]:
@@ -99,30 +102,34 @@ def _report_child_exits(doorbell: socket.socket) -> None:
     os.wait = wait_and_report
 
 
-def run_attempt(local_id: int, spec: dict[str, Any], doorbell: socket.socket, supervisor: int) -> None:
-    """One attempt of one shard, in a process forked by ``fork_processes``; never returns."""
+def run_attempt(slot: int, spec: dict[str, Any], doorbell: socket.socket, supervisor: int) -> None:
+    """One attempt of whichever shard ppipe gives this slot, in a process forked by ``fork_processes``; never returns.
+
+    ppipe's "go" names the shard (its index and placeholder values), or is
+    None: no work is left for this slot, which then ends for good (exit 0).
+    """
     hook = parent_death_hook(supervisor)
     if hook is not None:
         hook()
     for number in spec["default_signals"]:
         signal.signal(number, signal.SIG_DFL)
-    task_id = spec["offset"] + local_id
     control, far_control = socket.socketpair()
     out_read, out_write = make_pipe()
     err_read, err_write = make_pipe(enlarge=False)
     in_read, in_write = make_pipe() if spec["split"] else (os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), None)
     far_ends = [far_control.fileno(), out_read, err_read, *([in_write] if in_write is not None else [])]
-    channel.ring(doorbell, ("hello", local_id, os.getpid()), far_ends)
+    channel.ring(doorbell, ("hello", slot, os.getpid()), far_ends)
     for fd in far_ends:
         os.close(fd)
     far_control.detach()
     doorbell.close()
-    if not _answer(control, "go"):  # refused (restarts used up, or the run is stopping), or ppipe gone
+    work = _answer(control, "go")
+    if not work:  # no work left for this slot, the run is stopping, or ppipe has gone
         os._exit(0)
     observer = _Link(control, spec["snapshot_every"])
     try:
         # Filled into the parsed words, not the text: '{task_id}>f' stays a word, then a redirection.
-        graph = parse(spec["pipeline"], placeholders=placeholder_values(task_id, spec["tasks"]))
+        graph = parse(spec["pipeline"], placeholders=work["values"])
         options = RunOptions(
             stdin=in_read,
             stdout=out_write,
@@ -147,22 +154,27 @@ def run_attempt(local_id: int, spec: dict[str, Any], doorbell: socket.socket, su
     os._exit(1 if _answer(control, "again") else 0)
 
 
-def _answer(control: socket.socket, question: str) -> bool:
-    """ppipe's answer to ``"go"`` or ``"again"``; a late ``"stop"`` is moot here; ppipe gone means no."""
+def _answer(control: socket.socket, question: str) -> Any:
+    """ppipe's answer to ``"go"`` (the work, or None) or ``"again"`` (a bool); ppipe gone means no.
+
+    A ``"stop"`` or ``"timeout"`` before the go is moot: there is nothing to stop yet.
+    """
     while (message := channel.receive(control)) is not None:
         if message[0] == question:
-            return bool(message[1])
-        if message[0] == "stop" and question == "go":
-            return False
-    return False
+            return message[1]
+        if message[0] in ("stop", "timeout") and question == "go":
+            return None
+    return None
 
 
 class _Link:
     """The attempt's engine observer: takes ppipe's stop requests, and sends snapshots when ppipe shows a view.
 
-    A stop request (ppipe got SIGINT, SIGTERM or SIGHUP, or ``--fail-fast``
-    or ``--timeout`` stops the run) stops the engine as that signal would,
-    without a second signal that the engine would take for "stop at once".
+    A stop request (ppipe got SIGINT, SIGTERM or SIGHUP, or ``--halt`` or
+    ``--timeout`` stops the run) stops the engine as that signal would,
+    without a second signal that the engine would take for "stop at once";
+    a timeout request (``--shard-timeout``) stops it as its own ``--timeout``
+    would, so that the attempt reports 124.
     """
 
     def __init__(self, control: socket.socket, snapshot_every: float | None) -> None:
@@ -191,6 +203,8 @@ class _Link:
             IOLoop.current().remove_handler(fd)
         elif message[0] == "stop" and self.execution is not None:
             self.execution.stop_for(message[1])
+        elif message[0] == "timeout" and self.execution is not None:
+            self.execution.time_out()
 
     def finished(self) -> None:
         IOLoop.current().remove_handler(self.control.fileno())

@@ -1,0 +1,132 @@
+"""From the command line's shard options to a :class:`~ppipe.shards.plan.ShardPlan`, or to one task's placeholders.
+
+``--fork N`` or ``--each FILE`` make a sharded run; every other option of
+the help's Shards panel means something only with one of them. A cluster
+task's identity (``--task-id/--tasks``, Slurm's or Kubernetes' variables)
+is looked for only when the run is sharded or the pipeline uses a
+placeholder. Bad values are refused here, before anything starts, with
+status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from typing import TYPE_CHECKING
+
+from ppipe.cli.config import Config, block_size, option_name
+from ppipe.errors import UsageError
+
+if TYPE_CHECKING:
+    from ppipe.shards.plan import ShardPlan
+
+
+def shard_plan(config: Config) -> tuple[ShardPlan | None, dict[str, str] | None]:
+    """The shard plan for ``--fork``/``--each``; or, to run once, a cluster task's placeholder values (None: none).
+
+    The values go to :func:`~ppipe.language.parser.parse`, which puts them
+    into the parsed words: filled into the text, ``{task_id}>f`` would read
+    as ``0>f``.
+    """
+    from ppipe.language.parser import has_placeholders, placeholder_values
+
+    sharded = config.fork is not None or config.each is not None
+    asks_identity = sharded or config.task_id is not None or config.tasks is not None
+    identity = None
+    if asks_identity or has_placeholders(config.pipeline):  # the shard machinery costs a plain start-up ~15 ms
+        from ppipe.shards.identity import cluster_identity
+
+        identity = cluster_identity(os.environ, config.task_id, config.tasks)
+    if not sharded:
+        _refuse_shard_options(config)
+        return None, None if identity is None else placeholder_values(identity.task_id, identity.tasks)
+    if config.pager:
+        raise UsageError(
+            "--pager hands the terminal to one stage; a sharded run merges its shards' output "
+            "(pipe ppipe --fork ... into less instead)"
+        )
+    if config.fork is not None and config.each is not None:
+        raise UsageError("--each runs one shard per item; use --jobs M, not --fork, to cap how many run at once")
+    plan = _plan(config)
+    if identity is not None:
+        plan = dataclasses.replace(plan, offset=identity.task_id * plan.local, tasks=identity.tasks * plan.local)
+    return plan, None
+
+
+def _refuse_shard_options(config: Config) -> None:
+    from ppipe.cli.option_fields import NEED_FORK
+
+    for name in NEED_FORK:
+        if getattr(config, name) not in (None, False, 0):
+            raise UsageError(f"{option_name(name)} needs --fork N or --each FILE")
+
+
+def _plan(config: Config) -> ShardPlan:
+    from ppipe.policy import parse_halt
+    from ppipe.shards.input import DEFAULT_BLOCK
+    from ppipe.shards.joblog import Resume
+    from ppipe.shards.plan import ShardPlan
+
+    if config.resume and config.resume_failed:
+        raise UsageError("--resume skips every finished shard, --resume-failed only those that succeeded: pick one")
+    if config.fail_fast and config.halt is not None:
+        raise UsageError("--fail-fast is --halt now,fail=1: give one of them")
+    halt = None
+    if config.halt is not None:
+        try:
+            halt = parse_halt(config.halt)
+        except ValueError as error:
+            raise UsageError(f"--halt {config.halt!r}: {error}") from None
+    record_end = record_separator(config)
+    resume = Resume.ALL if config.resume else Resume.FAILED if config.resume_failed else Resume.NONE
+    return ShardPlan(
+        config.fork or 0,
+        max_restarts=config.max_restarts,
+        fail_fast=config.fail_fast,
+        tag=config.tag,
+        keep_order=config.keep_order,
+        block=block_size(config.block) if config.block is not None else DEFAULT_BLOCK,
+        jobs=config.jobs,
+        items=read_items(config.each, b"\0" if config.null else b"\n") if config.each is not None else None,
+        halt=halt,
+        shard_timeout=config.shard_timeout or None,
+        retry_delay=config.retry_delay,
+        joblog=config.joblog,
+        resume=resume,
+        record_end=record_end,
+        header=config.header,
+    )
+
+
+def record_separator(config: Config) -> bytes:
+    """What ends a record when stdin is split: ``--recend`` (backslash escapes read), NUL for ``-0``, else a newline."""
+    if config.recend is None:
+        return b"\0" if config.null else b"\n"
+    try:
+        separator = config.recend.encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1")
+    except (UnicodeError, ValueError):
+        separator = b""
+    if not separator:
+        raise UsageError(f"--recend takes a non-empty string such as '\\n' or '\\0', not {config.recend!r}")
+    return separator
+
+
+def read_items(source: str, separator: bytes) -> tuple[str, ...]:
+    """``--each``'s items: the lines (or NUL-ended records) of ``source``, ``-`` for stdin; as bytes, exactly.
+
+    The separator after the last item is optional; nothing else is
+    stripped, so an item is exactly the text between two separators.
+    """
+    try:
+        if source == "-":
+            data = sys.stdin.buffer.read() if sys.stdin is not None else b""
+        else:
+            with open(source, "rb") as handle:
+                data = handle.read()
+    except OSError as error:
+        raise UsageError(f"--each {source}: {error.strerror}") from None
+    records = data.split(separator)
+    if records and records[-1] == b"":
+        records.pop()
+    return tuple(os.fsdecode(record) for record in records)

@@ -1,0 +1,321 @@
+"""The coordinator's side of the doorbell: which shard each free slot runs, and each attempt to its end.
+
+Every slot's process says hello with its pipes; :class:`Dispatcher` gives
+it the next shard from the :class:`~ppipe.shards.schedule.Schedule` (or
+keeps it waiting for a restart whose delay has not passed, or tells it no
+work is left), connects the attempt's pipes to the run's streams and input,
+and follows it over its control socket: snapshots, its result, and whether
+the slot has more to do. Each attempt's end decides, by
+:mod:`ppipe.policy`, whether its shard runs again; it is written to the job
+log; and each shard's final end may halt the run (``--halt``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tornado.iostream import IOStream, StreamClosedError
+
+from ppipe import policy
+from ppipe.engine.options import RunOptions
+from ppipe.results import Verdict, signal_name
+from ppipe.shards import channel
+from ppipe.shards.attempts import Attempt, Shard
+from ppipe.shards.joblog import AttemptLine, JobLog
+from ppipe.shards.plan import ShardPlan
+from ppipe.shards.schedule import Schedule
+from ppipe.shards.streams import ShardStreams
+
+#: Extra grace, after ``kill_after``, for a stopping shard to stop its stages and report.
+REPORT_GRACE = 1.0
+
+
+@dataclass
+class _Hello:
+    """A slot's process that said hello and waits for its work: its control socket and pipes' far ends."""
+
+    slot: int
+    pid: int
+    control: IOStream
+    fds: list[int]
+
+
+class Dispatcher:
+    """Gives free slots their shards and follows each attempt: restarts, halts, timeouts, the job log.
+
+    ``stop`` is the run's own stop (``--halt now`` stops every running
+    shard as a signal would); ``say`` prints one of ppipe's lines on stderr.
+    """
+
+    def __init__(
+        self,
+        plan: ShardPlan,
+        options: RunOptions,
+        shards: list[Shard],
+        streams: ShardStreams,
+        joblog: JobLog | None,
+        *,
+        stop: Callable[[int], None],
+        say: Callable[[str], None],
+    ) -> None:
+        self.plan = plan
+        self.options = options
+        self.shards = shards
+        self.streams = streams
+        self.joblog = joblog
+        self._stop = stop
+        self._say = say
+        self.schedule = Schedule(shard for shard in shards if not shard.skipped)
+        self.stopping = False
+        #: The run reached ``--halt success=N``: it got what it asked for.
+        self.halted_on_success = False
+        #: Why a job log line could not be written, if so: the run then fails.
+        self.joblog_error: str | None = None
+        #: Hellos that came without all their pipes (ppipe was out of descriptors).
+        self.starved = 0
+        self.tasks: list[asyncio.Future[None]] = []
+        self._idle: list[_Hello] = []
+        self._by_pid: dict[int, tuple[Shard, Attempt]] = {}
+        self._refused: set[int] = set()
+        self._wake: asyncio.TimerHandle | None = None
+        self._failed = self._succeeded = 0
+        self._halt = plan.halt_rule
+
+    # -- the doorbell
+
+    def answer_door(self, doorbell: socket.socket) -> None:
+        for message, fds in channel.answers(doorbell):
+            if message[0] == "hello":
+                self._on_hello(message[1], message[2], fds)
+            elif message[0] == "exited":
+                self._on_exit(message[1], message[2])
+
+    def _on_hello(self, slot: int, pid: int, fds: list[int]) -> None:
+        if len(fds) < (4 if self.shards and self.shards[0].input is not None else 3):
+            # The kernel could not give ppipe the slot's pipes (out of descriptors). Closing what came
+            # leaves the slot's control socket with no other end: it sees that and ends for good.
+            for fd in fds:
+                os.close(fd)
+            self.starved += 1
+            return
+        self._idle.append(_Hello(slot, pid, IOStream(socket.socket(fileno=fds[0])), fds[1:]))
+        self.dispatch()
+
+    def dispatch(self) -> None:
+        """Gives every waiting slot the next ready shard; slots left with no work to come are ended."""
+        while self._idle and not self.stopping and (shard := self.schedule.next()) is not None:
+            self._start(self._idle.pop(0), shard)
+        if not self._idle:
+            return
+        wait = None if self.stopping else self.schedule.ready_in()
+        if wait is not None:  # only delayed restarts are left: the slot waits for the first
+            if self._wake is not None:
+                self._wake.cancel()
+            self._wake = asyncio.get_running_loop().call_later(wait, self.dispatch)
+        elif self.stopping or self.schedule.empty:
+            self.end_idle()
+
+    def end_idle(self) -> None:
+        """Tells every waiting slot that no work is left for it."""
+        for hello in self._idle:
+            self._refused.add(hello.pid)
+            for fd in hello.fds:
+                os.close(fd)
+            self.tasks.append(asyncio.ensure_future(_say_no(hello.control)))
+        self._idle.clear()
+
+    def _start(self, hello: _Hello, shard: Shard) -> None:
+        attempt = Attempt(len(shard.attempts) + 1, hello.pid, hello.control, time.time())
+        shard.attempts.append(attempt)
+        self._by_pid[hello.pid] = (shard, attempt)
+        self.streams.connect(shard, attempt, hello.fds[0], hello.fds[1])
+        if shard.input is not None:
+            shard.input.attach(hello.fds[2], attempt.lose)
+        if self.plan.shard_timeout:
+            loop = asyncio.get_running_loop()
+            attempt.timers.append(loop.call_later(self.plan.shard_timeout, self._time_out, attempt))
+        self.tasks.append(asyncio.ensure_future(self._converse(shard, attempt)))
+
+    def _on_exit(self, pid: int, wait_status: int) -> None:
+        if pid in self._refused:
+            self._refused.discard(pid)  # the pid may come back for a later attempt
+            return
+        found = self._by_pid.pop(pid, None)
+        if found is None:
+            return
+        shard, attempt = found
+        attempt.wait_status = wait_status
+        attempt.ended_at = attempt.ended_at or time.time()
+        if not attempt.reported and not shard.final:
+            self._ended(shard, attempt, could_start=wait_status != 0)  # no report: killed, or it crashed
+
+    async def _converse(self, shard: Shard, attempt: Attempt) -> None:
+        """Says "go" to an attempt, then follows it: snapshots, its result, and the answer to "again?"."""
+        assert attempt.control is not None
+        try:
+            await channel.write(attempt.control, ("go", {"values": self.plan.values(shard.index)}))
+            while True:
+                message = await channel.read(attempt.control)
+                if message[0] == "snapshot":
+                    attempt.snapshot = message[1]
+                    continue
+                attempt.ended_at = time.time()
+                if message[0] == "result":
+                    attempt.result = message[1]
+                else:
+                    attempt.error, attempt.error_status = message[1], message[2]
+                # A command missing on this shard, or output ppipe could not keep: running again will not help.
+                self._ended(shard, attempt, could_start=message[0] == "result" and attempt.lost is None)
+                await channel.write(attempt.control, ("again", not self.stopping and not self.schedule.empty))
+        except StreamClosedError:
+            pass  # the attempt has gone; its exit (from the supervisor) decides
+        finally:
+            attempt.control.close()
+
+    # -- an attempt's end
+
+    def _ended(self, shard: Shard, attempt: Attempt, *, could_start: bool) -> None:
+        """The attempt has ended (reported, or its process did): log it, then restart or settle its shard."""
+        attempt.cancel_timers()
+        # Once nobody reads ppipe's output, running again would only fail again.
+        stopping = self.stopping or self.schedule.halted or not self.streams.read
+        status = attempt.record().exit_status
+        again = policy.should_restart(
+            status, len(shard.attempts), self.plan.max_restarts, could_start=could_start, stopping=stopping
+        ) and self._can_feed_again(shard, attempt)
+        self._log(shard, attempt, final=not again)
+        if again:
+            self.schedule.restart_later(shard, self.plan.retry_delay_before(len(shard.attempts) + 1))
+        else:
+            self.settle(shard)
+
+    @staticmethod
+    def _can_feed_again(shard: Shard, last: Attempt) -> bool:
+        """Whether a restart can be fed the input ``last`` had; if not, ``last`` says why it was not run again."""
+        problem = shard.input.spool_error if shard.input is not None else None
+        if problem is not None:
+            last.lose(f"not run again: {problem}")
+        return problem is None
+
+    def settle(self, shard: Shard) -> None:
+        """The shard will run no more: its last attempt's end is its verdict."""
+        if shard.final:
+            return
+        shard.final = True
+        shard.stopped = shard.stopped or (self.stopping and not shard.succeeded)
+        if shard.input is not None:
+            shard.input.detach()
+        verdict = self.verdict(shard)
+        self._failed += verdict is Verdict.FAILED
+        self._succeeded += verdict is Verdict.OK
+        self.tasks.append(asyncio.ensure_future(self.streams.flush(shard)))
+        if verdict in (Verdict.FAILED, Verdict.OK):
+            self._check_halt(shard, verdict)
+
+    def verdict(self, shard: Shard) -> Verdict:
+        if shard.skipped:
+            return Verdict.SKIPPED
+        last = shard.current
+        if last is None:
+            return Verdict.TERMINATED if self.stopping or self.schedule.halted else Verdict.FAILED
+        # A signal to the whole process group (Ctrl-C, `timeout`) may stop a
+        # shard before ppipe itself has handled it: that shard was stopped too.
+        interrupted = self.stopping and last.result is not None and last.result.interrupted_by is not None
+        return policy.shard_verdict(last.record().exit_status, stopped=shard.stopped or interrupted)
+
+    def _check_halt(self, shard: Shard, verdict: Verdict) -> None:
+        """Rule 9: once the ``--halt`` condition is met, nothing more starts (and with ``now``, all stops)."""
+        halt = self._halt
+        if halt is None or self.schedule.halted or self.stopping:
+            return
+        if not halt.reached(failed=self._failed, succeeded=self._succeeded, total=len(self.shards)):
+            return
+        self.halted_on_success = halt.kind == "success"
+        why = "--fail-fast" if self.plan.halt is None else f"--halt {halt}"
+        what = "stopping the others" if halt.now else "starting no more"
+        self._say(
+            f"ppipe: shard {shard.task_id} {'failed' if verdict is Verdict.FAILED else 'ended'}; {what} ({why})\n"
+        )
+        for left in self.schedule.halt():
+            left.stopped = True
+            self.settle(left)
+        self.end_idle()
+        if halt.now:
+            self._stop(signal.SIGTERM)
+
+    def _log(self, shard: Shard, attempt: Attempt, *, final: bool) -> None:
+        if self.joblog is None:
+            return
+        record = attempt.record()
+        wait = attempt.wait_status
+        killed_by = signal_name(os.WTERMSIG(wait)) if wait is not None and os.WIFSIGNALED(wait) else None
+        result = record.result
+        line = AttemptLine(
+            task_id=shard.task_id,
+            item=self.plan.items[shard.index] if self.plan.items is not None else None,
+            attempt=attempt.number,
+            status=record.exit_status,
+            signal=killed_by or (result.interrupted_by if result is not None else None),
+            started_at=attempt.started_at,
+            seconds=None if attempt.ended_at is None else round(attempt.ended_at - attempt.started_at, 6),
+            bytes_in=shard.input.delivered if shard.input is not None else None,
+            bytes_out=attempt.bytes_out,
+            host="",
+            final=final,
+        )
+        self.joblog_error = self.joblog_error or self.joblog.write(line)
+
+    # -- stopping
+
+    def _time_out(self, attempt: Attempt) -> None:
+        """``--shard-timeout``: the attempt stops as its own ``--timeout`` would; killed if it will not."""
+        if not attempt.running or attempt.control is None:
+            return
+        attempt.timed_out_after = self.plan.shard_timeout
+        self.tasks.append(asyncio.ensure_future(_ask(attempt.control, ("timeout",))))
+        grace = self.options.kill_after + REPORT_GRACE
+        attempt.timers.append(asyncio.get_running_loop().call_later(grace, _kill, attempt))
+
+    def stop(self, sig: int) -> None:
+        """Asks every running attempt to stop as ``sig`` would, and starts nothing more."""
+        self.stopping = True
+        for shard in self.shards:
+            if not shard.final:
+                shard.stopped = True
+        for attempt in self.running():
+            if attempt.control is not None:
+                self.tasks.append(asyncio.ensure_future(_ask(attempt.control, ("stop", sig))))
+        self.end_idle()
+
+    def running(self) -> list[Attempt]:
+        attempts = (shard.current for shard in self.shards)
+        return [a for a in attempts if a is not None and a.running]
+
+    def kill_all(self) -> None:
+        """Kills every running attempt; its stages die with it."""
+        for attempt in self.running():
+            _kill(attempt)
+
+
+def _kill(attempt: Attempt) -> None:
+    if attempt.running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(attempt.pid, signal.SIGKILL)
+
+
+async def _say_no(control: IOStream) -> None:
+    with contextlib.suppress(StreamClosedError):
+        await channel.write(control, ("go", None))
+    control.close()
+
+
+async def _ask(control: IOStream, message: tuple[object, ...]) -> None:
+    with contextlib.suppress(StreamClosedError):
+        await channel.write(control, message)
