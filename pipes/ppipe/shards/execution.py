@@ -43,7 +43,7 @@ from ppipe.language.expansion import fill_text
 from ppipe.results import RunResult
 from ppipe.shards.attempts import Shard, run_result
 from ppipe.shards.dispatch import REPORT_GRACE, Dispatcher
-from ppipe.shards.input import ShardInput, split_stdin
+from ppipe.shards.input import Records, ShardInput, split_stdin
 from ppipe.shards.joblog import JobLog
 from ppipe.shards.launcher import start_supervisor
 from ppipe.shards.plan import ShardPlan, check_descriptors, check_pipeline, check_plan, splits_input
@@ -150,7 +150,8 @@ class ShardedExecution(Stopping):
         return supervisor
 
     async def _split(self, inputs: list[ShardInput]) -> None:
-        self.input_error = await split_stdin(self.options.stdin, inputs, self.plan.block)
+        records = Records(self.plan.record_end, self.plan.header)
+        self.input_error = await split_stdin(self.options.stdin, inputs, self.plan.block, records)
 
     # -- stopping: --halt, --timeout, signals
 

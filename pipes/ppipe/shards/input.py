@@ -18,6 +18,7 @@ import os
 import stat
 import tempfile
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import IO
 
 from tornado.iostream import PipeIOStream, StreamClosedError
@@ -56,10 +57,26 @@ def splittable(fd: int) -> bool:
     return stat.S_ISFIFO(mode) or stat.S_ISREG(mode) or stat.S_ISSOCK(mode)
 
 
-def _block_end(data: bytearray, block: int) -> int:
-    """Where the block starting ``data`` ends: after its last newline within ``block`` bytes, or the first after."""
-    cut = data.rfind(b"\n", 0, block) + 1
-    return cut or data.find(b"\n", block) + 1
+def _block_end(data: bytearray, block: int, end: bytes = b"\n") -> int:
+    """Where the block starting ``data`` ends: after its last record ``end`` within ``block`` bytes, or the first after.
+
+    0 when ``data`` holds no whole record yet.
+    """
+    found = data.rfind(end, 0, block)
+    if found < 0:
+        found = data.find(end, block)
+    return found + len(end) if found >= 0 else 0
+
+
+def _records_end(data: bytearray, count: int, end: bytes) -> int:
+    """Where the first ``count`` records of ``data`` end; 0 until they have all arrived."""
+    cut = 0
+    for _ in range(count):
+        found = data.find(end, cut)
+        if found < 0:
+            return 0
+        cut = found + len(end)
+    return cut
 
 
 class ShardInput:
@@ -234,7 +251,9 @@ class ShardInput:
             self.spool.close()
 
 
-async def split_stdin(stdin: int | bytes | None, inputs: list[ShardInput], block: int) -> str | None:
+async def split_stdin(
+    stdin: int | bytes | None, inputs: list[ShardInput], block: int, records: Records | None = None
+) -> str | None:
     """Deals ppipe's input (a descriptor, default 0, or the API's bytes) to ``inputs``; see :func:`split_input`.
 
     Returns why it could not read all of it, if so: the run then fails, as
@@ -242,35 +261,57 @@ async def split_stdin(stdin: int | bytes | None, inputs: list[ShardInput], block
     """
     try:
         if isinstance(stdin, bytes):
-            await split_input(chunks_of(stdin), inputs, block, size=len(stdin))
+            await split_input(chunks_of(stdin), inputs, block, size=len(stdin), records=records)
         else:
-            await split_input(read_chunks(0 if stdin is None else stdin), inputs, block)
+            await split_input(read_chunks(0 if stdin is None else stdin), inputs, block, records=records)
     except OSError as error:
         return f"cannot read the input: {error.strerror or error}"
     return None
 
 
+@dataclass(frozen=True)
+class Records:
+    """What the input is split by: records ending with ``end``; the first ``header`` go to every shard first."""
+
+    end: bytes = b"\n"
+    header: int = 0
+
+
 async def split_input(
-    chunks: AsyncIterator[bytes], inputs: list[ShardInput], block: int, size: int | None = None
+    chunks: AsyncIterator[bytes],
+    inputs: list[ShardInput],
+    block: int,
+    size: int | None = None,
+    records: Records | None = None,
 ) -> None:
-    """Deals whole-line blocks of ``chunks`` round-robin to ``inputs``, then ends every input.
+    """Deals whole-record blocks of ``chunks`` round-robin to ``inputs``, then ends every input.
 
     After a read error the shards get what was read, then EOF, and the
     error is raised. Stopped (cancelled) half-way, the bytes read but not
     dealt yet are counted as the next shard's undelivered input: every
     byte read is accounted for. ``size`` is the input's whole size when it
     is known (bytes given in memory): all of it then counts as read.
+    ``records`` says what a record is (lines by default) and how many of
+    the first are a header that every shard's input starts with.
     """
+    records = records or Records()
     pending = bytearray()
     turn = 0
     read = 0
+    header_left = records.header
     read_error: OSError | None = None
     try:
         async for chunk in chunks:
             read += len(chunk)
             pending += chunk
-            # No cut yet for a line longer than a block: wait for its newline.
-            while len(pending) >= block and (cut := _block_end(pending, block)):
+            if header_left and (cut := _records_end(pending, header_left, records.end)):
+                header_left = 0
+                await _deal_header(bytes(pending[:cut]), inputs)
+                del pending[:cut]
+            if header_left:
+                continue
+            # No cut yet for a record longer than a block: wait for its end.
+            while len(pending) >= block and (cut := _block_end(pending, block, records.end)):
                 dealt, receiver = bytes(pending[:cut]), inputs[turn % len(inputs)]
                 del pending[:cut]
                 turn += 1
@@ -280,12 +321,20 @@ async def split_input(
     except asyncio.CancelledError:
         inputs[turn % len(inputs)].count_unsent(len(pending) + (size - read if size is not None else 0))
         raise
-    if pending:
+    if header_left and pending:  # fewer records than the header: all of it is the header
+        await _deal_header(bytes(pending), inputs)
+    elif pending:
         await inputs[turn % len(inputs)].send(bytes(pending))
     for shard_input in inputs:
         await shard_input.end()
     if read_error is not None:
         raise read_error
+
+
+async def _deal_header(header: bytes, inputs: list[ShardInput]) -> None:
+    """Every shard's input starts with the header (``--header N``), as GNU parallel's ``--header``."""
+    for shard_input in inputs:
+        await shard_input.send(header)
 
 
 async def write_all(target: PipeIOStream, data: bytes | memoryview, taken: Callable[[int], None] | None = None) -> None:
