@@ -131,8 +131,8 @@ def test_read_value_gives_a_value_in_range_or_one_sentence(field: str, text: str
         (["--fork", "99999999999999999999999", "true"], f"ppipe: --fork is too large: it takes at most {MOST}\n"),
         (["--tasks", "0", "true"], "ppipe: --tasks takes a number of tasks, 1 or more, not '0'\n"),
         (["--display", "sometimes", "true"], "ppipe: --display takes auto, always or never, not 'sometimes'\n"),
-        (["--progress=fancy", "true"], "ppipe: --progress takes none or plain, not 'fancy'\n"),
-        (["--bogus", "true"], "ppipe: no such option: --bogus (see ppipe -h)\n"),
+        (["--progress=fancy", "true"], "ppipe: --progress takes none, plain or json, not 'fancy'\n"),
+        (["--xyzzy", "true"], "ppipe: no such option: --xyzzy (see ppipe -h)\n"),
     ],
 )
 def test_bad_values_through_the_console_script(argv: list[str], message: str, tmp_path: Path) -> None:

@@ -17,13 +17,15 @@ Example::
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ppipe.engine.options import Input, Output, RunOptions
 from ppipe.graph import Graph
 from ppipe.launch import launch
+from ppipe.policy import Halt, parse_halt
 from ppipe.results import RunResult
 from ppipe.shards.input import DEFAULT_BLOCK
+from ppipe.shards.joblog import Resume
 from ppipe.shards.plan import ShardPlan
 from ppipe.snapshots import RunObserver
 
@@ -52,6 +54,15 @@ async def run_async(
     tag: bool = False,
     keep_order: bool = False,
     block: int = DEFAULT_BLOCK,
+    jobs: int | None = None,
+    items: Sequence[str] | None = None,
+    halt: Halt | str | None = None,
+    shard_timeout: float | None = None,
+    retry_delay: float = 0.0,
+    joblog: str | None = None,
+    resume: Resume = Resume.NONE,
+    record_end: bytes = b"\n",
+    header: int = 0,
 ) -> RunResult:
     """Runs a pipeline on the running event loop and returns its :class:`~ppipe.RunResult`.
 
@@ -77,8 +88,13 @@ async def run_async(
     ``fork=N`` runs N shards of the pipeline (0: one per CPU; see
     :mod:`ppipe.shards.execution`); the pipeline must then be text, its
     ``{task_id}``, ``{task_num}`` and ``{tasks}`` replaced in each shard.
-    ``max_restarts`` (per shard), ``fail_fast``, ``tag``, ``keep_order`` and
-    ``block`` are the ``--fork`` options of the same names. The result has
+    ``items`` runs one shard per item instead, its text filled in for
+    ``{item}`` (``--each``). ``max_restarts`` (per shard), ``fail_fast``,
+    ``tag``, ``keep_order``, ``block``, ``jobs``, ``halt`` (a
+    :class:`~ppipe.policy.Halt` or its text, ``"now,fail=1"``),
+    ``shard_timeout``, ``retry_delay``, ``joblog``, ``resume``
+    (:class:`~ppipe.shards.joblog.Resume`) and ``header`` are the command
+    line's options of the same names; ``record_end`` is ``--recend``. The result has
     the same shape either way (:class:`~ppipe.RunResult`): its shards, each
     with its attempts; a plain run is one shard with one attempt, and its
     stages and edges are on the result itself. ``observer``
@@ -105,13 +121,25 @@ async def run_async(
         splice=splice,
         pager=pager,
     )
-    plan = (
-        None
-        if fork is None
-        else ShardPlan(
-            fork, max_restarts=max_restarts, fail_fast=fail_fast, tag=tag, keep_order=keep_order, block=block
+    plan = None
+    if fork is not None or items is not None:
+        plan = ShardPlan(
+            fork or 0,
+            max_restarts=max_restarts,
+            fail_fast=fail_fast,
+            tag=tag,
+            keep_order=keep_order,
+            block=block,
+            jobs=jobs,
+            items=None if items is None else tuple(items),
+            halt=parse_halt(halt) if isinstance(halt, str) else halt,
+            shard_timeout=shard_timeout,
+            retry_delay=retry_delay,
+            joblog=joblog,
+            resume=resume,
+            record_end=record_end,
+            header=header,
         )
-    )
     result = await launch(pipeline, options, plan, observer)
     return result.check() if check else result
 
@@ -140,6 +168,15 @@ def run(
     tag: bool = False,
     keep_order: bool = False,
     block: int = DEFAULT_BLOCK,
+    jobs: int | None = None,
+    items: Sequence[str] | None = None,
+    halt: Halt | str | None = None,
+    shard_timeout: float | None = None,
+    retry_delay: float = 0.0,
+    joblog: str | None = None,
+    resume: Resume = Resume.NONE,
+    record_end: bytes = b"\n",
+    header: int = 0,
 ) -> RunResult:
     """Runs a pipeline to the end in a fresh event loop; the arguments are :func:`run_async`'s.
 
@@ -170,5 +207,14 @@ def run(
             tag=tag,
             keep_order=keep_order,
             block=block,
+            jobs=jobs,
+            items=items,
+            halt=halt,
+            shard_timeout=shard_timeout,
+            retry_delay=retry_delay,
+            joblog=joblog,
+            resume=resume,
+            record_end=record_end,
+            header=header,
         )
     )

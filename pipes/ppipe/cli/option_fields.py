@@ -86,7 +86,7 @@ class Options:
 
 
 #: The fields of the options that only mean something with --fork or --each (the Shards panel).
-NEED_FORK = (
+SHARD_ONLY = (
     "max_restarts",
     "fail_fast",
     "tag",

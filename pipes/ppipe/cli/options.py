@@ -402,7 +402,7 @@ def _fields_source(options: list[TyperOption]) -> str:
         lines += [*_comment(option), _field(option)]
     needing_fork = tuple(o.name for o in options if o.rich_help_panel == SHARD_PANEL and o.name not in STARTERS)
     lines += ["\n", "#: The fields of the options that only mean something with --fork or --each (the Shards panel)."]
-    lines.append(f"NEED_FORK = {_python(needing_fork)}")
+    lines += ["SHARD_ONLY = (", *(f"    {_python(name)}," for name in needing_fork), ")"]
     return "\n".join([*lines, ""])
 
 

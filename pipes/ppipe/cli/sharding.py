@@ -55,9 +55,9 @@ def shard_plan(config: Config) -> tuple[ShardPlan | None, dict[str, str] | None]
 
 
 def _refuse_shard_options(config: Config) -> None:
-    from ppipe.cli.option_fields import NEED_FORK
+    from ppipe.cli.option_fields import SHARD_ONLY
 
-    for name in NEED_FORK:
+    for name in SHARD_ONLY:
         if getattr(config, name) not in (None, False, 0):
             raise UsageError(f"{option_name(name)} needs --fork N or --each FILE")
 
