@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ppipe.cli import report
 from ppipe.cli.config import Config
-from ppipe.cli.sharding import shard_plan
+from ppipe.cli.sharding import placeholder_warnings, shard_plan
 from ppipe.errors import ExitStatus, PpipeError, UsageError
 from ppipe.graph import Graph, Stage
 
@@ -43,6 +43,8 @@ def run_command(config: Config) -> int:
         if config.report:
             report.check_destination(config.report)
         plan, placeholders = shard_plan(config)
+        if plan is not None and not config.quiet:
+            print_error(placeholder_warnings(config.pipeline, each=plan.items is not None))
         if config.explain:
             shards = (plan.offset, plan.total) if plan is not None else None
             text, status = explain_text(config.pipeline, shards=shards, placeholders=placeholders)

@@ -54,6 +54,19 @@ def shard_plan(config: Config) -> tuple[ShardPlan | None, dict[str, str] | None]
     return plan, None
 
 
+def placeholder_warnings(pipeline: str, *, each: bool) -> list[str]:
+    """Warnings for ``{word}`` s that look meant as placeholders but stay text in this run."""
+    from ppipe.language.parser import misspelt_placeholders
+
+    warnings = [
+        f"ppipe: warning: {{{word}}} is not a placeholder and stays as written; did you mean {{{meant}}}?"
+        for word, meant in misspelt_placeholders(pipeline)
+    ]
+    if not each and "{item}" in pipeline:
+        warnings.append("ppipe: warning: {item} is filled in only with --each FILE; here it stays as written")
+    return warnings
+
+
 def _refuse_shard_options(config: Config) -> None:
     from ppipe.cli.option_fields import SHARD_ONLY
 

@@ -300,6 +300,39 @@ def has_placeholders(text: str) -> bool:
     return bool(_PLACEHOLDER.search(text))
 
 
+#: Every placeholder a sharded run fills in (``{item}`` with ``--each``).
+PLACEHOLDERS = ("task_id", "task_num", "tasks", "item")
+_BRACED_WORD = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def misspelt_placeholders(text: str) -> list[tuple[str, str]]:
+    """``{word}`` s one edit away from a placeholder (``{task_idd}``, ``{itme}``), each with the one meant.
+
+    Such a word passes as text, so a sharded run would quietly run every
+    shard on the same literal; the CLI warns instead. One edit: a letter
+    added, dropped, changed, or two neighbours swapped.
+    """
+    found = []
+    for name in dict.fromkeys(_BRACED_WORD.findall(text)):
+        meant = next((p for p in PLACEHOLDERS if p != name and _one_edit_apart(name, p)), None)
+        if meant is not None:
+            found.append((name, meant))
+    return found
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    if len(a) == len(b):
+        differ = [i for i in range(len(a)) if a[i] != b[i]]
+        if len(differ) != 2:
+            return len(differ) == 1
+        first, second = differ
+        return second == first + 1 and (a[first], a[second]) == (b[second], b[first])
+    if abs(len(a) - len(b)) > 1:
+        return False
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
 def parse(
     text: str,
     *,
