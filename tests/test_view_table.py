@@ -182,7 +182,7 @@ def test_narrow_terminals_drop_whole_columns_and_keep_the_important_ones(width: 
 
 
 def test_a_rounded_figure_takes_the_next_unit() -> None:
-    from ppipe.cli.tables import human_bytes, human_count
+    from ppipe.cli.units import human_bytes, human_count
 
     assert (human_bytes(999_950), human_count(999_999_999), human_count(None, 5, 1_000_000)) == (
         "1.0 MB",

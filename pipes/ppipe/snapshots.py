@@ -97,6 +97,11 @@ class RunSnapshot:
     elapsed: float
     shards: tuple[ShardSnapshot, ...]
     sharded: bool = False
+    #: How many shards run at once (``--jobs``); None for a plain run.
+    slots: int | None = None
+    #: The size of the regular file split between the shards, and how much of it has been dealt.
+    input_size: int | None = None
+    input_dealt: int | None = None
 
     @property
     def stages(self) -> tuple[StageSnapshot, ...]:
@@ -104,6 +109,80 @@ class RunSnapshot:
         if self.sharded or not self.shards or self.shards[0].stages is None:
             return ()
         return self.shards[0].stages.stages
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A sharded run's shards counted by state, with an estimate of the time left.
+
+    ``eta`` (seconds) is the mean time of the shards that finished, times
+    the shards still to finish, over the slots that run them; None until
+    one has finished. ``dealt`` is the fraction of a regular file on stdin
+    dealt to the shards so far (None for a pipe or no split).
+    """
+
+    done: int
+    failed: int
+    running: int
+    waiting: int
+    stopped: int
+    skipped: int
+    eta: float | None
+    dealt: float | None
+
+    @classmethod
+    def of(cls, snapshot: RunSnapshot) -> Tally:
+        states = [shard.state for shard in snapshot.shards]
+        finished = [s.elapsed for s in snapshot.shards if s.state in (ShardState.DONE, ShardState.FAILED) and s.elapsed]
+        running = states.count(ShardState.RUNNING) + states.count(ShardState.RESTARTING)
+        waiting = states.count(ShardState.WAITING)
+        eta = None
+        if finished:
+            slots = max(1, snapshot.slots or running or 1)
+            eta = sum(finished) / len(finished) * (waiting + running) / slots
+        dealt = None
+        if snapshot.input_size and snapshot.input_dealt is not None:
+            dealt = min(1.0, snapshot.input_dealt / snapshot.input_size)
+        return cls(
+            done=states.count(ShardState.DONE),
+            failed=states.count(ShardState.FAILED),
+            running=running,
+            waiting=waiting,
+            stopped=states.count(ShardState.STOPPED),
+            skipped=states.count(ShardState.SKIPPED),
+            eta=eta,
+            dealt=dealt,
+        )
+
+    def parts(self) -> list[str]:
+        """``40 done``, ``1 failed``... (the counts that are not 0), then ``ETA 4m10s`` and ``35% dealt``."""
+        counts = [
+            f"{count} {name}"
+            for count, name in (
+                (self.done, "done"),
+                (self.failed, "failed"),
+                (self.running, "running"),
+                (self.waiting, "waiting"),
+                (self.stopped, "stopped"),
+                (self.skipped, "skipped"),
+            )
+            if count
+        ]
+        if self.eta is not None and (self.running or self.waiting):
+            counts.append(f"ETA {_duration(self.eta)}")
+        if self.dealt is not None:
+            counts.append(f"{self.dealt:.0%} dealt")
+        return counts
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``4m10s``, ``2h05m``: an ETA to read at a glance."""
+    whole = int(seconds + 0.5)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
 class Run(Protocol):

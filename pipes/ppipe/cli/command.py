@@ -137,10 +137,13 @@ def _run(pipeline: str | Graph, plan: ShardPlan | None, config: Config) -> RunRe
     options = RunOptions(**_options(config))
     if not config.shows_view:
         observer = None
-        if config.progress == "plain" and not config.quiet and not config.pager:
-            from ppipe.cli.display import PlainProgress
+        if config.progress != "none" and not config.quiet and not config.pager:
+            from ppipe.cli.progress import JsonProgress, PlainProgress
 
-            observer = PlainProgress(sys.stderr)
+            if not 0 < config.progress_interval < float("inf"):
+                raise UsageError("--progress-interval takes a number of seconds above 0, such as 5 or 0.5")
+            kind = JsonProgress if config.progress == "json" else PlainProgress
+            observer = kind(sys.stderr, every=config.progress_interval)
         return asyncio.run(launch(pipeline, options, plan, observer))
     from ppipe.cli.display import LiveView
 

@@ -16,7 +16,6 @@ Importing this module imports rich, as do the modules it draws with
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -28,11 +27,10 @@ from rich.text import Text
 from tornado.ioloop import PeriodicCallback
 
 from ppipe.cli.rows import ShardRows, StageRows
-from ppipe.cli.tables import human_bytes, seconds_text
 from ppipe.engine.sinks import Sink
 from ppipe.graph import tree_prefixes
 from ppipe.results import RunResult
-from ppipe.snapshots import Run, RunSnapshot, ShardSnapshot, StageSnapshot, StageState
+from ppipe.snapshots import Run, RunSnapshot
 
 if TYPE_CHECKING:
     from ppipe.graph import Stage
@@ -150,61 +148,3 @@ class LiveView:
     def bottleneck(self, snapshot: RunSnapshot) -> int | None:
         """The stage holding a plain run back, if one is (see :meth:`StageRows.bottleneck`)."""
         return self.stages.bottleneck(snapshot)
-
-
-class PlainProgress:
-    """``--progress plain``: a one-line status on stderr every few seconds, for CI logs.
-
-    No escape codes, nothing redrawn: each line stands alone in a log. It is
-    an observer like :class:`LiveView`, but leaves the stages' stderr and
-    output alone.
-    """
-
-    def __init__(self, file: IO[str], every: float = 5.0) -> None:
-        self.file = file
-        self.every = every
-        self.run: Run | None = None
-        self._timer: PeriodicCallback | None = None
-
-    def stdout_sink(self) -> Sink | None:
-        return None
-
-    def stderr_sink(self, task_id: int, stage: Stage | None) -> Sink | None:
-        return None
-
-    def started(self, run: Run) -> None:
-        self.run = run
-        self._timer = PeriodicCallback(self.report, self.every * 1000)
-        self._timer.start()
-
-    def finished(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-
-    def report(self) -> None:
-        if self.run is not None:
-            with contextlib.suppress(OSError):
-                self.file.write(self.line(self.run.snapshot()) + "\n")
-                self.file.flush()
-
-    @staticmethod
-    def line(snapshot: RunSnapshot) -> str:
-        """``ppipe: 12.0s | 1 seq running 6.9 MB out | 3 wc done``; a shard a part in a sharded run
-        (``shard 1 restarting (try 2) 0 B out``)."""
-        parts = [f"ppipe: {seconds_text(snapshot.elapsed)}"]
-        if snapshot.sharded:
-            parts.extend(_shard_part(shard) for shard in snapshot.shards)
-        else:
-            parts.extend(_stage_part(stage) for stage in snapshot.stages)
-        return " | ".join(parts)
-
-
-def _stage_part(stage: StageSnapshot) -> str:
-    state = stage.state.value if stage.state is not StageState.EXITED else f"exited {stage.status}"
-    out = f" {human_bytes(stage.flow.bytes_out)} out" if stage.flow.bytes_out is not None else ""
-    return f"{stage.id} {stage.command[:20]} {state}{out}"
-
-
-def _shard_part(shard: ShardSnapshot) -> str:
-    tries = f" (try {shard.attempts})" if shard.attempts > 1 else ""
-    return f"shard {shard.task_id} {shard.state.value}{tries} {human_bytes(shard.bytes_out)} out"

@@ -17,20 +17,17 @@ from ppipe.cli.tables import (
     SPINNER,
     Cell,
     Column,
-    count_text,
     failure_panel,
     fitted_table,
     footer_lines,
-    human_bytes,
     line_cells,
     line_notes,
     one_line,
-    seconds_text,
-    short_count,
 )
+from ppipe.cli.units import count_text, human_bytes, seconds_text, short_count
 from ppipe.graph import tree_prefixes
 from ppipe.results import RunResult, StageResult, Verdict
-from ppipe.snapshots import RunSnapshot, ShardSnapshot, ShardState, StageSnapshot, StageState
+from ppipe.snapshots import RunSnapshot, ShardSnapshot, ShardState, StageSnapshot, StageState, Tally
 
 if TYPE_CHECKING:
     from ppipe.cli.display import LiveView
@@ -260,6 +257,22 @@ _SHARD_STYLES = {
 }
 
 
+#: Which shards a view too short for all of them shows first.
+_SHOWN_FIRST = (ShardState.RUNNING, ShardState.RESTARTING, ShardState.FAILED, ShardState.STOPPED)
+
+
+def _shards_that_fit(shards: tuple[ShardSnapshot, ...], room: int) -> list[ShardSnapshot]:
+    """All the shards when they fit; else those under way, then failed, then the rest, in task order."""
+    if len(shards) <= room:
+        return list(shards)
+    ranked = sorted(range(len(shards)), key=lambda i: (_rank(shards[i].state), i))
+    return [shards[i] for i in sorted(ranked[:room])]
+
+
+def _rank(state: ShardState) -> int:
+    return _SHOWN_FIRST.index(state) if state in _SHOWN_FIRST else len(_SHOWN_FIRST)
+
+
 class ShardRows:
     """The view's rows for a sharded run (``--fork``): a row per shard, its stages beneath while there is room.
 
@@ -299,17 +312,18 @@ class ShardRows:
     )
 
     def render(self, snapshot: RunSnapshot) -> RenderableType:
-        """A row per shard and, while the screen has room, a row per running stage beneath it."""
+        """A row per shard (those under way and failed first, when not all fit) and, while the screen has
+        room, a row per running stage beneath it."""
         rows: list[list[Cell]] = []
-        room = self.view.console.height - len(snapshot.shards) - 3
-        for shard in snapshot.shards:
+        shown = _shards_that_fit(snapshot.shards, max(1, self.view.console.height - 4))
+        room = self.view.console.height - len(shown) - 4
+        for shard in shown:
             stages = shard.stages.stages if shard.stages is not None and shard.state is ShardState.RUNNING else ()
             rows.append(self._shard_row(shard, stages))
             if stages and room >= len(stages):
                 room -= len(stages)
                 rows.extend(_stage_row(stage) for stage in stages)
-        states = [s.state for s in snapshot.shards]
-        counts = [f"{states.count(state)} {state.value}" for state in _SHARD_STYLES if states.count(state)]
+        counts = Tally.of(snapshot).parts()
         moved = sum(s.bytes_out or 0 for s in snapshot.shards)
         parts = [
             Text(f"{len(snapshot.shards)} shards: {counts[0]}" if counts else f"{len(snapshot.shards)} shards"),
@@ -317,6 +331,8 @@ class ShardRows:
             Text(f"{human_bytes(moved)} out"),
             Text(seconds_text(snapshot.elapsed)),
         ]
+        if len(shown) < len(snapshot.shards):
+            parts.insert(0, Text(f"{len(snapshot.shards) - len(shown)} shards not shown", style="dim"))
         return Group(
             fitted_table(self.COLUMNS, rows, self.view.console.width), footer_lines(parts, self.view.console.width)
         )

@@ -14,6 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ppipe.cli.units import count_text
 from ppipe.results import StageFlow, Verdict
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -25,48 +26,6 @@ MARKS = {
     Verdict.TERMINATED: ("✗", "red"),
     Verdict.SKIPPED: ("-", "dim"),
 }
-
-
-def human_bytes(count: int | None) -> str:
-    """``6.9 MB``: decimal units, as pv and dd print them; ``-`` when unknown."""
-    if count is None:
-        return "-"
-    size = float(count)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if round(size, 1) < 1000 or unit == "TB":  # 999.96 kB would print as 1000.0 kB: 1.0 MB
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def human_count(count: int | None, at_least: int | None = None, estimate: int | None = None) -> str:
-    """``1.0M``: a line count in three to seven characters.
-
-    Where only a sample of a fast edge's bytes had its lines counted (under
-    the view), ``count`` is None: ``≈1.0M`` shows ``estimate``, the sample's
-    newline density times all the bytes, and, without one, ``≥1.0M`` shows
-    ``at_least``, what was counted. ``-`` when nothing is known.
-    """
-    return count_text(count, at_least, estimate, short_count)
-
-
-def short_count(count: int) -> str:
-    if count < 10_000:
-        return str(count)
-    for unit, size in (("k", 1e3), ("M", 1e6), ("G", 1e9)):
-        if round(count / size, 1) < 1000 or unit == "G":  # 999.96k would print as 1000.0k: 1.0M
-            return f"{count / size:.1f}{unit}"
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def count_text(
-    count: int | None, at_least: int | None = None, estimate: int | None = None, show: Callable[[int], str] = str
-) -> str:
-    if count is not None:
-        return show(count)
-    if estimate is not None:
-        return "≈" + show(estimate)
-    return "-" if at_least is None else "≥" + show(at_least)
 
 
 def line_cells(flow: StageFlow, show: Callable[[int], str] = str) -> tuple[str, str]:
@@ -87,12 +46,6 @@ def line_notes(cells: Iterable[str]) -> list[Text]:
     """The notes explaining the marks used in ``cells`` (``≈``, ``≥``), once each."""
     used = {cell[:1] for cell in cells}
     return [Text(note, style="dim") for mark, note in (("≈", ESTIMATE_NOTE), ("≥", AT_LEAST_NOTE)) if mark in used]
-
-
-def seconds_text(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f}s" if value < 60 else f"{int(value // 60)}m{int(value % 60):02d}s"
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ import contextlib
 import os
 import signal
 import socket
+import stat
 import time
 
 from tornado.process import Subprocess
@@ -69,6 +70,8 @@ class ShardedExecution(Stopping):
         self.started_at = time.time()
         self._splitting: asyncio.Future[None] | None = None
         self._joblog: JobLog | None = None
+        #: What is left of a regular file on stdin, when it is split: the view shows how much is dealt.
+        self._input_size: int | None = None
 
     # -- the run
 
@@ -108,6 +111,7 @@ class ShardedExecution(Stopping):
                     supervisor = self._start_supervisor(far_doorbell.fileno(), split)
                 far_doorbell.close()
                 if split:
+                    self._input_size = _file_left(self.options.stdin)
                     inputs = [s.input for s in self.shards if s.input is not None]
                     self._splitting = asyncio.ensure_future(self._split(inputs))
                 if self.observer is not None:
@@ -253,11 +257,31 @@ class ShardedExecution(Stopping):
         now = time.time()
         verdict = self.dispatcher.verdict
         shards = tuple(s.snapshot(now, verdict(s) if s.final else None) for s in self.shards)
-        return RunSnapshot(now - self.started_at, shards, sharded=True)
+        dealt = sum(s.input.received for s in self.shards if s.input is not None) if self._input_size else None
+        return RunSnapshot(
+            now - self.started_at,
+            shards,
+            sharded=True,
+            slots=self.plan.slots,
+            input_size=self._input_size,
+            input_dealt=dealt,
+        )
 
     def _say(self, message: str) -> None:
         with contextlib.suppress(OSError):
             os.write(2 if self.options.stderr is None else self.options.stderr, message.encode())
+
+
+def _file_left(stdin: int | bytes | None) -> int | None:
+    """How many bytes a regular file on ``stdin`` has from where it stands; None for anything else."""
+    if isinstance(stdin, bytes):
+        return len(stdin)
+    fd = 0 if stdin is None else stdin
+    try:
+        info = os.fstat(fd)
+        return info.st_size - os.lseek(fd, 0, os.SEEK_CUR) if stat.S_ISREG(info.st_mode) else None
+    except OSError:
+        return None
 
 
 async def execute_sharded(

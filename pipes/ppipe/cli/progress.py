@@ -1,0 +1,127 @@
+"""``--progress plain`` and ``--progress json``: a status on stderr at an interval, for logs and dashboards.
+
+No escape codes, nothing redrawn, no rich: each line stands alone in a log.
+A sharded run's line counts its shards by state, with an estimate of the
+time left and, for a regular file on stdin, how much of it has been dealt;
+then the running shards. ``json`` prints the same as one JSON object a line,
+and a last one, ``"final": true``, when the run ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import IO, TYPE_CHECKING, Any
+
+from tornado.ioloop import PeriodicCallback
+
+from ppipe.cli.units import human_bytes, seconds_text
+from ppipe.snapshots import Run, RunSnapshot, ShardSnapshot, ShardState, StageSnapshot, StageState, Tally
+
+if TYPE_CHECKING:
+    from ppipe.engine.sinks import Sink
+    from ppipe.graph import Stage
+
+
+class PlainProgress:
+    """``--progress plain``: a one-line status on stderr every ``every`` seconds.
+
+    An observer like the live view, but it leaves the stages' stderr and
+    output alone.
+    """
+
+    def __init__(self, file: IO[str], every: float = 5.0) -> None:
+        self.file = file
+        self.every = every
+        self.run: Run | None = None
+        self._timer: PeriodicCallback | None = None
+
+    def stdout_sink(self) -> Sink | None:
+        return None
+
+    def stderr_sink(self, task_id: int, stage: Stage | None) -> Sink | None:
+        return None
+
+    def started(self, run: Run) -> None:
+        self.run = run
+        self._timer = PeriodicCallback(self.report, self.every * 1000)
+        self._timer.start()
+
+    def finished(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+
+    def report(self) -> None:
+        if self.run is not None:
+            self.write(self.line(self.run.snapshot()))
+
+    def write(self, line: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.file.write(line + "\n")
+            self.file.flush()
+
+    @staticmethod
+    def line(snapshot: RunSnapshot) -> str:
+        """``ppipe: 12.0s | 1 seq running 6.9 MB out | 3 wc done``; for a sharded run
+        ``ppipe: 12.0s | 40 done | 2 running | 957 waiting | ETA 4m10s | 6.9 MB out | shard 41 running 1.2 MB out``."""
+        parts = [f"ppipe: {seconds_text(snapshot.elapsed)}"]
+        if snapshot.sharded:
+            parts.extend(Tally.of(snapshot).parts())
+            parts.append(f"{human_bytes(sum(s.bytes_out or 0 for s in snapshot.shards))} out")
+            parts.extend(_shard_part(shard) for shard in snapshot.shards if shard.state in _LIVE)
+        else:
+            parts.extend(_stage_part(stage) for stage in snapshot.stages)
+        return " | ".join(parts)
+
+
+class JsonProgress(PlainProgress):
+    """``--progress json``: the same figures as one JSON object a line, and a final one when the run ends."""
+
+    def report(self) -> None:
+        if self.run is not None:
+            self.write(json.dumps(progress_object(self.run.snapshot())))
+
+    def finished(self) -> None:
+        super().finished()
+        if self.run is not None:
+            self.write(json.dumps({**progress_object(self.run.snapshot()), "final": True}))
+
+
+def progress_object(snapshot: RunSnapshot) -> dict[str, Any]:
+    """One progress report: the run's seconds, then its shards' tally or its stages."""
+    data: dict[str, Any] = {"elapsed": round(snapshot.elapsed, 3), "final": False}
+    if not snapshot.sharded:
+        data["stages"] = [
+            {"id": s.id, "command": s.command, "state": s.state.value, "bytes_out": s.flow.bytes_out}
+            for s in snapshot.stages
+        ]
+        return data
+    tally = Tally.of(snapshot)
+    data.update(
+        shards=len(snapshot.shards),
+        done=tally.done,
+        failed=tally.failed,
+        running=tally.running,
+        waiting=tally.waiting,
+        stopped=tally.stopped,
+        skipped=tally.skipped,
+        eta=None if tally.eta is None else round(tally.eta, 1),
+        dealt=None if tally.dealt is None else round(tally.dealt, 4),
+        bytes_out=sum(s.bytes_out or 0 for s in snapshot.shards),
+    )
+    return data
+
+
+#: The shards a progress line names one by one: those under way.
+_LIVE = (ShardState.RUNNING, ShardState.RESTARTING)
+
+
+def _stage_part(stage: StageSnapshot) -> str:
+    state = stage.state.value if stage.state is not StageState.EXITED else f"exited {stage.status}"
+    out = f" {human_bytes(stage.flow.bytes_out)} out" if stage.flow.bytes_out is not None else ""
+    return f"{stage.id} {stage.command[:20]} {state}{out}"
+
+
+def _shard_part(shard: ShardSnapshot) -> str:
+    tries = f" (try {shard.attempts})" if shard.attempts > 1 else ""
+    return f"shard {shard.task_id} {shard.state.value}{tries} {human_bytes(shard.bytes_out)} out"
