@@ -310,3 +310,60 @@ def test_shard_options_without_a_sharded_run_are_refused() -> None:
 def test_resume_needs_a_joblog() -> None:
     done = run_ppipe("--fork", "2", "--resume", "true")
     assert done.returncode == 2 and b"--joblog" in done.stderr
+
+
+# ---------------------------------------------------------------- progress
+
+
+def test_progress_json_reports_the_tally_at_each_interval_and_at_the_end(tmp_path: Path) -> None:
+    items = tmp_path / "items"
+    items.write_text("".join(f"{i}\n" for i in range(12)))
+    done = run_ppipe("--each", str(items), "-j", "3", "--progress", "json", "--progress-interval", "0.2", "sleep 0.15")
+    assert done.returncode == 0, done.stderr
+    reports = [json.loads(line) for line in done.stderr.splitlines()]
+    assert len(reports) >= 3
+    final = reports[-1]
+    assert final["final"] is True
+    assert (final["shards"], final["done"], final["running"], final["waiting"]) == (12, 12, 0, 0)
+    assert all(r["running"] + r["restarting"] <= 3 for r in reports)
+    under_way = [r for r in reports[:-1] if r["done"]]
+    assert under_way and all(r["eta"] is not None for r in under_way)
+
+
+def test_progress_plain_shows_how_much_of_a_file_was_dealt(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.write_bytes(b"x" * 99 + b"\n" * 1)
+    with data.open("rb") as stdin:
+        done = subprocess.run(
+            [PPIPE, "--fork", "2", "--progress", "plain", "--progress-interval", "0.2", "sh -c 'cat; sleep 0.5'"],
+            stdin=stdin,
+            capture_output=True,
+            env=ENV,
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stderr
+    assert b"100% dealt" in done.stderr
+    assert b"2 running" in done.stderr
+
+
+def test_the_view_shows_the_shards_under_way_first_when_not_all_fit() -> None:
+    import io
+
+    from rich.console import Console
+
+    from ppipe.cli.display import LiveView
+    from ppipe.snapshots import RunSnapshot, ShardSnapshot, ShardState
+
+    def shard(task_id: int, state: ShardState) -> ShardSnapshot:
+        return ShardSnapshot(task_id, state, None, 1, None, 0, 1.0, None)
+
+    states = [ShardState.DONE] * 30 + [ShardState.RUNNING] * 2 + [ShardState.WAITING] * 30
+    snapshot = RunSnapshot(5.0, tuple(shard(i, s) for i, s in enumerate(states)), sharded=True, slots=2)
+    console = Console(width=100, height=12, file=io.StringIO(), color_system=None)
+    view = LiveView(io.StringIO(), console=console)
+    with console.capture() as capture:
+        console.print(view.frame(snapshot))
+    text = capture.get()
+    assert len(text.splitlines()) <= 12
+    assert " 30 " in text and " 31 " in text  # the running shards
+    assert "shards not shown" in text and "30 done" in text and "30 waiting" in text

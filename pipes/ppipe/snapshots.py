@@ -124,6 +124,7 @@ class Tally:
     done: int
     failed: int
     running: int
+    restarting: int
     waiting: int
     stopped: int
     skipped: int
@@ -134,12 +135,12 @@ class Tally:
     def of(cls, snapshot: RunSnapshot) -> Tally:
         states = [shard.state for shard in snapshot.shards]
         finished = [s.elapsed for s in snapshot.shards if s.state in (ShardState.DONE, ShardState.FAILED) and s.elapsed]
-        running = states.count(ShardState.RUNNING) + states.count(ShardState.RESTARTING)
+        running, restarting = states.count(ShardState.RUNNING), states.count(ShardState.RESTARTING)
         waiting = states.count(ShardState.WAITING)
         eta = None
         if finished:
             slots = max(1, snapshot.slots or running or 1)
-            eta = sum(finished) / len(finished) * (waiting + running) / slots
+            eta = sum(finished) / len(finished) * (waiting + running + restarting) / slots
         dealt = None
         if snapshot.input_size and snapshot.input_dealt is not None:
             dealt = min(1.0, snapshot.input_dealt / snapshot.input_size)
@@ -147,6 +148,7 @@ class Tally:
             done=states.count(ShardState.DONE),
             failed=states.count(ShardState.FAILED),
             running=running,
+            restarting=restarting,
             waiting=waiting,
             stopped=states.count(ShardState.STOPPED),
             skipped=states.count(ShardState.SKIPPED),
@@ -162,13 +164,14 @@ class Tally:
                 (self.done, "done"),
                 (self.failed, "failed"),
                 (self.running, "running"),
+                (self.restarting, "restarting"),
                 (self.waiting, "waiting"),
                 (self.stopped, "stopped"),
                 (self.skipped, "skipped"),
             )
             if count
         ]
-        if self.eta is not None and (self.running or self.waiting):
+        if self.eta is not None and (self.running or self.restarting or self.waiting):
             counts.append(f"ETA {_duration(self.eta)}")
         if self.dealt is not None:
             counts.append(f"{self.dealt:.0%} dealt")

@@ -102,6 +102,7 @@ def progress_object(snapshot: RunSnapshot) -> dict[str, Any]:
         done=tally.done,
         failed=tally.failed,
         running=tally.running,
+        restarting=tally.restarting,
         waiting=tally.waiting,
         stopped=tally.stopped,
         skipped=tally.skipped,
