@@ -80,6 +80,6 @@ def test_typer_still_has_what_ppipe_borrows(name: str) -> None:
 
 def test_typer_usage_errors_still_reach_the_user_as_one_line() -> None:
     """What the borrowed exception classes are for, through the real console script."""
-    result = ppipe("--bogus", "true")
-    assert (result.returncode, result.stderr) == (2, b"ppipe: no such option: --bogus (see ppipe -h)\n")
+    result = ppipe("--xyzzy", "true")
+    assert (result.returncode, result.stderr) == (2, b"ppipe: no such option: --xyzzy (see ppipe -h)\n")
     assert ppipe().returncode == 2  # no arguments: the help, as a usage error

@@ -129,10 +129,8 @@ def _options(config: Config) -> dict[str, Any]:
 def _run(pipeline: str | Graph, plan: ShardPlan | None, config: Config) -> RunResult:
     """Runs the pipeline to the end under what the config asks to see: the live view (then its summary),
     ``--progress plain`` lines, or nothing. rich is imported only for the first two."""
-    import asyncio
-
     from ppipe.engine.options import RunOptions
-    from ppipe.launch import launch
+    from ppipe.launch import run_to_end
 
     options = RunOptions(**_options(config))
     if not config.shows_view:
@@ -144,12 +142,12 @@ def _run(pipeline: str | Graph, plan: ShardPlan | None, config: Config) -> RunRe
                 raise UsageError("--progress-interval takes a number of seconds above 0, such as 5 or 0.5")
             kind = JsonProgress if config.progress == "json" else PlainProgress
             observer = kind(sys.stderr, every=config.progress_interval)
-        return asyncio.run(launch(pipeline, options, plan, observer))
+        return run_to_end(pipeline, options, plan, observer)
     from ppipe.cli.display import LiveView
 
     view = LiveView(sys.stderr, show_output=_output_on_view_terminal())
     with view:
-        result = asyncio.run(launch(pipeline, options, plan, view))
+        result = run_to_end(pipeline, options, plan, view)
     if not config.quiet:
         view.console.print(view.render_summary(result))
     return result

@@ -29,12 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
 import stat
 import time
-
-from tornado.process import Subprocess
 
 from ppipe.engine.execution import DRAIN_GRACE
 from ppipe.engine.options import RunOptions
@@ -46,7 +43,7 @@ from ppipe.shards.attempts import Shard, run_result
 from ppipe.shards.dispatch import REPORT_GRACE, Dispatcher
 from ppipe.shards.input import Records, ShardInput, split_stdin
 from ppipe.shards.joblog import JobLog
-from ppipe.shards.launcher import start_supervisor
+from ppipe.shards.launcher import Supervisor, can_fork, fork_supervisor, spawn_supervisor, supervisor_spec
 from ppipe.shards.plan import ShardPlan, check_descriptors, check_pipeline, check_plan, splits_input
 from ppipe.shards.streams import ShardStreams
 from ppipe.snapshots import RunObserver, RunSnapshot
@@ -70,22 +67,55 @@ class ShardedExecution(Stopping):
         self.started_at = time.time()
         self._splitting: asyncio.Future[None] | None = None
         self._joblog: JobLog | None = None
+        self._prepared = False
+        self._split = False
+        self.doorbell: socket.socket | None = None
+        self.supervisor: Supervisor | None = None
         #: What is left of a regular file on stdin, when it is split: the view shows how much is dealt.
         self._input_size: int | None = None
 
     # -- the run
 
-    async def run(self) -> RunResult:
+    def prepare(self) -> None:
+        """Checks the run and starts its supervisor, before any event loop where it can: then by a fork.
+
+        Bad input (syntax, a missing command, a job log of another run)
+        raises :class:`~ppipe.errors.PpipeError` here, before anything
+        starts. Called by :meth:`run` when nobody called it first.
+        """
         check_plan(self.plan)
         check_descriptors(self.plan.slots)
-        split = splits_input(check_pipeline(self.text, self.plan, self.env, self.options.cwd), self.options.stdin)
+        self._split = splits_input(check_pipeline(self.text, self.plan, self.env, self.options.cwd), self.options.stdin)
         if self.plan.joblog is not None:
             self._joblog = JobLog(self.plan.joblog, self.text, self.plan.total, self.plan.resume)
+        self._prepared = True
+        if not any(not self._skipped(self.plan.offset + i) for i in range(self.plan.local)):
+            return  # nothing to run: no supervisor
+        self.doorbell, far_doorbell = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        spec = supervisor_spec(
+            self.text,
+            self.plan,
+            self.options,
+            split=self._split,
+            snapshot_every=SNAPSHOT_EVERY if self.observer is not None else None,
+        )
+        start = fork_supervisor if can_fork() else spawn_supervisor
         try:
-            return await self._run(split)
+            self.supervisor = start(spec, far_doorbell, self.options)
+        except BaseException:
+            self.doorbell.close()
+            raise
+
+    async def run(self) -> RunResult:
+        try:
+            if not self._prepared:
+                self.prepare()
+            return await self._run(self._split)
         finally:
             if self._joblog is not None:
                 self._joblog.close()
+            if self.doorbell is not None:
+                self.doorbell.close()
 
     async def _run(self, split: bool) -> RunResult:
         self.started_at = time.time()
@@ -100,35 +130,33 @@ class ShardedExecution(Stopping):
         for shard in self.shards:
             if shard.skipped:
                 self.dispatcher.settle(shard)
-        doorbell, far_doorbell = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        supervisor: Subprocess | None = None
         with sigchld_handler(), handling_signals(loop, self._on_signal, self.options.handle_signals):
             timer = loop.call_later(self.options.timeout, self._on_timeout) if self.options.timeout else None
             try:
-                if not self.dispatcher.schedule.empty:
-                    doorbell.setblocking(False)
-                    loop.add_reader(doorbell.fileno(), self.dispatcher.answer_door, doorbell)
-                    supervisor = self._start_supervisor(far_doorbell.fileno(), split)
-                far_doorbell.close()
+                if self.doorbell is not None:
+                    self.doorbell.setblocking(False)
+                    loop.add_reader(self.doorbell.fileno(), self.dispatcher.answer_door, self.doorbell)
                 if split:
                     self._input_size = _file_left(self.options.stdin)
                     inputs = [s.input for s in self.shards if s.input is not None]
-                    self._splitting = asyncio.ensure_future(self._split(inputs))
+                    self._splitting = asyncio.ensure_future(self._split_input(inputs))
                 if self.observer is not None:
                     self.observer.started(self)
-                await self._wait(supervisor)
+                await self._wait()
             finally:
                 if timer:
                     timer.cancel()
                 self._cancel_kill()
-                with contextlib.suppress(ValueError, OSError):
-                    loop.remove_reader(doorbell.fileno())
-                doorbell.close()
-                far_doorbell.close()
-                await self._clean_up(supervisor)
+                if self.doorbell is not None:
+                    with contextlib.suppress(ValueError, OSError):
+                        loop.remove_reader(self.doorbell.fileno())
+                await self._clean_up()
                 if self.observer is not None:
                     self.observer.finished()
         return self._result()
+
+    def _skipped(self, task_id: int) -> bool:
+        return self._joblog is not None and self._joblog.skips(task_id, self.plan.resume)
 
     def _shard(self, index: int, split: bool) -> Shard:
         task_id = self.plan.offset + index
@@ -138,22 +166,10 @@ class ShardedExecution(Stopping):
             parked = self.plan.slots < self.plan.local
             shard_input = ShardInput(spool=self.plan.max_restarts > 0 or parked, parked=parked)
         shard = Shard(task_id, index, fill_text(self.text, self.plan.values(index)), shard_input)
-        shard.skipped = self._joblog is not None and self._joblog.skips(task_id, self.plan.resume)
+        shard.skipped = self._skipped(task_id)
         return shard
 
-    def _start_supervisor(self, doorbell_fd: int, split: bool) -> Subprocess:
-        supervisor, handing_over = start_supervisor(
-            self.text,
-            self.plan,
-            self.options,
-            doorbell_fd=doorbell_fd,
-            split=split,
-            snapshot_every=SNAPSHOT_EVERY if self.observer is not None else None,
-        )
-        self.dispatcher.tasks.append(handing_over)
-        return supervisor
-
-    async def _split(self, inputs: list[ShardInput]) -> None:
+    async def _split_input(self, inputs: list[ShardInput]) -> None:
         records = Records(self.plan.record_end, self.plan.header)
         self.input_error = await split_stdin(self.options.stdin, inputs, self.plan.block, records)
 
@@ -183,9 +199,9 @@ class ShardedExecution(Stopping):
 
     # -- the end
 
-    async def _wait(self, supervisor: Subprocess | None) -> None:
-        if supervisor is not None:
-            code = await supervisor.wait_for_exit(raise_error=False)
+    async def _wait(self) -> None:
+        if self.supervisor is not None:
+            code = await self.supervisor.wait()
             if code != 0:
                 self._say(f"ppipe: the shard supervisor ended with status {code}; its shards ended with it\n")
         if self.dispatcher.starved:
@@ -211,12 +227,14 @@ class ShardedExecution(Stopping):
             pumps = list(pending)
         await asyncio.gather(*(s.settled.wait() for s in self.shards))
 
-    async def _clean_up(self, supervisor: Subprocess | None) -> None:
+    async def _clean_up(self) -> None:
+        supervisor = self.supervisor
         if supervisor is not None and supervisor.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(supervisor.pid, signal.SIGKILL)  # its shards and their stages die with it
+            supervisor.kill()  # its shards and their stages die with it
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(supervisor.wait_for_exit(raise_error=False), 5)
+                await asyncio.wait_for(supervisor.wait(), 5)
+        if supervisor is not None:
+            supervisor.release()
         for task in self.dispatcher.tasks:
             if not task.done():
                 task.cancel()

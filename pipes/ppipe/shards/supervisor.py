@@ -55,16 +55,27 @@ from ppipe.shards import channel
 
 
 def main() -> None:
+    """The supervisor as a fresh interpreter: its spec on stdin, the doorbell's descriptor in it."""
     spec = _read_spec()
-    doorbell = socket.socket(fileno=spec["doorbell"])
+    serve(spec, socket.socket(fileno=spec["doorbell"]))
+
+
+def serve(spec: dict[str, Any], doorbell: socket.socket) -> None:
+    """Runs the slots until ppipe has no more work for them; never returns.
+
+    SIGINT, SIGTERM and SIGHUP are ignored already (see
+    :mod:`ppipe.shards.launcher`), so that a Ctrl-C during start-up cannot
+    kill us half-way. Nothing here returns into the caller's Python: in a
+    fork of ppipe that would run ppipe's own clean-up a second time.
+    """
     supervisor = os.getpid()
-    # SIGINT, SIGTERM and SIGHUP were set to be ignored before exec (see
-    # ppipe.shards.execution), so that a Ctrl-C during start-up cannot kill us half-way.
     # tornado logs every restart as a warning; ppipe reports them itself.
     logging.getLogger("tornado.general").setLevel(logging.ERROR)
     _report_child_exits(doorbell)
     try:
         slot = fork_processes(spec["slots"], max_restarts=spec["bound"])
+    except SystemExit as done:  # every slot ended with 0: tornado's way of saying all is done
+        os._exit(done.code if isinstance(done.code, int) else 0)
     except RuntimeError:
         os._exit(1)  # the shards die with the supervisor (their death signal)
     run_attempt(slot, spec, doorbell, supervisor)
