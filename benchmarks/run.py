@@ -380,6 +380,7 @@ class Sizes:
     memory: int
     startup_repeat: int
     fork_lines: int
+    batch_items: int
 
     @classmethod
     def pick(cls, quick: bool, repeat: int) -> Sizes:
@@ -391,6 +392,7 @@ class Sizes:
                 memory=256 * MIB,
                 startup_repeat=10,
                 fork_lines=1_000_000,
+                batch_items=200,
             )
         return cls(
             two=2 * GIB,
@@ -399,6 +401,7 @@ class Sizes:
             memory=1 * GIB,
             startup_repeat=max(20, 4 * repeat),
             fork_lines=10_000_000,
+            batch_items=1000,
         )
 
 
@@ -571,6 +574,33 @@ def fork(tools: Tools, sizes: Sizes, repeat: int, tmpdir: str) -> list[Workload]
     return workloads
 
 
+def batch(tools: Tools, sizes: Sizes, repeat: int, tmpdir: str) -> Workload:
+    """Per-task overhead: 1000 items, 2 at a time, each running ``true``, against GNU parallel's per-job cost."""
+    count = sizes.batch_items
+    items = os.path.join(tmpdir, "batch-items.txt")
+    w = Workload("batch", f"{count} items, -j 2, each running true", "time", repeat=max(3, repeat // 2), timeout=300.0)
+    if "--each" not in tools.ppipe_help:
+        w.skip = "skipped (no --each)"
+        return w
+    if not tools.parallel:
+        w.skip = "skipped (no GNU parallel)"
+        return w
+    w.variants += [
+        Variant("parallel -j2 true ::::", [tools.parallel, "-j2", "true", "{}", "::::", items], expect_empty),
+        Variant(
+            "ppipe --each -j 2", [*tools.ppipe, "--each", items, "-j", "2", "true {item}"], expect_empty, sample=True
+        ),
+    ]
+    w.notes.append("per item: (median time) / items; both keep 2 running at once")
+
+    def make_items() -> None:
+        with open(items, "w") as handle:
+            handle.writelines(f"{i}\n" for i in range(count))
+
+    w.setup = make_items
+    return w
+
+
 def fan_out(tools: Tools, sizes: Sizes, repeat: int) -> Workload:
     """One producer copied to two consumers: ppipe's group against bash's ``tee >(...)``."""
     size = sizes.eight
@@ -593,6 +623,7 @@ def build_workloads(tools: Tools, quick: bool, repeat: int, tmpdir: str) -> list
         memory(tools, sizes, repeat),
         *view_cost(tools, sizes, repeat),
         *fork(tools, sizes, repeat, tmpdir),
+        batch(tools, sizes, repeat, tmpdir),
         fan_out(tools, sizes, repeat),
     ]
 

@@ -41,6 +41,7 @@ import signal
 import socket
 from typing import Any
 
+import tornado.platform.asyncio  # noqa: F401  (IOLoop.current() imports it: once here, not in every attempt)
 from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.process import fork_processes
 
