@@ -367,3 +367,21 @@ def test_the_view_shows_the_shards_under_way_first_when_not_all_fit() -> None:
     assert len(text.splitlines()) <= 12
     assert " 30 " in text and " 31 " in text  # the running shards
     assert "shards not shown" in text and "30 done" in text and "30 waiting" in text
+
+
+def test_no_shard_starts_once_nobody_reads_the_output(tmp_path: Path) -> None:
+    items = tmp_path / "items"
+    items.write_text("".join(f"{i}\n" for i in range(300)))
+    started = time.monotonic()
+    done = subprocess.run(
+        f"{PPIPE} --each {items} -j 2 --report {tmp_path}/r.json 'echo {{item}}' | head -2",
+        shell=True,
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+    )
+    assert done.stdout.splitlines() == [b"0", b"1"] or len(done.stdout.splitlines()) == 2
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["exit_status"] == 0
+    assert sum(s["verdict"] == "terminated" for s in report["shards"]) >= 250
+    assert time.monotonic() - started < 20

@@ -109,7 +109,16 @@ class Dispatcher:
         self.dispatch()
 
     def dispatch(self) -> None:
-        """Gives every waiting slot the next ready shard; slots left with no work to come are ended."""
+        """Gives every waiting slot the next ready shard; slots left with no work to come are ended.
+
+        Once nobody reads ppipe's output (``ppipe --each f "..." | head``),
+        no shard starts any more: its output would have nowhere to go, as a
+        producer gets SIGPIPE under a shell.
+        """
+        if not self.streams.read and not self.schedule.halted:
+            for left in self.schedule.halt():
+                left.stopped = True
+                self.settle(left)
         while self._idle and not self.stopping and (shard := self.schedule.next()) is not None:
             self._start(self._idle.pop(0), shard)
         if not self._idle:
