@@ -84,7 +84,7 @@ class ShardedExecution(Stopping):
         starts. Called by :meth:`run` when nobody called it first.
         """
         check_plan(self.plan)
-        check_descriptors(self.plan.slots)
+        check_descriptors(self.plan)
         self._split = splits_input(check_pipeline(self.text, self.plan, self.env, self.options.cwd), self.options.stdin)
         if self.plan.joblog is not None:
             self._joblog = JobLog(self.plan.joblog, self.text, self.plan.total, self.plan.resume)

@@ -235,7 +235,8 @@ class ShardInput:
             return None
 
     def _drop_spool(self, error: OSError) -> None:
-        self.spool_error = f"cannot keep its input for a restart: {held_problem(error)}"
+        why = "while it waits for a slot" if self._parked else "for a restart"
+        self.spool_error = f"cannot keep its input {why}: {held_problem(error)}"
         if self.spool is not None:
             self.spool.close()  # frees its room in TMPDIR for the others
             self.spool = None

@@ -143,14 +143,15 @@ _FDS_PER_SHARD = 6
 _FDS_OWN = 32
 
 
-def check_descriptors(shards: int) -> None:
-    """Refuses, before anything starts, a ``--fork`` that ``ulimit -n`` cannot hold."""
+def check_descriptors(plan: ShardPlan) -> None:
+    """Refuses, before anything starts, more shards at once than ``ulimit -n`` can hold."""
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    needed = _FDS_OWN + _FDS_PER_SHARD * shards
+    needed = _FDS_OWN + _FDS_PER_SHARD * plan.slots
     if limit != resource.RLIM_INFINITY and limit < needed:
+        asked = f"--jobs {plan.jobs}" if plan.jobs is not None else f"--fork {plan.processes}"
         raise UsageError(
-            f"--fork {shards} needs about {needed} open files, more than the limit of {limit}; "
-            f"raise it with ulimit -n, or run fewer shards"
+            f"{asked} needs about {needed} open files, more than the limit of {limit}; "
+            f"raise it with ulimit -n, or run fewer shards at once (--jobs)"
         )
 
 
