@@ -19,13 +19,14 @@ asked (SIGINT, SIGTERM, SIGHUP reach every stage), the ``--timeout`` timer,
 and the guarantee that no stage outlives ppipe: stages are reaped on every
 path out of :meth:`Execution.run`, and on Linux each stage is also tied to
 ppipe with ``PR_SET_PDEATHSIG`` so that even ``kill -9`` of ppipe takes them
-down.
+down. Stopping a stage stops its whole process tree, descendants that
+double-forked or left the process group included (:mod:`ppipe.engine.trees`);
+a run that ends by itself leaves background descendants running, as bash.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import os
 import signal
@@ -51,6 +52,7 @@ from ppipe.engine.processes import (
 )
 from ppipe.engine.sinks import held_problem
 from ppipe.engine.tee import tee_function
+from ppipe.engine.trees import RunTrees
 from ppipe.engine.wiring import RunningStage, Wiring
 from ppipe.errors import ExitStatus
 from ppipe.graph import Boundary, Edge, Graph
@@ -95,6 +97,8 @@ class Execution(Stopping):
         self.watchers: list[asyncio.Future[None]] = []
         #: Stopped on request (:meth:`stop_for`); the same signal may still come by itself.
         self._stopped_on_request = False
+        #: The stages' process trees: a stop reaches every descendant (:mod:`ppipe.engine.trees`).
+        self.trees = RunTrees()
         self.started_at = time.time()
 
     async def run(self) -> PipelineResult:
@@ -102,6 +106,7 @@ class Execution(Stopping):
         loop = asyncio.get_running_loop()
         pager_terminal = self.wiring.boundary_fds()[1] if self.pager is not None else None
         with (
+            self.trees.adopting(),
             sigchld_handler(),
             handling_signals(loop, self._on_signal, self.options.handle_signals),
             terminal_modes_kept(pager_terminal),
@@ -183,6 +188,7 @@ class Execution(Stopping):
                 proc.error_status = ExitStatus.NOT_FOUND if missing else ExitStatus.NOT_EXECUTABLE
                 return
             proc.pid = proc.process.pid
+            self.trees.claim(proc.pid)
             proc.input_size = _regular_file_size(fds[0])
             self.watchers.append(asyncio.ensure_future(self._watch(proc)))
         finally:
@@ -197,6 +203,7 @@ class Execution(Stopping):
         returncode = await proc.process.wait_for_exit(raise_error=False)
         proc.ended_at = time.time()
         proc.returncode = returncode
+        self.trees.release(proc.process.pid)
         pump = proc.output_pump
         if pump is not None and pump.closed_early:  # a closing after the exit cannot be to blame
             proc.cut_before_exit = True
@@ -251,19 +258,25 @@ class Execution(Stopping):
                 raise task.exception()  # type: ignore[misc]
 
     async def _reap(self) -> None:
-        """Stops and waits for every stage still running (errors, cancellation)."""
-        if not any(p.running for p in self.procs.values()):
-            return
-        pending = [w for w in self.watchers if not w.done()]
-        self._signal_all(signal.SIGTERM)
-        if pending:
-            _, still = await asyncio.wait(pending, timeout=self.options.kill_after)
-            if still:
-                self._signal_all(signal.SIGKILL)
-                _, still = await asyncio.wait(still, timeout=REAP_LIMIT)
-            for proc in self.procs.values():
-                if proc.running and proc.pid is not None:
-                    self._reap_directly(proc)
+        """Stops and waits for every stage still running (errors, cancellation); after a stop, their trees too.
+
+        A run that ended by itself leaves the stages' background descendants
+        running, as bash does; a stopped one (signal, ``--timeout``, an error
+        or a cancellation with stages running) waits for every descendant
+        and kills those left after the grace (:meth:`RunTrees.settle`).
+        """
+        if any(p.running for p in self.procs.values()):
+            pending = [w for w in self.watchers if not w.done()]
+            self._signal_all(signal.SIGTERM)
+            if pending:
+                _, still = await asyncio.wait(pending, timeout=self.options.kill_after)
+                if still:
+                    self._signal_all(signal.SIGKILL)
+                    _, still = await asyncio.wait(still, timeout=REAP_LIMIT)
+                for proc in self.procs.values():
+                    if proc.running and proc.pid is not None:
+                        self._reap_directly(proc)
+        await self.trees.settle(self.options.kill_after)
 
     def _reap_directly(self, proc: RunningStage) -> None:
         """Last resort when tornado never reported an exit: wait for the SIGKILLed stage ourselves."""
@@ -273,6 +286,7 @@ class Execution(Stopping):
         except ChildProcessError:
             proc.returncode = -signal.SIGKILL  # reaped elsewhere; it was sent SIGKILL
         proc.ended_at = time.time()
+        self.trees.release(proc.pid or 0)
 
     def _close_everything(self) -> None:
         self.wiring.close()
@@ -283,19 +297,18 @@ class Execution(Stopping):
     # -- stopping
 
     def _signal_all(self, sig: int) -> None:
-        for proc in self.procs.values():
-            if proc.running and proc.pid is not None:
-                proc.signalled = True
-                # os.kill, not Popen.send_signal: that one polls, and a poll
-                # that reaps the stage leaves tornado's wait_for_exit hanging.
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, sig)
+        """Sends ``sig`` to every stage still running and to all their descendants, wherever they went."""
+        running = [p for p in self.procs.values() if p.running and p.pid is not None]
+        for proc in running:
+            proc.signalled = True
+        self.trees.signal([p.pid for p in running if p.pid is not None], sig)
 
     def _stop(self, first_signal: int, already_delivered: bool = False) -> None:
         """First ``first_signal`` to every stage, then SIGKILL after the grace period."""
         if already_delivered:
             for proc in self.procs.values():
                 proc.signalled = proc.signalled or proc.running
+            self.trees.stopping()
         else:
             self._signal_all(first_signal)
         self._kill_after(self.options.kill_after)

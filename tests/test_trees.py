@@ -1,0 +1,447 @@
+"""Stopping a run stops every descendant of its stages, and a run that ends by itself leaves them alone.
+
+Every test starts real processes whose descendants carry a unique ``sleep``
+duration (``sleep 33.101``) as a marker; survivors are found by that exact
+argument in ``/proc/*/cmdline``, given a moment to die, and killed in a
+``finally`` whatever the test found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+import ppipe
+from ppipe import CAPTURE
+from ppipe.engine import trees
+from ppipe.engine.execution import execute
+from ppipe.engine.options import RunOptions
+from ppipe.engine.sinks import Sink
+from ppipe.graph import Stage
+
+from conftest import ENV
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process trees are read from /proc")
+
+PPIPE_MODULE = [sys.executable, "-m", "ppipe"]
+
+
+def with_marker(marker: str) -> list[int]:
+    """The living processes that have ``marker`` as one whole argument (the ``sleep`` durations)."""
+    found = []
+    wanted = marker.encode()
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+            with open(f"/proc/{name}/stat", "rb") as handle:
+                state = handle.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if wanted in argv and state != b"Z":
+            found.append(int(name))
+    return found
+
+
+def wait_for(marker: str, count: int = 1, timeout: float = 10) -> list[int]:
+    """Waits until ``count`` processes carry ``marker``; they have started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = with_marker(marker)
+        if len(found) >= count:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"no process with {marker} started")
+
+
+def survivors(marker: str, grace: float = 3.0) -> list[int]:
+    """The processes still carrying ``marker`` after up to ``grace`` seconds for them to die."""
+    deadline = time.monotonic() + grace
+    while (found := with_marker(marker)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+@pytest.fixture
+def marker(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A unique ``sleep`` duration for the test; whatever still carries it at the end is killed (and reaped if ours)."""
+    unique = f"33.{os.getpid() % 1000:03d}{abs(hash(request.node.nodeid)) % 100000:05d}"
+    try:
+        yield unique
+    finally:
+        for pid in with_marker(unique):
+            trees.send(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):  # not this process's child
+                os.waitpid(pid, 0)
+
+
+@pytest.fixture
+def reaping() -> Iterator[None]:
+    with reaping_orphans():
+        yield
+
+
+def subreaper_flag() -> bool:
+    """This process's ``PR_GET_CHILD_SUBREAPER``, read with prctl itself rather than through the module."""
+    value = ctypes.c_int(-1)
+    assert ctypes.CDLL(None, use_errno=True).prctl(37, ctypes.byref(value), 0, 0, 0) == 0
+    return bool(value.value)
+
+
+def start(*args: str, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    """ppipe with ``args`` in the background; its output goes nowhere (a descendant may hold it open)."""
+    out = subprocess.DEVNULL
+    return subprocess.Popen([*PPIPE_MODULE, *args], stdin=stdin, stdout=out, stderr=out, env=ENV)
+
+
+def session_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        return int(handle.read().rsplit(b")", 1)[1].split()[3])  # state, ppid, pgrp, session
+
+
+# ---------------------------------------------------------------- each way of stopping
+
+
+def test_timeout_stops_the_stages_descendants(marker: str) -> None:
+    result = subprocess.run(
+        [*PPIPE_MODULE, "--timeout", "1", f"sh -c 'sleep {marker}; true' | cat"],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        env=ENV,
+        timeout=30,
+    )
+    assert result.returncode == 124, result.stderr
+    assert survivors(marker) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signal_to_ppipe_stops_the_stages_descendants(sig: signal.Signals, marker: str) -> None:
+    proc = start(f"sh -c 'sleep {marker}; true' | cat")
+    try:
+        wait_for(marker)
+        proc.send_signal(sig)
+        proc.wait(timeout=20)
+        assert proc.returncode == -sig
+        assert survivors(marker) == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_double_forked_descendant_is_stopped(marker: str) -> None:
+    """The subshell exits at once and ``sleep`` is orphaned: ppipe, as the subreaper, adopts and stops it."""
+    proc = start("--timeout", "1", f"sh -c '(sleep {marker} &); cat' | cat", stdin=subprocess.PIPE)
+    try:
+        (orphan,) = wait_for(marker)
+        assert os.stat(f"/proc/{orphan}").st_uid == os.getuid()
+        with open(f"/proc/{orphan}/stat", "rb") as handle:
+            assert int(handle.read().rsplit(b")", 1)[1].split()[1]) == proc.pid  # adopted by ppipe, not init
+        proc.wait(timeout=20)
+        assert proc.returncode == 124
+        assert survivors(marker) == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_descendant_in_a_session_of_its_own_is_stopped(marker: str) -> None:
+    proc = start("--timeout", "1", f"sh -c 'setsid sleep {marker}; true' | cat")
+    try:
+        (escaped,) = wait_for(marker)
+        assert session_of(escaped) != session_of(proc.pid)  # out of reach of any group signal
+        proc.wait(timeout=20)
+        assert proc.returncode == 124
+        assert survivors(marker) == []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_descendant_ignoring_sigterm_is_killed_after_the_grace(marker: str) -> None:
+    """The stages go at SIGTERM; a descendant that ignores it still goes, by SIGKILL after ``--kill-after``."""
+    stubborn = f"sh -c '(trap \"\" TERM; sleep {marker}) & exit 0'"
+    begun = time.monotonic()
+    result = subprocess.run(
+        [*PPIPE_MODULE, "--timeout", "1", "--kill-after", "1", f"{stubborn} | sleep {marker}"],
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        env=ENV,
+        timeout=30,
+    )
+    assert result.returncode == 124, result.stderr
+    assert time.monotonic() - begun >= 1.9  # waited the grace for it
+    assert survivors(marker, grace=0.5) == []
+
+
+def test_ctrl_c_in_a_terminal_reaches_a_descendant_out_of_the_foreground_group(marker: str) -> None:
+    """The terminal signals the foreground group; the descendant that left it gets SIGINT from ppipe after the grace."""
+    child = pexpect.spawn(PPIPE_MODULE[0], [*PPIPE_MODULE[1:], f"sh -c 'setsid sleep {marker}; true' | cat"], env=ENV)
+    try:
+        wait_for(marker)
+        child.sendintr()
+        child.expect(pexpect.EOF, timeout=20)
+        child.close()
+        assert child.signalstatus == signal.SIGINT
+        assert survivors(marker) == []
+    finally:
+        child.close(force=True)
+
+
+def test_cancelled_run_stops_the_stages_descendants(marker: str) -> None:
+    """Cancelling ``run_async`` reaps the running stages (``_reap``), and now their trees with them."""
+
+    async def main() -> None:
+        task = asyncio.ensure_future(ppipe.run_async(f"sh -c '(sleep {marker} &); sleep {marker}' | cat", kill_after=1))
+        while len(with_marker(marker)) < 2:
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert survivors(marker) == []
+    assert not own_children_named("sleep")  # the adopted orphan was reaped, not left a zombie here
+
+
+class _FailingObserver:
+    """An observer that fails once the stages are running: the run ends in an error, its stages reaped."""
+
+    def stderr_sink(self, stage: Stage) -> Sink | None:
+        return None
+
+    def stdout_sink(self) -> Sink | None:
+        return None
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def started(self, execution: object) -> None:
+        wait_for(self.marker)
+        raise RuntimeError("the observer failed")
+
+    def finished(self) -> None:
+        pass
+
+
+def test_error_with_stages_running_stops_their_descendants(marker: str) -> None:
+    """The one path where the engine itself ends early with stages running: an error, here from its observer.
+
+    (A stage that cannot start, for a redirection or an exec failure, fails
+    alone, as under bash: the others run on and nothing is stopped; a missing
+    command fails before anything starts.)
+    """
+    graph = ppipe.parse(f"sh -c 'setsid sleep {marker}; true' | cat")
+    options = RunOptions(kill_after=1, observer=_FailingObserver(marker), stdout=os.open(os.devnull, os.O_WRONLY))
+    with pytest.raises(RuntimeError, match="the observer failed"):
+        asyncio.run(execute(graph, options))
+    assert survivors(marker) == []
+
+
+def test_redirection_failure_stops_nothing(marker: str) -> None:
+    """bash's rule: a stage whose redirection fails fails alone; the others, and their descendants, run on."""
+    result = ppipe.run(f"sh -c '(sleep {marker} &); echo hi' | cat > /nonexistent/dir/file", stdout=CAPTURE)
+    assert result.exit_status == 1
+    assert result.stages[1].error == "/nonexistent/dir/file: No such file or directory"
+    assert not result.stages[0].signalled_by_ppipe
+    assert with_marker(marker)  # left running: nothing was stopped
+
+
+# ---------------------------------------------------------------- the Python API and the subreaper flag
+
+
+def test_api_timeout_stops_the_tree_and_restores_the_flag(marker: str) -> None:
+    assert subreaper_flag() is False
+    result = ppipe.run(f"sh -c '(sleep {marker} &); setsid sleep {marker}; true' | cat", timeout=1, stdout=CAPTURE)
+    assert result.timed_out and result.exit_status == 124
+    assert subreaper_flag() is False
+    assert survivors(marker) == []
+    assert not own_children_named("sleep")
+
+
+def test_api_keeps_a_subreaper_flag_the_caller_had() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(36, 1, 0, 0, 0) == 0
+    try:
+        assert ppipe.run("true").exit_status == 0
+        assert subreaper_flag() is True
+    finally:
+        libc.prctl(36, 0, 0, 0, 0)
+
+
+def test_api_flag_is_on_during_the_run_only() -> None:
+    seen: list[bool] = []
+
+    async def main() -> None:
+        task = asyncio.ensure_future(ppipe.run_async("sleep 0.3"))
+        await asyncio.sleep(0.1)
+        seen.append(subreaper_flag())
+        await task
+
+    asyncio.run(main())
+    assert seen == [True]
+    assert subreaper_flag() is False
+
+
+def test_children_before_the_run_are_no_strays(marker: str) -> None:
+    """A child the caller had before the run is not the run's to stop, even when the run is stopped."""
+    mine = subprocess.Popen(["sleep", marker])
+    try:
+        result = ppipe.run("sleep 60", timeout=0.5)
+        assert result.timed_out
+        assert mine.poll() is None
+    finally:
+        mine.kill()
+        mine.wait()
+
+
+def own_children_named(name: str) -> list[int]:
+    """This process's children (zombies included) whose command is ``name``."""
+    found = []
+    for name_ in os.listdir("/proc"):
+        if not name_.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name_}/stat", "rb") as handle:
+                data = handle.read()
+        except OSError:
+            continue
+        comm = data[data.index(b"(") + 1 : data.rindex(b")")].decode()
+        if comm == name and int(data.rsplit(b")", 1)[1].split()[1]) == os.getpid():
+            found.append(int(name_))
+    return found
+
+
+# ---------------------------------------------------------------- a normal end
+
+
+def test_normal_end_leaves_a_background_descendant_running(marker: str, tmp_path: Path) -> None:
+    """As under bash: ``sh -c '(sleep N &); echo hi'`` returns at once and the sleep keeps running.
+
+    The output goes to a file: the sleep holds it open, so a pipe would keep a reader of it waiting, as with bash.
+    """
+    begun = time.monotonic()
+    with open(tmp_path / "out", "wb") as out:
+        status = subprocess.call(
+            [*PPIPE_MODULE, f"sh -c '(sleep {marker} &); echo hi'"], stdout=out, stdin=subprocess.DEVNULL, env=ENV
+        )
+    assert status == 0 and (tmp_path / "out").read_bytes() == b"hi\n"
+    assert time.monotonic() - begun < 5
+    time.sleep(0.5)
+    assert len(with_marker(marker)) == 1  # still running; the fixture kills it
+
+
+def test_normal_run_does_not_walk_the_process_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk costs a read of every process: only a stop pays it."""
+    if not os.path.exists(f"/proc/self/task/{os.getpid()}/children"):
+        pytest.skip("without CONFIG_PROC_CHILDREN a run notes its earlier children with a walk")
+    reads: list[int] = []
+    real_read = trees.ProcessTable.read.__func__  # type: ignore[attr-defined]
+
+    def counting_read(cls: type[trees.ProcessTable]) -> trees.ProcessTable | None:
+        reads.append(1)
+        return real_read(cls)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(trees.ProcessTable, "read", classmethod(counting_read))
+    assert ppipe.run("seq 1000 | sort | wc -l", stdout=CAPTURE).stdout == b"1000\n"
+    assert reads == []
+    assert ppipe.run("sleep 60", timeout=0.3).timed_out
+    assert reads
+
+
+# ---------------------------------------------------------------- the module on its own
+
+
+@contextlib.contextmanager
+def reaping_orphans() -> Iterator[None]:
+    """Makes this process the subreaper for the block, and reaps what it adopted (killed trees orphan their members).
+
+    Without it the orphans of a tree killed from outside go to init, which in a container may never reap them.
+    """
+    before = trees.children_of_self() or frozenset()
+    with trees.subreaper():
+        try:
+            yield
+        finally:
+            deadline = time.monotonic() + 5
+            while (adopted := (trees.children_of_self() or frozenset()) - before) and time.monotonic() < deadline:
+                for pid in adopted:
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, os.WNOHANG)
+                time.sleep(0.02)
+
+
+@pytest.mark.usefixtures("reaping")
+def test_signal_tree_stops_a_tree_whose_root_is_not_a_child(marker: str) -> None:
+    """A coordinator's case: the root (a ppipe, itself a subreaper) is a grandchild; its orphans are under it."""
+    pipeline = f"sh -c '(sleep {marker} &); setsid sleep {marker}; true' | cat"
+    outer = subprocess.Popen(
+        ["sh", "-c", 'python="$1"; shift; "$python" -m ppipe "$@" & echo $!; wait', "sh", sys.executable, pipeline],
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=ENV,
+    )
+    try:
+        assert outer.stdout is not None
+        root = int(outer.stdout.readline())
+        wait_for(marker, count=2)
+        sent = trees.signal_tree(root, signal.SIGKILL)
+        assert root in sent and len(sent) >= 5  # ppipe, two stages, two sleeps
+        assert survivors(marker) == []
+        assert trees.tree(root) == []
+    finally:
+        outer.kill()
+        outer.wait()
+
+
+@pytest.mark.usefixtures("reaping")
+def test_sigkill_freezes_a_forking_tree_first(marker: str) -> None:
+    """A tree forking as fast as it can loses no child between the walk and the kill."""
+    forker = subprocess.Popen(["sh", "-c", f"i=0; while [ $i -lt 300 ]; do sleep {marker} & i=$((i+1)); done; wait"])
+    try:
+        wait_for(marker, count=20)
+        trees.signal_tree(forker.pid, signal.SIGKILL)
+        forker.wait(timeout=10)
+        assert survivors(marker) == []
+    finally:
+        forker.kill()
+        forker.wait()
+
+
+def test_without_proc_only_the_stages_are_stopped(marker: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No process table (not Linux): the stages are stopped as before, and their descendants are their business."""
+    monkeypatch.setattr(trees, "PROC", "/nonexistent-proc")
+    result = ppipe.run(f"sh -c 'sleep {marker}; true' | cat", timeout=0.5, kill_after=1)
+    assert result.timed_out
+    assert {s.verdict.value for s in result.stages} == {"terminated"}
+    assert with_marker(marker)  # the old behaviour: the fixture kills it
+
+
+def test_stopping_one_run_leaves_another_runs_stages_alone(marker: str) -> None:
+    """Two runs on one loop: the second's stages are children of the same process, but claimed, not strays."""
+
+    async def main() -> tuple[bool, bool]:
+        other = asyncio.ensure_future(ppipe.run_async(f"sleep {marker}"))
+        while not with_marker(marker):
+            await asyncio.sleep(0.02)
+        stopped = await ppipe.run_async("sleep 30", timeout=0.3)
+        alive = bool(with_marker(marker))
+        other.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await other
+        return stopped.timed_out, alive
+
+    assert asyncio.run(main()) == (True, True)
+    assert survivors(marker) == []
