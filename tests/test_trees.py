@@ -445,3 +445,56 @@ def test_stopping_one_run_leaves_another_runs_stages_alone(marker: str) -> None:
 
     assert asyncio.run(main()) == (True, True)
     assert survivors(marker) == []
+
+
+# ---------------------------------------------------------------- sharded runs: each way a shard is stopped
+
+
+def test_shard_timeout_stops_the_attempts_whole_tree(marker: str) -> None:
+    result = subprocess.run(
+        [*PPIPE_MODULE, "--fork", "2", "--shard-timeout", "0.5", f"sh -c '(sleep {marker} &); sleep {marker}'"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        env=ENV,
+    )
+    assert result.returncode == 124, result.stderr
+    assert survivors(marker) == []
+
+
+def test_halt_now_stops_the_other_shards_whole_trees(marker: str) -> None:
+    stage = f"sh -c 'if [ {{task_id}} = 0 ]; then sleep 0.5; exit 3; fi; (setsid sleep {marker} &); sleep {marker}'"
+    result = subprocess.run(
+        [*PPIPE_MODULE, "--fork", "3", "--halt", "now,fail=1", stage],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        env=ENV,
+    )
+    assert result.returncode == 3, result.stderr
+    assert survivors(marker) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_every_shards_whole_tree(sig: signal.Signals, marker: str) -> None:
+    process = start("--each", "-", "-j", "2", f"sh -c '(sleep {marker} &); sleep {marker}'", stdin=subprocess.PIPE)
+    assert process.stdin is not None
+    process.stdin.write(b"a\nb\nc\n")
+    process.stdin.close()
+    wait_for(marker, count=4)
+    process.send_signal(sig)
+    assert process.wait(timeout=30) in (-sig, 128 + sig)  # ppipe raises the signal again on itself
+    assert survivors(marker) == []
+
+
+def test_a_shard_killed_after_the_grace_takes_its_tree_along(marker: str) -> None:
+    stage = f'sh -c \'trap "" TERM; (trap "" TERM; sleep {marker}) & sleep {marker}\''
+    result = subprocess.run(
+        [*PPIPE_MODULE, "--fork", "1", "--timeout", "0.5", "--kill-after", "0.3", stage],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        env=ENV,
+    )
+    assert result.returncode == 124, result.stderr
+    assert survivors(marker) == []

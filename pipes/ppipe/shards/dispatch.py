@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from tornado.iostream import IOStream, StreamClosedError
 
 from ppipe import policy
+from ppipe.engine import trees
 from ppipe.engine.options import RunOptions
 from ppipe.results import Verdict, signal_name
 from ppipe.shards import channel
@@ -314,9 +315,10 @@ class Dispatcher:
 
 
 def _kill(attempt: Attempt) -> None:
+    """Kills the attempt and everything under it, while it lives: its stages' orphans are its children
+    (its engine is their subreaper), and would go to init once it is gone."""
     if attempt.running:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(attempt.pid, signal.SIGKILL)
+        trees.signal_tree(attempt.pid, signal.SIGKILL)
 
 
 async def _say_no(control: IOStream) -> None:

@@ -20,7 +20,6 @@ doorbell.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import json
 import os
@@ -35,6 +34,7 @@ from typing import Any
 from tornado.iostream import StreamClosedError
 from tornado.process import Subprocess
 
+from ppipe.engine import trees
 from ppipe.engine.descriptors import make_pipe, stream
 from ppipe.engine.options import RunOptions
 from ppipe.engine.processes import FORWARDED_SIGNALS, parent_death_hook
@@ -79,12 +79,13 @@ class Supervisor:
         raise NotImplementedError
 
     def kill(self) -> None:
+        """Kills it and every process under it: its slots, their stages, and those stages' descendants."""
         if self.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+            trees.signal_tree(self.pid, signal.SIGKILL)
 
     def release(self) -> None:
         """Lets go of what ppipe still holds for it, once the run is over."""
+        trees.unclaim(self.pid)
 
 
 def can_fork() -> bool:
@@ -111,6 +112,7 @@ def fork_supervisor(spec: dict[str, Any], doorbell: socket.socket, options: RunO
         finally:
             os._exit(1)
     doorbell.close()
+    trees.claim(pid)  # ours: never a stray of another run stopping in this process
     return _Forked(pid)
 
 
@@ -189,6 +191,7 @@ class _Spawned(Supervisor):
         super().kill()
 
     def release(self) -> None:
+        super().release()
         self.handing_over.cancel()
 
 
@@ -214,6 +217,7 @@ def spawn_supervisor(spec: dict[str, Any], doorbell: socket.socket, options: Run
     finally:
         os.close(spec_read)
         doorbell.close()
+    trees.claim(process.pid)
     data = json.dumps({**spec, "doorbell": doorbell_fd}).encode()
     return _Spawned(process, asyncio.ensure_future(_hand_over(spec_write, data)))
 
