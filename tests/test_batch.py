@@ -123,7 +123,7 @@ def test_each_refuses_a_list_it_cannot_read_and_fork_beside_it(tmp_path: Path) -
     assert both.returncode == 2 and b"--jobs" in both.stderr
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(items=st.lists(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), max_size=12)))
 def test_any_items_arrive_exactly_as_given(items: list[str]) -> None:
     show = python_stage("import sys, json; print(json.dumps(sys.argv[1:]))")

@@ -57,12 +57,21 @@ def _interrupts_raise() -> None:
     out; :func:`entry` catches it and dies of SIGINT. The run's engine puts its own handler in place while
     stages run, and this one back after."""
     if _signal.getsignal(_signal.SIGINT) is _ends_at_once:
+        sys.unraisablehook = _interrupts_kept
         _signal.signal(_signal.SIGINT, _raise_interrupt)
+
+
+def _interrupts_kept(unraisable: sys.UnraisableHookArgs) -> None:
+    """A KeyboardInterrupt Python could not raise (in a finalizer) is pending, not news: say nothing of it."""
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(unraisable)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
     """Python's own SIGINT handler, but not it: ``asyncio.run`` replaces Python's with one that cancels the main
-    task, and a cancelled run is not an interrupted one."""
+    task, and a cancelled run is not an interrupted one. Noted first, in case Python swallows the exception
+    (see :data:`ppipe.cli.PENDING_INTERRUPTS`)."""
+    PENDING_INTERRUPTS.append(signum)
     raise KeyboardInterrupt
 
 
@@ -82,7 +91,7 @@ if os.path.basename(sys.argv[0]) == "ppipe" or sys.argv[0].endswith(os.path.join
     _interrupt_ends_at_once()
 
 # Generated from the typer command; imported only now, so that a Ctrl-C while it loads ends ppipe quietly.
-from ppipe.cli import COMPLETE_VAR  # noqa: E402
+from ppipe.cli import COMPLETE_VAR, PENDING_INTERRUPTS  # noqa: E402
 from ppipe.cli.option_table import ACTIONS, FLAGS, HELP, VALUED  # noqa: E402
 
 #: Every option name the fast path knows, for the test that compares it with typer's.
