@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import stat
 import time
 
 from ppipe.engine.execution import DRAIN_GRACE
@@ -41,7 +40,7 @@ from ppipe.language.expansion import fill_text
 from ppipe.results import RunResult
 from ppipe.shards.attempts import Shard, run_result
 from ppipe.shards.dispatch import REPORT_GRACE, Dispatcher
-from ppipe.shards.input import Records, ShardInput, split_stdin
+from ppipe.shards.input import Records, ShardInput, regular_file_left, split_stdin
 from ppipe.shards.joblog import JobLog
 from ppipe.shards.launcher import Supervisor, can_fork, fork_supervisor, spawn_supervisor, supervisor_spec
 from ppipe.shards.plan import ShardPlan, check_descriptors, check_pipeline, check_plan, splits_input
@@ -291,15 +290,10 @@ class ShardedExecution(Stopping):
 
 
 def _file_left(stdin: int | bytes | None) -> int | None:
-    """How many bytes a regular file on ``stdin`` has from where it stands; None for anything else."""
+    """How many bytes of ppipe's input are to be dealt, when that is known (bytes, or a regular file)."""
     if isinstance(stdin, bytes):
         return len(stdin)
-    fd = 0 if stdin is None else stdin
-    try:
-        info = os.fstat(fd)
-        return info.st_size - os.lseek(fd, 0, os.SEEK_CUR) if stat.S_ISREG(info.st_mode) else None
-    except OSError:
-        return None
+    return regular_file_left(0 if stdin is None else stdin)
 
 
 async def execute_sharded(

@@ -258,13 +258,17 @@ async def split_stdin(
     """Deals ppipe's input (a descriptor, default 0, or the API's bytes) to ``inputs``; see :func:`split_input`.
 
     Returns why it could not read all of it, if so: the run then fails, as
-    a plain run does, since the shards may have missed input.
+    a plain run does, since the shards may have missed input. The size of
+    bytes, or of what is left of a regular file, is known: when the run
+    ends before it was all read, the rest counts as undelivered. Of a pipe,
+    only what was read counts.
     """
     try:
         if isinstance(stdin, bytes):
             await split_input(chunks_of(stdin), inputs, block, size=len(stdin), records=records)
         else:
-            await split_input(read_chunks(0 if stdin is None else stdin), inputs, block, records=records)
+            fd = 0 if stdin is None else stdin
+            await split_input(read_chunks(fd), inputs, block, size=regular_file_left(fd), records=records)
     except OSError as error:
         return f"cannot read the input: {error.strerror or error}"
     return None
@@ -276,6 +280,15 @@ class Records:
 
     end: bytes = b"\n"
     header: int = 0
+
+
+def regular_file_left(fd: int) -> int | None:
+    """How many bytes a regular file on ``fd`` has from where it stands; None for anything else."""
+    try:
+        info = os.fstat(fd)
+        return info.st_size - os.lseek(fd, 0, os.SEEK_CUR) if stat.S_ISREG(info.st_mode) else None
+    except OSError:
+        return None
 
 
 async def split_input(
@@ -320,7 +333,7 @@ async def split_input(
     except OSError as error:
         read_error = error
     except asyncio.CancelledError:
-        inputs[turn % len(inputs)].count_unsent(len(pending) + (size - read if size is not None else 0))
+        inputs[turn % len(inputs)].count_unsent(len(pending) + (max(0, size - read) if size is not None else 0))
         raise
     if header_left and pending:  # fewer records than the header: all of it is the header
         await _deal_header(bytes(pending), inputs)
