@@ -7,6 +7,7 @@ the default. The questions asked of a pipe (``FIONREAD``, ``F_GETPIPE_SZ``,
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -92,3 +93,18 @@ def pipe_capacity(fd: int) -> int:
         return fcntl.fcntl(fd, _F_GETPIPE_SZ)
     except OSError:
         return 64 * 1024
+
+
+async def readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    """Returns once ``fd`` is readable on ``loop`` (data, EOF, or a pidfd whose process has exited)."""
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from tornado.iostream import PipeIOStream, StreamClosedError
 
 from ppipe.engine.counting import Counter, WaitClock, count_newlines
-from ppipe.engine.descriptors import CHUNK, stream
+from ppipe.engine.descriptors import CHUNK, readable, stream
 from ppipe.engine.sinks import Sink
 
 
@@ -114,22 +114,8 @@ async def chunks_of(data: bytes) -> AsyncIterator[bytes]:
 async def _read_when_ready(fd: int) -> bytes:
     loop = asyncio.get_running_loop()
     while True:
-        await _readable(loop, fd)
+        await readable(loop, fd)
         try:
             return os.read(fd, 4 * CHUNK)
         except BlockingIOError:
             continue
-
-
-async def _readable(loop: asyncio.AbstractEventLoop, fd: int) -> None:
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(fd, wake)
-    try:
-        await ready
-    finally:
-        loop.remove_reader(fd)

@@ -35,7 +35,7 @@ from tornado.iostream import StreamClosedError
 from tornado.process import Subprocess
 
 from ppipe.engine import trees
-from ppipe.engine.descriptors import make_pipe, stream
+from ppipe.engine.descriptors import make_pipe, readable, stream
 from ppipe.engine.options import RunOptions
 from ppipe.engine.processes import FORWARDED_SIGNALS, parent_death_hook
 from ppipe.shards import supervisor as supervisor_module
@@ -159,18 +159,9 @@ async def _exited(pid: int) -> None:
     except (AttributeError, OSError):
         await asyncio.sleep(0.05)
         return
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def readable() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(pidfd, readable)
     try:
-        await ready
+        await readable(asyncio.get_running_loop(), pidfd)
     finally:
-        loop.remove_reader(pidfd)
         os.close(pidfd)
 
 
