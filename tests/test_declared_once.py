@@ -49,11 +49,13 @@ def test_typer_given_no_option_builds_the_default_config() -> None:
 
 
 def test_the_console_script_loads_only_the_option_table_before_it_reads_the_command_line() -> None:
-    """The table is a module of literals: the console script imports it at every start, --version too."""
+    """The table is a module of literals: the console script imports it at every start, --version too; and
+    ppipe.interrupts, which imports nothing, where a Ctrl-C during start-up is noted."""
     code = "import sys; before = set(sys.modules); import ppipe.cli.entry; print(sorted(set(sys.modules) - before))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True)
     loaded = ast.literal_eval(result.stdout)
-    assert loaded == ["__future__", "ppipe", "ppipe.cli", "ppipe.cli.entry", "ppipe.cli.option_table"]
+    expected = ["__future__", "ppipe", "ppipe.cli", "ppipe.cli.entry", "ppipe.cli.option_table", "ppipe.interrupts"]
+    assert loaded == expected
 
 
 def _type_checking_imports() -> dict[str, str]:

@@ -133,3 +133,18 @@ def test_interrupt_loses_no_output_already_flowing() -> None:
     numbers = [int(x) for x in out.split()]
     assert numbers == list(range(len(numbers)))  # a prefix, in order, nothing torn or dropped
     assert numbers
+
+
+def test_a_signal_noted_before_the_run_stops_it_as_soon_as_its_handlers_are_in_place() -> None:
+    """A Ctrl-C Python swallowed while ppipe was loading (see ppipe.interrupts) is not lost: the run takes it."""
+    import time
+
+    import ppipe
+    from ppipe import interrupts
+
+    interrupts.note(signal.SIGTERM)
+    started = time.monotonic()
+    result = ppipe.run("sleep 20", handle_signals=True, kill_after=1)
+    assert time.monotonic() - started < 10
+    assert (result.exit_status, result.interrupted_by) == (143, "SIGTERM")
+    assert not interrupts.pending()

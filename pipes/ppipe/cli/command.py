@@ -16,7 +16,8 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ppipe.cli import PENDING_INTERRUPTS, report
+from ppipe import interrupts
+from ppipe.cli import report
 from ppipe.cli.config import Config
 from ppipe.cli.sharding import placeholder_warnings, shard_plan
 from ppipe.errors import ExitStatus, PpipeError, UsageError
@@ -71,7 +72,7 @@ def _finish(config: Config, result: RunResult) -> int:
         status = status or ExitStatus.FAILURE
     if result.interrupted_by:
         reraise(signal.Signals[result.interrupted_by])
-    elif PENDING_INTERRUPTS:  # a Ctrl-C Python swallowed before the run could take it: it still ends ppipe
+    elif interrupts.take():  # a Ctrl-C Python swallowed, and no run took it: it still ends ppipe
         reraise(signal.SIGINT)
     return status
 
@@ -135,7 +136,7 @@ def _run(pipeline: str | Graph, plan: ShardPlan | None, config: Config) -> RunRe
     from ppipe.launch import run_to_end
 
     options = RunOptions(**_options(config))
-    if PENDING_INTERRUPTS:  # a Ctrl-C came while ppipe was loading, and Python swallowed it: nothing starts
+    if interrupts.pending():  # a Ctrl-C came while ppipe was loading, and Python swallowed it: nothing starts
         raise KeyboardInterrupt
     if not config.shows_view:
         observer = None

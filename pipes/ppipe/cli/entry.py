@@ -70,8 +70,8 @@ def _interrupts_kept(unraisable: sys.UnraisableHookArgs) -> None:
 def _raise_interrupt(signum: int, frame: object) -> None:
     """Python's own SIGINT handler, but not it: ``asyncio.run`` replaces Python's with one that cancels the main
     task, and a cancelled run is not an interrupted one. Noted first, in case Python swallows the exception
-    (see :data:`ppipe.cli.PENDING_INTERRUPTS`)."""
-    PENDING_INTERRUPTS.append(signum)
+    (see :mod:`ppipe.interrupts`)."""
+    interrupts.note(signum)
     raise KeyboardInterrupt
 
 
@@ -91,7 +91,8 @@ if os.path.basename(sys.argv[0]) == "ppipe" or sys.argv[0].endswith(os.path.join
     _interrupt_ends_at_once()
 
 # Generated from the typer command; imported only now, so that a Ctrl-C while it loads ends ppipe quietly.
-from ppipe.cli import COMPLETE_VAR, PENDING_INTERRUPTS  # noqa: E402
+from ppipe import interrupts  # noqa: E402
+from ppipe.cli import COMPLETE_VAR  # noqa: E402
 from ppipe.cli.option_table import ACTIONS, FLAGS, HELP, VALUED  # noqa: E402
 
 #: Every option name the fast path knows, for the test that compares it with typer's.

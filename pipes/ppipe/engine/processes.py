@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from tornado.process import Subprocess
 
+from ppipe import interrupts
 from ppipe.engine.tornado_internals import (
     forget_stale_sigchld_handler,
     loop_signal_handlers,
@@ -319,7 +320,9 @@ def handling_signals(
 ) -> Iterator[None]:
     """Sends SIGINT, SIGTERM and SIGHUP to ``on_signal`` on ``loop`` for the block; restores the handlers after.
 
-    A signal ignored by whoever started ppipe (``nohup``) stays ignored.
+    A signal ignored by whoever started ppipe (``nohup``) stays ignored. One
+    that arrived before and was not acted on (:mod:`ppipe.interrupts`) is
+    passed to ``on_signal`` as soon as the handlers are in place.
     """
     if not enabled:
         yield
@@ -331,6 +334,8 @@ def handling_signals(
             continue
         loop.add_signal_handler(sig, on_signal, sig)
         installed[sig] = previous
+    for arrived in interrupts.take():
+        loop.call_soon(on_signal, arrived)
     try:
         yield
     finally:
