@@ -10,6 +10,7 @@ and a last one, ``"final": true``, when the run ends.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from typing import IO, TYPE_CHECKING, Any
 
@@ -97,19 +98,11 @@ def progress_object(snapshot: RunSnapshot) -> dict[str, Any]:
         ]
         return data
     tally = Tally.of(snapshot)
-    data.update(
-        shards=len(snapshot.shards),
-        done=tally.done,
-        failed=tally.failed,
-        running=tally.running,
-        restarting=tally.restarting,
-        waiting=tally.waiting,
-        stopped=tally.stopped,
-        skipped=tally.skipped,
-        eta=None if tally.eta is None else round(tally.eta, 1),
-        dealt=None if tally.dealt is None else round(tally.dealt, 4),
-        bytes_out=sum(s.bytes_out or 0 for s in snapshot.shards),
-    )
+    data["shards"] = len(snapshot.shards)
+    data.update(dataclasses.asdict(tally))
+    data["eta"] = None if tally.eta is None else round(tally.eta, 1)
+    data["dealt"] = None if tally.dealt is None else round(tally.dealt, 4)
+    data["bytes_out"] = sum(s.bytes_out or 0 for s in snapshot.shards)
     return data
 
 
