@@ -64,7 +64,7 @@ def test_jobs_zero_means_one_per_usable_cpu(tmp_path: Path) -> None:
     count = cpus + 2
     done = run_ppipe("--fork", str(count), "-j", "0", f"{python_stage(SPAN)} {tmp_path}/{{task_id}} 0.3")
     assert done.returncode == 0, done.stderr
-    assert most_at_once(spans(tmp_path, count)) <= cpus
+    assert most_at_once(spans(tmp_path, count)) == cpus
 
 
 def test_split_input_with_fewer_slots_than_shards_reaches_every_shard_exactly_once() -> None:
@@ -238,6 +238,18 @@ def test_resume_skips_finished_shards_and_resume_failed_reruns_the_failed(tmp_pa
     assert failed.returncode == 1
     assert sorted(counter.read_text().split()) == ["1", "3"]
     assert len(joblog_lines(log)) == 1 + 4 + 2
+
+
+def test_resume_failed_also_runs_the_shards_that_never_ran(tmp_path: Path) -> None:
+    log, counter = tmp_path / "log", tmp_path / "count"
+    stage = f"sh -c 'echo {{task_id}} >> {counter}; exit $(( {{task_id}} == 1 ))'"
+    halted = run_ppipe("--fork", "4", "-j", "1", "--halt", "soon,fail=1", "--joblog", str(log), stage)
+    assert halted.returncode == 1
+    assert counter.read_text().split() == ["0", "1"]  # 2 and 3 never ran
+    counter.unlink()
+    again = run_ppipe("--fork", "4", "-j", "1", "--joblog", str(log), "--resume-failed", stage)
+    assert again.returncode == 1
+    assert counter.read_text().split() == ["1", "2", "3"]
 
 
 def test_resume_refuses_a_log_of_another_pipeline_or_another_count(tmp_path: Path) -> None:

@@ -50,12 +50,6 @@ class Attempt:
     #: Its ``--shard-timeout`` timer, and the kill after the grace.
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
 
-    @classmethod
-    def not_started(cls, number: int, pid: int, why: str) -> Attempt:
-        """An attempt ppipe could not take on (it killed the process at once): it failed, saying ``why``."""
-        now = time.time()
-        return cls(number, pid, None, now, ended_at=now, error=why, error_status=ExitStatus.FAILURE)
-
     def lose(self, why: str) -> None:
         self.lost = why if self.lost is None else f"{self.lost}; {why}"
 

@@ -67,7 +67,8 @@ class ShardedExecution(Stopping):
         self._splitting: asyncio.Future[None] | None = None
         self._joblog: JobLog | None = None
         self._prepared = False
-        self._split = False
+        #: Whether ppipe deals its stdin to the shards (decided by prepare()).
+        self._deals_input = False
         self.doorbell: socket.socket | None = None
         self.supervisor: Supervisor | None = None
         #: What is left of a regular file on stdin, when it is split: the view shows how much is dealt.
@@ -84,7 +85,9 @@ class ShardedExecution(Stopping):
         """
         check_plan(self.plan)
         check_descriptors(self.plan)
-        self._split = splits_input(check_pipeline(self.text, self.plan, self.env, self.options.cwd), self.options.stdin)
+        self._deals_input = splits_input(
+            check_pipeline(self.text, self.plan, self.env, self.options.cwd), self.options.stdin
+        )
         if self.plan.joblog is not None:
             self._joblog = JobLog(self.plan.joblog, self.text, self.plan.total, self.plan.resume)
         self._prepared = True
@@ -95,7 +98,7 @@ class ShardedExecution(Stopping):
             self.text,
             self.plan,
             self.options,
-            split=self._split,
+            split=self._deals_input,
             snapshot_every=SNAPSHOT_EVERY if self.observer is not None else None,
         )
         start = fork_supervisor if can_fork() else spawn_supervisor
@@ -109,17 +112,17 @@ class ShardedExecution(Stopping):
         try:
             if not self._prepared:
                 self.prepare()
-            return await self._run(self._split)
+            return await self._run()
         finally:
             if self._joblog is not None:
                 self._joblog.close()
             if self.doorbell is not None:
                 self.doorbell.close()
 
-    async def _run(self, split: bool) -> RunResult:
+    async def _run(self) -> RunResult:
         self.started_at = time.time()
         loop = asyncio.get_running_loop()
-        self.shards = [self._shard(index, split) for index in range(self.plan.local)]
+        self.shards = [self._shard(index) for index in range(self.plan.local)]
         self.streams = ShardStreams(
             self.options, self.observer, shards=len(self.shards), tag=self.plan.tag, keep_order=self.plan.keep_order
         )
@@ -135,7 +138,7 @@ class ShardedExecution(Stopping):
                 if self.doorbell is not None:
                     self.doorbell.setblocking(False)
                     loop.add_reader(self.doorbell.fileno(), self.dispatcher.answer_door, self.doorbell)
-                if split:
+                if self._deals_input:
                     self._input_size = _file_left(self.options.stdin)
                     inputs = [s.input for s in self.shards if s.input is not None]
                     self._splitting = asyncio.ensure_future(self._split_input(inputs))
@@ -157,10 +160,10 @@ class ShardedExecution(Stopping):
     def _skipped(self, task_id: int) -> bool:
         return self._joblog is not None and self._joblog.skips(task_id, self.plan.resume)
 
-    def _shard(self, index: int, split: bool) -> Shard:
+    def _shard(self, index: int) -> Shard:
         task_id = self.plan.offset + index
         shard_input = None
-        if split:
+        if self._deals_input:
             # Shards that wait for a slot have their blocks kept on disk meanwhile: memory stays bounded.
             parked = self.plan.slots < self.plan.local
             shard_input = ShardInput(spool=self.plan.max_restarts > 0 or parked, parked=parked)

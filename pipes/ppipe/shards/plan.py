@@ -88,10 +88,6 @@ class ShardPlan:
     def total(self) -> int:
         return self.tasks if self.tasks is not None else self.local
 
-    @property
-    def task_ids(self) -> range:
-        return range(self.offset, self.offset + self.local)
-
 
 #: The longest wait ``retry_delay`` doubles up to (unless it starts longer): five minutes.
 RETRY_DELAY_CAP = 300.0
