@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -40,3 +41,18 @@ def test_a_script_takes_the_report_with_tail() -> None:
     result = subprocess.run(["bash", "-c", script], capture_output=True, timeout=60, env=ENV)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["exit_status"] == 0
+
+
+def test_a_report_names_its_host_and_the_array_task_it_was(tmp_path: Path) -> None:
+    """The reports of a job array's tasks say which task each was, so they can be merged into one."""
+    report = tmp_path / "r.json"
+    env = {**ENV, "SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "4"}
+    env["SLURM_JOB_ID"] = "77"
+    result = ppipe("--report", str(report), "echo {task_id}", env=env)
+    assert (result.returncode, result.stdout) == (0, b"2\n")
+    data = json.loads(report.read_text())
+    assert data["host"] == socket.gethostname()
+    assert data["task"] == {"task_id": 2, "tasks": 4, "source": "Slurm", "job_id": "77"}
+    plain = tmp_path / "plain.json"
+    assert ppipe("--report", str(plain), "true").returncode == 0
+    assert json.loads(plain.read_text())["task"] is None

@@ -25,6 +25,7 @@ from ppipe.graph import Graph, Stage
 
 if TYPE_CHECKING:
     from ppipe.results import RunResult
+    from ppipe.shards.identity import TaskIdentity
     from ppipe.shards.plan import ShardPlan
 
 
@@ -43,7 +44,8 @@ def run_command(config: Config) -> int:
     try:
         if config.report:
             report.check_destination(config.report)
-        plan, placeholders = shard_plan(config)
+        sharding = shard_plan(config)
+        plan, placeholders = sharding.plan, sharding.placeholders
         if plan is not None and not config.quiet:
             print_error(placeholder_warnings(config.pipeline, each=plan.items is not None))
         if config.explain:
@@ -53,7 +55,7 @@ def run_command(config: Config) -> int:
         if plan is None:  # parsed here, once: the pager is decided from it, and a failed start reports it
             graph = parse(config.pipeline, placeholders=placeholders)
             config = with_pager(config, graph)
-        return _finish(config, _run(graph or config.pipeline, plan, config))
+        return _finish(config, _run(graph or config.pipeline, plan, config), sharding.identity)
     except PpipeError as error:
         print_error(str(error).splitlines())
         if config.report and not isinstance(error, report.ReportError):
@@ -61,14 +63,14 @@ def run_command(config: Config) -> int:
         return error.status
 
 
-def _finish(config: Config, result: RunResult) -> int:
+def _finish(config: Config, result: RunResult, identity: TaskIdentity | None = None) -> int:
     """Failure lines, the report, the status; the interrupting signal raised again."""
     from ppipe.cli.summary import failure_lines
 
     if not config.quiet and not config.shows_view:
         print_error(failure_lines(result))
     status = result.exit_status
-    if config.report and not _write_report(report.build(result), config.report):
+    if config.report and not _write_report(report.build(result, identity), config.report):
         status = status or ExitStatus.FAILURE
     if result.interrupted_by:
         reraise(signal.Signals[result.interrupted_by])

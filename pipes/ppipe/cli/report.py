@@ -74,6 +74,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import stat
 import sys
 import tempfile
@@ -83,12 +84,17 @@ from ppipe import __version__
 from ppipe.errors import PpipeError, UsageError
 from ppipe.graph import Boundary, Graph, Node
 from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult, StageFlow, StageResult
+from ppipe.shards.identity import TaskIdentity
 
 SCHEMA = "ppipe-report/1"
 
 
-def build(result: RunResult) -> dict[str, Any]:
+def build(result: RunResult, identity: TaskIdentity | None = None) -> dict[str, Any]:
     """The report of a finished run, as JSON-ready data.
+
+    ``identity`` is the job-array task the run was (``task``: its id, how
+    many there are, where that was read, the cluster's job id), so that the
+    reports of an array's tasks can be merged into one.
 
     A plain run's stages and edges are at the top, its ``shards`` empty; a
     sharded run has no stages of its own, and every shard's every attempt,
@@ -99,6 +105,8 @@ def build(result: RunResult) -> dict[str, Any]:
         "schema": SCHEMA,
         "ppipe_version": __version__,
         "pipeline": result.pipeline,
+        "host": socket.gethostname(),
+        "task": None if identity is None else _task(identity),
         "started_at": result.started_at,
         "ended_at": result.ended_at,
         "duration": round(result.ended_at - result.started_at, 6),
@@ -116,6 +124,15 @@ def build(result: RunResult) -> dict[str, Any]:
             input_error=result.input_error,
         )
     return report
+
+
+def _task(identity: TaskIdentity) -> dict[str, Any]:
+    return {
+        "task_id": identity.task_id,
+        "tasks": identity.tasks,
+        "source": identity.source,
+        "job_id": identity.job_id,
+    }
 
 
 def _pipeline(result: PipelineResult | None) -> dict[str, Any]:

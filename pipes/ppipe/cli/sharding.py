@@ -19,16 +19,28 @@ from ppipe.cli.config import Config, block_size, option_name
 from ppipe.errors import UsageError
 
 if TYPE_CHECKING:
+    from ppipe.shards.identity import TaskIdentity
     from ppipe.shards.plan import ShardPlan
 
 
-def shard_plan(config: Config) -> tuple[ShardPlan | None, dict[str, str] | None]:
-    """The shard plan for ``--fork``/``--each``; or, to run once, a cluster task's placeholder values (None: none).
+@dataclasses.dataclass(frozen=True)
+class Sharding:
+    """How the command line places this run: its shard plan, or one task's placeholder values; and its identity.
 
-    The values go to :func:`~ppipe.language.parser.parse`, which puts them
-    into the parsed words: filled into the text, ``{task_id}>f`` would read
-    as ``0>f``.
+    ``plan`` is set for ``--fork``/``--each``; otherwise ``placeholders``
+    holds a cluster task's values (None: none), for
+    :func:`~ppipe.language.parser.parse`, which puts them into the parsed
+    words: filled into the text, ``{task_id}>f`` would read as ``0>f``.
+    ``identity`` is the job-array task this process is, if any.
     """
+
+    plan: ShardPlan | None
+    placeholders: dict[str, str] | None
+    identity: TaskIdentity | None
+
+
+def shard_plan(config: Config) -> Sharding:
+    """The run's :class:`Sharding`; bad shard options raise :class:`UsageError` (status 2)."""
     from ppipe.language.parser import has_placeholders, placeholder_values
 
     sharded = config.fork is not None or config.each is not None
@@ -40,7 +52,8 @@ def shard_plan(config: Config) -> tuple[ShardPlan | None, dict[str, str] | None]
         identity = cluster_identity(os.environ, config.task_id, config.tasks)
     if not sharded:
         _refuse_shard_options(config)
-        return None, None if identity is None else placeholder_values(identity.task_id, identity.tasks)
+        values = None if identity is None else placeholder_values(identity.task_id, identity.tasks)
+        return Sharding(None, values, identity)
     if config.pager:
         raise UsageError(
             "--pager hands the terminal to one stage; a sharded run merges its shards' output "
@@ -51,7 +64,7 @@ def shard_plan(config: Config) -> tuple[ShardPlan | None, dict[str, str] | None]
     plan = _plan(config)
     if identity is not None:
         plan = dataclasses.replace(plan, offset=identity.task_id * plan.local, tasks=identity.tasks * plan.local)
-    return plan, None
+    return Sharding(plan, None, identity)
 
 
 def placeholder_warnings(pipeline: str, *, each: bool) -> list[str]:
