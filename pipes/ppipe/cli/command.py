@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 from ppipe import interrupts
 from ppipe.cli import report
 from ppipe.cli.config import Config
-from ppipe.cli.sharding import placeholder_warnings, shard_plan
+from ppipe.cli.sharding import placeholder_warnings, shard_plan, task_stdin
 from ppipe.errors import ExitStatus, PpipeError, UsageError
 from ppipe.graph import Graph, Stage
 
 if TYPE_CHECKING:
+    from ppipe.engine.slices import FileSlice
     from ppipe.results import RunResult
     from ppipe.shards.identity import TaskIdentity
     from ppipe.shards.plan import ShardPlan
@@ -50,12 +51,16 @@ def run_command(config: Config) -> int:
             print_error(placeholder_warnings(config.pipeline, each=plan.items is not None))
         if config.explain:
             shards = (plan.offset, plan.total) if plan is not None else None
-            text, status = explain_text(config.pipeline, shards=shards, placeholders=placeholders)
+            text, status = explain_text(
+                config.pipeline, shards=shards, placeholders=placeholders, identity=sharding.identity
+            )
             return print_out(text) or status
         if plan is None:  # parsed here, once: the pager is decided from it, and a failed start reports it
             graph = parse(config.pipeline, placeholders=placeholders)
             config = with_pager(config, graph)
-        return _finish(config, _run(graph or config.pipeline, plan, config), sharding.identity)
+        first = graph if graph is not None else parse(config.pipeline, placeholders=plan.values(0) if plan else None)
+        stdin = task_stdin(config, sharding, first)
+        return _finish(config, _run(graph or config.pipeline, plan, config, stdin), sharding.identity)
     except PpipeError as error:
         print_error(str(error).splitlines())
         if config.report and not isinstance(error, report.ReportError):
@@ -131,13 +136,13 @@ def _options(config: Config) -> dict[str, Any]:
     }
 
 
-def _run(pipeline: str | Graph, plan: ShardPlan | None, config: Config) -> RunResult:
+def _run(pipeline: str | Graph, plan: ShardPlan | None, config: Config, stdin: FileSlice | None = None) -> RunResult:
     """Runs the pipeline to the end under what the config asks to see: the live view (then its summary),
     ``--progress plain`` lines, or nothing. rich is imported only for the first two."""
     from ppipe.engine.options import RunOptions
     from ppipe.launch import run_to_end
 
-    options = RunOptions(**_options(config))
+    options = RunOptions(**_options(config), stdin=stdin)
     if interrupts.pending():  # a Ctrl-C came while ppipe was loading, and Python swallowed it: nothing starts
         raise KeyboardInterrupt
     if not config.shows_view:

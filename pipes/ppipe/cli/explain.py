@@ -14,10 +14,13 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ppipe.errors import CommandError, CommandProblem, ExitStatus
 from ppipe.graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage, tree_prefixes
+
+if TYPE_CHECKING:
+    from ppipe.shards.identity import TaskIdentity
 
 
 class Explanation(NamedTuple):
@@ -163,8 +166,13 @@ def explain_text(
     shards: tuple[int, int] | None = None,
     placeholders: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
+    identity: TaskIdentity | None = None,
 ) -> Explanation:
     """``--explain`` of a pipeline's text: :func:`explain_checked` of the graph as it would run.
+
+    ``identity``, the job-array task this process is, comes first, with the
+    variables it was read from: the line to check when a task runs the
+    wrong share.
 
     ``shards`` is ``(first, tasks)`` for a sharded run: the rule that fills
     each shard's placeholders comes first, then shard ``first``'s graph, its
@@ -173,11 +181,11 @@ def explain_text(
     """
     from ppipe.language.parser import parse, placeholder_values
 
-    rule = ""
+    rule = "" if identity is None else f"this process: {identity.describe()}\n"
     if shards is not None:
         first, tasks = shards
         placeholders = placeholder_values(first, tasks)
-        rule = (
+        rule += (
             f"shards: {tasks} in all; shard i runs the pipeline with {{task_id}} = i, {{task_num}} = i+1, "
             f"{{tasks}} = {tasks}\n"
             f"shown: shard {first} ({{task_id}}={first}, {{task_num}}={first + 1}, {{tasks}}={tasks})\n\n"

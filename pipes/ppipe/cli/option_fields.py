@@ -79,10 +79,13 @@ class Options:
     resume: bool = False
     #: --resume-failed: Skip the shards the --joblog shows succeeded; run the failed and the never run.
     resume_failed: bool = False
-    #: --task-id: Run as task I (0 to N-1) of a cluster job array of N (default: from Slurm/Kubernetes variables).
+    #: --task-id: Run as task I (0 to N-1) of a job array of N (default: from Slurm, PBS, SGE, LSF... variables).
     task_id: int | None = None
     #: --tasks: How many tasks the job array has.
     tasks: int | None = None
+    #: --whole-input: Every task of a job array reads all of stdin (default: its share of a file; a pipe is
+    #: refused).
+    whole_input: bool = False
 
 
 #: The fields of the options that only mean something with --fork or --each (the Shards panel).

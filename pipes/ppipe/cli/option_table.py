@@ -20,6 +20,7 @@ FLAGS = {
     "--null": ("null", True),
     "--resume": ("resume", True),
     "--resume-failed": ("resume_failed", True),
+    "--whole-input": ("whole_input", True),
 }
 #: A valued option's spelling -> the Config field; its text is read by ppipe.cli.config.read_value.
 VALUED = {

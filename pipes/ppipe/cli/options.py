@@ -322,13 +322,21 @@ def main(
             "--task-id",
             metavar="I",
             rich_help_panel=ARRAY_PANEL,
-            help="Run as task I (0 to N-1) of a cluster job array of N (default: from Slurm/Kubernetes variables).",
+            help="Run as task I (0 to N-1) of a job array of N (default: from Slurm, PBS, SGE, LSF... variables).",
         ),
     ] = None,
     tasks: Annotated[
         str | None,
         typer.Option("--tasks", metavar="N", rich_help_panel=ARRAY_PANEL, help="How many tasks the job array has."),
     ] = None,
+    whole_input: Annotated[
+        bool,
+        typer.Option(
+            "--whole-input",
+            rich_help_panel=ARRAY_PANEL,
+            help="Every task of a job array reads all of stdin (default: its share of a file; a pipe is refused).",
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(

@@ -2,10 +2,9 @@
 
 ``--fork N`` or ``--each FILE`` make a sharded run; every other option of
 the help's Shards panel means something only with one of them. A cluster
-task's identity (``--task-id/--tasks``, Slurm's or Kubernetes' variables)
-is looked for only when the run is sharded or the pipeline uses a
-placeholder. Bad values are refused here, before anything starts, with
-status 2.
+task's identity (``--task-id/--tasks``, or a scheduler's variables) fills
+the placeholders and decides which share of a file on stdin the task
+reads. Bad values are refused here, before anything starts, with status 2.
 """
 
 from __future__ import annotations
@@ -19,6 +18,8 @@ from ppipe.cli.config import Config, block_size, option_name
 from ppipe.errors import UsageError
 
 if TYPE_CHECKING:
+    from ppipe.engine.slices import FileSlice
+    from ppipe.graph import Graph
     from ppipe.shards.identity import TaskIdentity
     from ppipe.shards.plan import ShardPlan
 
@@ -41,17 +42,14 @@ class Sharding:
 
 def shard_plan(config: Config) -> Sharding:
     """The run's :class:`Sharding`; bad shard options raise :class:`UsageError` (status 2)."""
-    from ppipe.language.parser import has_placeholders, placeholder_values
+    from ppipe.language.parser import placeholder_values
 
     sharded = config.fork is not None or config.each is not None
-    asks_identity = sharded or config.task_id is not None or config.tasks is not None
-    identity = None
-    if asks_identity or has_placeholders(config.pipeline):  # the shard machinery costs a plain start-up ~15 ms
-        from ppipe.shards.identity import cluster_identity
+    from ppipe.shards.identity import cluster_identity
 
-        identity = cluster_identity(os.environ, config.task_id, config.tasks)
+    identity = cluster_identity(os.environ, config.task_id, config.tasks)
     if not sharded:
-        _refuse_shard_options(config)
+        _refuse_shard_options(config, identity)
         values = None if identity is None else placeholder_values(identity.task_id, identity.tasks)
         return Sharding(None, values, identity)
     if config.pager:
@@ -80,10 +78,27 @@ def placeholder_warnings(pipeline: str, *, each: bool) -> list[str]:
     return warnings
 
 
-def _refuse_shard_options(config: Config) -> None:
+def task_stdin(config: Config, sharding: Sharding, graph: Graph) -> FileSlice | None:
+    """A job array task's share of its stdin, when it is a file (see :func:`ppipe.shards.portion.task_input`)."""
+    from ppipe.shards.plan import reads_stdin
+    from ppipe.shards.portion import task_input
+
+    if sharding.identity is None or not reads_stdin(graph):
+        return None
+    separator = record_separator(config)
+    return task_input(sharding.identity, whole=config.whole_input, record_end=separator, header=config.header)
+
+
+#: The options that say how a job array task's share of a file is cut: they need no --fork.
+_SHARE_OPTIONS = frozenset({"null", "recend", "header"})
+
+
+def _refuse_shard_options(config: Config, identity: TaskIdentity | None) -> None:
     from ppipe.cli.option_fields import SHARD_ONLY
 
     for name in SHARD_ONLY:
+        if identity is not None and name in _SHARE_OPTIONS:
+            continue
         if getattr(config, name) not in (None, False, 0):
             raise UsageError(f"{option_name(name)} needs --fork N or --each FILE")
 

@@ -51,6 +51,7 @@ from ppipe.engine.processes import (
     terminal_modes_kept,
 )
 from ppipe.engine.sinks import held_problem
+from ppipe.engine.slices import FileSlice, read_slice
 from ppipe.engine.tee import tee_function
 from ppipe.engine.trees import RunTrees
 from ppipe.engine.wiring import RunningStage, Wiring
@@ -154,7 +155,13 @@ class Execution(Stopping):
             self.pump_tasks.append(asyncio.ensure_future(pump.run()))
         if self.wiring.feeds_stdin():
             stdin = self.options.stdin
-            source = stdin if isinstance(stdin, bytes) else read_chunks(self.wiring.boundary_fds()[0])
+            source = (
+                stdin
+                if isinstance(stdin, bytes)
+                else read_slice(stdin)
+                if isinstance(stdin, FileSlice)
+                else read_chunks(self.wiring.boundary_fds()[0])
+            )
             self.stdin_feed = asyncio.ensure_future(self._copy_stdin(source))
             self.pump_tasks.append(self.stdin_feed)
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from ppipe.engine.slices import FileSlice
 from ppipe.engine.splice import SPLICE_AVAILABLE
 from ppipe.engine.tee import tee_function
 
@@ -31,8 +32,8 @@ class _Capture:
 #: ``stdout=CAPTURE`` collects the pipeline's output into ``RunResult.stdout``.
 CAPTURE = _Capture()
 
-#: What the first stage reads: a descriptor (default 0) or bytes fed by ppipe.
-Input = int | bytes | None
+#: What the first stage reads: a descriptor (default 0), bytes fed by ppipe, or part of a file ppipe reads.
+Input = int | bytes | FileSlice | None
 
 #: Where the last stage writes: a descriptor (default 1) or :data:`CAPTURE`.
 Output = int | _Capture | None

@@ -29,6 +29,7 @@ from ppipe.engine.feed import Feed
 from ppipe.engine.options import CAPTURE, RunOptions
 from ppipe.engine.pumps import Pump
 from ppipe.engine.sinks import CaptureSink, FdSink, HeldSink, LineJoiner, LineMerge, Sink, StreamSink, sink_for_fd
+from ppipe.engine.slices import FileSlice
 from ppipe.engine.splice import SplicePump
 from ppipe.errors import ExitStatus, PpipeError
 from ppipe.graph import Boundary, Edge, Graph, RedirectOp, Stage
@@ -112,18 +113,19 @@ class Wiring:
     def boundary_fds(self) -> tuple[int, int]:
         """ppipe's stdin and stdout as descriptors (the API's bytes and CAPTURE are pumped from/to these)."""
         stdin, stdout = self.options.stdin, self.options.stdout
-        return (stdin if isinstance(stdin, int) else 0, stdout if isinstance(stdout, int) else 1)
+        stdin_fd = stdin.fd if isinstance(stdin, FileSlice) else stdin if isinstance(stdin, int) else 0
+        return (stdin_fd, stdout if isinstance(stdout, int) else 1)
 
     def feeds_stdin(self) -> bool:
-        """Whether ppipe copies its input to the stages itself: bytes given, or several stages reading
-        it (``{ a ; b }`` at the start); otherwise the one reader gets ppipe's stdin as it is.
+        """Whether ppipe copies its input to the stages itself: bytes or part of a file given, or several
+        stages reading it (``{ a ; b }`` at the start); otherwise the one reader gets ppipe's stdin as it is.
 
         A terminal is never copied: the readers share it, as a shell's jobs
         do (copying would read what the user types for nobody, and stop
         ppipe with SIGTTIN in the background).
         """
         stdin = self.options.stdin
-        if isinstance(stdin, bytes):
+        if isinstance(stdin, (bytes, FileSlice)):
             return True
         if len(self.graph.outputs(Boundary.STDIN)) < 2:
             return False

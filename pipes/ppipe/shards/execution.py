@@ -33,8 +33,9 @@ import socket
 import time
 
 from ppipe.engine.execution import DRAIN_GRACE
-from ppipe.engine.options import RunOptions
+from ppipe.engine.options import Input, RunOptions
 from ppipe.engine.processes import Stopping, handling_signals, sigchld_handler
+from ppipe.engine.slices import FileSlice
 from ppipe.graph import Graph
 from ppipe.language.expansion import fill_text
 from ppipe.results import RunResult
@@ -292,10 +293,12 @@ class ShardedExecution(Stopping):
             os.write(2 if self.options.stderr is None else self.options.stderr, message.encode())
 
 
-def _file_left(stdin: int | bytes | None) -> int | None:
+def _file_left(stdin: Input) -> int | None:
     """How many bytes of ppipe's input are to be dealt, when that is known (bytes, or a regular file)."""
     if isinstance(stdin, bytes):
         return len(stdin)
+    if isinstance(stdin, FileSlice):
+        return stdin.size
     return regular_file_left(0 if stdin is None else stdin)
 
 

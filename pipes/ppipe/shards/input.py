@@ -25,7 +25,9 @@ from tornado.iostream import PipeIOStream, StreamClosedError
 
 from ppipe.engine.descriptors import CHUNK, stream
 from ppipe.engine.feed import chunks_of, read_chunks
+from ppipe.engine.options import Input
 from ppipe.engine.sinks import held_problem
+from ppipe.engine.slices import FileSlice, read_slice
 
 #: ``--block`` when not given: GNU parallel's ``--pipe`` default.
 DEFAULT_BLOCK = 1024 * 1024
@@ -252,9 +254,7 @@ class ShardInput:
             self.spool.close()
 
 
-async def split_stdin(
-    stdin: int | bytes | None, inputs: list[ShardInput], block: int, records: Records | None = None
-) -> str | None:
+async def split_stdin(stdin: Input, inputs: list[ShardInput], block: int, records: Records | None = None) -> str | None:
     """Deals ppipe's input (a descriptor, default 0, or the API's bytes) to ``inputs``; see :func:`split_input`.
 
     Returns why it could not read all of it, if so: the run then fails, as
@@ -266,6 +266,8 @@ async def split_stdin(
     try:
         if isinstance(stdin, bytes):
             await split_input(chunks_of(stdin), inputs, block, size=len(stdin), records=records)
+        elif isinstance(stdin, FileSlice):
+            await split_input(read_slice(stdin), inputs, block, size=stdin.size, records=records)
         else:
             fd = 0 if stdin is None else stdin
             await split_input(read_chunks(fd), inputs, block, size=regular_file_left(fd), records=records)

@@ -7,7 +7,9 @@ import resource
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ppipe.engine.options import Input
 from ppipe.engine.processes import resolve_commands
+from ppipe.engine.slices import FileSlice
 from ppipe.errors import UsageError
 from ppipe.graph import Boundary, Graph
 from ppipe.language.parser import parse, placeholder_values
@@ -166,13 +168,18 @@ def check_pipeline(text: str, plan: ShardPlan, env: Mapping[str, str], cwd: str 
     return graph
 
 
-def splits_input(first: Graph, stdin: int | bytes | None) -> bool:
-    """Whether ppipe deals its input (``stdin``: a descriptor, default 0, or bytes) to the shards.
+def splits_input(first: Graph, stdin: Input) -> bool:
+    """Whether ppipe deals its input (``stdin``: a descriptor, default 0, bytes, or part of a file) to the shards.
 
     Not when every stage at the start reads a file of its own (``< f``),
     nor from a terminal; a pipe, a file or the API's bytes, yes.
     """
-    readers = [first.stage(e.target) for e in first.outputs(Boundary.STDIN) if isinstance(e.target, int)]
-    if all(any(r.fd == 0 for r in stage.redirects) for stage in readers):
+    if not reads_stdin(first):
         return False
-    return isinstance(stdin, bytes) or splittable(0 if stdin is None else stdin)
+    return isinstance(stdin, (bytes, FileSlice)) or splittable(0 if stdin is None else stdin)
+
+
+def reads_stdin(graph: Graph) -> bool:
+    """Whether a stage at the start of ``graph`` reads ppipe's stdin (not every one reads a file of its own)."""
+    readers = [graph.stage(e.target) for e in graph.outputs(Boundary.STDIN) if isinstance(e.target, int)]
+    return not all(any(r.fd == 0 for r in stage.redirects) for stage in readers)
