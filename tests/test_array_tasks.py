@@ -40,19 +40,21 @@ def ids(env: dict[str, str], *args: str) -> tuple[int, bytes, bytes]:
         (slurm_array(4, 0, 6, 2, 4), b"2/4\n"),  # --array=0-6:2
         (slurm_array(7, 1, 10, 3, 4), b"2/4\n"),  # --array=1-10:3
         (slurm_array(6, 5, 8, 1, 4), b"1/4\n"),  # --array=5-8
-        (slurm_array(3, 1, 5, 2, 3), b"1/3\n"),  # --array=1,3,5: evenly spaced, so placed
+        (slurm_array(3, 1, 5, 2, 3), b"1/3\n"),  # --array=1-5:2
     ],
 )
 def test_a_slurm_array_task_is_placed_by_its_step(array: dict[str, str], expected: bytes) -> None:
     assert ids(array)[:2] == (0, expected)
 
 
-def test_a_listed_array_that_is_not_evenly_spaced_is_refused_naming_the_options() -> None:
-    """``--array=1,3,7``: the environment cannot say task 3's place; a guess would run work twice or never."""
-    status, out, err = ids(slurm_array(3, 1, 7, 1, 3))
+@pytest.mark.parametrize("last", [5, 7])
+def test_a_listed_array_is_refused_naming_the_options(last: int) -> None:
+    """``--array=1,3,5`` and ``1,3,7``: Slurm says ``STEP=1`` for any list, so task 3's place cannot be told;
+    a guess would run some work twice and some never."""
+    status, out, err = ids(slurm_array(3, 1, last, 1, 3))
     assert (status, out) == (2, b"")
     assert b"--task-id" in err and b"--tasks" in err
-    assert ids(slurm_array(3, 1, 7, 1, 3), "--task-id", "1", "--tasks", "3")[:2] == (0, b"1/3\n")
+    assert ids(slurm_array(3, 1, last, 1, 3), "--task-id", "1", "--tasks", "3")[:2] == (0, b"1/3\n")
 
 
 def test_srun_steps_are_tasks_and_inside_an_array_each_has_its_own_id() -> None:
@@ -155,6 +157,16 @@ def test_a_pipe_on_stdin_is_refused_unless_every_task_reads_all_of_it() -> None:
     assert (whole.returncode, whole.stdout.strip()) == (0, b"2")
     own = ppipe("--task-id", "0", "--tasks", "2", "wc -l < /dev/null", input=b"1\n", env=task_env())
     assert (own.returncode, own.stdout.strip()) == (0, b"0")  # no stage reads the pipe: nothing to refuse
+
+
+def test_an_srun_step_s_pipe_is_refused_only_with_input_waiting_on_it() -> None:
+    """srun gives every step's task a pipe, usually empty; data on it would reach every task alike."""
+    step = task_env(SLURM_STEP_ID="0", SLURM_PROCID="1", SLURM_STEP_NUM_TASKS="2")
+    empty = ppipe("wc -l", input=b"", env=step)
+    assert (empty.returncode, empty.stdout.strip()) == (0, b"0")
+    given = ppipe("wc -l", input=b"1\n2\n", env=step)
+    assert (given.returncode, given.stdout) == (2, b"")
+    assert b"--whole-input" in given.stderr
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -32,6 +32,8 @@ class TaskIdentity:
     #: The cluster's id of this task's job (Slurm's ``SLURM_JOB_ID``...), for reports; None when there is none.
     job_id: str | None = None
     detail: str = ""
+    #: An ``srun`` step's task: its stdin is always a pipe from srun, data or not.
+    step: bool = False
 
     def describe(self) -> str:
         """``task 2 of 4 (from Slurm: SLURM_ARRAY_TASK_ID=4, ...)``: what ``--explain`` prints."""
@@ -50,6 +52,7 @@ class _Found:
     job_id: str | None = None
     #: Why the position cannot be told, when it cannot.
     unknown: str = ""
+    step: bool = False
 
 
 def cluster_identity(
@@ -82,7 +85,7 @@ def cluster_identity(
     else:
         tasks = found.count
     detail = ", ".join(f"{name}={env[name]}" for name in found.names if name in env)
-    return _checked(TaskIdentity(found.position, tasks, source, found.job_id, detail))
+    return _checked(TaskIdentity(found.position, tasks, source, found.job_id, detail, found.step))
 
 
 def _from_environment(env: Mapping[str, str]) -> _Found | None:
@@ -116,10 +119,11 @@ def _slurm(env: Mapping[str, str]) -> _Found | None:
     """Slurm: an array task (``(ID - MIN) / STEP`` of ``COUNT``), an ``srun`` step (``PROCID`` of its tasks), or both.
 
     An array whose ids are not ``MIN, MIN+STEP, ... MAX`` (``--array=1,3,7``,
-    ``--array=1-2,7``) gives no position. Inside an array, each of an
+    ``--array=1-2,7``: Slurm says ``STEP=1`` for any list) gives no position. Inside an array, each of an
     ``srun`` step's tasks is ``array position × tasks per step + PROCID``.
-    The batch script itself is not a step (``SLURM_STEP_ID`` is unset or
-    ``batch``), so ``sbatch --ntasks=2`` alone still runs ppipe once.
+    The batch script itself is not a step: it has ``SLURM_PROCID=0``, and
+    ``SLURM_NTASKS`` with ``--ntasks``, but never ``SLURM_STEP_ID``; so
+    ``sbatch --ntasks=2`` alone still runs ppipe once.
     """
     in_array = "SLURM_ARRAY_TASK_ID" in env
     step = _srun_step(env)
@@ -144,7 +148,7 @@ def _slurm(env: Mapping[str, str]) -> _Found | None:
         count *= ntasks
         names += ("SLURM_PROCID", "SLURM_STEP_NUM_TASKS")
     job_id = env.get("SLURM_JOB_ID")
-    return _Found("Slurm", position, count, names, job_id, unknown)
+    return _Found("Slurm", position, count, names, job_id, unknown, step is not None)
 
 
 def _srun_step(env: Mapping[str, str]) -> tuple[int, int] | None:

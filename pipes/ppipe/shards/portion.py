@@ -11,13 +11,19 @@ change under the tasks; a file still being written is not splittable.
 
 from __future__ import annotations
 
+import array
+import fcntl
 import os
+import select
 import stat
+import termios
 
 from ppipe.engine.slices import FileSlice
 from ppipe.errors import UsageError
 from ppipe.shards.identity import TaskIdentity
 
+#: How long an srun step's pipe is given to show input waiting on it, in milliseconds.
+_SETTLE_MS = 100
 #: How much is read at a time while looking for a record's end.
 _WINDOW = 64 * 1024
 
@@ -32,7 +38,9 @@ def task_input(
     more than one task it is refused (:class:`UsageError`) unless ``whole``
     (``--whole-input``) says that every task is meant to read all of it.
     A terminal or a device such as ``/dev/null`` (a batch job's usual
-    stdin) is left as it is. Call it only when a stage reads ppipe's stdin.
+    stdin) is left as it is. An ``srun`` step's stdin is always srun's
+    pipe, usually empty; it is refused only when input is waiting on it.
+    Call it only when a stage reads ppipe's stdin.
     """
     try:
         mode = os.fstat(fd).st_mode
@@ -45,12 +53,27 @@ def task_input(
             return task_slice(fd, identity.task_id, identity.tasks, record_end, header)
         except OSError as error:
             raise UsageError(f"cannot read stdin to find this task's share of it: {error.strerror}") from None
-    if (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)) and identity.tasks > 1:
+    streamed = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+    if streamed and identity.tasks > 1 and (not identity.step or _input_waiting(fd)):
         raise UsageError(
             f"stdin is a pipe, and this is {identity.describe()}: every task would read the same input. "
             "Give the tasks a file (< FILE) to share out, or --whole-input if each is meant to read all of it"
         )
     return None
+
+
+def _input_waiting(fd: int) -> bool:
+    """Whether bytes wait on the pipe ``fd`` (or come within a moment), without reading them."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    if not poller.poll(_SETTLE_MS):
+        return False
+    waiting = array.array("i", [0])
+    try:
+        fcntl.ioctl(fd, termios.FIONREAD, waiting)
+    except OSError:
+        return False
+    return waiting[0] > 0
 
 
 def task_slice(fd: int, task_id: int, tasks: int, record_end: bytes = b"\n", header: int = 0) -> FileSlice:
