@@ -58,8 +58,10 @@ def run_command(config: Config) -> int:
         if plan is None:  # parsed here, once: the pager is decided from it, and a failed start reports it
             graph = parse(config.pipeline, placeholders=placeholders)
             config = with_pager(config, graph)
-        first = graph if graph is not None else parse(config.pipeline, placeholders=plan.values(0) if plan else None)
-        stdin = task_stdin(config, sharding, first)
+        stdin = None
+        if sharding.identity is not None:  # a job array's task reads its share of a file
+            first = graph or parse(config.pipeline, placeholders=plan.values(0) if plan and plan.local else None)
+            stdin = task_stdin(config, sharding, first)
         return _finish(config, _run(graph or config.pipeline, plan, config, stdin), sharding.identity)
     except PpipeError as error:
         print_error(str(error).splitlines())

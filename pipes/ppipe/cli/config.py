@@ -13,10 +13,11 @@ from __future__ import annotations
 import enum
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ppipe.cli.option_fields import Options
+from ppipe.cli.option_table import REPEATED
 from ppipe.errors import UsageError
 
 
@@ -93,7 +94,7 @@ _COUNTS = {
 }
 _CHOICES: dict[str, type[enum.Enum]] = {"display": DisplayMode, "progress": ProgressMode}
 #: Options whose text is kept as given (``--block`` is read when a sharded run is planned).
-_TEXTS = frozenset({"report", "block", "each", "joblog", "halt", "recend"})
+_TEXTS = frozenset({"report", "block", "each", "joblog", "halt", "recend", "on"})
 
 
 def option_name(field: str) -> str:
@@ -101,7 +102,7 @@ def option_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def read_value(field: str, text: str) -> Any:
+def read_value(field: str, text: str | Sequence[str]) -> Any:
     """The value of the Config field ``field`` given on the command line as ``text``.
 
     Both command-line parsers read every option value here, so they accept
@@ -109,6 +110,9 @@ def read_value(field: str, text: str) -> Any:
     :class:`UsageError` (exit status 2) naming the option, what it takes and
     what it got.
     """
+    if field in REPEATED:  # typer gives an empty list for none given
+        return ((text,) if isinstance(text, str) else tuple(text)) or None
+    assert isinstance(text, str)
     if field in _TEXTS:
         return text
     if field in _CHOICES:
@@ -121,12 +125,14 @@ def read_value(field: str, text: str) -> Any:
 
 def value_type(field: str) -> type:
     """The type :func:`read_value` makes of the option's text."""
+    if field in REPEATED:
+        return tuple
     if field in _COUNTS:
         return int
     return str if field in _TEXTS or field in _CHOICES else float
 
 
-def config_from(pipeline: str, given: Mapping[str, str | bool | None]) -> Config:
+def config_from(pipeline: str, given: Mapping[str, str | bool | Sequence[str] | None]) -> Config:
     """The :class:`Config` for the options given by field, as both parsers have them: flags as bools, the rest
     as text, None for not given. A value it refuses raises :class:`UsageError` (see :func:`read_value`)."""
     values: dict[str, Any] = {

@@ -93,7 +93,7 @@ if os.path.basename(sys.argv[0]) == "ppipe" or sys.argv[0].endswith(os.path.join
 # Generated from the typer command; imported only now, so that a Ctrl-C while it loads ends ppipe quietly.
 from ppipe import interrupts  # noqa: E402
 from ppipe.cli import COMPLETE_VAR  # noqa: E402
-from ppipe.cli.option_table import ACTIONS, FLAGS, HELP, VALUED  # noqa: E402
+from ppipe.cli.option_table import ACTIONS, FLAGS, HELP, REPEATED, VALUED  # noqa: E402
 
 #: Every option name the fast path knows, for the test that compares it with typer's.
 OPTIONS = frozenset({*FLAGS, *VALUED, *ACTIONS})
@@ -105,7 +105,7 @@ class _Reading:
     """A command line split into ppipe's options and the other words (the pipeline, when there is one)."""
 
     def __init__(self) -> None:
-        self.values: dict[str, str | bool] = {}  # by Config field, as given
+        self.values: dict[str, str | bool | list[str]] = {}  # by Config field, as given
         self.given: list[str] = []  # the option words, as given, for a corrected command line
         self.words: list[str] = []
         self.strays: list[str] = []  # words after the pipeline that look like options but are not ppipe's
@@ -131,7 +131,13 @@ def _read(argv: Sequence[str]) -> _Reading | None:
             reading.given.append(arg)
         elif name in VALUED and (has_value or args):
             value = inline if has_value else args.pop(0)
-            reading.values[VALUED[name]] = value
+            field = VALUED[name]
+            if field in REPEATED:
+                texts = reading.values.setdefault(field, [])
+                assert isinstance(texts, list)
+                texts.append(value)
+            else:
+                reading.values[field] = value
             reading.given += [arg] if has_value else [arg, value]
         elif arg.startswith("-") and arg != "-" and (not reading.words or name in _TYPERS):
             return None

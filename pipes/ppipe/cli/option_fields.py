@@ -83,6 +83,10 @@ class Options:
     task_id: int | None = None
     #: --tasks: How many tasks the job array has.
     tasks: int | None = None
+    #: --on: Run the --fork N shards as a Slurm job array (sbatch), wait, and merge their output and reports.
+    on: str | None = None
+    #: --sbatch: An argument for sbatch with --on slurm (--sbatch=--partition=gpu); repeat it for more.
+    sbatch: tuple[str, ...] | None = None
     #: --whole-input: Every task of a job array reads all of stdin (default: its share of a file; a pipe is
     #: refused).
     whole_input: bool = False

@@ -44,7 +44,11 @@ VALUED = {
     "--joblog": "joblog",
     "--task-id": "task_id",
     "--tasks": "tasks",
+    "--on": "on",
+    "--sbatch": "sbatch",
 }
+#: The Config fields of the options that may be given again and again (their texts kept in order).
+REPEATED = frozenset({"sbatch"})
 #: Options that typer handles and that end the program: they print and exit.
 ACTIONS = frozenset({"--version"})
 #: The options that ask for the help.

@@ -329,6 +329,24 @@ def main(
         str | None,
         typer.Option("--tasks", metavar="N", rich_help_panel=ARRAY_PANEL, help="How many tasks the job array has."),
     ] = None,
+    on: Annotated[
+        str | None,
+        typer.Option(
+            "--on",
+            metavar="slurm",
+            rich_help_panel=ARRAY_PANEL,
+            help="Run the --fork N shards as a Slurm job array (sbatch), wait, and merge their output and reports.",
+        ),
+    ] = None,
+    sbatch: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sbatch",
+            metavar="ARG",
+            rich_help_panel=ARRAY_PANEL,
+            help="An argument for sbatch with --on slurm (--sbatch=--partition=gpu); repeat it for more.",
+        ),
+    ] = None,
     whole_input: Annotated[
         bool,
         typer.Option(
@@ -387,6 +405,8 @@ def _table_source(options: list[TyperOption], actions: list[str], help_names: li
             _literal("FLAGS", flags),
             "#: A valued option's spelling -> the Config field; its text is read by ppipe.cli.config.read_value.",
             _literal("VALUED", valued),
+            "#: The Config fields of the options that may be given again and again (their texts kept in order).",
+            f"REPEATED = frozenset({_set([o.name for o in options if o.multiple and o.name])})",
             "#: Options that typer handles and that end the program: they print and exit.",
             f"ACTIONS = frozenset({_set(actions)})",
             "#: The options that ask for the help.",
@@ -422,6 +442,7 @@ def _comment(option: TyperOption) -> list[str]:
 def _field(option: TyperOption) -> str:
     assert option.name is not None
     kind = "bool" if option.is_flag else value_type(option.name).__name__
+    kind = "tuple[str, ...]" if kind == "tuple" else kind
     default = read_value(option.name, option.default) if isinstance(option.default, str) else option.default
     optional = " | None" if default is None else ""
     return f"    {option.name}: {kind}{optional} = {_python(default)}"
