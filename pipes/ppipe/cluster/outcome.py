@@ -1,0 +1,68 @@
+"""What an ``--on slurm`` run ends with: its tasks' reports merged into one, the lines to print, its status.
+
+The merge is :func:`ppipe.merging.merge_reports`, as for ``ppipe report
+merge``; what only the submitting ppipe knows is added on top: tasks an
+earlier run finished (``--resume``), and a run stopped as a whole (its
+``--timeout``, a signal), which decides the status as it does locally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ppipe import policy
+from ppipe.cluster.remote import RemoteResult
+from ppipe.merging import merge_reports, merge_summary
+from ppipe.results import Verdict
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The merged report, the lines for stderr, and ppipe's exit status."""
+
+    report: dict[str, Any]
+    lines: tuple[str, ...]
+    exit_status: int
+
+
+def outcome(result: RemoteResult, skipped: frozenset[int] = frozenset()) -> Outcome:
+    """Merges the result's reports; tasks in ``skipped`` count as finished earlier, not as missing."""
+    report = merge_reports(result.reports, tasks=result.tasks) if result.reports else _empty(result)
+    for shard in report.get("shards", []):
+        if shard.get("task_id") in skipped:
+            shard.update(verdict=Verdict.SKIPPED.value, failed=False, exit_status=None)
+    for task in report.get("array_tasks", []):
+        if task.get("task_id") in skipped:
+            task.update(verdict=Verdict.SKIPPED.value, exit_status=None)
+    summary = merge_summary(report) if report.get("array_tasks") else None
+    status = policy.run_exit_status(
+        [(t["task_id"], Verdict(t["verdict"]), t["exit_status"]) for t in report.get("array_tasks", [])],
+        timed_out=result.timed_out,
+        interrupted_by=policy_signal(result.interrupted_by),
+        halted_on_success=result.halted_on_success,
+    )
+    if result.problems and status == 0:
+        status = 1  # output that could not be written, a job-log line lost: the run cannot say it did its work
+    report.update(
+        exit_status=status,
+        timed_out=result.timed_out,
+        interrupted_by=result.interrupted_by,
+        run_directory=result.directory,
+    )
+    lines = (*result.problems, *(summary.lines if summary is not None else ()))
+    return Outcome(report, lines, status)
+
+
+def policy_signal(name: str | None) -> int | None:
+    import signal
+
+    return None if name is None else int(signal.Signals[name])
+
+
+def _empty(result: RemoteResult) -> dict[str, Any]:
+    """The report of a run in which no task ran (all finished before, or the run stopped before any)."""
+    from ppipe.cli.report import SCHEMA
+
+    tasks = [{"task_id": i, "verdict": Verdict.SKIPPED.value, "exit_status": None, "end": "skipped"} for i in range(result.tasks)]
+    return {"schema": SCHEMA, "shards": [], "array_tasks": tasks, "stages": [], "edges": [], "error": None}

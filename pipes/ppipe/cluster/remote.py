@@ -1,0 +1,413 @@
+"""``--on slurm``: a sharded run whose shards are the tasks of a Slurm job array.
+
+ppipe submits one array (``sbatch --array=0-(N-1)%M``) whose every task
+runs the same ppipe command line as task *i* of *N* (``--task-id``), then
+watches: Slurm says which tasks are queued, running or gone; the run
+directory on the shared filesystem holds each attempt's output, stderr and
+report (:mod:`ppipe.cluster.tasks`). Output reaches ppipe's stdout in
+whole lines, tagged and ordered as in a local run; a failed task is
+resubmitted as a new one-task array while ``--max-restarts`` allows (not
+requeued: Slurm holds a requeued task back for two minutes); the reports
+are merged into one of the same schema as a local sharded run's. Ctrl-C or
+SIGTERM cancels the array (``scancel``) and ends ppipe by that signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ppipe.cluster import slurm
+from ppipe.cluster.tasks import PENDING_STATES, Phase, RemoteAttempt, RemoteTask
+from ppipe.engine.sinks import LineJoiner, Sink, sink_for_fd
+from ppipe.graph import Graph
+from ppipe.shards.joblog import AttemptLine, JobLog
+from ppipe.shards.output import Lasting, OutputMerge, TagSink
+from ppipe.shards.plan import ShardPlan
+from ppipe.snapshots import RunObserver, RunSnapshot
+
+#: Seconds between two looks at Slurm and the run directory.
+POLL_EVERY = 1.0
+#: How long a task's report may take to appear after Slurm says the task ended (a shared filesystem's lag).
+REPORT_WAIT = 10.0
+#: How long Slurm may fail to answer before the run gives up on it.
+SLURM_SILENCE = 120.0
+
+
+@dataclass(frozen=True)
+class SlurmSpec:
+    """What the array's tasks run and how they are submitted.
+
+    ``task_args`` are ppipe's own options every task gets (``--timeout``
+    for ``--shard-timeout``, ``--no-fail``...); ``sbatch_args`` are the
+    ``--sbatch`` ones; ``stdin_path`` is the file every task takes its
+    share of, if any; ``directory`` is the run directory.
+    """
+
+    pipeline: str
+    directory: str
+    task_args: tuple[str, ...] = ()
+    sbatch_args: tuple[str, ...] = ()
+    stdin_path: str | None = None
+    timeout: float | None = None
+    env: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class RemoteResult:
+    """A finished ``--on slurm`` run: every attempt's report, and how the run was stopped, if it was."""
+
+    reports: tuple[dict[str, Any], ...]
+    tasks: int
+    timed_out: bool
+    interrupted_by: str | None
+    halted_on_success: bool
+    #: Why the output could not be written, a job-log line was lost, or Slurm failed the run itself.
+    problems: tuple[str, ...]
+    directory: str
+
+
+class SlurmRun:
+    """One ``--on slurm`` run. Use :meth:`run` once; whatever happens, nothing it submitted is left queued."""
+
+    graph: Graph | None = None
+
+    def __init__(self, spec: SlurmSpec, plan: ShardPlan, observer: RunObserver | None = None) -> None:
+        self.spec = spec
+        self.plan = plan
+        self.observer = observer
+        self.env = dict(os.environ if spec.env is None else spec.env)
+        self.tasks = [RemoteTask(i) for i in range(plan.total)]
+        self.job_ids: list[str] = []
+        self.problems: list[str] = []
+        self.started = time.monotonic()
+        self.interrupted_by: int | None = None
+        self.timed_out = False
+        self.halted = False
+        self.halted_on_success = False
+        self._wake = asyncio.Event()
+        self._halting: asyncio.Future[None] | None = None
+        self._silent_since: float | None = None
+        self.joblog = JobLog(plan.joblog, spec.pipeline, plan.total, plan.resume) if plan.joblog else None
+        target = sink_for_fd(1)
+        self.output = OutputMerge(self._watched(target), shards=plan.total, tag=plan.tag, keep_order=plan.keep_order)
+        self.errors_target = Lasting(sink_for_fd(2))
+        self.errors = LineJoiner(self.errors_target, end_lines=True)
+
+    def _watched(self, target: Sink) -> Sink:
+        if self.observer is not None and (watched := self.observer.stdout_sink()) is not None:
+            return watched
+        return target
+
+    # -- the run
+
+    async def run(self) -> RemoteResult:
+        """Submits the array, follows it to its end, and returns every attempt's report."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            await self._skip_finished()
+            script = self._write_script()
+            await self._submit(script, [t.task_id for t in self.tasks if not t.skipped])
+            if self.observer is not None:
+                self.observer.started(self)
+            await self._follow(script)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            await self._cancel_left()
+            await self._close_streams()
+            if self.observer is not None:
+                self.observer.finished()
+            if self.joblog is not None:
+                self.joblog.close()
+        return self._result()
+
+    async def _skip_finished(self) -> None:
+        for task in self.tasks:
+            if self.joblog is not None and self.joblog.skips(task.task_id, self.plan.resume):
+                task.skipped = task.final = True
+                await self._output_done(task)
+
+    async def _follow(self, script: str) -> None:
+        while not all(task.final for task in self.tasks):
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_EVERY)
+            self._wake.clear()
+            if self.interrupted_by is not None or self._past_deadline():
+                await self._stop_all()
+                return
+            await self._look()
+            await self._resubmit_due(script)
+
+    def _past_deadline(self) -> bool:
+        timeout = self.spec.timeout
+        if timeout is not None and time.monotonic() - self.started > timeout:
+            self.timed_out = True
+        return self.timed_out
+
+    async def _look(self) -> None:
+        """One look at Slurm and the run directory: output moved on, attempts ended, verdicts taken."""
+        active = await asyncio.to_thread(slurm.active_tasks, self.job_ids, self.env)
+        if active is None:
+            self._silent_since = self._silent_since or time.monotonic()
+            if time.monotonic() - self._silent_since > SLURM_SILENCE:
+                raise slurm.SlurmError(f"Slurm has not answered for {SLURM_SILENCE:.0f} s (squeue fails)")
+            return
+        self._silent_since = None
+        for task in self.tasks:
+            attempt = task.current
+            if attempt is None or attempt.phase is Phase.ENDED:
+                continue
+            await self._pass_on(attempt)
+            state = active.get((attempt.job_id, task.task_id))
+            if state is not None:
+                if state not in PENDING_STATES and attempt.phase is Phase.QUEUED:
+                    attempt.phase, attempt.started_at = Phase.RUNNING, time.time()
+                continue
+            await self._gone(task, attempt)
+
+    async def _gone(self, task: RemoteTask, attempt: RemoteAttempt) -> None:
+        """The attempt has left Slurm's queue: take its report (or Slurm's word), then decide on the task."""
+        now = time.monotonic()
+        if attempt.phase is not Phase.ENDING:
+            attempt.phase, attempt.gone_at = Phase.ENDING, time.time()
+            attempt.end = await asyncio.to_thread(slurm.task_end, attempt.job_id, task.task_id, self.env)
+            attempt.started_at = attempt.started_at or (attempt.end.started_at if attempt.end else None)
+            attempt.waited_from = now
+        if not attempt.read_report():
+            waited = now - (attempt.waited_from or now)
+            if waited < REPORT_WAIT and (attempt.end is None or attempt.end.state in ("COMPLETED", "FAILED")):
+                return  # a ppipe that ended by itself wrote its report: give the filesystem a moment
+            attempt.report_without_ppipe(self.spec.pipeline, self.plan.total)
+        await self._pass_on(attempt)
+        await self._finish_streams(attempt)
+        attempt.phase = Phase.ENDED
+        await self._decide(task, attempt)
+
+    async def _decide(self, task: RemoteTask, attempt: RemoteAttempt) -> None:
+        status = attempt.status
+        again = (
+            status != 0
+            and len(task.attempts) <= self.plan.max_restarts
+            and not self.halted
+            and self.interrupted_by is None
+        )
+        self._log(attempt, final=not again)
+        if again:
+            task.resubmit_at = time.monotonic() + self.plan.retry_delay_before(len(task.attempts) + 1)
+            return
+        task.final = True
+        await self._output_done(task)
+        self._check_halt(task)
+
+    async def _output_done(self, task: RemoteTask) -> None:
+        if not task.output_done:
+            task.output_done = True
+            await self.output.shard_done(task.task_id)
+
+    def _check_halt(self, task: RemoteTask) -> None:
+        halt = self.plan.halt_rule
+        if halt is None or self.halted:
+            return
+        ended = [t for t in self.tasks if t.final and not t.skipped]
+        failed = sum(1 for t in ended if t.current is not None and t.current.status != 0)
+        if not halt.reached(failed=failed, succeeded=len(ended) - failed, total=len(self.tasks)):
+            return
+        self.halted = True
+        self.halted_on_success = halt.kind == "success"
+        why = "--fail-fast" if self.plan.halt is None else f"--halt {halt}"
+        what = "cancelling the others" if halt.now else "starting no more"
+        verb = "failed" if failed and halt.kind == "fail" else "ended"
+        self._say(f"ppipe: task {task.task_id} {verb}; {what} ({why})")
+        self._wake.set()
+        self._halting = asyncio.ensure_future(self._halt(now=halt.now))
+
+    async def _halt(self, *, now: bool) -> None:
+        problem = await asyncio.to_thread(slurm.cancel, self.job_ids, self.env, pending_only=not now)
+        if problem:
+            self.problems.append(problem)
+        for task in self.tasks:
+            if not task.final and (now or task.current is None or task.current.phase is Phase.QUEUED):
+                task.stopped = True
+            if task.resubmit_at is not None:
+                task.resubmit_at, task.final, task.stopped = None, True, True
+
+    async def _resubmit_due(self, script: str) -> None:
+        now = time.monotonic()
+        due = [t for t in self.tasks if t.resubmit_at is not None and t.resubmit_at <= now]
+        if not due:
+            return
+        for task in due:
+            task.resubmit_at = None
+        await self._submit(script, [t.task_id for t in due])
+
+    async def _submit(self, script: str, indices: Sequence[int]) -> None:
+        if not indices:
+            return
+        throttle = self.plan.jobs if self.plan.jobs else None
+        job_id = await asyncio.to_thread(
+            slurm.submit, script, indices, throttle=throttle, args=self._sbatch_args(), env=self.env
+        )
+        self.job_ids.append(job_id)
+        for index in indices:
+            task = self.tasks[index]
+            attempt = RemoteAttempt(index, len(task.attempts) + 1, job_id, self.spec.directory)
+            attempt.out.sink = self.output.sink_for(index, index, lost=self._lost)
+            attempt.err.sink = self._error_sink(index)
+            task.attempts.append(attempt)
+
+    def _sbatch_args(self) -> list[str]:
+        stem = os.path.join(self.spec.directory, "%A_%a")
+        return ["--job-name=ppipe", f"--output={stem}.out", f"--error={stem}.err", *self.spec.sbatch_args]
+
+    def _error_sink(self, task_id: int) -> Sink:
+        watched = self.observer.stderr_sink(task_id, None) if self.observer is not None else None
+        if watched is not None:
+            return LineJoiner(watched, end_lines=True)
+        if self.plan.tag:
+            return TagSink(self.errors, f"{task_id}\t".encode())
+        return self.errors
+
+    # -- the files
+
+    def _write_script(self) -> str:
+        """The batch script every task runs: this ppipe, as task ``$SLURM_ARRAY_TASK_ID`` of N, its report kept."""
+        slurm.run_directory_ok(self.spec.directory)
+        stem = shlex.quote(self.spec.directory) + '/"$SLURM_ARRAY_JOB_ID"_"$SLURM_ARRAY_TASK_ID"'
+        command = [sys.executable, "-m", "ppipe", "-q", "--display", "never", *self.spec.task_args]
+        line = " ".join(shlex.quote(word) for word in command)
+        line += f' --task-id "$SLURM_ARRAY_TASK_ID" --tasks {self.plan.total} --report {stem}.json'
+        line += " -- " + shlex.quote(self.spec.pipeline)
+        if self.spec.stdin_path is not None:
+            line += " < " + shlex.quote(self.spec.stdin_path)
+        path = os.path.join(self.spec.directory, "task.sh")
+        text = "#!/bin/sh\n# Written by ppipe --on slurm: one task of the array.\n"
+        text += f"cd {shlex.quote(os.getcwd())} || exit 1\n"
+        try:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text + "exec " + line + "\n")
+        except OSError as error:
+            raise slurm.SlurmError(f"cannot write the task script {path}: {error.strerror}") from None
+        return path
+
+    async def _pass_on(self, attempt: RemoteAttempt) -> None:
+        """The attempt's new output and stderr, into ppipe's."""
+        data = attempt.out.read_new()
+        if data and attempt.out.sink is not None:
+            attempt.bytes_out += len(data)
+            await attempt.out.sink.write(data, attempt)
+        errors = attempt.err.read_new()
+        if errors and attempt.err.sink is not None:
+            await attempt.err.sink.write(errors, attempt.err)
+
+    async def _finish_streams(self, attempt: RemoteAttempt) -> None:
+        for followed in (attempt.out, attempt.err):
+            if followed.sink is not None:
+                await followed.sink.finish(attempt if followed is attempt.out else followed)
+
+    def _lost(self, why: str) -> None:
+        self.problems.append(f"ppipe: {why}")
+
+    def _log(self, attempt: RemoteAttempt, *, final: bool) -> None:
+        if self.joblog is None:
+            return
+        report = attempt.report or {}
+        started = report.get("started_at") or attempt.started_at or attempt.submitted_at
+        ended = report.get("ended_at") or time.time()
+        line = AttemptLine(
+            task_id=attempt.task_id,
+            item=None,
+            attempt=attempt.number,
+            status=attempt.status,
+            signal=report.get("interrupted_by"),
+            started_at=started,
+            seconds=round(ended - started, 6),
+            bytes_in=None,
+            bytes_out=attempt.bytes_out,
+            host=str(report.get("host") or ""),
+            final=final,
+        )
+        problem = self.joblog.write(line)
+        if problem:
+            self.problems.append(f"ppipe: {problem}")
+
+    # -- stopping
+
+    def _on_signal(self, sig: int) -> None:
+        if self.interrupted_by is None:
+            self.interrupted_by = sig
+        self._wake.set()
+
+    async def _stop_all(self) -> None:
+        """Cancels every task left, then takes what their reports and files say."""
+        await self._cancel_left()
+        for task in self.tasks:
+            if not task.final:
+                task.stopped = True
+        deadline = time.monotonic() + REPORT_WAIT
+        while time.monotonic() < deadline and not all(t.final for t in self.tasks):
+            await self._look()
+            for task in self.tasks:
+                if task.resubmit_at is not None or (task.current is None and not task.final):
+                    task.resubmit_at, task.final = None, True
+            await asyncio.sleep(POLL_EVERY / 4)
+        for task in self.tasks:
+            attempt = task.current
+            if attempt is not None and attempt.phase is not Phase.ENDED:
+                attempt.report_without_ppipe(self.spec.pipeline, self.plan.total)
+                attempt.phase = Phase.ENDED
+            task.final = True
+
+    async def _cancel_left(self) -> None:
+        live = [t for t in self.tasks if not t.final and t.current is not None]
+        if live and self.job_ids:
+            problem = await asyncio.to_thread(slurm.cancel, self.job_ids, self.env)
+            if problem:
+                self.problems.append(f"ppipe: {problem}")
+
+    async def _close_streams(self) -> None:
+        for task in self.tasks:
+            with contextlib.suppress(Exception):
+                await self._output_done(task)
+        with contextlib.suppress(Exception):
+            await self.output.close()
+        with contextlib.suppress(Exception):
+            await self.errors_target.close()
+
+    def _say(self, line: str) -> None:
+        with contextlib.suppress(OSError):
+            os.write(2, (line + "\n").encode())
+
+    # -- what observers and the caller see
+
+    def snapshot(self) -> RunSnapshot:
+        now = time.time()
+        return RunSnapshot(
+            elapsed=time.monotonic() - self.started,
+            shards=tuple(task.snapshot(now) for task in self.tasks),
+            sharded=True,
+            slots=self.plan.jobs or None,
+        )
+
+    def _result(self) -> RemoteResult:
+        reports = tuple(a.report for t in self.tasks for a in t.attempts if a.report is not None)
+        name = signal.Signals(self.interrupted_by).name if self.interrupted_by else None
+        return RemoteResult(
+            reports=reports,
+            tasks=self.plan.total,
+            timed_out=self.timed_out,
+            interrupted_by=name,
+            halted_on_success=self.halted_on_success,
+            problems=tuple(self.problems),
+            directory=self.spec.directory,
+        )

@@ -1,0 +1,169 @@
+"""A job array's tasks as ppipe follows them from the submitting machine: each attempt's files and how it ended.
+
+Every attempt of task *i* runs in array job *J* (a resubmission is a new
+array job) and writes, in the run directory on the shared filesystem,
+``J_i.out`` and ``J_i.err`` (Slurm's ``--output``/``--error``) and
+``J_i.json`` (the report of the ppipe that ran the task). Nothing else
+crosses from the cluster to ppipe: the state comes from Slurm, the rest
+from these files.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ppipe import __version__
+from ppipe.cluster.slurm import TaskEnd
+from ppipe.engine.sinks import Sink
+from ppipe.snapshots import ShardSnapshot, ShardState
+
+#: What ``squeue`` says of a task that has not started.
+PENDING_STATES = frozenset({"PENDING", "REQUEUED", "CONFIGURING"})
+
+
+class Phase(enum.Enum):
+    """Where an attempt is, as Slurm and the run directory tell it."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    ENDING = "ending"  # gone from squeue; its report may still be on its way over the shared filesystem
+    ENDED = "ended"
+
+
+@dataclass
+class FollowedFile:
+    """A file a task writes, read from where ppipe left off; its bytes go to ``sink``."""
+
+    path: str
+    sink: Sink | None = None
+    offset: int = 0
+
+    def read_new(self) -> bytes:
+        """What was added since the last read; nothing when the file is not there yet."""
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except OSError:
+            return b""
+        self.offset += len(data)
+        return data
+
+
+@dataclass
+class RemoteAttempt:
+    """One run of one task: the array job it ran in, its files, and how it ended."""
+
+    task_id: int
+    number: int
+    job_id: str
+    directory: str
+    submitted_at: float = field(default_factory=time.time)
+    phase: Phase = Phase.QUEUED
+    started_at: float | None = None
+    gone_at: float | None = None
+    #: When ppipe began waiting for the report of an attempt Slurm says has ended.
+    waited_from: float | None = None
+    report: dict[str, Any] | None = None
+    end: TaskEnd | None = None
+    bytes_out: int = 0
+
+    def __post_init__(self) -> None:
+        stem = os.path.join(self.directory, f"{self.job_id}_{self.task_id}")
+        self.out = FollowedFile(stem + ".out")
+        self.err = FollowedFile(stem + ".err")
+        self.report_path = stem + ".json"
+
+    @property
+    def status(self) -> int | None:
+        if self.report is None:
+            return None
+        status = self.report.get("exit_status")
+        return status if isinstance(status, int) else 1
+
+    def read_report(self) -> bool:
+        """Takes the task's report once it is there and whole; False while it is not."""
+        try:
+            with open(self.report_path, encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            return False
+        if not isinstance(data, dict):
+            return False
+        self.report = data
+        return True
+
+    def report_without_ppipe(self, pipeline: str, tasks: int) -> None:
+        """The report of an attempt whose ppipe wrote none (killed by Slurm, a node lost): Slurm's word for it."""
+        end = self.end
+        status = end.status if end is not None else 1
+        said = f"Slurm says {end.state}, exit code {end.exit_code}:{end.signal}" if end else "Slurm no longer knows it"
+        self.report = {
+            "schema": "ppipe-report/1",
+            "ppipe_version": __version__,
+            "pipeline": pipeline,
+            "host": end.node if end is not None else None,
+            "task": {"task_id": self.task_id, "tasks": tasks, "source": "--on slurm", "job_id": self.job_id},
+            "started_at": (end.started_at if end else None) or self.started_at or self.submitted_at,
+            "ended_at": (end.ended_at if end else None) or time.time(),
+            "exit_status": status,
+            "timed_out": end is not None and end.state == "TIMEOUT",
+            "interrupted_by": None,
+            "error": {"message": f"the task ended without a report ({said})", "status": status},
+            "stages": [],
+            "bottleneck": None,
+            "edges": [],
+            "shards": [],
+        }
+
+
+@dataclass
+class RemoteTask:
+    """One task of the array, over all its attempts."""
+
+    task_id: int
+    attempts: list[RemoteAttempt] = field(default_factory=list)
+    skipped: bool = False
+    final: bool = False
+    stopped: bool = False
+    #: When its next attempt is due to be submitted (a restart after ``--retry-delay``), if one is.
+    resubmit_at: float | None = None
+    #: Whether the merged output was told this task will write no more (``--keep-order`` moves on).
+    output_done: bool = False
+
+    @property
+    def current(self) -> RemoteAttempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    def state(self) -> ShardState:
+        attempt = self.current
+        if self.skipped:
+            return ShardState.SKIPPED
+        if self.final:
+            status = attempt.status if attempt is not None else None
+            return ShardState.DONE if status == 0 else ShardState.STOPPED if self.stopped else ShardState.FAILED
+        if self.resubmit_at is not None:
+            return ShardState.RESTARTING
+        if attempt is None or attempt.phase is Phase.QUEUED:
+            return ShardState.WAITING
+        return ShardState.RUNNING
+
+    def snapshot(self, now: float) -> ShardSnapshot:
+        attempt = self.current
+        began = attempt.started_at if attempt is not None else None
+        ended = attempt.gone_at if attempt is not None and self.final else None
+        return ShardSnapshot(
+            task_id=self.task_id,
+            state=self.state(),
+            pid=None,
+            attempts=len(self.attempts),
+            bytes_in=None,
+            bytes_out=sum(a.bytes_out for a in self.attempts),
+            elapsed=None if began is None else (ended or now) - began,
+            stages=None,
+        )
