@@ -293,12 +293,12 @@ def test_the_command_line_of_report_merge(tmp_path: Path) -> None:
 
 def test_the_library_merges_and_summarizes(tmp_path: Path) -> None:
     """The API the command uses: reports in, the merged report out; its summary and status from it alone."""
-    from ppipe.merging import MergeError, merge_reports, read_reports, summarize
+    from ppipe.merging import MergeError, merge_reports, merge_summary, read_reports
 
     reports = read_reports([str(task(tmp_path, i, 3, "seq {task_num}")) for i in (0, 2)])
     merged = merge_reports(reports)
     assert [s["verdict"] for s in merged["shards"]] == ["ok", "failed", "ok"]
-    summary = summarize(merged)
+    summary = merge_summary(merged)
     assert summary.exit_status == merged["exit_status"] == 1
     assert summary.lines[-1] == "ppipe: 3 tasks: 2 ok, 1 failed (task 1: no report)"
     with pytest.raises(MergeError, match="task counts differ"):

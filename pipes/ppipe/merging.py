@@ -44,7 +44,7 @@ from ppipe.errors import UsageError
 from ppipe.language.parser import substitute_placeholders
 from ppipe.results import Verdict
 
-__all__ = ["MergeError", "MergeSummary", "merge_reports", "read_reports", "summarize"]
+__all__ = ["MergeError", "MergeSummary", "merge_reports", "merge_summary", "read_reports"]
 
 #: A report bigger than this is not one of ppipe's (a million-shard run's is about 1 GB).
 _MOST_BYTES = 1 << 30
@@ -138,7 +138,7 @@ def merge_reports(
     return _merged(pipeline, runs, shards, outcomes)
 
 
-def summarize(merged: Mapping[str, Any]) -> MergeSummary:
+def merge_summary(merged: Mapping[str, Any]) -> MergeSummary:
     """The lines to print about a merged report, and the status to exit with.
 
     The lines are those a local sharded run prints (a line per failed shard,

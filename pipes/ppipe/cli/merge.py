@@ -56,7 +56,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _merge(argv: Sequence[str]) -> int:
-    from ppipe.merging import merge_reports, read_reports, summarize
+    from ppipe.merging import merge_reports, merge_summary, read_reports
 
     if any(arg in ("-h", "--help") for arg in _options_part(argv)):
         return print_out(USAGE)
@@ -64,7 +64,7 @@ def _merge(argv: Sequence[str]) -> int:
     if destination is not None:
         report.check_destination(destination)
     merged = merge_reports(read_reports(files), tasks=tasks, names=files)
-    summary = summarize(merged)
+    summary = merge_summary(merged)
     if not quiet:
         print_error(list(summary.lines))
     if destination is None:
