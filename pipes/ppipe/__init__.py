@@ -1,8 +1,9 @@
 """ppipe runs shell-style pipelines as a graph of real processes, and sees every edge.
 
 The public API is re-exported here: :func:`parse`, :func:`run`,
-:func:`run_async`, :data:`CAPTURE`, the model, the result types and the
-errors. The names are loaded on first use, so that ``ppipe --version`` or
+:func:`run_async`, :data:`CAPTURE`, the model, the result types, the
+errors, and :func:`merge_reports` for the reports of a job array's tasks.
+The names are loaded on first use, so that ``ppipe --version`` or
 ``--explain`` does not pay for importing tornado and asyncio.
 """
 
@@ -39,6 +40,11 @@ _EXPORTS = {
     "PipelineResult": "results",
     "StageResult": "results",
     "Verdict": "results",
+    "MergeError": "merging",
+    "MergeSummary": "merging",
+    "merge_reports": "merging",
+    "merge_summary": "merging",
+    "read_reports": "merging",
     "parse": "language.parser",
     "placeholder_values": "language.parser",
     "substitute_placeholders": "language.parser",
@@ -68,6 +74,11 @@ if TYPE_CHECKING:
     from ppipe.language.parser import parse as parse
     from ppipe.language.parser import placeholder_values as placeholder_values
     from ppipe.language.parser import substitute_placeholders as substitute_placeholders
+    from ppipe.merging import MergeError as MergeError
+    from ppipe.merging import MergeSummary as MergeSummary
+    from ppipe.merging import merge_reports as merge_reports
+    from ppipe.merging import merge_summary as merge_summary
+    from ppipe.merging import read_reports as read_reports
     from ppipe.results import EdgeResult as EdgeResult
     from ppipe.results import PipelineResult as PipelineResult
     from ppipe.results import RunResult as RunResult

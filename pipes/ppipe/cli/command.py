@@ -42,10 +42,12 @@ def run_command(config: Config) -> int:
     from ppipe.language.parser import parse
 
     graph: Graph | None = None
+    identity: TaskIdentity | None = None
     try:
         if config.report:
             report.check_destination(config.report)
         sharding = shard_plan(config)
+        identity = sharding.identity
         plan, placeholders = sharding.plan, sharding.placeholders
         if plan is not None and not config.quiet:
             print_error(placeholder_warnings(config.pipeline, each=plan.items is not None))
@@ -66,7 +68,7 @@ def run_command(config: Config) -> int:
     except PpipeError as error:
         print_error(str(error).splitlines())
         if config.report and not isinstance(error, report.ReportError):
-            _write_report(report.build_for_error(config.pipeline, error, graph), config.report)
+            _write_report(report.build_for_error(config.pipeline, error, graph, identity), config.report)
         return error.status
 
 

@@ -6,7 +6,9 @@ at every start (current typer validates options through pydantic), which is
 more than the rest of a short run. So :func:`quick_parse` reads the common
 case — known options with well-formed values and one pipeline — straight
 into the same :class:`~ppipe.cli.config.Config`, and anything else (``--help``,
-completion, a typo, a bad value) goes to typer, which explains it. The fast
+completion, a typo, a bad value) goes to typer, which explains it. ``ppipe report merge FILE...`` (the
+first two arguments, each a word of its own, which no pipeline can be) goes
+to :mod:`ppipe.cli.merge` before either. The fast
 path knows the options by tables generated from the typer command
 (:mod:`ppipe.cli.option_table`), not by a list of its own. A test checks that
 both readings agree on every command line the fast one accepts. Both read
@@ -228,6 +230,11 @@ def _main(argv: list[str]) -> int:
 
         return print_out(f"ppipe {__version__}\n")
     completing = COMPLETE_VAR in os.environ
+    if not completing and argv[:2] == ["report", "merge"]:  # never a pipeline: that is one argument
+        from ppipe.cli.merge import main
+
+        _interrupts_raise()
+        return main(argv[2:])
     argv = _pipeline_marked(argv)
     config = None if completing else quick_parse(argv)
     unquoted = None if completing or config is not None else unquoted_pipeline(argv)

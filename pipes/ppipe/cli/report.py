@@ -78,6 +78,7 @@ import socket
 import stat
 import sys
 import tempfile
+import time
 from typing import Any
 
 from ppipe import __version__
@@ -200,12 +201,26 @@ def _attempt(attempt: ShardAttempt) -> dict[str, Any]:
     return data
 
 
-def build_for_error(text: str, error: PpipeError, graph: Graph | None = None) -> dict[str, Any]:
-    """The report of a run that never started (bad syntax, missing command)."""
+def build_for_error(
+    text: str, error: PpipeError, graph: Graph | None = None, identity: TaskIdentity | None = None
+) -> dict[str, Any]:
+    """The report of a run that never started (bad syntax, missing command).
+
+    It names its host and job-array task as :func:`build` does, and when
+    the error was found (``started_at`` = ``ended_at``), so that a task
+    that never started still has its place among the array's reports.
+    ``identity`` is None when the error came before the task was known.
+    """
+    now = time.time()
     return {
         "schema": SCHEMA,
         "ppipe_version": __version__,
         "pipeline": text,
+        "host": socket.gethostname(),
+        "task": None if identity is None else _task(identity),
+        "started_at": now,
+        "ended_at": now,
+        "duration": 0.0,
         "exit_status": error.status,
         "timed_out": False,
         "interrupted_by": None,

@@ -7,9 +7,16 @@ case: a Makefile's log would show them twice). A failure excused by the
 ``-`` marker or ``--no-fail`` gets one line too, saying it was ignored, even
 when the run succeeded: excused is not unseen. Nothing is printed for a run
 where every stage succeeded.
+
+The same lines can be made from a report (:func:`report_lines`), for runs
+ppipe only reads about: the tasks of a job array, merged into one report
+(:mod:`ppipe.merging`). Each line's wording is written once, below, for both.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ppipe.results import PipelineResult, RunResult, ShardResult, StageResult, Verdict
 
@@ -44,9 +51,7 @@ def pipeline_lines(result: PipelineResult) -> list[str]:
     lines = [f"ppipe: {result.io_error}"] if result.io_error else []
     for stage in result.stages:
         if stage.failed:
-            lines.append(
-                f"ppipe: stage {stage.stage.id} ({_shorten(stage.stage.command)}) failed: {stage.describe_end()}"
-            )
+            lines.append(_failed_line(stage.stage.id, stage.stage.command, stage.describe_end()))
             lines.extend(f"  | {line}" for line in _tail_to_quote(stage))
         elif stage.verdict is Verdict.IGNORED:
             lines.append(_excused_line(stage))
@@ -59,8 +64,16 @@ def excused_lines(result: PipelineResult) -> list[str]:
 
 
 def _excused_line(stage: StageResult) -> str:
-    why = "marked with -" if stage.stage.may_fail else "--no-fail"
-    return f"ppipe: stage {stage.stage.id} ({_shorten(stage.stage.command)}) {stage.describe_end()}, ignored ({why})"
+    return _ignored_line(stage.stage.id, stage.stage.command, stage.describe_end(), may_fail=stage.stage.may_fail)
+
+
+def _failed_line(stage_id: int, command: str, end: str) -> str:
+    return f"ppipe: stage {stage_id} ({_shorten(command)}) failed: {end}"
+
+
+def _ignored_line(stage_id: int, command: str, end: str, *, may_fail: bool) -> str:
+    why = "marked with -" if may_fail else "--no-fail"
+    return f"ppipe: stage {stage_id} ({_shorten(command)}) {end}, ignored ({why})"
 
 
 def _tail_to_quote(stage: StageResult) -> tuple[str, ...]:
@@ -72,10 +85,14 @@ def _tail_to_quote(stage: StageResult) -> tuple[str, ...]:
 
 def _stopped_lines(result: RunResult | PipelineResult, what: str) -> list[str]:
     """Why the run ended early, if it did: ``--timeout`` (the one given, not what the grace added) or a signal."""
-    if result.timed_out:
-        return [f"ppipe: timed out after {_timeout_text(result)}; every {what} was stopped"]
-    if result.interrupted_by:
-        return [f"ppipe: interrupted by {result.interrupted_by}; every {what} was stopped"]
+    return _stopped(what, _timeout_text(result) if result.timed_out else None, result.interrupted_by)
+
+
+def _stopped(what: str, timed_out_after: str | None, interrupted_by: str | None) -> list[str]:
+    if timed_out_after is not None:
+        return [f"ppipe: timed out after {timed_out_after}; every {what} was stopped"]
+    if interrupted_by:
+        return [f"ppipe: interrupted by {interrupted_by}; every {what} was stopped"]
     return []
 
 
@@ -95,15 +112,89 @@ def _shard_lines(shard: ShardResult) -> list[str]:
     that succeeded: a line per stage whose failure its last attempt excused."""
     last = shard.last_result
     if not shard.failed:
-        excused = excused_lines(last) if last is not None else []
-        return [f"ppipe: shard {shard.task_id}: {line.removeprefix('ppipe: ')}" for line in excused]
-    ends = ", ".join(f"#{a.number} {a.describe_end()}" for a in shard.attempts) or "never started"
-    lines = [
-        f"ppipe: shard {shard.task_id} failed after {len(shard.attempts)} "
-        f"attempt{'s' if len(shard.attempts) != 1 else ''} ({ends}): {_shorten(shard.pipeline)}"
-    ]
+        return _of_shard(shard.task_id, excused_lines(last) if last is not None else [])
+    ends = [f"#{a.number} {a.describe_end()}" for a in shard.attempts]
+    lines = [_shard_failed_line(shard.task_id, ends, shard.pipeline)]
     if last is not None:
         lines.extend(
             f"  {line.removeprefix('ppipe: ')}" for line in _stopped_lines(last, "stage") + pipeline_lines(last)
         )
     return lines
+
+
+def _of_shard(task_id: int, lines: list[str]) -> list[str]:
+    return [f"ppipe: shard {task_id}: {line.removeprefix('ppipe: ')}" for line in lines]
+
+
+def _shard_failed_line(task_id: int, ends: Sequence[str], pipeline: str, why: str = "never started") -> str:
+    """``shard 3 failed after 2 attempts (#1 exit status 1, #2 exit status 1): grep x``."""
+    count = len(ends)
+    return (
+        f"ppipe: shard {task_id} failed after {count} attempt{'s' if count != 1 else ''} "
+        f"({', '.join(ends) or why}): {_shorten(pipeline)}"
+    )
+
+
+# ---------------------------------------------------------------- from a report
+
+
+def report_lines(report: Mapping[str, Any]) -> list[str]:
+    """The lines :func:`failure_lines` prints for a sharded run, from its report (``ppipe-report/1``).
+
+    For runs ppipe did not watch itself (the merged report of a job array's
+    tasks): their stages' stderr went to the tasks' own logs, never to this
+    stderr, so a failed stage's last stderr lines are always quoted. A shard
+    with no attempt says why (its ``error``, when the report gives one).
+    """
+    lines: list[str] = []
+    for shard in report.get("shards", []):
+        attempts = shard["attempts"]
+        last = attempts[-1] if attempts else None
+        if shard["verdict"] != Verdict.FAILED.value:
+            lines.extend(_of_shard(shard["task_id"], _stage_lines(last, failed=False) if last else []))
+            continue
+        ends = [f"#{a['attempt']} {_attempt_end(a)}" for a in attempts]
+        lines.append(
+            _shard_failed_line(shard["task_id"], ends, shard["pipeline"], shard.get("error") or "never started")
+        )
+        if last is not None:
+            lines.extend(f"  {line.removeprefix('ppipe: ')}" for line in _attempt_stopped(last) + _stage_lines(last))
+    if report.get("output_error"):
+        lines.append(f"ppipe: cannot write the output: {report['output_error']}")
+    if report.get("input_error"):
+        lines.append(f"ppipe: {report['input_error']}; the shards got what was read")
+    return lines
+
+
+def _attempt_end(attempt: Mapping[str, Any]) -> str:
+    """As :meth:`ShardAttempt.describe_end`: the status, or why the attempt never ran."""
+    error = attempt.get("error")
+    return str(error).splitlines()[0] if error else f"exit status {attempt['exit_status']}"
+
+
+def _attempt_stopped(attempt: Mapping[str, Any]) -> list[str]:
+    started, ended = attempt.get("started_at"), attempt.get("ended_at")
+    elapsed = f"{ended - started:.1f}s" if started is not None and ended is not None else "its --timeout"
+    return _stopped("stage", elapsed if attempt.get("timed_out") else None, attempt.get("interrupted_by"))
+
+
+def _stage_lines(attempt: Mapping[str, Any], *, failed: bool = True) -> list[str]:
+    """An attempt's failed stages with their stderr's last lines (when ``failed``), and its excused ones."""
+    lines = []
+    for stage in attempt.get("stages", []):
+        end = _stage_end(stage)
+        if failed and stage["verdict"] == Verdict.FAILED.value:
+            lines.append(_failed_line(stage["id"], stage["command"], end))
+            lines.extend(f"  | {line}" for line in ([] if stage.get("error") else stage["stderr_tail"][-TAIL_LINES:]))
+        elif stage["verdict"] == Verdict.IGNORED.value:
+            lines.append(_ignored_line(stage["id"], stage["command"], end, may_fail=stage["may_fail"]))
+    return lines
+
+
+def _stage_end(stage: Mapping[str, Any]) -> str:
+    """As :meth:`StageResult.describe_end`."""
+    if stage.get("error"):
+        return f"not started: {stage['error']}"
+    if stage.get("signal"):
+        return f"killed by {stage['signal']}"
+    return f"exit status {stage['status']}"
