@@ -8,12 +8,13 @@ imports typer or rich.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shlex
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ppipe import interrupts
@@ -24,10 +25,13 @@ from ppipe.errors import ExitStatus, PpipeError, UsageError
 from ppipe.graph import Graph, Stage
 
 if TYPE_CHECKING:
+    from ppipe.cli.display import LiveView
+    from ppipe.cluster.remote import SlurmSpec
     from ppipe.engine.slices import FileSlice
     from ppipe.results import RunResult
     from ppipe.shards.identity import TaskIdentity
     from ppipe.shards.plan import ShardPlan
+    from ppipe.snapshots import RunObserver
 
 
 def run_command(config: Config) -> int:
@@ -142,15 +146,26 @@ def _options(config: Config) -> dict[str, Any]:
 
 def _run(pipeline: str | Graph, plan: ShardPlan | None, config: Config, stdin: FileSlice | None = None) -> RunResult:
     """Runs the pipeline to the end under what the config asks to see: the live view (then its summary),
-    ``--progress plain`` lines, or nothing. rich is imported only for the first two."""
+    ``--progress plain`` lines, or nothing."""
     from ppipe.engine.options import RunOptions
     from ppipe.launch import run_to_end
 
     options = RunOptions(**_options(config), stdin=stdin)
+    with _watching(config) as (observer, view):
+        result = run_to_end(pipeline, options, plan, observer)
+    if view is not None and not config.quiet:
+        view.console.print(view.render_summary(result))
+    return result
+
+
+@contextlib.contextmanager
+def _watching(config: Config) -> Iterator[tuple[RunObserver | None, LiveView | None]]:
+    """The run's observer, as the config asks: the live view (drawn until the block ends), ``--progress`` lines,
+    or none. rich is imported only for the view."""
     if interrupts.pending():  # a Ctrl-C came while ppipe was loading, and Python swallowed it: nothing starts
         raise KeyboardInterrupt
     if not config.shows_view:
-        observer = None
+        observer: RunObserver | None = None
         if config.progress != "none" and not config.quiet and not config.pager:
             from ppipe.cli.progress import JsonProgress, PlainProgress
 
@@ -158,15 +173,34 @@ def _run(pipeline: str | Graph, plan: ShardPlan | None, config: Config, stdin: F
                 raise UsageError("--progress-interval takes a number of seconds above 0, such as 5 or 0.5")
             kind = JsonProgress if config.progress == "json" else PlainProgress
             observer = kind(sys.stderr, every=config.progress_interval)
-        return run_to_end(pipeline, options, plan, observer)
+        yield observer, None
+        return
     from ppipe.cli.display import LiveView
 
     view = LiveView(sys.stderr, show_output=_output_on_view_terminal())
     with view:
-        result = run_to_end(pipeline, options, plan, view)
+        yield view, view
+
+
+def _run_on_slurm(config: Config, spec: SlurmSpec, plan: ShardPlan) -> int:
+    """``--on slurm``: the array submitted and followed, its reports merged, the status by the local rules."""
+    import asyncio
+
+    from ppipe.cluster.outcome import outcome
+    from ppipe.cluster.remote import SlurmRun
+
+    with _watching(config) as (observer, _):
+        run = SlurmRun(spec, plan, observer)
+        result = asyncio.run(run.run())
+    ended = outcome(result, frozenset(t.task_id for t in run.tasks if t.skipped))
     if not config.quiet:
-        view.console.print(view.render_summary(result))
-    return result
+        print_error(list(ended.lines))
+    status = ended.exit_status
+    if config.report and not _write_report(ended.report, config.report):
+        status = status or ExitStatus.FAILURE
+    if result.interrupted_by:
+        reraise(signal.Signals[result.interrupted_by])
+    return status
 
 
 def _output_on_view_terminal() -> bool:

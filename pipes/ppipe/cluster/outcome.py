@@ -64,5 +64,8 @@ def _empty(result: RemoteResult) -> dict[str, Any]:
     """The report of a run in which no task ran (all finished before, or the run stopped before any)."""
     from ppipe.cli.report import SCHEMA
 
-    tasks = [{"task_id": i, "verdict": Verdict.SKIPPED.value, "exit_status": None, "end": "skipped"} for i in range(result.tasks)]
+    tasks = [
+        {"task_id": i, "verdict": Verdict.SKIPPED.value, "exit_status": None, "end": "skipped"}
+        for i in range(result.tasks)
+    ]
     return {"schema": SCHEMA, "shards": [], "array_tasks": tasks, "stages": [], "edges": [], "error": None}
