@@ -128,6 +128,8 @@ def _processes_with_env(entry: bytes) -> list[int]:
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     try:
         with open(f"/proc/{pid}/stat") as handle:
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
@@ -199,7 +201,8 @@ class SlurmCluster:
         self.node = subprocess.run(["hostname", "-s"], capture_output=True, text=True, check=True).stdout.strip()
         #: What every Slurm client (and ppipe under test) needs to reach this cluster, over os.environ.
         self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
-        self.daemons: dict[str, subprocess.Popen[bytes]] = {}
+        #: The pids of the daemons this cluster started (munged only if none ran before).
+        self.daemons: dict[str, int] = {}
         self._registry: IO[str] | None = None
 
     # -- the cluster's life -------------------------------------------------------------------------
@@ -222,28 +225,28 @@ class SlurmCluster:
         self._register()
         self._start_munge()
         self.write_conf()
-        self._spawn("slurmctld", ["slurmctld", "-D", "-c", "-i", "-f", str(self.conf)])
-        self._spawn("slurmd", ["slurmd", "-D", "-f", str(self.conf)])
+        self._daemon("slurmctld", ["slurmctld", "-c", "-i", "-f", str(self.conf)], self.root / "slurmctld.pid")
+        self._daemon("slurmd", ["slurmd", "-f", str(self.conf)], self.root / "slurmd.pid")
         self._wait_idle()
 
     def stop(self) -> None:
         """Ends the jobs, then the daemons by pid; raises if any of them outlives SIGKILL's grace."""
-        if "slurmctld" in self.daemons and self.daemons["slurmctld"].poll() is None:
+        if _alive(self.daemons.get("slurmctld", 0)):
             self.run("scancel", "--full", "--user", "root", check=False, timeout=10)
         stubborn = []
         if _other_clusters_live(self._registry):
             self.daemons.pop("munged", None)  # theirs now too: left running, and reused by the next session
         for name in ("slurmd", "slurmctld", "munged"):
-            proc = self.daemons.pop(name, None)
-            if proc is None or proc.poll() is not None:
+            pid = self.daemons.pop(name, 0)
+            if not _alive(pid):
                 continue
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-                stubborn.append(f"{name} (pid {proc.pid})")
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+                stubborn.append(f"{name} (pid {pid})")
         strays = [pid for pid in _processes_with_env(f"SLURM_CONF={self.conf}".encode()) if _alive(pid)]
         _kill_all(strays)
         if self._registry is not None:
@@ -280,45 +283,52 @@ class SlurmCluster:
         for directory in (MUNGE_RUN, Path("/var/log/munge"), Path("/var/lib/munge")):
             directory.mkdir(mode=0o755, exist_ok=True)
             os.chown(directory, munge.pw_uid, munge.pw_gid)
-        log = self.root / "munged.log"
-        log.touch()
-        os.chown(log, munge.pw_uid, munge.pw_gid)
-        # --force: a socket or lock left by a munged that died must not stop the new one.
-        argv = ["munged", "--foreground", "--force", f"--log-file={log}"]
+        # --force: a socket or lock left by a munged that died must not stop the new one. Its own files stay
+        # where Debian puts them, which the munge user may write (our directory is root's alone).
+        argv = ["munged", "--force", f"--pid-file={MUNGE_RUN / 'munged.pid'}"]
         # Not this cluster's SLURM_CONF: another session may come to use this munged, and must not count it
         # among the leftovers of ours.
-        proc = self._spawn("munged", argv, user="munge", env=dict(os.environ))
+        self._daemon("munged", argv, MUNGE_RUN / "munged.pid", user="munge", env=dict(os.environ))
         deadline = time.monotonic() + 10
         while subprocess.run("munge -n | unmunge", shell=True, capture_output=True).returncode != 0:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"munged did not start (exit status {proc.poll()})\n{_tail(log)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"munged does not answer\n{_tail(Path('/var/log/munge/munged.log'))}")
             time.sleep(0.1)
 
-    def _spawn(
-        self, name: str, argv: list[str], user: str | None = None, env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
-        # A session of their own: a ^C at the terminal is for pytest, which then stops them in order.
+    def _daemon(
+        self, name: str, argv: list[str], pidfile: Path, user: str | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        """Starts a daemon that forks itself away, and learns its pid from its pid file.
+
+        Daemons, not children: the suite counts a worker's children (tests of reaping do), and a cluster
+        kept for the whole session must not show up among them.
+        """
+        pidfile.unlink(missing_ok=True)
         with open(self.root / f"{name}.stderr", "wb") as stderr:
-            proc = subprocess.Popen(
-                argv,
-                env=env or self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
-                start_new_session=True,
-                user=user,
-                cwd=self.root,
-            )
-        self.daemons[name] = proc
-        return proc
+            started = subprocess.run(
+                argv, env=env or self.env, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, user=user,
+                cwd=self.root, timeout=30,
+            )  # fmt: skip
+        if started.returncode != 0:
+            raise RuntimeError(f"{name} exited with status {started.returncode} while starting\n{self.logs()}")
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError, ValueError):
+                pid = int(pidfile.read_text().split()[0])
+                if _alive(pid):
+                    self.daemons[name] = pid
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} wrote no pid to {pidfile} in 10 s\n{self.logs()}")
+            time.sleep(0.05)
 
     def _wait_idle(self) -> None:
         deadline = time.monotonic() + self.start_timeout
         state = ""
         while time.monotonic() < deadline:
-            for name, proc in self.daemons.items():
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with status {proc.returncode} while starting\n{self.logs()}")
+            for name, pid in self.daemons.items():
+                if not _alive(pid):
+                    raise RuntimeError(f"{name} (pid {pid}) died while starting\n{self.logs()}")
             state = self.run("sinfo", "-h", "-N", "-o", "%T", check=False, timeout=10).stdout.strip()
             if state == "idle":
                 return
@@ -327,7 +337,7 @@ class SlurmCluster:
 
     def logs(self) -> str:
         """The tails of every daemon's log and stderr, for an error message."""
-        names = ["slurmctld.log", "slurmd.log", "slurmctld.stderr", "slurmd.stderr", "munged.log"]
+        names = ["slurmctld.log", "slurmd.log", "slurmctld.stderr", "slurmd.stderr", "munged.stderr"]
         return "\n".join(_tail(self.root / name) for name in names if (self.root / name).exists())
 
     # -- the configuration ---------------------------------------------------------------------------
