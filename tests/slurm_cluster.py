@@ -3,7 +3,15 @@
 ppipe must tell a Slurm array task, a batch script and an ``srun`` step apart by what Slurm really puts in
 their environment; a mock would only repeat our own guesses. So the ``slurm`` fixture starts the real
 daemons (Debian's ``slurmctld slurmd slurm-client munge``) from a ``slurm.conf`` in a fresh temporary
-directory, and tests submit to them with ``sbatch``.
+directory, and tests submit to them with ``sbatch``::
+
+    pytestmark = pytest.mark.xdist_group("slurm")
+
+    def test_tasks(slurm: SlurmCluster, tmp_path: Path) -> None:
+        job = slurm.sbatch("--array=0-3", f"--output={tmp_path}/%a.out", "--wrap", "ppipe ...")
+        assert [(r.state, r.exit_code) for r in slurm.wait(job)] == [("COMPLETED", "0:0")] * 4
+
+Anything else that talks to the cluster (ppipe itself, ``srun``) needs ``env=slurm.env`` (``SLURM_CONF``).
 
 One cluster per test session, however many xdist workers: every Slurm test module is marked
 ``pytest.mark.xdist_group("slurm")`` and the suite runs with ``--dist loadgroup``, so all of them land
