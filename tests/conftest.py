@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from slurm_cluster import SlurmCluster
+from slurm_cluster import unavailable as slurm_unavailable
+
 # Started as a background job of a non-interactive shell, this process (and so
 # every ppipe it starts) would ignore SIGINT, and ppipe rightly keeps ignored
 # signals ignored: the signal tests would test nothing. Take the usual
@@ -111,3 +114,13 @@ def small_tmpdir(tmp_path: Path) -> Iterator[Path]:
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SlurmCluster]:
+    """A real one-node Slurm cluster, one per session; modules using it are marked ``xdist_group("slurm")``."""
+    reason = slurm_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    with SlurmCluster(tmp_path_factory.mktemp("slurm")) as cluster:
+        yield cluster
