@@ -53,6 +53,12 @@ def run_command(config: Config) -> int:
         sharding = shard_plan(config)
         identity = sharding.identity
         plan, placeholders = sharding.plan, sharding.placeholders
+        if config.on is not None and not config.explain:
+            from ppipe.cli.cluster import slurm_spec
+
+            spec = slurm_spec(config, plan)
+            assert plan is not None
+            return _run_on_slurm(config, spec, plan)
         if plan is not None and not config.quiet:
             print_error(placeholder_warnings(config.pipeline, each=plan.items is not None))
         if config.explain:
@@ -189,9 +195,11 @@ def _run_on_slurm(config: Config, spec: SlurmSpec, plan: ShardPlan) -> int:
     from ppipe.cluster.outcome import outcome
     from ppipe.cluster.remote import SlurmRun
 
-    with _watching(config) as (observer, _):
+    with _watching(config) as (observer, view):
         run = SlurmRun(spec, plan, observer)
         result = asyncio.run(run.run())
+    if view is not None and not config.quiet:
+        view.console.print(view.frame(run.snapshot()))  # the tasks as they ended: no stages to show here
     ended = outcome(result, frozenset(t.task_id for t in run.tasks if t.skipped))
     if not config.quiet:
         print_error(list(ended.lines))

@@ -30,11 +30,17 @@ def outcome(result: RemoteResult, skipped: frozenset[int] = frozenset()) -> Outc
     """Merges the result's reports; tasks in ``skipped`` count as finished earlier, not as missing."""
     report = merge_reports(result.reports, tasks=result.tasks) if result.reports else _empty(result)
     for shard in report.get("shards", []):
+        if shard.get("bytes_out") is None and shard.get("task_id") in result.bytes_out:
+            shard["bytes_out"] = result.bytes_out[shard["task_id"]]  # counted here, where it arrived
         if shard.get("task_id") in skipped:
             shard.update(verdict=Verdict.SKIPPED.value, failed=False, exit_status=None)
+        elif shard.get("task_id") in result.stopped and shard.get("verdict") == Verdict.FAILED.value:
+            shard.update(verdict=Verdict.TERMINATED.value, failed=False)
     for task in report.get("array_tasks", []):
         if task.get("task_id") in skipped:
             task.update(verdict=Verdict.SKIPPED.value, exit_status=None)
+        elif task.get("task_id") in result.stopped and task.get("verdict") == Verdict.FAILED.value:
+            task.update(verdict=Verdict.TERMINATED.value)
     summary = merge_summary(report) if report.get("array_tasks") else None
     status = policy.run_exit_status(
         [(t["task_id"], Verdict(t["verdict"]), t["exit_status"]) for t in report.get("array_tasks", [])],
@@ -50,7 +56,13 @@ def outcome(result: RemoteResult, skipped: frozenset[int] = frozenset()) -> Outc
         interrupted_by=result.interrupted_by,
         run_directory=result.directory,
     )
-    lines = (*result.problems, *(summary.lines if summary is not None else ()))
+    said = summary.lines if summary is not None and status != 0 else ()  # silent when all went well
+    why = (
+        "interrupted by " + result.interrupted_by if result.interrupted_by else "timed out" if result.timed_out else ""
+    )
+    if why:
+        said = (f"ppipe: {why}; the array's tasks still queued or running were cancelled (scancel)",)
+    lines = (*result.problems, *said)
     return Outcome(report, lines, status)
 
 

@@ -73,6 +73,10 @@ class RemoteResult:
     #: Why the output could not be written, a job-log line was lost, or Slurm failed the run itself.
     problems: tuple[str, ...]
     directory: str
+    #: The bytes of each task's output that reached ppipe's stdout, over all its attempts.
+    bytes_out: dict[int, int]
+    #: The tasks ppipe stopped (``--halt``, ``--timeout``, a signal): terminated, as in a local run.
+    stopped: frozenset[int] = frozenset()
 
 
 class SlurmRun:
@@ -410,4 +414,6 @@ class SlurmRun:
             halted_on_success=self.halted_on_success,
             problems=tuple(self.problems),
             directory=self.spec.directory,
+            bytes_out={t.task_id: sum(a.bytes_out for a in t.attempts) for t in self.tasks},
+            stopped=frozenset(t.task_id for t in self.tasks if t.stopped),
         )

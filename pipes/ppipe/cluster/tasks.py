@@ -35,7 +35,7 @@ class Phase(enum.Enum):
     ENDED = "ended"
 
 
-@dataclass
+@dataclass(eq=False)  # the sinks it writes into know it by identity
 class FollowedFile:
     """A file a task writes, read from where ppipe left off; its bytes go to ``sink``."""
 
@@ -55,7 +55,7 @@ class FollowedFile:
         return data
 
 
-@dataclass
+@dataclass(eq=False)
 class RemoteAttempt:
     """One run of one task: the array job it ran in, its files, and how it ended."""
 

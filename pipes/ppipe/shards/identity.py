@@ -69,7 +69,7 @@ def cluster_identity(
     if task_id is not None:
         if tasks is None:
             raise UsageError("--task-id needs --tasks (how many tasks the job has)")
-        return _checked(TaskIdentity(task_id, tasks, "--task-id/--tasks"))
+        return _checked(TaskIdentity(task_id, tasks, "--task-id/--tasks", _job_id(env)))
     found = _from_environment(env)
     if found is None:
         if tasks is not None:
@@ -86,6 +86,15 @@ def cluster_identity(
         tasks = found.count
     detail = ", ".join(f"{name}={env[name]}" for name in found.names if name in env)
     return _checked(TaskIdentity(found.position, tasks, source, found.job_id, detail, found.step))
+
+
+def _job_id(env: Mapping[str, str]) -> str | None:
+    """The scheduler's id of this job, for reports, even where ``--task-id`` says which task it is."""
+    try:
+        found = _from_environment(env)
+    except UsageError:
+        return None
+    return found.job_id if found is not None else env.get("SLURM_JOB_ID")
 
 
 def _from_environment(env: Mapping[str, str]) -> _Found | None:
