@@ -1,0 +1,171 @@
+"""ppipe on a real Slurm: array tasks of every shape, srun steps, a file shared out, and ``--on slurm``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from slurm_cluster import SlurmCluster
+
+from conftest import PPIPE
+
+# One cluster a session: every module using `slurm` goes to the same xdist worker (see slurm_cluster.py).
+pytestmark = pytest.mark.xdist_group("slurm")
+
+
+def outputs(directory: Path, pattern: str = "*.out") -> list[str]:
+    return [path.read_text() for path in sorted(directory.glob(pattern))]
+
+
+def submit_ppipe(slurm: SlurmCluster, tmp_path: Path, *sbatch: str, ppipe: str) -> list[tuple[str, str]]:
+    """Submits ``ppipe`` (a shell command line) as the job's script; the tasks' states and exit codes."""
+    job = slurm.sbatch(*sbatch, f"--output={tmp_path}/task-%a.out", "--wrap", ppipe, cwd=tmp_path)
+    return [(record.state, record.exit_code) for record in slurm.wait(job, timeout=120)]
+
+
+def test_a_stepped_array_runs_every_share_once(slurm: SlurmCluster, tmp_path: Path) -> None:
+    ends = submit_ppipe(slurm, tmp_path, "--array=0-6:2", ppipe=f"{PPIPE} 'echo {{task_id}}/{{tasks}}'")
+    assert ends == [("COMPLETED", "0:0")] * 4
+    assert sorted(outputs(tmp_path)) == ["0/4\n", "1/4\n", "2/4\n", "3/4\n"]
+
+
+def test_a_listed_array_is_refused_with_the_options_to_use(slurm: SlurmCluster, tmp_path: Path) -> None:
+    ends = submit_ppipe(slurm, tmp_path, "--array=1,3,5", ppipe=f"{PPIPE} 'echo {{task_id}}'")
+    assert ends == [("FAILED", "2:0")] * 3
+    assert all("--task-id I --tasks N" in text for text in outputs(tmp_path))
+
+
+def test_srun_steps_are_tasks_and_in_an_array_each_has_its_own_id(slurm: SlurmCluster, tmp_path: Path) -> None:
+    command = f"srun {PPIPE} 'echo {{task_id}}/{{tasks}}'"
+    assert submit_ppipe(slurm, tmp_path, "--ntasks=2", ppipe=command) == [("COMPLETED", "0:0")]
+    assert sorted(outputs(tmp_path)[0].splitlines()) == ["0/2", "1/2"]
+    for path in tmp_path.glob("*.out"):
+        path.unlink()
+    assert submit_ppipe(slurm, tmp_path, "--array=0-1", "--ntasks=2", ppipe=command) == [("COMPLETED", "0:0")] * 2
+    assert sorted(line for text in outputs(tmp_path) for line in text.splitlines()) == ["0/4", "1/4", "2/4", "3/4"]
+
+
+def test_array_tasks_given_one_file_see_every_line_exactly_once(slurm: SlurmCluster, tmp_path: Path) -> None:
+    lines = [f"{i} {'x' * (i % 37)}" for i in range(50000)]
+    data = tmp_path / "in.txt"
+    data.write_text("\n".join(lines) + "\n")
+    ends = submit_ppipe(slurm, tmp_path, "--array=0-2", ppipe=f"{PPIPE} --fork 2 --block 64k cat < {data}")
+    assert ends == [("COMPLETED", "0:0")] * 3
+    got = [line for text in outputs(tmp_path, "task-*.out") for line in text.splitlines()]
+    assert sorted(got) == sorted(lines)  # every line once: none lost, none twice
+    assert all(0 < len(text) < data.stat().st_size for text in outputs(tmp_path, "task-*.out"))
+
+
+# ---------------------------------------------------------------- --on slurm
+
+
+def on_slurm(
+    slurm: SlurmCluster, tmp_path: Path, *args: str, stdin: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    with stdin.open("rb") if stdin is not None else open("/dev/null", "rb") as source:
+        return subprocess.run(
+            [PPIPE, "--on", "slurm", *args], stdin=source, capture_output=True, cwd=tmp_path, env=slurm.env, timeout=180
+        )
+
+
+def test_on_slurm_merges_output_in_order_and_the_reports_into_one(slurm: SlurmCluster, tmp_path: Path) -> None:
+    data = tmp_path / "in.txt"
+    data.write_text("".join(f"{i}\n" for i in range(3000)))
+    report = tmp_path / "r.json"
+    result = on_slurm(
+        slurm, tmp_path, "--fork", "3", "--keep-order", "--tag", "--report", str(report), "wc -l", stdin=data
+    )
+    assert result.returncode == 0, result.stderr
+    tagged = [line.split(b"\t") for line in result.stdout.splitlines()]
+    assert [task for task, _ in tagged] == [b"0", b"1", b"2"]
+    assert sum(int(count) for _, count in tagged) == 3000
+    assert result.stderr == b""  # silent when all went well
+    merged = json.loads(report.read_text())
+    assert merged["schema"] == "ppipe-report/1" and merged["exit_status"] == 0
+    shards = merged["shards"]
+    assert [(s["task_id"], s["verdict"], s["exit_status"]) for s in shards] == [(i, "ok", 0) for i in range(3)]
+    assert all(s["host"] and s["job_id"] for s in shards)
+    assert sum(s["bytes_in"] for s in shards) == data.stat().st_size
+
+
+def test_on_slurm_exits_with_the_lowest_failed_task_s_status_and_restarts_by_resubmitting(
+    slurm: SlurmCluster, tmp_path: Path
+) -> None:
+    script = tmp_path / "flaky.sh"
+    script.write_text(f"#!/bin/sh\n[ -e {tmp_path}/again-$1 ] && exit 0\ntouch {tmp_path}/again-$1\nexit $(($1 + 3))\n")
+    script.chmod(0o755)
+    joblog = tmp_path / "jobs.log"
+    failing = on_slurm(slurm, tmp_path, "--fork", "3", f"{script} {{task_id}}")
+    assert failing.returncode == 3  # tasks 0, 1, 2 failed with 3, 4, 5: the lowest task's
+    assert b"task 0: exit status 3" in failing.stderr
+    for marker in tmp_path.glob("again-*"):
+        marker.unlink()
+    restarted = on_slurm(
+        slurm, tmp_path, "--fork", "2", "--max-restarts", "1", "--joblog", str(joblog), f"{script} {{task_id}}"
+    )
+    assert restarted.returncode == 0, restarted.stderr
+    lines = [json.loads(line) for line in joblog.read_text().splitlines()[1:]]
+    assert sorted((line["task_id"], line["attempt"], line["status"], line["final"]) for line in lines) == [
+        (0, 1, 3, False),
+        (0, 2, 0, True),
+        (1, 1, 4, False),
+        (1, 2, 0, True),
+    ]
+
+
+def test_resume_failed_resubmits_only_the_failed_tasks(slurm: SlurmCluster, tmp_path: Path) -> None:
+    joblog = tmp_path / "jobs.log"
+    pipeline = f"sh -c 'echo run >> {tmp_path}/ran-{{task_id}}; [ -e {tmp_path}/fixed ] || [ {{task_id}} != 1 ]'"
+    first = on_slurm(slurm, tmp_path, "--fork", "3", "--joblog", str(joblog), pipeline)
+    assert first.returncode == 1
+    (tmp_path / "fixed").touch()
+    second = on_slurm(slurm, tmp_path, "--fork", "3", "--joblog", str(joblog), "--resume-failed", pipeline)
+    assert second.returncode == 0, second.stderr
+    runs = {i: (tmp_path / f"ran-{i}").read_text().count("run") for i in range(3)}
+    assert runs == {0: 1, 1: 2, 2: 1}
+
+
+def test_ctrl_c_cancels_the_array_and_ends_by_sigint(slurm: SlurmCluster, tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    with open("/dev/null", "rb") as devnull:
+        process = subprocess.Popen(
+            [PPIPE, "--on", "slurm", "--fork", "2", "--report", str(report), "sleep 120"],
+            stdin=devnull,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=tmp_path,
+            env=slurm.env,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            queued = slurm.run("squeue", "-h", "-o", "%T %j", check=False).stdout.split("\n")
+            if sum(1 for line in queued if line.startswith("RUNNING ppipe")) == 2:
+                break
+            time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode in (-signal.SIGINT, 130), stderr
+    assert b"cancelled (scancel)" in stderr
+    assert slurm.run("squeue", "-h", "-n", "ppipe", "-o", "%i %T").stdout.strip() == ""
+    merged = json.loads(report.read_text())
+    assert merged["interrupted_by"] == "SIGINT" and merged["exit_status"] == 130
+    assert {s["verdict"] for s in merged["shards"]} == {"terminated"}
+
+
+def test_a_pipe_cannot_be_sent_to_the_cluster(slurm: SlurmCluster, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [PPIPE, "--on", "slurm", "--fork", "2", "wc -l"],
+        input=b"1\n",
+        capture_output=True,
+        cwd=tmp_path,
+        env=slurm.env,
+        timeout=60,
+    )
+    assert (result.returncode, result.stdout) == (2, b"")
+    assert b"stdin is a pipe" in result.stderr
+    assert not (tmp_path / "ppipe-runs").exists()  # nothing was submitted
