@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ppipe.cluster import slurm
+from ppipe.cluster.streams import RemoteStreams
 from ppipe.cluster.tasks import PENDING_STATES, Phase, RemoteAttempt, RemoteTask
-from ppipe.engine.sinks import LineJoiner, Sink, sink_for_fd
 from ppipe.graph import Graph
 from ppipe.shards.joblog import AttemptLine, JobLog
-from ppipe.shards.output import Lasting, OutputMerge, TagSink
 from ppipe.shards.plan import ShardPlan
 from ppipe.snapshots import RunObserver, RunSnapshot
 
@@ -101,15 +100,7 @@ class SlurmRun:
         self._halting: asyncio.Future[None] | None = None
         self._silent_since: float | None = None
         self.joblog = JobLog(plan.joblog, spec.pipeline, plan.total, plan.resume) if plan.joblog else None
-        target = sink_for_fd(1)
-        self.output = OutputMerge(self._watched(target), shards=plan.total, tag=plan.tag, keep_order=plan.keep_order)
-        self.errors_target = Lasting(sink_for_fd(2))
-        self.errors = LineJoiner(self.errors_target, end_lines=True)
-
-    def _watched(self, target: Sink) -> Sink:
-        if self.observer is not None and (watched := self.observer.stdout_sink()) is not None:
-            return watched
-        return target
+        self.streams = RemoteStreams(plan, observer, lost=self.problems.append)
 
     # -- the run
 
@@ -129,7 +120,7 @@ class SlurmRun:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
             await self._cancel_left()
-            await self._close_streams()
+            await self.streams.close(self.tasks)
             if self.observer is not None:
                 self.observer.finished()
             if self.joblog is not None:
@@ -140,7 +131,7 @@ class SlurmRun:
         for task in self.tasks:
             if self.joblog is not None and self.joblog.skips(task.task_id, self.plan.resume):
                 task.skipped = task.final = True
-                await self._output_done(task)
+                await self.streams.task_done(task)
 
     async def _follow(self, script: str) -> None:
         while not all(task.final for task in self.tasks):
@@ -172,7 +163,7 @@ class SlurmRun:
             attempt = task.current
             if attempt is None or attempt.phase is Phase.ENDED:
                 continue
-            await self._pass_on(attempt)
+            await self.streams.pass_on(attempt)
             state = active.get((attempt.job_id, task.task_id))
             if state is not None:
                 if state not in PENDING_STATES and attempt.phase is Phase.QUEUED:
@@ -193,8 +184,8 @@ class SlurmRun:
             if waited < REPORT_WAIT and (attempt.end is None or attempt.end.state in ("COMPLETED", "FAILED")):
                 return  # a ppipe that ended by itself wrote its report: give the filesystem a moment
             attempt.report_without_ppipe(self.spec.pipeline, self.plan.total)
-        await self._pass_on(attempt)
-        await self._finish_streams(attempt)
+        await self.streams.pass_on(attempt)
+        await self.streams.finish(attempt)
         attempt.phase = Phase.ENDED
         await self._decide(task, attempt)
 
@@ -211,13 +202,8 @@ class SlurmRun:
             task.resubmit_at = time.monotonic() + self.plan.retry_delay_before(len(task.attempts) + 1)
             return
         task.final = True
-        await self._output_done(task)
+        await self.streams.task_done(task)
         self._check_halt(task)
-
-    async def _output_done(self, task: RemoteTask) -> None:
-        if not task.output_done:
-            task.output_done = True
-            await self.output.shard_done(task.task_id)
 
     def _check_halt(self, task: RemoteTask) -> None:
         halt = self.plan.halt_rule
@@ -266,21 +252,12 @@ class SlurmRun:
         for index in indices:
             task = self.tasks[index]
             attempt = RemoteAttempt(index, len(task.attempts) + 1, job_id, self.spec.directory)
-            attempt.out.sink = self.output.sink_for(index, index, lost=self._lost)
-            attempt.err.sink = self._error_sink(index)
+            self.streams.connect(attempt)
             task.attempts.append(attempt)
 
     def _sbatch_args(self) -> list[str]:
         stem = os.path.join(self.spec.directory, "%A_%a")
         return ["--job-name=ppipe", f"--output={stem}.out", f"--error={stem}.err", *self.spec.sbatch_args]
-
-    def _error_sink(self, task_id: int) -> Sink:
-        watched = self.observer.stderr_sink(task_id, None) if self.observer is not None else None
-        if watched is not None:
-            return LineJoiner(watched, end_lines=True)
-        if self.plan.tag:
-            return TagSink(self.errors, f"{task_id}\t".encode())
-        return self.errors
 
     # -- the files
 
@@ -303,24 +280,6 @@ class SlurmRun:
         except OSError as error:
             raise slurm.SlurmError(f"cannot write the task script {path}: {error.strerror}") from None
         return path
-
-    async def _pass_on(self, attempt: RemoteAttempt) -> None:
-        """The attempt's new output and stderr, into ppipe's."""
-        data = attempt.out.read_new()
-        if data and attempt.out.sink is not None:
-            attempt.bytes_out += len(data)
-            await attempt.out.sink.write(data, attempt)
-        errors = attempt.err.read_new()
-        if errors and attempt.err.sink is not None:
-            await attempt.err.sink.write(errors, attempt.err)
-
-    async def _finish_streams(self, attempt: RemoteAttempt) -> None:
-        for followed in (attempt.out, attempt.err):
-            if followed.sink is not None:
-                await followed.sink.finish(attempt if followed is attempt.out else followed)
-
-    def _lost(self, why: str) -> None:
-        self.problems.append(f"ppipe: {why}")
 
     def _log(self, attempt: RemoteAttempt, *, final: bool) -> None:
         if self.joblog is None:
@@ -378,15 +337,6 @@ class SlurmRun:
             problem = await asyncio.to_thread(slurm.cancel, self.job_ids, self.env)
             if problem:
                 self.problems.append(f"ppipe: {problem}")
-
-    async def _close_streams(self) -> None:
-        for task in self.tasks:
-            with contextlib.suppress(Exception):
-                await self._output_done(task)
-        with contextlib.suppress(Exception):
-            await self.output.close()
-        with contextlib.suppress(Exception):
-            await self.errors_target.close()
 
     def _say(self, line: str) -> None:
         with contextlib.suppress(OSError):
