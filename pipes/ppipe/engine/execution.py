@@ -19,7 +19,8 @@ asked (SIGINT, SIGTERM, SIGHUP reach every stage), the ``--timeout`` timer,
 and the guarantee that no stage outlives ppipe: stages are reaped on every
 path out of :meth:`Execution.run`, and on Linux each stage is also tied to
 ppipe with ``PR_SET_PDEATHSIG`` so that even ``kill -9`` of ppipe takes them
-down. Stopping a stage stops its whole process tree, descendants that
+down (except in a shard's slot, whose supervisor sees its stages out:
+:func:`~ppipe.engine.processes.untie_stages`). Stopping a stage stops its whole process tree, descendants that
 double-forked or left the process group included (:mod:`ppipe.engine.trees`);
 a run that ends by itself leaves background descendants running, as bash.
 """
@@ -44,10 +45,10 @@ from ppipe.engine.processes import (
     exec_failure,
     handling_signals,
     in_terminal_foreground,
-    parent_death_hook,
     resolve_commands,
     sigchld_handler,
     spawn,
+    stage_hook,
     terminal_modes_kept,
 )
 from ppipe.engine.sinks import held_problem
@@ -145,7 +146,7 @@ class Execution(Stopping):
     def _spawn_all(self) -> None:
         # Everything that opens a file of its own (ctypes, libc) is loaded before the
         # wiring takes descriptors, so that it cannot fail for want of one later.
-        hook = parent_death_hook()
+        hook = stage_hook()
         if self.options.count_lines:
             tee_function()
         self.wiring.wire()

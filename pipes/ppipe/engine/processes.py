@@ -259,12 +259,35 @@ def sigchld_handler() -> Iterator[None]:
                     Subprocess.uninitialize()
 
 
-def parent_death_hook(parent: int | None = None) -> Callable[[], None] | None:
-    """A function that, run in a child, kills it when its parent dies, even by SIGKILL (Linux only).
+#: Whether the stages this process starts are tied to it (see :func:`untie_stages`).
+_stages_tied = True
+
+
+def untie_stages() -> None:
+    """Starts this process's stages without tying them to it with ``PR_SET_PDEATHSIG``, from now on.
+
+    The tie is a ``preexec_fn``, and with one ``subprocess`` forks the whole
+    interpreter where it would otherwise use ``vfork`` (5 ms a stage against
+    1 on a small VM). Only for a process whose own parent sees its stages
+    out when it dies: a shard's slot (:mod:`ppipe.shards.supervisor`).
+    """
+    global _stages_tied
+    _stages_tied = False
+
+
+def stage_hook() -> Callable[[], None] | None:
+    """The ``preexec_fn`` of this process's stages: the parent-death tie, unless :func:`untie_stages` was called."""
+    return parent_death_hook() if _stages_tied else None
+
+
+def parent_death_hook(parent: int | None = None, death: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A function that, run in a child, sends it ``death`` when its parent dies, even by SIGKILL (Linux only).
 
     Given to ``Popen`` as ``preexec_fn`` for stages, and called by shard
     processes right after their fork. ``parent`` is the pid the child must
-    outlive no longer (default: the caller of this function).
+    outlive no longer (default: the caller of this function). A child that
+    must clean up before it goes (a shard's slot, whose stages are not tied
+    to it) asks for a signal it handles instead of SIGKILL.
     """
     if not sys.platform.startswith("linux"):
         return None
@@ -275,7 +298,7 @@ def parent_death_hook(parent: int | None = None) -> Callable[[], None] | None:
     pr_set_pdeathsig = 1
 
     def hook() -> None:
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(pr_set_pdeathsig, death, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before the hook ran
             os._exit(128 + signal.SIGKILL)
 

@@ -154,6 +154,21 @@ def signal_tree(root_pid: int, sig: int) -> list[int]:
     return deliver(lambda: tree(root_pid), sig)
 
 
+def kill_trees(roots: Callable[[], Iterable[int]]) -> list[int]:
+    """SIGKILLs the trees of whatever ``roots()`` lists at each walk (frozen first); returns the pids killed.
+
+    For a process seeing out what it leaves behind (its own children, the
+    orphans it adopted), where :func:`signal_tree` would stop the caller too.
+    Where there is no ``/proc``, the roots alone.
+    """
+
+    def members() -> list[int]:
+        table = ProcessTable.read()
+        return list(roots()) if table is None else table.tree(roots())
+
+    return deliver(members, signal.SIGKILL)
+
+
 def deliver(members: Callable[[], list[int]], sig: int) -> list[int]:
     """Sends ``sig`` to what ``members()`` lists; for SIGKILL, freezes it first and kills all it froze."""
     targets = freeze(members) if sig == signal.SIGKILL else members()
@@ -220,6 +235,16 @@ def child_subreaper() -> bool | None:
 def _set_child_subreaper(on: bool) -> bool:
     prctl = _prctl()
     return prctl is not None and prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
+
+
+def adopt_orphans() -> bool:
+    """Makes this process a child subreaper for the rest of its life (not inherited by its forks); whether it is.
+
+    For a process that never runs the engine itself (a sharded run's
+    supervisor), so :func:`subreaper` 's bookkeeping, which its forks would
+    inherit, stays untouched.
+    """
+    return _set_child_subreaper(True)
 
 
 #: Blocks inside :func:`subreaper` now (runs may overlap on one loop), and the flag found by the first.

@@ -21,7 +21,7 @@ Shard ids are ``offset .. offset + N - 1`` out of ``tasks``: on one machine
 
 Nothing outlives ppipe: on every way out of :meth:`ShardedExecution.run`
 the supervisor is killed if it still runs, and its death takes the shards,
-whose deaths take their stages (``PR_SET_PDEATHSIG`` at each level).
+who kill their stages' trees as they go (see :mod:`ppipe.shards.supervisor`).
 """
 
 from __future__ import annotations

@@ -9,25 +9,29 @@ each fork starts warm), ignores the signals ppipe handles for it, and calls
 number of shards). From then on tornado owns it: it forks a slot again
 whenever its process exits non-zero or is killed.
 
-Each forked process runs one *attempt* (:func:`run_attempt`): it makes its
-own pipes for stdout, stderr and (when ppipe splits its input) stdin, and a
-control socket, and hands ppipe their far ends with its hello on the shared
+Each forked process is a *slot* (:func:`run_slot`) that runs attempts one
+after another (:func:`run_attempt`): for each it makes its own pipes for
+stdout, stderr and (when ppipe splits its input) stdin, and a control
+socket, and hands ppipe their far ends with its hello on the shared
 doorbell. ppipe answers with the shard to run (the next in task order, or a
 failed one's restart once its delay has passed) or with none (no work is
 left, or the run is stopping), and after the result whether the slot has
-more work. The attempt turns that answer into its exit code, the only thing
-``fork_processes`` looks at: 1 to be forked again, 0 to end the slot. So
+more work: if so the same process says hello again, if not it exits 0. So
 which shard runs when, and every restart, is ppipe's decision
-(:mod:`ppipe.shards.schedule`, :mod:`ppipe.policy`); tornado's single global
-counter is only a backstop here.
+(:mod:`ppipe.shards.schedule`, :mod:`ppipe.policy`); tornado forks a slot
+again only when its process dies, and its single global counter is only a
+backstop here.
 
 Two things tornado leaves to its caller are done here. The supervisor tells
-ppipe how each shard process ended (``os.wait`` is wrapped, since tornado
+ppipe how each slot's process ended (``os.wait`` is wrapped, since tornado
 reaps the children and says nothing), so an attempt killed before it could
 report still gets its true status. And nothing outlives ppipe: the
-supervisor dies with ppipe (``PR_SET_PDEATHSIG``), each attempt dies with the
-supervisor, and each stage with its attempt; if tornado gives up
-(``RuntimeError``), the supervisor exits and takes the shards with it.
+supervisor dies with ppipe (``PR_SET_PDEATHSIG``); each slot is sent
+SIGUSR1 when the supervisor dies, and kills its stages' trees before it
+goes; a slot's stages are not tied to it (a ``preexec_fn`` would cost a
+fork of this interpreter per stage), so the supervisor, their subreaper,
+kills the trees a slot leaves when it dies before its end. If tornado gives
+up (``RuntimeError``), the supervisor exits and takes the slots with it.
 """
 
 from __future__ import annotations
@@ -45,10 +49,11 @@ import tornado.platform.asyncio  # noqa: F401  (IOLoop.current() imports it: onc
 from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.process import fork_processes
 
+from ppipe.engine import trees
 from ppipe.engine.descriptors import make_pipe
 from ppipe.engine.execution import Execution, execute
 from ppipe.engine.options import RunOptions
-from ppipe.engine.processes import parent_death_hook
+from ppipe.engine.processes import parent_death_hook, untie_stages
 from ppipe.engine.sinks import Sink
 from ppipe.errors import PpipeError
 from ppipe.language.parser import parse
@@ -72,14 +77,15 @@ def serve(spec: dict[str, Any], doorbell: socket.socket) -> None:
     supervisor = os.getpid()
     # tornado logs every restart as a warning; ppipe reports them itself.
     logging.getLogger("tornado.general").setLevel(logging.ERROR)
-    _report_child_exits(doorbell)
+    trees.adopt_orphans()
+    _watch_slots(doorbell)
     try:
         slot = fork_processes(spec["slots"], max_restarts=spec["bound"])
     except SystemExit as done:  # every slot ended with 0: tornado's way of saying all is done
         os._exit(done.code if isinstance(done.code, int) else 0)
     except RuntimeError:
         os._exit(1)  # the shards die with the supervisor (their death signal)
-    run_attempt(slot, spec, doorbell, supervisor)
+    run_slot(slot, spec, doorbell, supervisor)
 
 
 def _read_spec() -> dict[str, Any]:
@@ -101,30 +107,81 @@ def _read_spec() -> dict[str, Any]:
     return spec
 
 
-def _report_child_exits(doorbell: socket.socket) -> None:
-    """Makes tornado's ``os.wait`` also tell ppipe each shard process's raw wait status."""
-    wait = os.wait
+def _watch_slots(doorbell: socket.socket) -> None:
+    """Makes tornado's ``os.fork`` note each slot, and its ``os.wait`` tell ppipe each one's raw wait status.
+
+    The supervisor is the subreaper of the slots' stages: a slot's stages
+    are not tied to it (see :func:`run_slot`), so when a slot dies before
+    its end (killed, or crashed) they are reparented here, and killed here,
+    trees and all. Orphans a slot that ended well left behind (background
+    descendants of runs that ended by themselves) are left to run, as under
+    bash.
+    """
+    fork, wait = os.fork, os.wait
+    slots: set[int] = set()
+    spared: set[int] = set()
+
+    def fork_slot() -> int:
+        pid = fork()
+        if pid:
+            slots.add(pid)
+        return pid
 
     def wait_and_report() -> tuple[int, int]:
         pid, status = wait()
+        spared.discard(pid)
+        if pid in slots:
+            slots.discard(pid)
+            orphans = (trees.children_of_self() or frozenset()) - slots - spared
+            if status == 0:
+                spared.update(orphans)
+            else:
+                trees.kill_trees(lambda: (trees.children_of_self() or frozenset()) - slots - spared)
         with contextlib.suppress(OSError):  # ppipe has gone; the death signal ends us all
             channel.ring(doorbell, ("exited", pid, status))
         return pid, status
 
-    os.wait = wait_and_report
+    os.fork, os.wait = fork_slot, wait_and_report
 
 
-def run_attempt(slot: int, spec: dict[str, Any], doorbell: socket.socket, supervisor: int) -> None:
-    """One attempt of whichever shard ppipe gives this slot, in a process forked by ``fork_processes``; never returns.
+def run_slot(slot: int, spec: dict[str, Any], doorbell: socket.socket, supervisor: int) -> None:
+    """A slot's process, forked by ``fork_processes``: one attempt after another while ppipe has work; never returns.
 
-    ppipe's "go" names the shard (its index and placeholder values), or is
-    None: no work is left for this slot, which then ends for good (exit 0).
+    The process lives on from one attempt to the next instead of exiting to
+    be forked again: a fork of this interpreter costs milliseconds, as much
+    as the attempt itself. Nothing of an attempt stays behind for the next:
+    each makes its own pipes, control socket, event loop and engine, and the
+    stages are processes of their own. It ends with 0 when ppipe has no more
+    work for it, and tornado forks it afresh only when it dies.
     """
-    hook = parent_death_hook(supervisor)
-    if hook is not None:
-        hook()
     for number in spec["default_signals"]:
         signal.signal(number, signal.SIG_DFL)
+    signal.signal(_SUPERVISOR_DIED, _die_with_supervisor)
+    hook = parent_death_hook(supervisor, _SUPERVISOR_DIED)
+    if hook is not None:
+        hook()
+    untie_stages()
+    while run_attempt(slot, spec, doorbell):
+        pass
+    os._exit(0)
+
+
+#: What a slot gets when its supervisor dies (ppipe was killed): it kills its stages' trees, then itself.
+_SUPERVISOR_DIED = signal.SIGUSR1
+
+
+def _die_with_supervisor(signum: int, frame: object) -> None:
+    """The slot's stages are not tied to it, and nobody above is left to see them out: it does, then ends."""
+    trees.kill_trees(lambda: trees.children_of_self() or ())
+    os._exit(128 + signum)
+
+
+def run_attempt(slot: int, spec: dict[str, Any], doorbell: socket.socket) -> bool:
+    """One attempt of whichever shard ppipe gives this slot; whether ppipe has another for it.
+
+    ppipe's "go" names the shard (its index and placeholder values), or is
+    None: no work is left for this slot, which then ends for good.
+    """
     control, far_control = socket.socketpair()
     out_read, out_write = make_pipe()
     err_read, err_write = make_pipe(enlarge=False)
@@ -134,18 +191,30 @@ def run_attempt(slot: int, spec: dict[str, Any], doorbell: socket.socket, superv
     for fd in far_ends:
         os.close(fd)
     far_control.detach()
-    doorbell.close()
-    work = _answer(control, "go")
-    if not work:  # no work left for this slot, the run is stopping, or ppipe has gone
-        os._exit(0)
+    with control:
+        work = _answer(control, "go")
+        if not work:  # no work left for this slot, the run is stopping, or ppipe has gone
+            for fd in (in_read, out_write, err_write):
+                os.close(fd)
+            return False
+        message = _run(spec, work, control, (in_read, out_write, err_write))
+        try:
+            channel.send(control, message)
+        except OSError:
+            return False
+        return bool(_answer(control, "again"))
+
+
+def _run(spec: dict[str, Any], work: dict[str, Any], control: socket.socket, fds: tuple[int, int, int]) -> Any:
+    """Runs the shard ``work`` names on the attempt's pipes ``fds`` (stdin, stdout, stderr): its report to ppipe."""
     observer = _Link(control, spec["snapshot_every"])
     try:
         # Filled into the parsed words, not the text: '{task_id}>f' stays a word, then a redirection.
         graph = parse(spec["pipeline"], placeholders=work["values"])
         options = RunOptions(
-            stdin=in_read,
-            stdout=out_write,
-            stderr=err_write,
+            stdin=fds[0],
+            stdout=fds[1],
+            stderr=fds[2],
             no_fail=spec["no_fail"],
             kill_after=spec["kill_after"],
             count_lines=spec["count_lines"],
@@ -154,16 +223,13 @@ def run_attempt(slot: int, spec: dict[str, Any], doorbell: socket.socket, superv
             observer=observer,
         )
         result = asyncio.run(execute(graph, options))
-        message: tuple[Any, ...] = ("result", result)
     except PpipeError as error:  # a command missing on this shard only: running it again will not help
-        message = ("error", str(error), error.status)
-    for fd in (in_read, out_write, err_write):
-        os.close(fd)
-    try:
-        channel.send(control, message)
-    except OSError:
-        os._exit(0)
-    os._exit(1 if _answer(control, "again") else 0)
+        return ("error", str(error), error.status)
+    finally:
+        # The pipes go now, before ppipe hears the result: it waits for their EOF to finish the attempt.
+        for fd in fds:
+            os.close(fd)
+    return ("result", result)
 
 
 def _answer(control: socket.socket, question: str) -> Any:
