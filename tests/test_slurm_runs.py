@@ -169,3 +169,24 @@ def test_a_pipe_cannot_be_sent_to_the_cluster(slurm: SlurmCluster, tmp_path: Pat
     assert (result.returncode, result.stdout) == (2, b"")
     assert b"stdin is a pipe" in result.stderr
     assert not (tmp_path / "ppipe-runs").exists()  # nothing was submitted
+
+
+def test_sbatch_s_variables_and_sbatch_arguments_reach_the_submission(slurm: SlurmCluster, tmp_path: Path) -> None:
+    env = {**slurm.env, "SBATCH_TIMELIMIT": "7", "SBATCH_JOB_NAME": "scoring"}
+    with open("/dev/null", "rb") as devnull:
+        result = subprocess.run(
+            [PPIPE, "--on", "slurm", "--fork", "2", "--sbatch=--comment=from-ppipe", "--sbatch", "--nice=5", "true"],
+            stdin=devnull,
+            capture_output=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=120,
+        )
+    assert result.returncode == 0, result.stderr
+    [script] = tmp_path.glob("ppipe-runs/*/task.sh")
+    job = next(script.parent.glob("*_0.out")).name.split("_")[0]
+    records = slurm.show_job(int(job))
+    assert {r.fields["TimeLimit"] for r in records} == {"00:07:00"}
+    assert {r.fields["JobName"] for r in records} == {"scoring"}
+    assert {r.fields["Comment"].strip() for r in records} == {"from-ppipe"}
+    assert {r.fields["Nice"] for r in records} == {"5"}

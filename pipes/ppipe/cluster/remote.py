@@ -257,7 +257,8 @@ class SlurmRun:
 
     def _sbatch_args(self) -> list[str]:
         stem = os.path.join(self.spec.directory, "%A_%a")
-        return ["--job-name=ppipe", f"--output={stem}.out", f"--error={stem}.err", *self.spec.sbatch_args]
+        name = [] if "SBATCH_JOB_NAME" in self.env else ["--job-name=ppipe"]  # sbatch's own variable wins
+        return [*name, f"--output={stem}.out", f"--error={stem}.err", *self.spec.sbatch_args]
 
     # -- the files
 
