@@ -190,3 +190,19 @@ def test_sbatch_s_variables_and_sbatch_arguments_reach_the_submission(slurm: Slu
     assert {r.fields["JobName"] for r in records} == {"scoring"}
     assert {r.fields["Comment"].strip() for r in records} == {"from-ppipe"}
     assert {r.fields["Nice"] for r in records} == {"5"}
+
+
+def test_a_submission_slurm_refuses_is_said_and_fails(slurm: SlurmCluster, tmp_path: Path) -> None:
+    with open("/dev/null", "rb") as devnull:
+        result = subprocess.run(
+            [PPIPE, "--on", "slurm", "--fork", "2", "--sbatch=--partition=nowhere", "true"],
+            stdin=devnull,
+            capture_output=True,
+            cwd=tmp_path,
+            env=slurm.env,
+            timeout=120,
+        )
+    assert (result.returncode, result.stdout) == (1, b"")
+    assert result.stderr.startswith(b"ppipe: sbatch refused the job: ")
+    assert b"Traceback" not in result.stderr
+    assert b"partition" in result.stderr.lower()  # Slurm's own words for what it refused
