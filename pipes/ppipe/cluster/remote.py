@@ -33,8 +33,10 @@ from ppipe.shards.joblog import AttemptLine, JobLog
 from ppipe.shards.plan import ShardPlan
 from ppipe.snapshots import RunObserver, RunSnapshot
 
-#: Seconds between two looks at Slurm and the run directory.
+#: Seconds between two looks at Slurm and the run directory: a second at first, then slower, up to
+#: POLL_MOST after a minute, so that a long run does not ask a shared controller every second.
 POLL_EVERY = 1.0
+POLL_MOST = 5.0
 #: How long a task's report may take to appear after Slurm says the task ended (a shared filesystem's lag).
 REPORT_WAIT = 10.0
 #: How long Slurm may fail to answer before the run gives up on it.
@@ -136,13 +138,16 @@ class SlurmRun:
     async def _follow(self, script: str) -> None:
         while not all(task.final for task in self.tasks):
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_EVERY)
+                await asyncio.wait_for(self._wake.wait(), self._poll_delay())
             self._wake.clear()
             if self.interrupted_by is not None or self._past_deadline():
                 await self._stop_all()
                 return
             await self._look()
             await self._resubmit_due(script)
+
+    def _poll_delay(self) -> float:
+        return min(POLL_MOST, POLL_EVERY + (time.monotonic() - self.started) / 15)
 
     def _past_deadline(self) -> bool:
         timeout = self.spec.timeout
