@@ -31,8 +31,10 @@ array itself, so the merged report's own ``timed_out`` and
 
 from __future__ import annotations
 
+import collections
 import copy
 import dataclasses
+import functools
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -48,6 +50,8 @@ __all__ = ["MergeError", "MergeSummary", "merge_reports", "merge_summary", "read
 
 #: A report bigger than this is not one of ppipe's (a million-shard run's is about 1 GB).
 _MOST_BYTES = 1 << 30
+#: The most shards a merged report holds: each missing one is made, and a report could claim any count.
+MOST_SHARDS = 1_000_000
 
 
 class MergeError(UsageError):
@@ -222,6 +226,12 @@ class _Report:
             raise MergeError(f"{self.name} is not a {SCHEMA} report: its shards are not a list of shards")
         return shards
 
+    @functools.cached_property
+    def by_shard(self) -> dict[int, Mapping[str, Any]]:
+        """The report's shards by id; a shard reported twice is left out (the merge then refuses it)."""
+        times = collections.Counter(s["task_id"] for s in self.shards)
+        return {s["task_id"]: s for s in self.shards if times[s["task_id"]] == 1}
+
     @property
     def status(self) -> int:
         status = self.error["status"] if self.error is not None else self.data.get("exit_status")
@@ -280,10 +290,11 @@ def _check_one_array(runs: Sequence[_Report], count: int) -> None:
                 f"the reports are of different pipelines: {first.name} ran {json.dumps(first.data['pipeline'])}, "
                 f"{run.name} ran {json.dumps(run.data['pipeline'])}"
             )
-    for i, run in enumerate(runs):
-        for other in runs[i + 1 :]:
-            if run.data == other.data:
-                raise MergeError(f"{run.name} and {other.name} are the same report (task {run.task_id}) given twice")
+    seen: dict[str, _Report] = {}
+    for run in runs:
+        other = seen.setdefault(json.dumps(run.data, sort_keys=True), run)
+        if other is not run:
+            raise MergeError(f"{other.name} and {run.name} are the same report (task {run.task_id}) given twice")
     for run in runs:
         if run.task_id >= count:
             raise MergeError(f"{run.name} is of task {run.task_id}, but the array has {count} tasks")
@@ -300,16 +311,12 @@ def _shards_per_task(runs: Sequence[_Report], count: int) -> int:
         if len(total) != 1 or next(iter(total)) % count:
             raise MergeError(f"{run.name} is not a task of an array of {count}: its shards count {sorted(total)}")
         shapes.setdefault(next(iter(total)) // count, run.name)
+    if count * max(shapes, default=1) > MOST_SHARDS:
+        raise MergeError(f"an array of {count} tasks of {max(shapes)} shards is more than ppipe merges ({MOST_SHARDS})")
     if len(shapes) > 1:
-        (m1, name1), (m2, name2) = sorted(shapes.items())[:2]
-        raise MergeError(
-            f"the reports are of tasks of different shapes: {name1} ran {_shape(m1)}, {name2} ran {_shape(m2)}"
-        )
+        said = [f"{name} ran {'one pipeline' if m == 1 else f'--fork {m}'}" for m, name in sorted(shapes.items())]
+        raise MergeError(f"the reports are of tasks of different shapes: {', '.join(said[:2])}")
     return next(iter(shapes), 1)
-
-
-def _shape(per_task: int) -> str:
-    return "one pipeline" if per_task == 1 else f"--fork {per_task}"
 
 
 # ---------------------------------------------------------------- one task's shards
@@ -335,7 +342,7 @@ def _piece(run: _Report, shard_id: int, per_task: int) -> dict[str, Any]:
     error = run.error
     if error is not None:
         attempt = _attempt(run, run.status, error=str(error.get("message") or "it never started"))
-        return _shard_fields(Verdict.FAILED, run.status, [attempt], None, None, None)
+        return _shard_fields(Verdict.FAILED, run.status, [attempt])
     shards = run.shards
     if not shards:  # a plain run: its one pipeline is the attempt
         if per_task != 1:
@@ -347,10 +354,10 @@ def _piece(run: _Report, shard_id: int, per_task: int) -> dict[str, Any]:
         out = [e for e in edges if e.get("to") == "stdout"]
         lines_out = _counted(out, "lines") if out else None
         return _shard_fields(verdict, run.status, [attempt], bytes_in, _counted(out), lines_out)
-    found = [s for s in shards if s["task_id"] == shard_id]
-    if len(found) != 1:
-        raise MergeError(f"{run.name} (task {run.task_id}) has {len(found)} reports of shard {shard_id}, not one")
-    shard = copy.deepcopy(dict(found[0]))
+    found = run.by_shard.get(shard_id)
+    if found is None:
+        raise MergeError(f"{run.name} (task {run.task_id}) has no shard {shard_id}, or has it twice")
+    shard = copy.deepcopy(dict(found))
     shard["attempts"] = [{**a, "host": run.host, "job_id": run.job_id} for a in shard["attempts"]]
     return shard
 
@@ -389,21 +396,11 @@ def _counted(edges: Any, field: str = "bytes") -> int | None:
 
 
 def _shard_fields(
-    verdict: Verdict,
-    status: int | None,
-    attempts: list[dict[str, Any]],
-    bytes_in: int | None,
-    bytes_out: int | None,
-    lines_out: int | None,
+    verdict: Verdict, status: int, attempts: list[dict[str, Any]], *figures: int | None
 ) -> dict[str, Any]:
-    return {
-        "verdict": verdict.value,
-        "exit_status": status,
-        "bytes_in": bytes_in,
-        "bytes_out": bytes_out,
-        "lines_out": lines_out,
-        "attempts": attempts,
-    }
+    """A shard's fields one report gives: how it ended, its attempts, its ``bytes_in``, ``bytes_out``, ``lines_out``."""
+    fields = dict(zip(("bytes_in", "bytes_out", "lines_out"), figures or (None, None, None), strict=True))
+    return {"verdict": verdict.value, "exit_status": status, "attempts": attempts, **fields}
 
 
 def _combined(shard_id: int, total: int, pipeline: str, pieces: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -79,13 +79,15 @@ import stat
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ppipe import __version__
 from ppipe.errors import PpipeError, UsageError
 from ppipe.graph import Boundary, Graph, Node
 from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult, StageFlow, StageResult
-from ppipe.shards.identity import TaskIdentity
+
+if TYPE_CHECKING:  # a plain run imports nothing of ppipe.shards
+    from ppipe.shards.identity import TaskIdentity
 
 SCHEMA = "ppipe-report/1"
 
