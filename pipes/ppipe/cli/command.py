@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from ppipe.cli.display import LiveView
     from ppipe.cluster.remote import SlurmSpec
     from ppipe.engine.slices import FileSlice
+    from ppipe.identity import TaskIdentity
     from ppipe.results import RunResult
-    from ppipe.shards.identity import TaskIdentity
     from ppipe.shards.plan import ShardPlan
     from ppipe.snapshots import RunObserver
 

@@ -20,7 +20,7 @@ from ppipe.errors import CommandError, CommandProblem, ExitStatus
 from ppipe.graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage, tree_prefixes
 
 if TYPE_CHECKING:
-    from ppipe.shards.identity import TaskIdentity
+    from ppipe.identity import TaskIdentity
 
 
 class Explanation(NamedTuple):

@@ -87,7 +87,7 @@ from ppipe.graph import Boundary, Graph, Node
 from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult, StageFlow, StageResult
 
 if TYPE_CHECKING:  # a plain run imports nothing of ppipe.shards
-    from ppipe.shards.identity import TaskIdentity
+    from ppipe.identity import TaskIdentity
 
 SCHEMA = "ppipe-report/1"
 

@@ -20,7 +20,7 @@ from ppipe.errors import UsageError
 if TYPE_CHECKING:
     from ppipe.engine.slices import FileSlice
     from ppipe.graph import Graph
-    from ppipe.shards.identity import TaskIdentity
+    from ppipe.identity import TaskIdentity
     from ppipe.shards.plan import ShardPlan
 
 
@@ -45,7 +45,7 @@ def shard_plan(config: Config) -> Sharding:
     from ppipe.language.parser import placeholder_values
 
     sharded = config.fork is not None or config.each is not None
-    from ppipe.shards.identity import cluster_identity
+    from ppipe.identity import cluster_identity
 
     identity = cluster_identity(os.environ, config.task_id, config.tasks)
     if not sharded:

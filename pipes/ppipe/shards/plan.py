@@ -36,7 +36,7 @@ class ShardPlan:
     ``record_end`` ends the records ppipe's input is split by (a newline,
     NUL for ``-0``), and every shard's input starts with the first ``header``
     records. ``offset`` and ``tasks`` place this machine's shards in a larger
-    job array (see :func:`~ppipe.shards.identity.cluster_identity`).
+    job array (see :func:`~ppipe.identity.cluster_identity`).
     """
 
     processes: int

@@ -20,7 +20,7 @@ import termios
 
 from ppipe.engine.slices import FileSlice
 from ppipe.errors import UsageError
-from ppipe.shards.identity import TaskIdentity
+from ppipe.identity import TaskIdentity
 
 #: How long an srun step's pipe is given to show input waiting on it, in milliseconds.
 _SETTLE_MS = 100
