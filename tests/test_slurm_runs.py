@@ -206,3 +206,20 @@ def test_a_submission_slurm_refuses_is_said_and_fails(slurm: SlurmCluster, tmp_p
     assert result.stderr.startswith(b"ppipe: sbatch refused the job: ")
     assert b"Traceback" not in result.stderr
     assert b"partition" in result.stderr.lower()  # Slurm's own words for what it refused
+
+
+def test_a_consumer_that_leaves_early_cancels_the_work_left(slurm: SlurmCluster, tmp_path: Path) -> None:
+    """``| head -1``: nobody wants the rest, so the tasks still running are cancelled, as a broken pipe ends them."""
+    report = tmp_path / "r.json"
+    forever = "sh -c 'while :; do seq 1000; sleep 0.2; done'"  # ends only when cancelled
+    command = f'{PPIPE} --on slurm --fork 2 --report {report} "{forever}" < /dev/null'
+    result = subprocess.run(
+        ["bash", "-c", command + " | head -1; echo ${PIPESTATUS[0]}"],
+        capture_output=True,
+        cwd=tmp_path,
+        env=slurm.env,
+        timeout=150,
+    )
+    assert result.stdout == b"1\n0\n", result.stderr
+    assert slurm.run("squeue", "-h", "-n", "ppipe", "-o", "%i %T").stdout.strip() == ""
+    assert {s["verdict"] for s in json.loads(report.read_text())["shards"]} == {"terminated"}

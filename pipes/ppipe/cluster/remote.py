@@ -164,6 +164,9 @@ class SlurmRun:
                 raise slurm.SlurmError(f"Slurm has not answered for {SLURM_SILENCE:.0f} s (squeue fails)")
             return
         self._silent_since = None
+        if not self.streams.read and not self.halted:
+            self.halted = True  # nobody wants the rest of the output: the work left would be for nothing
+            self._halting = asyncio.ensure_future(self._halt(now=True))
         for task in self.tasks:
             attempt = task.current
             if attempt is None or attempt.phase is Phase.ENDED:

@@ -30,6 +30,11 @@ class RemoteStreams:
         self.errors_target = Lasting(sink_for_fd(2))
         self.errors = LineJoiner(self.errors_target, end_lines=True)
 
+    @property
+    def read(self) -> bool:
+        """Whether anyone still reads ppipe's output (``| head -1`` may have left)."""
+        return self.output.target.alive
+
     def connect(self, attempt: RemoteAttempt) -> None:
         """Gives a new attempt its way into the merged output and stderr."""
         attempt.out.sink = self.output.sink_for(attempt.task_id, attempt.task_id, lost=self._lost)
