@@ -43,7 +43,7 @@ def test_shards_that_end_early_leave_no_byte_unaccounted_for(tmp_path: Path) -> 
     assert sum(s["bytes_in"] for s in data["shards"]) + data["input_undelivered"] == 6888896
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     lines=st.integers(0, 2000) | st.integers(150_000, 400_000),
     width=st.integers(0, 12),

@@ -108,7 +108,12 @@ class RemoteAttempt:
             "ppipe_version": __version__,
             "pipeline": pipeline,
             "host": end.node if end is not None else None,
-            "task": {"task_id": self.task_id, "tasks": tasks, "source": "--on slurm", "job_id": self.job_id},
+            "task": {
+                "task_id": self.task_id,
+                "tasks": tasks,
+                "source": "--on slurm",
+                "job_id": f"{self.job_id}_{self.task_id}",
+            },
             "started_at": (end.started_at if end else None) or self.started_at or self.submitted_at,
             "ended_at": (end.ended_at if end else None) or time.time(),
             "exit_status": status,
