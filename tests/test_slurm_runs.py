@@ -223,3 +223,10 @@ def test_a_consumer_that_leaves_early_cancels_the_work_left(slurm: SlurmCluster,
     assert result.stdout == b"1\n0\n", result.stderr
     assert slurm.run("squeue", "-h", "-n", "ppipe", "-o", "%i %T").stdout.strip() == ""
     assert {s["verdict"] for s in json.loads(report.read_text())["shards"]} == {"terminated"}
+
+
+def test_bad_syntax_is_refused_before_anything_is_submitted(slurm: SlurmCluster, tmp_path: Path) -> None:
+    result = on_slurm(slurm, tmp_path, "--fork", "2", "echo 'unclosed")
+    assert (result.returncode, result.stdout) == (2, b"")
+    assert b"unclosed single quote" in result.stderr
+    assert not (tmp_path / "ppipe-runs").exists()

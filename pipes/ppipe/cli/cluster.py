@@ -28,6 +28,7 @@ def slurm_spec(config: Config, plan: ShardPlan | None) -> SlurmSpec:
     """The spec of an ``--on slurm`` run; :class:`UsageError` (status 2) for what cannot run on a cluster."""
     from ppipe.cluster import slurm
     from ppipe.cluster.remote import SlurmSpec
+    from ppipe.language.parser import parse
 
     if config.on != "slurm":
         raise UsageError(f"--on takes slurm (the one scheduler ppipe submits to), not {config.on!r}")
@@ -39,6 +40,7 @@ def slurm_spec(config: Config, plan: ShardPlan | None) -> SlurmSpec:
         raise UsageError("--on slurm needs the number of tasks: --fork 0 (one per CPU here) means nothing on a cluster")
     if config.task_id is not None or config.tasks is not None:
         raise UsageError("--on slurm gives each task its --task-id itself")
+    parse(config.pipeline, placeholders=plan.values(0))  # bad syntax is refused here, not by every task
     slurm.check_installed(os.environ)
     return SlurmSpec(
         pipeline=config.pipeline,
