@@ -230,3 +230,11 @@ def test_bad_syntax_is_refused_before_anything_is_submitted(slurm: SlurmCluster,
     assert (result.returncode, result.stdout) == (2, b"")
     assert b"unclosed single quote" in result.stderr
     assert not (tmp_path / "ppipe-runs").exists()
+
+
+def test_the_view_ends_with_every_task_s_state(slurm: SlurmCluster, tmp_path: Path) -> None:
+    result = on_slurm(slurm, tmp_path, "--fork", "2", "--display", "always", "sh -c 'exit {task_id}'")
+    assert result.returncode == 1
+    last = result.stderr.decode()
+    assert "2 shards: 1 done · 1 failed" in last
+    assert "task 1: exit status 1" in last

@@ -192,22 +192,19 @@ def _run_on_slurm(config: Config, spec: SlurmSpec, plan: ShardPlan) -> int:
     """``--on slurm``: the array submitted and followed, its reports merged, the status by the local rules."""
     import asyncio
 
-    from ppipe.cluster.outcome import outcome
-    from ppipe.cluster.remote import SlurmRun
+    from ppipe.cluster.outcome import run_on_slurm
 
     with _watching(config) as (observer, view):
-        run = SlurmRun(spec, plan, observer)
-        result = asyncio.run(run.run())
-    if view is not None and not config.quiet:
-        view.console.print(view.frame(run.snapshot()))  # the tasks as they ended: no stages to show here
-    ended = outcome(result, frozenset(t.task_id for t in run.tasks if t.skipped))
+        ended = asyncio.run(run_on_slurm(spec, plan, observer))
+    if view is not None and not config.quiet and (last := view.snapshot()) is not None:
+        view.console.print(view.frame(last))  # the tasks as they ended: no stages to show here
     if not config.quiet:
         print_error(list(ended.lines))
     status = ended.exit_status
     if config.report and not _write_report(ended.report, config.report):
         status = status or ExitStatus.FAILURE
-    if result.interrupted_by:
-        reraise(signal.Signals[result.interrupted_by])
+    if ended.interrupted_by:
+        reraise(signal.Signals[ended.interrupted_by])
     return status
 
 

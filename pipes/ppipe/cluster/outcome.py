@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ppipe import policy
-from ppipe.cluster.remote import RemoteResult
+from ppipe.cluster.remote import RemoteResult, SlurmRun, SlurmSpec
 from ppipe.merging import merge_reports, merge_summary
 from ppipe.results import Verdict
+from ppipe.shards.plan import ShardPlan
+from ppipe.snapshots import RunObserver
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,21 @@ class Outcome:
     report: dict[str, Any]
     lines: tuple[str, ...]
     exit_status: int
+    #: The signal that stopped the run (``SIGINT``...), which the command line raises again.
+    interrupted_by: str | None = None
+
+
+async def run_on_slurm(spec: SlurmSpec, plan: ShardPlan, observer: RunObserver | None = None) -> Outcome:
+    """Runs ``plan``'s shards as a Slurm job array (:class:`~ppipe.cluster.remote.SlurmRun`) and merges the result.
+
+    The Python API's way to ``--on slurm``: raises
+    :class:`~ppipe.cluster.slurm.SlurmError` when Slurm refuses or stops
+    answering, and :class:`~ppipe.errors.UsageError` for a job log of
+    another run; otherwise the :class:`Outcome` says how the array ended.
+    """
+    run = SlurmRun(spec, plan, observer)
+    result = await run.run()
+    return outcome(result, frozenset(task.task_id for task in run.tasks if task.skipped))
 
 
 def outcome(result: RemoteResult, skipped: frozenset[int] = frozenset()) -> Outcome:
@@ -63,7 +80,7 @@ def outcome(result: RemoteResult, skipped: frozenset[int] = frozenset()) -> Outc
     if why:
         said = (f"ppipe: {why}; the array's tasks still queued or running were cancelled (scancel)",)
     lines = (*result.problems, *said)
-    return Outcome(report, lines, status)
+    return Outcome(report, lines, status, result.interrupted_by)
 
 
 def policy_signal(name: str | None) -> int | None:
