@@ -91,6 +91,9 @@ def test_on_slurm_merges_output_in_order_and_the_reports_into_one(slurm: SlurmCl
     assert [(s["task_id"], s["verdict"], s["exit_status"]) for s in shards] == [(i, "ok", 0) for i in range(3)]
     assert all(s["host"] and s["job_id"] for s in shards)
     assert sum(s["bytes_in"] for s in shards) == data.stat().st_size
+    [jobs] = tmp_path.glob("ppipe-runs/*/jobs")  # the array's id, for whoever must scancel after a kill -9
+    [array] = jobs.read_text().split()
+    assert len(slurm.show_job(int(array))) == 3
 
 
 def test_on_slurm_exits_with_the_lowest_failed_task_s_status_and_restarts_by_resubmitting(

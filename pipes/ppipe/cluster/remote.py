@@ -257,11 +257,21 @@ class SlurmRun:
             slurm.submit, script, indices, throttle=throttle, args=self._sbatch_args(), env=self.env
         )
         self.job_ids.append(job_id)
+        self._note_job(job_id)
         for index in indices:
             task = self.tasks[index]
             attempt = RemoteAttempt(index, len(task.attempts) + 1, job_id, self.spec.directory)
             self.streams.connect(attempt)
             task.attempts.append(attempt)
+
+    def _note_job(self, job_id: str) -> None:
+        """Each array's id in the run directory's ``jobs``: a ppipe killed by SIGKILL cannot cancel its tasks,
+        but whoever cleans up can (``scancel $(cat jobs)``)."""
+        try:
+            with open(os.path.join(self.spec.directory, "jobs"), "a", encoding="utf-8") as jobs:
+                jobs.write(job_id + "\n")
+        except OSError as error:
+            self.problems.append(f"ppipe: cannot note job {job_id} in the run directory: {error.strerror}")
 
     def _sbatch_args(self) -> list[str]:
         stem = os.path.join(self.spec.directory, "%A_%a")
