@@ -133,7 +133,10 @@ def test_resume_failed_resubmits_only_the_failed_tasks(slurm: SlurmCluster, tmp_
     assert runs == {0: 1, 1: 2, 2: 1}
 
 
-def test_ctrl_c_cancels_the_array_and_ends_by_sigint(slurm: SlurmCluster, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_cancels_the_array_and_ends_by_it(
+    slurm: SlurmCluster, tmp_path: Path, sig: signal.Signals
+) -> None:
     report = tmp_path / "r.json"
     with open("/dev/null", "rb") as devnull:
         process = subprocess.Popen(
@@ -150,13 +153,13 @@ def test_ctrl_c_cancels_the_array_and_ends_by_sigint(slurm: SlurmCluster, tmp_pa
             if sum(1 for line in queued if line.startswith("RUNNING ppipe")) == 2:
                 break
             time.sleep(0.3)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)
         _, stderr = process.communicate(timeout=60)
-    assert process.returncode in (-signal.SIGINT, 130), stderr
+    assert process.returncode in (-sig, 128 + sig), stderr
     assert b"cancelled (scancel)" in stderr
     assert slurm.run("squeue", "-h", "-n", "ppipe", "-o", "%i %T").stdout.strip() == ""
     merged = json.loads(report.read_text())
-    assert merged["interrupted_by"] == "SIGINT" and merged["exit_status"] == 130
+    assert merged["interrupted_by"] == sig.name and merged["exit_status"] == 128 + sig
     assert {s["verdict"] for s in merged["shards"]} == {"terminated"}
 
 
