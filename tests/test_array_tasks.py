@@ -11,6 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ppipe.errors import UsageError
+from ppipe.identity import cluster_identity
 from ppipe.shards.portion import task_slice
 
 from conftest import ENV, PPIPE, ppipe
@@ -203,3 +205,55 @@ def test_shares_are_whole_records_and_together_the_file_exactly_once(
     assert b"".join(bodies) == data[len(head) :]
     filled = [text for text in bodies if text]
     assert all(text.endswith(separator) for text in filled[:-1])  # whole records; the file's last may be open
+
+
+_VALUES = st.one_of(st.integers(-3, 12).map(str), st.sampled_from(["", "x", "undefined", "4294967294", " 1", "1e3"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    env=st.dictionaries(
+        st.sampled_from(
+            [
+                "SLURM_ARRAY_TASK_ID",
+                "SLURM_ARRAY_TASK_MIN",
+                "SLURM_ARRAY_TASK_MAX",
+                "SLURM_ARRAY_TASK_STEP",
+                "SLURM_ARRAY_TASK_COUNT",
+                "SLURM_STEP_ID",
+                "SLURM_PROCID",
+                "SLURM_STEP_NUM_TASKS",
+                "SLURM_NTASKS",
+                "PBS_ARRAY_INDEX",
+                "PBS_ARRAYID",
+                "SGE_TASK_ID",
+                "SGE_TASK_FIRST",
+                "SGE_TASK_LAST",
+                "SGE_TASK_STEPSIZE",
+                "LSB_JOBINDEX",
+                "LSB_JOBINDEX_STEP",
+                "LSB_JOBINDEX_END",
+                "AWS_BATCH_JOB_ARRAY_INDEX",
+                "JOB_COMPLETION_INDEX",
+            ]
+        ),
+        _VALUES,
+    ),
+    task_id=st.none() | st.integers(0, 9),
+    tasks=st.none() | st.integers(1, 9),
+)
+def test_any_scheduler_environment_gives_a_task_among_the_tasks_or_a_usage_error(
+    env: dict[str, str], task_id: int | None, tasks: int | None
+) -> None:
+    """Whatever a scheduler (or a user) left in the environment: a place among the tasks, nothing, or a sentence."""
+    try:
+        identity = cluster_identity(env, task_id, tasks)
+    except UsageError as error:
+        assert str(error) and "Traceback" not in str(error)
+        return
+    if identity is not None:
+        assert 0 <= identity.task_id < identity.tasks
+        if task_id is not None:
+            assert identity.task_id == task_id
+        if tasks is not None:
+            assert identity.tasks == tasks
