@@ -244,3 +244,12 @@ def test_the_view_ends_with_every_task_s_state(slurm: SlurmCluster, tmp_path: Pa
     last = result.stderr.decode()
     assert "2 shards: 1 done · 1 failed" in last
     assert "task 1: exit status 1" in last
+
+
+def test_fail_fast_cancels_the_rest_and_says_which_were_stopped(slurm: SlurmCluster, tmp_path: Path) -> None:
+    pipeline = "sh -c 'case {task_id} in 0) exit 0;; 1) sleep 1; exit 1;; *) exec sleep 100;; esac'"
+    result = on_slurm(slurm, tmp_path, "--fork", "3", "--fail-fast", pipeline)
+    assert result.returncode == 1, result.stderr
+    assert b"ppipe: task 1 failed; cancelling the others (--fail-fast)" in result.stderr
+    assert b"3 tasks: 1 ok, 1 failed (task 1: exit status 1), 1 terminated" in result.stderr
+    assert slurm.run("squeue", "-h", "-n", "ppipe", "-o", "%i %T").stdout.strip() == ""

@@ -160,10 +160,14 @@ def merge_summary(merged: Mapping[str, Any]) -> MergeSummary:
     status = policy.run_exit_status(
         [(t["task_id"], Verdict(t["verdict"]), t["exit_status"]) for t in outcomes],
     )
-    failed = [t for t in outcomes if t["verdict"] != Verdict.OK.value]
-    tally = f"ppipe: {len(outcomes)} task{'s' if len(outcomes) != 1 else ''}: {len(outcomes) - len(failed)} ok"
+    failed = [t for t in outcomes if t["verdict"] == Verdict.FAILED.value]
+    ok = sum(1 for t in outcomes if t["verdict"] == Verdict.OK.value)
+    tally = f"ppipe: {len(outcomes)} task{'s' if len(outcomes) != 1 else ''}: {ok} ok"
     if failed:
         tally += f", {len(failed)} failed (" + "; ".join(f"task {t['task_id']}: {t['end']}" for t in failed) + ")"
+    for verdict in (Verdict.TERMINATED, Verdict.SKIPPED):  # stopped by the run, or finished by an earlier one
+        if count := sum(1 for t in outcomes if t["verdict"] == verdict.value):
+            tally += f", {count} {verdict.value}"
     return MergeSummary(status, (*report_lines(merged), tally))
 
 
