@@ -101,10 +101,24 @@ def subreaper_flag() -> bool:
     return bool(value.value)
 
 
-def start(*args: str, stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
-    """ppipe with ``args`` in the background; its output goes nowhere (a descendant may hold it open)."""
+@contextlib.contextmanager
+def started(*args: str, stdin: int | None = subprocess.DEVNULL) -> Iterator[subprocess.Popen[bytes]]:
+    """ppipe with ``args`` in the background, killed and reaped at the end whatever the test found; its output
+    goes nowhere (a descendant may hold it open)."""
     out = subprocess.DEVNULL
-    return subprocess.Popen([*PPIPE_MODULE, *args], stdin=stdin, stdout=out, stderr=out, env=ENV)
+    proc = subprocess.Popen([*PPIPE_MODULE, *args], stdin=stdin, stdout=out, stderr=out, env=ENV)
+    try:
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def ends_stopped_leaving_none(proc: subprocess.Popen[bytes], status: int, marker: str) -> None:
+    """ppipe ends with ``status`` and nothing carrying ``marker`` outlives it."""
+    proc.wait(timeout=20)
+    assert proc.returncode == status
+    assert survivors(marker) == []
 
 
 def session_of(pid: int) -> int:
@@ -129,45 +143,27 @@ def test_timeout_stops_the_stages_descendants(marker: str) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signal_to_ppipe_stops_the_stages_descendants(sig: signal.Signals, marker: str) -> None:
-    proc = start(f"sh -c 'sleep {marker}; true' | cat")
-    try:
+    with started(f"sh -c 'sleep {marker}; true' | cat") as proc:
         wait_for(marker)
         proc.send_signal(sig)
-        proc.wait(timeout=20)
-        assert proc.returncode == -sig
-        assert survivors(marker) == []
-    finally:
-        proc.kill()
-        proc.wait()
+        ends_stopped_leaving_none(proc, -sig, marker)
 
 
 def test_double_forked_descendant_is_stopped(marker: str) -> None:
     """The subshell exits at once and ``sleep`` is orphaned: ppipe, as the subreaper, adopts and stops it."""
-    proc = start("--timeout", "1", f"sh -c '(sleep {marker} &); cat' | cat", stdin=subprocess.PIPE)
-    try:
+    with started("--timeout", "1", f"sh -c '(sleep {marker} &); cat' | cat", stdin=subprocess.PIPE) as proc:
         (orphan,) = wait_for(marker)
         assert os.stat(f"/proc/{orphan}").st_uid == os.getuid()
         with open(f"/proc/{orphan}/stat", "rb") as handle:
             assert int(handle.read().rsplit(b")", 1)[1].split()[1]) == proc.pid  # adopted by ppipe, not init
-        proc.wait(timeout=20)
-        assert proc.returncode == 124
-        assert survivors(marker) == []
-    finally:
-        proc.kill()
-        proc.wait()
+        ends_stopped_leaving_none(proc, 124, marker)
 
 
 def test_descendant_in_a_session_of_its_own_is_stopped(marker: str) -> None:
-    proc = start("--timeout", "1", f"sh -c 'setsid sleep {marker}; true' | cat")
-    try:
+    with started("--timeout", "1", f"sh -c 'setsid sleep {marker}; true' | cat") as proc:
         (escaped,) = wait_for(marker)
         assert session_of(escaped) != session_of(proc.pid)  # out of reach of any group signal
-        proc.wait(timeout=20)
-        assert proc.returncode == 124
-        assert survivors(marker) == []
-    finally:
-        proc.kill()
-        proc.wait()
+        ends_stopped_leaving_none(proc, 124, marker)
 
 
 def test_descendant_ignoring_sigterm_is_killed_after_the_grace(marker: str) -> None:
@@ -477,14 +473,15 @@ def test_halt_now_stops_the_other_shards_whole_trees(marker: str) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_stops_every_shards_whole_tree(sig: signal.Signals, marker: str) -> None:
-    process = start("--each", "-", "-j", "2", f"sh -c '(sleep {marker} &); sleep {marker}'", stdin=subprocess.PIPE)
-    assert process.stdin is not None
-    process.stdin.write(b"a\nb\nc\n")
-    process.stdin.close()
-    wait_for(marker, count=4)
-    process.send_signal(sig)
-    assert process.wait(timeout=30) in (-sig, 128 + sig)  # ppipe raises the signal again on itself
-    assert survivors(marker) == []
+    stage = f"sh -c '(sleep {marker} &); sleep {marker}'"
+    with started("--each", "-", "-j", "2", stage, stdin=subprocess.PIPE) as process:
+        assert process.stdin is not None
+        process.stdin.write(b"a\nb\nc\n")
+        process.stdin.close()
+        wait_for(marker, count=4)
+        process.send_signal(sig)
+        assert process.wait(timeout=30) in (-sig, 128 + sig)  # ppipe raises the signal again on itself
+        assert survivors(marker) == []
 
 
 def test_a_shard_killed_after_the_grace_takes_its_tree_along(marker: str) -> None:
