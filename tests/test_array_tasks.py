@@ -97,6 +97,8 @@ def test_a_scheduler_that_does_not_say_how_many_tasks_needs_tasks(variable: str)
     status, out, err = ids(task_env(**{variable: "1"}))
     assert (status, out) == (2, b"")
     assert b"--tasks N" in err
+    plain = ppipe("seq 3 | wc -l", env=task_env(**{variable: "1"}))  # never asks which task it is: runs whole
+    assert (plain.returncode, plain.stdout.strip()) == (0, b"3")
 
 
 def test_explain_shows_the_identity_and_the_variables_it_came_from() -> None:

@@ -42,12 +42,17 @@ class Sharding:
 
 def shard_plan(config: Config) -> Sharding:
     """The run's :class:`Sharding`; bad shard options raise :class:`UsageError` (status 2)."""
-    from ppipe.language.parser import placeholder_values
+    from ppipe.identity import cluster_identity
+    from ppipe.language.parser import has_placeholders, placeholder_values
 
     sharded = config.fork is not None or config.each is not None
-    from ppipe.identity import cluster_identity
-
-    identity = cluster_identity(os.environ, config.task_id, config.tasks)
+    asked = sharded or config.task_id is not None or config.tasks is not None or has_placeholders(config.pipeline)
+    try:
+        identity = cluster_identity(os.environ, config.task_id, config.tasks)
+    except UsageError:
+        if asked:
+            raise
+        identity = None  # a plain run that never asks which task it is runs whole, whatever the environment lacks
     if not sharded:
         _refuse_shard_options(config, identity)
         values = None if identity is None else placeholder_values(identity.task_id, identity.tasks)
