@@ -253,3 +253,14 @@ def test_fail_fast_cancels_the_rest_and_says_which_were_stopped(slurm: SlurmClus
     assert b"ppipe: task 1 failed; cancelling the others (--fail-fast)" in result.stderr
     assert b"3 tasks: 1 ok, 1 failed (task 1: exit status 1), 1 terminated" in result.stderr
     assert slurm.run("squeue", "-h", "-n", "ppipe", "-o", "%i %T").stdout.strip() == ""
+
+
+def test_a_run_that_times_out_restarts_nothing_and_logs_each_task_s_end(slurm: SlurmCluster, tmp_path: Path) -> None:
+    joblog = tmp_path / "jobs.log"
+    result = on_slurm(
+        slurm, tmp_path, "--fork", "2", "--timeout", "3", "--max-restarts", "2", "--joblog", str(joblog), "sleep 100"
+    )
+    assert result.returncode == 124, result.stderr
+    lines = [json.loads(line) for line in joblog.read_text().splitlines()[1:]]
+    assert sorted((line["task_id"], line["attempt"], line["final"]) for line in lines) == [(0, 1, True), (1, 1, True)]
+    assert slurm.run("squeue", "-h", "-n", "ppipe", "-o", "%i %T").stdout.strip() == ""

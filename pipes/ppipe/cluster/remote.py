@@ -97,6 +97,8 @@ class SlurmRun:
         self.interrupted_by: int | None = None
         self.timed_out = False
         self.halted = False
+        #: Set once the whole run is being stopped (a signal, --timeout): nothing is restarted any more.
+        self.stopping = False
         self.halted_on_success = False
         self._wake = asyncio.Event()
         self._halting: asyncio.Future[None] | None = None
@@ -121,6 +123,8 @@ class SlurmRun:
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+            if self._halting is not None:
+                await self._halting
             await self._cancel_left()
             await self.streams.close(self.tasks)
             if self.observer is not None:
@@ -165,13 +169,13 @@ class SlurmRun:
             return
         self._silent_since = None
         if not self.streams.read and not self.halted:
-            self.halted = True  # nobody wants the rest of the output: the work left would be for nothing
-            self._halting = asyncio.ensure_future(self._halt(now=True))
+            self._halt(now=True)  # nobody wants the rest of the output: the work left would be for nothing
         for task in self.tasks:
             attempt = task.current
             if attempt is None or attempt.phase is Phase.ENDED:
                 continue
-            await self.streams.pass_on(attempt)
+            if attempt.phase is not Phase.QUEUED:  # no files before it runs (and _gone reads them anyway)
+                await self.streams.pass_on(attempt)
             state = active.get((attempt.job_id, task.task_id))
             if state is not None:
                 if state not in PENDING_STATES and attempt.phase is Phase.QUEUED:
@@ -199,12 +203,7 @@ class SlurmRun:
 
     async def _decide(self, task: RemoteTask, attempt: RemoteAttempt) -> None:
         status = attempt.status
-        again = (
-            status != 0
-            and len(task.attempts) <= self.plan.max_restarts
-            and not self.halted
-            and self.interrupted_by is None
-        )
+        again = status != 0 and len(task.attempts) <= self.plan.max_restarts and not self.halted and not self.stopping
         self._log(attempt, final=not again)
         if again:
             task.resubmit_at = time.monotonic() + self.plan.retry_delay_before(len(task.attempts) + 1)
@@ -221,24 +220,31 @@ class SlurmRun:
         failed = sum(1 for t in ended if t.current is not None and t.current.status != 0)
         if not halt.reached(failed=failed, succeeded=len(ended) - failed, total=len(self.tasks)):
             return
-        self.halted = True
         self.halted_on_success = halt.kind == "success"
         why = "--fail-fast" if self.plan.halt is None else f"--halt {halt}"
         what = "cancelling the others" if halt.now else "starting no more"
         verb = "failed" if failed and halt.kind == "fail" else "ended"
         self._say(f"ppipe: task {task.task_id} {verb}; {what} ({why})")
-        self._wake.set()
-        self._halting = asyncio.ensure_future(self._halt(now=halt.now))
+        self._halt(now=halt.now)
 
-    async def _halt(self, *, now: bool) -> None:
-        problem = await asyncio.to_thread(slurm.cancel, self.job_ids, self.env, pending_only=not now)
-        if problem:
-            self.problems.append(problem)
+    def _halt(self, *, now: bool) -> None:
+        """Starts no more attempts, and cancels those not yet started (all of them, ``now``).
+
+        The tasks are marked stopped before the cancel is even sent, so that one seen gone at the next
+        look is taken for what it is, terminated, not failed."""
+        self.halted = True
         for task in self.tasks:
             if not task.final and (now or task.current is None or task.current.phase is Phase.QUEUED):
                 task.stopped = True
             if task.resubmit_at is not None:
                 task.resubmit_at, task.final, task.stopped = None, True, True
+        self._halting = asyncio.ensure_future(self._cancel(pending_only=not now))
+        self._wake.set()
+
+    async def _cancel(self, *, pending_only: bool) -> None:
+        problem = await asyncio.to_thread(slurm.cancel, self.job_ids, self.env, pending_only=pending_only)
+        if problem:
+            self.problems.append(f"ppipe: {problem}")
 
     async def _resubmit_due(self, script: str) -> None:
         now = time.monotonic()
@@ -332,6 +338,7 @@ class SlurmRun:
 
     async def _stop_all(self) -> None:
         """Cancels every task left, then takes what their reports and files say."""
+        self.stopping = True
         await self._cancel_left()
         for task in self.tasks:
             if not task.final:
@@ -348,14 +355,13 @@ class SlurmRun:
             if attempt is not None and attempt.phase is not Phase.ENDED:
                 attempt.report_without_ppipe(self.spec.pipeline, self.plan.total)
                 attempt.phase = Phase.ENDED
+                self._log(attempt, final=True)
             task.final = True
 
     async def _cancel_left(self) -> None:
         live = [t for t in self.tasks if not t.final and t.current is not None]
         if live and self.job_ids:
-            problem = await asyncio.to_thread(slurm.cancel, self.job_ids, self.env)
-            if problem:
-                self.problems.append(f"ppipe: {problem}")
+            await self._cancel(pending_only=False)
 
     def _say(self, line: str) -> None:
         with contextlib.suppress(OSError):
