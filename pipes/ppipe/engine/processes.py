@@ -14,7 +14,6 @@ import errno
 import os
 import signal
 import stat
-import sys
 import termios
 import threading
 import weakref
@@ -29,6 +28,7 @@ from ppipe.engine.tornado_internals import (
     processes_still_awaited,
     sigchld_handler_installed,
 )
+from ppipe.engine.trees import prctl
 from ppipe.errors import CommandError, CommandProblem, ExitStatus, PpipeError
 from ppipe.graph import Graph
 
@@ -289,16 +289,14 @@ def parent_death_hook(parent: int | None = None, death: int = signal.SIGKILL) ->
     must clean up before it goes (a shard's slot, whose stages are not tied
     to it) asks for a signal it handles instead of SIGKILL.
     """
-    if not sys.platform.startswith("linux"):
+    libc_prctl = prctl()
+    if libc_prctl is None:
         return None
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
     parent = os.getpid() if parent is None else parent
     pr_set_pdeathsig = 1
 
     def hook() -> None:
-        libc.prctl(pr_set_pdeathsig, death, 0, 0, 0)
+        libc_prctl(pr_set_pdeathsig, death, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before the hook ran
             os._exit(128 + signal.SIGKILL)
 

@@ -209,7 +209,7 @@ def send(pid: int, sig: int) -> None:
 
 
 @functools.cache
-def _prctl() -> Callable[..., int] | None:
+def prctl() -> Callable[..., int] | None:
     """libc's ``prctl`` through ctypes (the standard library has no binding), or None off Linux."""
     if not sys.platform.startswith("linux"):
         return None
@@ -221,20 +221,20 @@ def _prctl() -> Callable[..., int] | None:
 
 def child_subreaper() -> bool | None:
     """Whether this process is a child subreaper now (``PR_GET_CHILD_SUBREAPER``); None where it cannot say."""
-    prctl = _prctl()
-    if prctl is None:
+    call = prctl()
+    if call is None:
         return None
     import ctypes
 
     value = ctypes.c_int(0)
-    if prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(value), 0, 0, 0) != 0:
+    if call(_PR_GET_CHILD_SUBREAPER, ctypes.byref(value), 0, 0, 0) != 0:
         return None
     return bool(value.value)
 
 
 def _set_child_subreaper(on: bool) -> bool:
-    prctl = _prctl()
-    return prctl is not None and prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
+    call = prctl()
+    return call is not None and call(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0) == 0
 
 
 def adopt_orphans() -> bool:
