@@ -41,9 +41,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeGuard
 
 from ppipe import __version__, policy
-from ppipe.cli.report import SCHEMA
 from ppipe.errors import UsageError
 from ppipe.language.parser import substitute_placeholders
+from ppipe.results import REPORT_SCHEMA as SCHEMA
 from ppipe.results import Verdict
 
 __all__ = ["MergeError", "MergeSummary", "merge_reports", "merge_summary", "read_reports"]

@@ -21,6 +21,9 @@ from typing import TypeVar
 
 from ppipe.graph import Edge, Graph, Stage
 
+#: The ``schema`` of every run report (``--report``, merged reports alike).
+REPORT_SCHEMA = "ppipe-report/1"
+
 
 def signal_name(number: int) -> str:
     """``SIGPIPE`` for 13; ``signal 64`` for a number with no name."""

@@ -84,12 +84,12 @@ from typing import TYPE_CHECKING, Any
 from ppipe import __version__
 from ppipe.errors import PpipeError, UsageError
 from ppipe.graph import Boundary, Graph, Node
-from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult, StageFlow, StageResult
+from ppipe.results import REPORT_SCHEMA, PipelineResult, RunResult, ShardAttempt, ShardResult, StageFlow, StageResult
 
 if TYPE_CHECKING:  # a plain run imports nothing of ppipe.shards
     from ppipe.identity import TaskIdentity
 
-SCHEMA = "ppipe-report/1"
+SCHEMA = REPORT_SCHEMA
 
 
 def build(result: RunResult, identity: TaskIdentity | None = None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 from ppipe import policy
 from ppipe.cluster.remote import RemoteResult, SlurmRun, SlurmSpec
 from ppipe.merging import merge_reports, merge_summary
-from ppipe.results import Verdict
+from ppipe.results import REPORT_SCHEMA, Verdict
 from ppipe.shards.plan import ShardPlan
 from ppipe.snapshots import RunObserver
 
@@ -49,52 +49,44 @@ def outcome(result: RemoteResult, skipped: frozenset[int] = frozenset()) -> Outc
     for shard in report.get("shards", []):
         if shard.get("bytes_out") is None and shard.get("task_id") in result.bytes_out:
             shard["bytes_out"] = result.bytes_out[shard["task_id"]]  # counted here, where it arrived
-        if shard.get("task_id") in skipped:
-            shard.update(verdict=Verdict.SKIPPED.value, failed=False, exit_status=None)
-        elif shard.get("task_id") in result.stopped and shard.get("verdict") == Verdict.FAILED.value:
-            shard.update(verdict=Verdict.TERMINATED.value, failed=False)
-    for task in report.get("array_tasks", []):
-        if task.get("task_id") in skipped:
-            task.update(verdict=Verdict.SKIPPED.value, exit_status=None)
-        elif task.get("task_id") in result.stopped and task.get("verdict") == Verdict.FAILED.value:
-            task.update(verdict=Verdict.TERMINATED.value)
-    summary = merge_summary(report) if report.get("array_tasks") else None
+    tasks = report.get("array_tasks", [])
+    for entry in (*report.get("shards", []), *tasks):
+        _relabel(entry, skipped, result.stopped)
     status = policy.run_exit_status(
-        [(t["task_id"], Verdict(t["verdict"]), t["exit_status"]) for t in report.get("array_tasks", [])],
+        [(t["task_id"], Verdict(t["verdict"]), t["exit_status"]) for t in tasks],
         timed_out=result.timed_out,
-        interrupted_by=policy_signal(result.interrupted_by),
+        interrupted_by=result.interrupted_by,
         halted_on_success=result.halted_on_success,
     )
     if result.problems and status == 0:
         status = 1  # output that could not be written, a job-log line lost: the run cannot say it did its work
-    report.update(
-        exit_status=status,
-        timed_out=result.timed_out,
-        interrupted_by=result.interrupted_by,
-        run_directory=result.directory,
-    )
-    said = summary.lines if summary is not None and status != 0 else ()  # silent when all went well
-    why = (
-        "interrupted by " + result.interrupted_by if result.interrupted_by else "timed out" if result.timed_out else ""
-    )
+    stopped_by = result.interrupted_by.name if result.interrupted_by else None
+    report.update(exit_status=status, timed_out=result.timed_out, interrupted_by=stopped_by)
+    report["run_directory"] = result.directory
+    said = merge_summary(report).lines if tasks and status != 0 else ()  # silent when all went well
+    why = f"interrupted by {stopped_by}" if stopped_by else "timed out" if result.timed_out else ""
     if why:
         said = (f"ppipe: {why}; the array's tasks still queued or running were cancelled (scancel)",)
-    lines = (*result.problems, *said)
-    return Outcome(report, lines, status, result.interrupted_by)
+    return Outcome(report, (*result.problems, *said), status, stopped_by)
 
 
-def policy_signal(name: str | None) -> int | None:
-    import signal
-
-    return None if name is None else int(signal.Signals[name])
+def _relabel(entry: dict[str, Any], skipped: frozenset[int], stopped: frozenset[int]) -> None:
+    """A shard's or task's verdict as only the submitter knows it: finished by an earlier run, or stopped by this
+    one (terminated, not failed)."""
+    if entry.get("task_id") in skipped:
+        entry.update(verdict=Verdict.SKIPPED.value, exit_status=None)
+        if "failed" in entry:
+            entry["failed"] = False
+    elif entry.get("task_id") in stopped and entry.get("verdict") == Verdict.FAILED.value:
+        entry["verdict"] = Verdict.TERMINATED.value
+        if "failed" in entry:
+            entry["failed"] = False
 
 
 def _empty(result: RemoteResult) -> dict[str, Any]:
     """The report of a run in which no task ran (all finished before, or the run stopped before any)."""
-    from ppipe.cli.report import SCHEMA
-
     tasks = [
         {"task_id": i, "verdict": Verdict.SKIPPED.value, "exit_status": None, "end": "skipped"}
         for i in range(result.tasks)
     ]
-    return {"schema": SCHEMA, "shards": [], "array_tasks": tasks, "stages": [], "edges": [], "error": None}
+    return {"schema": REPORT_SCHEMA, "shards": [], "array_tasks": tasks, "stages": [], "edges": [], "error": None}

@@ -69,7 +69,8 @@ class RemoteResult:
     reports: tuple[dict[str, Any], ...]
     tasks: int
     timed_out: bool
-    interrupted_by: str | None
+    #: The signal that stopped the run (SIGINT, SIGTERM, SIGHUP), if one did.
+    interrupted_by: signal.Signals | None
     halted_on_success: bool
     #: Why the output could not be written, a job-log line was lost, or Slurm failed the run itself.
     problems: tuple[str, ...]
@@ -380,12 +381,11 @@ class SlurmRun:
 
     def _result(self) -> RemoteResult:
         reports = tuple(a.report for t in self.tasks for a in t.attempts if a.report is not None)
-        name = signal.Signals(self.interrupted_by).name if self.interrupted_by else None
         return RemoteResult(
             reports=reports,
             tasks=self.plan.total,
             timed_out=self.timed_out,
-            interrupted_by=name,
+            interrupted_by=signal.Signals(self.interrupted_by) if self.interrupted_by else None,
             halted_on_success=self.halted_on_success,
             problems=tuple(self.problems),
             directory=self.spec.directory,

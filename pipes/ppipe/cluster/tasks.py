@@ -20,6 +20,7 @@ from typing import Any
 from ppipe import __version__
 from ppipe.cluster.slurm import TaskEnd
 from ppipe.engine.sinks import Sink
+from ppipe.results import REPORT_SCHEMA
 from ppipe.snapshots import ShardSnapshot, ShardState
 
 #: What ``squeue`` says of a task that has not started.
@@ -104,7 +105,7 @@ class RemoteAttempt:
         status = end.status if end is not None else 1
         said = f"Slurm says {end.state}, exit code {end.exit_code}:{end.signal}" if end else "Slurm no longer knows it"
         self.report = {
-            "schema": "ppipe-report/1",
+            "schema": REPORT_SCHEMA,
             "ppipe_version": __version__,
             "pipeline": pipeline,
             "host": end.node if end is not None else None,
