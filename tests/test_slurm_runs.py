@@ -264,3 +264,15 @@ def test_a_run_that_times_out_restarts_nothing_and_logs_each_task_s_end(slurm: S
     lines = [json.loads(line) for line in joblog.read_text().splitlines()[1:]]
     assert sorted((line["task_id"], line["attempt"], line["final"]) for line in lines) == [(0, 1, True), (1, 1, True)]
     assert slurm.run("squeue", "-h", "-n", "ppipe", "-o", "%i %T").stdout.strip() == ""
+
+
+def test_jobs_caps_how_many_tasks_slurm_runs_at_once(slurm: SlurmCluster, tmp_path: Path) -> None:
+    """``--jobs 1``: each task finds no other running (a marker file per running task), and Slurm says the cap."""
+    mark = f"{tmp_path}/running-{{task_id}}"
+    pipeline = f"sh -c 'touch {mark}; ls {tmp_path} | grep -c running-; sleep 0.5; rm {mark}'"
+    result = on_slurm(slurm, tmp_path, "--fork", "3", "--jobs", "1", pipeline)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [b"1", b"1", b"1"]
+    [jobs] = tmp_path.glob("ppipe-runs/*/jobs")
+    records = slurm.show_job(int(jobs.read_text().split()[0]))
+    assert {r.fields.get("ArrayTaskThrottle", "").strip() for r in records} == {"1"}
