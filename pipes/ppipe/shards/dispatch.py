@@ -136,6 +136,7 @@ class Dispatcher:
         """Tells every waiting slot that no work is left for it."""
         for hello in self._idle:
             self._refused.add(hello.pid)
+            self._by_pid.pop(hello.pid, None)  # its last attempt reported; a later process may get its pid
             for fd in hello.fds:
                 os.close(fd)
             self.tasks.append(asyncio.ensure_future(_say_no(hello.control)))
