@@ -160,7 +160,7 @@ def _run(pipeline: str | Graph, plan: ShardPlan | None, config: Config, stdin: F
     with _watching(config) as (observer, view):
         result = run_to_end(pipeline, options, plan, observer)
     if view is not None and not config.quiet:
-        view.console.print(view.render_summary(result))
+        view.print(view.render_summary(result))
     return result
 
 
@@ -197,7 +197,7 @@ def _run_on_slurm(config: Config, spec: SlurmSpec, plan: ShardPlan) -> int:
     with _watching(config) as (observer, view):
         ended = asyncio.run(run_on_slurm(spec, plan, observer))
     if view is not None and not config.quiet and (last := view.snapshot()) is not None:
-        view.console.print(view.frame(last))  # the tasks as they ended: no stages to show here
+        view.print(view.frame(last))  # the tasks as they ended: no stages to show here
     if not config.quiet:
         print_error(list(ended.lines))
     status = ended.exit_status

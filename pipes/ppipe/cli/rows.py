@@ -20,13 +20,15 @@ from ppipe.cli.tables import (
     failure_panel,
     fitted_table,
     footer_lines,
+    height_of,
     line_cells,
     line_notes,
+    more_row,
     one_line,
 )
 from ppipe.cli.units import count_text, human_bytes, seconds_text, short_count
 from ppipe.graph import tree_prefixes
-from ppipe.results import RunResult, StageResult, Verdict
+from ppipe.results import RunResult, ShardResult, StageResult, Verdict
 from ppipe.snapshots import RunSnapshot, ShardSnapshot, ShardState, StageSnapshot, StageState, Tally
 
 if TYPE_CHECKING:
@@ -94,12 +96,23 @@ class StageRows:
     )
 
     def render(self, snapshot: RunSnapshot) -> RenderableType:
-        """The table for one snapshot; rates and the bottleneck come from the measures so far."""
+        """The table for one snapshot, in the view's room; rates and the bottleneck come from the measures so far.
+
+        The footer (totals, the bottleneck, progress) always shows; when the
+        stages do not all fit above it, those that matter most stay (the
+        bottleneck, the failed, the running) and one row says how many more
+        there are.
+        """
         slowest = self.bottleneck(snapshot)
-        rows = [self._row(stage, slowest) for stage in snapshot.stages]
-        table = fitted_table(self.COLUMNS, rows, self.view.console.width)
+        width = self.view.width
+        footer = footer_lines(self._footer_parts(snapshot, slowest), width)
         notes = line_notes(cell for stage in snapshot.stages for cell in line_cells(stage.flow))
-        return Group(table, footer_lines(self._footer_parts(snapshot, slowest), self.view.console.width), *notes)
+        room = self.view.room - height_of(footer) - len(notes) - 1  # the header
+        shown = _stages_that_fit(snapshot.stages, room, slowest)
+        rows = [self._row(stage, slowest) for stage in shown]
+        if len(shown) < len(snapshot.stages):
+            rows.append(more_row(self.COLUMNS, len(snapshot.stages) - len(shown)))
+        return Group(fitted_table(self.COLUMNS, rows, width), footer, *notes)
 
     def _row(self, stage: StageSnapshot, slowest: int | None) -> list[Cell]:
         flow = stage.flow
@@ -212,7 +225,7 @@ class StageRows:
                     seconds_text(stage.duration),
                 ]
             )
-        parts: list[RenderableType] = [fitted_table(self.SUMMARY_COLUMNS, rows, self.view.console.width)]
+        parts: list[RenderableType] = [fitted_table(self.SUMMARY_COLUMNS, rows, self.view.width)]
         parts.extend(line_notes(cell for flow in flows.values() for cell in line_cells(flow)))
         for stage in result.failures:
             tail = "\n".join(stage.stderr_tail[-5:]) or "(no stderr)"
@@ -222,7 +235,7 @@ class StageRows:
                     stage.describe_end(),
                     Text(tail),
                     one_line(stage.stage.command),
-                    self.view.console.width,
+                    self.view.width,
                 )
             )
         return Group(*parts)
@@ -246,6 +259,23 @@ class StageRows:
         return mark if stage.verdict is Verdict.OK else f"{mark} {stage.signal or stage.status}"
 
 
+def _stages_that_fit(stages: tuple[StageSnapshot, ...], room: int, slowest: int | None) -> list[StageSnapshot]:
+    """All the stages when they fit in ``room`` rows; else, leaving a row for "… N more", the bottleneck,
+    the stages that ended badly and the running ones first, shown in pipeline order."""
+    if len(stages) <= room:
+        return list(stages)
+    ranked = sorted(range(len(stages)), key=lambda i: (_stage_rank(stages[i], slowest), i))
+    return [stages[i] for i in sorted(ranked[: max(0, room - 1)])]
+
+
+def _stage_rank(stage: StageSnapshot, slowest: int | None) -> int:
+    if stage.id == slowest:
+        return 0
+    if stage.state is StageState.EXITED:
+        return 1
+    return 2 if stage.state is StageState.RUNNING else 3
+
+
 _SHARD_STYLES = {
     ShardState.RUNNING: "cyan",
     ShardState.RESTARTING: "yellow",
@@ -262,15 +292,17 @@ _SHOWN_FIRST = (ShardState.RUNNING, ShardState.RESTARTING, ShardState.FAILED, Sh
 
 
 def _shards_that_fit(shards: tuple[ShardSnapshot, ...], room: int) -> list[ShardSnapshot]:
-    """All the shards when they fit; else those under way, then failed, then the rest, in task order."""
+    """All the shards when they fit in ``room`` rows. Else only those under way, then the failed, in task
+    order, leaving a row for "… N more": the tally below counts the rest, never a wall of finished ones."""
     if len(shards) <= room:
         return list(shards)
-    ranked = sorted(range(len(shards)), key=lambda i: (_rank(shards[i].state), i))
-    return [shards[i] for i in sorted(ranked[:room])]
+    under_way = (i for i, shard in enumerate(shards) if shard.state in _SHOWN_FIRST)
+    ranked = sorted(under_way, key=lambda i: (_rank(shards[i].state), i))
+    return [shards[i] for i in sorted(ranked[: max(0, room - 1)])]
 
 
 def _rank(state: ShardState) -> int:
-    return _SHOWN_FIRST.index(state) if state in _SHOWN_FIRST else len(_SHOWN_FIRST)
+    return _SHOWN_FIRST.index(state)
 
 
 class ShardRows:
@@ -312,30 +344,34 @@ class ShardRows:
     )
 
     def render(self, snapshot: RunSnapshot) -> RenderableType:
-        """A row per shard (those under way and failed first, when not all fit) and, while the screen has
-        room, a row per running stage beneath it."""
+        """A row per shard while all fit above the tally; else the shards under way and the failed, and a row
+        saying how many are not shown. A running shard's stages go beneath it while the room lasts."""
+        width = self.view.width
+        counts = Tally.of(snapshot).parts()
+        moved = sum(s.bytes_out or 0 for s in snapshot.shards)
+        footer = footer_lines(
+            [
+                Text(f"{len(snapshot.shards)} shards: {counts[0]}" if counts else f"{len(snapshot.shards)} shards"),
+                *(Text(count) for count in counts[1:]),
+                Text(f"{human_bytes(moved)} out"),
+                Text(seconds_text(snapshot.elapsed)),
+            ],
+            width,
+        )
+        room = self.view.room - height_of(footer) - 1  # the header
+        shown = _shards_that_fit(snapshot.shards, room)
+        hidden = len(snapshot.shards) - len(shown)
+        spare = room - len(shown) - (1 if hidden else 0)
         rows: list[list[Cell]] = []
-        shown = _shards_that_fit(snapshot.shards, max(1, self.view.console.height - 4))
-        room = self.view.console.height - len(shown) - 4
         for shard in shown:
             stages = shard.stages.stages if shard.stages is not None and shard.state is ShardState.RUNNING else ()
             rows.append(self._shard_row(shard, stages))
-            if stages and room >= len(stages):
-                room -= len(stages)
+            if stages and spare >= len(stages):
+                spare -= len(stages)
                 rows.extend(_stage_row(stage) for stage in stages)
-        counts = Tally.of(snapshot).parts()
-        moved = sum(s.bytes_out or 0 for s in snapshot.shards)
-        parts = [
-            Text(f"{len(snapshot.shards)} shards: {counts[0]}" if counts else f"{len(snapshot.shards)} shards"),
-            *(Text(count) for count in counts[1:]),
-            Text(f"{human_bytes(moved)} out"),
-            Text(seconds_text(snapshot.elapsed)),
-        ]
-        if len(shown) < len(snapshot.shards):
-            parts.insert(0, Text(f"{len(snapshot.shards) - len(shown)} shards not shown", style="dim"))
-        return Group(
-            fitted_table(self.COLUMNS, rows, self.view.console.width), footer_lines(parts, self.view.console.width)
-        )
+        if hidden:
+            rows.append(more_row(self.COLUMNS, hidden, "more shards, counted below"))
+        return Group(fitted_table(self.COLUMNS, rows, width), footer)
 
     def _shard_row(self, shard: ShardSnapshot, stages: tuple[StageSnapshot, ...]) -> list[Cell]:
         style = _SHARD_STYLES.get(shard.state, "")
@@ -368,42 +404,67 @@ class ShardRows:
         Column("command", 10, fill=True, left=True),
     )
 
+    #: Up to this many shards, the summary has a row for each; past it, a tally and the failed shards only.
+    SUMMARY_ROWS = 16
+    #: Past :data:`SUMMARY_ROWS`, the failed shards listed before "and N more".
+    FAILURES_LISTED = 10
+    #: Failed shards given a panel with their attempts and stderr; the rest are in the job log.
+    PANELS = 3
+
     def summary(self, result: RunResult) -> RenderableType:
-        """Each shard's final verdict, attempts and figures; a panel per failed shard."""
-        rows: list[list[Cell]] = []
-        for shard in result.shards:
-            mark, style = MARKS.get(shard.verdict, ("?", ""))
-            first = shard.attempts[0].started_at if shard.attempts else None
-            last = shard.attempts[-1].ended_at if shard.attempts else None
-            rows.append(
-                [
-                    Text(mark, style=style),
-                    str(shard.task_id),
-                    str(shard.exit_status),
-                    str(len(shard.attempts)),
-                    count_text(shard.bytes_in),
-                    count_text(shard.bytes_out),
-                    count_text(shard.lines_out),
-                    seconds_text(None if first is None or last is None else last - first),
-                    one_line(shard.pipeline),
-                ]
-            )
-        parts: list[RenderableType] = [fitted_table(self.SUMMARY_COLUMNS, rows, self.view.console.width)]
-        for shard in result.failed_shards:
-            lines = [f"attempt {a.number}: {a.describe_end()}" for a in shard.attempts]
-            for stage in shard.last_failures:
-                lines.append(f"stage {stage.stage.id} ({one_line(stage.stage.command)}): {stage.describe_end()}")
-                lines.extend(f"  {line}" for line in stage.stderr_tail[-5:])
-            parts.append(
-                failure_panel(
-                    f"shard {shard.task_id} failed",
-                    "",
-                    Text("\n".join(lines)),
-                    one_line(shard.pipeline),
-                    self.view.console.width,
-                )
-            )
+        """Each shard's final verdict, attempts and figures, or for a batch a tally with its timing and the
+        failed shards only; a panel for the first failed shards."""
+        failed = result.failed_shards
+        batch = len(result.shards) > self.SUMMARY_ROWS
+        listed = failed[: self.FAILURES_LISTED] if batch else result.shards
+        parts: list[RenderableType] = []
+        if batch:
+            parts.append(Text(shard_tally(result)))
+        if listed:
+            rows = [self._summary_row(shard) for shard in listed]
+            parts.append(fitted_table(self.SUMMARY_COLUMNS, rows, self.view.width))
+        if batch and len(failed) > len(listed):
+            parts.append(Text(f"and {len(failed) - len(listed)} more (see --joblog)", style="dim"))
+        parts.extend(self._failure_panel(shard) for shard in failed[: self.PANELS])
+        if len(failed) > self.PANELS:
+            parts.append(Text(f"{len(failed) - self.PANELS} more failed shards: see --joblog", style="dim"))
         return Group(*parts)
+
+    @staticmethod
+    def _summary_row(shard: ShardResult) -> list[Cell]:
+        mark, style = MARKS.get(shard.verdict, ("?", ""))
+        first = shard.attempts[0].started_at if shard.attempts else None
+        last = shard.attempts[-1].ended_at if shard.attempts else None
+        return [
+            Text(mark, style=style),
+            str(shard.task_id),
+            str(shard.exit_status),
+            str(len(shard.attempts)),
+            count_text(shard.bytes_in),
+            count_text(shard.bytes_out),
+            count_text(shard.lines_out),
+            seconds_text(None if first is None or last is None else last - first),
+            one_line(shard.pipeline),
+        ]
+
+    def _failure_panel(self, shard: ShardResult) -> RenderableType:
+        lines = [f"attempt {a.number}: {a.describe_end()}" for a in shard.attempts]
+        for stage in shard.last_failures:
+            lines.append(f"stage {stage.stage.id} ({one_line(stage.stage.command)}): {stage.describe_end()}")
+            lines.extend(f"  {line}" for line in stage.stderr_tail[-5:])
+        return failure_panel(
+            f"shard {shard.task_id} failed", "", Text("\n".join(lines)), one_line(shard.pipeline), self.view.width
+        )
+
+
+def shard_tally(result: RunResult) -> str:
+    """``500 shards: 497 ok, 3 failed in 1m12s``: a sharded run's shards counted by verdict, and its time."""
+    counts: dict[str, int] = {}
+    for shard in result.shards:
+        name = "ok" if shard.verdict in (Verdict.OK, Verdict.BROKEN_PIPE, Verdict.IGNORED) else shard.verdict.value
+        counts[name] = counts.get(name, 0) + 1
+    tally = ", ".join(f"{count} {name}" for name, count in counts.items())
+    return f"{len(result.shards)} shards: {tally} in {seconds_text(result.ended_at - result.started_at)}"
 
 
 def _stage_row(stage: StageSnapshot) -> list[Cell]:

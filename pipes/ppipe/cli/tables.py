@@ -132,6 +132,16 @@ def footer_lines(parts: Sequence[Text], width: int) -> Text:
     return footer
 
 
+def height_of(text: Text) -> int:
+    """The rows ``text`` takes (its lines never wrap: :func:`footer_lines` breaks them to fit)."""
+    return text.plain.count("\n") + 1
+
+
+def more_row(columns: Sequence[Column], hidden: int, what: str = "more") -> list[Cell]:
+    """A row saying ``… 4 more`` in the command column, for what a short terminal has no room to show."""
+    return [Text(f"… {hidden} {what}", style="dim") if column.fill else "" for column in columns]
+
+
 def failure_panel(title: str, end: str, body: Text, command: str, width: int) -> Panel:
     """A red panel for one failure, its title never cut: ``stage 2 failed: exit status 3`` on the
     border where the terminal is wide enough, else the border says ``title`` and the first line of
