@@ -11,6 +11,7 @@ run: it imports nothing beyond the standard library and :mod:`ppipe.errors`.
 from __future__ import annotations
 
 import enum
+import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -63,7 +64,8 @@ class Config(Options):
         if self.pager:
             return False  # the pager owns the terminal
         if self.display == "auto":
-            return not self.quiet and sys.stderr is not None and sys.stderr.isatty()
+            on_terminal = sys.stderr is not None and sys.stderr.isatty()
+            return not self.quiet and on_terminal and shared_terminal(os.environ) is None
         return self.display == "always"
 
     @property
@@ -74,6 +76,29 @@ class Config(Options):
     def count_lines_below(self) -> int | None:
         """Lines counted only for the view are counted while they cost nothing (see VIEW_LINES_BELOW)."""
         return VIEW_LINES_BELOW if self.lines is None and self.report is None else None
+
+
+def shared_terminal(env: Mapping[str, str]) -> str | None:
+    """Why the terminal is not ppipe's alone to draw on, or None when it is.
+
+    ``make -j`` runs recipes side by side on one terminal (a jobserver in
+    ``MAKEFLAGS``): one process's view would be torn by the others' output
+    and views. A CI log (``CI`` set, not ``false`` or ``0``) keeps every
+    frame. ``TERM=dumb`` cannot move the cursor. ``--display always``
+    draws all the same.
+    """
+    if "--jobserver-auth" in env.get("MAKEFLAGS", "") or "--jobserver-fds" in env.get("MAKEFLAGS", ""):
+        return "make -j"
+    if env.get("CI", "").lower() not in ("", "0", "false", "no"):
+        return "CI"
+    if env.get("TERM") == "dumb":
+        return "TERM=dumb"
+    return None
+
+
+#: Environment variables that set an option's default, by Config field; the option given on the command
+#: line wins over them.
+DEFAULTS_FROM_ENVIRONMENT = {"display": "PPIPE_DISPLAY", "progress": "PPIPE_PROGRESS"}
 
 
 # ---------------------------------------------------------------- option values, read once for both parsers
@@ -140,6 +165,9 @@ def config_from(pipeline: str, given: Mapping[str, str | bool | Sequence[str] | 
         for field, value in given.items()
         if value is not None
     }
+    for field, variable in DEFAULTS_FROM_ENVIRONMENT.items():
+        if field not in values and (text := os.environ.get(variable)):
+            values[field] = read_choice(variable, text, _CHOICES[field])
     return Config(pipeline, **values)
 
 

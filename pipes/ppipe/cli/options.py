@@ -362,8 +362,21 @@ def main(
         ),
     ] = False,
 ) -> None:
-    """Typer's parameters are :class:`~ppipe.cli.config.Config`'s fields, by name: none is listed again here."""
-    dispatch(config_from(pipeline, {name: value for name, value in ctx.params.items() if name != "pipeline"}))
+    """Typer's parameters are :class:`~ppipe.cli.config.Config`'s fields, by name: none is listed again here.
+
+    An option left at its default is passed as not given (None), as the fast
+    path passes it, so that a default from the environment (``PPIPE_DISPLAY``)
+    applies to both alike.
+    """
+    given = {
+        name: None if _left_at_default(ctx, name) else value for name, value in ctx.params.items() if name != "pipeline"
+    }
+    dispatch(config_from(pipeline, given))
+
+
+def _left_at_default(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "DEFAULT"  # click's ParameterSource, which typer vendors
 
 
 def dispatch(config: Config) -> None:
