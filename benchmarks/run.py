@@ -280,6 +280,15 @@ def expect_empty(output: bytes) -> str | None:
     return None if not output.strip() else f"unexpected output {output[:60]!r}"
 
 
+def expect_in(needle: bytes) -> Check:
+    """The output must hold ``needle`` (what a terminal showed last)."""
+
+    def check(output: bytes) -> str | None:
+        return None if needle in output else f"{needle!r} not in the output's last bytes"
+
+    return check
+
+
 def expect_prefix(prefix: str) -> Check:
     def check(output: bytes) -> str | None:
         text = output.decode("utf-8", "replace").strip()
@@ -478,6 +487,38 @@ def view_cost(tools: Tools, sizes: Sizes, repeat: int) -> list[Workload]:
     return workloads
 
 
+#: The terminal the terminal workloads draw on: as wide and tall as the view's usual pane.
+TERMINAL_SIZE = ("100", "30")
+
+
+def terminal_output(tools: Tools, sizes: Sizes, repeat: int) -> list[Workload]:
+    """Output to the terminal the live view is drawn on: what the view costs the pipeline's own output.
+
+    ``terminal-pty`` drains a pseudo-terminal as fast as it is written (the
+    commands' own cost); ``terminal-tmux`` draws every byte in a tmux pane, as
+    a person's terminal does (skipped without tmux). bash, ppipe with the view
+    and ppipe with ``--display never`` run the same pipeline; the output check
+    reads the last number the terminal got.
+    """
+    lines = sizes.lines // 20
+    pipeline = f"seq 1 {lines} | cat"
+    runner = [tools.python, str(REPO / "benchmarks" / "terminal.py")]
+    workloads = []
+    for kind in ("pty", "tmux"):
+        w = Workload(f"terminal-{kind}", f"{pipeline} on a {'x'.join(TERMINAL_SIZE)} {kind}", "time", repeat=repeat)
+        if kind == "tmux" and shutil.which("tmux") is None:
+            w.skip = "needs tmux"
+        on_terminal = [*runner, kind, *TERMINAL_SIZE, "--"]
+        check = expect_in(str(lines).encode())
+        w.variants += [
+            Variant("bash", [*on_terminal, tools.bash, "-c", pipeline], check),
+            Variant("ppipe --display never", [*on_terminal, *tools.ppipe, "--display", "never", pipeline], check),
+            Variant("ppipe (view)", [*on_terminal, *tools.ppipe, pipeline], check),
+        ]
+        workloads.append(w)
+    return workloads
+
+
 def startup(tools: Tools, sizes: Sizes) -> Workload:
     """The cost of starting at all."""
     w = Workload(
@@ -622,6 +663,7 @@ def build_workloads(tools: Tools, quick: bool, repeat: int, tmpdir: str) -> list
         startup(tools, sizes),
         memory(tools, sizes, repeat),
         *view_cost(tools, sizes, repeat),
+        *terminal_output(tools, sizes, repeat),
         *fork(tools, sizes, repeat, tmpdir),
         batch(tools, sizes, repeat, tmpdir),
         fan_out(tools, sizes, repeat),

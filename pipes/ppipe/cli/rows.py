@@ -459,11 +459,11 @@ class ShardRows:
 
 def shard_tally(result: RunResult) -> str:
     """``500 shards: 497 ok, 3 failed in 1m12s``: a sharded run's shards counted by verdict, and its time."""
-    counts: dict[str, int] = {}
+    counts = {"ok": 0, **{verdict.value: 0 for verdict in (Verdict.FAILED, Verdict.TERMINATED, Verdict.SKIPPED)}}
     for shard in result.shards:
         name = "ok" if shard.verdict in (Verdict.OK, Verdict.BROKEN_PIPE, Verdict.IGNORED) else shard.verdict.value
         counts[name] = counts.get(name, 0) + 1
-    tally = ", ".join(f"{count} {name}" for name, count in counts.items())
+    tally = ", ".join(f"{count} {name}" for name, count in counts.items() if count)
     return f"{len(result.shards)} shards: {tally} in {seconds_text(result.ended_at - result.started_at)}"
 
 

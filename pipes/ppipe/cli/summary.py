@@ -22,6 +22,8 @@ from ppipe.results import PipelineResult, RunResult, ShardResult, StageResult, V
 
 #: How many stderr lines follow each failed stage's line.
 TAIL_LINES = 3
+#: Shards with something to say (a failure, an excused one) that get their lines; the rest are counted.
+SHARDS_LISTED = 10
 _MAX_COMMAND = 60
 
 
@@ -35,8 +37,11 @@ def failure_lines(result: RunResult) -> list[str]:
     if local is not None:
         return _stopped_lines(result, "stage") + pipeline_lines(local)
     lines = _stopped_lines(result, "shard")
-    for shard in result.shards:
-        lines.extend(_shard_lines(shard))
+    told = [shard_lines for shard in result.shards if (shard_lines := _shard_lines(shard))]
+    for shard_lines in told[:SHARDS_LISTED]:
+        lines.extend(shard_lines)
+    if len(told) > SHARDS_LISTED:
+        lines.append(f"ppipe: and {len(told) - SHARDS_LISTED} more shards (see --joblog)")
     if result.output_error:
         lines.append(f"ppipe: cannot write the output: {result.output_error}")
     if result.input_error:
