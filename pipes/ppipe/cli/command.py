@@ -159,8 +159,10 @@ def _run(pipeline: str | Graph, plan: ShardPlan | None, config: Config, stdin: F
     """Runs the pipeline to the end under what the config asks to see: the live view (then its summary),
     ``--progress plain`` lines, or nothing."""
     from ppipe.engine.options import RunOptions
+    from ppipe.engine.processes import valid_signals_once
     from ppipe.launch import run_to_end
 
+    valid_signals_once()  # the command line's process is ppipe's own
     options = RunOptions(**_options(config), stdin=stdin)
     with _watching(config) as (observer, view):
         result = run_to_end(pipeline, options, plan, observer)
