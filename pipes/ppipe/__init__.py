@@ -9,10 +9,9 @@ The names are loaded on first use, so that ``ppipe --version`` or
 
 from __future__ import annotations
 
-import importlib
-
-#: typing is not imported at run time: this module runs before ppipe's console script can take
-#: Ctrl-C over, so it stays as small as it can (mypy reads the imports below as usual).
+#: Neither typing nor importlib is imported at run time (importlib loads ``warnings``): this module runs
+#: before ppipe's console script can take Ctrl-C over, so it stays as small as it can (mypy reads the
+#: imports below as usual).
 TYPE_CHECKING = False
 
 __version__ = "0.1.0"
@@ -92,7 +91,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'ppipe' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    # __import__ with a fromlist returns the submodule itself; it is built in, so nothing more is loaded.
+    value = getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)
     globals()[name] = value
     return value
 

@@ -20,12 +20,12 @@ from ppipe.engine.execution import Execution, prepare
 from ppipe.engine.options import RunOptions
 from ppipe.graph import Boundary, Graph
 from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult
-from ppipe.snapshots import PipelineSnapshot, RunObserver, RunSnapshot, ShardSnapshot, ShardState, StageState
 
 if TYPE_CHECKING:
     from ppipe.engine.sinks import Sink
     from ppipe.graph import Stage
     from ppipe.shards.plan import ShardPlan
+    from ppipe.snapshots import PipelineSnapshot, RunObserver, RunSnapshot, ShardSnapshot
 
 
 async def launch(
@@ -111,6 +111,8 @@ class LocalRun:
         return self._graph
 
     def snapshot(self) -> RunSnapshot:
+        from ppipe.snapshots import RunSnapshot  # only a watched run takes snapshots (not imported otherwise)
+
         assert self.execution is not None, "the view asks for snapshots only once the run has started"
         pipeline = self.execution.snapshot()
         return RunSnapshot(pipeline.elapsed, (_shard_snapshot(pipeline, self.execution.stdout_bytes()),))
@@ -134,6 +136,8 @@ class LocalRun:
 
 def _shard_snapshot(pipeline: PipelineSnapshot, bytes_out: int | None) -> ShardSnapshot:
     """The one shard of a plain run: running until every stage has ended."""
+    from ppipe.snapshots import ShardSnapshot, ShardState, StageState
+
     states = {stage.state for stage in pipeline.stages}
     running = StageState.RUNNING in states or StageState.WAITING in states
     return ShardSnapshot(

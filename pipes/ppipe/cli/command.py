@@ -3,7 +3,9 @@
 The CLI parsers (typer's in :mod:`ppipe.cli.options`, the fast one in
 :mod:`ppipe.cli.entry`) only build a :class:`~ppipe.cli.config.Config`;
 :func:`run_command` does the rest and returns the exit status. Nothing here
-imports typer or rich.
+imports typer or rich, and what only some runs need is imported when they
+need it: the report writer (and json) only with ``--report``, ``--explain``'s
+module only for it, the view (rich) only when it is drawn.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ppipe import interrupts
-from ppipe.cli import report
 from ppipe.cli.config import Config
+from ppipe.cli.printing import print_error, print_out, reraise
 from ppipe.cli.sharding import placeholder_warnings, shard_plan, task_stdin
 from ppipe.errors import ExitStatus, PpipeError, UsageError
 from ppipe.graph import Graph, Stage
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from ppipe.cli.display import LiveView
     from ppipe.cluster.remote import SlurmSpec
     from ppipe.engine.slices import FileSlice
@@ -42,14 +46,13 @@ def run_command(config: Config) -> int:
     end (after the report is written) so that a calling shell sees ppipe
     killed by it and stops a loop, as it would for any other program.
     """
-    from ppipe.cli.explain import explain_text
     from ppipe.language.parser import parse
 
     graph: Graph | None = None
     identity: TaskIdentity | None = None
     try:
         if config.report:
-            report.check_destination(config.report)
+            _report().check_destination(config.report)
         sharding = shard_plan(config)
         identity = sharding.identity
         plan, placeholders = sharding.plan, sharding.placeholders
@@ -62,6 +65,8 @@ def run_command(config: Config) -> int:
         if plan is not None and not config.quiet:
             print_error(placeholder_warnings(config.pipeline, each=plan.items is not None))
         if config.explain:
+            from ppipe.cli.explain import explain_text
+
             shards = (plan.offset, plan.total) if plan is not None else None
             text, status = explain_text(
                 config.pipeline, shards=shards, placeholders=placeholders, identity=sharding.identity
@@ -77,8 +82,8 @@ def run_command(config: Config) -> int:
         return _finish(config, _run(graph or config.pipeline, plan, config, stdin), sharding.identity)
     except PpipeError as error:
         print_error(str(error).splitlines())
-        if config.report and not isinstance(error, report.ReportError):
-            _write_report(report.build_for_error(config.pipeline, error, graph, identity), config.report)
+        if config.report and not isinstance(error, _report().ReportError):
+            _write_report(_report().build_for_error(config.pipeline, error, graph, identity), config.report)
         return error.status
 
 
@@ -89,7 +94,7 @@ def _finish(config: Config, result: RunResult, identity: TaskIdentity | None = N
     if not config.quiet and not config.shows_view:
         print_error(failure_lines(result))
     status = result.exit_status
-    if config.report and not _write_report(report.build(result, identity), config.report):
+    if config.report and not _write_report(_report().build(result, identity), config.report):
         status = status or ExitStatus.FAILURE
     if result.interrupted_by:
         reraise(signal.Signals[result.interrupted_by])
@@ -154,8 +159,10 @@ def _run(pipeline: str | Graph, plan: ShardPlan | None, config: Config, stdin: F
     """Runs the pipeline to the end under what the config asks to see: the live view (then its summary),
     ``--progress plain`` lines, or nothing."""
     from ppipe.engine.options import RunOptions
+    from ppipe.engine.processes import valid_signals_once
     from ppipe.launch import run_to_end
 
+    valid_signals_once()  # the command line's process is ppipe's own
     options = RunOptions(**_options(config), stdin=stdin)
     with _watching(config) as (observer, view):
         result = run_to_end(pipeline, options, plan, observer)
@@ -221,44 +228,17 @@ def _same_file(a: int, b: int) -> bool:
     return (first.st_dev, first.st_ino, first.st_rdev) == (second.st_dev, second.st_ino, second.st_rdev)
 
 
+def _report() -> ModuleType:
+    """The report writer, imported only by runs with ``--report`` (it brings json, tempfile and shutil)."""
+    from ppipe.cli import report
+
+    return report
+
+
 def _write_report(data: dict[str, object], destination: str) -> bool:
     try:
-        report.write(data, destination)
+        _report().write(data, destination)
     except OSError as error:
         print_error([f"cannot write the report to {destination}: {error.strerror}"])
         return False
     return True
-
-
-def print_out(text: str) -> int:
-    """Prints on stdout; a reader that left (``--explain ... | head``) or no stdout at all is not an error."""
-    if sys.stdout is None:
-        return 0
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except OSError:
-        pass
-    return 0
-
-
-def print_error(lines: list[str]) -> None:
-    """Prints lines on stderr; each that is not an indented detail is prefixed ``ppipe:``."""
-    if sys.stderr is None:
-        return
-    try:
-        for line in lines:
-            prefix = "" if line.startswith((" ", "ppipe:")) else "ppipe: "
-            sys.stderr.write(f"{prefix}{line}\n")
-        sys.stderr.flush()
-    except OSError:
-        pass  # stderr closed or full: the exit status still tells
-
-
-def reraise(sig: signal.Signals) -> None:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    signal.signal(sig, signal.SIG_DFL)
-    os.kill(os.getpid(), sig)

@@ -104,7 +104,8 @@ DEFAULTS_FROM_ENVIRONMENT = {"display": "PPIPE_DISPLAY", "progress": "PPIPE_PROG
 # ---------------------------------------------------------------- option values, read once for both parsers
 
 #: ``--timeout``/``--kill-after``: a plain decimal number (``30``, ``0.5``, ``.5``, ``2e3``) or ``inf``.
-_SECONDS = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity", re.IGNORECASE)
+#: Left as text, like ``_SIZE``: ``re`` compiles it at its first use and keeps it; most runs give neither option.
+_SECONDS = r"(?i:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf|infinity)"
 #: The largest count any option takes: more is a slip of the finger, and far more is past the
 #: digits Python turns into an int at all.
 MOST = 999_999_999
@@ -182,7 +183,7 @@ def read_seconds(option: str, text: str) -> float:
     ``1e999`` is ``inf`` too (both: no limit). A sign, ``nan``, hex digits,
     underscores and spaces are refused.
     """
-    if not _SECONDS.fullmatch(text):
+    if not re.fullmatch(_SECONDS, text):
         raise UsageError(f"{option} takes a number of seconds such as 30 or 0.5, not {_shown(text)}")
     return float(text)
 
@@ -207,7 +208,7 @@ def read_choice(option: str, text: str, choices: type[enum.Enum]) -> str:
 
 
 #: ``--block``: a decimal number of bytes with an optional k, M or G (powers of 1024).
-_SIZE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[kKmMgG]?")
+_SIZE = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[kKmMgG]?"
 #: The largest ``--block``: ppipe holds about two blocks per shard in memory (GNU parallel stops at 2G).
 MOST_BLOCK = 1 << 30
 
@@ -216,7 +217,7 @@ def block_size(text: str) -> int:
     """The ``--block`` size in bytes; a :class:`UsageError` for anything but a size from 1 byte to 1G."""
     from ppipe.shards.input import parse_size
 
-    if not _SIZE.fullmatch(text):
+    if not re.fullmatch(_SIZE, text):
         raise UsageError(f"--block takes a size such as 1M, 64k or 65536, not {_shown(text)}")
     try:
         size = parse_size(text)

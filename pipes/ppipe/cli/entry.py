@@ -21,9 +21,11 @@ this module does, when it is the ``ppipe`` program (not a module someone
 imported), is to make SIGINT end ppipe at once, killed by it, as a shell
 expects. Nothing needs cleaning up before the run; :func:`_main` hands
 Ctrl-C back to Python (KeyboardInterrupt, caught by :func:`entry`) before it
-sets anything up. Start-up before this module runs (the interpreter, its
-``site`` and ``.pth`` files, the console script's own ``import re``) is
-beyond any of ppipe's code.
+sets anything up; a KeyboardInterrupt that an import turned into another
+exception still ends ppipe by SIGINT, never as an internal error. Start-up
+before this module runs (the interpreter, its ``site`` and ``.pth`` files,
+the console script's one import, ``scripts/ppipe``) is beyond any of
+ppipe's code.
 """
 
 from __future__ import annotations
@@ -78,12 +80,16 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def _die_of(sig: int) -> None:
-    """Ends ppipe by ``sig`` itself, so that a calling shell sees it (cf. ppipe.cli.command.reraise)."""
-    import contextlib
+    """Ends ppipe by ``sig`` itself, so that a calling shell sees it (cf. ppipe.cli.printing.reraise).
 
+    It imports nothing: it runs in a signal handler, which may interrupt an import half done, and
+    importing that module again would find it half made (``partially initialized module``).
+    """
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # closed, broken, or interrupted mid-write: nothing to save
+        try:  # noqa: SIM105 (contextlib.suppress would be an import)
             stream.flush()
+        except Exception:  # closed, broken, or interrupted mid-write: nothing to save
+            pass
     _signal.signal(sig, _signal.SIG_DFL)
     os.kill(os.getpid(), sig)
 
@@ -213,9 +219,14 @@ def entry() -> None:
     except KeyboardInterrupt:
         _die_of(_signal.SIGINT)
     except Exception as error:
+        # A Ctrl-C raised inside an import may come out as another exception: Python wraps what a class
+        # body's __set_name__ raises in a RuntimeError (a dataclass's fields), and a module it left half
+        # made raises AttributeError later. The signal was noted when it came: it, not a bug, ends ppipe.
+        if interrupts.pending():
+            _die_of(interrupts.take()[0])
         if os.environ.get("PPIPE_DEBUG"):
             raise
-        from ppipe.cli.command import print_error
+        from ppipe.cli.printing import print_error
 
         print_error([f"internal error: {error!r}", "  this is a bug in ppipe; PPIPE_DEBUG=1 shows the traceback"])
         sys.exit(1)
@@ -223,7 +234,7 @@ def entry() -> None:
 
 def _main(argv: list[str]) -> int:
     """The exit status of the command line ``argv``: the fast path's run, a usage error, or typer's reading."""
-    from ppipe.cli.command import print_error, print_out, run_command
+    from ppipe.cli.printing import print_error, print_out
 
     if argv == ["--version"]:
         from ppipe import __version__
@@ -243,6 +254,8 @@ def _main(argv: list[str]) -> int:
         return 2
     _interrupts_raise()
     if config is not None:
+        from ppipe.cli.command import run_command
+
         return run_command(config)
     return _with_typer(argv)
 
@@ -266,8 +279,8 @@ def _with_typer(argv: list[str]) -> int:
     """Typer reads the command line: help, completion, and every error in one ``ppipe:`` sentence."""
     import typer.main
 
-    from ppipe.cli.command import print_error
     from ppipe.cli.options import app
+    from ppipe.cli.printing import print_error
     from ppipe.cli.typer_internals import init_completion, usage_errors
     from ppipe.errors import PpipeError
 

@@ -19,8 +19,8 @@ import json
 from collections.abc import Sequence
 
 from ppipe.cli import report
-from ppipe.cli.command import print_error, print_out
 from ppipe.cli.config import read_count
+from ppipe.cli.printing import print_error, print_out
 from ppipe.errors import ExitStatus, PpipeError, UsageError
 
 USAGE = """\

@@ -9,13 +9,16 @@ these functions read it into the frozen records of :mod:`ppipe.results` and
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from ppipe.engine.carrier import Carrier
 from ppipe.engine.counting import Counter
 from ppipe.engine.wiring import RunningStage
 from ppipe.graph import Edge, Graph
 from ppipe.results import EdgeResult, StageFlow, StageResult
-from ppipe.snapshots import StageSnapshot, StageState
+
+if TYPE_CHECKING:
+    from ppipe.snapshots import StageSnapshot
 
 
 def edge_result(edge: Edge, counter: Counter, carrier: Carrier | None) -> EdgeResult:
@@ -87,6 +90,8 @@ def stage_snapshot(
     running: RunningStage, graph: Graph, edge_of: Callable[[Edge], EdgeResult], now: float
 ) -> StageSnapshot:
     """The stage as the view shows it now; ``edge_of`` gives each of its edges' figures so far."""
+    from ppipe.snapshots import StageSnapshot, StageState  # only a watched run takes snapshots
+
     sid = running.stage.id
     if running.running:
         state = StageState.RUNNING

@@ -34,6 +34,7 @@ import signal
 import stat
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING
 
 from ppipe import policy
 from ppipe.engine.accounts import bytes_into_stdout, edge_result, stage_result, stage_snapshot
@@ -59,7 +60,9 @@ from ppipe.engine.wiring import RunningStage, Wiring
 from ppipe.errors import ExitStatus
 from ppipe.graph import Boundary, Edge, Graph
 from ppipe.results import EdgeResult, PipelineResult
-from ppipe.snapshots import PipelineSnapshot
+
+if TYPE_CHECKING:
+    from ppipe.snapshots import PipelineSnapshot
 
 #: How long pumps may keep reading after every stage has exited. Only a
 #: stage's background descendants can still hold a pipe open by then, and
@@ -135,6 +138,8 @@ class Execution(Stopping):
 
     def snapshot(self) -> PipelineSnapshot:
         """The pipeline as it is now, for displays; cheap enough to take ten times a second."""
+        from ppipe.snapshots import PipelineSnapshot  # only a watched run takes snapshots
+
         now = time.time()
         return PipelineSnapshot(
             now - self.started_at,

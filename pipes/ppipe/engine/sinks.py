@@ -15,7 +15,6 @@ import errno
 import os
 import stat
 import sys
-import tempfile
 from typing import IO
 
 from tornado.ioloop import IOLoop
@@ -27,6 +26,8 @@ from ppipe.engine.descriptors import CHUNK, stream
 
 def held_problem(error: OSError) -> str:
     """Why ppipe could not keep something in a temporary file, and where: ``No space left on device (TMPDIR=/tmp)``."""
+    import tempfile  # only a run that spools imports it (with shutil, bz2, lzma): not a plain one
+
     return f"{error.strerror or error} (TMPDIR={tempfile.gettempdir()})"
 
 
@@ -170,6 +171,8 @@ class LineAssembler(WrappingSink):
             self._partial += rest
             return
         if self._spill is None:
+            import tempfile
+
             self._spill = tempfile.TemporaryFile(prefix="ppipe-line-")  # noqa: SIM115 (closed when emitted)
             self._spill.write(self._partial)
             self._partial.clear()
@@ -363,6 +366,8 @@ class HeldSink(WrappingSink):
         """Appends the whole chunk to the spool, or raises with the spool as it was (a short write included)."""
         if self._spool is None:
             # Appending, unbuffered: writes that come while release() reads it back land after what it reads.
+            import tempfile
+
             self._spool = tempfile.TemporaryFile("a+b", buffering=0, prefix="ppipe-held-")  # noqa: SIM115
         fd = self._spool.fileno()
         view = memoryview(chunk)

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -54,7 +53,7 @@ from ppipe.engine import trees
 from ppipe.engine.descriptors import make_pipe
 from ppipe.engine.execution import Execution, execute
 from ppipe.engine.options import RunOptions
-from ppipe.engine.processes import parent_death_hook, untie_stages
+from ppipe.engine.processes import parent_death_hook, untie_stages, valid_signals_once
 from ppipe.engine.sinks import Sink
 from ppipe.errors import PpipeError
 from ppipe.language.parser import parse
@@ -76,7 +75,7 @@ def serve(spec: dict[str, Any], doorbell: socket.socket) -> None:
     fork of ppipe that would run ppipe's own clean-up a second time.
     """
     supervisor = os.getpid()
-    _valid_signals_once()
+    valid_signals_once()
     # tornado logs every restart as a warning; ppipe reports them itself.
     logging.getLogger("tornado.general").setLevel(logging.ERROR)
     trees.adopt_orphans()
@@ -88,14 +87,6 @@ def serve(spec: dict[str, Any], doorbell: socket.socket) -> None:
     except RuntimeError:
         os._exit(1)  # the shards die with the supervisor (their death signal)
     run_slot(slot, spec, doorbell, supervisor)
-
-
-def _valid_signals_once() -> None:
-    """asyncio checks each ``add_signal_handler`` and ``remove_signal_handler`` against
-    ``signal.valid_signals()``, which builds the set afresh, an enum per signal, at every call: eight
-    calls an attempt, a sixth of a slot's time in a batch of short shards. The set cannot change in a
-    process's life, so the slots ask for it once."""
-    setattr(signal, "valid_signals", functools.cache(signal.valid_signals))  # noqa: B010 (mypy: no assigning to a def)
 
 
 def _read_spec() -> dict[str, Any]:
