@@ -130,8 +130,8 @@ def progress_object(snapshot: RunSnapshot, rates: InputRates | None = None) -> d
             for s in snapshot.stages
         ]
         leading = rates.leading(snapshot.stages)
-        data.update(_progress_fields(leading), eta_stage=None if leading is None else leading.stage)
-        del data["rate"]
+        run = _progress_fields(leading)
+        data.update(percent=run["percent"], eta=run["eta"], eta_stage=None if leading is None else leading.stage)
         return data
     tally = Tally.of(snapshot)
     data["shards"] = len(snapshot.shards)
