@@ -33,12 +33,12 @@ class FilePositions:
     """The reading progress of one stage's input files; see the module's docstring.
 
     ``stdin`` is the stat of the stage's stdin as it was started and its
-    offset then (None when it is not a regular file). The arguments are looked at once, at the
-    first :meth:`read` (or :meth:`total`): a file created later is not an
-    input. A file named twice counts twice (``cat a a``): its offset going
-    back marks the second reading. A file the
-    stage is seen to have open for writing only (``sort -o out in``, ``tee
-    log``) is not an input and leaves the total.
+    offset then (None when it is not a regular file). The arguments are
+    looked at once, at the first :meth:`read` (or :meth:`total`): a file
+    created later is not an input. A file named twice counts twice (``cat a
+    a``): its offset going back marks the second reading. A file the stage
+    is seen to have open for writing only (``sort -o out in``, ``tee log``)
+    is not an input and leaves the total.
     """
 
     def __init__(
