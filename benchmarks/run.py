@@ -654,6 +654,42 @@ def fan_out(tools: Tools, sizes: Sizes, repeat: int) -> Workload:
     return w
 
 
+def file_progress(tools: Tools, sizes: Sizes, repeat: int, tmpdir: str) -> Workload:
+    """A stage reading a file named as its argument, with its percent and ETA read from /proc ten times a second.
+
+    ``bash+pv`` is how a shell user gets a percent today (pv reads the file
+    and pumps it); ppipe reads grep's file position instead. ``+progress``
+    reports JSON every 0.1 s, ``+view`` draws the view (into a file).
+    """
+    path = os.path.join(tmpdir, "file-progress.txt")
+    pipeline = f"grep 7 {path} | wc -l"
+    expected = expect_number(lines_with_digit(sizes.lines, 7))
+    w = Workload("file-progress", f"grep 7 FILE | wc -l, FILE of seq 1 {sizes.lines}", "throughput", repeat=repeat)
+    w.nbytes = seq_bytes(sizes.lines)
+    w.variants.append(bash_variant(tools, "bash", pipeline, expected))
+    if tools.pv:
+        w.variants.append(bash_variant(tools, "bash+pv", f"pv -q {path} | grep 7 | wc -l", expected))
+    else:
+        w.notes.append("bash+pv skipped: pv not found")
+    w.variants.append(Variant("ppipe", [*tools.ppipe, "--display", "never", pipeline], expected, sample=True))
+    w.variants.append(
+        Variant(
+            "ppipe+progress",
+            [*tools.ppipe, "--progress", "json", "--progress-interval", "0.1", pipeline],
+            expected,
+            sample=True,
+        )
+    )
+    w.variants.append(Variant("ppipe+view", [*tools.ppipe, "--display", "always", pipeline], expected, sample=True))
+
+    def make_input() -> None:
+        with open(path, "wb") as handle:
+            subprocess.run(["seq", "1", str(sizes.lines)], stdout=handle, check=True)
+
+    w.setup = make_input
+    return w
+
+
 def build_workloads(tools: Tools, quick: bool, repeat: int, tmpdir: str) -> list[Workload]:
     sizes = Sizes.pick(quick, repeat)
     return [
@@ -667,6 +703,7 @@ def build_workloads(tools: Tools, quick: bool, repeat: int, tmpdir: str) -> list
         *fork(tools, sizes, repeat, tmpdir),
         batch(tools, sizes, repeat, tmpdir),
         fan_out(tools, sizes, repeat),
+        file_progress(tools, sizes, repeat, tmpdir),
     ]
 
 

@@ -178,7 +178,7 @@ def test_progress_of_a_file_input(tmp_path: Path) -> None:
         PPIPE, [f"{slow} < {data} | wc -c"], env={**ENV, "TERM": "xterm-256color"}, dimensions=(24, 120), timeout=30
     )
     try:
-        child.expect(r"stage 1 input \d+% ETA", timeout=20)
+        child.expect(r"stage 1 input \d+% [\d.]+ [kMG]?B/s ETA", timeout=20)
     finally:
         child.sendintr()
         child.expect(pexpect.EOF, timeout=20)

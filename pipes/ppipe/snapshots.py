@@ -55,9 +55,11 @@ class StageSnapshot:
     signal: str | None
     flow: StageFlow
     elapsed: float | None
-    #: When the stage reads a regular file as its stdin: its size, and how far it has read.
+    #: When the stage reads regular files (named as arguments, or as its stdin): their summed size,
+    #: how much of them it has read (their file positions, earlier files whole), and how many there are.
     input_size: int | None = None
     input_read: int | None = None
+    input_files: int = 0
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from ppipe.cli.rates import InputProgress, InputRates
 from ppipe.cli.tables import (
     MARKS,
     SPINNER,
@@ -54,8 +55,8 @@ class StageRows:
         self.tree: dict[int, str] = {}
         self._last: dict[int, tuple[float, int, float]] = {}
         self._rates: dict[int, float] = {}
-        self._read_last: dict[int, int] = {}
-        self._read_rates: dict[int, float] = {}
+        #: Each file-reading stage's smoothed reading rate (see :mod:`ppipe.cli.rates`).
+        self._read_rates = InputRates(view.clock)
         self._slowness: dict[int, float] = {}
 
     # -- drawing
@@ -67,17 +68,12 @@ class StageRows:
             moved, held = stage.flow.bytes_out or 0, stage.flow.held
             then, moved_before, held_before = self._last.get(stage.id, (now, moved, held))
             self._last[stage.id] = (now, moved, held)
-            read = stage.input_read or 0
-            read_before = self._read_last.get(stage.id, read)
-            self._read_last[stage.id] = read
             if now > then:
                 interval = now - then
                 self._rates[stage.id] = (moved - moved_before) / interval
-                self._read_rates[stage.id] = (
-                    0.7 * self._read_rates.get(stage.id, 0.0) + 0.3 * (read - read_before) / interval
-                )
                 share = min(2.0, (held - held_before) / interval)
                 self._slowness[stage.id] = 0.6 * self._slowness.get(stage.id, 0.0) + 0.4 * share
+        self._read_rates.measure(snapshot.stages)
         self._marked = self._next_bottleneck(snapshot)
 
     #: The live table's columns; on a narrow terminal the lowest ``keep`` go first (the ratio, the pid...).
@@ -143,21 +139,22 @@ class StageRows:
         ]
         if slowest is not None:
             parts.append(Text(f"bottleneck: stage {slowest}", style="bold yellow"))
-        parts.extend(
-            Text(f"stage {stage.id} input {self._progress(stage)}")
-            for stage in snapshot.stages
-            if stage.input_size and stage.input_read is not None
-        )
+        for stage in snapshot.stages:
+            progress = self._read_rates.progress(stage)
+            if progress is not None:
+                parts.append(Text(f"stage {stage.id} input {self._progress(progress)}"))
         return parts
 
-    def _progress(self, stage: StageSnapshot) -> str:
-        """``45% ETA 12s`` for a stage reading a file of known size, as pv shows it."""
-        assert stage.input_size and stage.input_read is not None
-        done = min(stage.input_read, stage.input_size)
-        text = f"{100 * done // stage.input_size}%"
-        rate = self._read_rates.get(stage.id, 0.0)
-        if rate > 0 and done < stage.input_size:
-            text += f" ETA {seconds_text((stage.input_size - done) / rate)}"
+    @staticmethod
+    def _progress(progress: InputProgress) -> str:
+        """``45% of 3 files 12.0 MB/s ETA 12s`` for a stage reading files, as pv shows it (the rate smoothed)."""
+        text = f"{int(100 * progress.fraction)}%"
+        if progress.files > 1:
+            text += f" of {progress.files} files"
+        if progress.eta is not None:
+            if progress.rate:
+                text += f" {human_bytes(int(progress.rate))}/s"
+            text += f" ETA {seconds_text(progress.eta)}"
         return text
 
     def bottleneck(self, snapshot: RunSnapshot) -> int | None:

@@ -100,6 +100,7 @@ def stage_snapshot(
     else:
         state = StageState.DONE if running.returncode == 0 else StageState.EXITED
     result = StageResult(running.stage, returncode=running.returncode)
+    size, read, files = input_progress(running)
     flow = StageFlow.of([edge_of(e) for e in graph.inputs(sid)], [edge_of(e) for e in graph.outputs(sid)])
     return StageSnapshot(
         id=sid,
@@ -110,19 +111,26 @@ def stage_snapshot(
         signal=result.signal,
         flow=flow,
         elapsed=None if running.started_at is None else (running.ended_at or now) - running.started_at,
-        input_size=running.input_size,
-        input_read=input_read(running),
+        input_size=size,
+        input_read=read,
+        input_files=files,
     )
 
 
-def input_read(running: RunningStage) -> int | None:
-    """How far the stage has read its stdin file: its offset, from /proc (Linux); None elsewhere."""
-    if running.input_size is None:
-        return None
-    if not running.running:
-        return running.input_size if running.returncode == 0 else None
-    try:
-        with open(f"/proc/{running.pid}/fdinfo/0", "rb") as info:
-            return int(info.readline().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
+def input_progress(running: RunningStage) -> tuple[int | None, int | None, int]:
+    """The snapshot's ``input_size``, ``input_read`` and ``input_files``: how far the stage has read its files.
+
+    Read from its file positions (:mod:`ppipe.engine.positions`) while it
+    runs; a stage that exited 0 has read them all, one that failed is left
+    without a figure. Nothing when it reads no regular file.
+    """
+    positions = running.positions
+    if positions is None or not positions.files:
+        return None, None, 0
+    if running.running:
+        read = positions.read()
+        if read is not None:
+            return read[1], read[0], positions.files
+        # The process is going, or /proc is not there: the size alone.
+    size = positions.total()
+    return size, size if running.returncode == 0 else None, positions.files

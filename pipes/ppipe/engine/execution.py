@@ -41,6 +41,7 @@ from ppipe.engine.accounts import bytes_into_stdout, edge_result, stage_result, 
 from ppipe.engine.counting import Counter
 from ppipe.engine.feed import read_chunks
 from ppipe.engine.options import RunOptions
+from ppipe.engine.positions import FilePositions
 from ppipe.engine.processes import (
     Stopping,
     exec_failure,
@@ -202,7 +203,7 @@ class Execution(Stopping):
                 return
             proc.pid = proc.process.pid
             self.trees.claim(proc.pid)
-            proc.input_size = _regular_file_size(fds[0])
+            proc.positions = FilePositions(proc.pid, proc.stage.argv, self.options.cwd, _regular_file(fds[0]))
             self.watchers.append(asyncio.ensure_future(self._watch(proc)))
         finally:
             # The child has its copies (or never will): ppipe's must go, or
@@ -395,12 +396,13 @@ class Execution(Stopping):
         )
 
 
-def _regular_file_size(fd: int) -> int | None:
+def _regular_file(fd: int) -> tuple[os.stat_result, int] | None:
+    """The stat of ``fd`` and its offset when it is a regular file (a stage's stdin read from a file)."""
     try:
         info = os.fstat(fd)
+        return (info, os.lseek(fd, 0, os.SEEK_CUR)) if stat.S_ISREG(info.st_mode) else None
     except OSError:
         return None
-    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def prepare(graph: Graph, options: RunOptions | None = None) -> Execution:

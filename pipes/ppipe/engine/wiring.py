@@ -27,6 +27,7 @@ from ppipe.engine.counting import Counter, Tail
 from ppipe.engine.descriptors import make_pipe, stream
 from ppipe.engine.feed import Feed
 from ppipe.engine.options import CAPTURE, RunOptions
+from ppipe.engine.positions import FilePositions
 from ppipe.engine.pumps import Pump
 from ppipe.engine.sinks import CaptureSink, FdSink, HeldSink, LineJoiner, LineMerge, Sink, StreamSink, sink_for_fd
 from ppipe.engine.slices import FileSlice
@@ -59,8 +60,8 @@ class RunningStage:
     stderr_pump: Pump | None = None
     #: Its stderr goes to ppipe's, and that is /dev/null: nobody saw what it said.
     stderr_discarded: bool = False
-    #: Size of the regular file the stage reads as its stdin, when it does (progress and ETA).
-    input_size: int | None = None
+    #: How far it has read the regular files it reads (its arguments', its stdin): progress and ETA.
+    positions: FilePositions | None = None
     stderr_tail: Tail = field(default_factory=Tail)
     #: The producers whose pumps deliver into this stage's stdin, each with the sink they write through.
     feeders: list[tuple[RunningStage, Sink | None]] = field(default_factory=list)
