@@ -61,12 +61,12 @@ class Pane:
     def resize(self, columns: int, rows: int) -> None:
         self.tmux("resize-window", "-t", "t", "-x", str(columns), "-y", str(rows))
 
-    def wait_for_screen(self, found: str, timeout: float = 20) -> list[str]:
-        """The screen once a line of it holds ``found``."""
+    def wait_for_screen(self, found: str, timeout: float = 20, *, whole: bool = False) -> list[str]:
+        """The screen once a line of it holds ``found`` (is ``found``, if ``whole``)."""
         deadline = time.monotonic() + timeout
         while True:
             screen = self.screen()
-            if any(found in line for line in screen):
+            if any(found == line if whole else found in line for line in screen):
                 return screen
             if time.monotonic() > deadline:
                 raise AssertionError(f"{found!r} never shown; the screen:\n" + "\n".join(screen))

@@ -64,11 +64,11 @@ def test_a_resize_during_the_run_leaves_no_fragment_of_a_frame() -> None:
     pipeline = f"{slow_lines(120, 0.04)} | cat | cat"
     with tmux_pane(100, 30) as pane:
         channel = pane.start(f"clear; ppipe {shlex.quote(pipeline)}")
-        pane.wait_for_screen("35")
+        pane.wait_for_screen("35", whole=True)  # the screen is full of output by now
         pane.resize(60, 30)
-        pane.wait_for_screen("60")
+        pane.wait_for_screen("60", whole=True)
         pane.resize(90, 30)
-        pane.wait_for_screen("80")
+        pane.wait_for_screen("80", whole=True)
         pane.resize(90, 16)
         assert pane.wait(channel) == 0
         assert_clean_scrollback(pane, range(120))
