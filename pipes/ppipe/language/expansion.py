@@ -151,8 +151,9 @@ class Expander:
         return self._home(piece)
 
     def _home(self, tilde: Tilde) -> str:
-        if not tilde.user:
-            return self.env.get("HOME") or os.path.expanduser("~")
+        if not tilde.user:  # HOME set but empty gives '', as in bash; only an unset one asks the password file
+            home = self.env.get("HOME")
+            return home if home is not None else os.path.expanduser("~")
         try:
             return pwd.getpwnam(tilde.user).pw_dir
         except KeyError:

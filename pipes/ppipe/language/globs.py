@@ -77,10 +77,16 @@ def _components(field: Field) -> list[list[_Char]] | None:
             if active and not escaped and char == "\\":
                 escaped = True
                 continue
+            wild = active and not escaped
+            if escaped and not active:
+                # bash quotes a quoted character with a backslash of its own, which this one escapes:
+                # the backslash stays, and the character is a wildcard again (v='a\\'; $v"*" matches a\b)
+                components[-1].append(_Char("\\", False))
+                wild = True
             if char == "/":
                 components.append([])
             else:
-                components[-1].append(_Char(char, active and not escaped))
+                components[-1].append(_Char(char, wild))
             escaped = False
     return None if escaped else components
 

@@ -32,7 +32,7 @@ _PLAIN = re.compile(r"[^ \t\n|&;<>()'\"\\$`]+")
 
 _IO_NUMBER = re.compile(r"[0-9]+(?=[<>])")  # ASCII digits only: '\d' takes any script's digits
 
-_TILDE = re.compile(r"~([A-Za-z0-9_.-]*)(?=/|:|$|[ \t\n|&;<>()])")  # bash ends it at a ':' too
+_TILDE = re.compile(r"~([A-Za-z0-9_.-]*)(?=/|$|[ \t\n|&;<>()])")
 
 _SH_HINT = "run it as a stage: sh -c '...'"
 
