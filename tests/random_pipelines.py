@@ -166,9 +166,11 @@ class Generator:
     def word(self) -> str:
         r = self.rng.random()
         if r < 0.1:
-            return self.pick("~", "~/", "~/*", "~/.*", "~root", "~nosuchuser", "~/no*") + (
-                self.part() if self.rng.random() < 0.3 else ""
-            )
+            head = self.pick("~", "~/", "~/*", "~/.*", "~root", "~nosuchuser", "~/no*")
+            tail = self.part() if self.rng.random() < 0.3 else ""
+            # '~:' opening a word that is no assignment: a documented difference (bash expands it, then
+            # leaves the rest of the word unexpanded)
+            return head + ("x" + tail if tail.startswith(":") else tail)
         if r < 0.2:
             tail = self.pick("~", "~/note", "~:~/n*", "a:~", "~$V1", '~"/x"', "$V1:~")
             return self.pick("x=", "_k=", "k+=", "--o=", "1x=") + tail

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from ppipe import parse as ppipe_parse
+
 from conftest import ENV, ppipe
 
 #: Names every POSIX class has something to match, in the C locale.
@@ -160,3 +162,11 @@ def test_time_after_a_pipe_runs_the_program(tmp_path: Path) -> None:
     env = {**ENV, "PATH": f"{tmp_path}{os.pathsep}{ENV['PATH']}"}
     done = ppipe("echo x | time y", cwd=str(tmp_path), env=env)
     assert (done.returncode, done.stdout) == (0, b"timed y\n")
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("pattern", ["[[:" * 30_000 + "]*", "[a[:" * 30_000 + "*", "[[:]:]" * 20_000])
+def test_brackets_that_never_close_cost_linear_time(tmp_path: Path, pattern: str) -> None:
+    """Each '[' here starts a bracket that runs on to the end: read one by one that was quadratic (minutes)."""
+    (tmp_path / "x").write_text("x")
+    assert ppipe_parse(f"printf %s {pattern}", env=ENV, cwd=str(tmp_path)).stage(1).argv[2] == pattern

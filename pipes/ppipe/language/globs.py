@@ -231,16 +231,22 @@ def _tokens(chars: list[_Char]) -> tuple[list[str | None], bool]:
 
 
 class _Brackets:
-    """Reads ``[...]`` expressions of one pattern; each in time linear in its length."""
+    """Reads the ``[...]`` expressions of one pattern, in time linear in the pattern however many fail.
+
+    From any position inside a bracket, where the bracket ends (or that it
+    never does) does not depend on where it began: each position's answer
+    is found once and remembered, so a thousand ``[[:`` cost no more than one.
+    """
 
     def __init__(self, chars: list[_Char]) -> None:
         self.chars = chars
         # For each position, where the next active ']' at or after it is (len(chars) for none): a '['
-        # with none after it is a literal at once, so a hundred thousand of them cost linear time.
+        # with none after it is a literal at once.
         closers = [len(chars)] * (len(chars) + 1)
         for i in range(len(chars) - 1, -1, -1):
             closers[i] = i if self.is_active(i, "]") else closers[i + 1]
         self.closers = closers
+        self.ends: dict[int, int | None] = {}
 
     def is_active(self, i: int, char: str) -> bool:
         return i < len(self.chars) and self.chars[i].active and self.chars[i].char == char
@@ -253,27 +259,43 @@ class _Brackets:
         i += negate
         if self.closers[min(i + 1, len(chars))] >= len(chars):
             return None
-        members: list[str] = []
-        first = True
-        while i < len(chars):
-            if self.is_active(i, "]") and not first:
-                if not "".join(members):  # '[[:nosuch:]]' matches no character, its negation any
-                    return ("[^\\s\\S]" if not negate else "."), i + 1
-                return f"[{'^' if negate else ''}{''.join(members)}]", i + 1
-            first = False
-            named = self.named(i)
-            if named is not None:
-                member, i = named
-                members.append(member)
-            elif i + 2 < len(chars) and self.is_active(i + 1, "-") and not self.is_active(i + 2, "]"):
-                low, high = chars[i].char, chars[i + 2].char
-                if low <= high:  # a reversed range matches nothing, as in bash
-                    members.append(f"{re.escape(low)}-{re.escape(high)}")
-                i += 3
-            else:
-                members.append(re.escape(chars[i].char))
-                i += 1
-        return None
+        close = self.end(i + 1 if self.is_active(i, "]") else i)  # a leading ']' is a member
+        if close is None:
+            return None
+        members = []
+        while i < close:
+            member, i = self.member(i)
+            members.append(member)
+        if not "".join(members):  # '[[:nosuch:]]' matches no character, its negation any
+            return ("[^\\s\\S]" if not negate else "."), close + 1
+        return f"[{'^' if negate else ''}{''.join(members)}]", close + 1
+
+    def end(self, i: int) -> int | None:
+        """The closing ']' of a bracket whose members go on at ``i``; None if it never closes."""
+        path = []
+        while i < len(self.chars) and not self.is_active(i, "]"):
+            if i in self.ends:
+                close = self.ends[i]
+                break
+            path.append(i)
+            i = self.member(i)[1]
+        else:
+            close = i if i < len(self.chars) else None
+        for position in path:
+            self.ends[position] = close
+        return close
+
+    def member(self, i: int) -> tuple[str, int]:
+        """The member at ``i`` (a class, a range or one character) as regex class text, and the position after it."""
+        chars = self.chars
+        named = self.named(i)
+        if named is not None:
+            return named
+        if i + 2 < len(chars) and self.is_active(i + 1, "-") and not self.is_active(i + 2, "]"):
+            low, high = chars[i].char, chars[i + 2].char
+            # a reversed range matches nothing, as in bash
+            return (f"{re.escape(low)}-{re.escape(high)}" if low <= high else ""), i + 3
+        return re.escape(chars[i].char), i + 1
 
     def named(self, i: int) -> tuple[str, int] | None:
         """``[:class:]``, ``[=c=]`` or ``[.c.]`` at ``i``: its members (maybe none) and the position after it."""
