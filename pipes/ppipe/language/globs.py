@@ -259,7 +259,7 @@ class _Brackets:
         i += negate
         if self.closers[min(i + 1, len(chars))] >= len(chars):
             return None
-        close = self.end(i + 1 if self.is_active(i, "]") else i)  # a leading ']' is a member
+        close = self.end(self.member(i)[1] if self.is_active(i, "]") else i)  # a leading ']' is a member
         if close is None:
             return None
         members = []
