@@ -42,7 +42,10 @@ def resolve_commands(graph: Graph, env: Mapping[str, str]) -> dict[int, str]:
 
     Mirrors the shell: a name with a ``/`` is used as a path; otherwise each
     ``PATH`` entry (from the stage's own ``PATH=`` if it sets one) is tried
-    in order. Not found → 127; found but a directory or not executable → 126.
+    in order (an empty ``PATH`` runs the name from the working directory, as
+    bash does). Not found → 127; found but a directory or not executable, or
+    a path that cannot name a file (a component longer than ``NAME_MAX``, a
+    file used as a directory) → 126.
     """
     paths: dict[int, str] = {}
     problems: list[CommandProblem] = []
@@ -61,8 +64,10 @@ def resolve_commands(graph: Graph, env: Mapping[str, str]) -> dict[int, str]:
 def _resolve(command: str, path_var: str) -> str | CommandProblem:
     if not command:
         return CommandProblem(0, "''", "command not found", ExitStatus.NOT_FOUND)
-    if "/" in command:
-        return _check_executable(command) or command
+    if "/" in command or not path_var:
+        # bash runs a name itself when PATH is empty, as if it were a path in the working directory
+        path = command if "/" in command else os.path.join(".", command)
+        return _check_executable(path) or path
     unusable: CommandProblem | None = None
     for directory in path_var.split(os.pathsep):
         candidate = os.path.join(directory or ".", command)
@@ -129,7 +134,10 @@ def _check_executable(path: str) -> CommandProblem | None:
     try:
         mode = os.stat(path).st_mode
     except OSError as error:
-        return CommandProblem(0, path, error.strerror or "cannot be run", ExitStatus.NOT_FOUND)
+        # bash's rule for a failed exec: only a missing file is "not found" (127); a name too long
+        # (ENAMETOOLONG), a file used as a directory (ENOTDIR) or a symlink loop cannot be run (126)
+        status = ExitStatus.NOT_FOUND if error.errno == errno.ENOENT else ExitStatus.NOT_EXECUTABLE
+        return CommandProblem(0, path, error.strerror or "cannot be run", status)
     if stat.S_ISDIR(mode):
         return CommandProblem(0, path, "is a directory", ExitStatus.NOT_EXECUTABLE)
     if not os.access(path, os.X_OK):

@@ -27,24 +27,16 @@ from __future__ import annotations
 import os
 import pwd
 import re
+from collections import ChainMap
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ppipe.language import globs
+
 _BLANKS = " \t\n"
-_GLOB_CHARS = set("*?[")
 _TILDE_PREFIX = re.compile(r"~([A-Za-z0-9_.-]*)(?=/|$)")
-#: POSIX bracket classes, as they mean in the C locale; Python's glob has none.
-_POSIX_CLASSES = {
-    "alpha": "A-Za-z",
-    "digit": "0-9",
-    "alnum": "A-Za-z0-9",
-    "upper": "A-Z",
-    "lower": "a-z",
-    "space": " \t\n\r\f\v",
-    "blank": " \t",
-    "xdigit": "0-9A-Fa-f",
-}
-_POSIX_CLASS = re.compile(r"\[:(" + "|".join(_POSIX_CLASSES) + r"):\]")
+#: The start of a word bash reads as an assignment when it comes to ``~`` (``x=~``, ``PATH+=:~/bin``).
+_ASSIGNMENT_LIKE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 
 
 @dataclass(frozen=True)
@@ -73,8 +65,7 @@ class Tilde:
 
 Piece = Lit | Var | Tilde
 
-#: One field being built: (text, globbing allowed) segments.
-_Field = list[tuple[str, bool]]
+_Field = globs.Field
 
 
 class Expander:
@@ -93,22 +84,53 @@ class Expander:
         self.placeholders = placeholders or {}
 
     def fields(self, pieces: tuple[Piece, ...]) -> list[str]:
-        """Expands one word into zero or more argv entries."""
-        pieces = fill_placeholders(pieces, self.placeholders)
-        return [match for field in self._split(pieces) for match in self._glob(field)]
+        """Expands one word into zero or more argv entries.
 
-    def assignment_value(self, pieces: tuple[Piece, ...]) -> str:
-        """Expands the value of ``NAME=value``: variables and ``~`` after ``=`` or ``:``; no splitting, no globs."""
+        A word that looks like an assignment (``x=~/a:~/b``, unquoted
+        ``NAME=`` or ``NAME+=`` first) gets its ``~`` expanded after the
+        ``=`` and after each unquoted ``:``, as bash does outside POSIX mode.
+        """
         pieces = fill_placeholders(pieces, self.placeholders)
         first = pieces[0] if pieces else None
-        if isinstance(first, Lit) and not first.quoted and "~" in first.text:
-            head = ":".join(self._tilde_prefix(part) for part in first.text.split(":"))
-            pieces = (Lit(head, quoted=True), *pieces[1:])
-        return "".join(self._text(piece) for piece in pieces)
+        if isinstance(first, Lit) and not first.quoted and (name := _ASSIGNMENT_LIKE.match(first.text)):
+            value = (Lit(first.text[name.end() :], quoted=False), *pieces[1:])
+            pieces = (Lit(name.group(), quoted=False), *self._assignment_tildes(value))
+        return [match for field in self._split(pieces) for match in self._glob(field)]
 
-    def _tilde_prefix(self, text: str) -> str:
-        match = _TILDE_PREFIX.match(text)
-        return self._home(Tilde(match.group(1))) + text[match.end() :] if match else text
+    def assignment_value(self, pieces: tuple[Piece, ...], assigned: Mapping[str, str] | None = None) -> str:
+        """Expands the value of ``NAME=value``: variables and ``~`` after ``=`` or ``:``; no splitting, no globs.
+
+        ``assigned`` holds the stage's assignments written before this one,
+        which the value sees first, as in bash (``A=1 B=$A cmd`` gives B 1;
+        ``HOME=/h X=~ cmd`` gives X /h).
+        """
+        expander = self if not assigned else Expander(self.text, ChainMap(dict(assigned), dict(self.env)), self.cwd)
+        pieces = expander._assignment_tildes(fill_placeholders(pieces, self.placeholders))
+        return "".join(expander._text(piece) for piece in pieces)
+
+    def _assignment_tildes(self, pieces: tuple[Piece, ...]) -> tuple[Piece, ...]:
+        """An assignment value's ``~`` at its start and after each unquoted ``:``, made the (quoted) home.
+
+        The tilde prefix must end at an unquoted ``/`` or ``:`` or at the
+        end of the word: ``x=~"/a"`` and ``x=~$V`` keep their ``~``.
+        """
+        result: list[Piece] = []
+        for index, piece in enumerate(pieces):
+            if not (isinstance(piece, Lit) and not piece.quoted and "~" in piece.text):
+                result.append(piece)
+                continue
+            parts = piece.text.split(":")
+            for k, part in enumerate(parts):
+                if k:
+                    result.append(Lit(":", quoted=False))
+                match = _TILDE_PREFIX.match(part) if k or not index else None
+                ends_word = k < len(parts) - 1 or index == len(pieces) - 1
+                if match and (match.end() < len(part) or ends_word):
+                    result.append(Lit(self._home(Tilde(match.group(1))), quoted=True))
+                    result.append(Lit(part[match.end() :], quoted=False))
+                else:
+                    result.append(Lit(part, quoted=False))
+        return tuple(result)
 
     def redirect_target(self, pieces: tuple[Piece, ...], start: int, end: int) -> tuple[str, str | None]:
         """Expands a redirection's file name: ``(path, None)``, or ``(as written, why not)``.
@@ -129,8 +151,9 @@ class Expander:
         return self._home(piece)
 
     def _home(self, tilde: Tilde) -> str:
-        if not tilde.user:
-            return self.env.get("HOME") or os.path.expanduser("~")
+        if not tilde.user:  # HOME set but empty gives '', as in bash; only an unset one asks the password file
+            home = self.env.get("HOME")
+            return home if home is not None else os.path.expanduser("~")
         try:
             return pwd.getpwnam(tilde.user).pw_dir
         except KeyError:
@@ -169,10 +192,7 @@ class Expander:
         return fields
 
     def _glob(self, field: _Field) -> list[str]:
-        literal = "".join(text for text, _ in field)
-        if not any(active and _GLOB_CHARS & set(text) for text, active in field):
-            return [literal]
-        return sorted(_match_path(_components(field), self.cwd)) or [literal]
+        return globs.expand(field, self.cwd)
 
 
 # ---------------------------------------------------------------- placeholders
@@ -241,204 +261,3 @@ def fill_text(text: str, values: Mapping[str, str]) -> str:
     if not values:
         return text
     return _PLACEHOLDER_IN_TEXT.sub(lambda m: values.get(m.group(1), m.group()), text)
-
-
-# ---------------------------------------------------------------- globs
-#
-# Python's glob recurses once per directory level with a wildcard (a glob of
-# a thousand '*/' is a RecursionError) and its fnmatch scans to the end of the
-# pattern for every '[' that has no ']' (a hundred thousand '[' took minutes).
-# So ppipe matches paths itself: level by level in a loop, each level's
-# pattern translated in one pass.
-
-
-@dataclass(frozen=True)
-class _Char:
-    """One character of a pattern; ``active`` when it may act as a wildcard (it was not quoted)."""
-
-    char: str
-    active: bool
-
-
-def _components(field: _Field) -> list[list[_Char]]:
-    """Splits a field into path components at every '/' (quoted or not: a path separator is one anyway)."""
-    components: list[list[_Char]] = [[]]
-    for text, active in field:
-        for char in _POSIX_CLASS.sub(lambda m: _POSIX_CLASSES[m.group(1)], text) if active else text:
-            if char == "/":
-                components.append([])
-            else:
-                components[-1].append(_Char(char, active))
-    return components
-
-
-def _match_path(components: list[list[_Char]], cwd: str | None) -> list[str]:
-    """The existing paths the components match, as written relative to ``cwd`` (or absolute).
-
-    Literal components are joined without looking, wildcard components list
-    the directories reached so far; every level but the last must be a
-    directory, and the last must exist. A trailing '/' keeps directories only.
-    """
-    absolute = not components[0]
-    paths = ["/" if absolute else ""]
-    levels = components[1:] if absolute else components
-    for index, component in enumerate(levels):
-        last = index == len(levels) - 1
-        if not component:  # 'a//b' is 'a/b'; a trailing '/' asks for a directory
-            paths = [_join(path, "") for path in paths if _isdir(path, cwd)] if last else paths
-        else:
-            paths = _step(paths, _Component(component), last, cwd)
-        if not paths:
-            break
-    return paths
-
-
-def _step(paths: list[str], component: _Component, last: bool, cwd: str | None) -> list[str]:
-    """Extends each path by the names in it that ``component`` matches."""
-    if component.literal is not None:  # joined without looking: a missing directory shows at the next listing
-        joined = [_join(path, component.literal) for path in paths]
-        return [path for path in joined if _lexists(path, cwd)] if last else joined
-    return [
-        _join(path, name) for path in paths for name in _names(path, cwd, dirs_only=not last) if component.matches(name)
-    ]
-
-
-def _join(path: str, name: str) -> str:
-    return path + name if not path or path.endswith("/") else f"{path}/{name}"
-
-
-def _on_disk(path: str, cwd: str | None) -> str:
-    return os.path.join(cwd or ".", path) if path else (cwd or ".")
-
-
-def _isdir(path: str, cwd: str | None) -> bool:
-    return os.path.isdir(_on_disk(path, cwd))
-
-
-def _lexists(path: str, cwd: str | None) -> bool:
-    return os.path.lexists(_on_disk(path, cwd))
-
-
-def _names(path: str, cwd: str | None, dirs_only: bool) -> list[str]:
-    """The names in a directory (directories only, following symlinks, if asked); none if it cannot be read."""
-    names = []
-    try:
-        with os.scandir(_on_disk(path, cwd)) as entries:
-            for entry in entries:
-                try:
-                    if not dirs_only or entry.is_dir():
-                        names.append(entry.name)
-                except OSError:
-                    continue
-    except (OSError, ValueError):  # not a directory, no permission, a NUL in the name
-        return []
-    return names
-
-
-class _Component:
-    """One path component's pattern: bash's ``*``, ``?`` and ``[...]`` over active characters.
-
-    A ``[`` with no active ``]`` after it is a literal, as in bash (a quoted
-    ``]`` never closes a bracket). ``[!...]`` and ``[^...]`` negate; a ``]``
-    right after ``[`` or ``[!`` is a member. A name starting with ``.``
-    matches only a pattern starting with ``.``. The pattern is translated in
-    one pass, and matched as the fixed-length pieces between its stars, each
-    found once, left to right: no backtracking however many stars there are.
-    """
-
-    def __init__(self, chars: list[_Char]) -> None:
-        self.hidden_ok = chars[0].char == "."
-        tokens, wild = _tokens(chars)
-        self.literal = None if wild else "".join(c.char for c in chars)
-        self.pieces: list[list[str]] = [[]]  # per piece, a regex for each character it matches
-        for token in tokens:
-            if token is None:
-                self.pieces.append([])
-            else:
-                self.pieces[-1].append(token)
-        self.length = sum(len(piece) for piece in self.pieces)
-        self._compiled: list[re.Pattern[str]] | None = None
-
-    def matches(self, name: str) -> bool:
-        if len(name) < self.length or (name.startswith(".") and not self.hidden_ok):
-            return False
-        if len(self.pieces) == 1:
-            return len(name) == self.length and self.compiled[0].fullmatch(name) is not None
-        first, *middle, final = self.compiled
-        end = len(name) - len(self.pieces[-1])
-        if first.match(name) is None or final.fullmatch(name, end) is None:
-            return False
-        position = len(self.pieces[0])
-        for piece in middle:  # the leftmost place is always right for a fixed-length piece between stars
-            found = piece.search(name, position, end)
-            if found is None:
-                return False
-            position = found.end()
-        return True
-
-    @property
-    def compiled(self) -> list[re.Pattern[str]]:
-        """The pieces' regexes, compiled only once a name is long enough to need them."""
-        if self._compiled is None:
-            self._compiled = [re.compile("".join(piece), re.DOTALL) for piece in self.pieces]
-        return self._compiled
-
-
-def _tokens(chars: list[_Char]) -> tuple[list[str | None], bool]:
-    """The pattern as tokens (None for a ``*``, else a regex for one character), and whether any is a wildcard."""
-    closers = _next_closers(chars)
-    tokens: list[str | None] = []
-    wild = False
-    i = 0
-    while i < len(chars):
-        char = chars[i]
-        if char.active and char.char in "*?":
-            if char.char == "?":
-                tokens.append(".")
-            elif not tokens or tokens[-1] is not None:  # '**' is '*'
-                tokens.append(None)
-            wild = True
-            i += 1
-            continue
-        bracket = _bracket(chars, i, closers) if char.active and char.char == "[" else None
-        if bracket is None:
-            tokens.append(re.escape(char.char))
-            i += 1
-        else:
-            regex, i = bracket
-            tokens.append(regex)
-            wild = True
-    return tokens, wild
-
-
-def _next_closers(chars: list[_Char]) -> list[int]:
-    """For each position, where the next active ']' at or after it is (``len(chars)`` for none)."""
-    closers = [len(chars)] * (len(chars) + 1)
-    for i in range(len(chars) - 1, -1, -1):
-        closers[i] = i if chars[i].active and chars[i].char == "]" else closers[i + 1]
-    return closers
-
-
-def _bracket(chars: list[_Char], start: int, closers: list[int]) -> tuple[str, int] | None:
-    """The ``[...]`` at ``start`` as a regex and the position after it; None when it never closes."""
-    i = start + 1
-    negate = i < len(chars) and chars[i].active and chars[i].char in "!^"
-    i += negate
-    first = i + 1 if i < len(chars) and chars[i].char == "]" else i  # a leading ']' is a member
-    close = closers[min(first, len(chars))]
-    if close >= len(chars):
-        return None
-    members = []
-    j = i
-    while j < close:
-        if j + 2 < close and chars[j + 1].active and chars[j + 1].char == "-":
-            low, high = chars[j].char, chars[j + 2].char
-            if low <= high:  # a reversed range matches nothing, as in bash
-                members.append(f"{re.escape(low)}-{re.escape(high)}")
-            j += 3
-        else:
-            members.append(re.escape(chars[j].char))
-            j += 1
-    if not members:
-        return ("[^\\s\\S]" if not negate else "."), close + 1
-    return f"[{'^' if negate else ''}{''.join(members)}]", close + 1

@@ -19,6 +19,7 @@ from ppipe.graph import RedirectOp
 from ppipe.language.expansion import Lit, Piece, Tilde, Var
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_]+")
 
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 
@@ -312,15 +313,18 @@ class Lexer:
 
     def dollar(self, quoted: bool) -> Piece:
         start = self.pos
-        nxt = self.peek(1)
-        if nxt == "(":
-            what = "arithmetic expansion" if self.peek(2) == "(" else "command substitution"
-            raise self.error(f"'$(' ({what}) is shell syntax ppipe does not run", start, 2, _SH_HINT)
+        after = self.past_continuations(start + 1)  # '$\<newline>?' is '$?': continuations go first, as in bash
+        nxt = self.text[after : after + 1]
+        if nxt in ("[", "("):
+            what = {"[": "'$[' (old arithmetic expansion)", "(": "'$(' (command substitution)"}[nxt]
+            if nxt == "(" and self.text[self.past_continuations(after + 1) :].startswith("("):
+                what = "'$((' (arithmetic expansion)"
+            raise self.error(f"{what} is shell syntax ppipe does not run", start, after + 1 - start, _SH_HINT)
         if nxt == "{":
-            end = self.text.find("}", start)
-            inner = self.text[start + 2 : end] if end >= 0 else ""
+            end = self.text.find("}", after)
             if end < 0:
-                raise self.error("unclosed '${'", start, 2)
+                raise self.error("unclosed '${'", start, after + 1 - start)
+            inner = self.text[after + 1 : end].replace("\\\n", "")
             if not _NAME.fullmatch(inner):
                 raise self.error(
                     f"'${{{_shortened(inner)}}}' is a parameter expansion ppipe does not support; "
@@ -331,16 +335,34 @@ class Lexer:
                 )
             self.pos = end + 1
             return Var(inner, quoted, start)
-        match = _NAME.match(self.text, self.pos + 1)
-        if match:
-            self.pos = match.end()
-            return Var(match.group(), quoted, start)
+        name, end = self.name_at(after)
+        if name:
+            self.pos = end
+            return Var(name, quoted, start)
         if nxt and nxt in _SPECIAL_PARAMETERS:
-            raise self.error(f"'${nxt}' is a shell special parameter ppipe does not support", start, 2, _SH_HINT)
+            raise self.error(
+                f"'${nxt}' is a shell special parameter ppipe does not support", start, after + 1 - start, _SH_HINT
+            )
         if nxt in ("'", '"') and not quoted:
-            raise self.error(f"'${nxt}...' quoting is shell syntax ppipe does not support", start, 2)
+            raise self.error(f"'${nxt}...' quoting is shell syntax ppipe does not support", start, after + 1 - start)
         self.pos += 1
         return Lit("$", quoted=True)  # a lone $ is literal, as in bash
+
+    def past_continuations(self, i: int) -> int:
+        """The first position at or after ``i`` that is not a line continuation (backslash, newline)."""
+        while self.text.startswith("\\\n", i):
+            i += 2
+        return i
+
+    def name_at(self, i: int) -> tuple[str, int]:
+        """The variable name at ``i`` (line continuations inside it removed, as bash does) and where it ends."""
+        match = _NAME.match(self.text, i)
+        if not match:
+            return "", i
+        name, end = match.group(), match.end()
+        while (resumed := self.past_continuations(end)) != end and (more := _NAME_CHARS.match(self.text, resumed)):
+            name, end = name + more.group(), more.end()
+        return name, end
 
 
 def _shortened(text: str, limit: int = 20) -> str:

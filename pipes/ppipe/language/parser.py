@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ppipe.errors import PipelineSyntaxError
 from ppipe.graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage
+from ppipe.language import reserved
 from ppipe.language.expansion import Expander, Lit, fill_text
 from ppipe.language.lexer import _ASSIGNMENT, _REDIRECTIONS, _SH_HINT, Lexer, Operator, Token, Word, is_brace
 
@@ -106,7 +107,7 @@ class Parser:
         return pipeline
 
     def branch(self) -> _RawPipeline:
-        elements = [self.element()]
+        elements = [self.element(first=True)]
         with_stderr: list[bool] = []
         while isinstance(token := self.peek(), Operator) and token.op in ("|", "|&"):
             self.index += 1
@@ -126,8 +127,8 @@ class Parser:
             elements.append(self.element())
         return _RawPipeline(tuple(elements), tuple(with_stderr))
 
-    def element(self) -> _RawStage | _RawGroup:
-        return self.group() if is_brace(self.peek(), "{") else self.stage()
+    def element(self, first: bool = False) -> _RawStage | _RawGroup:
+        return self.group() if is_brace(self.peek(), "{") else self.stage(first)
 
     def group(self) -> _RawGroup:
         opening = self.next()
@@ -182,7 +183,7 @@ class Parser:
             )
         return self.branch()
 
-    def stage(self) -> _RawStage:
+    def stage(self, first_in_pipeline: bool = False) -> _RawStage:
         first = self.peek()
         start = first.start if first else len(self.text)
         may_fail = self.opt_out_marker()
@@ -216,18 +217,20 @@ class Parser:
             elif not words and _ASSIGNMENT.match(token.leading_text):
                 assignments.append(token)
             else:
+                if not words and not assignments and not redirects:
+                    self.reserved_word(token, first_in_pipeline)
                 words.append(token)
         end = self.tokens[self.index - 1].end if self.index else start
         if not words:
             self.empty_stage(start, redirects, assignments)
-        if words and words[0].leading_text == "!":
-            raise self.error(
-                "'!' (negate the status) is shell syntax ppipe does not run",
-                words[0].start,
-                1,
-                "to excuse a stage's failure, prefix it with '-', e.g. -grep x",
-            )
         return _RawStage(tuple(assignments), tuple(words), tuple(redirects), may_fail, start, end)
+
+    def reserved_word(self, word: Word, first_in_pipeline: bool) -> None:
+        """Refuses a shell reserved word at a command's start; see :mod:`ppipe.language.reserved`."""
+        refusal = reserved.refusal(word, first_in_pipeline)
+        if refusal is not None:
+            message, hint = refusal
+            raise self.error(message, word.start, word.end - word.start, hint)
 
     def opt_out_marker(self) -> bool:
         """Consumes a leading unquoted ``-`` on the stage's first word (Make's "ignore errors")."""
@@ -417,20 +420,27 @@ class _GraphBuilder:
 
 
 def _build_stage(stage_id: int, raw: _RawStage, text: str, expander: Expander) -> Stage:
-    env = []
+    env: list[tuple[str, str]] = []
     for word in raw.assignments:
         first = word.pieces[0]
         assert isinstance(first, Lit)
         name, _, value_start = first.text.partition("=")
         value_pieces = ((Lit(value_start, quoted=False),) if value_start else ()) + word.pieces[1:]
-        env.append((name, expander.assignment_value(value_pieces)))
+        env.append((name, expander.assignment_value(value_pieces, assigned=dict(env))))
     argv = [field for word in raw.words for field in expander.fields(word.pieces)]
     redirects: list[Redirect] = []
     for op, target in raw.redirects:
         redirects.extend(_redirects(op, target, expander))
     if not argv:
         word = raw.words[0]
-        raise PipelineSyntaxError("the command expanded to nothing", text, word.start, word.end - word.start)
+        # bash runs nothing and succeeds here; ppipe refuses, as a stage that does nothing is a mistake
+        raise PipelineSyntaxError(
+            "the command expanded to nothing",
+            text,
+            word.start,
+            word.end - word.start,
+            "set the variable, or quote it to pass an empty name; a stage needs a command to run",
+        )
     return Stage(
         stage_id, tuple(argv), tuple(env), tuple(redirects), raw.may_fail, source=text[raw.start : raw.end].strip()
     )
