@@ -63,8 +63,9 @@ def run_command(config: Config) -> int:
             print_error(placeholder_warnings(config.pipeline, each=plan.items is not None))
         if config.explain:
             shards = (plan.offset, plan.total) if plan is not None else None
+            each = plan if plan is not None and plan.items is not None else None
             text, status = explain_text(
-                config.pipeline, shards=shards, placeholders=placeholders, identity=sharding.identity
+                config.pipeline, shards=shards, placeholders=placeholders, identity=sharding.identity, each=each
             )
             return print_out(text) or status
         if plan is None:  # parsed here, once: the pager is decided from it, and a failed start reports it
