@@ -3,11 +3,12 @@
 ppipe's stdin is cut into blocks of about ``--block`` bytes, each ending at
 a newline (a line longer than a block makes a longer block; a last line
 without a newline ends the last block), and dealt round-robin: block *j* to
-shard *j mod N*; a shard starts when its first block arrives, and one
-that gets none (fewer blocks than shards) is not started. The order is fixed, so ``--keep-order`` output and every
-re-run are reproducible; the price is that one slow shard holds the dealing
-up, as a slow stage holds up a pipe. Each shard has a queue of one block, so
-ppipe holds at most about ``2 × N + 1`` blocks. When restarts are allowed,
+shard *j mod N*. A ``--fork`` shard starts when its first block arrives, and
+one that gets none (fewer blocks than shards) is not started. The order is
+fixed, so ``--keep-order`` output and every re-run are reproducible; the
+price is that one slow shard holds the dealing up, as a slow stage holds up
+a pipe. Each shard has a queue of one block, so ppipe holds at most about
+``2 × N + 1`` blocks. When restarts are allowed,
 every block is also spooled to a temporary file per shard, and a restarted
 attempt is fed its shard's blocks again from the first.
 """
