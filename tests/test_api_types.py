@@ -189,10 +189,9 @@ def test_run_and_run_async_take_every_run_and_shard_option() -> None:
     ]
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for name, p in run.items() if name != "pipeline")
     run_options = {f.name: f.default for f in dataclasses.fields(RunOptions)}
-    # processes is fork itself; offset and tasks place a machine's shards in a job array (the CLI's business).
-    shard_options = {
-        f.name: f.default for f in dataclasses.fields(ShardPlan) if f.name not in {"processes", "offset", "tasks"}
-    }
+    # processes is fork itself; offset, stride and tasks place a machine's shards in a job array (the CLI's business).
+    placing = {"processes", "offset", "stride", "tasks"}
+    shard_options = {f.name: f.default for f in dataclasses.fields(ShardPlan) if f.name not in placing}
     for name, default in (run_options | shard_options).items():
         assert name in run, f"ppipe.run lacks the option {name}"
         assert run[name].default == default, f"ppipe.run's {name} defaults to {run[name].default!r}, not {default!r}"

@@ -344,10 +344,11 @@ def test_progress_json_reports_the_tally_at_each_interval_and_at_the_end(tmp_pat
 
 def test_progress_plain_shows_how_much_of_a_file_was_dealt(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    data.write_bytes(b"x" * 99 + b"\n" * 1)
+    data.write_bytes(b"x" * 49 + b"\n" + b"y" * 49 + b"\n")  # two records, one for each shard
+    progress = ["--progress", "plain", "--progress-interval", "0.2"]
     with data.open("rb") as stdin:
         done = subprocess.run(
-            [PPIPE, "--fork", "2", "--progress", "plain", "--progress-interval", "0.2", "sh -c 'cat; sleep 0.5'"],
+            [PPIPE, "--fork", "2", "--block", "1", *progress, "sh -c 'cat; sleep 0.5'"],
             stdin=stdin,
             capture_output=True,
             env=ENV,

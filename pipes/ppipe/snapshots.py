@@ -40,7 +40,7 @@ class ShardState(enum.Enum):
     DONE = "done"  # finally succeeded
     FAILED = "failed"  # finally failed
     STOPPED = "stopped"  # stopped by ppipe: --halt, --timeout, a signal
-    SKIPPED = "skipped"  # an earlier run finished it (--resume)
+    SKIPPED = "skipped"  # an earlier run finished it (--resume), or --fork dealt it no input
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,10 @@ from ppipe.graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage, tree
 
 if TYPE_CHECKING:
     from ppipe.identity import TaskIdentity
+    from ppipe.shards.plan import ShardPlan
+
+#: How many ``--each`` shards ``--explain`` lists with their argv before counting the rest.
+SHARDS_LISTED = 5
 
 
 class Explanation(NamedTuple):
@@ -167,6 +171,7 @@ def explain_text(
     placeholders: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
     identity: TaskIdentity | None = None,
+    each: ShardPlan | None = None,
 ) -> Explanation:
     """``--explain`` of a pipeline's text: :func:`explain_checked` of the graph as it would run.
 
@@ -178,11 +183,18 @@ def explain_text(
     each shard's placeholders comes first, then shard ``first``'s graph, its
     placeholders filled into the parsed words. Otherwise ``placeholders``
     (a cluster task's) are filled in, if any.
+
+    ``each`` is the plan of an ``--each`` run: the rule, then the first
+    :data:`SHARDS_LISTED` shards' argv with their items as the run gives
+    them (and how many more), then the first shard's graph in full.
     """
     from ppipe.language.parser import parse, placeholder_values
 
     rule = "" if identity is None else f"this process: {identity.describe()}\n"
-    if shards is not None:
+    if each is not None:
+        rule += _each_rule(text, each, env)
+        placeholders = each.values(0) if each.local else {**placeholder_values(each.offset, each.total), "item": ""}
+    elif shards is not None:
         first, tasks = shards
         placeholders = placeholder_values(first, tasks)
         rule += (
@@ -192,3 +204,38 @@ def explain_text(
         )
     shown = explain_checked(parse(text, env=env, placeholders=placeholders), env)
     return Explanation(rule + shown.text, shown.status)
+
+
+def _each_rule(text: str, plan: ShardPlan, env: Mapping[str, str] | None) -> str:
+    """An ``--each`` run's rule and its first shards' argv, each item filled in as the run fills it."""
+    from ppipe.language.parser import parse
+
+    count = plan.local
+    if plan.stride > 1:
+        lines = [
+            f"items: {plan.total} in all; this task runs the items i with i mod {plan.stride} = {plan.offset}: "
+            f"{count} of them"
+        ]
+    else:
+        lines = [f"items: {count}; one shard per item"]
+    lines.append(
+        f"the shard of item i (from 0) runs the pipeline with {{item}} = item i, {{task_id}} = i, "
+        f"{{task_num}} = i+1, {{tasks}} = {plan.total}"
+    )
+    for index in range(min(count, SHARDS_LISTED)):
+        values = plan.values(index)
+        stages = list(parse(text, env=env, placeholders=values))
+        head = f"  shard {values['task_id']} (item {values['item']!r}):"
+        if len(stages) == 1:
+            lines.append(f"{head} {list(stages[0].argv)!r}")
+        else:
+            lines.append(head)
+            lines.extend(f"    stage {stage.id}: {list(stage.argv)!r}" for stage in stages)
+    if count > SHARDS_LISTED:
+        lines.append(f"  … and {count - SHARDS_LISTED} more shards")
+    if count:
+        first = plan.values(0)
+        lines.append(f"shown in full: shard {first['task_id']} (item {first['item']!r})")
+    else:
+        lines.append("nothing to run here: the pipeline is shown with {item} empty")
+    return "\n".join(lines) + "\n\n"

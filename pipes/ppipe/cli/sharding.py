@@ -65,7 +65,10 @@ def shard_plan(config: Config) -> Sharding:
     if config.fork is not None and config.each is not None:
         raise UsageError("--each runs one shard per item; use --jobs M, not --fork, to cap how many run at once")
     plan = _plan(config)
-    if identity is not None:
+    if identity is not None and plan.items is not None:
+        # Each task runs its share of the items, round-robin; an item's {task_id} is its index in the whole list.
+        plan = dataclasses.replace(plan, offset=identity.task_id, stride=identity.tasks, tasks=len(plan.items))
+    elif identity is not None:
         plan = dataclasses.replace(plan, offset=identity.task_id * plan.local, tasks=identity.tasks * plan.local)
     return Sharding(plan, None, identity)
 

@@ -105,6 +105,8 @@ class SlurmRun:
         self._halting: asyncio.Future[None] | None = None
         self._silent_since: float | None = None
         self.joblog = JobLog(plan.joblog, spec.pipeline, plan.total, plan.resume) if plan.joblog else None
+        if self.joblog is not None and self.joblog.mended is not None:
+            self._say(self.joblog.mended)
         self.streams = RemoteStreams(plan, observer, lost=self.problems.append)
 
     # -- the run

@@ -113,7 +113,8 @@ class Shard:
 
     ``final`` once it will run no more; ``stopped`` when ppipe stopped it
     (a signal, ``--timeout``, ``--halt``) before it could succeed;
-    ``skipped`` when an earlier run finished it (``--resume``).
+    ``skipped`` when an earlier run finished it (``--resume``), or when
+    ppipe dealt its input and it got no record (it never starts).
     ``settled`` is set once its output has all arrived.
     """
 

@@ -73,7 +73,10 @@ class Dispatcher:
         self.joblog = joblog
         self._stop = stop
         self._say = say
-        self.schedule = Schedule(shard for shard in shards if not shard.skipped)
+        # A shard whose input is dealt starts once its first record has arrived.
+        self.schedule = Schedule(
+            (s for s in shards if not s.skipped), ready=lambda s: s.input is None or not s.input.unfed
+        )
         self.stopping = False
         #: The run reached ``--halt success=N``: it got what it asked for.
         self.halted_on_success = False
@@ -270,7 +273,7 @@ class Dispatcher:
         result = record.result
         line = AttemptLine(
             task_id=shard.task_id,
-            item=self.plan.items[shard.index] if self.plan.items is not None else None,
+            item=self.plan.item(shard.index),
             attempt=attempt.number,
             status=record.exit_status,
             signal=killed_by or (result.interrupted_by if result is not None else None),

@@ -17,7 +17,8 @@ The design, in three kinds of process:
 
 Shard ids are ``offset .. offset + N - 1`` out of ``tasks``: on one machine
 ``0 .. N-1`` of ``N``; as task *k* of a cluster job array with ``--fork N``,
-``k·N .. k·N+N-1`` of ``K·N``.
+``k·N .. k·N+N-1`` of ``K·N``; with ``--each`` there, the items i with
+i mod K = k, each its index i of all the items.
 
 Nothing outlives ppipe: on every way out of :meth:`ShardedExecution.run`
 the supervisor is killed if it still runs, and its death takes the shards,
@@ -91,8 +92,10 @@ class ShardedExecution(Stopping):
         )
         if self.plan.joblog is not None:
             self._joblog = JobLog(self.plan.joblog, self.text, self.plan.total, self.plan.resume)
+            if self._joblog.mended is not None:
+                self._say(self._joblog.mended + "\n")
         self._prepared = True
-        if not any(not self._skipped(self.plan.offset + i) for i in range(self.plan.local)):
+        if not any(not self._skipped(self.plan.task_id(i)) for i in range(self.plan.local)):
             return  # nothing to run: no supervisor
         self.doorbell, far_doorbell = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         spec = supervisor_spec(
@@ -142,6 +145,8 @@ class ShardedExecution(Stopping):
                 if self._deals_input:
                     self._input_size = _file_left(self.options.stdin)
                     inputs = [s.input for s in self.shards if s.input is not None]
+                    for shard_input in inputs:
+                        shard_input.on_dealt = self.dispatcher.dispatch
                     self._splitting = asyncio.ensure_future(self._split_input(inputs))
                 if self.observer is not None:
                     self.observer.started(self)
@@ -162,12 +167,14 @@ class ShardedExecution(Stopping):
         return self._joblog is not None and self._joblog.skips(task_id, self.plan.resume)
 
     def _shard(self, index: int) -> Shard:
-        task_id = self.plan.offset + index
+        task_id = self.plan.task_id(index)
         shard_input = None
         if self._deals_input:
             # Shards that wait for a slot have their blocks kept on disk meanwhile: memory stays bounded.
             parked = self.plan.slots < self.plan.local
-            shard_input = ShardInput(spool=self.plan.max_restarts > 0 or parked, parked=parked)
+            # --fork's shards are made for the input: one dealt no record is not started. --each's are the items'.
+            awaits = self.plan.items is None
+            shard_input = ShardInput(spool=self.plan.max_restarts > 0 or parked, parked=parked, awaits_input=awaits)
         shard = Shard(task_id, index, fill_text(self.text, self.plan.values(index)), shard_input)
         shard.skipped = self._skipped(task_id)
         return shard
@@ -175,6 +182,11 @@ class ShardedExecution(Stopping):
     async def _split_input(self, inputs: list[ShardInput]) -> None:
         records = Records(self.plan.record_end, self.plan.header)
         self.input_error = await split_stdin(self.options.stdin, inputs, self.plan.block, records)
+        # As parallel --pipe starts a job only for a block it has: a --fork shard dealt no record is not started.
+        for shard in self.dispatcher.schedule.drop_unready():
+            shard.skipped = True
+            self.dispatcher.settle(shard)
+        self.dispatcher.dispatch()
 
     # -- stopping: --halt, --timeout, signals
 
@@ -262,7 +274,10 @@ class ShardedExecution(Stopping):
             started_at=self.started_at,
             output_error=self.streams.output_error,
             input_error=self.input_error or self.dispatcher.joblog_error,
-            input_undelivered=sum(s.input.undelivered for s in self.shards if s.input is not None),
+            # A shard dealt no record of its own was not started: the header it was sent is not lost input.
+            input_undelivered=sum(
+                s.input.undelivered for s in self.shards if s.input is not None and not s.input.unfed
+            ),
             stdout=bytes(self.streams.capture.data) if self.streams.capture is not None else None,
             timeout=self.options.timeout or None,
             halted_on_success=self.dispatcher.halted_on_success,

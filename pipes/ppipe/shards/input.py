@@ -3,10 +3,12 @@
 ppipe's stdin is cut into blocks of about ``--block`` bytes, each ending at
 a newline (a line longer than a block makes a longer block; a last line
 without a newline ends the last block), and dealt round-robin: block *j* to
-shard *j mod N*. The order is fixed, so ``--keep-order`` output and every
-re-run are reproducible; the price is that one slow shard holds the dealing
-up, as a slow stage holds up a pipe. Each shard has a queue of one block, so
-ppipe holds at most about ``2 × N + 1`` blocks. When restarts are allowed,
+shard *j mod N*. A ``--fork`` shard starts when its first block arrives, and
+one that gets none (fewer blocks than shards) is not started. The order is
+fixed, so ``--keep-order`` output and every re-run are reproducible; the
+price is that one slow shard holds the dealing up, as a slow stage holds up
+a pipe. Each shard has a queue of one block, so ppipe holds at most about
+``2 × N + 1`` blocks. When restarts are allowed,
 every block is also spooled to a temporary file per shard, and a restarted
 attempt is fed its shard's blocks again from the first.
 """
@@ -107,10 +109,19 @@ class ShardInput:
     straight to the spool instead of the queue, and the dealing never waits
     for it; the first attempt is fed them from there. A spool that fails
     then loses them, and that attempt fails saying so.
+
+    ``awaits_input`` (``--fork``): the shard starts only when a record of
+    its own arrives (a ``--header`` sent to every shard does not count),
+    and one that never gets a record is not started at all; ``unfed``
+    says it has had none yet. ``on_dealt`` is called when the first one
+    arrives, before it is queued, so that the shard can start and take it.
     """
 
-    def __init__(self, spool: bool, parked: bool = False) -> None:
+    def __init__(self, spool: bool, parked: bool = False, awaits_input: bool = False) -> None:
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1)  # None: the end
+        self.awaits_input = awaits_input
+        self.dealt = False
+        self.on_dealt: Callable[[], None] | None = None
         self.received = 0
         self.delivered = 0
         self.spool_error: str | None = None
@@ -126,6 +137,11 @@ class ShardInput:
         self._feeding: asyncio.Future[None] | None = None
 
     @property
+    def unfed(self) -> bool:
+        """The shard waits for a record of its own (``awaits_input``) and none has come."""
+        return self.awaits_input and not self.dealt
+
+    @property
     def undelivered(self) -> int:
         return self.received - self.delivered
 
@@ -133,8 +149,13 @@ class ShardInput:
         """Bytes read for this shard that the dealing could not send (it was stopped): undelivered."""
         self.received += nbytes
 
-    async def send(self, block: bytes) -> None:
+    async def send(self, block: bytes, *, header: bool = False) -> None:
+        """Queues ``block`` for the shard (waiting while its queue is full); ``header``: the part every shard gets."""
         self.received += len(block)  # counted before the wait: a block cut off while queued is undelivered
+        if not header and not self.dealt:
+            self.dealt = True
+            if self.on_dealt is not None:
+                self.on_dealt()
         if self._parked:
             self._taken += len(block)
             self._keep(block)
@@ -145,6 +166,9 @@ class ShardInput:
         """No more input: each attempt's stdin is closed once it has had everything."""
         if not self._ended:
             self._ended = True
+            if self.unfed:  # it will never start: the header waiting in its queue goes nowhere
+                while not self.queue.empty():
+                    self.queue.get_nowait()
             await self.queue.put(None)
 
     def attach(self, fd: int, lost: Callable[[str], None]) -> None:
@@ -350,7 +374,7 @@ async def split_input(
 async def _deal_header(header: bytes, inputs: list[ShardInput]) -> None:
     """Every shard's input starts with the header (``--header N``), as GNU parallel's ``--header``."""
     for shard_input in inputs:
-        await shard_input.send(header)
+        await shard_input.send(header, header=True)
 
 
 async def write_all(target: PipeIOStream, data: bytes | memoryview, taken: Callable[[int], None] | None = None) -> None:

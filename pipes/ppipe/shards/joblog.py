@@ -7,7 +7,16 @@ out, host, and whether it was the shard's final attempt. Each line is
 written with one ``write(2)`` on a descriptor opened with ``O_APPEND``, the
 moment ppipe knows the attempt's end, so a ``kill -9`` of ppipe leaves every
 line already written whole; at most a line being written at that instant
-is cut short, and reading the log passes over such a last line.
+is cut short. Reading the log passes over such a last line, and
+``--resume`` cuts it off the file before appending (saying so in one
+``ppipe:`` line), so the next line starts on a line of its own; a torn
+line anywhere else means the file was not written by ppipe alone, and is
+refused.
+
+An item is bytes, and a job log line is UTF-8 JSON: an item that is valid
+UTF-8 is its ``item`` string; one that is not has its exact bytes in
+``item_base64`` and, for people and ``jq``, ``item`` with each byte that
+is not UTF-8 shown as U+FFFD. Reading a line back gives the exact item.
 
 ``--resume`` skips every shard the log shows finished (a final line);
 ``--resume-failed`` skips only those that finished with status 0, and runs
@@ -18,6 +27,8 @@ wrong work.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import json
 import os
@@ -26,7 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ppipe.errors import UsageError
+from ppipe.errors import PpipeError, UsageError
 
 #: The first line's key and the format's version.
 _MARK = "ppipe_joblog"
@@ -65,7 +76,8 @@ class JobLog:
         """Opens (or with ``resume``, reads and then reopens) the log at ``path`` for the run of ``pipeline``.
 
         Raises :class:`UsageError` when the file cannot be opened or read, or
-        when ``resume`` finds a log of another run.
+        when ``resume`` finds a log of another run; :class:`PpipeError`
+        (status 1) when its first line cannot be written (a full disk).
         """
         self.path = path
         self.host = socket.gethostname()
@@ -73,8 +85,11 @@ class JobLog:
         self.finished: dict[int, int | None] = {}
         header = {_MARK: _VERSION, "pipeline": pipeline, "tasks": tasks}
         fresh = True
+        #: What resuming had to mend in the file (a torn last line cut off), as a ``ppipe:`` line; None if nothing.
+        self.mended: str | None = None
         if resume is not Resume.NONE and os.path.exists(path):
             lines = list(_read(path))
+            self.mended = _cut_torn_end(path)
             if lines:
                 _check_header(path, lines[0], header)
                 self.finished = {line.task_id: line.status for line in map(_attempt, lines[1:]) if line.final}
@@ -85,7 +100,11 @@ class JobLog:
         except OSError as error:
             raise UsageError(f"--joblog {path}: {error.strerror}") from error
         if fresh:
-            self._append(header)
+            try:
+                self._append(header)
+            except OSError as error:  # a full disk: nothing has started, and nothing will
+                os.close(self.fd)
+                raise PpipeError(f"cannot write the job log {path}: {error.strerror}") from error
 
     def skips(self, task_id: int, resume: Resume) -> bool:
         """Whether ``resume`` skips the task: it finished before (with status 0, for ``--resume-failed``)."""
@@ -94,12 +113,18 @@ class JobLog:
         return resume is Resume.ALL or (resume is Resume.FAILED and self.finished[task_id] == 0)
 
     def write(self, line: AttemptLine) -> str | None:
-        """Appends the attempt's line; returns why it could not be written, if so (the run then fails)."""
-        data = {**line.__dict__, "host": line.host or self.host}
+        """Appends the attempt's line; returns why it could not be written, if so (the run then fails).
+
+        Never raises: it is called as attempts end, inside the tasks that
+        follow them, where an exception would be lost.
+        """
+        data = {**line.__dict__, "host": line.host or self.host, **_item_fields(line.item)}
         try:
             self._append(data)
         except OSError as error:
-            return f"cannot write the job log {self.path}: {error.strerror}"
+            return f"cannot write the job log {self.path}: {error.strerror or error}"
+        except (ValueError, TypeError) as error:  # a value JSON cannot hold: a bug, but the run must still end well
+            return f"cannot write the job log {self.path}: {error}"
         return None
 
     def _append(self, data: dict[str, Any]) -> None:
@@ -110,6 +135,46 @@ class JobLog:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def read_lines(path: str) -> list[AttemptLine]:
+    """The attempts a job log holds, each item exactly as given; :class:`UsageError` for a file that is not one."""
+    lines = list(_read(path))
+    if not lines or lines[0].get(_MARK) != _VERSION:
+        raise UsageError(f"--joblog {path} is not a ppipe job log")
+    return [_attempt(line) for line in lines[1:]]
+
+
+def _item_fields(item: str | None) -> dict[str, Any]:
+    """``item`` as a line holds it: the text when it is UTF-8, else its bytes in base64 beside a readable text."""
+    if item is None:
+        return {}
+    raw = os.fsencode(item)
+    try:
+        return {"item": raw.decode()}
+    except UnicodeDecodeError:
+        return {"item": raw.decode(errors="replace"), "item_base64": base64.b64encode(raw).decode("ascii")}
+
+
+def _cut_torn_end(path: str) -> str | None:
+    """Cuts a last line without its newline off the log, so that the next line starts a line; says what it did."""
+    try:
+        with open(path, "r+b") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size == 0:
+                return None
+            handle.seek(max(0, size - 1))
+            if handle.read(1) == b"\n":
+                return None
+            handle.seek(0)
+            keep = handle.read().rfind(b"\n") + 1
+            handle.truncate(keep)
+    except OSError as error:
+        raise UsageError(f"--joblog {path}: cannot cut off its torn last line: {error.strerror}") from error
+    return (
+        f"ppipe: --joblog {path}: its last line was cut short ({size - keep} bytes, "
+        "a run that stopped while writing it); removed it, and resuming"
+    )
 
 
 def _read(path: str) -> Iterator[dict[str, Any]]:
@@ -145,7 +210,13 @@ def _check_header(path: str, first: dict[str, Any], expected: dict[str, Any]) ->
 
 
 def _attempt(data: dict[str, Any]) -> AttemptLine:
+    data = dict(data)
+    encoded = data.pop("item_base64", None)
     try:
+        if encoded is not None:
+            data["item"] = os.fsdecode(base64.b64decode(encoded, validate=True))
         return AttemptLine(**data)
+    except (binascii.Error, ValueError) as error:
+        raise UsageError(f"a --joblog line's item_base64 is not base64: {error}") from error
     except TypeError as error:
         raise UsageError(f"a --joblog line does not hold an attempt: {error}") from error

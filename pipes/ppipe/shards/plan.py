@@ -36,7 +36,11 @@ class ShardPlan:
     ``record_end`` ends the records ppipe's input is split by (a newline,
     NUL for ``-0``), and every shard's input starts with the first ``header``
     records. ``offset`` and ``tasks`` place this machine's shards in a larger
-    job array (see :func:`~ppipe.identity.cluster_identity`).
+    job array (see :func:`~ppipe.identity.cluster_identity`): with
+    ``--fork``, the shards here are ``offset .. offset+N-1``. With
+    ``--each`` in a job array of K tasks, ``stride`` is K and ``offset``
+    this task's position k: it runs the items i with i mod K = k, each
+    keeping its index in the whole list as its ``{task_id}``.
     """
 
     processes: int
@@ -56,11 +60,13 @@ class ShardPlan:
     resume: Resume = Resume.NONE
     record_end: bytes = b"\n"
     header: int = 0
+    stride: int = 1
 
     @property
     def local(self) -> int:
+        """How many shards run here: one per item of this task's share, or ``--fork``'s count."""
         if self.items is not None:
-            return len(self.items)
+            return len(range(self.offset, len(self.items), self.stride))
         return self.processes if self.processes > 0 else usable_cpus()
 
     @property
@@ -73,11 +79,20 @@ class ShardPlan:
     def halt_rule(self) -> Halt | None:
         return self.halt if self.halt is not None else (FAIL_FAST if self.fail_fast else None)
 
+    def task_id(self, index: int) -> int:
+        """The task id of the shard at ``index`` here: its place among all the run's shards (an item's index)."""
+        return self.offset + index * self.stride
+
+    def item(self, index: int) -> str | None:
+        """The item of the shard at ``index`` here (``--each``), else None."""
+        return None if self.items is None else self.items[self.task_id(index)]
+
     def values(self, index: int) -> dict[str, str]:
         """The placeholder values of the shard at ``index`` here: ``{task_id}``... and ``{item}``."""
-        values = placeholder_values(self.offset + index, self.total)
-        if self.items is not None:
-            values["item"] = self.items[index]
+        values = placeholder_values(self.task_id(index), self.total)
+        item = self.item(index)
+        if item is not None:
+            values["item"] = item
         return values
 
     def retry_delay_before(self, attempt: int) -> float:
@@ -88,6 +103,7 @@ class ShardPlan:
 
     @property
     def total(self) -> int:
+        """How many shards the whole run has (every task of a job array's); ``{tasks}``."""
         return self.tasks if self.tasks is not None else self.local
 
 

@@ -4,7 +4,10 @@ A sharded run has ``--jobs`` slots and any number of shards. Each time a
 slot is free, :meth:`Schedule.next` gives it the restart whose delay has
 passed first (so a failed shard is tried again before new work starts, as
 GNU parallel's ``--retries`` does), else the lowest-numbered shard that has
-not run yet. Once the run halts (``--halt``), nothing more starts.
+not run yet, once it is ready: when ppipe deals its input, a shard is
+ready when its first record has arrived (records arrive in shard order, so
+the lowest-numbered shard waiting is always the first to be ready). Once
+the run halts (``--halt``), nothing more starts.
 """
 
 from __future__ import annotations
@@ -12,16 +15,21 @@ from __future__ import annotations
 import heapq
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ppipe.shards.attempts import Shard
 
 
 class Schedule:
-    """The shards still to start or to restart; ``halt`` empties it for good."""
+    """The shards still to start or to restart; ``halt`` empties it for good.
 
-    def __init__(self, shards: Iterable[Shard]) -> None:
+    ``ready`` says whether a shard that has not run yet may start now
+    (default: always).
+    """
+
+    def __init__(self, shards: Iterable[Shard], ready: Callable[[Shard], bool] | None = None) -> None:
         self._waiting: deque[Shard] = deque(shards)
+        self._ready = ready or (lambda shard: True)
         self._restarts: list[tuple[float, int, Shard]] = []  # (ready at, index, shard): a heap
         self._halted = False
 
@@ -34,13 +42,19 @@ class Schedule:
         """The shard a free slot should run now, if any is ready."""
         if self._restarts and self._restarts[0][0] <= time.monotonic():
             return heapq.heappop(self._restarts)[2]
-        return self._waiting.popleft() if self._waiting else None
+        return self._waiting.popleft() if self._waiting and self._ready(self._waiting[0]) else None
 
     def ready_in(self) -> float | None:
-        """Seconds until the next restart is ready, when that is all there is to run; None otherwise."""
-        if self._waiting or not self._restarts:
+        """Seconds until the next restart is ready, when nothing else can start now; None otherwise."""
+        if not self._restarts or (self._waiting and self._ready(self._waiting[0])):
             return None
         return max(0.0, self._restarts[0][0] - time.monotonic())
+
+    def drop_unready(self) -> list[Shard]:
+        """Takes out, and returns, the shards that have not run and are not ready (they never will be)."""
+        unready = [shard for shard in self._waiting if not self._ready(shard)]
+        self._waiting = deque(shard for shard in self._waiting if self._ready(shard))
+        return unready
 
     @property
     def empty(self) -> bool:
