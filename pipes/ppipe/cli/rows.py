@@ -21,7 +21,6 @@ from ppipe.cli.tables import (
     fitted_table,
     footer_lines,
     line_cells,
-    line_notes,
     one_line,
 )
 from ppipe.cli.units import count_text, human_bytes, seconds_text, short_count
@@ -98,8 +97,7 @@ class StageRows:
         slowest = self.bottleneck(snapshot)
         rows = [self._row(stage, slowest) for stage in snapshot.stages]
         table = fitted_table(self.COLUMNS, rows, self.view.console.width)
-        notes = line_notes(cell for stage in snapshot.stages for cell in line_cells(stage.flow))
-        return Group(table, footer_lines(self._footer_parts(snapshot, slowest), self.view.console.width), *notes)
+        return Group(table, footer_lines(self._footer_parts(snapshot, slowest), self.view.console.width))
 
     def _row(self, stage: StageSnapshot, slowest: int | None) -> list[Cell]:
         flow = stage.flow
@@ -213,7 +211,6 @@ class StageRows:
                 ]
             )
         parts: list[RenderableType] = [fitted_table(self.SUMMARY_COLUMNS, rows, self.view.console.width)]
-        parts.extend(line_notes(cell for flow in flows.values() for cell in line_cells(flow)))
         for stage in result.failures:
             tail = "\n".join(stage.stderr_tail[-5:]) or "(no stderr)"
             parts.append(

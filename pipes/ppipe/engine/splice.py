@@ -50,21 +50,16 @@ class SplicePump(CutEvidence):
     Lines: with ``count_lines``, each splice is preceded by a ``tee(2)`` of
     the same bytes into a private pipe, which the pump reads and counts; the
     data still moves without passing through Python, so counting costs one
-    copy instead of the two of :class:`Pump`. ``count_lines_below`` (bytes
-    per second) caps what counting may copy, as a bucket of one second's
-    worth that refills at that rate: a slower edge is counted exactly; on a
-    faster one, splices that find the bucket empty move their bytes
-    uncounted, and ``Counter.lines_estimate`` estimates their lines from the
-    newline density of the bytes counted just before. The view's figures
-    must not slow the pipeline down. Without ``tee`` (not Linux, no libc), lines are not counted and
-    ``count_lines`` is False.
+    copy instead of the two of :class:`Pump`. Every byte is counted, so the
+    count is exact at every moment for what has moved. Without ``tee`` (not
+    Linux, no libc), lines are not counted and ``count_lines`` is False; if
+    the system refuses a ``tee`` mid-run, the edge's lines become unknown
+    (``Counter.lines_complete``), never guessed.
 
     It has :class:`~ppipe.engine.pumps.Pump`'s interface as the engine uses it.
     """
 
-    def __init__(
-        self, source_fd: int, target_fd: int, count_lines: bool = False, count_lines_below: int | None = None
-    ) -> None:
+    def __init__(self, source_fd: int, target_fd: int, count_lines: bool = False) -> None:
         self.source_fd = source_fd
         self.target_fd = target_fd
         os.set_blocking(source_fd, False)
@@ -83,10 +78,6 @@ class SplicePump(CutEvidence):
         self._tap_buffer = bytearray(PIPE_SIZE if self.count_lines else 0)
         self._tap_view = memoryview(self._tap_buffer)
         self._target_capacity = pipe_capacity(target_fd) if self.count_lines else 0
-        self._count_lines_below = count_lines_below
-        #: Bytes copied out of the tap so far (the cost of counting), and the rate window over them.
-        self._copied = 0
-        self._window = (time.monotonic(), 0)  # (start, self._copied then) for count_lines_below
         self.closed_early = False
         self._loop = IOLoop.current()
         self._done: Future[None] = Future()
@@ -132,8 +123,6 @@ class SplicePump(CutEvidence):
         now = time.monotonic()
         since, self._last_wake = now - self._last_wake, now
         self._move_burst(now, since)
-        if self._tap is not None and self._count_lines_below is not None:
-            self._watch_rate(now)
 
     def _move_burst(self, now: float, since: float) -> None:
         """Moves what it can, then decides what to wait for."""
@@ -177,24 +166,8 @@ class SplicePump(CutEvidence):
         the copy is dropped, and teed again next time from the producer's
         pipe, where it still is. A ``tee`` the system refuses (a sandbox)
         ends the counting, not the edge.
-
-        With ``count_lines_below``, counting samples: it may copy that many
-        bytes a second, as from a bucket of one second's worth that refills
-        at that rate (:meth:`_watch_rate`). An edge slower than that, bursts
-        included, is counted exactly; on a faster one the bucket runs dry and
-        a splice finding it empty moves its bytes uncounted (``Counter.skip``
-        estimates their lines), so counted splices are spread evenly through
-        the edge's life and counting costs that rate however fast the edge.
         """
         assert self._tap is not None and self._tee is not None
-        if self._count_lines_below is not None:
-            start, copied_then = self._window
-            budget = self._count_lines_below
-            # This wake-up's time (set by _on_ready): no clock read per splice on the fast path.
-            if budget * (1 + self._last_wake - start) - (self._copied - copied_then) <= 0:
-                moved = self._splice(counter)
-                counter.skip(moved)
-                return moved
         room = self._target_capacity - bytes_in_pipe(self.target_fd)
         if room <= 0:
             raise BlockingIOError  # the consumer is behind; bytes_waiting(source) tells the caller so
@@ -220,20 +193,10 @@ class SplicePump(CutEvidence):
         done = 0
         while done < size:  # tee put them all there already: no read waits
             done += os.readv(self._tap[0], [self._tap_view[done:size]])
-        self._copied += size
         return self._tap_view[:size]
 
-    def _watch_rate(self, now: float) -> None:
-        """Refills the counting bucket (see :meth:`_splice_counted`): ``_window`` is when it was last full,
-        and what had been copied then; once it would hold more than one second's worth, it is full from now."""
-        assert self._count_lines_below is not None
-        start, copied_then = self._window
-        budget = self._count_lines_below
-        if budget * (1 + now - start) - (self._copied - copied_then) >= budget:
-            self._window = now, self._copied
-
     def _stop_counting(self) -> None:
-        """Counting ends for good (the system refused a ``tee``): what was counted stays, as a sample."""
+        """Counting ends for good (the system refused a ``tee``): the edge's lines are unknown from now on."""
         self.counters[0].lines_complete = False
         self._close_tap()
 
