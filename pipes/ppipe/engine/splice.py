@@ -33,6 +33,17 @@ _TRICKLE_PAUSE = 0.002
 
 _TRICKLE_RATE = PIPE_SIZE / 2 / _TRICKLE_PAUSE
 
+#: A counting pump pays three or four system calls per splice (tee, splice,
+#: read of the copy, maybe FIONREAD), however few bytes it moves; a fast
+#: producer writing 8 KiB at a time then has it splice ~15 KiB at a go. So
+#: a counting pump also pauses (``_COUNTED_PAUSE``, the loop's shortest
+#: timer) when its producer is slower than what that pause lets three
+#: quarters of a pipe take: its next wake-up finds a big chunk waiting, and
+#: the producer still never waits on a full pipe.
+_COUNTED_PAUSE = 0.001
+
+_COUNTED_RATE = PIPE_SIZE * 3 / 4 / _COUNTED_PAUSE
+
 _SPLICE_FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 
 
@@ -78,6 +89,9 @@ class SplicePump(CutEvidence):
         self._tap_buffer = bytearray(PIPE_SIZE if self.count_lines else 0)
         self._tap_view = memoryview(self._tap_buffer)
         self._target_capacity = pipe_capacity(target_fd) if self.count_lines else 0
+        #: The consumer's pipe was found short of room: ask how much it has before each tee
+        #: (one FIONREAD), until a splice takes all that was teed again.
+        self._consumer_behind = False
         self.closed_early = False
         self._loop = IOLoop.current()
         self._done: Future[None] = Future()
@@ -107,12 +121,12 @@ class SplicePump(CutEvidence):
         self._watched = fd
         self._loop.add_handler(fd, self._on_ready, events)
 
-    def _pause(self) -> None:
+    def _pause(self, seconds: float = _TRICKLE_PAUSE) -> None:
         if self._watched is not None:
             self._loop.remove_handler(self._watched)
             self._watched = None
         self._paused = True
-        self._loop.call_later(_TRICKLE_PAUSE, self._resume)
+        self._loop.call_later(seconds, self._resume)
 
     def _resume(self) -> None:
         self._paused = False
@@ -138,6 +152,8 @@ class SplicePump(CutEvidence):
                     self._watch(self.source_fd, IOLoop.READ)  # the producer is
                     if moved_now < min(_TRICKLE_RATE * since, PIPE_SIZE / 4):
                         self._pause()
+                    elif self._tap is not None and moved_now < _COUNTED_RATE * since:
+                        self._pause(_COUNTED_PAUSE)
                 return
             except OSError:  # EPIPE: the consumer is gone (reported even with nothing to move)
                 self.closed_early = True
@@ -160,17 +176,21 @@ class SplicePump(CutEvidence):
     def _splice_counted(self, counter: Counter) -> int:
         """Tees what waits, splices it on, and counts the lines of what actually moved.
 
-        Only as much is teed as the consumer's pipe has room for, so a slow
-        consumer does not make ppipe copy the same bytes over and over. It
-        may still take less (its pipe holds part-filled pages): the rest of
-        the copy is dropped, and teed again next time from the producer's
-        pipe, where it still is. A ``tee`` the system refuses (a sandbox)
-        ends the counting, not the edge.
+        Once the consumer has been found behind, only as much is teed as its
+        pipe has room for, so a slow consumer does not make ppipe copy the
+        same bytes over and over; while it keeps up, that question (a
+        system call) is not asked. It may still take less than was teed
+        (its pipe holds part-filled pages): the rest of the copy is dropped,
+        and teed again next time from the producer's pipe, where it still
+        is. A ``tee`` the system refuses (a sandbox) ends the counting, not
+        the edge.
         """
         assert self._tap is not None and self._tee is not None
-        room = self._target_capacity - bytes_in_pipe(self.target_fd)
-        if room <= 0:
-            raise BlockingIOError  # the consumer is behind; bytes_waiting(source) tells the caller so
+        room = PIPE_SIZE
+        if self._consumer_behind:
+            room = self._target_capacity - bytes_in_pipe(self.target_fd)
+            if room <= 0:
+                raise BlockingIOError  # the consumer is behind; bytes_waiting(source) tells the caller so
         try:
             teed = self._tee(self.source_fd, self._tap[1], room)
         except BlockingIOError:
@@ -183,6 +203,10 @@ class SplicePump(CutEvidence):
         moved = 0
         try:
             moved = os.splice(self.source_fd, self.target_fd, teed, flags=_SPLICE_FLAGS)
+            self._consumer_behind = moved < teed
+        except BlockingIOError:
+            self._consumer_behind = True  # its pipe is full: the caller waits for it
+            raise
         finally:
             copy = self._read_tap(teed)
             counter.add(copy[:moved], count_newlines(self._tap_buffer, moved))
