@@ -456,10 +456,10 @@ def lines_workload(tools: Tools, sizes: Sizes, repeat: int) -> Workload:
 def view_cost(tools: Tools, sizes: Sizes, repeat: int) -> list[Workload]:
     """What the live view costs: ppipe with the view drawn (into a file) against ppipe without.
 
-    The view counts lines (it shows them) until an edge gets fast; the
-    ``+view --no-lines`` row leaves the counting out, so the difference
-    between the two view rows is what the counters cost, and the rest is
-    rich (importing it, ten redraws a second). ``+lines`` counts every line.
+    The view counts every line (it shows them); the ``+view --no-lines``
+    row leaves the counting out, so the difference between the two view
+    rows is what the counters cost, and the rest is rich (importing it, ten
+    redraws a second). ``+lines`` counts every line without the view.
     """
     workloads = []
     lines_pipeline = f"seq 1 {sizes.lines} | grep 7 | wc -l"
@@ -516,6 +516,50 @@ def terminal_output(tools: Tools, sizes: Sizes, repeat: int) -> list[Workload]:
             Variant("ppipe (view)", [*on_terminal, *tools.ppipe, pipeline], check),
         ]
         workloads.append(w)
+    return workloads
+
+
+#: One line of the generated log the ``exact-lines/text`` workload reads (70 bytes, like a service's log).
+LOG_LINE = "2026-12-07T02:10:{second:02d}Z INFO request {number:07d} served in {ms:03d} ms from cache\n"
+
+
+def exact_lines(tools: Tools, sizes: Sizes, repeat: int, tmpdir: str) -> list[Workload]:
+    """What exact line counts cost: bash, ppipe counting nothing, ``--lines``, and the view drawn into a file.
+
+    Every line of every edge is counted under ``--lines`` and under the
+    view, so the two rows cost the same counting; the view's row adds
+    rich. ``text`` is a 2-stage stream of log lines read from a file
+    (``cat FILE | wc -l``: one spliced edge, every byte of it text),
+    ``zeros`` the same with no newline at all (the cost of copying alone),
+    ``seq`` the many-short-lines pipeline of the ``lines`` workload.
+    """
+    text_path = os.path.join(tmpdir, "exact-lines.log")
+    block = "".join(LOG_LINE.format(second=i % 60, number=i, ms=i % 997) for i in range(16384)).encode()
+    blocks = max(1, sizes.two // len(block))
+    text_pipeline = f"cat {shlex.quote(text_path)} | wc -l"
+    zeros_pipeline = f"head -c {size_arg(sizes.two)} /dev/zero | wc -c"
+    seq_pipeline = f"seq 1 {sizes.lines} | grep 7 | wc -l"
+    workloads = []
+    for name, pipeline, nbytes, check in (
+        ("exact-lines/text", text_pipeline, blocks * len(block), expect_number(blocks * 16384)),
+        ("exact-lines/zeros", zeros_pipeline, sizes.two, expect_number(sizes.two)),
+        ("exact-lines/seq", seq_pipeline, seq_bytes(sizes.lines), expect_number(lines_with_digit(sizes.lines, 7))),
+    ):
+        w = Workload(name, pipeline, "throughput", nbytes=nbytes, repeat=repeat)
+        w.variants += [
+            bash_variant(tools, "bash", pipeline, check),
+            Variant("ppipe", [*tools.ppipe, "--display", "never", pipeline], check, sample=True),
+            Variant("ppipe --lines", [*tools.ppipe, "--display", "never", "--lines", pipeline], check, sample=True),
+            Variant("ppipe+view", [*tools.ppipe, "--display", "always", pipeline], check, sample=True),
+        ]
+        workloads.append(w)
+
+    def make_text() -> None:
+        with open(text_path, "wb") as handle:
+            for _ in range(blocks):
+                handle.write(block)
+
+    workloads[0].setup = make_text
     return workloads
 
 
@@ -704,6 +748,7 @@ def build_workloads(tools: Tools, quick: bool, repeat: int, tmpdir: str) -> list
         batch(tools, sizes, repeat, tmpdir),
         fan_out(tools, sizes, repeat),
         file_progress(tools, sizes, repeat, tmpdir),
+        *exact_lines(tools, sizes, repeat, tmpdir),
     ]
 
 
@@ -1021,10 +1066,15 @@ def select(workloads: list[Workload], only: str | None) -> list[Workload]:
     if not only:
         return workloads
     wanted = [name.strip() for name in only.split(",") if name.strip()]
-    unknown = sorted(set(wanted) - {w.name for w in workloads})
+
+    # A group's name (``exact-lines``) selects each of its workloads (``exact-lines/text``, ...).
+    def chosen(workload: Workload, name: str) -> bool:
+        return workload.name == name or workload.name.startswith(name + "/")
+
+    unknown = sorted(name for name in wanted if not any(chosen(w, name) for w in workloads))
     if unknown:
         sys.exit(f"run.py: unknown workload(s) {', '.join(unknown)}; known: {', '.join(w.name for w in workloads)}")
-    return [w for w in workloads if w.name in wanted]
+    return [w for w in workloads if any(chosen(w, name) for name in wanted)]
 
 
 def print_list(workloads: list[Workload]) -> None:

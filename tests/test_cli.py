@@ -93,7 +93,7 @@ def test_report_counts_the_edge(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "run.json").read_text())
     edge = next(e for e in report["edges"] if (e["from"], e["to"]) == (1, 2))
     assert (edge["bytes"], edge["lines"], edge["counted"]) == (21, 10, True)
-    assert report["schema"] == "ppipe-report/1"
+    assert report["schema"] == "ppipe-report/2"
     assert report["ppipe_version"] == ppipe_module.__version__
     assert [s["argv"] for s in report["stages"]] == [["seq", "10"], ["wc", "-l"]]
     assert all(s["verdict"] == "ok" and s["pid"] > 0 and s["status"] == 0 for s in report["stages"])

@@ -43,7 +43,7 @@ def test_report_into_a_fifo_keeps_the_fifo(tmp_path: Path) -> None:
     reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
     assert ppipe("--report", str(fifo), "true").returncode == 0
     out, _ = reader.communicate(timeout=20)
-    assert b'"schema": "ppipe-report/1"' in out
+    assert b'"schema": "ppipe-report/2"' in out
     assert stat.S_ISFIFO(fifo.stat().st_mode)
 
 

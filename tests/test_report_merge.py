@@ -50,7 +50,7 @@ def test_the_tasks_of_an_array_read_as_one_sharded_run(tmp_path: Path) -> None:
     status, merged, lines = merge(*reports)
     assert status == 124  # the lowest failed task's status: task 1 timed out
     assert merged is not None
-    assert merged["schema"] == "ppipe-report/1"
+    assert merged["schema"] == "ppipe-report/2"
     assert merged["pipeline"] == ARRAY
     assert (merged["error"], merged["stages"], merged["edges"], merged["bottleneck"]) == (None, [], [], None)
     assert (merged["timed_out"], merged["interrupted_by"], merged["exit_status"]) == (False, None, 124)
@@ -237,10 +237,10 @@ def _write(path: Path, text: str) -> Path:
             "cannot read the report missing.json: No such file or directory",
         ),
         (
-            lambda tmp, good: _write(tmp / "x.json", good.read_text().replace("ppipe-report/1", "ppipe-report/9")),
-            'x.json is not a ppipe-report/1 report (its schema is "ppipe-report/9")',
+            lambda tmp, good: _write(tmp / "x.json", good.read_text().replace("ppipe-report/2", "ppipe-report/9")),
+            'x.json is not a ppipe-report/2 report (its schema is "ppipe-report/9")',
         ),
-        (lambda tmp, good: _write(tmp / "x.json", '{"schema": "ppipe-report/1"}'), "x.json is not a ppipe-report/1"),
+        (lambda tmp, good: _write(tmp / "x.json", '{"schema": "ppipe-report/2"}'), "x.json is not a ppipe-report/2"),
         (lambda tmp, good: good, "are the same report (task 0) given twice"),
         (
             lambda tmp, good: task(tmp, 1, 2, "seq 2", name="other.json"),

@@ -86,7 +86,7 @@ def test_on_slurm_merges_output_in_order_and_the_reports_into_one(slurm: SlurmCl
     assert sum(int(count) for _, count in tagged) == 3000
     assert result.stderr == b""  # silent when all went well
     merged = json.loads(report.read_text())
-    assert merged["schema"] == "ppipe-report/1" and merged["exit_status"] == 0
+    assert merged["schema"] == "ppipe-report/2" and merged["exit_status"] == 0
     shards = merged["shards"]
     assert [(s["task_id"], s["verdict"], s["exit_status"]) for s in shards] == [(i, "ok", 0) for i in range(3)]
     assert all(s["host"] and s["job_id"] for s in shards)

@@ -74,18 +74,13 @@ maybe_figures = st.none() | figures
 
 @st.composite
 def flows(draw: st.DrawFn) -> StageFlow:
-    """A stage's figures: exact, estimated or at least, as large as a long run makes them."""
-    lines_in, lines_out = draw(maybe_figures), draw(maybe_figures)
+    """A stage's figures, counted or not, as large as a long run makes them."""
     return StageFlow(
         draw(maybe_figures),
-        lines_in,
         draw(maybe_figures),
-        lines_out,
+        draw(maybe_figures),
+        draw(maybe_figures),
         held=draw(st.floats(0, 10**5)),
-        lines_in_at_least=None if lines_in is not None else draw(maybe_figures),
-        lines_out_at_least=None if lines_out is not None else draw(maybe_figures),
-        lines_in_estimate=None if lines_in is not None else draw(maybe_figures),
-        lines_out_estimate=None if lines_out is not None else draw(maybe_figures),
     )
 
 
@@ -138,7 +133,7 @@ def big_snapshot() -> RunSnapshot:
                 4194303,
                 None,
                 None,
-                StageFlow(None, None, 117_812_345_678, None, 0.0, None, 2_248_328, None, 30_012_345),
+                StageFlow(None, None, 117_812_345_678, 30_012_345, 0.0),
                 3725.0,
             ),
             StageSnapshot(
@@ -148,7 +143,7 @@ def big_snapshot() -> RunSnapshot:
                 123456,
                 None,
                 None,
-                StageFlow(117_812_345_678, None, 26_412_345_678, 987_654_321, 5.0, 2_248_328, None, 30_012_345, None),
+                StageFlow(117_812_345_678, 30_012_345, 26_412_345_678, 987_654_321, 5.0),
                 3725.0,
             ),
             StageSnapshot(
@@ -174,9 +169,9 @@ def test_narrow_terminals_drop_whole_columns_and_keep_the_important_ones(width: 
     rows = {line.split()[1]: line for line in lines if re.match(r"^\S+\s+[123] ", line)}
     assert "117.8 GB" in rows["1"] and "26.4 GB" in rows["2"]  # what came out: kept at every width
     if width >= 60:
-        assert "≈30.0M" in rows["1"] and "987.7M" in rows["2"]  # and its lines, but on the narrowest
+        assert "30.0M" in rows["1"] and "987.7M" in rows["2"]  # and its lines, but on the narrowest
     assert "SIGPIPE" in rows["3"]
-    assert any(line.startswith("≈: lines estimated") for line in lines)
+    assert not any(mark in line for line in lines for mark in "≈≥")  # every count shown is exact
     if width >= 120:
         assert "4194303" in rows["1"] and "62m05s" in rows["1"] and "0.22" in rows["2"]
 
@@ -184,12 +179,8 @@ def test_narrow_terminals_drop_whole_columns_and_keep_the_important_ones(width: 
 def test_a_rounded_figure_takes_the_next_unit() -> None:
     from ppipe.cli.units import human_bytes, human_count
 
-    assert (human_bytes(999_950), human_count(999_999_999), human_count(None, 5, 1_000_000)) == (
-        "1.0 MB",
-        "1.0G",
-        "≈1.0M",
-    )
-    assert human_count(None, 2_248_328) == "≥2.2M"
+    assert (human_bytes(999_950), human_count(999_999_999), human_count(999_960)) == ("1.0 MB", "1.0G", "1.0M")
+    assert human_count(None) == "-"
 
 
 @pytest.fixture(scope="module")
@@ -207,8 +198,6 @@ def test_the_summary_never_cuts_a_figure(finished: RunResult, width: int, data: 
             e,
             bytes=data.draw(figures),
             lines=data.draw(maybe_figures),
-            lines_at_least=data.draw(maybe_figures),
-            lines_estimate=data.draw(maybe_figures),
         )
         for e in finished.edges
     )

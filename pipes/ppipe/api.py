@@ -43,7 +43,6 @@ async def run_async(
     kill_after: float = 2.0,
     handle_signals: bool = False,
     count_lines: bool = False,
-    count_lines_below: int | None = None,
     splice: bool | None = None,
     pager: bool = False,
     observer: RunObserver | None = None,
@@ -74,11 +73,9 @@ async def run_async(
     each stage's last stderr lines are in its result either way.
 
     Bytes are counted on every edge ppipe carries. Lines are counted only
-    with ``count_lines=True`` (a pass over every byte); otherwise an edge's
-    ``lines`` is None. ``count_lines_below`` (bytes per second) caps the cost
-    of counting an edge the kernel moves: past that rate it counts a sample;
-    its ``lines`` is then None, ``lines_at_least`` what was counted and
-    ``lines_estimate`` the estimate for all of it.
+    with ``count_lines=True`` (a pass over every byte), and then exactly, on
+    every edge: an edge's ``lines`` is what ``wc -l`` would say of its bytes
+    (plus a last line without a newline); otherwise ``lines`` is None.
     ``splice`` forces the Linux fast path on or off (default: on where
     available, unless ``PPIPE_SPLICE=0``). ``pager=True``
     says the stage writing ``stdout`` is a pager owning the terminal: the
@@ -117,7 +114,6 @@ async def run_async(
         stdout=stdout,
         stderr=stderr,
         count_lines=count_lines,
-        count_lines_below=count_lines_below,
         splice=splice,
         pager=pager,
     )
@@ -157,7 +153,6 @@ def run(
     kill_after: float = 2.0,
     handle_signals: bool = False,
     count_lines: bool = False,
-    count_lines_below: int | None = None,
     splice: bool | None = None,
     pager: bool = False,
     observer: RunObserver | None = None,
@@ -196,7 +191,6 @@ def run(
             kill_after=kill_after,
             handle_signals=handle_signals,
             count_lines=count_lines,
-            count_lines_below=count_lines_below,
             splice=splice,
             pager=pager,
             observer=observer,

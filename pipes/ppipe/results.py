@@ -22,7 +22,7 @@ from typing import TypeVar
 from ppipe.graph import Edge, Graph, Stage
 
 #: The ``schema`` of every run report (``--report``, merged reports alike).
-REPORT_SCHEMA = "ppipe-report/1"
+REPORT_SCHEMA = "ppipe-report/2"
 
 
 def signal_name(number: int) -> str:
@@ -123,14 +123,11 @@ class StageResult:
 class EdgeResult:
     """What crossed one edge. ``counted`` is False where ppipe did not carry
     the bytes itself (its stdin or stdout handed straight to a stage), and
-    the figures are then 0. ``lines`` is None where lines were not counted
-    exactly: ``count_lines`` off (the kernel moved the bytes, or counting was
-    not worth a pass over every byte), or a fast edge under the view, where
-    counting every byte would slow the pipeline down, had only a sample of
-    its bytes counted. ``lines_at_least`` then holds the lines counted (a
-    lower bound) and ``lines_estimate`` the sample's newline density times
-    all the bytes (None when nothing was sampled). ``bytes`` is always exact
-    when counted.
+    the figures are then 0. ``lines`` counts every newline of the bytes,
+    plus a last line without one (what ``wc -l`` says, but for that line),
+    exact whenever it is given; None where lines were not counted
+    (``count_lines`` off, or the system refused the copy that counting
+    reads). ``bytes`` is always exact when counted.
     ``waited_on_producer`` and ``waited_on_consumer`` are the seconds the
     pump spent waiting for each side (None where ppipe did not pump): the
     larger one says which end held this edge back."""
@@ -142,8 +139,6 @@ class EdgeResult:
     closed_early: bool = False
     waited_on_producer: float | None = None
     waited_on_consumer: float | None = None
-    lines_at_least: int | None = None
-    lines_estimate: int | None = None
 
 
 class _Outcome:
@@ -174,10 +169,7 @@ class StageFlow:
     ``bytes_in`` adds up its input edges, ``bytes_out`` is its largest output
     copy (a fan-out sends the same bytes to each branch); both are None when
     ppipe carried none of them (a stream handed straight over). ``lines_*``
-    are None unless every edge's lines were counted exactly; where an edge's
-    lines were only sampled, ``lines_*_at_least`` holds what was counted (a
-    lower bound) and ``lines_*_estimate`` the extrapolation, exact edges
-    counting as they are (each None when an edge lacks that figure).
+    are exact, and None unless every one of those edges had its lines counted.
     ``ratio`` is out/in. ``held`` is the seconds the pipeline waited
     on this stage: its input edges waiting for it to read or, for a stage
     whose input ppipe does not pump (the first), its output edges waiting for
@@ -189,10 +181,6 @@ class StageFlow:
     bytes_out: int | None = None
     lines_out: int | None = None
     held: float = 0.0
-    lines_in_at_least: int | None = None
-    lines_out_at_least: int | None = None
-    lines_in_estimate: int | None = None
-    lines_out_estimate: int | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -207,39 +195,19 @@ class StageFlow:
         # Several inputs wait on the same reader at once (a fan-in): the longest wait, not their sum.
         in_waits = [e.waited_on_consumer for e in ins if e.waited_on_consumer is not None]
         held = max(in_waits) if in_waits else max((e.waited_on_producer or 0.0 for e in outs), default=0.0)
-        lines_in, lines_in_at_least, lines_in_estimate = _lines(ins, sum)
-        lines_out, lines_out_at_least, lines_out_estimate = _lines(outs, max)
         return cls(
             sum(e.bytes for e in ins) if ins else None,
-            lines_in,
+            _lines(ins, sum),
             max(e.bytes for e in outs) if outs else None,
-            lines_out,
+            _lines(outs, max),
             held,
-            lines_in_at_least,
-            lines_out_at_least,
-            lines_in_estimate,
-            lines_out_estimate,
         )
 
 
-def _lines(edges: list[EdgeResult], combine: Callable[[list[int]], int]) -> tuple[int | None, int | None, int | None]:
-    """(exact lines, None, None) when every edge was counted exactly; otherwise (None, a lower bound,
-    an estimate), exact edges counting as they are, each None when an edge lacks that figure."""
-    if not edges:
-        return None, None, None
-    exact = [e.lines for e in edges]
-    if None not in exact:
-        return _combined(exact, combine), None, None
-    return (
-        None,
-        _combined([e.lines if e.lines is not None else e.lines_at_least for e in edges], combine),
-        _combined([e.lines if e.lines is not None else e.lines_estimate for e in edges], combine),
-    )
-
-
-def _combined(counts: list[int | None], combine: Callable[[list[int]], int]) -> int | None:
-    """``combine`` of the counts; None when one of them is unknown."""
-    return None if None in counts else combine([n for n in counts if n is not None])
+def _lines(edges: list[EdgeResult], combine: Callable[[list[int]], int]) -> int | None:
+    """``combine`` of the edges' lines; None when there are no edges or one's lines were not counted."""
+    counts = [e.lines for e in edges if e.lines is not None]
+    return combine(counts) if edges and len(counts) == len(edges) else None
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,6 @@ def _options(config: Config) -> dict[str, Any]:
         "kill_after": config.kill_after,
         "handle_signals": True,
         "count_lines": config.count_lines,
-        "count_lines_below": config.count_lines_below,
         "pager": bool(config.pager),
     }
 

@@ -38,16 +38,6 @@ class ProgressMode(str, enum.Enum):
     JSON = "json"
 
 
-#: What counting lines for the view may copy per second on an edge the kernel
-#: moves (bytes); past that it counts a sample spread through the run and
-#: estimates the rest (shown ``≈``). Counting reads a copy of every byte and
-#: looks at it: 0.4-1 s of ppipe's CPU per GiB (text costs most), so this
-#: rate is at most ~1.5% of a core per edge. Lines of a slower edge, and of
-#: every edge ppipe pumps through Python anyway, stay exact; ``--lines`` and
-#: ``--report`` count them all.
-VIEW_LINES_BELOW = 16 * 1024 * 1024
-
-
 class Config(Options):
     """Everything the command line asked for: one field per option, generated from the typer command.
 
@@ -71,11 +61,6 @@ class Config(Options):
     @property
     def count_lines(self) -> bool:
         return (self.report is not None or self.shows_view) if self.lines is None else self.lines
-
-    @property
-    def count_lines_below(self) -> int | None:
-        """Lines counted only for the view are counted while they cost nothing (see VIEW_LINES_BELOW)."""
-        return VIEW_LINES_BELOW if self.lines is None and self.report is None else None
 
 
 def shared_terminal(env: Mapping[str, str]) -> str | None:

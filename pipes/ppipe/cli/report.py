@@ -1,10 +1,10 @@
 """The JSON run report (``--report FILE``): everything a script needs after a run.
 
-Schema ``ppipe-report/1`` (the ``schema`` field; a new number means an
+Schema ``ppipe-report/2`` (the ``schema`` field; a new number means an
 incompatible change, new fields may appear in any version)::
 
     {
-      "schema": "ppipe-report/1",
+      "schema": "ppipe-report/2",
       "ppipe_version": "0.1.0",
       "pipeline": "seq 10 | wc -l",
       "started_at": 1700000000.123,   "ended_at": 1700000000.145,   # Unix seconds
@@ -35,11 +35,7 @@ incompatible change, new fields may appear in any version)::
           "with_stderr": false,        # a |& edge
           "counted": true,             # false: ppipe handed the stream over, figures are 0
           "bytes": 21, "lines": 10,    # lines: newlines, plus a last unterminated line;
-                                       # null when not counted (--no-lines)
-          "lines_at_least": null,      # lines counted in a sample of a fast edge ("lines" is then
-                                       # null); only through the API's count_lines_below, since a
-                                       # report counts every line
-          "lines_estimate": null,      # those plus the lines estimated in the bytes not sampled
+                                       # exact, every byte counted; null when not counted (--no-lines)
           "closed_early": false,       # the consumer left before the producer finished
           "waited_on_producer": 0.01,  # seconds ppipe waited for the producer to write (null: not pumped)
           "waited_on_consumer": 0.0    # seconds ppipe waited for the consumer to read: the larger says who was slow
@@ -153,8 +149,6 @@ def _pipeline(result: PipelineResult | None) -> dict[str, Any]:
                 "counted": e.counted,
                 "bytes": e.bytes,
                 "lines": e.lines,
-                "lines_at_least": e.lines_at_least,
-                "lines_estimate": e.lines_estimate,
                 "closed_early": e.closed_early,
                 "waited_on_producer": _seconds(e.waited_on_producer),
                 "waited_on_consumer": _seconds(e.waited_on_consumer),

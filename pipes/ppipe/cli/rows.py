@@ -23,7 +23,6 @@ from ppipe.cli.tables import (
     footer_lines,
     height_of,
     line_cells,
-    line_notes,
     more_row,
     one_line,
 )
@@ -102,13 +101,12 @@ class StageRows:
         slowest = self.bottleneck(snapshot)
         width = self.view.width
         footer = footer_lines(self._footer_parts(snapshot, slowest), width)
-        notes = line_notes(cell for stage in snapshot.stages for cell in line_cells(stage.flow))
-        room = self.view.room - height_of(footer) - len(notes) - 1  # the header
+        room = self.view.room - height_of(footer) - 1  # the header
         shown = _stages_that_fit(snapshot.stages, room, slowest)
         rows = [self._row(stage, slowest) for stage in shown]
         if len(shown) < len(snapshot.stages):
             rows.append(more_row(self.COLUMNS, len(snapshot.stages) - len(shown)))
-        return Group(fitted_table(self.COLUMNS, rows, width), footer, *notes)
+        return Group(fitted_table(self.COLUMNS, rows, width), footer)
 
     def _row(self, stage: StageSnapshot, slowest: int | None) -> list[Cell]:
         flow = stage.flow
@@ -223,7 +221,6 @@ class StageRows:
                 ]
             )
         parts: list[RenderableType] = [fitted_table(self.SUMMARY_COLUMNS, rows, self.view.width)]
-        parts.extend(line_notes(cell for flow in flows.values() for cell in line_cells(flow)))
         for stage in result.failures:
             tail = "\n".join(stage.stderr_tail[-5:]) or "(no stderr)"
             parts.append(

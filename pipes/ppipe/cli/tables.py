@@ -6,7 +6,7 @@ Shared by the live view's row layouts (:mod:`ppipe.cli.rows`) and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rich.cells import cell_len
@@ -29,23 +29,8 @@ MARKS = {
 
 
 def line_cells(flow: StageFlow, show: Callable[[int], str] = str) -> tuple[str, str]:
-    """The stage's lines in and out as its row shows them: exact, ``≈`` estimated or ``≥`` at least."""
-    return (
-        count_text(flow.lines_in, flow.lines_in_at_least, flow.lines_in_estimate, show),
-        count_text(flow.lines_out, flow.lines_out_at_least, flow.lines_out_estimate, show),
-    )
-
-
-#: Said under the view and the summary when a line count is estimated from a sample.
-ESTIMATE_NOTE = "≈: lines estimated from a sample of a fast edge, to cost nothing; --lines counts all"
-#: Said under the view and the summary when a line count is a lower bound (no sample to estimate from).
-AT_LEAST_NOTE = "≥: line counting stopped on a fast edge, to cost nothing; --lines counts all"
-
-
-def line_notes(cells: Iterable[str]) -> list[Text]:
-    """The notes explaining the marks used in ``cells`` (``≈``, ``≥``), once each."""
-    used = {cell[:1] for cell in cells}
-    return [Text(note, style="dim") for mark, note in (("≈", ESTIMATE_NOTE), ("≥", AT_LEAST_NOTE)) if mark in used]
+    """The stage's lines in and out as its row shows them: exact, or ``-`` where not counted."""
+    return count_text(flow.lines_in, show), count_text(flow.lines_out, show)
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,9 @@ def human_bytes(count: int | None) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def human_count(count: int | None, at_least: int | None = None, estimate: int | None = None) -> str:
-    """``1.0M``: a line count in three to seven characters.
-
-    Where only a sample of a fast edge's bytes had its lines counted (under
-    the view), ``count`` is None: ``≈1.0M`` shows ``estimate``, the sample's
-    newline density times all the bytes, and, without one, ``≥1.0M`` shows
-    ``at_least``, what was counted. ``-`` when nothing is known.
-    """
-    return count_text(count, at_least, estimate, short_count)
+def human_count(count: int | None) -> str:
+    """``1.0M``: a line count in three to seven characters; ``-`` when it is not known."""
+    return count_text(count, short_count)
 
 
 def short_count(count: int) -> str:
@@ -40,14 +34,9 @@ def short_count(count: int) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def count_text(
-    count: int | None, at_least: int | None = None, estimate: int | None = None, show: Callable[[int], str] = str
-) -> str:
-    if count is not None:
-        return show(count)
-    if estimate is not None:
-        return "≈" + show(estimate)
-    return "-" if at_least is None else "≥" + show(at_least)
+def count_text(count: int | None, show: Callable[[int], str] = str) -> str:
+    """``count`` as ``show`` writes it; ``-`` when it is not known."""
+    return "-" if count is None else show(count)
 
 
 def seconds_text(value: float | None) -> str:

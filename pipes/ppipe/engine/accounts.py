@@ -30,16 +30,14 @@ def edge_result(edge: Edge, counter: Counter, carrier: Carrier | None) -> EdgeRe
     """
     if carrier is None:
         return EdgeResult(edge, counter.nbytes, None, counted=False)
-    exact = carrier.count_lines and counter.lines_complete
+    counted = carrier.count_lines and counter.lines_complete
     return EdgeResult(
         edge,
         counter.nbytes,
-        counter.lines if exact else None,
+        counter.lines if counted else None,
         closed_early=carrier.left_early(counter),
         waited_on_producer=carrier.waits.totals()[0],
         waited_on_consumer=carrier.consumer_wait(counter),
-        lines_at_least=counter.lines if carrier.count_lines and not exact else None,
-        lines_estimate=counter.lines_estimate if carrier.count_lines and not exact else None,
     )
 
 

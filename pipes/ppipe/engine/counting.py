@@ -21,61 +21,30 @@ def count_newlines(data: bytes | bytearray, end: int | None = None) -> int:
 
 @dataclass
 class Counter:
-    """Bytes and lines through one edge. A last line without a newline still counts.
+    """Bytes and lines through one edge, every byte of them counted. A last line without a newline still counts.
 
-    Where lines were counted in only some of the bytes (a fast spliced edge
-    under a view counts a sample), ``lines`` is what was counted, a lower
-    bound, and ``lines_estimate`` adds, for the bytes not counted, the
-    newline density of the counted bytes just before them: a local density,
-    so that text whose lines grow longer (``seq``) is not misjudged by its
-    start.
+    ``lines`` is exact at every moment for the bytes moved so far: a chunk
+    ending in the middle of a line counts that line once, and the newline
+    that ends it later does not count it again. ``lines_complete`` is False
+    only when counting had to stop (the system refused a ``tee``): the
+    edge's lines are then unknown, never guessed.
     """
 
     nbytes: int = 0
     newlines: int = 0
     ends_with_newline: bool = True
-    #: False once some bytes went by uncounted (a fast spliced edge under a view, or a ``tee`` refused).
+    #: False once some bytes went by uncounted (a ``tee`` refused): ``lines`` is then not the edge's.
     lines_complete: bool = True
-    #: The bytes whose newlines ``newlines`` holds: all of ``nbytes`` while ``lines_complete``.
-    counted_bytes: int = 0
-    #: Newlines per byte in the last chunk counted (None before one was).
-    density: float | None = None
-    #: Bytes moved uncounted (:meth:`skip`), and the newlines estimated in them.
-    skipped_bytes: int = 0
-    skipped_newlines: float = 0.0
 
     def add(self, chunk: bytes | memoryview, newlines: int) -> None:
         if chunk:
             self.nbytes += len(chunk)
-            self.counted_bytes += len(chunk)
             self.newlines += newlines
             self.ends_with_newline = chunk[-1:] == b"\n"
-            self.density = newlines / len(chunk)
-
-    def skip(self, moved: int) -> None:
-        """``moved`` bytes (already in ``nbytes``) went by uncounted: their lines are estimated now,
-        at the density of the bytes counted just before them."""
-        self.lines_complete = False
-        self.skipped_bytes += moved
-        self.skipped_newlines += moved * (self.density or 0.0)
 
     @property
     def lines(self) -> int:
         return self.newlines + (0 if self.ends_with_newline else 1)
-
-    @property
-    def lines_estimate(self) -> int | None:
-        """``lines`` when every byte was counted; otherwise the lines counted plus those estimated in the
-        bytes that were not (so it grows with the bytes, never frozen); None when no byte was counted.
-
-        Bytes that went by after counting ended for good (a refused ``tee``) are estimated at the last density.
-        """
-        if self.lines_complete:
-            return self.lines
-        if self.density is None:
-            return None
-        unseen = self.nbytes - self.counted_bytes - self.skipped_bytes
-        return self.lines + round(self.skipped_newlines + unseen * self.density)
 
 
 @dataclass

@@ -67,13 +67,9 @@ class RunOptions:
     and SIGKILL. ``handle_signals`` installs SIGINT/SIGTERM/SIGHUP handlers
     for the run (the CLI does; library callers usually keep their own).
 
-    ``count_lines`` counts lines on every pumped edge; it costs a pass over
-    every byte in Python, so it is off unless someone will see the figures.
-    ``count_lines_below`` (bytes per second) caps what counting the lines
-    of an edge the kernel moves may cost: past that rate it counts a
-    sample, spread through the run, and estimates the rest (``EdgeResult.
-    lines_estimate``): a live view's figures must not slow the pipeline
-    down; exact counts are for whoever asked for them.
+    ``count_lines`` counts the lines of every pumped edge, every byte of
+    them, so the counts are exact; it costs a copy of every byte and a pass
+    over it in Python, so it is off unless someone will see the figures.
     ``splice`` chooses the Linux fast path for edges from one stage to one
     other (:class:`~ppipe.engine.splice.SplicePump`): None means "where available,
     unless the environment says ``PPIPE_SPLICE=0``". Lines on it are counted
@@ -91,7 +87,6 @@ class RunOptions:
     stdout: Output = None
     stderr: int | None = None
     count_lines: bool = False
-    count_lines_below: int | None = None
     splice: bool | None = None
     #: The stage writing ppipe's stdout is a pager (less) that owns the terminal; see ``Execution.pager``.
     pager: bool = False
@@ -101,5 +96,4 @@ class RunOptions:
     @property
     def use_splice(self) -> bool:
         wanted = os.environ.get("PPIPE_SPLICE", "1") != "0" if self.splice is None else self.splice
-        exact_lines = self.count_lines and self.count_lines_below is None
-        return wanted and SPLICE_AVAILABLE and not (exact_lines and tee_function() is None)
+        return wanted and SPLICE_AVAILABLE and not (self.count_lines and tee_function() is None)

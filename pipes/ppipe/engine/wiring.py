@@ -257,7 +257,6 @@ class Wiring:
             read_fd,
             self.spliced.pop(edge),  # the pump owns it now
             count_lines=self.options.count_lines,
-            count_lines_below=self.options.count_lines_below,
         )
         self.pumps.append(pump)
         running.output_pump = pump

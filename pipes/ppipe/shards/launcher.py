@@ -59,7 +59,6 @@ def supervisor_spec(
         "no_fail": options.no_fail,
         "kill_after": options.kill_after,
         "count_lines": options.count_lines,
-        "count_lines_below": options.count_lines_below,
         "snapshot_every": snapshot_every,
         # Every start after a slot's first is a restart to tornado; its global count is only a
         # backstop, ppipe decides (see ppipe.shards.dispatch).

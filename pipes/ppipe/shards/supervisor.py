@@ -219,7 +219,6 @@ def _run(spec: dict[str, Any], work: dict[str, Any], control: socket.socket, fds
             no_fail=spec["no_fail"],
             kill_after=spec["kill_after"],
             count_lines=spec["count_lines"],
-            count_lines_below=spec["count_lines_below"],
             handle_signals=True,
             observer=observer,
         )
