@@ -71,6 +71,30 @@ def test_every_edge_of_a_long_pipeline_counts_exactly_in_the_report(
     assert not any(key.startswith("lines_") and key != "lines" for e in report["edges"] for key in e)
 
 
+def test_the_final_progress_object_counts_every_edge_exactly(
+    app_log: tuple[Path, dict[str, tuple[int, int]]],
+) -> None:
+    """``--progress json`` counts lines as the view does; its last object holds the run's exact totals."""
+    path, flows = app_log
+    done = subprocess.run(
+        [PPIPE, "--progress", "json", "--progress-interval", "0.05", PIPELINE.format(path=path)],
+        capture_output=True,
+        env=ENV,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    objects = [json.loads(line) for line in done.stderr.splitlines()]
+    final = objects[-1]
+    assert final["final"] is True
+    flowing = [(s["bytes_out"], s["lines_out"]) for s in final["stages"][:5]]
+    assert flowing == expected_edges(flows)
+    assert [(s["bytes_in"], s["lines_in"]) for s in final["stages"][1:6]] == expected_edges(flows)
+    for report in objects[:-1]:  # while it runs: the two ends of an edge never disagree
+        stages = report["stages"]
+        for producer, consumer in zip(stages[:-1], stages[1:]):
+            assert producer["lines_out"] == consumer["lines_in"], report
+
+
 @pytest.mark.parametrize("splice", ["1", "0"], ids=["splice", "iostream"])
 def test_every_edge_of_a_long_pipeline_counts_exactly_in_the_view(
     app_log: tuple[Path, dict[str, tuple[int, int]]], splice: str, monkeypatch: pytest.MonkeyPatch

@@ -60,7 +60,8 @@ class Config(Options):
 
     @property
     def count_lines(self) -> bool:
-        return (self.report is not None or self.shows_view) if self.lines is None else self.lines
+        shown = self.report is not None or self.shows_view or self.progress != "none"
+        return shown if self.lines is None else self.lines
 
 
 def shared_terminal(env: Mapping[str, str]) -> str | None:

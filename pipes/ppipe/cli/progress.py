@@ -107,7 +107,9 @@ class JsonProgress(PlainProgress):
 def progress_object(snapshot: RunSnapshot, rates: InputRates | None = None) -> dict[str, Any]:
     """One progress report: the run's seconds, then its shards' tally or its stages.
 
-    A plain run's stages each carry ``input_size``, ``input_read``,
+    A plain run's stages each carry the bytes and lines through their input
+    and output edges so far (exact; the final object's are the run's
+    totals; lines are None where they are not counted), ``input_size``, ``input_read``,
     ``input_files``, ``percent``, ``rate`` and ``eta`` (None where the stage
     reads no file, or the figure is not known yet); the run's own
     ``percent``, ``eta`` and ``eta_stage`` are those of the stage that gives
@@ -121,7 +123,10 @@ def progress_object(snapshot: RunSnapshot, rates: InputRates | None = None) -> d
                 "id": s.id,
                 "command": s.command,
                 "state": s.state.value,
+                "bytes_in": s.flow.bytes_in,
+                "lines_in": s.flow.lines_in,
                 "bytes_out": s.flow.bytes_out,
+                "lines_out": s.flow.lines_out,
                 "input_size": s.input_size,
                 "input_read": s.input_read,
                 "input_files": s.input_files,
