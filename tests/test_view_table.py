@@ -303,3 +303,21 @@ def test_a_stage_that_ends_loses_the_mark() -> None:
         view.clock.now += 0.1  # type: ignore[attr-defined]
     assert view.bottleneck(plain_snapshot(1.0, (stage(1, 0.0), stage(2, 0.4)))) == 2
     assert view.bottleneck(plain_snapshot(1.0, (stage(1, 0.0), stage(2, 0.4, StageState.DONE)))) is None
+
+
+def test_a_stage_writing_in_bursts_never_shows_a_rate_of_zero_nor_jumps() -> None:
+    """Output that moves in 1 MB steps every third frame: the rate stays near 3.3 MB/s, never 0 B/s."""
+    clock = Clock()
+    view = LiveView(io.StringIO(), console=console(120), clock=clock)
+    stage = StageSnapshot(1, "burst", StageState.RUNNING, 42, None, None, StageFlow(None, None, 0, None), 0.0)
+    rates = []
+    for frame in range(60):
+        moved = (frame // 3) * 1_000_000
+        snapshot = plain_snapshot(frame / 10, (dataclasses.replace(stage, flow=StageFlow(None, None, moved, None)),))
+        view.frame(snapshot)
+        rates.append(view.stages._rate(snapshot.stages[0]))
+        clock.now += 0.1
+    shown = rates[10:]
+    assert "0 B/s" not in shown, shown
+    values = [float(text.split()[0]) for text in shown]
+    assert max(values) / min(values) < 1.5, shown  # no jump from frame to frame: one meter, smoothed

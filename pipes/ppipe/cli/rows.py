@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from ppipe.cli.rates import InputProgress, InputRates
+from ppipe.cli.rates import InputProgress, InputRates, RateMeter
 from ppipe.cli.tables import (
     MARKS,
     SPINNER,
@@ -52,8 +52,9 @@ class StageRows:
         self._marked: int | None = None
         #: Per stage, the prefix that draws a graph's branches as a tree (empty for a plain pipeline).
         self.tree: dict[int, str] = {}
-        self._last: dict[int, tuple[float, int, float]] = {}
-        self._rates: dict[int, float] = {}
+        self._last: dict[int, tuple[float, float]] = {}
+        #: Each stage's output rate, smoothed as pv smooths its own (see :class:`RateMeter`).
+        self._rates: dict[int, RateMeter] = {}
         #: Each file-reading stage's smoothed reading rate (see :mod:`ppipe.cli.rates`).
         self._read_rates = InputRates(view.clock)
         self._slowness: dict[int, float] = {}
@@ -64,13 +65,12 @@ class StageRows:
         """Updates each stage's rate and slowness from the change since the last refresh, then the mark."""
         now = self.view.clock()
         for stage in snapshot.stages:
-            moved, held = stage.flow.bytes_out or 0, stage.flow.held
-            then, moved_before, held_before = self._last.get(stage.id, (now, moved, held))
-            self._last[stage.id] = (now, moved, held)
+            self._rates.setdefault(stage.id, RateMeter(self.view.clock)).update(stage.flow.bytes_out or 0)
+            held = stage.flow.held
+            then, held_before = self._last.get(stage.id, (now, held))
+            self._last[stage.id] = (now, held)
             if now > then:
-                interval = now - then
-                self._rates[stage.id] = (moved - moved_before) / interval
-                share = min(2.0, (held - held_before) / interval)
+                share = min(2.0, (held - held_before) / (now - then))
                 self._slowness[stage.id] = 0.6 * self._slowness.get(stage.id, 0.0) + 0.4 * share
         self._read_rates.measure(snapshot.stages)
         self._marked = self._next_bottleneck(snapshot)
@@ -197,9 +197,9 @@ class StageRows:
         return Text("·", style="dim")
 
     def _rate(self, stage: StageSnapshot) -> str:
-        if stage.state is not StageState.RUNNING:
-            return "-"
-        return human_bytes(int(self._rates.get(stage.id, 0))) + "/s"
+        meter = self._rates.get(stage.id)
+        rate = meter.rate if meter is not None else None
+        return "-" if stage.state is not StageState.RUNNING or rate is None else human_bytes(int(rate)) + "/s"
 
     def summary(self, result: RunResult) -> RenderableType:
         """The end of the run: exact figures per stage, then a panel for each failure."""
@@ -311,17 +311,14 @@ class ShardRows:
 
     def __init__(self, view: LiveView) -> None:
         self.view = view
-        self._last: dict[int, tuple[float, int]] = {}
-        self._rates: dict[int, float] = {}
+        self._rates: dict[int, RateMeter] = {}
 
     def measure(self, snapshot: RunSnapshot) -> None:
-        now = self.view.clock()
         for shard in snapshot.shards:
-            moved = shard.bytes_out or 0
-            then, before = self._last.get(shard.task_id, (now, moved))
-            self._last[shard.task_id] = (now, moved)
-            if now > then:
-                self._rates[shard.task_id] = (moved - before) / (now - then)
+            if shard.state is ShardState.RUNNING:
+                self._rates.setdefault(shard.task_id, RateMeter(self.view.clock)).update(shard.bytes_out or 0)
+            else:  # a restart starts its count again: so does its rate
+                self._rates.pop(shard.task_id, None)
 
     #: The live table's columns (see :data:`LiveView.COLUMNS`); a shard's stages fill the same ones.
     COLUMNS = (
@@ -370,7 +367,9 @@ class ShardRows:
     def _shard_row(self, shard: ShardSnapshot, stages: tuple[StageSnapshot, ...]) -> list[Cell]:
         style = _SHARD_STYLES.get(shard.state, "")
         mark = SPINNER[self.view.frame_number % len(SPINNER)] if shard.state is ShardState.RUNNING else "·"
-        rate = human_bytes(int(self._rates.get(shard.task_id, 0))) + "/s" if shard.state is ShardState.RUNNING else "-"
+        meter = self._rates.get(shard.task_id)
+        rate = meter.rate if meter is not None else None
+        rate_text = human_bytes(int(rate)) + "/s" if rate is not None else "-"
         command = " | ".join(one_line(s.command) for s in stages)
         return [
             Text(mark, style=style),
@@ -381,7 +380,7 @@ class ShardRows:
             str(shard.attempts),
             human_bytes(shard.bytes_in),
             human_bytes(shard.bytes_out),
-            rate,
+            rate_text,
             seconds_text(shard.elapsed),
         ]
 
