@@ -10,6 +10,7 @@ unterminated line.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 from pathlib import Path
@@ -91,7 +92,7 @@ def test_the_final_progress_object_counts_every_edge_exactly(
     assert [(s["bytes_in"], s["lines_in"]) for s in final["stages"][1:6]] == expected_edges(flows)
     for report in objects[:-1]:  # while it runs: the two ends of an edge never disagree
         stages = report["stages"]
-        for producer, consumer in zip(stages[:-1], stages[1:]):
+        for producer, consumer in itertools.pairwise(stages):
             assert producer["lines_out"] == consumer["lines_in"], report
 
 
