@@ -126,9 +126,10 @@ class Execution(Stopping):
                     timer.cancel()
                 await self._reap()
                 self._cancel_kill()
-                self._close_everything()
                 if self.wiring.held_stderr is not None:
+                    # Before the pumps close: closing abandons their sinks, the spool with them.
                     await self.wiring.held_stderr.release()
+                self._close_everything()
                 if self.options.observer is not None:
                     self.options.observer.finished()
         return self._result()
