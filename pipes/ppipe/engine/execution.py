@@ -387,7 +387,7 @@ class Execution(Stopping):
             timed_out=self.timed_out,
             interrupted_by=signal.Signals(self.interrupted_by).name if self.interrupted_by else None,
             stdout=bytes(self.wiring.capture.data) if self.wiring.capture is not None else None,
-            timeout=self.options.timeout or None,
+            timeout=self.timed_out_after or self.options.timeout or None,
         )
 
 
