@@ -6,6 +6,7 @@ import inspect
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -116,3 +117,17 @@ def test_help_says_lines_are_counted_with_report_or_the_view(tmp_path: Path) -> 
 def test_the_status_table_says_1_for_too_low_a_ulimit() -> None:
     row = next(line for line in README.splitlines() if line.startswith("| 1 |"))
     assert "`ulimit -n` too low" in row  # tests/test_open_file_limit_status.py checks it, sharded or not
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_the_readme_recipe_for_report_dash_gives_the_report(tmp_path: Path) -> None:
+    """``--report -``: the last line of stderr is the report, whatever the stages said there first."""
+    [recipe] = [line for line in README.splitlines() if line.startswith("ppipe --report - ")]
+    path = f"{Path(PPIPE).parent}{os.pathsep}{ENV['PATH']}"
+    result = subprocess.run(
+        ["bash", "-c", recipe], capture_output=True, cwd=tmp_path, env={**ENV, "PATH": path}, timeout=60
+    )
+    assert result.returncode == 0, result.stderr  # json.tool read one JSON object
+    report = json.loads(result.stdout)
+    assert report["pipeline"] == "make 2>&1 | grep -c warning"
+    assert report["exit_status"] == 1  # no makefile here: grep counted 0 warnings and said so with 1
