@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
+from typing import TypeGuard
 
 from ppipe.results import Verdict
 
@@ -70,8 +71,8 @@ def _finite(value: object) -> None:
 
 def _shown(value: object) -> str:
     """The value as JSON, cut to 40 characters (a number past that is shown in short)."""
-    if _is_int(value) and abs(value) > LARGEST_NUMBER:  # type: ignore[arg-type]
-        return f"{float(value):.3g}" if abs(value) < 1e300 else "a number of over 300 digits"  # type: ignore[arg-type]
+    if _is_int(value) and abs(value) > LARGEST_NUMBER:
+        return f"{float(value):.3g}" if abs(value) < 1e300 else "a number of over 300 digits"
     try:
         text = json.dumps(value)
     except (TypeError, ValueError, RecursionError):
@@ -94,17 +95,19 @@ def _simple(test: Callable[[object], bool], expected: str) -> Kind:
     return check
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_count(value: object, most: float = math.inf) -> bool:
-    return _is_int(value) and 0 <= value <= most  # type: ignore[operator]
+    return _is_int(value) and 0 <= value <= most
 
 
 def _is_number(value: object) -> bool:
     """A number of seconds or a ratio: finite, and far from overflowing when two are subtracted."""
-    return (_is_int(value) or isinstance(value, float)) and abs(value) <= LARGEST_NUMBER  # type: ignore[arg-type]
+    if isinstance(value, float):
+        return abs(value) <= LARGEST_NUMBER
+    return _is_int(value) and abs(value) <= LARGEST_NUMBER
 
 
 def _optional(kind: Kind) -> Kind:
