@@ -530,7 +530,7 @@ def test_too_many_shards_for_ulimit_is_refused_up_front() -> None:
     done = subprocess.run(
         f"ulimit -n 64; {PPIPE} --fork 20 cat </dev/null", shell=True, capture_output=True, env=ENV, timeout=60
     )
-    assert done.returncode == 2
+    assert done.returncode == 1  # a limit of the machine, as for a plain run: not a usage error
     assert b"ulimit -n" in done.stderr and b"Traceback" not in done.stderr
 
 

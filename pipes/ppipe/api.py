@@ -91,7 +91,11 @@ async def run_async(
     :class:`~ppipe.policy.Halt` or its text, ``"now,fail=1"``),
     ``shard_timeout``, ``retry_delay``, ``joblog``, ``resume``
     (:class:`~ppipe.shards.joblog.Resume`) and ``header`` are the command
-    line's options of the same names; ``record_end`` is ``--recend``. The result has
+    line's options of the same names; ``record_end`` is ``--recend``. The
+    command line's other options are not keywords here: those that show or
+    write what happened (``--display``, ``--progress``, ``--report``,
+    ``--quiet``, ``--explain``) and those of clusters (``--on``, ``--sbatch``,
+    ``--task-id``, ``--tasks``, ``--whole-input``). The result has
     the same shape either way (:class:`~ppipe.RunResult`): its shards, each
     with its attempts; a plain run is one shard with one attempt, and its
     stages and edges are on the result itself. ``observer``

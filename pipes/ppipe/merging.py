@@ -43,6 +43,7 @@ from typing import Any, TypeGuard
 from ppipe import __version__, policy
 from ppipe.errors import UsageError
 from ppipe.language.parser import substitute_placeholders
+from ppipe.report_shape import ReportShapeError, check_report
 from ppipe.results import REPORT_SCHEMA as SCHEMA
 from ppipe.results import Verdict
 
@@ -71,7 +72,8 @@ def read_reports(paths: Sequence[str]) -> list[dict[str, Any]]:
 
     Raises :class:`MergeError` naming the file when one cannot be read (a
     directory, no permission), is not JSON (a report cut short by a killed
-    task is not), or is not a JSON object.
+    task is not; nor is one holding ``NaN`` or ``Infinity``, which Python
+    alone would read), or is not a JSON object.
     """
     reports = []
     for path in paths:
@@ -88,17 +90,23 @@ def read_reports(paths: Sequence[str]) -> list[dict[str, Any]]:
         if len(text) > _MOST_BYTES:
             raise MergeError(f"{path} is not a report: it is larger than 1 GiB")
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_no_constant)
         except (json.JSONDecodeError, RecursionError) as error:
             where = f"at line {error.lineno}, column {error.colno}: " if isinstance(error, json.JSONDecodeError) else ""
             why = error.msg if isinstance(error, json.JSONDecodeError) else "nested too deeply"
             raise MergeError(
                 f"{path} is not a JSON report ({where}{why}); was its task killed while writing it?"
             ) from error
+        except ValueError as error:  # NaN or Infinity: Python's json reads them, JSON has none
+            raise MergeError(f"{path} is not a JSON report: {error}") from error
         if not isinstance(data, dict):
             raise MergeError(f"{path} is not a report: it holds a JSON {type(data).__name__}, not an object")
         reports.append(data)
     return reports
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"it holds {name}, which JSON does not allow")
 
 
 def merge_reports(
@@ -114,7 +122,9 @@ def merge_reports(
     reports in errors.
 
     Raises :class:`MergeError` (a :class:`~ppipe.errors.UsageError`, exit
-    status 2) for no reports, a report that is not ``ppipe-report/1``,
+    status 2) for no reports, a report that is not ``ppipe-report/1`` or
+    not of its shape (:func:`ppipe.report_shape.check_report`: a field
+    missing or of the wrong type, a status outside 0-255, NaN or Infinity),
     reports of different pipelines or arrays, tasks of different shapes
     (some ``--fork M``, some not), and the same report given twice.
     """
@@ -193,8 +203,10 @@ class _Report:
         schema = data.get("schema")
         if schema != SCHEMA:
             raise MergeError(f"{name} is not a {SCHEMA} report (its schema is {json.dumps(schema)})")
-        if not isinstance(data.get("pipeline"), str):
-            raise MergeError(f"{name} is not a {SCHEMA} report: it names no pipeline")
+        try:
+            check_report(data)
+        except ReportShapeError as error:
+            raise MergeError(f"{name} is not a {SCHEMA} report: {error}") from None
         task = data.get("task")
         if task is None:
             if tasks != 1:
@@ -225,10 +237,7 @@ class _Report:
 
     @property
     def shards(self) -> list[Mapping[str, Any]]:
-        shards = self.data.get("shards") or []
-        if not isinstance(shards, list) or not all(_is_shard(s) for s in shards):
-            raise MergeError(f"{self.name} is not a {SCHEMA} report: its shards are not a list of shards")
-        return shards
+        return list(self.data["shards"])  # of their shape: see check_report
 
     @functools.cached_property
     def by_shard(self) -> dict[int, Mapping[str, Any]]:
@@ -259,16 +268,6 @@ def _is_number(value: object) -> TypeGuard[float]:
 
 def _is_count(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _is_shard(shard: object) -> bool:
-    return (
-        isinstance(shard, Mapping)
-        and _is_count(shard.get("task_id"))
-        and _is_count(shard.get("tasks"))
-        and isinstance(shard.get("attempts"), list)
-        and all(isinstance(a, Mapping) for a in shard["attempts"])
-    )
 
 
 # ---------------------------------------------------------------- the reports together

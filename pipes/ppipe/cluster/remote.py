@@ -283,7 +283,7 @@ class SlurmRun:
             self.problems.append(f"ppipe: cannot note job {job_id} in the run directory: {error.strerror}")
 
     def _sbatch_args(self) -> list[str]:
-        stem = os.path.join(self.spec.directory, "%A_%a")
+        stem = slurm.filename_pattern(os.path.join(self.spec.directory, ""), "%A_%a")  # the directory's % escaped
         name = [] if "SBATCH_JOB_NAME" in self.env else ["--job-name=ppipe"]  # sbatch's own variable wins
         return [*name, f"--output={stem}.out", f"--error={stem}.err", *self.spec.sbatch_args]
 

@@ -71,6 +71,22 @@ def array_spec(indices: Sequence[int], throttle: int | None = None) -> str:
     return ",".join(parts) + (f"%{throttle}" if throttle else "")
 
 
+def filename_pattern(path: str, pattern: str = "") -> str:
+    """``path`` as sbatch's ``--output``/``--error``/``--input`` read it, followed by ``pattern`` as is.
+
+    sbatch reads those options as filename patterns: ``%j``, ``%A``, ``%a``...
+    are replaced, ``%%`` is one ``%``. A directory named ``run %j`` would
+    otherwise send a task's output elsewhere and fail it (``0:53``, the file
+    cannot be opened), so every ``%`` of ``path`` is doubled. ``pattern``
+    (``%A_%a.out``) is ppipe's own and is left to be replaced. A backslash
+    anywhere turns every replacement off, so a path holding one raises
+    :class:`SlurmError`: no escape gives each task a file of its own then.
+    """
+    if "\\" in path:
+        raise SlurmError(f"sbatch cannot be given a path with a backslash (it turns off %A, %a): {path}")
+    return path.replace("%", "%%") + pattern
+
+
 def submit(
     script: str, indices: Sequence[int], *, throttle: int | None, args: Sequence[str], env: Mapping[str, str]
 ) -> str:

@@ -130,9 +130,10 @@ class Execution(Stopping):
                     timer.cancel()
                 await self._reap()
                 self._cancel_kill()
-                self._close_everything()
                 if self.wiring.held_stderr is not None:
+                    # Before the pumps close: closing abandons their sinks, the spool with them.
                     await self.wiring.held_stderr.release()
+                self._close_everything()
                 if self.options.observer is not None:
                     self.options.observer.finished()
         return self._result()
@@ -392,7 +393,7 @@ class Execution(Stopping):
             timed_out=self.timed_out,
             interrupted_by=signal.Signals(self.interrupted_by).name if self.interrupted_by else None,
             stdout=bytes(self.wiring.capture.data) if self.wiring.capture is not None else None,
-            timeout=self.options.timeout or None,
+            timeout=self.timed_out_after or self.options.timeout or None,
         )
 
 

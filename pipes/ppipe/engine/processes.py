@@ -392,6 +392,8 @@ class Stopping:
     """
 
     timed_out: bool = False
+    #: The limit that ran out when it was not the run's own ``--timeout`` (a shard's ``--shard-timeout``).
+    timed_out_after: float | None = None
     #: The signal that stops the run, if one does (SIGINT, SIGTERM, SIGHUP).
     interrupted_by: int | None = None
     _kill_timer: asyncio.TimerHandle | None = None
@@ -402,8 +404,15 @@ class Stopping:
     def kill_all(self) -> None:
         raise NotImplementedError
 
-    def time_out(self) -> None:
-        """Stops everything as ``--timeout`` does when its time is up: the run then says 124."""
+    def time_out(self, after: float | None = None) -> None:
+        """Stops everything as ``--timeout`` does when its time is up: the run then says 124.
+
+        ``after`` is the limit that ran out, when someone else kept the time
+        (``--shard-timeout``, for a shard): the result gives it as its
+        ``timeout``, so that "timed out after" names the limit, not the
+        time the stop took.
+        """
+        self.timed_out_after = after
         self._on_timeout()
 
     def _on_timeout(self) -> None:

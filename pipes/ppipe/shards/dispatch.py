@@ -293,7 +293,7 @@ class Dispatcher:
         if not attempt.running or attempt.control is None:
             return
         attempt.timed_out_after = self.plan.shard_timeout
-        self.tasks.append(asyncio.ensure_future(_ask(attempt.control, ("timeout",))))
+        self.tasks.append(asyncio.ensure_future(_ask(attempt.control, ("timeout", self.plan.shard_timeout))))
         grace = self.options.kill_after + REPORT_GRACE
         attempt.timers.append(asyncio.get_running_loop().call_later(grace, _kill, attempt))
 

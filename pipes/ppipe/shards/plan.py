@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ppipe.engine.options import Input
 from ppipe.engine.processes import resolve_commands
 from ppipe.engine.slices import FileSlice
-from ppipe.errors import UsageError
+from ppipe.errors import PpipeError, UsageError
 from ppipe.graph import Boundary, Graph
 from ppipe.language.parser import parse, placeholder_values
 from ppipe.policy import FAIL_FAST, Halt
@@ -158,12 +158,16 @@ _FDS_OWN = 32
 
 
 def check_descriptors(plan: ShardPlan) -> None:
-    """Refuses, before anything starts, more shards at once than ``ulimit -n`` can hold."""
+    """Refuses, before anything starts, more shards at once than ``ulimit -n`` can hold.
+
+    Status 1, as a plain run with too many stages for the limit: a resource
+    limit of the machine, not a wrong command line.
+    """
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     needed = _FDS_OWN + _FDS_PER_SHARD * plan.slots
     if limit != resource.RLIM_INFINITY and limit < needed:
         asked = f"--jobs {plan.jobs}" if plan.jobs is not None else f"--fork {plan.processes}"
-        raise UsageError(
+        raise PpipeError(
             f"{asked} needs about {needed} open files, more than the limit of {limit}; "
             f"raise it with ulimit -n, or run fewer shards at once (--jobs)"
         )

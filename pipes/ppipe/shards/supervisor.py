@@ -282,7 +282,7 @@ class _Link:
         elif message[0] == "stop" and self.execution is not None:
             self.execution.stop_for(message[1])
         elif message[0] == "timeout" and self.execution is not None:
-            self.execution.time_out()
+            self.execution.time_out(*message[1:2])  # the --shard-timeout that ran out
 
     def finished(self) -> None:
         IOLoop.current().remove_handler(self.control.fileno())
