@@ -129,7 +129,7 @@ def test_a_report_of_the_wrong_shape_is_refused_naming_the_field(
 ) -> None:
     bad = json.dumps(mutated(reports[report], at, value))
     status, out, err = merge_texts(tmp_path, bad, json.dumps(reports[PAIRS[report]]))
-    assert_refused(status, out, err, "r0.json is not a ppipe-report/1 report: ", said)
+    assert_refused(status, out, err, "r0.json is not a ppipe-report/2 report: ", said)
 
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
@@ -162,7 +162,7 @@ def test_the_command_line_refuses_a_status_of_256_with_2(reports: dict[str, dict
     assert result.returncode == 2
     assert result.stdout == b""
     assert result.stderr.decode().splitlines() == [
-        "ppipe: a.json is not a ppipe-report/1 report: exit_status is 256, not an exit status (0 to 255)"
+        "ppipe: a.json is not a ppipe-report/2 report: exit_status is 256, not an exit status (0 to 255)"
     ]
 
 
@@ -171,7 +171,7 @@ def test_the_unchanged_reports_merge(reports: dict[str, dict[str, Any]], tmp_pat
     for first, second in (("plain0", "plain1"), ("fork0", "fork1"), ("plain0", "never")):
         status, out, _ = merge_texts(tmp_path, json.dumps(reports[first]), json.dumps(reports[second]))
         assert status == (127 if second == "never" else 3)
-        assert strict_json(out)["schema"] == "ppipe-report/1"
+        assert strict_json(out)["schema"] == "ppipe-report/2"
 
 
 GARBAGE = st.one_of(

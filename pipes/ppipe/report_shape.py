@@ -1,4 +1,4 @@
-"""The shape of a ``ppipe-report/1`` report, and the check that a report read back has it.
+"""The shape of a ``ppipe-report/2`` report, and the check that a report read back has it.
 
 ppipe writes every report itself (:mod:`ppipe.cli.report`), but reads some
 back: ``ppipe report merge`` takes the reports of a job array's tasks, which
@@ -38,11 +38,11 @@ Kind = Callable[[object, str], None]
 
 
 class ReportShapeError(ValueError):
-    """A report that does not have the shape of a ``ppipe-report/1`` report; the message says where."""
+    """A report that does not have the shape of a ``ppipe-report/2`` report; the message says where."""
 
 
 def check_report(report: object) -> None:
-    """Raises :class:`ReportShapeError` unless ``report`` has the shape of a ``ppipe-report/1`` report.
+    """Raises :class:`ReportShapeError` unless ``report`` has the shape of a ``ppipe-report/2`` report.
 
     The message names the first field found wrong and what it should hold
     (``stages[0].command is missing``, ``exit_status is 256, not an exit
@@ -183,8 +183,6 @@ _EDGE = _object(
     {
         "with_stderr": BOOL,
         "closed_early": BOOL,
-        "lines_at_least": COUNT,
-        "lines_estimate": COUNT,
         "waited_on_producer": NUMBER,
         "waited_on_consumer": NUMBER,
     },

@@ -27,8 +27,8 @@ class Options:
     report: str | None = None
     #: -q/--quiet: Print nothing of ppipe's own, not even failures.
     quiet: bool = False
-    #: --lines/--no-lines: Count lines on every edge (default: with --report or the live view). Costs a pass over
-    #: every byte.
+    #: --lines/--no-lines: Count lines on every edge (default: with --report, --progress or the live view). Costs a
+    #: pass over every byte.
     lines: bool | None = None
     #: --display: The live view on stderr (default auto: when stderr is a terminal).
     display: str = "auto"
