@@ -106,7 +106,8 @@ def test_a_sharded_report_has_empty_top_level_stages_and_edges_as_documented(tmp
 def test_help_says_lines_are_counted_with_report_progress_or_the_view(tmp_path: Path) -> None:
     text = " ".join(run_ppipe("--help", env={**ENV, "COLUMNS": "200"}).stdout.decode().split())
     assert "Count lines on every edge (default: with --report, --progress or the live view)." in text
-    assert "count lines on every edge, or not; default: counted with `--report`, `--progress` or the live view" in README
+    claim = "count lines on every edge, or not; default: counted with `--report`, `--progress` or the live view"
+    assert claim in README
     progress = run_ppipe("--progress", "json", "--display", "never", "seq 5 | cat")
     assert json.loads(progress.stderr.splitlines()[-1])["stages"][1]["lines_in"] == 5  # with --progress
     report = tmp_path / "r.json"

@@ -125,7 +125,8 @@ def main(
         typer.Option(
             "--lines/--no-lines",
             show_default=False,
-            help="Count lines on every edge (default: with --report, --progress or the live view). Costs a pass over every byte.",
+            help="Count lines on every edge (default: with --report, --progress or the live view). "
+            "Costs a pass over every byte.",
         ),
     ] = None,
     display: Annotated[
