@@ -1,67 +1,100 @@
-"""Records the live view of a real run as an SVG for the README: ``python docs/record_view.py``.
+"""Records the live view of a real run, as a terminal showed it, as an SVG for the README.
 
-Runs a pipeline whose middle stage is slow, draws one frame of the live view
-half-way through and the summary at the end on a recording console, and
-writes ``docs/view.svg``. Nothing is mocked: the figures are the run's own.
+    python docs/record_view.py            # writes docs/view.svg (needs tmux and the installed ppipe)
+
+Runs a real pipeline in a 100x24 tmux pane: a generated log, a slow filter,
+sort and uniq. It reads the pane (with its colours) once while the run goes
+on and once when it has ended, and writes both screens into ``docs/view.svg``
+through rich's SVG export. Nothing is drawn by hand: the screens are what
+tmux showed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import os
+import random
 import shlex
+import shutil
+import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+import time
 
 from rich.console import Console
+from rich.text import Text
 
-import ppipe
-from ppipe.cli.display import LiveView
-
-SLOW = shlex.join(
-    [
-        sys.executable,
-        "-c",
-        (
-            "import sys, time\n"
-            "while chunk := sys.stdin.buffer.read(1 << 16):\n"
-            "    sys.stdout.buffer.write(chunk); time.sleep(0.004)\n"
-        ),
-    ]
+COLUMNS, ROWS = 100, 24
+#: A filter slower than the rest, so that the view has a bottleneck to show.
+SLOW_FILTER = (
+    f"#!{sys.executable}\n"
+    "import sys, time\n"
+    "for line in sys.stdin.buffer:\n"
+    "    sys.stdout.buffer.write(line)\n"
+    "    time.sleep(0.00002)\n"
 )
-PIPELINE = f"head -c 200M /dev/urandom | {SLOW} | gzip -1 | wc -c"
+
+
+def write_log(path: str, lines: int) -> None:
+    """An application log: timestamps, levels, a few dozen messages."""
+    levels = ["INFO"] * 8 + ["WARN"] * 2 + ["ERROR"]
+    messages = [f"request {name} took {{}} ms" for name in ("GET /", "GET /api", "POST /login", "GET /static")]
+    messages += ["cache miss for key {}", "retrying upstream {}", "disk usage at {}%"]
+    rng = random.Random(7)
+    with open(path, "w") as handle:
+        for i in range(lines):
+            message = rng.choice(messages).format(rng.randint(1, 99))
+            handle.write(f"2026-12-07T10:{i // 60000 % 60:02d}:{i // 1000 % 60:02d} {rng.choice(levels)} {message}\n")
+
+
+def pane(socket: str, *args: str) -> str:
+    return subprocess.run(["tmux", "-L", socket, *args], capture_output=True, text=True, check=True).stdout
 
 
 def main() -> None:
-    console = Console(file=io.StringIO(), width=100, record=True, force_terminal=True, color_system="truecolor")
-    # The view draws on a console of its own, so its refreshes are not recorded.
-    screen = Console(file=io.StringIO(), width=100, force_terminal=True)
-    view = LiveView(screen.file, console=screen)
-
-    def frame() -> None:
-        if view.execution is not None:
-            console.print(f"$ ppipe '{PIPELINE.replace(SLOW, 'slow-filter')}'   (while it runs)")
-            snapshot = view.execution.snapshot()
-            console.print(view.render(snapshot))
-
-    with view:
-        result = _run_with_frame(view, frame)
-    console.print("(when it ends)")
-    console.print(view.render_summary(result))
-    path = os.path.join(os.path.dirname(__file__), "view.svg")
+    if shutil.which("tmux") is None or shutil.which("ppipe") is None:
+        sys.exit("needs tmux and ppipe on PATH")
+    socket = f"ppipe-record-{os.getpid()}"
+    with tempfile.TemporaryDirectory() as scratch:
+        log = os.path.join(scratch, "app.log")
+        write_log(log, 400_000)
+        slow = os.path.join(scratch, "slow-filter")
+        with open(slow, "w") as handle:
+            handle.write(SLOW_FILTER)
+        os.chmod(slow, 0o755)
+        pipeline = 'grep -v INFO app.log | ./slow-filter | cut -d" " -f2- | sort | uniq -c | sort -rn | head -4'
+        ppipe = shutil.which("ppipe") or "ppipe"
+        signal_end = f"tmux -L {socket} wait-for -S done"
+        command = f"cd {shlex.quote(scratch)} && clear && {ppipe} {shlex.quote(pipeline)}; {signal_end}"
+        subprocess.run(
+            ["tmux", "-L", socket, "-f", "/dev/null", "new-session", "-d", "-x", str(COLUMNS), "-y", str(ROWS), "sh"],
+            env={**os.environ, "TERM": "xterm-256color", "PS1": "$ "},
+            check=True,
+        )
+        try:
+            pane(socket, "send-keys", command, "Enter")
+            time.sleep(2.5)
+            running = pane(socket, "capture-pane", "-e", "-p")
+            pane(socket, "wait-for", "done")
+            ended = pane(socket, "capture-pane", "-e", "-p")
+        finally:
+            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
+    console = Console(record=True, width=COLUMNS, file=io.StringIO(), force_terminal=True)
+    console.print(Text(f"$ ppipe {shlex.quote(pipeline)}   # while it runs", style="bold"))
+    console.print(Text.from_ansi(_screen_text(running)))
+    console.print(Text("# when it has ended", style="bold"))
+    console.print(Text.from_ansi(_screen_text(ended)))
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "view.svg")
     console.save_svg(path, title="ppipe")
     print(path)
 
 
-def _run_with_frame(view: LiveView, frame: Callable[[], None]) -> ppipe.RunResult:
-    """Runs the pipeline on a fresh loop that draws ``frame`` three seconds in."""
-
-    async def run() -> ppipe.RunResult:
-        asyncio.get_running_loop().call_later(3.0, frame)
-        return await ppipe.run_async(PIPELINE, observer=view, count_lines=True, stdout=os.open(os.devnull, os.O_WRONLY))
-
-    return asyncio.run(run())
+def _screen_text(captured: str) -> str:
+    """The pane's lines without the shell's own (the command line, the prompt) and without trailing blanks."""
+    lines = [line for line in captured.rstrip("\n").split("\n") if Text.from_ansi(line).plain.strip() not in ("$", "#")]
+    while lines and not Text.from_ansi(lines[-1]).plain.strip():
+        lines.pop()
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
