@@ -64,14 +64,14 @@ def test_there_are_readme_transcripts_to_check() -> None:
     assert len(shell_examples()) >= 2  # a failing stage, a syntax error with its hint
 
 
-def test_run_takes_the_keywords_the_readme_lists_and_no_cli_only_option() -> None:
-    section = readme_section("Python API")
+def test_run_takes_the_keywords_the_api_page_lists_and_no_cli_only_option() -> None:
+    section = (ROOT / "docs" / "api.md").read_text()
     paragraph = section[section.index("`run(pipeline, *, ...)`") : section.index("Also:")]
     named = set(re.findall(r"`([a-z_]+)(?:=[^`]*)?`", paragraph))
     for function in (ppipe.run, ppipe.run_async):
         keywords = {name for name, p in inspect.signature(function).parameters.items() if p.kind is p.KEYWORD_ONLY}
         assert named - {"run_async"} <= keywords  # every keyword it lists is taken
-        listed_elsewhere = {"stdin", "stdout", "stderr", "env", "cwd", "check", "count_lines_below", "splice"}
+        listed_elsewhere = {"stdin", "stdout", "stderr", "env", "cwd", "check", "splice"}
         listed_elsewhere |= {"handle_signals", "observer"}
         assert keywords - named - listed_elsewhere == set()  # and every keyword taken is listed
         for option in ("report", "quiet", "display", "progress", "task_id", "tasks", "on", "sbatch"):
