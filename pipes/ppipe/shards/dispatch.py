@@ -201,11 +201,25 @@ class Dispatcher:
         again = policy.should_restart(
             status, len(shard.attempts), self.plan.max_restarts, could_start=could_start, stopping=stopping
         ) and self._can_feed_again(shard, attempt)
-        self._log(shard, attempt, final=not again)
+        # An attempt ppipe stopped (a signal, --timeout, --halt now) did not decide its shard: the job
+        # log says it is not final, and --resume runs that shard again.
+        self._log(shard, attempt, final=not again and not self._stopped_by_ppipe(attempt, status))
         if again:
             self.schedule.restart_later(shard, self.plan.retry_delay_before(len(shard.attempts) + 1))
         else:
             self.settle(shard)
+
+    def _stopped_by_ppipe(self, attempt: Attempt, status: int | None) -> bool:
+        """Whether the attempt failed because the run was stopping, not by itself.
+
+        Once ppipe stops the run, any failure may be the stop's doing (a
+        command that exits 1 on SIGTERM); and a signal to the whole process
+        group (Ctrl-C, ``timeout``) may reach the attempt's engine before
+        ppipe's own handler runs, which its result tells.
+        """
+        if status == 0:
+            return False
+        return self.stopping or (attempt.result is not None and attempt.result.interrupted_by is not None)
 
     @staticmethod
     def _can_feed_again(shard: Shard, last: Attempt) -> bool:

@@ -9,6 +9,11 @@ moment ppipe knows the attempt's end, so a ``kill -9`` of ppipe leaves every
 line already written whole; at most a line being written at that instant
 is cut short, and reading the log passes over such a last line.
 
+An attempt is final when its shard will not run again because of how it
+ended. One that ppipe stopped (SIGINT, SIGTERM or SIGHUP to ppipe,
+``--timeout``, ``--halt now``) is logged with ``final`` false whatever its
+status: it did not finish, and a resumed run runs its shard again.
+
 ``--resume`` skips every shard the log shows finished (a final line);
 ``--resume-failed`` skips only those that finished with status 0, and runs
 the failed ones again and those never run. A log written for another
