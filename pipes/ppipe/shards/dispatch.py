@@ -18,7 +18,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 
 from tornado.iostream import IOStream, StreamClosedError
@@ -81,13 +81,19 @@ class Dispatcher:
         self.joblog_error: str | None = None
         #: Hellos that came without all their pipes (ppipe was out of descriptors).
         self.starved = 0
-        self.tasks: list[asyncio.Future[None]] = []
+        #: What runs on the loop for the run (conversations, flushes, requests); each leaves once done.
+        self.tasks: set[asyncio.Future[None]] = set()
         self._idle: list[_Hello] = []
         self._by_pid: dict[int, tuple[Shard, Attempt]] = {}
         self._refused: set[int] = set()
         self._wake: asyncio.TimerHandle | None = None
         self._failed = self._succeeded = 0
         self._halt = plan.halt_rule
+
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     # -- the doorbell
 
@@ -139,7 +145,7 @@ class Dispatcher:
             self._by_pid.pop(hello.pid, None)  # its last attempt reported; a later process may get its pid
             for fd in hello.fds:
                 os.close(fd)
-            self.tasks.append(asyncio.ensure_future(_say_no(hello.control)))
+            self._spawn(_say_no(hello.control))
         self._idle.clear()
 
     def _start(self, hello: _Hello, shard: Shard) -> None:
@@ -152,7 +158,7 @@ class Dispatcher:
         if self.plan.shard_timeout:
             loop = asyncio.get_running_loop()
             attempt.timers.append(loop.call_later(self.plan.shard_timeout, self._time_out, attempt))
-        self.tasks.append(asyncio.ensure_future(self._converse(shard, attempt)))
+        self._spawn(self._converse(shard, attempt))
 
     def _on_exit(self, pid: int, wait_status: int) -> None:
         if pid in self._refused:
@@ -189,6 +195,7 @@ class Dispatcher:
             pass  # the attempt has gone; its exit (from the supervisor) decides
         finally:
             attempt.control.close()
+            attempt.control = None  # let go: a batch keeps every attempt
 
     # -- an attempt's end
 
@@ -240,7 +247,7 @@ class Dispatcher:
         verdict = self.verdict(shard)
         self._failed += verdict is Verdict.FAILED
         self._succeeded += verdict is Verdict.OK
-        self.tasks.append(asyncio.ensure_future(self.streams.flush(shard)))
+        self._spawn(self.streams.flush(shard))
         if verdict in (Verdict.FAILED, Verdict.OK):
             self._check_halt(shard, verdict)
 
@@ -304,7 +311,7 @@ class Dispatcher:
         if not attempt.running or attempt.control is None:
             return
         attempt.timed_out_after = self.plan.shard_timeout
-        self.tasks.append(asyncio.ensure_future(_ask(attempt.control, ("timeout",))))
+        self._spawn(_ask(attempt.control, ("timeout",)))
         grace = self.options.kill_after + REPORT_GRACE
         attempt.timers.append(asyncio.get_running_loop().call_later(grace, _kill, attempt))
 
@@ -316,7 +323,7 @@ class Dispatcher:
                 shard.stopped = True
         for attempt in self.running():
             if attempt.control is not None:
-                self.tasks.append(asyncio.ensure_future(_ask(attempt.control, ("stop", sig))))
+                self._spawn(_ask(attempt.control, ("stop", sig)))
         self.end_idle()
 
     def running(self) -> list[Attempt]:
