@@ -74,3 +74,46 @@ def test_resume_runs_again_every_shard_that_ppipe_stopped(tmp_path: Path, how: s
     assert {int(str(name)) for name in os.listdir(done)} == set(range(40)) - {5}
     ran_again = {line["item"] for line in joblog_lines(log)[1 + len(lines) :]}
     assert ran_again == {str(i) for i in range(40)} - final  # the stopped and the never started, nothing else
+
+
+# ---------------------------------------------------------------- a stop with a reader that stalled
+
+
+def stalled_run(*args: str) -> tuple[subprocess.Popen[bytes], int]:
+    """ppipe writing into a pipe whose reader never reads (kept open, so no EPIPE): the read end too."""
+    read_end, write_end = os.pipe()
+    run = subprocess.Popen([PPIPE, *args], stdin=subprocess.DEVNULL, stdout=write_end, stderr=subprocess.PIPE, env=ENV)
+    os.close(write_end)
+    return run, read_end
+
+
+@pytest.mark.parametrize(
+    ("options", "sig", "expected"),
+    [
+        (["--fork", "2", "--timeout", "1"], None, 124),
+        (["--fork", "2", "--keep-order"], signal.SIGTERM, 143),
+        (["--each", "ITEMS", "-j", "2"], signal.SIGINT, 130),
+    ],
+)
+def test_a_stop_ends_the_run_although_nobody_reads_its_output(
+    tmp_path: Path, options: list[str], sig: signal.Signals | None, expected: int
+) -> None:
+    """What the stalled reader has not taken is dropped after --kill-after, said in one line, and ppipe exits."""
+    items = tmp_path / "items"
+    items.write_text("3000000\n3000000\n")
+    options = [str(items) if option == "ITEMS" else option for option in options]
+    pipeline = "seq {item}" if "--each" in options else "seq 3000000"
+    run, read_end = stalled_run(*options, "--kill-after", "1", pipeline)
+    try:
+        time.sleep(2)
+        assert run.poll() is None or sig is None  # blocked on its output, as it should be until the stop
+        if sig is not None:
+            run.send_signal(sig)
+        _, stderr = run.communicate(timeout=20)  # hung for ever before
+    finally:
+        run.kill()
+        run.wait()
+        os.close(read_end)
+    assert exit_status(run.returncode) == expected, stderr
+    dropped = [line for line in stderr.splitlines() if b"of the shards' output were not written" in line]
+    assert len(dropped) == 1 and dropped[0].startswith(b"ppipe: stopped; "), stderr

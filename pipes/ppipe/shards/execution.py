@@ -74,6 +74,8 @@ class ShardedExecution(Stopping):
         self.supervisor: Supervisor | None = None
         #: What is left of a regular file on stdin, when it is split: the view shows how much is dealt.
         self._input_size: int | None = None
+        #: Drops the output nobody read, ``kill_after`` after a stop (see :meth:`_drop_output`).
+        self._drop_timer: asyncio.TimerHandle | None = None
 
     # -- the run
 
@@ -150,6 +152,8 @@ class ShardedExecution(Stopping):
                 if timer:
                     timer.cancel()
                 self._cancel_kill()
+                if self._drop_timer is not None:
+                    self._drop_timer.cancel()
                 if self.doorbell is not None:
                     with contextlib.suppress(ValueError, OSError):
                         loop.remove_reader(self.doorbell.fileno())
@@ -188,6 +192,21 @@ class ShardedExecution(Stopping):
         """
         self.dispatcher.stop(sig)
         self._kill_after(self.options.kill_after + REPORT_GRACE)
+        if self._drop_timer is None:
+            self._drop_timer = asyncio.get_running_loop().call_later(self.options.kill_after, self._drop_output)
+
+    def _drop_output(self) -> None:
+        """``--kill-after`` since the stop: output nobody took by now is dropped, and said, so the run can end.
+
+        A stop is a stop: a reader that stalls (``ppipe ... | sleep 60``)
+        must not keep ppipe writing, or waiting to write, long after it.
+        """
+        dropped = self.streams.output.drop()
+        if dropped:
+            self._say(
+                f"ppipe: stopped; {dropped:,} bytes of the shards' output were not written "
+                f"(not read within --kill-after {self.options.kill_after:g}s)\n"
+            )
 
     def stop_all(self, sig: int) -> None:
         self.stop(sig)
