@@ -117,3 +117,31 @@ def test_a_stop_ends_the_run_although_nobody_reads_its_output(
     assert exit_status(run.returncode) == expected, stderr
     dropped = [line for line in stderr.splitlines() if b"of the shards' output were not written" in line]
     assert len(dropped) == 1 and dropped[0].startswith(b"ppipe: stopped; "), stderr
+
+
+# ---------------------------------------------------------------- an error in ppipe itself
+
+
+def test_an_error_in_the_coordinator_ends_the_run_instead_of_hanging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A MemoryError where ppipe follows an attempt's end (injected: the shards run for real) is raised, not logged.
+
+    Before, asyncio logged it and went on, and the run ended as if nothing had happened (or waited for ever).
+    """
+    import ppipe
+    from ppipe.shards import dispatch
+
+    real = dispatch.Dispatcher._ended
+    calls = 0
+
+    def failing(self: dispatch.Dispatcher, shard: object, attempt: object, **kwargs: bool) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            raise MemoryError
+        real(self, shard, attempt, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dispatch.Dispatcher, "_ended", failing)
+    started = time.monotonic()
+    with pytest.raises(MemoryError):
+        ppipe.run("sleep 0.05", items=[str(i) for i in range(40)], jobs=2, timeout=60)
+    assert time.monotonic() - started < 30  # the 60 s timeout is not what ended it

@@ -76,6 +76,8 @@ class ShardedExecution(Stopping):
         self._input_size: int | None = None
         #: Drops the output nobody read, ``kill_after`` after a stop (see :meth:`_drop_output`).
         self._drop_timer: asyncio.TimerHandle | None = None
+        #: The first error raised in a callback or task of the run (a bug, or MemoryError): it ends the run.
+        self._internal_error: Exception | None = None
 
     # -- the run
 
@@ -135,6 +137,8 @@ class ShardedExecution(Stopping):
         for shard in self.shards:
             if shard.skipped:
                 self.dispatcher.settle(shard)
+        handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._on_internal_error)
         with sigchld_handler(), handling_signals(loop, self._on_signal, self.options.handle_signals):
             timer = loop.call_later(self.options.timeout, self._on_timeout) if self.options.timeout else None
             try:
@@ -158,9 +162,29 @@ class ShardedExecution(Stopping):
                     with contextlib.suppress(ValueError, OSError):
                         loop.remove_reader(self.doorbell.fileno())
                 await self._clean_up()
+                loop.set_exception_handler(handler)
                 if self.observer is not None:
                     self.observer.finished()
+        if self._internal_error is not None:
+            raise self._internal_error
         return self._result()
+
+    def _on_internal_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        """A bug (or ``MemoryError``) in one of the coordinator's callbacks or tasks ends the run at once.
+
+        asyncio would only log it and go on, and the run could wait for ever
+        for what the failed step was to do. The supervisor is killed (its
+        shards and their stages die with it), output not yet written is
+        dropped, and :meth:`run` raises the error once everything is reaped.
+        """
+        if self._internal_error is not None:
+            return
+        error = context.get("exception")
+        self._internal_error = error if isinstance(error, Exception) else RuntimeError(str(context.get("message")))
+        if self.supervisor is not None and self.supervisor.returncode is None:
+            self.supervisor.kill()
+        with contextlib.suppress(Exception):
+            self.streams.output.drop()
 
     def _skipped(self, task_id: int) -> bool:
         return self._joblog is not None and self._joblog.skips(task_id, self.plan.resume)
