@@ -390,6 +390,7 @@ class Sizes:
     startup_repeat: int
     fork_lines: int
     batch_items: int
+    batch_memory: int
 
     @classmethod
     def pick(cls, quick: bool, repeat: int) -> Sizes:
@@ -402,6 +403,7 @@ class Sizes:
                 startup_repeat=10,
                 fork_lines=1_000_000,
                 batch_items=200,
+                batch_memory=10_000,
             )
         return cls(
             two=2 * GIB,
@@ -411,6 +413,7 @@ class Sizes:
             startup_repeat=max(20, 4 * repeat),
             fork_lines=10_000_000,
             batch_items=1000,
+            batch_memory=100_000,
         )
 
 
@@ -686,6 +689,36 @@ def batch(tools: Tools, sizes: Sizes, repeat: int, tmpdir: str) -> Workload:
     return w
 
 
+def batch_memory(tools: Tools, sizes: Sizes, tmpdir: str) -> Workload:
+    """ppipe's peak RSS over a long batch against one a tenth as long: flat means nothing is kept per item done."""
+    count = sizes.batch_memory
+    w = Workload(
+        "batch-memory", f"{count} items of true {{item}}, -j 2, against {count // 10}", "time", repeat=1, timeout=1800.0
+    )
+    if "--each" not in tools.ppipe_help:
+        w.skip = "skipped (no --each)"
+        return w
+    paths = {n: os.path.join(tmpdir, f"batch-memory-{n}.txt") for n in (count // 10, count)}
+    for n, path in paths.items():
+        w.variants.append(
+            Variant(
+                f"ppipe --each ({n} items)",
+                [*tools.ppipe, "--each", path, "-j", "2", "true {item}"],
+                expect_empty,
+                sample=True,
+            )
+        )
+    w.notes.append("compare the peak RSS of the two: within ~1.2x is flat; kept per-item state shows as 10x")
+
+    def make_items() -> None:
+        for n, path in paths.items():
+            with open(path, "w") as handle:
+                handle.writelines(f"{i}\n" for i in range(n))
+
+    w.setup = make_items
+    return w
+
+
 def fan_out(tools: Tools, sizes: Sizes, repeat: int) -> Workload:
     """One producer copied to two consumers: ppipe's group against bash's ``tee >(...)``."""
     size = sizes.eight
@@ -746,6 +779,7 @@ def build_workloads(tools: Tools, quick: bool, repeat: int, tmpdir: str) -> list
         *terminal_output(tools, sizes, repeat),
         *fork(tools, sizes, repeat, tmpdir),
         batch(tools, sizes, repeat, tmpdir),
+        batch_memory(tools, sizes, tmpdir),
         fan_out(tools, sizes, repeat),
         file_progress(tools, sizes, repeat, tmpdir),
         *exact_lines(tools, sizes, repeat, tmpdir),

@@ -86,8 +86,24 @@ class Pump(CutEvidence):
         finally:
             self.waits.wait_on(None)
             self.source.close()
+            self._free_buffer()
             for sink in self.sinks:
                 await sink.finish(self)
+
+    def _free_buffer(self) -> None:
+        """Gives the buffer's memory back: the pump outlives its run (its counters are read later).
+
+        Emptied in place, since the source stream still holds it as its read
+        buffer after the read that met EOF: a batch keeps a pump per attempt,
+        and kept a quarter of a MiB with each. A write cancelled half-way may
+        still hold a slice of it; then it goes with the last slice instead.
+        """
+        try:
+            self._view.release()
+            self._buffer.clear()
+        except BufferError:
+            self._buffer = bytearray()
+        self._view = memoryview(self._buffer)
 
     async def _deliver(self, chunk: memoryview) -> None:
         for observer in self.observers:

@@ -11,6 +11,8 @@ tested with them.
   for ever; ppipe resets a stale flag.
 - ``Subprocess._waiting``: the processes tornado still waits for; ppipe
   removes its handler only when none of the caller's own are left.
+- ``Subprocess._cleanup``: what tornado's SIGCHLD handler runs; a shard's
+  slot runs it and then reaps the orphans it adopted, in one handler.
 - ``loop._signal_handlers``: asyncio's table of installed signal handlers,
   the one way to tell whether tornado's handler is on *this* loop.
 - ``PipeIOStream._read_buffer_size``: bytes tornado has read but not yet
@@ -20,7 +22,8 @@ tested with them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import signal
+from collections.abc import Callable, Mapping
 
 from tornado.iostream import PipeIOStream
 from tornado.process import Subprocess
@@ -30,6 +33,7 @@ from tornado.process import Subprocess
 BORROWED = {
     "Subprocess._initialized": "to reset tornado's SIGCHLD flag left stale by a loop that closed",
     "Subprocess._waiting": "to leave tornado's SIGCHLD handler in place for the caller's own processes",
+    "Subprocess._cleanup": "to reap adopted orphans on SIGCHLD in a shard's slot, beside tornado's own reaping",
     "loop._signal_handlers": "to tell whether tornado's SIGCHLD handler is on this loop",
     "PipeIOStream._read_buffer_size": "to count the bytes tornado has read but not yet handed on",
 }
@@ -48,6 +52,16 @@ def forget_stale_sigchld_handler() -> None:
 def processes_still_awaited() -> bool:
     """Whether tornado still waits for the exit of some process (someone's ``set_exit_callback``)."""
     return bool(Subprocess._waiting)
+
+
+def also_on_sigchld(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    """Makes ``loop``'s SIGCHLD handler run ``callback`` after tornado's own (which must be installed there)."""
+
+    def both() -> None:
+        Subprocess._cleanup()
+        callback()
+
+    loop.add_signal_handler(signal.SIGCHLD, both)
 
 
 def loop_signal_handlers(loop: asyncio.AbstractEventLoop) -> Mapping[int, object] | None:

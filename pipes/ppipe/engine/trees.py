@@ -298,6 +298,21 @@ def unclaim(pid: int) -> None:
     _claimed.discard(pid)
 
 
+def reap_unclaimed() -> None:
+    """Collects the exit of every child of this process that has ended and that no run claimed.
+
+    For a process whose only children are its runs' stages and the orphans
+    it adopted as their subreaper (a shard's slot): the adopted ones are
+    nobody's to wait for, and would stay zombies, each holding a process of
+    the user's ``ulimit -u``. Claimed stages are left to tornado's SIGCHLD
+    handler, which needs their statuses; pids are waited for one by one,
+    never with ``waitpid(-1)``.
+    """
+    children = children_of_self()
+    if children:
+        _reap(children - _claimed)
+
+
 def children_of_self() -> frozenset[int] | None:
     """The children of this process now, zombies included; None where ``/proc`` cannot say.
 

@@ -49,6 +49,8 @@ class Attempt:
     timed_out_after: float | None = None
     #: Its ``--shard-timeout`` timer, and the kill after the grace.
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    #: What its stdout pump counted, once the pump is let go (:meth:`pumped`): bytes, lines.
+    counted: tuple[int, int] = (0, 0)
 
     def lose(self, why: str) -> None:
         self.lost = why if self.lost is None else f"{self.lost}; {why}"
@@ -63,11 +65,22 @@ class Attempt:
 
     @property
     def bytes_out(self) -> int:
-        return self.out_pump.counters[0].nbytes if self.out_pump is not None else 0
+        return self.out_pump.counters[0].nbytes if self.out_pump is not None else self.counted[0]
 
     @property
     def lines_out(self) -> int:
-        return self.out_pump.counters[0].lines if self.out_pump is not None else 0
+        return self.out_pump.counters[0].lines if self.out_pump is not None else self.counted[1]
+
+    def pumped(self) -> None:
+        """Its output has all arrived: only the counts are kept, not the pumps, their streams and tasks.
+
+        A batch keeps every attempt for its result; what each kept of its
+        pumps made ppipe's memory grow with every item done.
+        """
+        if self.out_pump is not None and all(task.done() for task in self.pump_tasks):
+            self.counted = (self.out_pump.counters[0].nbytes, self.out_pump.counters[0].lines)
+            self.out_pump = None
+            self.pump_tasks = []
 
     def cancel_timers(self) -> None:
         for timer in self.timers:

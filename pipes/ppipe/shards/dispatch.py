@@ -18,7 +18,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 
 from tornado.iostream import IOStream, StreamClosedError
@@ -84,13 +84,19 @@ class Dispatcher:
         self.joblog_error: str | None = None
         #: Hellos that came without all their pipes (ppipe was out of descriptors).
         self.starved = 0
-        self.tasks: list[asyncio.Future[None]] = []
+        #: What runs on the loop for the run (conversations, flushes, requests); each leaves once done.
+        self.tasks: set[asyncio.Future[None]] = set()
         self._idle: list[_Hello] = []
         self._by_pid: dict[int, tuple[Shard, Attempt]] = {}
         self._refused: set[int] = set()
         self._wake: asyncio.TimerHandle | None = None
         self._failed = self._succeeded = 0
         self._halt = plan.halt_rule
+
+    def _spawn(self, work: Coroutine[object, object, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     # -- the doorbell
 
@@ -142,7 +148,7 @@ class Dispatcher:
             self._by_pid.pop(hello.pid, None)  # its last attempt reported; a later process may get its pid
             for fd in hello.fds:
                 os.close(fd)
-            self.tasks.append(asyncio.ensure_future(_say_no(hello.control)))
+            self._spawn(_say_no(hello.control))
         self._idle.clear()
 
     def _start(self, hello: _Hello, shard: Shard) -> None:
@@ -155,7 +161,7 @@ class Dispatcher:
         if self.plan.shard_timeout:
             loop = asyncio.get_running_loop()
             attempt.timers.append(loop.call_later(self.plan.shard_timeout, self._time_out, attempt))
-        self.tasks.append(asyncio.ensure_future(self._converse(shard, attempt)))
+        self._spawn(self._converse(shard, attempt))
 
     def _on_exit(self, pid: int, wait_status: int) -> None:
         if pid in self._refused:
@@ -192,6 +198,7 @@ class Dispatcher:
             pass  # the attempt has gone; its exit (from the supervisor) decides
         finally:
             attempt.control.close()
+            attempt.control = None  # let go: a batch keeps every attempt
 
     # -- an attempt's end
 
@@ -204,11 +211,25 @@ class Dispatcher:
         again = policy.should_restart(
             status, len(shard.attempts), self.plan.max_restarts, could_start=could_start, stopping=stopping
         ) and self._can_feed_again(shard, attempt)
-        self._log(shard, attempt, final=not again)
+        # An attempt ppipe stopped (a signal, --timeout, --halt now) did not decide its shard: the job
+        # log says it is not final, and --resume runs that shard again.
+        self._log(shard, attempt, final=not again and not self._stopped_by_ppipe(attempt, status))
         if again:
             self.schedule.restart_later(shard, self.plan.retry_delay_before(len(shard.attempts) + 1))
         else:
             self.settle(shard)
+
+    def _stopped_by_ppipe(self, attempt: Attempt, status: int | None) -> bool:
+        """Whether the attempt failed because the run was stopping, not by itself.
+
+        Once ppipe stops the run, any failure may be the stop's doing (a
+        command that exits 1 on SIGTERM); and a signal to the whole process
+        group (Ctrl-C, ``timeout``) may reach the attempt's engine before
+        ppipe's own handler runs, which its result tells.
+        """
+        if status == 0:
+            return False
+        return self.stopping or (attempt.result is not None and attempt.result.interrupted_by is not None)
 
     @staticmethod
     def _can_feed_again(shard: Shard, last: Attempt) -> bool:
@@ -229,7 +250,7 @@ class Dispatcher:
         verdict = self.verdict(shard)
         self._failed += verdict is Verdict.FAILED
         self._succeeded += verdict is Verdict.OK
-        self.tasks.append(asyncio.ensure_future(self.streams.flush(shard)))
+        self._spawn(self.streams.flush(shard))
         if verdict in (Verdict.FAILED, Verdict.OK):
             self._check_halt(shard, verdict)
 
@@ -293,7 +314,7 @@ class Dispatcher:
         if not attempt.running or attempt.control is None:
             return
         attempt.timed_out_after = self.plan.shard_timeout
-        self.tasks.append(asyncio.ensure_future(_ask(attempt.control, ("timeout", self.plan.shard_timeout))))
+        self._spawn(_ask(attempt.control, ("timeout", self.plan.shard_timeout)))
         grace = self.options.kill_after + REPORT_GRACE
         attempt.timers.append(asyncio.get_running_loop().call_later(grace, _kill, attempt))
 
@@ -305,7 +326,7 @@ class Dispatcher:
                 shard.stopped = True
         for attempt in self.running():
             if attempt.control is not None:
-                self.tasks.append(asyncio.ensure_future(_ask(attempt.control, ("stop", sig))))
+                self._spawn(_ask(attempt.control, ("stop", sig)))
         self.end_idle()
 
     def running(self) -> list[Attempt]:

@@ -75,6 +75,10 @@ class ShardedExecution(Stopping):
         self.supervisor: Supervisor | None = None
         #: What is left of a regular file on stdin, when it is split: the view shows how much is dealt.
         self._input_size: int | None = None
+        #: Drops the output nobody read, ``kill_after`` after a stop (see :meth:`_drop_output`).
+        self._drop_timer: asyncio.TimerHandle | None = None
+        #: The first error raised in a callback or task of the run (a bug, or MemoryError): it ends the run.
+        self._internal_error: Exception | None = None
 
     # -- the run
 
@@ -136,6 +140,8 @@ class ShardedExecution(Stopping):
         for shard in self.shards:
             if shard.skipped:
                 self.dispatcher.settle(shard)
+        handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._on_internal_error)
         with sigchld_handler(), handling_signals(loop, self._on_signal, self.options.handle_signals):
             timer = loop.call_later(self.options.timeout, self._on_timeout) if self.options.timeout else None
             try:
@@ -155,13 +161,35 @@ class ShardedExecution(Stopping):
                 if timer:
                     timer.cancel()
                 self._cancel_kill()
+                if self._drop_timer is not None:
+                    self._drop_timer.cancel()
                 if self.doorbell is not None:
                     with contextlib.suppress(ValueError, OSError):
                         loop.remove_reader(self.doorbell.fileno())
                 await self._clean_up()
+                loop.set_exception_handler(handler)
                 if self.observer is not None:
                     self.observer.finished()
+        if self._internal_error is not None:
+            raise self._internal_error
         return self._result()
+
+    def _on_internal_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        """A bug (or ``MemoryError``) in one of the coordinator's callbacks or tasks ends the run at once.
+
+        asyncio would only log it and go on, and the run could wait for ever
+        for what the failed step was to do. The supervisor is killed (its
+        shards and their stages die with it), output not yet written is
+        dropped, and :meth:`run` raises the error once everything is reaped.
+        """
+        if self._internal_error is not None:
+            return
+        error = context.get("exception")
+        self._internal_error = error if isinstance(error, Exception) else RuntimeError(str(context.get("message")))
+        if self.supervisor is not None and self.supervisor.returncode is None:
+            self.supervisor.kill()
+        with contextlib.suppress(Exception):
+            self.streams.output.drop()
 
     def _skipped(self, task_id: int) -> bool:
         return self._joblog is not None and self._joblog.skips(task_id, self.plan.resume)
@@ -200,6 +228,21 @@ class ShardedExecution(Stopping):
         """
         self.dispatcher.stop(sig)
         self._kill_after(self.options.kill_after + REPORT_GRACE)
+        if self._drop_timer is None:
+            self._drop_timer = asyncio.get_running_loop().call_later(self.options.kill_after, self._drop_output)
+
+    def _drop_output(self) -> None:
+        """``--kill-after`` since the stop: output nobody took by now is dropped, and said, so the run can end.
+
+        A stop is a stop: a reader that stalls (``ppipe ... | sleep 60``)
+        must not keep ppipe writing, or waiting to write, long after it.
+        """
+        dropped = self.streams.output.drop()
+        if dropped:
+            self._say(
+                f"ppipe: stopped; {dropped:,} bytes of the shards' output were not written "
+                f"(not read within --kill-after {self.options.kill_after:g}s)\n"
+            )
 
     def stop_all(self, sig: int) -> None:
         self.stop(sig)

@@ -18,6 +18,11 @@ UTF-8 is its ``item`` string; one that is not has its exact bytes in
 ``item_base64`` and, for people and ``jq``, ``item`` with each byte that
 is not UTF-8 shown as U+FFFD. Reading a line back gives the exact item.
 
+An attempt is final when its shard will not run again because of how it
+ended. One that ppipe stopped (SIGINT, SIGTERM or SIGHUP to ppipe,
+``--timeout``, ``--halt now``) is logged with ``final`` false whatever its
+status: it did not finish, and a resumed run runs its shard again.
+
 ``--resume`` skips every shard the log shows finished (a final line);
 ``--resume-failed`` skips only those that finished with status 0, and runs
 the failed ones again and those never run. A log written for another

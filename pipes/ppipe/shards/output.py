@@ -51,9 +51,13 @@ class Lasting(Sink):
 
     def __init__(self, inner: Sink) -> None:
         self.inner = inner
+        #: Bytes the inner sink took (a write cut short by :meth:`abandon` counts as none of them).
+        self.written = 0
 
     async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
-        return await self.inner.write(chunk, feeder)
+        taken = await self.inner.write(chunk, feeder)
+        self.written += len(chunk) if taken else 0
+        return taken
 
     def abandon(self) -> None:
         self.inner.abandon()
@@ -69,11 +73,15 @@ class Lasting(Sink):
 class _AttemptShare(Sink):
     """One attempt's way into the shared output: giving it up (:meth:`abandon`) gives up only this attempt's."""
 
-    def __init__(self, inner: Sink) -> None:
+    def __init__(self, inner: Sink, merge: OutputMerge) -> None:
         self.inner = inner
+        self.merge = merge
 
     async def write(self, chunk: bytes | memoryview, feeder: object) -> bool:
-        return self.alive and await self.inner.write(chunk, feeder)
+        if not self.alive:
+            return False
+        self.merge.taken += len(chunk)
+        return await self.inner.write(chunk, feeder)
 
     async def finish(self, feeder: object) -> None:
         await self.inner.finish(feeder)
@@ -139,6 +147,9 @@ class OutputMerge:
             else None
         )
         self._turns = asyncio.Lock()
+        #: Bytes of whole lines handed on for the output (tags included): what is not written of them
+        #: when the output is dropped is what was lost.
+        self.taken = 0
 
     def still_read(self) -> bool:
         """Whether anyone still reads ppipe's output; asked by gates that spool instead of writing it."""
@@ -150,7 +161,7 @@ class OutputMerge:
     def sink_for(self, task_id: int, shard_index: int, *, lost: Callable[[str], None]) -> Sink:
         """The sink one attempt of a shard writes its stdout into; ``lost`` hears when it cannot keep it."""
         shared = self.target if self.gates is None else self.gates[shard_index]
-        sink: Sink = LineAssembler(_AttemptShare(shared), self.lock, end_lines=True)
+        sink: Sink = LineAssembler(_AttemptShare(shared, self), self.lock, end_lines=True)
         if self.tag:
             sink = TagSink(sink, f"{task_id}\t".encode())
         return KeptOrLost(sink, lost)
@@ -165,6 +176,18 @@ class OutputMerge:
                 await gate.release()
                 if not gate.done:
                     break
+
+    def drop(self) -> int:
+        """Gives up what is not written yet (kept for ``--keep-order``, or waiting on a stalled reader).
+
+        Pending writes fail and every attempt's pump stops, as if nobody read
+        the output any more. Returns how many bytes of whole lines ppipe had
+        taken on and not written (a write cut half-way counts as unwritten).
+        """
+        for gate in self.gates or ():
+            gate.discard()
+        self.target.abandon()
+        return max(0, self.taken - self.target.written)
 
     async def close(self) -> None:
         if self.gates is not None:

@@ -65,6 +65,8 @@ class ShardStreams:
             err_sink = TagSink(self.errors, f"{shard.task_id}\t".encode())
         err_pump = Pump(stream(stderr_fd), [err_sink], count_lines=False, keep_draining=True)
         attempt.pump_tasks = [asyncio.ensure_future(attempt.out_pump.run()), asyncio.ensure_future(err_pump.run())]
+        for task in attempt.pump_tasks:
+            task.add_done_callback(lambda _: attempt.pumped())
 
     async def flush(self, shard: Shard) -> None:
         """Once the shard's output has all arrived, ``--keep-order`` may move on to the next shard."""

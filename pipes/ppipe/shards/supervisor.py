@@ -43,6 +43,7 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import tornado.platform.asyncio  # noqa: F401  (IOLoop.current() imports it: once here, not in every attempt)
@@ -55,6 +56,7 @@ from ppipe.engine.execution import Execution, execute
 from ppipe.engine.options import RunOptions
 from ppipe.engine.processes import parent_death_hook, untie_stages, valid_signals_once
 from ppipe.engine.sinks import Sink
+from ppipe.engine.tornado_internals import also_on_sigchld
 from ppipe.errors import PpipeError
 from ppipe.language.parser import parse
 from ppipe.shards import channel
@@ -162,9 +164,32 @@ def run_slot(slot: int, spec: dict[str, Any], doorbell: socket.socket, superviso
     if hook is not None:
         hook()
     untie_stages()
-    while run_attempt(slot, spec, doorbell):
+    while _reaping(lambda: run_attempt(slot, spec, doorbell)):
         pass
     os._exit(0)
+
+
+def _reaping(attempt: Callable[[], bool]) -> bool:
+    """Runs ``attempt`` while the slot reaps, as each ends, the orphans it adopts (it is a subreaper).
+
+    A stage's background child (``sh -c '(sleep 1 &)'``) is reparented to
+    the slot and would stay a zombie once it ends: nobody waits for it, and
+    a batch of thousands of items runs out of processes. Between attempts a
+    Python SIGCHLD handler reaps; during one the loop's handler does it
+    after tornado's (see :class:`_Link`), since asyncio takes SIGCHLD over
+    for the attempt and puts the default back at its end.
+    """
+    signal.signal(signal.SIGCHLD, _on_sigchld)
+    trees.reap_unclaimed()  # those that ended while nothing listened
+    try:
+        return attempt()
+    finally:
+        signal.signal(signal.SIGCHLD, _on_sigchld)
+        trees.reap_unclaimed()
+
+
+def _on_sigchld(signum: int, frame: object) -> None:
+    trees.reap_unclaimed()
 
 
 #: What a slot gets when its supervisor dies (ppipe was killed): it kills its stages' trees, then itself.
@@ -269,6 +294,7 @@ class _Link:
 
     def started(self, execution: Execution) -> None:
         self.execution = execution
+        also_on_sigchld(asyncio.get_running_loop(), trees.reap_unclaimed)
         IOLoop.current().add_handler(self.control.fileno(), self._on_request, IOLoop.READ)
         if self.every:
             self._timer = PeriodicCallback(self.send, self.every * 1000)
