@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -100,20 +101,29 @@ def tmp_cwd(tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch) -> os.P
     return tmp_path
 
 
-@pytest.fixture
-def small_tmpdir(tmp_path: Path) -> Iterator[Path]:
-    """A real 2 MiB tmpfs to use as ``TMPDIR``, unmounted whatever the test did (mounting needs root)."""
+@contextlib.contextmanager
+def tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of ``size`` (``64k``, ``2m``) mounted on ``where``, unmounted whatever happens in the block.
+
+    Skips the test where it cannot be mounted (not root, or no permission in this container).
+    """
     if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs for TMPDIR needs root")
-    where = tmp_path / "small"
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], capture_output=True)
+        pytest.skip("mounting a tmpfs needs root")
+    where.mkdir(exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
         yield where
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.fixture
+def small_tmpdir(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB tmpfs to use as ``TMPDIR``."""
+    with tmpfs(tmp_path / "small", "2m") as where:
+        yield where
 
 
 @pytest.fixture(scope="session")

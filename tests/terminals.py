@@ -11,11 +11,39 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pexpect
+import pyte
 import pytest
 
 from conftest import ENV, PPIPE
 
 needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (apt-get install tmux)")
+
+
+def in_pty(
+    argv: list[str], env: dict[str, str], *, columns: int = 80, rows: int = 24, cwd: str | None = None
+) -> tuple[int, bytes]:
+    """Runs ``argv`` with a pseudo-terminal of that size as its stdin, stdout and stderr, to its end.
+
+    Returns its exit status (128+N when a signal ended it) and every byte it wrote to the terminal.
+    """
+    child = pexpect.spawn(argv[0], argv[1:], env=env, cwd=cwd, dimensions=(rows, columns), timeout=120)
+    raw = b""
+    while True:
+        try:
+            raw += child.read_nonblocking(65536, timeout=120)
+        except pexpect.EOF:
+            break
+    child.close()
+    status = child.exitstatus if child.exitstatus is not None else 128 + (child.signalstatus or 0)
+    return status, raw
+
+
+def screen_of(raw: bytes, columns: int, rows: int) -> pyte.Screen:
+    """What a terminal of that size shows after it was sent ``raw``."""
+    screen = pyte.Screen(columns, rows)
+    pyte.ByteStream(screen).feed(raw)
+    return screen
 
 
 class Pane:

@@ -19,28 +19,14 @@ import pyte
 import pytest
 
 from conftest import ENV, PPIPE, python_stage
+from terminals import in_pty, screen_of
 
 
 def run_in_terminal(*args: str, columns: int = 80, rows: int = 24) -> tuple[pyte.Screen, int, bytes]:
-    """Runs ppipe in an 80x24 pty; returns the final screen, the exit status and the raw bytes."""
-    child = pexpect.spawn(
-        PPIPE,
-        list(args),
-        env={**ENV, "TERM": "xterm-256color", "COLUMNS": str(columns)},
-        dimensions=(rows, columns),
-        timeout=60,
-    )
-    raw = b""
-    while True:
-        try:
-            raw += child.read_nonblocking(65536, timeout=60)
-        except pexpect.EOF:
-            break
-    child.close()
-    screen = pyte.Screen(columns, rows)
-    stream = pyte.ByteStream(screen)
-    stream.feed(raw)
-    return screen, child.exitstatus if child.exitstatus is not None else 128 + (child.signalstatus or 0), raw
+    """Runs ppipe in a pty of that size; returns the final screen, the exit status and the raw bytes."""
+    env = {**ENV, "TERM": "xterm-256color", "COLUMNS": str(columns)}
+    status, raw = in_pty([PPIPE, *args], env, columns=columns, rows=rows)
+    return screen_of(raw, columns, rows), status, raw
 
 
 def slow_stage(pause: float) -> str:

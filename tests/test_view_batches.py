@@ -5,26 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pexpect
-import pyte
-
 from conftest import ENV, PPIPE, ppipe
+from terminals import in_pty, screen_of
 
 
 def final_screen(args: list[str], columns: int = 100, rows: int = 30) -> tuple[int, list[str]]:
     """Runs ppipe in a pty of that size; its exit status and what the terminal shows at the end."""
-    child = pexpect.spawn(PPIPE, args, env={**ENV, "TERM": "xterm-256color"}, dimensions=(rows, columns), timeout=120)
-    raw = b""
-    while True:
-        try:
-            raw += child.read_nonblocking(65536, timeout=120)
-        except pexpect.EOF:
-            break
-    child.close()
-    screen = pyte.Screen(columns, rows)
-    pyte.ByteStream(screen).feed(raw)
-    status = child.exitstatus if child.exitstatus is not None else 128 + (child.signalstatus or 0)
-    return status, [line.rstrip() for line in screen.display]
+    status, raw = in_pty([PPIPE, *args], {**ENV, "TERM": "xterm-256color"}, columns=columns, rows=rows)
+    return status, [line.rstrip() for line in screen_of(raw, columns, rows).display]
 
 
 def items(tmp_path: Path, count: int) -> Path:

@@ -8,10 +8,10 @@ import re
 import shutil
 from pathlib import Path
 
-import pexpect
 import pytest
 
 from conftest import ENV, PPIPE
+from terminals import in_pty
 
 #: What every frame of the view starts with: a synchronized update.
 _FRAME = b"\x1b[?2026h"
@@ -19,16 +19,8 @@ _COLOUR = re.compile(rb"\x1b\[[0-9;]*(3[0-7]|38;5;[0-9]+|9[0-7])[0-9;]*m")
 
 
 def in_terminal(argv: list[str], env: dict[str, str], cwd: str | None = None) -> tuple[int, bytes]:
-    """Runs ``argv`` with a pty as its stdin, stdout and stderr; returns its status and everything it wrote."""
-    child = pexpect.spawn(argv[0], argv[1:], env=env, cwd=cwd, dimensions=(30, 100), timeout=60)
-    raw = b""
-    while True:
-        try:
-            raw += child.read_nonblocking(65536, timeout=60)
-        except pexpect.EOF:
-            break
-    child.close()
-    return (child.exitstatus if child.exitstatus is not None else 128 + (child.signalstatus or 0)), raw
+    """Runs ``argv`` with a 100x30 pty as its stdin, stdout and stderr; its status and everything it wrote."""
+    return in_pty(argv, env, columns=100, rows=30, cwd=cwd)
 
 
 def terminal_env(**changes: str) -> dict[str, str]:
