@@ -26,6 +26,14 @@ for _sig in (signal.SIGTERM, signal.SIGHUP):
     if signal.getsignal(_sig) == signal.SIG_IGN:
         signal.signal(_sig, signal.SIG_DFL)
 
+# What decides whether ppipe draws its view, and how: CI runs the suite with CI=true, a developer may run
+# it under make -j or with PPIPE_DISPLAY set. The tests choose for themselves (a pty, --display ...):
+# none of it is inherited, so the suite behaves the same wherever it runs.
+for _name in ("CI", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PPIPE_DISPLAY", "PPIPE_PROGRESS", "NO_COLOR"):
+    os.environ.pop(_name, None)
+if os.environ.get("TERM") == "dumb":
+    del os.environ["TERM"]
+
 #: The installed console script; the CLI tests go through it, as a user would.
 PPIPE = shutil.which("ppipe") or "ppipe"
 #: A predictable environment for comparisons with bash.
