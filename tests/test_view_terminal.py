@@ -58,17 +58,25 @@ def test_a_ten_row_terminal_keeps_the_footer_and_folds_the_stages() -> None:
 
 
 def test_a_resize_during_the_run_leaves_no_fragment_of_a_frame() -> None:
-    """Narrower, wider, shorter, while output flows above the view: tmux re-wraps the frame's rows, the view
-    erases them at the width of the moment. (The screen is full by then: a terminal re-wrapping a frame on a
-    nearly empty screen pushes its top into the scrollback, out of any program's reach; see docs/design.md.)"""
-    pipeline = f"{slow_lines(120, 0.04)} | cat | cat"
+    """Narrower, wider, shorter, while the view is up on a screen full of output: tmux re-wraps the frame's
+    rows, the view erases them at the width of the moment.
+
+    Each resize comes while the output pauses. A resize that lands between a paint reading the size and
+    the terminal taking that paint's bytes cannot be seen in time by any program, and a paint that also
+    carries output then leaves the old frame's top above it; with output flowing under a loaded machine
+    that window is wide enough to hit (see docs/design.md, "The terminal")."""
+    bursts = python_stage(
+        "import sys, time\n"
+        "for i in range(120):\n"
+        "    print(i, flush=True)\n"
+        "    time.sleep(1.5 if i % 40 == 39 else 0.01)\n"
+    )
     with tmux_pane(100, 30) as pane:
-        channel = pane.start(f"clear; ppipe {shlex.quote(pipeline)}")
-        pane.wait_for_screen("35", whole=True)  # the screen is full of output by now
+        channel = pane.start(f"clear; ppipe {shlex.quote(bursts + ' | cat | cat')}")
+        pane.wait_for_screen("39", whole=True)  # the screen is full of output, which pauses
         pane.resize(60, 30)
-        pane.wait_for_screen("60", whole=True)
+        pane.wait_for_screen("79", whole=True)
         pane.resize(90, 30)
-        pane.wait_for_screen("80", whole=True)
         pane.resize(90, 16)
         assert pane.wait(channel) == 0
         assert_clean_scrollback(pane, range(120))

@@ -7,7 +7,8 @@ the bottleneck) and draws the table, and draws the summary at the end.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from rich.console import Group, RenderableType
 from rich.text import Text
@@ -31,8 +32,20 @@ from ppipe.graph import tree_prefixes
 from ppipe.results import RunResult, ShardResult, StageResult, Verdict
 from ppipe.snapshots import RunSnapshot, ShardSnapshot, ShardState, StageSnapshot, StageState, Tally
 
-if TYPE_CHECKING:
-    from ppipe.cli.display import LiveView
+
+class Canvas(Protocol):
+    """What a layout needs of the view that draws it (:class:`~ppipe.cli.display.LiveView`)."""
+
+    #: The terminal's columns, and the rows a frame may take, now.
+    @property
+    def width(self) -> int: ...
+    @property
+    def room(self) -> int: ...
+
+    #: Frames drawn so far (the spinners turn with it), and where rates take their time from.
+    frame_number: int
+    clock: Callable[[], float]
+
 
 #: The share of the last moments the pipeline must wait on a stage for the view to mark it the
 #: bottleneck; the marked stage keeps the mark until its share falls below ``BOTTLENECK_LEAVE`` or
@@ -46,7 +59,7 @@ BOTTLENECK_MARGIN = 0.2
 class StageRows:
     """The view's rows for a plain run: a row per stage, the bottleneck marked, as pv would for each pipe."""
 
-    def __init__(self, view: LiveView) -> None:
+    def __init__(self, view: Canvas) -> None:
         self.view = view
         #: The stage marked as the bottleneck, kept until the evidence moves (see :meth:`bottleneck`).
         self._marked: int | None = None
@@ -309,7 +322,7 @@ class ShardRows:
     prefixed with its shard.
     """
 
-    def __init__(self, view: LiveView) -> None:
+    def __init__(self, view: Canvas) -> None:
         self.view = view
         self._rates: dict[int, RateMeter] = {}
 
