@@ -29,6 +29,12 @@ _OWN_FRAME = re.compile(rf'File "{re.escape(str(Path(ppipe.__file__).parent))}/(
 _BEFORE_PPIPE = ("init_import_site", "Traceback", "__main__.__loader__")
 
 
+def before_ppipe(stderr: str) -> bool:
+    """Whether the interrupt landed before any of ppipe's code ran: Python's own traceback or runpy's line, or
+    the bare ``KeyboardInterrupt`` Python prints when it comes before any Python frame (reading the script)."""
+    return any(mark in stderr for mark in _BEFORE_PPIPE) or stderr == "KeyboardInterrupt\n"
+
+
 def interrupted_at_random(
     sig: signal.Signals, runs: int, latest: float = 0.08, rng: random.Random | None = None, at_once: int = 1
 ) -> list[subprocess.CompletedProcess[bytes]]:
@@ -68,7 +74,7 @@ def test_a_signal_during_start_up_ends_ppipe_quietly(sig: signal.Signals) -> Non
     for result in interrupted_at_random(sig, 40):
         stderr = result.stderr.decode(errors="replace")
         assert not _OWN_FRAME.search(stderr), stderr
-        if any(mark in stderr for mark in _BEFORE_PPIPE):
+        if before_ppipe(stderr):
             continue  # the interrupt landed before ppipe's code ran (see _OWN_FRAME)
         assert result.returncode in (-sig, 128 + sig), stderr
         assert "Exception ignored" not in stderr
@@ -88,8 +94,8 @@ def test_ctrl_c_at_any_moment_of_start_up_is_never_an_internal_error() -> None:
         where = f"seed {seed}, SIGINT after {result.args[-1]} s: {stderr}"
         assert "internal error" not in stderr, where
         assert not _OWN_FRAME.search(stderr), where
-        if any(mark in stderr for mark in _BEFORE_PPIPE) or stderr == "KeyboardInterrupt\n":
-            continue  # before ppipe's code ran (see _OWN_FRAME); bare, before any Python frame (reading the script)
+        if before_ppipe(stderr):
+            continue
         assert result.returncode in (-signal.SIGINT, 128 + signal.SIGINT), where
 
 

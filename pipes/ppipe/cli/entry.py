@@ -51,8 +51,13 @@ def _ends_at_once(signum: int, frame: object) -> None:
 
 
 def _interrupt_ends_at_once() -> None:
-    """Until :func:`_interrupts_raise`, SIGINT ends ppipe at once; an ignored SIGINT (``nohup``) stays ignored."""
-    if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+    """Until :func:`_interrupts_raise`, SIGINT ends ppipe at once; an ignored SIGINT (``nohup``) stays ignored.
+
+    The console script puts a handler of its own in place before ppipe's packages import (a function
+    marked ``ppipe_start_up``); this one takes over from it, as from Python's.
+    """
+    current = _signal.getsignal(_signal.SIGINT)
+    if current is _signal.default_int_handler or getattr(current, "ppipe_start_up", False):
         _signal.signal(_signal.SIGINT, _ends_at_once)
 
 
