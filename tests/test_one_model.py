@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import ppipe
-from ppipe.cli.summary import failure_lines
 from ppipe.results import Verdict
+from ppipe.summary import failure_lines
 
 SOURCE = Path(__file__).resolve().parent.parent / "pipes" / "ppipe"
 #: Types whose isinstance test would tell a plain run from a sharded one.

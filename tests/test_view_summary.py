@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ppipe
-from ppipe.cli.summary import failure_lines
 from ppipe.launch import run_of
 from ppipe.results import RunResult, StageResult
+from ppipe.summary import failure_lines
 
 from conftest import ppipe as run_ppipe
 

@@ -10,10 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ppipe.results import PipelineResult, RunResult
+from typing import Protocol
 
 
 class ExitStatus(enum.IntEnum):
@@ -126,6 +123,14 @@ class CommandError(PpipeError):
         return "\n".join(f"stage {p.stage}: {p.command}: {p.reason}" for p in self.problems)
 
 
+class Checked(Protocol):
+    """What a failed check carries: a :class:`ppipe.RunResult` or :class:`ppipe.PipelineResult`. A protocol
+    here, so that the errors, which the results use, need not know the results."""
+
+    @property
+    def exit_status(self) -> int: ...
+
+
 class PipelineFailed(PpipeError):
     """Raised by ``ppipe.run(..., check=True)`` when the run's exit status is not 0.
 
@@ -133,7 +138,7 @@ class PipelineFailed(PpipeError):
     (a :class:`ppipe.PipelineResult` where one pipeline's result was checked).
     """
 
-    def __init__(self, result: RunResult | PipelineResult) -> None:
+    def __init__(self, result: Checked) -> None:
         self.result = result
         self.status = result.exit_status
         super().__init__(str(self))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from ppipe import policy
 from ppipe.engine.accounts import bytes_into_stdout
 from ppipe.engine.execution import Execution, prepare
-from ppipe.engine.options import RunOptions
+from ppipe.engine.options import RunningPipeline, RunOptions
 from ppipe.graph import Boundary, Graph
 from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult
 
@@ -125,7 +125,7 @@ class LocalRun:
     def stdout_sink(self) -> Sink | None:
         return self.observer.stdout_sink() if self.observer is not None else None
 
-    def started(self, execution: Execution) -> None:
+    def started(self, execution: RunningPipeline) -> None:
         if self.observer is not None:
             self.observer.started(self)
 

@@ -157,12 +157,12 @@ def merge_summary(merged: Mapping[str, Any]) -> MergeSummary:
 
     The lines are those a local sharded run prints (a line per failed shard,
     naming its failed stages and their last stderr lines; see
-    :func:`ppipe.cli.summary.report_lines`), then one tally of the tasks:
+    :func:`ppipe.summary.report_lines`), then one tally of the tasks:
     ``ppipe: 8 tasks: 7 ok, 1 failed (task 3: exit status 1)``. The status is
     recomputed from the tasks by the policy, so a report edited since its
     merge cannot pass with a task failed or missing.
     """
-    from ppipe.cli.summary import report_lines
+    from ppipe.summary import report_lines
 
     outcomes = merged.get("array_tasks")
     if not isinstance(outcomes, list) or not outcomes:

@@ -155,7 +155,7 @@ class _Outcome:
         from ppipe.errors import PipelineFailed
 
         if not self.ok:
-            raise PipelineFailed(self)  # type: ignore[arg-type]
+            raise PipelineFailed(self)
         return self
 
 

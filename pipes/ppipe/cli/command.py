@@ -90,7 +90,7 @@ def run_command(config: Config) -> int:
 
 def _finish(config: Config, result: RunResult, identity: TaskIdentity | None = None) -> int:
     """Failure lines, the report, the status; the interrupting signal raised again."""
-    from ppipe.cli.summary import failure_lines
+    from ppipe.summary import failure_lines
 
     if not config.quiet and not config.shows_view:
         print_error(failure_lines(result))

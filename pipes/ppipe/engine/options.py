@@ -17,9 +17,9 @@ from ppipe.engine.splice import SPLICE_AVAILABLE
 from ppipe.engine.tee import tee_function
 
 if TYPE_CHECKING:
-    from ppipe.engine.execution import Execution
     from ppipe.engine.sinks import Sink
     from ppipe.graph import Stage
+    from ppipe.snapshots import PipelineSnapshot
 
 
 class _Capture:
@@ -39,6 +39,17 @@ Input = int | bytes | FileSlice | None
 Output = int | _Capture | None
 
 
+class RunningPipeline(Protocol):
+    """What an observer may ask of the run it watches (:class:`~ppipe.engine.execution.Execution` is one):
+    a snapshot, and to stop it as a signal or ``--timeout`` would."""
+
+    def snapshot(self) -> PipelineSnapshot: ...
+
+    def stop_for(self, sig: int) -> None: ...
+
+    def time_out(self, after: float | None = None) -> None: ...
+
+
 class PipelineObserver(Protocol):
     """Something that watches one pipeline from the engine's own loop.
 
@@ -54,7 +65,7 @@ class PipelineObserver(Protocol):
 
     def stdout_sink(self) -> Sink | None: ...
 
-    def started(self, execution: Execution) -> None: ...
+    def started(self, execution: RunningPipeline) -> None: ...
 
     def finished(self) -> None: ...
 

@@ -52,8 +52,8 @@ from tornado.process import fork_processes
 
 from ppipe.engine import trees
 from ppipe.engine.descriptors import make_pipe
-from ppipe.engine.execution import Execution, execute
-from ppipe.engine.options import RunOptions
+from ppipe.engine.execution import execute
+from ppipe.engine.options import RunningPipeline, RunOptions
 from ppipe.engine.processes import parent_death_hook, untie_stages, valid_signals_once
 from ppipe.engine.sinks import Sink
 from ppipe.engine.tornado_internals import also_on_sigchld
@@ -283,7 +283,7 @@ class _Link:
     def __init__(self, control: socket.socket, snapshot_every: float | None) -> None:
         self.control = control
         self.every = snapshot_every
-        self.execution: Execution | None = None
+        self.execution: RunningPipeline | None = None
         self._timer: PeriodicCallback | None = None
 
     def stderr_sink(self, stage: object) -> Sink | None:
@@ -292,7 +292,7 @@ class _Link:
     def stdout_sink(self) -> Sink | None:
         return None
 
-    def started(self, execution: Execution) -> None:
+    def started(self, execution: RunningPipeline) -> None:
         self.execution = execution
         also_on_sigchld(asyncio.get_running_loop(), trees.reap_unclaimed)
         IOLoop.current().add_handler(self.control.fileno(), self._on_request, IOLoop.READ)
