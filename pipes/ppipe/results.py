@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -365,7 +365,9 @@ class RunResult(_Outcome):
     """
 
     pipeline: str
-    shards: tuple[ShardResult, ...]
+    #: In task order. A tuple, but for a batch past a few hundred shards, a sequence read back from a
+    #: temporary file as it is indexed (equal to the tuple of the same results).
+    shards: Sequence[ShardResult]
     exit_status: int
     started_at: float
     ended_at: float

@@ -11,8 +11,10 @@ ppipe over the shard channel, so they stay small and picklable.
 
 from __future__ import annotations
 
+import collections
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ppipe.results import StageFlow
@@ -89,6 +91,26 @@ class ShardSnapshot:
 
 
 @dataclass(frozen=True)
+class Unlisted:
+    """The shards a big batch's snapshot counts instead of listing one by one.
+
+    ``states`` counts the finished ones by state, ``waiting`` those not
+    started yet; ``finished_seconds`` is the time of the ``finished_timed``
+    done or failed ones (for the ETA), ``bytes_out`` their output.
+    """
+
+    states: Mapping[ShardState, int] = field(default_factory=dict)
+    waiting: int = 0
+    finished_seconds: float = 0.0
+    finished_timed: int = 0
+    bytes_out: int = 0
+
+    @property
+    def count(self) -> int:
+        return sum(self.states.values()) + self.waiting
+
+
+@dataclass(frozen=True)
 class RunSnapshot:
     """The whole run at ``elapsed`` seconds after it started.
 
@@ -104,6 +126,18 @@ class RunSnapshot:
     #: The size of the regular file split between the shards, and how much of it has been dealt.
     input_size: int | None = None
     input_dealt: int | None = None
+    #: The shards not in ``shards``: a batch past a few hundred lists only those under way.
+    unlisted: Unlisted = Unlisted()
+
+    @property
+    def total(self) -> int:
+        """How many shards the run has, listed or not."""
+        return len(self.shards) + self.unlisted.count
+
+    @property
+    def bytes_out(self) -> int:
+        """The output of every shard so far, listed or not."""
+        return sum(s.bytes_out or 0 for s in self.shards) + self.unlisted.bytes_out
 
     @property
     def stages(self) -> tuple[StageSnapshot, ...]:
@@ -135,25 +169,29 @@ class Tally:
 
     @classmethod
     def of(cls, snapshot: RunSnapshot) -> Tally:
-        states = [shard.state for shard in snapshot.shards]
+        unlisted = snapshot.unlisted
+        states = collections.Counter(shard.state for shard in snapshot.shards)
+        states.update(unlisted.states)
         finished = [s.elapsed for s in snapshot.shards if s.state in (ShardState.DONE, ShardState.FAILED) and s.elapsed]
-        running, restarting = states.count(ShardState.RUNNING), states.count(ShardState.RESTARTING)
-        waiting = states.count(ShardState.WAITING)
+        finished_seconds = sum(finished) + unlisted.finished_seconds
+        finished_timed = len(finished) + unlisted.finished_timed
+        running, restarting = states[ShardState.RUNNING], states[ShardState.RESTARTING]
+        waiting = states[ShardState.WAITING] + unlisted.waiting
         eta = None
-        if finished:
+        if finished_timed:
             slots = max(1, snapshot.slots or running or 1)
-            eta = sum(finished) / len(finished) * (waiting + running + restarting) / slots
+            eta = finished_seconds / finished_timed * (waiting + running + restarting) / slots
         dealt = None
         if snapshot.input_size and snapshot.input_dealt is not None:
             dealt = min(1.0, snapshot.input_dealt / snapshot.input_size)
         return cls(
-            done=states.count(ShardState.DONE),
-            failed=states.count(ShardState.FAILED),
+            done=states[ShardState.DONE],
+            failed=states[ShardState.FAILED],
             running=running,
             restarting=restarting,
             waiting=waiting,
-            stopped=states.count(ShardState.STOPPED),
-            skipped=states.count(ShardState.SKIPPED),
+            stopped=states[ShardState.STOPPED],
+            skipped=states[ShardState.SKIPPED],
             eta=eta,
             dealt=dealt,
         )

@@ -81,7 +81,7 @@ class PlainProgress:
         parts = [f"ppipe: {seconds_text(snapshot.elapsed)}"]
         if snapshot.sharded:
             parts.extend(Tally.of(snapshot).parts())
-            parts.append(f"{human_bytes(sum(s.bytes_out or 0 for s in snapshot.shards))} out")
+            parts.append(f"{human_bytes(snapshot.bytes_out)} out")
             parts.extend(_shard_part(shard) for shard in snapshot.shards if shard.state in _LIVE)
         else:
             leading = self.rates.leading(snapshot.stages)
@@ -139,11 +139,11 @@ def progress_object(snapshot: RunSnapshot, rates: InputRates | None = None) -> d
         data.update(percent=run["percent"], eta=run["eta"], eta_stage=None if leading is None else leading.stage)
         return data
     tally = Tally.of(snapshot)
-    data["shards"] = len(snapshot.shards)
+    data["shards"] = snapshot.total
     data.update(dataclasses.asdict(tally))
     data["eta"] = None if tally.eta is None else round(tally.eta, 1)
     data["dealt"] = None if tally.dealt is None else round(tally.dealt, 4)
-    data["bytes_out"] = sum(s.bytes_out or 0 for s in snapshot.shards)
+    data["bytes_out"] = snapshot.bytes_out
     return data
 
 

@@ -298,10 +298,11 @@ _SHARD_STYLES = {
 _SHOWN_FIRST = (ShardState.RUNNING, ShardState.RESTARTING, ShardState.FAILED, ShardState.STOPPED)
 
 
-def _shards_that_fit(shards: tuple[ShardSnapshot, ...], room: int) -> list[ShardSnapshot]:
-    """All the shards when they fit in ``room`` rows. Else only those under way, then the failed, in task
-    order, leaving a row for "… N more": the tally below counts the rest, never a wall of finished ones."""
-    if len(shards) <= room:
+def _shards_that_fit(shards: tuple[ShardSnapshot, ...], room: int, total: int) -> list[ShardSnapshot]:
+    """All the shards when all ``total`` are listed and fit in ``room`` rows. Else only those under way,
+    then the failed, in task order, leaving a row for "… N more": the tally below counts the rest, never a
+    wall of finished ones."""
+    if total <= room:
         return list(shards)
     under_way = (i for i, shard in enumerate(shards) if shard.state in _SHOWN_FIRST)
     ranked = sorted(under_way, key=lambda i: (_rank(shards[i].state), i))
@@ -352,10 +353,10 @@ class ShardRows:
         saying how many are not shown. A running shard's stages go beneath it while the room lasts."""
         width = self.view.width
         counts = Tally.of(snapshot).parts()
-        moved = sum(s.bytes_out or 0 for s in snapshot.shards)
+        moved = snapshot.bytes_out
         footer = footer_lines(
             [
-                Text(f"{len(snapshot.shards)} shards: {counts[0]}" if counts else f"{len(snapshot.shards)} shards"),
+                Text(f"{snapshot.total} shards: {counts[0]}" if counts else f"{snapshot.total} shards"),
                 *(Text(count) for count in counts[1:]),
                 Text(f"{human_bytes(moved)} out"),
                 Text(seconds_text(snapshot.elapsed)),
@@ -363,8 +364,8 @@ class ShardRows:
             width,
         )
         room = self.view.room - height_of(footer) - 1  # the header
-        shown = _shards_that_fit(snapshot.shards, room)
-        hidden = len(snapshot.shards) - len(shown)
+        shown = _shards_that_fit(snapshot.shards, room, snapshot.total)
+        hidden = snapshot.total - len(shown)
         spare = room - len(shown) - (1 if hidden else 0)
         rows: list[list[Cell]] = []
         for shard in shown:

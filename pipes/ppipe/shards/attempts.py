@@ -13,6 +13,7 @@ import dataclasses
 import os
 import signal
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tornado.iostream import IOStream
@@ -23,6 +24,7 @@ from ppipe.engine.pumps import Pump
 from ppipe.errors import ExitStatus
 from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult, Verdict, signal_name
 from ppipe.shards.input import ShardInput
+from ppipe.shards.joblog import AttemptLine
 from ppipe.snapshots import PipelineSnapshot, ShardSnapshot, ShardState
 
 
@@ -161,6 +163,26 @@ class Shard:
             verdict=verdict,
         )
 
+    def log_line(self, attempt: Attempt, item: str | None, *, final: bool) -> AttemptLine:
+        """The job log's line for one of its attempts, once it has ended."""
+        record = attempt.record()
+        wait = attempt.wait_status
+        killed_by = signal_name(os.WTERMSIG(wait)) if wait is not None and os.WIFSIGNALED(wait) else None
+        result = record.result
+        return AttemptLine(
+            task_id=self.task_id,
+            item=item,
+            attempt=attempt.number,
+            status=record.exit_status,
+            signal=killed_by or (result.interrupted_by if result is not None else None),
+            started_at=attempt.started_at,
+            seconds=None if attempt.ended_at is None else round(attempt.ended_at - attempt.started_at, 6),
+            bytes_in=self.input.delivered if self.input is not None else None,
+            bytes_out=attempt.bytes_out,
+            host="",
+            final=final,
+        )
+
     def snapshot(self, now: float, verdict: Verdict | None) -> ShardSnapshot:
         """The shard as the view shows it; ``verdict`` once it is final."""
         attempt = self.current
@@ -198,7 +220,7 @@ def describe_wait(wait_status: int) -> str:
 
 def run_result(
     text: str,
-    shards: tuple[ShardResult, ...],
+    shards: Sequence[ShardResult],
     stopping: Stopping,
     *,
     started_at: float,

@@ -18,7 +18,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 
 from tornado.iostream import IOStream, StreamClosedError
@@ -26,10 +26,11 @@ from tornado.iostream import IOStream, StreamClosedError
 from ppipe import policy
 from ppipe.engine import trees
 from ppipe.engine.options import RunOptions
-from ppipe.results import Verdict, signal_name
+from ppipe.results import Verdict
 from ppipe.shards import channel
 from ppipe.shards.attempts import Attempt, Shard
-from ppipe.shards.joblog import AttemptLine, JobLog
+from ppipe.shards.joblog import JobLog
+from ppipe.shards.ledger import ShardBook
 from ppipe.shards.plan import ShardPlan
 from ppipe.shards.schedule import Schedule
 from ppipe.shards.streams import ShardStreams
@@ -59,24 +60,24 @@ class Dispatcher:
         self,
         plan: ShardPlan,
         options: RunOptions,
-        shards: list[Shard],
+        book: ShardBook,
         streams: ShardStreams,
         joblog: JobLog | None,
         *,
+        deals_input: bool,
         stop: Callable[[int], None],
         say: Callable[[str], None],
     ) -> None:
         self.plan = plan
         self.options = options
-        self.shards = shards
+        self.book = book
         self.streams = streams
         self.joblog = joblog
+        self.deals_input = deals_input
         self._stop = stop
         self._say = say
         # A shard whose input is dealt starts once its first record has arrived.
-        self.schedule = Schedule(
-            (s for s in shards if not s.skipped), ready=lambda s: s.input is None or not s.input.unfed
-        )
+        self.schedule = Schedule(self._in_order(), ready=lambda s: s.input is None or not s.input.unfed)
         self.stopping = False
         #: The run reached ``--halt success=N``: it got what it asked for.
         self.halted_on_success = False
@@ -93,6 +94,18 @@ class Dispatcher:
         self._failed = self._succeeded = 0
         self._halt = plan.halt_rule
 
+    def _in_order(self) -> Iterator[Shard]:
+        """The shards to start, in task order, made as the schedule reaches them; one an earlier run
+        finished (``--resume``) is settled as it is reached."""
+        for index in range(self.book.size):
+            shard = self.book.live.get(index) if index < self.book.made else self.book.make_next()
+            if shard is None or shard.final:
+                continue
+            if shard.skipped:
+                self.settle(shard)
+            else:
+                yield shard
+
     def _spawn(self, work: Coroutine[object, object, None]) -> None:
         task = asyncio.ensure_future(work)
         self.tasks.add(task)
@@ -108,7 +121,7 @@ class Dispatcher:
                 self._on_exit(message[1], message[2])
 
     def _on_hello(self, slot: int, pid: int, fds: list[int]) -> None:
-        if len(fds) < (4 if self.shards and self.shards[0].input is not None else 3):
+        if len(fds) < (4 if self.deals_input else 3):
             # The kernel could not give ppipe the slot's pipes (out of descriptors). Closing what came
             # leaves the slot's control socket with no other end: it sees that and ends for good.
             for fd in fds:
@@ -175,6 +188,7 @@ class Dispatcher:
         attempt.ended_at = attempt.ended_at or time.time()
         if not attempt.reported and not shard.final:
             self._ended(shard, attempt, could_start=wait_status != 0)  # no report: killed, or it crashed
+        self._retire_if_done(shard)
 
     async def _converse(self, shard: Shard, attempt: Attempt) -> None:
         """Says "go" to an attempt, then follows it: snapshots, its result, and the answer to "again?"."""
@@ -250,9 +264,41 @@ class Dispatcher:
         verdict = self.verdict(shard)
         self._failed += verdict is Verdict.FAILED
         self._succeeded += verdict is Verdict.OK
-        self._spawn(self.streams.flush(shard))
+        if shard.attempts or self.streams.keeps_order:
+            self._spawn(self._flush(shard))
+        else:  # never ran, nothing to wait for: settled at once (a resumed batch skips thousands in a row)
+            shard.settled.set()
+            self._retire_if_done(shard)
         if verdict in (Verdict.FAILED, Verdict.OK):
             self._check_halt(shard, verdict)
+
+    async def _flush(self, shard: Shard) -> None:
+        await self.streams.flush(shard)
+        self._retire_if_done(shard)
+
+    def _retire_if_done(self, shard: Shard) -> None:
+        """Lets a batch's shard go once nothing about it can change: memory stays flat however many finish.
+
+        Its output has all arrived, its last attempt has reported (or its
+        process has been reaped), and its verdict is one a later stop cannot
+        change (see :meth:`verdict`). Its share of the input, if ppipe deals
+        it, is kept: dealing may still count bytes no one takes.
+        """
+        last = shard.current
+        if (
+            shard.index not in self.book.live
+            or not shard.settled.is_set()
+            or (last is not None and last.running)
+            or (not self.stopping and last is not None and last.result is not None and last.result.interrupted_by)
+        ):
+            return
+        self.retire(shard)
+
+    def retire(self, shard: Shard) -> None:
+        """Keeps the shard's result and its count, not the shard (see :class:`~ppipe.shards.ledger.ShardBook`)."""
+        verdict = self.verdict(shard)
+        result = shard.result(self.plan.total, verdict, self.options.count_lines)
+        self.book.retire(shard, result, shard.snapshot(time.time(), verdict))
 
     def verdict(self, shard: Shard) -> Verdict:
         if shard.skipped:
@@ -270,7 +316,7 @@ class Dispatcher:
         halt = self._halt
         if halt is None or self.schedule.halted or self.stopping:
             return
-        if not halt.reached(failed=self._failed, succeeded=self._succeeded, total=len(self.shards)):
+        if not halt.reached(failed=self._failed, succeeded=self._succeeded, total=self.book.size):
             return
         self.halted_on_success = halt.kind == "success"
         why = "--fail-fast" if self.plan.halt is None else f"--halt {halt}"
@@ -288,23 +334,7 @@ class Dispatcher:
     def _log(self, shard: Shard, attempt: Attempt, *, final: bool) -> None:
         if self.joblog is None:
             return
-        record = attempt.record()
-        wait = attempt.wait_status
-        killed_by = signal_name(os.WTERMSIG(wait)) if wait is not None and os.WIFSIGNALED(wait) else None
-        result = record.result
-        line = AttemptLine(
-            task_id=shard.task_id,
-            item=self.plan.item(shard.index),
-            attempt=attempt.number,
-            status=record.exit_status,
-            signal=killed_by or (result.interrupted_by if result is not None else None),
-            started_at=attempt.started_at,
-            seconds=None if attempt.ended_at is None else round(attempt.ended_at - attempt.started_at, 6),
-            bytes_in=shard.input.delivered if shard.input is not None else None,
-            bytes_out=attempt.bytes_out,
-            host="",
-            final=final,
-        )
+        line = shard.log_line(attempt, self.plan.item(shard.index), final=final)
         self.joblog_error = self.joblog_error or self.joblog.write(line)
 
     # -- stopping
@@ -321,7 +351,7 @@ class Dispatcher:
     def stop(self, sig: int) -> None:
         """Asks every running attempt to stop as ``sig`` would, and starts nothing more."""
         self.stopping = True
-        for shard in self.shards:
+        for shard in self.book.live.values():
             if not shard.final:
                 shard.stopped = True
         for attempt in self.running():
@@ -330,7 +360,7 @@ class Dispatcher:
         self.end_idle()
 
     def running(self) -> list[Attempt]:
-        attempts = (shard.current for shard in self.shards)
+        attempts = (shard.current for shard in self.book.live.values())
         return [a for a in attempts if a is not None and a.running]
 
     def kill_all(self) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import socket
 import time
@@ -45,6 +46,7 @@ from ppipe.shards.dispatch import REPORT_GRACE, Dispatcher
 from ppipe.shards.input import Records, ShardInput, regular_file_left, split_stdin
 from ppipe.shards.joblog import JobLog
 from ppipe.shards.launcher import Supervisor, can_fork, fork_supervisor, spawn_supervisor, supervisor_spec
+from ppipe.shards.ledger import ShardBook
 from ppipe.shards.plan import ShardPlan, check_descriptors, check_pipeline, check_plan, splits_input
 from ppipe.shards.streams import ShardStreams
 from ppipe.snapshots import RunObserver, RunSnapshot
@@ -62,7 +64,7 @@ class ShardedExecution(Stopping):
         self.options = options
         self.observer = observer
         self.env = dict(os.environ if options.env is None else options.env)
-        self.shards: list[Shard] = []
+        self.book = ShardBook(plan.local, self._shard, plan.task_id)
         #: Why ppipe could not read all of its input, if so; the run then fails.
         self.input_error: str | None = None
         self.started_at = time.time()
@@ -130,14 +132,22 @@ class ShardedExecution(Stopping):
     async def _run(self) -> RunResult:
         self.started_at = time.time()
         loop = asyncio.get_running_loop()
-        self.shards = [self._shard(index) for index in range(self.plan.local)]
         self.streams = ShardStreams(
-            self.options, self.observer, shards=len(self.shards), tag=self.plan.tag, keep_order=self.plan.keep_order
+            self.options, self.observer, shards=self.plan.local, tag=self.plan.tag, keep_order=self.plan.keep_order
         )
         self.dispatcher = Dispatcher(
-            self.plan, self.options, self.shards, self.streams, self._joblog, stop=self.stop, say=self._say
+            self.plan,
+            self.options,
+            self.book,
+            self.streams,
+            self._joblog,
+            deals_input=self._deals_input,
+            stop=self.stop,
+            say=self._say,
         )
-        for shard in self.shards:
+        # Input dealt to the shards needs them all from the start; a batch's are made as they are reached.
+        dealt_to = self.book.make_all() if self._deals_input else []
+        for shard in dealt_to:
             if shard.skipped:
                 self.dispatcher.settle(shard)
         handler = loop.get_exception_handler()
@@ -150,7 +160,7 @@ class ShardedExecution(Stopping):
                     loop.add_reader(self.doorbell.fileno(), self.dispatcher.answer_door, self.doorbell)
                 if self._deals_input:
                     self._input_size = _file_left(self.options.stdin)
-                    inputs = [s.input for s in self.shards if s.input is not None]
+                    inputs = [s.input for s in dealt_to if s.input is not None]
                     for shard_input in inputs:
                         shard_input.on_dealt = self.dispatcher.dispatch
                     self._splitting = asyncio.ensure_future(self._split_input(inputs))
@@ -264,7 +274,8 @@ class ShardedExecution(Stopping):
                 self._say(f"ppipe: the shard supervisor ended with status {code}; its shards ended with it\n")
         if self.dispatcher.starved:
             self._say("ppipe: out of file descriptors for the shards' pipes; raise ulimit -n or lower --jobs\n")
-        for shard in self.shards:
+        # Never all at once: a batch stopped early may have thousands never reached, each made and let go here.
+        for shard in itertools.chain(list(self.book.live.values()), self.dispatcher.schedule.left()):
             if not shard.final:
                 if self.dispatcher.stopping:
                     shard.stopped = True
@@ -273,17 +284,17 @@ class ShardedExecution(Stopping):
 
     async def _drain(self) -> None:
         """Waits for the shards' output; a background descendant idle past the grace is not waited for."""
-        pumps = [t for s in self.shards for a in s.attempts for t in a.pump_tasks]
+        pumps = [t for s in self.book.live.values() for a in s.attempts for t in a.pump_tasks]
         while pumps:
             _, pending = await asyncio.wait(pumps, timeout=DRAIN_GRACE)
             if not pending:
                 break
-            for shard in self.shards:
+            for shard in self.book.live.values():
                 for attempt in shard.attempts:
                     if attempt.out_pump is not None and attempt.out_pump.idle_for() > DRAIN_GRACE:
                         attempt.out_pump.stop_reading()
             pumps = list(pending)
-        await asyncio.gather(*(s.settled.wait() for s in self.shards))
+        await asyncio.gather(*(s.settled.wait() for s in list(self.book.live.values())))
 
     async def _clean_up(self) -> None:
         supervisor = self.supervisor
@@ -300,27 +311,24 @@ class ShardedExecution(Stopping):
             self._splitting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._splitting
-        for shard in self.shards:
+        for shard in self.book.live.values():
             for attempt in shard.attempts:
                 attempt.close()
         await self.streams.close()
-        for shard in self.shards:
-            if shard.input is not None:
-                shard.input.close()
+        for shard_input in self.book.inputs():
+            shard_input.close()
 
     def _result(self) -> RunResult:
-        verdict = self.dispatcher.verdict
+        for shard in list(self.book.live.values()):
+            self.dispatcher.retire(shard)
         return run_result(
             self.text,
-            tuple(s.result(self.plan.total, verdict(s), self.options.count_lines) for s in self.shards),
+            self.book.results,
             self,
             started_at=self.started_at,
             output_error=self.streams.output_error,
             input_error=self.input_error or self.dispatcher.joblog_error,
-            # A shard dealt no record of its own was not started: the header it was sent is not lost input.
-            input_undelivered=sum(
-                s.input.undelivered for s in self.shards if s.input is not None and not s.input.unfed
-            ),
+            input_undelivered=self.book.undelivered,
             stdout=bytes(self.streams.capture.data) if self.streams.capture is not None else None,
             timeout=self.options.timeout or None,
             halted_on_success=self.dispatcher.halted_on_success,
@@ -335,8 +343,8 @@ class ShardedExecution(Stopping):
         """The run as it is now, for the view."""
         now = time.time()
         verdict = self.dispatcher.verdict
-        shards = tuple(s.snapshot(now, verdict(s) if s.final else None) for s in self.shards)
-        dealt = sum(s.input.received for s in self.shards if s.input is not None) if self._input_size else None
+        shards, unlisted = self.book.snapshots(lambda s: s.snapshot(now, verdict(s) if s.final else None))
+        dealt = sum(i.received for i in self.book.inputs()) if self._input_size else None
         return RunSnapshot(
             now - self.started_at,
             shards,
@@ -344,6 +352,7 @@ class ShardedExecution(Stopping):
             slots=self.plan.slots,
             input_size=self._input_size,
             input_dealt=dealt,
+            unlisted=unlisted,
         )
 
     def _say(self, message: str) -> None:

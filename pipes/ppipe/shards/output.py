@@ -147,6 +147,7 @@ class OutputMerge:
             else None
         )
         self._turns = asyncio.Lock()
+        self._first_open = 0
         #: Bytes of whole lines handed on for the output (tags included): what is not written of them
         #: when the output is dropped is what was lost.
         self.taken = 0
@@ -172,10 +173,13 @@ class OutputMerge:
             return
         self.gates[shard_index].done = True
         async with self._turns:  # one at a time: two shards ending together must not open a gate twice
-            for gate in self.gates:
+            # Gates before the first still open were released for good: a batch's end is not quadratic.
+            while self._first_open < len(self.gates):
+                gate = self.gates[self._first_open]
                 await gate.release()
                 if not gate.done:
                     break
+                self._first_open += 1
 
     def drop(self) -> int:
         """Gives up what is not written yet (kept for ``--keep-order``, or waiting on a stalled reader).

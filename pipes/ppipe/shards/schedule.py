@@ -13,9 +13,9 @@ the run halts (``--halt``), nothing more starts.
 from __future__ import annotations
 
 import heapq
+import itertools
 import time
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 
 from ppipe.shards.attempts import Shard
 
@@ -23,15 +23,24 @@ from ppipe.shards.attempts import Shard
 class Schedule:
     """The shards still to start or to restart; ``halt`` empties it for good.
 
-    ``ready`` says whether a shard that has not run yet may start now
-    (default: always).
+    ``shards`` is taken one at a time, as slots come free: a batch's
+    shards are made only when their turn comes (see
+    :class:`~ppipe.shards.ledger.ShardBook`). ``ready`` says whether a shard
+    that has not run yet may start now (default: always).
     """
 
-    def __init__(self, shards: Iterable[Shard], ready: Callable[[Shard], bool] | None = None) -> None:
-        self._waiting: deque[Shard] = deque(shards)
+    def __init__(self, shards: Iterator[Shard], ready: Callable[[Shard], bool] | None = None) -> None:
+        self._source = shards
+        self._head: Shard | None = None
         self._ready = ready or (lambda shard: True)
         self._restarts: list[tuple[float, int, Shard]] = []  # (ready at, index, shard): a heap
         self._halted = False
+
+    def _first(self) -> Shard | None:
+        """The lowest-numbered shard that has not run yet, taken from the source when needed."""
+        if self._head is None:
+            self._head = next(self._source, None)
+        return self._head
 
     def restart_later(self, shard: Shard, delay: float) -> None:
         """``shard`` runs again, ``delay`` seconds from now at the earliest."""
@@ -42,33 +51,47 @@ class Schedule:
         """The shard a free slot should run now, if any is ready."""
         if self._restarts and self._restarts[0][0] <= time.monotonic():
             return heapq.heappop(self._restarts)[2]
-        return self._waiting.popleft() if self._waiting and self._ready(self._waiting[0]) else None
+        first = self._first()
+        if first is None or not self._ready(first):
+            return None
+        self._head = None
+        return first
 
     def ready_in(self) -> float | None:
         """Seconds until the next restart is ready, when nothing else can start now; None otherwise."""
-        if not self._restarts or (self._waiting and self._ready(self._waiting[0])):
+        first = self._first()
+        if not self._restarts or (first is not None and self._ready(first)):
             return None
         return max(0.0, self._restarts[0][0] - time.monotonic())
 
+    def _unstarted(self) -> Iterator[Shard]:
+        if self._head is not None:
+            yield self._head
+            self._head = None
+        yield from self._source
+
     def drop_unready(self) -> list[Shard]:
         """Takes out, and returns, the shards that have not run and are not ready (they never will be)."""
-        unready = [shard for shard in self._waiting if not self._ready(shard)]
-        self._waiting = deque(shard for shard in self._waiting if self._ready(shard))
-        return unready
+        waiting = list(self._unstarted())
+        self._source = iter([shard for shard in waiting if self._ready(shard)])
+        return [shard for shard in waiting if not self._ready(shard)]
 
     @property
     def empty(self) -> bool:
         """Nothing is left to start or restart: a free slot can end."""
-        return not self._waiting and not self._restarts
+        return self._first() is None and not self._restarts
 
     @property
     def halted(self) -> bool:
         return self._halted
 
-    def halt(self) -> list[Shard]:
-        """Starts nothing more; returns the shards that were still to start or restart."""
+    def halt(self) -> Iterator[Shard]:
+        """Starts nothing more; yields the shards that were still to start or to restart."""
         self._halted = True
-        left = [*self._waiting, *(shard for _, _, shard in sorted(self._restarts))]
-        self._waiting.clear()
+        restarts = [shard for _, _, shard in sorted(self._restarts)]
         self._restarts.clear()
-        return left
+        return itertools.chain(self._unstarted(), restarts)
+
+    def left(self) -> Iterator[Shard]:
+        """Yields, and takes out, the shards never started: those the run did not reach."""
+        return self._unstarted()

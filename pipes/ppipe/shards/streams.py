@@ -49,6 +49,11 @@ class ShardStreams:
         return self.output.target.inner.error
 
     @property
+    def keeps_order(self) -> bool:
+        """Whether each shard's end may release output held for ``--keep-order``."""
+        return self.output.gates is not None
+
+    @property
     def read(self) -> bool:
         """Whether anyone still reads ppipe's output; once nobody does, running again would only fail again."""
         return self.output.target.alive
