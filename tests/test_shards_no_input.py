@@ -87,3 +87,15 @@ def test_each_starts_every_item_whatever_its_input(tmp_path: Path) -> None:
     done = run_ppipe("--each", str(items), "--keep-order", "sh -c 'cat; echo {item}'", input=b"x\n")
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"x\na\nb\nc\n"
+
+
+def test_the_summary_says_why_a_shard_was_skipped(tmp_path: Path) -> None:
+    """The summary's status column tells a shard dealt nothing from one an earlier run finished."""
+    joblog = tmp_path / "jobs.log"
+    first = run_ppipe("--fork", "3", "--joblog", str(joblog), "--display", "never", "sort", input=TEN)
+    assert first.returncode == 0, first.stderr
+    again = run_ppipe("--fork", "3", "--joblog", str(joblog), "--resume", "--display", "always", "sort", input=TEN)
+    assert again.returncode == 0, again.stderr
+    # Ten lines are one block: shard 0 had them all and is in the job log; 1 and 2 were dealt nothing again.
+    assert again.stderr.count(b"skipped (done before)") == 1
+    assert again.stderr.count(b"skipped (no input)") == 2

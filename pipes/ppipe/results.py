@@ -325,6 +325,9 @@ class ShardResult:
     bytes_out: int | None
     lines_out: int | None
     verdict: Verdict
+    #: Why a ``skipped`` shard never ran: ``no input`` (ppipe dealt it no record) or ``done before``
+    #: (a job log says an earlier run finished it).
+    skipped_for: str | None = None
 
     @property
     def exit_status(self) -> int | None:

@@ -445,7 +445,7 @@ class ShardRows:
         return [
             Text(mark, style=style),
             str(shard.task_id),
-            str(shard.exit_status),
+            f"skipped ({shard.skipped_for})" if shard.skipped_for else str(shard.exit_status),
             str(len(shard.attempts)),
             count_text(shard.bytes_in),
             count_text(shard.bytes_out),

@@ -140,7 +140,8 @@ class Shard:
     attempts: list[Attempt] = field(default_factory=list)
     final: bool = False
     stopped: bool = False
-    skipped: bool = False
+    #: Why it is skipped, if it is: see :attr:`~ppipe.results.ShardResult.skipped_for`.
+    skipped: str | None = None
     settled: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -161,6 +162,7 @@ class Shard:
             bytes_out=sum(a.bytes_out for a in self.attempts),
             lines_out=sum(a.lines_out for a in self.attempts) if count_lines else None,
             verdict=verdict,
+            skipped_for=self.skipped,
         )
 
     def log_line(self, attempt: Attempt, item: str | None, *, final: bool) -> AttemptLine:

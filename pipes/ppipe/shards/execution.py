@@ -214,7 +214,7 @@ class ShardedExecution(Stopping):
             awaits = self.plan.items is None
             shard_input = ShardInput(spool=self.plan.max_restarts > 0 or parked, parked=parked, awaits_input=awaits)
         shard = Shard(task_id, index, fill_text(self.text, self.plan.values(index)), shard_input)
-        shard.skipped = self._skipped(task_id)
+        shard.skipped = "done before" if self._skipped(task_id) else None
         return shard
 
     async def _split_input(self, inputs: list[ShardInput]) -> None:
@@ -222,7 +222,7 @@ class ShardedExecution(Stopping):
         self.input_error = await split_stdin(self.options.stdin, inputs, self.plan.block, records)
         # As parallel --pipe starts a job only for a block it has: a --fork shard dealt no record is not started.
         for shard in self.dispatcher.schedule.drop_unready():
-            shard.skipped = True
+            shard.skipped = "no input"
             self.dispatcher.settle(shard)
         self.dispatcher.dispatch()
 
