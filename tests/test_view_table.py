@@ -177,10 +177,10 @@ def test_narrow_terminals_drop_whole_columns_and_keep_the_important_ones(width: 
 
 
 def test_a_rounded_figure_takes_the_next_unit() -> None:
-    from ppipe.cli.units import human_bytes, human_count
+    from ppipe.cli.units import count_text, human_bytes, short_count
 
-    assert (human_bytes(999_950), human_count(999_999_999), human_count(999_960)) == ("1.0 MB", "1.0G", "1.0M")
-    assert human_count(None) == "-"
+    assert (human_bytes(999_950), short_count(999_999_999), short_count(999_960)) == ("1.0 MB", "1.0G", "1.0M")
+    assert count_text(None, short_count) == "-"
 
 
 @pytest.fixture(scope="module")

@@ -29,8 +29,7 @@ class ExitStatus(enum.IntEnum):
     NOT_EXECUTABLE = 126
     #: A command was not found; nothing was run.
     NOT_FOUND = 127
-    #: Interrupted by SIGINT (128 + 2). SIGTERM and SIGHUP give 143 and 129.
-    INTERRUPTED = 130
+    # A run stopped by signal N says 128 + N, as a shell does: 130 for SIGINT, 143 for SIGTERM.
 
 
 class PpipeError(Exception):

@@ -20,12 +20,8 @@ def human_bytes(count: int | None) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def human_count(count: int | None) -> str:
-    """``1.0M``: a line count in three to seven characters; ``-`` when it is not known."""
-    return count_text(count, short_count)
-
-
 def short_count(count: int) -> str:
+    """``1.0M``: a line count in three to seven characters."""
     if count < 10_000:
         return str(count)
     for unit, size in (("k", 1e3), ("M", 1e6), ("G", 1e9)):

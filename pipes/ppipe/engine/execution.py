@@ -356,7 +356,7 @@ class Execution(Stopping):
         from_terminal = self.interrupted_by is None and sig == signal.SIGINT and in_terminal_foreground()
         if from_terminal and self.pager is not None and self.procs[self.pager].running:
             return  # the pager's to handle, and the stages got it already (see self.pager)
-        if self._interrupted(sig):
+        if self._first_stop_signal(sig):
             self._stop(sig, already_delivered=from_terminal)
             if from_terminal:
                 asyncio.get_running_loop().call_later(FOREGROUND_GRACE, self._signal_all, sig)

@@ -420,11 +420,9 @@ class Stopping:
             self.timed_out = True
         self.stop_all(signal.SIGTERM)
 
-    def _interrupted(self, sig: int) -> bool:
-        """Records ``sig`` as why the run stops; True the first time, and the run is to be stopped then.
-
-        Asked twice, everything is killed at once instead, and False.
-        """
+    def _first_stop_signal(self, sig: int) -> bool:
+        """Whether ``sig`` is the first signal to stop the run: it is then recorded as why the run stops,
+        and the caller stops it. A second one (Ctrl-C pressed again) kills everything at once instead."""
         if self.interrupted_by is not None:
             self.kill_all()
             return False

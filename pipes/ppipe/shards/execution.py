@@ -262,7 +262,7 @@ class ShardedExecution(Stopping):
         self.dispatcher.kill_all()
 
     def _on_signal(self, sig: int) -> None:
-        if self._interrupted(sig):
+        if self._first_stop_signal(sig):
             self.stop(sig)
 
     # -- the end
@@ -367,14 +367,3 @@ def _file_left(stdin: Input) -> int | None:
     if isinstance(stdin, FileSlice):
         return stdin.size
     return regular_file_left(0 if stdin is None else stdin)
-
-
-async def execute_sharded(
-    text: str, plan: ShardPlan, options: RunOptions | None = None, observer: RunObserver | None = None
-) -> RunResult:
-    """Runs ``text`` as ``plan`` says on the running event loop; see :class:`ShardedExecution`.
-
-    Raises :class:`~ppipe.errors.PpipeError` before anything starts when a
-    shard's pipeline does not parse or names a command that cannot be run.
-    """
-    return await ShardedExecution(text, plan, options or RunOptions(), observer).run()
