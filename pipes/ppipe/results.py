@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -210,6 +210,35 @@ def _lines(edges: list[EdgeResult], combine: Callable[[list[int]], int]) -> int 
     return combine(counts) if edges and len(counts) == len(edges) else None
 
 
+def summed_edges(edge_sets: Iterable[Sequence[EdgeResult]]) -> tuple[EdgeResult, ...]:
+    """Each edge once, in the order first seen, its figures summed over every set (the shards of a run).
+
+    Lines stay counted only where every set counted them; waits add up.
+    """
+    summed: dict[Edge, EdgeResult] = {}
+    for edges in edge_sets:
+        for e in edges:
+            seen = summed.get(e.edge)
+            summed[e.edge] = e if seen is None else _add(seen, e)
+    return tuple(summed.values())
+
+
+def _add(a: EdgeResult, b: EdgeResult) -> EdgeResult:
+    return EdgeResult(
+        a.edge,
+        a.bytes + b.bytes,
+        None if a.lines is None or b.lines is None else a.lines + b.lines,
+        a.counted or b.counted,
+        a.closed_early or b.closed_early,
+        _add_waits(a.waited_on_producer, b.waited_on_producer),
+        _add_waits(a.waited_on_consumer, b.waited_on_consumer),
+    )
+
+
+def _add_waits(a: float | None, b: float | None) -> float | None:
+    return None if a is None and b is None else (a or 0.0) + (b or 0.0)
+
+
 @dataclass(frozen=True)
 class PipelineResult(_Outcome):
     """One pipeline run to its end: a plain run's only attempt, or one attempt of a shard.
@@ -352,16 +381,31 @@ class ShardResult:
         last = self.last_result
         return last.failures if last is not None else ()
 
+    @property
+    def stages(self) -> tuple[StageResult, ...]:
+        """The stages of the shard's last attempt, as a plain run gives them; none when it never reported."""
+        last = self.last_result
+        return last.stages if last is not None else ()
+
+    @property
+    def edges(self) -> tuple[EdgeResult, ...]:
+        """The edges of the shard's last attempt, as a plain run gives them; none when it never reported."""
+        last = self.last_result
+        return last.edges if last is not None else ()
+
 
 @dataclass(frozen=True)
 class RunResult(_Outcome):
     """A finished run: its shards, their attempts, and how the whole run ended.
 
     A plain run is one shard with one attempt, run in ppipe's own process
-    (``sharded`` False); its pipeline's stages and edges are also right here
-    (:attr:`stages`, :meth:`edge`, :meth:`flow`). A sharded run (``--fork``,
-    ``ppipe.run(..., fork=N)``) has no stages of its own: each shard parsed
-    its own pipeline, so they are under :attr:`shards`.
+    (``sharded`` False). Its pipeline's stages and edges are right here
+    (:attr:`stages`, :attr:`edges`, :meth:`edge`, :meth:`flow`); for a
+    sharded run (``--fork``, ``--each``, ``ppipe.run(..., fork=N)``) they
+    are the shards' together: every shard's stages, and each edge of the
+    pipeline once with its figures summed over the shards. Each shard's own
+    are under :attr:`shards`. Figures of a shard are those of its last
+    attempt, as its verdict is.
 
     ``input_undelivered`` counts input bytes ppipe could give to nobody: their
     shard had already ended for good (it failed, or stopped reading early).
@@ -401,15 +445,15 @@ class RunResult(_Outcome):
 
     @property
     def stages(self) -> tuple[StageResult, ...]:
-        """A plain run's stages; empty for a sharded run (see :attr:`shards`)."""
+        """The stages that ran: a plain run's, or every shard's in task order (each shard's last attempt)."""
         local = self.local
-        return local.stages if local is not None else ()
+        return local.stages if local is not None else tuple(s for shard in self.shards for s in shard.stages)
 
     @property
     def edges(self) -> tuple[EdgeResult, ...]:
-        """A plain run's edges; empty for a sharded run (see :attr:`shards`)."""
+        """A plain run's edges; for a sharded run, each edge once, its figures summed over the shards."""
         local = self.local
-        return local.edges if local is not None else ()
+        return local.edges if local is not None else summed_edges(shard.edges for shard in self.shards)
 
     @property
     def io_error(self) -> str | None:
@@ -427,18 +471,18 @@ class RunResult(_Outcome):
         return tuple(s for s in self.shards if s.failed)
 
     def edge(self, source: object, target: object) -> EdgeResult:
-        """A plain run's edge between two nodes (stage ids or :class:`~ppipe.graph.Boundary` values)."""
-        local = self.local
-        if local is None:
-            raise KeyError(f"no edge {source}->{target}: a sharded run's edges are its shards'")
-        return local.edge(source, target)
+        """The edge between two nodes (stage ids or :class:`~ppipe.graph.Boundary` values); see :attr:`edges`."""
+        for result in self.edges:
+            if result.edge.source == source and result.edge.target == target:
+                return result
+        raise KeyError(f"no edge {source}->{target}")
 
     def flow(self, stage_id: int) -> StageFlow:
-        """A plain run's stage's bytes, lines, ratio and held time (see :class:`StageFlow`)."""
-        local = self.local
-        if local is None:
-            raise KeyError(f"no stage {stage_id}: a sharded run's stages are its shards'")
-        return local.flow(stage_id)
+        """The stage's bytes, lines, ratio and held time (see :class:`StageFlow`), over every shard's."""
+        edges = self.edges
+        return StageFlow.of(
+            [e for e in edges if e.edge.target == stage_id], [e for e in edges if e.edge.source == stage_id]
+        )
 
     @property
     def bottleneck(self) -> int | None:
