@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ppipe.errors import ExitStatus
 from ppipe.graph import Graph
@@ -153,7 +153,7 @@ def shard_verdict(exit_status: int | None, *, stopped: bool) -> Verdict:
 
 
 def run_exit_status(
-    shards: Sequence[tuple[int, Verdict, int | None]],
+    shards: Iterable[tuple[int, Verdict, int | None]],
     *,
     timed_out: bool = False,
     interrupted_by: int | None = None,

@@ -239,7 +239,7 @@ def run_result(
     that no shard failed.
     """
     exit_status = policy.run_exit_status(
-        [(s.task_id, s.verdict, s.exit_status) for s in shards],
+        ((s.task_id, s.verdict, s.exit_status) for s in shards),  # a batch's: one at a time
         timed_out=stopping.timed_out,
         interrupted_by=stopping.interrupted_by,
         halted_on_success=halted_on_success,
