@@ -25,9 +25,6 @@ from ppipe.graph import Edge, Graph, Stage
 if TYPE_CHECKING:
     from ppipe.identity import TaskIdentity
 
-#: The ``schema`` of every run report (``--report``, merged reports alike).
-REPORT_SCHEMA = "ppipe-report/2"
-
 
 def signal_name(number: int) -> str:
     """``SIGPIPE`` for 13; ``signal 64`` for a number with no name."""
