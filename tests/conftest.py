@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from slurm_cluster import SlurmCluster
@@ -38,6 +40,55 @@ if os.environ.get("TERM") == "dumb":
 PPIPE = shutil.which("ppipe") or "ppipe"
 #: A predictable environment for comparisons with bash.
 ENV = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+
+
+#: The report's JSON Schema, as the package ships it.
+REPORT_SCHEMA = json.loads((Path(__file__).parent.parent / "pipes" / "ppipe" / "report.schema.json").read_text())
+_REPORT_VALIDATOR = jsonschema.Draft202012Validator(REPORT_SCHEMA)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "hostile_reports: the test makes reports of the wrong shape on purpose")
+
+
+def is_report(value: object) -> bool:
+    return isinstance(value, dict) and str(value.get("schema", "")).startswith("ppipe-report/")
+
+
+def assert_valid_report(report: object, where: str = "a report") -> None:
+    """Fails unless ``report`` has the shape ``report.schema.json`` gives (checked by the jsonschema package)."""
+    errors = sorted(_REPORT_VALIDATOR.iter_errors(report), key=lambda e: list(e.absolute_path))
+    assert not errors, f"{where} does not match report.schema.json: " + "; ".join(
+        f"{'.'.join(map(str, e.absolute_path)) or 'the report'}: {e.message[:200]}" for e in errors[:3]
+    )
+
+
+@pytest.fixture(autouse=True)
+def _every_report_matches_the_schema(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every run report a test reads (they all go through ``json.loads``: files, stdout, the stderr line) or leaves
+    in its ``tmp_path`` is checked against the shipped JSON Schema, unless the test makes bad ones on purpose."""
+    if request.node.get_closest_marker("hostile_reports") is not None:
+        yield
+        return
+    read: list[object] = []
+    loads = json.loads
+    tmp = Path(request.getfixturevalue("tmp_path")) if "tmp_path" in request.fixturenames else None  # torn down after
+
+    def reading(text: str | bytes, *args: object, **kwargs: object) -> object:
+        value = loads(text, *args, **kwargs)  # type: ignore[arg-type]
+        if is_report(value):
+            read.append(value)
+        return value
+
+    monkeypatch.setattr(json, "loads", reading)
+    yield
+    monkeypatch.undo()
+    for report in read:
+        assert_valid_report(report, "a report the test read")
+    for path in tmp.rglob("*.json") if tmp is not None else ():
+        with contextlib.suppress(OSError, ValueError):
+            if path.is_file() and path.stat().st_size < 1 << 26 and is_report(data := loads(path.read_text())):
+                assert_valid_report(data, str(path))
 
 
 def ppipe(

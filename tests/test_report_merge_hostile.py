@@ -24,6 +24,8 @@ from ppipe.cli import merge as merge_command
 
 from conftest import ENV, ppipe
 
+pytestmark = pytest.mark.hostile_reports  # the reports made here are refused, and are not of the schema's shape
+
 #: Task 0 passes, task 1 fails with 3 saying why on stderr.
 PIPELINE = "seq 3 | sh -c 'cat; if [ {task_id} = 1 ]; then echo bad >&2; exit 3; fi'"
 Path_ = tuple[str | int, ...]

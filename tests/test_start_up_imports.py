@@ -32,6 +32,8 @@ NOT_FOR_A_PLAIN_RUN = (
     "json",  # --report, --progress json (tornado imports it too: see below)
     "tempfile",  # spooling, the report's atomic write
     "ppipe.cli.report",
+    "ppipe.report",  # the report's model <-> JSON, and its schema
+    "ppipe.report_shape",
     "ppipe.cli.explain",
     "ppipe.cli.options",
     "ppipe.snapshots",  # only a watched run takes snapshots
@@ -92,7 +94,7 @@ def test_version_imports_nothing_beyond_what_python_has_and_ppipe_own_entry() ->
 def test_the_view_and_the_report_are_imported_when_asked_for(tmp_path: Path) -> None:
     """The other side of the tests above: they look where these modules would show."""
     names = imported("--report", str(tmp_path / "r.json"), "--progress", "json", "true")
-    assert {"json", "ppipe.cli.report", "ppipe.cli.progress"} <= set(names)
+    assert {"json", "ppipe.cli.report", "ppipe.report", "ppipe.cli.progress"} <= set(names)
     assert within(names, ("typer", "rich")) == []
     names = imported("--help")
     assert "typer" in names

@@ -2,7 +2,8 @@
 
 The public API is re-exported here: :func:`parse`, :func:`run`,
 :func:`run_async`, :data:`CAPTURE`, the model, the result types, the
-errors, and :func:`merge_reports` for the reports of a job array's tasks.
+errors, :func:`to_report` and :func:`load_report` (a result as its JSON
+report and back), and :func:`merge_reports` for the reports of a job array's tasks.
 The names are loaded on first use, so that ``ppipe --version`` or
 ``--explain`` does not pay for importing tornado and asyncio.
 """
@@ -32,6 +33,7 @@ _EXPORTS = {
     "Redirect": "graph",
     "RedirectOp": "graph",
     "Stage": "graph",
+    "ArrayTask": "results",
     "EdgeResult": "results",
     "RunResult": "results",
     "ShardAttempt": "results",
@@ -42,8 +44,11 @@ _EXPORTS = {
     "MergeError": "merging",
     "MergeSummary": "merging",
     "merge_reports": "merging",
+    "merge_results": "merging",
     "merge_summary": "merging",
     "read_reports": "merging",
+    "load_report": "report",
+    "to_report": "report",
     "parse": "language.parser",
     "placeholder_values": "language.parser",
     "substitute_placeholders": "language.parser",
@@ -76,8 +81,12 @@ if TYPE_CHECKING:
     from ppipe.merging import MergeError as MergeError
     from ppipe.merging import MergeSummary as MergeSummary
     from ppipe.merging import merge_reports as merge_reports
+    from ppipe.merging import merge_results as merge_results
     from ppipe.merging import merge_summary as merge_summary
     from ppipe.merging import read_reports as read_reports
+    from ppipe.report import load_report as load_report
+    from ppipe.report import to_report as to_report
+    from ppipe.results import ArrayTask as ArrayTask
     from ppipe.results import EdgeResult as EdgeResult
     from ppipe.results import PipelineResult as PipelineResult
     from ppipe.results import RunResult as RunResult

@@ -11,15 +11,13 @@ start-up does not grow: :class:`LocalRun` only presents it in that model.
 from __future__ import annotations
 
 import dataclasses
-import signal
 from typing import TYPE_CHECKING
 
 from ppipe import policy
-from ppipe.engine.accounts import bytes_into_stdout
 from ppipe.engine.execution import Execution, prepare
 from ppipe.engine.options import RunningPipeline, RunOptions
-from ppipe.graph import Boundary, Graph
-from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult
+from ppipe.graph import Graph
+from ppipe.results import RunResult
 
 if TYPE_CHECKING:
     from ppipe.engine.sinks import Sink
@@ -102,7 +100,7 @@ class LocalRun:
     async def run(self) -> RunResult:
         watched = dataclasses.replace(self.options, observer=self if self.observer is not None else None)
         self.execution = prepare(self._graph, watched)
-        return run_of(await self.execution.run())
+        return policy.plain_run(await self.execution.run())
 
     # -- the run, as its observer sees it
 
@@ -152,35 +150,5 @@ def _shard_snapshot(pipeline: PipelineSnapshot, bytes_out: int | None) -> ShardS
     )
 
 
-def run_of(pipeline: PipelineResult) -> RunResult:
-    """A plain run's result: its pipeline as the one attempt of its one shard, the run's status by the policy."""
-    stopped = pipeline.timed_out or pipeline.interrupted_by is not None
-    shard = ShardResult(
-        task_id=0,
-        tasks=1,
-        pipeline=pipeline.graph.text,
-        attempts=(ShardAttempt(1, None, pipeline.started_at, pipeline.ended_at, result=pipeline),),
-        bytes_in=None,
-        bytes_out=bytes_into_stdout(e for e in pipeline.edges if e.edge.target == Boundary.STDOUT),
-        lines_out=_lines_out(pipeline),
-        verdict=policy.shard_verdict(pipeline.exit_status, stopped=stopped),
-    )
-    interrupted = signal.Signals[pipeline.interrupted_by] if pipeline.interrupted_by else None
-    return RunResult(
-        pipeline=pipeline.graph.text,
-        shards=(shard,),
-        exit_status=policy.run_exit_status(
-            [(0, shard.verdict, shard.exit_status)], timed_out=pipeline.timed_out, interrupted_by=interrupted
-        ),
-        started_at=pipeline.started_at,
-        ended_at=pipeline.ended_at,
-        timed_out=pipeline.timed_out,
-        interrupted_by=pipeline.interrupted_by,
-        stdout=pipeline.stdout,
-        timeout=pipeline.timeout,
-    )
-
-
-def _lines_out(pipeline: PipelineResult) -> int | None:
-    counts = [e.lines for e in pipeline.edges if e.edge.target == Boundary.STDOUT and e.counted]
-    return None if not counts or None in counts else sum(c for c in counts if c is not None)
+#: A plain run's result from its pipeline's (the rule is the policy's, which loading a report follows too).
+run_of = policy.plain_run

@@ -39,8 +39,8 @@ import signal
 from collections.abc import Iterable, Sequence
 
 from ppipe.errors import ExitStatus
-from ppipe.graph import Graph
-from ppipe.results import StageResult, Verdict
+from ppipe.graph import Boundary, Graph
+from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult, StageResult, Verdict, bytes_into_stdout
 
 
 def judge(graph: Graph, stages: Sequence[StageResult], *, no_fail: bool = False) -> tuple[StageResult, ...]:
@@ -170,6 +170,37 @@ def run_exit_status(
     if not failed:
         return ExitStatus.OK
     return failed[0][1] or ExitStatus.FAILURE
+
+
+def plain_run(pipeline: PipelineResult) -> RunResult:
+    """A plain run's result: its pipeline as the one attempt of its one shard, the run's status by rules 7 and 8."""
+    stopped = pipeline.timed_out or pipeline.interrupted_by is not None
+    out = [e for e in pipeline.edges if e.edge.target == Boundary.STDOUT]
+    lines = [e.lines for e in out if e.counted]
+    shard = ShardResult(
+        task_id=0,
+        tasks=1,
+        pipeline=pipeline.graph.text,
+        attempts=(ShardAttempt(1, None, pipeline.started_at, pipeline.ended_at, result=pipeline),),
+        bytes_in=None,
+        bytes_out=bytes_into_stdout(out),
+        lines_out=None if not lines or None in lines else sum(n for n in lines if n is not None),
+        verdict=shard_verdict(pipeline.exit_status, stopped=stopped),
+    )
+    interrupted = signal.Signals[pipeline.interrupted_by] if pipeline.interrupted_by else None
+    return RunResult(
+        pipeline=pipeline.graph.text,
+        shards=(shard,),
+        exit_status=run_exit_status(
+            [(0, shard.verdict, shard.exit_status)], timed_out=pipeline.timed_out, interrupted_by=interrupted
+        ),
+        started_at=pipeline.started_at,
+        ended_at=pipeline.ended_at,
+        timed_out=pipeline.timed_out,
+        interrupted_by=pipeline.interrupted_by,
+        stdout=pipeline.stdout,
+        timeout=pipeline.timeout,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

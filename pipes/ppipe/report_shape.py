@@ -1,63 +1,68 @@
-"""The shape of a ``ppipe-report/2`` report, and the check that a report read back has it.
+"""The check that a report read back has the shape ``report.schema.json`` gives it, with one line saying where not.
 
-ppipe writes every report itself (:mod:`ppipe.cli.report`), but reads some
-back: ``ppipe report merge`` takes the reports of a job array's tasks, which
-anyone may have edited, cut or written. :func:`check_report` compares one
-with the fields the documentation describes (``docs/report.md``) before
-anything is read from it, so that a report of the wrong shape is refused
-with one line naming the field rather than failing half-way.
+ppipe reads reports back (``ppipe report merge``, :func:`ppipe.load_report`,
+an ``--on slurm`` task's), and anyone may have edited, cut or written them.
+The JSON Schema shipped beside this module is the one description of their
+shape; this reads it and checks a report against it before anything is
+taken from it, so that a report of the wrong shape is refused with the first
+wrong field named (``stages[0].command is missing``, ``exit_status is 256,
+not an exit status (0 to 255)``) rather than failing half-way.
 
-What is checked, field by field: that the fields ppipe always writes are
-there and of their type; that those it writes only sometimes (``host``,
-``task``, a merged report's ``array_tasks``...) are of their type when
-present (fields unknown here are let through: fields may be added); that
-exit statuses are whole numbers from 0 to 255, counts whole numbers from 0,
-verdicts one of :class:`~ppipe.results.Verdict`'s; and that no number
-anywhere is NaN or infinite, nor so large that arithmetic on times would
-overflow (JSON has no NaN or Infinity, and a report holding one could not
-be written back as JSON).
+It implements what that file uses of JSON Schema, no more: ``$ref`` within
+it, ``anyOf``, ``enum``, ``type``, ``minimum``/``maximum``, ``pattern``,
+``required``, ``properties``, ``additionalProperties`` and ``items``. (The
+tests check every report the suite writes with the ``jsonschema`` package
+too; it agrees but for one thing: a whole number written ``3.0`` is refused
+here, where JSON Schema takes it for an integer.) Before that, numbers
+anywhere are checked finite: JSON has no NaN or Infinity, and a report
+holding one could not be written back as JSON.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from collections.abc import Callable, Mapping
-from typing import TypeGuard
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
 
-from ppipe.results import Verdict
+__all__ = ["ReportShapeError", "check_report", "schema", "shown"]
 
-__all__ = ["LARGEST_NUMBER", "ReportShapeError", "check_report"]
-
-#: No time, duration or ratio in a report comes near this; past it, a difference of two could overflow.
-LARGEST_NUMBER = 1e18
-_VERDICTS = frozenset(v.value for v in Verdict)
-
-#: Checks one value at a path (``shards[0].attempts[1].exit_status``); raises :class:`ReportShapeError`.
-Kind = Callable[[object, str], None]
+#: What a value of each JSON type is called in a message, where the schema gives no ``title``.
+_CALLED = {
+    "string": "a string",
+    "boolean": "true or false",
+    "integer": "a whole number",
+    "number": "a number",
+    "array": "a list",
+    "object": "an object",
+    "null": "null",
+}
 
 
 class ReportShapeError(ValueError):
-    """A report that does not have the shape of a ``ppipe-report/2`` report; the message says where."""
+    """A report that does not have the shape of the schema; the message says where."""
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the report (``report.schema.json``, shipped in the package)."""
+    with open(os.path.join(os.path.dirname(__file__), "report.schema.json"), encoding="utf-8") as handle:
+        loaded: dict[str, Any] = json.load(handle)
+    return loaded
 
 
 def check_report(report: object) -> None:
-    """Raises :class:`ReportShapeError` unless ``report`` has the shape of a ``ppipe-report/2`` report.
-
-    The message names the first field found wrong and what it should hold
-    (``stages[0].command is missing``, ``exit_status is 256, not an exit
-    status (0 to 255)``). The ``schema`` field itself is the caller's to
-    check first. Nesting too deep for Python's recursion is refused too.
-    """
-    try:
-        _finite(report)
-        _REPORT(report, "the report")
-    except RecursionError:
-        raise ReportShapeError("it is nested too deeply") from None
+    """Raises :class:`ReportShapeError` unless ``report`` has the schema's shape (its ``schema`` field aside:
+    the caller checks that first, to say which version it is)."""
+    _finite(report)
+    _check(report, schema(), "")
 
 
 def _finite(value: object) -> None:
-    """Refuses NaN and infinities anywhere in ``value``, in fields this module knows or not."""
+    """Refuses NaN and infinities anywhere in ``value``, in fields the schema knows or not."""
     pending: list[tuple[object, str]] = [(value, "")]
     while pending:
         item, where = pending.pop()
@@ -69,187 +74,69 @@ def _finite(value: object) -> None:
             raise ReportShapeError(f"{where or 'it'} is {item}, which JSON does not allow")
 
 
-def _shown(value: object) -> str:
-    """The value as JSON, cut to 40 characters (a number past that is shown in short)."""
-    if _is_int(value) and abs(value) > LARGEST_NUMBER:
+def _resolved(rule: Mapping[str, Any]) -> Mapping[str, Any]:
+    while "$ref" in rule:
+        rule = schema()["$defs"][rule["$ref"].removeprefix("#/$defs/")]
+    return rule
+
+
+def _check(value: object, rule: Mapping[str, Any], where: str) -> None:
+    rule = _resolved(rule)
+    if "anyOf" in rule:
+        errors = []
+        for branch in rule["anyOf"]:
+            try:
+                _check(value, branch, where)
+            except ReportShapeError as error:
+                errors.append(error)
+            else:
+                return
+        if "title" in rule:
+            raise _wrong(value, where, rule)
+        raise errors[0]  # the first branch is the one meant; a second is its null
+    kind = rule.get("type")
+    if (kind is not None and not _is(value, kind)) or ("enum" in rule and value not in rule["enum"]):
+        raise _wrong(value, where, rule)
+    if isinstance(value, (int, float)) and not (
+        rule.get("minimum", -math.inf) <= value <= rule.get("maximum", math.inf)
+    ):
+        raise _wrong(value, where, rule)
+    if isinstance(value, str) and "pattern" in rule and not re.search(rule["pattern"], value):
+        raise _wrong(value, where, rule)
+    if isinstance(value, list) and "items" in rule:
+        for i, item in enumerate(value):
+            _check(item, rule["items"], f"{where}[{i}]")
+    if isinstance(value, Mapping):
+        prefix = f"{where}." if where else ""
+        for name in rule.get("required", ()):
+            if name not in value:
+                raise ReportShapeError(f"{prefix}{name} is missing")
+        known = rule.get("properties", {})
+        for name, item in value.items():
+            if name in known or "additionalProperties" in rule:
+                _check(item, known.get(name, rule.get("additionalProperties")), prefix + str(name))
+
+
+def _is(value: object, kind: str) -> bool:
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    types = {"string": str, "boolean": bool, "array": list, "object": Mapping, "null": type(None)}
+    return isinstance(value, types[kind])
+
+
+def _wrong(value: object, where: str, rule: Mapping[str, Any]) -> ReportShapeError:
+    expected = rule.get("title") or _CALLED.get(rule.get("type", ""), "one of " + json.dumps(rule.get("enum")))
+    return ReportShapeError(f"{where or 'the report'} is {shown(value)}, not {expected}")
+
+
+def shown(value: object) -> str:
+    """The value as JSON, cut to 40 characters (a huge number is shown in short)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 1e18:
         return f"{float(value):.3g}" if abs(value) < 1e300 else "a number of over 300 digits"
     try:
         text = json.dumps(value)
     except (TypeError, ValueError, RecursionError):
         text = type(value).__name__
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _wrong(value: object, where: str, expected: str) -> ReportShapeError:
-    return ReportShapeError(f"{where} is {_shown(value)}, not {expected}")
-
-
-# ---------------------------------------------------------------- kinds of value
-
-
-def _simple(test: Callable[[object], bool], expected: str) -> Kind:
-    def check(value: object, where: str) -> None:
-        if not test(value):
-            raise _wrong(value, where, expected)
-
-    return check
-
-
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_count(value: object, most: float = math.inf) -> bool:
-    return _is_int(value) and 0 <= value <= most
-
-
-def _is_number(value: object) -> bool:
-    """A number of seconds or a ratio: finite, and far from overflowing when two are subtracted."""
-    if isinstance(value, float):
-        return abs(value) <= LARGEST_NUMBER
-    return _is_int(value) and abs(value) <= LARGEST_NUMBER
-
-
-def _optional(kind: Kind) -> Kind:
-    def check(value: object, where: str) -> None:
-        if value is not None:
-            kind(value, where)
-
-    return check
-
-
-def _list_of(kind: Kind) -> Kind:
-    def check(value: object, where: str) -> None:
-        if not isinstance(value, list):
-            raise _wrong(value, where, "a list")
-        for i, item in enumerate(value):
-            kind(item, f"{where}[{i}]")
-
-    return check
-
-
-def _object(required: Mapping[str, Kind], optional: Mapping[str, Kind] | None = None) -> Kind:
-    """An object with every field of ``required``, and those of ``optional`` when present (null too)."""
-
-    def check(value: object, where: str) -> None:
-        if not isinstance(value, Mapping):
-            raise _wrong(value, where, "an object")
-        prefix = "" if where == "the report" else f"{where}."
-        for name, kind in required.items():
-            if name not in value:
-                raise ReportShapeError(f"{prefix}{name} is missing")
-            kind(value[name], prefix + name)
-        for name, kind in (optional or {}).items():
-            if name in value:
-                _optional(kind)(value[name], prefix + name)
-
-    return check
-
-
-STRING = _simple(lambda v: isinstance(v, str), "a string")
-BOOL = _simple(lambda v: isinstance(v, bool), "true or false")
-NUMBER = _simple(_is_number, f"a number up to {LARGEST_NUMBER:g}")
-COUNT = _simple(_is_count, "a whole number from 0")
-STATUS = _simple(lambda v: _is_count(v, 255), "an exit status (0 to 255)")
-VERDICT = _simple(lambda v: isinstance(v, str) and v in _VERDICTS, "a verdict (" + ", ".join(sorted(_VERDICTS)) + ")")
-NODE = _simple(lambda v: _is_count(v) or v in ("stdin", "stdout"), 'a stage id, "stdin" or "stdout"')
-ANY = _simple(lambda v: True, "anything")
-STRINGS = _list_of(STRING)
-
-_STAGE = _object(
-    {
-        "id": COUNT,
-        "command": STRING,
-        "verdict": VERDICT,
-        "status": _optional(STATUS),
-        "signal": _optional(STRING),
-        "error": _optional(STRING),
-        "stderr_tail": STRINGS,
-        "may_fail": BOOL,
-    },
-    {
-        "argv": STRINGS,
-        "env": _simple(lambda v: isinstance(v, Mapping) and all(isinstance(x, str) for x in v.values()), "an object"),
-        "redirects": _list_of(ANY),
-        "pid": COUNT,
-        "failed": BOOL,
-        "restarts": COUNT,
-        **dict.fromkeys(("started_at", "ended_at", "duration", "ratio", "held"), NUMBER),
-        **dict.fromkeys(("bytes_in", "lines_in", "bytes_out", "lines_out"), COUNT),
-    },
-)
-_EDGE = _object(
-    {"from": NODE, "to": NODE, "counted": BOOL, "bytes": COUNT, "lines": _optional(COUNT)},
-    {
-        "with_stderr": BOOL,
-        "closed_early": BOOL,
-        "waited_on_producer": NUMBER,
-        "waited_on_consumer": NUMBER,
-    },
-)
-_ATTEMPT = _object(
-    {
-        "attempt": COUNT,
-        "started_at": _optional(NUMBER),
-        "ended_at": _optional(NUMBER),
-        "exit_status": _optional(STATUS),
-        "error": _optional(STRING),
-        "timed_out": BOOL,
-        "interrupted_by": _optional(STRING),
-        "stages": _list_of(_STAGE),
-        "edges": _list_of(_EDGE),
-    },
-    {"pid": COUNT, "bottleneck": COUNT, "host": STRING, "job_id": STRING},
-)
-_SHARD = _object(
-    {
-        "task_id": COUNT,
-        "tasks": COUNT,
-        "pipeline": STRING,
-        "verdict": VERDICT,
-        "exit_status": _optional(STATUS),
-        "attempts": _list_of(_ATTEMPT),
-    },
-    {
-        "task_num": COUNT,
-        "failed": BOOL,
-        "restarts": COUNT,
-        "bytes_in": COUNT,
-        "bytes_out": COUNT,
-        "lines_out": COUNT,
-        "host": STRING,
-        "job_id": STRING,
-        "error": STRING,
-    },
-)
-_TASK = _object({"task_id": COUNT, "tasks": COUNT}, {"source": STRING, "job_id": STRING})
-_ERROR = _object({"message": STRING, "status": STATUS})
-_ARRAY_TASK = _object(
-    {"task_id": COUNT, "verdict": VERDICT, "exit_status": _optional(STATUS)}, {"reports": COUNT, "end": STRING}
-)
-_REPORT: Kind = _object(
-    {
-        "schema": STRING,
-        "pipeline": STRING,
-        "started_at": _optional(NUMBER),
-        "ended_at": _optional(NUMBER),
-        "exit_status": STATUS,
-        "timed_out": BOOL,
-        "interrupted_by": _optional(STRING),
-        "error": _optional(_ERROR),
-        "stages": _list_of(_STAGE),
-        "edges": _list_of(_EDGE),
-        "shards": _list_of(_SHARD),
-    },
-    {
-        "ppipe_version": STRING,
-        "host": STRING,
-        "task": _TASK,
-        "duration": NUMBER,
-        "bottleneck": COUNT,
-        "input_undelivered": COUNT,
-        "output_error": STRING,
-        "input_error": STRING,
-        "array_tasks": _list_of(_ARRAY_TASK),
-    },
-)

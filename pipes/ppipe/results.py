@@ -15,14 +15,15 @@ from __future__ import annotations
 import enum
 import os
 import signal
+import socket
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
 
 from ppipe.graph import Edge, Graph, Stage
 
-#: The ``schema`` of every run report (``--report``, merged reports alike).
-REPORT_SCHEMA = "ppipe-report/2"
+if TYPE_CHECKING:
+    from ppipe.identity import TaskIdentity
 
 
 def signal_name(number: int) -> str:
@@ -204,6 +205,16 @@ class StageFlow:
         )
 
 
+def bytes_into_stdout(edges: Iterable[EdgeResult]) -> int | None:
+    """The bytes ``edges`` (those into ppipe's stdout) carried; None when one was handed over, not counted."""
+    total = 0
+    for edge in edges:
+        if not edge.counted:
+            return None
+        total += edge.bytes
+    return total
+
+
 def _lines(edges: list[EdgeResult], combine: Callable[[list[int]], int]) -> int | None:
     """``combine`` of the edges' lines; None when there are no edges or one's lines were not counted."""
     counts = [e.lines for e in edges if e.lines is not None]
@@ -310,6 +321,10 @@ class ShardAttempt:
     error: str | None = None
     error_status: int | None = None
     wait_status: int | None = None
+    #: Where it ran, when that was not the run's own host: a job array's task (merged reports).
+    host: str | None = None
+    #: The cluster's job id of the task it was (merged reports), if it had one.
+    job_id: str | None = None
 
     @property
     def exit_status(self) -> int:
@@ -343,7 +358,8 @@ class ShardResult:
     attempts (None when ppipe handed its stdout over and did not count it:
     a plain run whose last stage writes there itself). ``verdict``: ``ok``, ``failed`` (its last attempt failed and no
     restart was left), or ``terminated`` (ppipe stopped it: ``--fail-fast``,
-    ``--timeout``, a signal).
+    ``--timeout``, a signal). ``error`` says why a merged run's shard has no
+    attempt (``no report came from task 3``).
     """
 
     task_id: int
@@ -354,6 +370,7 @@ class ShardResult:
     bytes_out: int | None
     lines_out: int | None
     verdict: Verdict
+    error: str | None = None
     #: Why a ``skipped`` shard never ran: ``no input`` (ppipe dealt it no record) or ``done before``
     #: (a job log says an earlier run finished it).
     skipped_for: str | None = None
@@ -361,6 +378,15 @@ class ShardResult:
     @property
     def exit_status(self) -> int | None:
         return self.attempts[-1].exit_status if self.attempts else None
+
+    @property
+    def host(self) -> str | None:
+        """Where its last attempt ran, when a merged report says (see :attr:`ShardAttempt.host`)."""
+        return self.attempts[-1].host if self.attempts else None
+
+    @property
+    def job_id(self) -> str | None:
+        return self.attempts[-1].job_id if self.attempts else None
 
     @property
     def restarts(self) -> int:
@@ -392,6 +418,21 @@ class ShardResult:
         """The edges of the shard's last attempt, as a plain run gives them; none when it never reported."""
         last = self.last_result
         return last.edges if last is not None else ()
+
+
+@dataclass(frozen=True)
+class ArrayTask:
+    """How one task of a job array ended, in a merged run (``ppipe report merge``, ``--on slurm``).
+
+    ``exit_status`` is its last report's (None without one), ``reports`` how
+    many it gave, ``end`` the words for it (``exit status 124, timed out``).
+    """
+
+    task_id: int
+    verdict: Verdict
+    exit_status: int | None
+    reports: int
+    end: str
 
 
 @dataclass(frozen=True)
@@ -429,6 +470,16 @@ class RunResult(_Outcome):
     output_error: str | None = None
     #: Why ppipe could not read its input to the end (the shards got what was read), if so.
     input_error: str | None = None
+    #: Why nothing ran (bad syntax, a command not found): a run that never started; ``exit_status`` says how it ended.
+    error: str | None = None
+    #: The machine it ran on; None for a merged run whose tasks ran on several.
+    host: str | None = field(default_factory=socket.gethostname)
+    #: Which task of a cluster job array this run was, if it was one.
+    task: TaskIdentity | None = None
+    #: A merged run's tasks (``ppipe report merge``, ``--on slurm``), each as it ended; empty otherwise.
+    array_tasks: tuple[ArrayTask, ...] = ()
+    #: Where an ``--on slurm`` run kept its tasks' files.
+    run_directory: str | None = None
 
     @property
     def local(self) -> PipelineResult | None:

@@ -8,15 +8,16 @@ case: a Makefile's log would show them twice). A failure excused by the
 when the run succeeded: excused is not unseen. Nothing is printed for a run
 where every stage succeeded.
 
-The same lines can be made from a report (:func:`report_lines`), for runs
-ppipe only reads about: the tasks of a job array, merged into one report
-(:mod:`ppipe.merging`). Each line's wording is written once, below, for both.
+The same lines are made for runs ppipe only reads about: the tasks of a job
+array, read back from their reports and merged into one run
+(:mod:`ppipe.merging`). Their stages' stderr went to the tasks' own logs,
+never to this stderr (a run read back never says it was seen), so a failed
+stage's last stderr lines are always quoted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from ppipe.results import PipelineResult, RunResult, ShardResult, StageResult, Verdict
 
@@ -27,21 +28,23 @@ SHARDS_LISTED = 10
 _MAX_COMMAND = 60
 
 
-def failure_lines(result: RunResult) -> list[str]:
+def failure_lines(result: RunResult, *, listed: int | None = SHARDS_LISTED) -> list[str]:
     """The lines describing why ``result`` failed and which failures it excused; empty when neither.
 
     A plain run's lines are about its stages; a sharded run's name each
-    failed shard and its attempts, with its stages' lines beneath.
+    failed shard and its attempts, with its stages' lines beneath: for the
+    first ``listed`` shards with something to say (None: all), the others
+    counted.
     """
     local = result.local
     if local is not None:
         return _stopped_lines(result, "stage") + pipeline_lines(local)
     lines = _stopped_lines(result, "shard")
     told = [shard_lines for shard in result.shards if (shard_lines := _shard_lines(shard))]
-    for shard_lines in told[:SHARDS_LISTED]:
+    for shard_lines in told[:listed]:
         lines.extend(shard_lines)
-    if len(told) > SHARDS_LISTED:
-        lines.append(f"ppipe: and {len(told) - SHARDS_LISTED} more shards (see --joblog)")
+    if listed is not None and len(told) > listed:
+        lines.append(f"ppipe: and {len(told) - listed} more shards (see --joblog)")
     if result.output_error:
         lines.append(f"ppipe: cannot write the output: {result.output_error}")
     if result.input_error:
@@ -90,14 +93,10 @@ def _tail_to_quote(stage: StageResult) -> tuple[str, ...]:
 
 def _stopped_lines(result: RunResult | PipelineResult, what: str) -> list[str]:
     """Why the run ended early, if it did: ``--timeout`` (the one given, not what the grace added) or a signal."""
-    return _stopped(what, _timeout_text(result) if result.timed_out else None, result.interrupted_by)
-
-
-def _stopped(what: str, timed_out_after: str | None, interrupted_by: str | None) -> list[str]:
-    if timed_out_after is not None:
-        return [f"ppipe: timed out after {timed_out_after}; every {what} was stopped"]
-    if interrupted_by:
-        return [f"ppipe: interrupted by {interrupted_by}; every {what} was stopped"]
+    if result.timed_out:
+        return [f"ppipe: timed out after {_timeout_text(result)}; every {what} was stopped"]
+    if result.interrupted_by:
+        return [f"ppipe: interrupted by {result.interrupted_by}; every {what} was stopped"]
     return []
 
 
@@ -119,7 +118,7 @@ def _shard_lines(shard: ShardResult) -> list[str]:
     if not shard.failed:
         return _of_shard(shard.task_id, excused_lines(last) if last is not None else [])
     ends = [f"#{a.number} {a.describe_end()}" for a in shard.attempts]
-    lines = [_shard_failed_line(shard.task_id, ends, shard.pipeline)]
+    lines = [_shard_failed_line(shard.task_id, ends, shard.pipeline, shard.error or "never started")]
     if last is not None:
         lines.extend(
             f"  {line.removeprefix('ppipe: ')}" for line in _stopped_lines(last, "stage") + pipeline_lines(last)
@@ -131,75 +130,10 @@ def _of_shard(task_id: int, lines: list[str]) -> list[str]:
     return [f"ppipe: shard {task_id}: {line.removeprefix('ppipe: ')}" for line in lines]
 
 
-def _shard_failed_line(task_id: int, ends: Sequence[str], pipeline: str, why: str = "never started") -> str:
+def _shard_failed_line(task_id: int, ends: Sequence[str], pipeline: str, why: str) -> str:
     """``shard 3 failed after 2 attempts (#1 exit status 1, #2 exit status 1): grep x``."""
     count = len(ends)
     return (
         f"ppipe: shard {task_id} failed after {count} attempt{'s' if count != 1 else ''} "
         f"({', '.join(ends) or why}): {_shorten(pipeline)}"
     )
-
-
-# ---------------------------------------------------------------- from a report
-
-
-def report_lines(report: Mapping[str, Any]) -> list[str]:
-    """The lines :func:`failure_lines` prints for a sharded run, from its report (``ppipe-report/1``).
-
-    For runs ppipe did not watch itself (the merged report of a job array's
-    tasks): their stages' stderr went to the tasks' own logs, never to this
-    stderr, so a failed stage's last stderr lines are always quoted. A shard
-    with no attempt says why (its ``error``, when the report gives one).
-    """
-    lines: list[str] = []
-    for shard in report.get("shards", []):
-        attempts = shard["attempts"]
-        last = attempts[-1] if attempts else None
-        if shard["verdict"] != Verdict.FAILED.value:
-            lines.extend(_of_shard(shard["task_id"], _stage_lines(last, failed=False) if last else []))
-            continue
-        ends = [f"#{a['attempt']} {_attempt_end(a)}" for a in attempts]
-        lines.append(
-            _shard_failed_line(shard["task_id"], ends, shard["pipeline"], shard.get("error") or "never started")
-        )
-        if last is not None:
-            lines.extend(f"  {line.removeprefix('ppipe: ')}" for line in _attempt_stopped(last) + _stage_lines(last))
-    if report.get("output_error"):
-        lines.append(f"ppipe: cannot write the output: {report['output_error']}")
-    if report.get("input_error"):
-        lines.append(f"ppipe: {report['input_error']}; the shards got what was read")
-    return lines
-
-
-def _attempt_end(attempt: Mapping[str, Any]) -> str:
-    """As :meth:`ShardAttempt.describe_end`: the status, or why the attempt never ran."""
-    error = attempt.get("error")
-    return str(error).splitlines()[0] if error else f"exit status {attempt['exit_status']}"
-
-
-def _attempt_stopped(attempt: Mapping[str, Any]) -> list[str]:
-    started, ended = attempt.get("started_at"), attempt.get("ended_at")
-    elapsed = f"{ended - started:.1f}s" if started is not None and ended is not None else "its --timeout"
-    return _stopped("stage", elapsed if attempt.get("timed_out") else None, attempt.get("interrupted_by"))
-
-
-def _stage_lines(attempt: Mapping[str, Any], *, failed: bool = True) -> list[str]:
-    """An attempt's failed stages with their stderr's last lines (when ``failed``), and its excused ones."""
-    lines = []
-    for stage in attempt.get("stages", []):
-        end = _stage_end(stage)
-        if failed and stage["verdict"] == Verdict.FAILED.value:
-            lines.append(_failed_line(stage["id"], stage["command"], end))
-            lines.extend(f"  | {line}" for line in ([] if stage.get("error") else stage["stderr_tail"][-TAIL_LINES:]))
-        elif stage["verdict"] == Verdict.IGNORED.value:
-            lines.append(_ignored_line(stage["id"], stage["command"], end, may_fail=stage["may_fail"]))
-    return lines
-
-
-def _stage_end(stage: Mapping[str, Any]) -> str:
-    """As :meth:`StageResult.describe_end`."""
-    if stage.get("error"):
-        return f"not started: {stage['error']}"
-    if stage.get("signal"):
-        return f"killed by {stage['signal']}"
-    return f"exit status {stage['status']}"

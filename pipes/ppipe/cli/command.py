@@ -208,7 +208,7 @@ def _run_on_slurm(config: Config, spec: SlurmSpec, plan: ShardPlan) -> int:
     if not config.quiet:
         print_error(list(ended.lines))
     status = ended.exit_status
-    if config.report and not _write_report(ended.report, config.report):
+    if config.report and not _write_report(_report().to_report(ended.result), config.report):
         status = status or ExitStatus.FAILURE
     if ended.interrupted_by:
         reraise(signal.Signals[ended.interrupted_by])

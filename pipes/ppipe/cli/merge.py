@@ -56,22 +56,24 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _merge(argv: Sequence[str]) -> int:
-    from ppipe.merging import merge_reports, merge_summary, read_reports
+    from ppipe.merging import merge_results, merge_summary, read_reports
+    from ppipe.report import load_report, to_report
 
     if any(arg in ("-h", "--help") for arg in _options_part(argv)):
         return print_out(USAGE)
     files, destination, tasks, quiet = _read(argv)
     if destination is not None:
         report.check_destination(destination)
-    merged = merge_reports(read_reports(files), tasks=tasks, names=files)
+    runs = [load_report(data, name=name) for data, name in zip(read_reports(files), files, strict=True)]
+    merged = merge_results(runs, tasks=tasks, names=files)
     summary = merge_summary(merged)
     if not quiet:
         print_error(list(summary.lines))
     if destination is None:
-        print_out(json.dumps(merged, indent=2) + "\n")
+        print_out(json.dumps(to_report(merged), indent=2) + "\n")
         return summary.exit_status
     try:
-        report.write(merged, destination)
+        report.write(to_report(merged), destination)
     except OSError as error:
         print_error([f"cannot write the report to {destination}: {error.strerror}"])
         return summary.exit_status or ExitStatus.FAILURE

@@ -23,12 +23,12 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ppipe.cluster import slurm
 from ppipe.cluster.streams import RemoteStreams
 from ppipe.cluster.tasks import PENDING_STATES, Phase, RemoteAttempt, RemoteTask
 from ppipe.graph import Graph
+from ppipe.results import RunResult
 from ppipe.shards.joblog import AttemptLine, JobLog
 from ppipe.shards.plan import ShardPlan
 from ppipe.snapshots import RunObserver, RunSnapshot
@@ -66,7 +66,9 @@ class SlurmSpec:
 class RemoteResult:
     """A finished ``--on slurm`` run: every attempt's report, and how the run was stopped, if it was."""
 
-    reports: tuple[dict[str, Any], ...]
+    #: Every attempt's run, as its report told it (or Slurm's word, for an attempt that wrote none).
+    reports: tuple[RunResult, ...]
+    pipeline: str
     tasks: int
     timed_out: bool
     #: The signal that stopped the run (SIGINT, SIGTERM, SIGHUP), if one did.
@@ -312,20 +314,20 @@ class SlurmRun:
     def _log(self, attempt: RemoteAttempt, *, final: bool) -> None:
         if self.joblog is None:
             return
-        report = attempt.report or {}
-        started = report.get("started_at") or attempt.started_at or attempt.submitted_at
-        ended = report.get("ended_at") or time.time()
+        report = attempt.report
+        started = (report.started_at if report else None) or attempt.started_at or attempt.submitted_at
+        ended = (report.ended_at if report else None) or time.time()
         line = AttemptLine(
             task_id=attempt.task_id,
             item=None,
             attempt=attempt.number,
             status=attempt.status,
-            signal=report.get("interrupted_by"),
+            signal=report.interrupted_by if report else None,
             started_at=started,
             seconds=round(ended - started, 6),
             bytes_in=None,
             bytes_out=attempt.bytes_out,
-            host=str(report.get("host") or ""),
+            host=(report.host if report else None) or "",
             final=final,
         )
         problem = self.joblog.write(line)
@@ -385,6 +387,7 @@ class SlurmRun:
         reports = tuple(a.report for t in self.tasks for a in t.attempts if a.report is not None)
         return RemoteResult(
             reports=reports,
+            pipeline=self.spec.pipeline,
             tasks=self.plan.total,
             timed_out=self.timed_out,
             interrupted_by=signal.Signals(self.interrupted_by) if self.interrupted_by else None,

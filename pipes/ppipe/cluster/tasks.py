@@ -11,16 +11,15 @@ from these files.
 from __future__ import annotations
 
 import enum
-import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
-from ppipe import __version__
 from ppipe.cluster.slurm import TaskEnd
 from ppipe.engine.sinks import Sink
-from ppipe.results import REPORT_SCHEMA
+from ppipe.identity import TaskIdentity
+from ppipe.report import BadReport, load_report, unstarted
+from ppipe.results import RunResult
 from ppipe.snapshots import ShardSnapshot, ShardState
 
 #: What ``squeue`` says of a task that has not started.
@@ -70,7 +69,7 @@ class RemoteAttempt:
     gone_at: float | None = None
     #: When ppipe began waiting for the report of an attempt Slurm says has ended.
     waited_from: float | None = None
-    report: dict[str, Any] | None = None
+    report: RunResult | None = None
     end: TaskEnd | None = None
     bytes_out: int = 0
 
@@ -82,21 +81,14 @@ class RemoteAttempt:
 
     @property
     def status(self) -> int | None:
-        if self.report is None:
-            return None
-        status = self.report.get("exit_status")
-        return status if isinstance(status, int) else 1
+        return None if self.report is None else self.report.exit_status
 
     def read_report(self) -> bool:
-        """Takes the task's report once it is there and whole; False while it is not."""
+        """Takes the task's report once it is there, whole and of the report's shape; False while it is not."""
         try:
-            with open(self.report_path, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except (OSError, ValueError):
+            self.report = load_report(self.report_path)
+        except BadReport:
             return False
-        if not isinstance(data, dict):
-            return False
-        self.report = data
         return True
 
     def report_without_ppipe(self, pipeline: str, tasks: int) -> None:
@@ -104,28 +96,16 @@ class RemoteAttempt:
         end = self.end
         status = end.status if end is not None else 1
         said = f"Slurm says {end.state}, exit code {end.exit_code}:{end.signal}" if end else "Slurm no longer knows it"
-        self.report = {
-            "schema": REPORT_SCHEMA,
-            "ppipe_version": __version__,
-            "pipeline": pipeline,
-            "host": end.node if end is not None else None,
-            "task": {
-                "task_id": self.task_id,
-                "tasks": tasks,
-                "source": "--on slurm",
-                "job_id": f"{self.job_id}_{self.task_id}",
-            },
-            "started_at": (end.started_at if end else None) or self.started_at or self.submitted_at,
-            "ended_at": (end.ended_at if end else None) or time.time(),
-            "exit_status": status,
-            "timed_out": end is not None and end.state == "TIMEOUT",
-            "interrupted_by": None,
-            "error": {"message": f"the task ended without a report ({said})", "status": status},
-            "stages": [],
-            "bottleneck": None,
-            "edges": [],
-            "shards": [],
-        }
+        self.report = unstarted(
+            pipeline,
+            f"the task ended without a report ({said})",
+            status,
+            at=(end.started_at if end else None) or self.started_at or self.submitted_at,
+            ended_at=(end.ended_at if end else None) or time.time(),
+            timed_out=end is not None and end.state == "TIMEOUT",
+            host=end.node if end is not None else None,
+            task=TaskIdentity(self.task_id, tasks, "--on slurm", f"{self.job_id}_{self.task_id}"),
+        )
 
 
 @dataclass

@@ -8,7 +8,7 @@ these functions read it into the frozen records of :mod:`ppipe.results` and
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ppipe.engine.carrier import Carrier
@@ -39,16 +39,6 @@ def edge_result(edge: Edge, counter: Counter, carrier: Carrier | None) -> EdgeRe
         waited_on_producer=carrier.waits.totals()[0],
         waited_on_consumer=carrier.consumer_wait(counter),
     )
-
-
-def bytes_into_stdout(edges: Iterable[EdgeResult]) -> int | None:
-    """The bytes ``edges`` (those into ppipe's stdout) carried; None when one was handed over, not counted."""
-    total = 0
-    for edge in edges:
-        if not edge.counted:
-            return None
-        total += edge.bytes
-    return total
 
 
 def stage_result(running: RunningStage) -> StageResult:

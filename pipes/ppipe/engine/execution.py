@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from ppipe import policy
-from ppipe.engine.accounts import bytes_into_stdout, edge_result, stage_result, stage_snapshot
+from ppipe.engine.accounts import edge_result, stage_result, stage_snapshot
 from ppipe.engine.counting import Counter
 from ppipe.engine.feed import read_chunks
 from ppipe.engine.options import RunOptions
@@ -60,7 +60,7 @@ from ppipe.engine.trees import RunTrees
 from ppipe.engine.wiring import RunningStage, Wiring
 from ppipe.errors import ExitStatus
 from ppipe.graph import Boundary, Edge, Graph
-from ppipe.results import EdgeResult, PipelineResult
+from ppipe.results import EdgeResult, PipelineResult, bytes_into_stdout
 
 if TYPE_CHECKING:
     from ppipe.snapshots import PipelineSnapshot
