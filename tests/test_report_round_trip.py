@@ -34,6 +34,7 @@ from ppipe.results import (
     StageResult,
     Verdict,
 )
+from ppipe.stops import HALT, READER_GONE, StopReason
 
 from conftest import ENV, assert_valid_report
 from conftest import ppipe as run_ppipe
@@ -46,6 +47,12 @@ COUNTS = st.integers(min_value=0, max_value=2**40)
 OPTIONAL_COUNTS = st.none() | COUNTS
 STATUSES = st.integers(min_value=0, max_value=255)
 SIGNALS = st.sampled_from(["SIGINT", "SIGTERM", "SIGHUP"])
+
+
+def stops(timeout: float | None, *, halts: bool) -> st.SearchStrategy[StopReason | None]:
+    """Why a run stopped: a timeout is its own ``timeout``'s; only a sharded run halts or loses its reader."""
+    causes = st.none() | SIGNALS.map(StopReason.by_name) | st.just(StopReason.timeout(timeout))
+    return causes | st.sampled_from([HALT, READER_GONE]) if halts else causes
 
 
 @st.composite
@@ -108,6 +115,7 @@ def pipelines(draw: st.DrawFn, text: str) -> PipelineResult:
     edges = tuple(
         dataclasses.replace(e, edge=dataclasses.replace(e.edge, with_stderr=draw(st.booleans()))) for e in edges
     )
+    timeout = draw(SECONDS)
     return PipelineResult(
         graph=Graph(text, tuple(s.stage for s in stages), tuple(e.edge for e in edges)),
         stages=stages,
@@ -115,11 +123,10 @@ def pipelines(draw: st.DrawFn, text: str) -> PipelineResult:
         exit_status=draw(STATUSES),
         started_at=draw(TIMES),
         ended_at=draw(TIMES),
-        timed_out=draw(st.booleans()),
-        interrupted_by=draw(st.none() | SIGNALS),
+        stopped_by=draw(stops(timeout, halts=False)),
         stdout=draw(st.none() | st.binary(max_size=4)),  # not carried
         io_error=draw(OPTIONAL_TEXT),
-        timeout=draw(SECONDS),
+        timeout=timeout,
     )
 
 
@@ -186,6 +193,7 @@ def plain_runs(draw: st.DrawFn) -> RunResult:
 def sharded_runs(draw: st.DrawFn) -> RunResult:
     text = draw(TEXT)
     tasks = draw(st.integers(min_value=0, max_value=3))
+    timeout = draw(SECONDS)
     return RunResult(
         pipeline=text,
         shards=tuple(draw(shards(i, tasks, text)) for i in range(tasks)),
@@ -193,10 +201,9 @@ def sharded_runs(draw: st.DrawFn) -> RunResult:
         started_at=draw(TIMES),
         ended_at=draw(TIMES),
         sharded=True,
-        timed_out=draw(st.booleans()),
-        interrupted_by=draw(st.none() | SIGNALS),
+        stopped_by=draw(stops(timeout, halts=True)),
         stdout=draw(st.none() | st.binary(max_size=4)),  # not carried
-        timeout=draw(SECONDS),
+        timeout=timeout,
         input_undelivered=draw(COUNTS),
         output_error=draw(OPTIONAL_TEXT),
         input_error=draw(OPTIONAL_TEXT),

@@ -173,7 +173,7 @@ def merge_summary(merged: RunResult | Mapping[str, Any]) -> MergeSummary:
     for verdict in (Verdict.TERMINATED, Verdict.SKIPPED):  # stopped by the run, or finished by an earlier one
         if count := sum(1 for t in outcomes if t.verdict is verdict):
             tally += f", {count} {verdict.value}"
-    quiet = dataclasses.replace(run, timed_out=False, interrupted_by=None)  # the caller says how the array stopped
+    quiet = dataclasses.replace(run, stopped_by=None)  # the caller says how the array stopped
     return MergeSummary(status, (*failure_lines(quiet, listed=None), tally))
 
 

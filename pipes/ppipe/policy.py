@@ -41,6 +41,7 @@ from collections.abc import Iterable, Sequence
 from ppipe.errors import ExitStatus
 from ppipe.graph import Boundary, Graph
 from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult, StageResult, Verdict, bytes_into_stdout
+from ppipe.stops import StopReason
 
 
 def judge(graph: Graph, stages: Sequence[StageResult], *, no_fail: bool = False) -> tuple[StageResult, ...]:
@@ -99,12 +100,10 @@ def _verdict(graph: Graph, result: StageResult, judged: dict[int, Verdict], no_f
     return Verdict.FAILED
 
 
-def exit_status(stages: Sequence[StageResult], *, timed_out: bool = False, interrupted_by: int | None = None) -> int:
+def exit_status(stages: Sequence[StageResult], *, stopped_by: StopReason | None = None) -> int:
     """The run's exit status from judged stages (rule 5, after rule 2's overrides)."""
-    if timed_out:
-        return ExitStatus.TIMEOUT
-    if interrupted_by is not None:
-        return 128 + interrupted_by
+    if stopped_by is not None and stopped_by.exit_status is not None:
+        return stopped_by.exit_status
     failed = [s for s in stages if s.verdict is Verdict.FAILED]
     if not failed:
         return ExitStatus.OK
@@ -155,15 +154,16 @@ def shard_verdict(exit_status: int | None, *, stopped: bool) -> Verdict:
 def run_exit_status(
     shards: Iterable[tuple[int, Verdict, int | None]],
     *,
-    timed_out: bool = False,
-    interrupted_by: int | None = None,
+    stopped_by: StopReason | None = None,
     halted_on_success: bool = False,
 ) -> int:
-    """The run's status from ``(task id, verdict, final status)`` per shard (rule 8); a plain run has one."""
-    if timed_out:
-        return ExitStatus.TIMEOUT
-    if interrupted_by is not None:
-        return 128 + interrupted_by
+    """The run's status from ``(task id, verdict, final status)`` per shard (rule 8); a plain run has one.
+
+    A signal or a timeout gives its own status; a halt or a reader gone
+    leaves it to the shards, but ``--halt ...,success=N`` reached is 0.
+    """
+    if stopped_by is not None and stopped_by.exit_status is not None:
+        return stopped_by.exit_status
     if halted_on_success:
         return ExitStatus.OK
     failed = sorted((task_id, status) for task_id, verdict, status in shards if verdict is Verdict.FAILED)
@@ -174,7 +174,7 @@ def run_exit_status(
 
 def plain_run(pipeline: PipelineResult) -> RunResult:
     """A plain run's result: its pipeline as the one attempt of its one shard, the run's status by rules 7 and 8."""
-    stopped = pipeline.timed_out or pipeline.interrupted_by is not None
+    stopped = pipeline.stopped_by is not None
     out = [e for e in pipeline.edges if e.edge.target == Boundary.STDOUT]
     lines = [e.lines for e in out if e.counted]
     shard = ShardResult(
@@ -187,17 +187,13 @@ def plain_run(pipeline: PipelineResult) -> RunResult:
         lines_out=None if not lines or None in lines else sum(n for n in lines if n is not None),
         verdict=shard_verdict(pipeline.exit_status, stopped=stopped),
     )
-    interrupted = signal.Signals[pipeline.interrupted_by] if pipeline.interrupted_by else None
     return RunResult(
         pipeline=pipeline.graph.text,
         shards=(shard,),
-        exit_status=run_exit_status(
-            [(0, shard.verdict, shard.exit_status)], timed_out=pipeline.timed_out, interrupted_by=interrupted
-        ),
+        exit_status=run_exit_status([(0, shard.verdict, shard.exit_status)], stopped_by=pipeline.stopped_by),
         started_at=pipeline.started_at,
         ended_at=pipeline.ended_at,
-        timed_out=pipeline.timed_out,
-        interrupted_by=pipeline.interrupted_by,
+        stopped_by=pipeline.stopped_by,
         stdout=pipeline.stdout,
         timeout=pipeline.timeout,
     )

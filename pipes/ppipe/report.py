@@ -45,6 +45,7 @@ from ppipe.results import (
     StageResult,
     Verdict,
 )
+from ppipe.stops import StopKind, StopReason
 
 __all__ = ["SCHEMA", "BadReport", "load_report", "read_report", "to_report", "unstarted"]
 
@@ -76,6 +77,7 @@ def to_report(result: RunResult) -> dict[str, Any]:
         "exit_status": result.exit_status,
         "timed_out": result.timed_out,
         "interrupted_by": result.interrupted_by,
+        "stopped_by": None if result.stopped_by is None else result.stopped_by.kind.value,
         "timeout": result.timeout,
         "error": None if result.error is None else {"message": result.error, "status": result.exit_status},
         "sharded": result.sharded,
@@ -236,7 +238,8 @@ def unstarted(
     started = time.time() if at is None else at
     ended = started if ended_at is None else ended_at
     stages = tuple(StageResult(stage) for stage in graph or ())
-    pipeline = PipelineResult(graph or Graph(text, ()), stages, (), status, started, ended, timed_out)
+    stopped_by = StopReason.timeout(fields.get("timeout")) if timed_out else None
+    pipeline = PipelineResult(graph or Graph(text, ()), stages, (), status, started, ended, stopped_by)
     return dataclasses.replace(plain_run(pipeline), exit_status=status, error=error, **fields)
 
 
@@ -327,8 +330,7 @@ def _run(data: Mapping[str, Any]) -> RunResult:
         started_at=started,
         ended_at=ended,
         sharded=True,
-        timed_out=data["timed_out"],
-        interrupted_by=data["interrupted_by"],
+        stopped_by=_stop(data, data.get("timeout")),
         timeout=data.get("timeout"),
         input_undelivered=data.get("input_undelivered", 0),
         output_error=data.get("output_error"),
@@ -349,11 +351,20 @@ def _pipeline_result(data: Mapping[str, Any], text: str, result: Mapping[str, An
         exit_status=result["exit_status"],
         started_at=result["started_at"],
         ended_at=result["ended_at"],
-        timed_out=data["timed_out"],
-        interrupted_by=data["interrupted_by"],
+        stopped_by=_stop(data, result["timeout"]),
         io_error=result["io_error"],
         timeout=result["timeout"],
     )
+
+
+def _stop(data: Mapping[str, Any], limit: float | None) -> StopReason | None:
+    """Why the run or attempt ``data`` stopped: its signal, its timeout, or the ``stopped_by`` a run gives."""
+    if data["interrupted_by"]:
+        return StopReason.by_name(data["interrupted_by"])
+    if data["timed_out"]:
+        return StopReason.timeout(limit)
+    kind = data.get("stopped_by")
+    return StopReason(StopKind(kind)) if kind in (StopKind.HALT.value, StopKind.READER_GONE.value) else None
 
 
 def _stage_result(data: Mapping[str, Any]) -> StageResult:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from ppipe.graph import Edge, Graph, Stage
+from ppipe.stops import StopKind, StopReason
 
 if TYPE_CHECKING:
     from ppipe.identity import TaskIdentity
@@ -143,9 +144,20 @@ class EdgeResult:
 
 
 class _Outcome:
-    """What every finished run offers: ``ok`` and ``check()``, from its ``exit_status``."""
+    """What every finished run offers: ``ok`` and ``check()``, from its ``exit_status``, and why it stopped."""
 
     exit_status: int
+    stopped_by: StopReason | None
+
+    @property
+    def timed_out(self) -> bool:
+        """Whether its ``--timeout`` stopped it."""
+        return self.stopped_by is not None and self.stopped_by.kind is StopKind.TIMEOUT
+
+    @property
+    def interrupted_by(self) -> str | None:
+        """The signal that stopped it (``SIGINT``), if one did."""
+        return self.stopped_by.signal_name if self.stopped_by is not None else None
 
     @property
     def ok(self) -> bool:
@@ -263,8 +275,8 @@ class PipelineResult(_Outcome):
     exit_status: int
     started_at: float
     ended_at: float
-    timed_out: bool = False
-    interrupted_by: str | None = None
+    #: Why ppipe stopped it before it ended by itself, if it did (see :mod:`ppipe.stops`).
+    stopped_by: StopReason | None = None
     stdout: bytes | None = None
     #: Why ppipe could not read its input or write its output (``cannot write the output: No space left
     #: on device``), if so; the run then fails with status 1 unless a stage failed.
@@ -460,8 +472,9 @@ class RunResult(_Outcome):
     started_at: float
     ended_at: float
     sharded: bool = False
-    timed_out: bool = False
-    interrupted_by: str | None = None
+    #: Why ppipe stopped the run before it ended by itself, if it did: a signal, ``--timeout``,
+    #: ``--halt``, or its reader gone (see :mod:`ppipe.stops`).
+    stopped_by: StopReason | None = None
     stdout: bytes | None = None
     #: The ``--timeout`` it was given, in seconds: a timed-out run stopped after that, the grace aside.
     timeout: float | None = None

@@ -97,8 +97,8 @@ def _finish(config: Config, result: RunResult, identity: TaskIdentity | None = N
     status = result.exit_status
     if config.report and not _write_report(_report().build(result, identity), config.report):
         status = status or ExitStatus.FAILURE
-    if result.interrupted_by:
-        reraise(signal.Signals[result.interrupted_by])
+    if result.stopped_by is not None and result.stopped_by.signal is not None:
+        reraise(signal.Signals(result.stopped_by.signal))
     elif interrupts.take():  # a Ctrl-C Python swallowed, and no run took it: it still ends ppipe
         reraise(signal.SIGINT)
     return status
@@ -210,8 +210,8 @@ def _run_on_slurm(config: Config, spec: SlurmSpec, plan: ShardPlan) -> int:
     status = ended.exit_status
     if config.report and not _write_report(_report().to_report(ended.result), config.report):
         status = status or ExitStatus.FAILURE
-    if ended.interrupted_by:
-        reraise(signal.Signals[ended.interrupted_by])
+    if ended.result.stopped_by is not None and ended.result.stopped_by.signal is not None:
+        reraise(signal.Signals(ended.result.stopped_by.signal))
     return status
 
 

@@ -27,8 +27,6 @@ class Outcome:
     result: RunResult
     lines: tuple[str, ...]
     exit_status: int
-    #: The signal that stopped the run (``SIGINT``...), which the command line raises again.
-    interrupted_by: str | None = None
 
 
 async def run_on_slurm(spec: SlurmSpec, plan: ShardPlan, observer: RunObserver | None = None) -> Outcome:
@@ -50,28 +48,25 @@ def outcome(result: RemoteResult, skipped: frozenset[int] = frozenset()) -> Outc
     shards = tuple(_relabeled_shard(shard, result, skipped) for shard in merged.shards)
     tasks = tuple(_relabeled_task(task, skipped, result.stopped) for task in merged.array_tasks)
     status = policy.run_exit_status(
-        [(t.task_id, t.verdict, t.exit_status) for t in tasks],
-        timed_out=result.timed_out,
-        interrupted_by=result.interrupted_by,
+        ((t.task_id, t.verdict, t.exit_status) for t in tasks),
+        stopped_by=result.stopped_by,
         halted_on_success=result.halted_on_success,
     )
     if result.problems and status == 0:
         status = 1  # output that could not be written, a job-log line lost: the run cannot say it did its work
-    stopped_by = result.interrupted_by.name if result.interrupted_by else None
     merged = dataclasses.replace(
         merged,
         shards=shards,
         array_tasks=tasks,
         exit_status=status,
-        timed_out=result.timed_out,
-        interrupted_by=stopped_by,
+        stopped_by=result.stopped_by,
         run_directory=result.directory,
     )
     said = merge_summary(merged).lines if tasks and status != 0 else ()  # silent when all went well
-    why = f"interrupted by {stopped_by}" if stopped_by else "timed out" if result.timed_out else ""
-    if why:
+    if merged.interrupted_by or merged.timed_out:
+        why = f"interrupted by {merged.interrupted_by}" if merged.interrupted_by else "timed out"
         said = (f"ppipe: {why}; the array's tasks still queued or running were cancelled (scancel)",)
-    return Outcome(merged, (*result.problems, *said), status, stopped_by)
+    return Outcome(merged, (*result.problems, *said), status)
 
 
 def _relabeled_shard(shard: ShardResult, result: RemoteResult, skipped: frozenset[int]) -> ShardResult:

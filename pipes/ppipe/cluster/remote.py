@@ -32,6 +32,7 @@ from ppipe.results import RunResult
 from ppipe.shards.joblog import AttemptLine, JobLog
 from ppipe.shards.plan import ShardPlan
 from ppipe.snapshots import RunObserver, RunSnapshot
+from ppipe.stops import HALT, READER_GONE, StopKind, StopReason
 
 #: Seconds between two looks at Slurm and the run directory: a second at first, then slower, up to
 #: POLL_MOST after a minute, so that a long run does not ask a shared controller every second.
@@ -70,9 +71,8 @@ class RemoteResult:
     reports: tuple[RunResult, ...]
     pipeline: str
     tasks: int
-    timed_out: bool
-    #: The signal that stopped the run (SIGINT, SIGTERM, SIGHUP), if one did.
-    interrupted_by: signal.Signals | None
+    #: Why ppipe stopped the run, if it did: a signal, ``--timeout``, ``--halt``, its reader gone.
+    stopped_by: StopReason | None
     halted_on_success: bool
     #: Why the output could not be written, a job-log line was lost, or Slurm failed the run itself.
     problems: tuple[str, ...]
@@ -97,8 +97,8 @@ class SlurmRun:
         self.job_ids: list[str] = []
         self.problems: list[str] = []
         self.started = time.monotonic()
-        self.interrupted_by: int | None = None
-        self.timed_out = False
+        #: Why ppipe stops the run, once it does: the first cause that came.
+        self.stopped_by: StopReason | None = None
         self.halted = False
         #: Set once the whole run is being stopped (a signal, --timeout): nothing is restarted any more.
         self.stopping = False
@@ -149,7 +149,7 @@ class SlurmRun:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_delay())
             self._wake.clear()
-            if self.interrupted_by is not None or self._past_deadline():
+            if self._past_deadline() or (self.stopped_by is not None and self.stopped_by.kind is StopKind.SIGNAL):
                 await self._stop_all()
                 return
             await self._look()
@@ -160,9 +160,10 @@ class SlurmRun:
 
     def _past_deadline(self) -> bool:
         timeout = self.spec.timeout
-        if timeout is not None and time.monotonic() - self.started > timeout:
-            self.timed_out = True
-        return self.timed_out
+        past = timeout is not None and time.monotonic() - self.started > timeout
+        if past and (self.stopped_by is None or self.stopped_by.exit_status is None):
+            self.stopped_by = StopReason.timeout(timeout)
+        return self.stopped_by is not None and self.stopped_by.kind is StopKind.TIMEOUT
 
     async def _look(self) -> None:
         """One look at Slurm and the run directory: output moved on, attempts ended, verdicts taken."""
@@ -174,6 +175,7 @@ class SlurmRun:
             return
         self._silent_since = None
         if not self.streams.read and not self.halted:
+            self.stopped_by = self.stopped_by or READER_GONE
             self._halt(now=True)  # nobody wants the rest of the output: the work left would be for nothing
         for task in self.tasks:
             attempt = task.current
@@ -226,6 +228,7 @@ class SlurmRun:
         if not halt.reached(failed=failed, succeeded=len(ended) - failed, total=len(self.tasks)):
             return
         self.halted_on_success = halt.kind == "success"
+        self.stopped_by = self.stopped_by or HALT
         why = "--fail-fast" if self.plan.halt is None else f"--halt {halt}"
         what = "cancelling the others" if halt.now else "starting no more"
         verb = "failed" if failed and halt.kind == "fail" else "ended"
@@ -337,8 +340,8 @@ class SlurmRun:
     # -- stopping
 
     def _on_signal(self, sig: int) -> None:
-        if self.interrupted_by is None:
-            self.interrupted_by = sig
+        if self.stopped_by is None or self.stopped_by.exit_status is None:  # a signal's status wins over a halt's
+            self.stopped_by = StopReason.by_signal(sig)
         self._wake.set()
 
     async def _stop_all(self) -> None:
@@ -389,8 +392,7 @@ class SlurmRun:
             reports=reports,
             pipeline=self.spec.pipeline,
             tasks=self.plan.total,
-            timed_out=self.timed_out,
-            interrupted_by=signal.Signals(self.interrupted_by) if self.interrupted_by else None,
+            stopped_by=self.stopped_by,
             halted_on_success=self.halted_on_success,
             problems=tuple(self.problems),
             directory=self.spec.directory,

@@ -117,7 +117,8 @@ class Execution(Stopping):
             handling_signals(loop, self._on_signal, self.options.handle_signals),
             terminal_modes_kept(pager_terminal),
         ):
-            timer = loop.call_later(self.options.timeout, self._on_timeout) if self.options.timeout else None
+            timeout = self.options.timeout
+            timer = loop.call_later(timeout, self._on_timeout, timeout) if timeout else None
             try:
                 self._spawn_all()
                 if self.options.observer is not None:
@@ -259,7 +260,7 @@ class Execution(Stopping):
             _, pending = await asyncio.wait(pending, timeout=DRAIN_GRACE / 5)
             past_deadline = time.monotonic() > deadline
             for pump in self.wiring.pumps:
-                if self.interrupted_by is not None or self.timed_out:
+                if self.stopped_by is not None:
                     pump.close()  # both ends: a write into a reader that never reads ends too
                 elif pump.idle_for() > DRAIN_GRACE:
                     pump.stop_reading()
@@ -341,19 +342,19 @@ class Execution(Stopping):
         ppipe that started it): a signal sent to the whole process group may
         reach this process too, and that one is not a second request.
         """
-        if self.interrupted_by is None:
+        if self.signalled is None:
             self._on_signal(sig)
             self._stopped_on_request = True
 
     def _on_signal(self, sig: int) -> None:
-        if self.interrupted_by is not None and self._stopped_on_request:
+        if self.signalled is not None and self._stopped_on_request:
             self._stopped_on_request = False  # the request's own signal, arriving by itself
             return
         # Ctrl-C in a terminal reaches the whole foreground group, stages
         # included; sending it again at once would interrupt their clean-up.
         # But it may have come from `kill -INT` instead: stages still running
         # a moment later get it from ppipe.
-        from_terminal = self.interrupted_by is None and sig == signal.SIGINT and in_terminal_foreground()
+        from_terminal = self.signalled is None and sig == signal.SIGINT and in_terminal_foreground()
         if from_terminal and self.pager is not None and self.procs[self.pager].running:
             return  # the pager's to handle, and the stages got it already (see self.pager)
         if self._first_stop_signal(sig):
@@ -381,7 +382,7 @@ class Execution(Stopping):
         held = self.wiring.hold_error()
         if held is not None and not self.io_error:
             self.io_error = f"cannot keep an unfinished line for a merge: {held_problem(held)}"
-        exit_status = policy.exit_status(judged, timed_out=self.timed_out, interrupted_by=self.interrupted_by)
+        exit_status = policy.exit_status(judged, stopped_by=self.stopped_by)
         return PipelineResult(
             graph=self.graph,
             stages=judged,
@@ -390,8 +391,7 @@ class Execution(Stopping):
             io_error=self.io_error,
             started_at=self.started_at,
             ended_at=time.time(),
-            timed_out=self.timed_out,
-            interrupted_by=signal.Signals(self.interrupted_by).name if self.interrupted_by else None,
+            stopped_by=self.stopped_by,
             stdout=bytes(self.wiring.capture.data) if self.wiring.capture is not None else None,
             timeout=self.timed_out_after or self.options.timeout or None,
         )

@@ -32,6 +32,7 @@ from ppipe.engine.tornado_internals import (
 from ppipe.engine.trees import prctl
 from ppipe.errors import CommandError, CommandProblem, ExitStatus, PpipeError
 from ppipe.graph import Graph
+from ppipe.stops import StopKind, StopReason
 
 #: Signals that, sent to ppipe, are passed on to every stage.
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -391,12 +392,17 @@ class Stopping:
     wins. A second signal means "no more grace": everything is killed at once.
     """
 
-    timed_out: bool = False
+    #: Why the run stops, once it does: the first cause that came (see :mod:`ppipe.stops`).
+    stopped_by: StopReason | None = None
+    #: The first signal that asked the run to stop (SIGINT, SIGTERM, SIGHUP), if one did: a second kills.
+    signalled: int | None = None
     #: The limit that ran out when it was not the run's own ``--timeout`` (a shard's ``--shard-timeout``).
     timed_out_after: float | None = None
-    #: The signal that stops the run, if one does (SIGINT, SIGTERM, SIGHUP).
-    interrupted_by: int | None = None
     _kill_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def timed_out(self) -> bool:
+        return self.stopped_by is not None and self.stopped_by.kind is StopKind.TIMEOUT
 
     def stop_all(self, sig: int) -> None:
         raise NotImplementedError
@@ -413,20 +419,22 @@ class Stopping:
         time the stop took.
         """
         self.timed_out_after = after
-        self._on_timeout()
+        self._on_timeout(after)
 
-    def _on_timeout(self) -> None:
-        if self.interrupted_by is None:
-            self.timed_out = True
+    def _on_timeout(self, limit: float | None = None) -> None:
+        if self.stopped_by is None:
+            self.stopped_by = StopReason.timeout(limit)
         self.stop_all(signal.SIGTERM)
 
     def _first_stop_signal(self, sig: int) -> bool:
         """Whether ``sig`` is the first signal to stop the run: it is then recorded as why the run stops,
         and the caller stops it. A second one (Ctrl-C pressed again) kills everything at once instead."""
-        if self.interrupted_by is not None:
+        if self.signalled is not None:
             self.kill_all()
             return False
-        self.interrupted_by = sig
+        self.signalled = sig
+        if self.stopped_by is None:
+            self.stopped_by = StopReason.by_signal(sig)
         return True
 
     def _kill_after(self, grace: float) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult, 
 from ppipe.shards.input import ShardInput
 from ppipe.shards.joblog import AttemptLine
 from ppipe.snapshots import PipelineSnapshot, ShardSnapshot, ShardState
+from ppipe.stops import StopReason
 
 
 @dataclass
@@ -231,6 +231,7 @@ def run_result(
     input_undelivered: int,
     stdout: bytes | None,
     timeout: float | None,
+    halted_by: StopReason | None = None,
     halted_on_success: bool = False,
 ) -> RunResult:
     """The sharded run's result: its shards', and a status by the rules (:func:`ppipe.policy.run_exit_status`).
@@ -238,10 +239,10 @@ def run_result(
     Output ppipe could not write, or input it could not read, fails a run
     that no shard failed.
     """
+    stopped_by = stopping.stopped_by or halted_by
     exit_status = policy.run_exit_status(
         ((s.task_id, s.verdict, s.exit_status) for s in shards),  # a batch's: one at a time
-        timed_out=stopping.timed_out,
-        interrupted_by=stopping.interrupted_by,
+        stopped_by=stopped_by,
         halted_on_success=halted_on_success,
     )
     return RunResult(
@@ -252,8 +253,7 @@ def run_result(
         output_error=output_error.strerror if output_error is not None else None,
         started_at=started_at,
         ended_at=time.time(),
-        timed_out=stopping.timed_out,
-        interrupted_by=signal.Signals(stopping.interrupted_by).name if stopping.interrupted_by else None,
+        stopped_by=stopped_by,
         stdout=stdout,
         input_undelivered=input_undelivered,
         timeout=timeout,

@@ -34,6 +34,7 @@ from ppipe.shards.ledger import ShardBook
 from ppipe.shards.plan import ShardPlan
 from ppipe.shards.schedule import Schedule
 from ppipe.shards.streams import ShardStreams
+from ppipe.stops import HALT, READER_GONE, StopReason
 
 #: Extra grace, after ``kill_after``, for a stopping shard to stop its stages and report.
 REPORT_GRACE = 1.0
@@ -81,6 +82,8 @@ class Dispatcher:
         self.stopping = False
         #: The run reached ``--halt success=N``: it got what it asked for.
         self.halted_on_success = False
+        #: Why the run started no more shards, if it stopped starting them: ``--halt``, or its reader gone.
+        self.halted_by: StopReason | None = None
         #: Why a job log line could not be written, if so: the run then fails.
         self.joblog_error: str | None = None
         #: Hellos that came without all their pipes (ppipe was out of descriptors).
@@ -139,6 +142,7 @@ class Dispatcher:
         producer gets SIGPIPE under a shell.
         """
         if not self.streams.read and not self.schedule.halted:
+            self.halted_by = self.halted_by or READER_GONE
             for left in self.schedule.halt():
                 left.stopped = True
                 self.settle(left)
@@ -319,6 +323,7 @@ class Dispatcher:
         if not halt.reached(failed=self._failed, succeeded=self._succeeded, total=self.book.size):
             return
         self.halted_on_success = halt.kind == "success"
+        self.halted_by = HALT
         why = "--fail-fast" if self.plan.halt is None else f"--halt {halt}"
         what = "stopping the others" if halt.now else "starting no more"
         self._say(

@@ -153,7 +153,8 @@ class ShardedExecution(Stopping):
         handler = loop.get_exception_handler()
         loop.set_exception_handler(self._on_internal_error)
         with sigchld_handler(), handling_signals(loop, self._on_signal, self.options.handle_signals):
-            timer = loop.call_later(self.options.timeout, self._on_timeout) if self.options.timeout else None
+            timeout = self.options.timeout
+            timer = loop.call_later(timeout, self._on_timeout, timeout) if timeout else None
             try:
                 if self.doorbell is not None:
                     self.doorbell.setblocking(False)
@@ -331,6 +332,7 @@ class ShardedExecution(Stopping):
             input_undelivered=self.book.undelivered,
             stdout=bytes(self.streams.capture.data) if self.streams.capture is not None else None,
             timeout=self.options.timeout or None,
+            halted_by=self.dispatcher.halted_by,
             halted_on_success=self.dispatcher.halted_on_success,
         )
 
