@@ -1,4 +1,4 @@
-"""Starting a run: the one place that tells a plain run from a sharded one.
+"""Starting a run: the one place that tells a plain run from a sharded one, and local shards from a cluster's.
 
 Everything after the start — results, snapshots, the view, the summary, the
 report, the exit-status policy — sees one model: a run of shards, each with
@@ -20,6 +20,7 @@ from ppipe.graph import Graph
 from ppipe.results import RunResult
 
 if TYPE_CHECKING:
+    from ppipe.cluster.remote import SlurmSpec
     from ppipe.engine.sinks import Sink
     from ppipe.graph import Stage
     from ppipe.shards.plan import ShardPlan
@@ -31,14 +32,24 @@ async def launch(
     options: RunOptions,
     plan: ShardPlan | None = None,
     observer: RunObserver | None = None,
+    on: SlurmSpec | None = None,
 ) -> RunResult:
     """Runs ``pipeline`` to the end on the running event loop: as ``plan``'s shards, or once here when None.
 
     A sharded run needs the pipeline as text (each shard fills its own
     placeholders in); a plain one takes text or a parsed :class:`Graph`.
-    Raises :class:`~ppipe.errors.PpipeError` before anything starts for bad
-    syntax or a command that cannot be run.
+    With ``on``, the shards are the tasks of a Slurm job array (``plan``
+    required); their reports come back as one merged result. Raises
+    :class:`~ppipe.errors.PpipeError` before anything starts for bad syntax
+    or a command that cannot be run, and
+    :class:`~ppipe.cluster.slurm.SlurmError` when Slurm refuses.
     """
+    if on is not None:
+        from ppipe.cluster.outcome import run_on_slurm
+
+        if plan is None:
+            raise ValueError("a run on a cluster is a sharded run: give it a plan")
+        return (await run_on_slurm(on, plan, options, observer)).result
     if plan is None:
         graph = pipeline if isinstance(pipeline, Graph) else _parse(pipeline, options)
         return await LocalRun(graph, options, observer).run()

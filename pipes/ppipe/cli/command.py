@@ -200,9 +200,10 @@ def _run_on_slurm(config: Config, spec: SlurmSpec, plan: ShardPlan) -> int:
     import asyncio
 
     from ppipe.cluster.outcome import run_on_slurm
+    from ppipe.engine.options import RunOptions
 
     with _watching(config) as (observer, view):
-        ended = asyncio.run(run_on_slurm(spec, plan, observer))
+        ended = asyncio.run(run_on_slurm(spec, plan, RunOptions(handle_signals=True), observer))
     if view is not None and not config.quiet and (last := view.snapshot()) is not None:
         view.print(view.frame(last))  # the tasks as they ended: no stages to show here
     if not config.quiet:

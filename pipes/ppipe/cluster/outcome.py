@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ppipe import policy
 from ppipe.cluster.remote import RemoteResult, SlurmRun, SlurmSpec
+from ppipe.engine.options import RunOptions
 from ppipe.merging import merge_results, merge_summary
 from ppipe.results import ArrayTask, RunResult, ShardResult, Verdict
 from ppipe.shards.plan import ShardPlan
@@ -29,7 +30,9 @@ class Outcome:
     exit_status: int
 
 
-async def run_on_slurm(spec: SlurmSpec, plan: ShardPlan, observer: RunObserver | None = None) -> Outcome:
+async def run_on_slurm(
+    spec: SlurmSpec, plan: ShardPlan, options: RunOptions, observer: RunObserver | None = None
+) -> Outcome:
     """Runs ``plan``'s shards as a Slurm job array (:class:`~ppipe.cluster.remote.SlurmRun`) and merges the result.
 
     The Python API's way to ``--on slurm``: raises
@@ -37,7 +40,7 @@ async def run_on_slurm(spec: SlurmSpec, plan: ShardPlan, observer: RunObserver |
     answering, and :class:`~ppipe.errors.UsageError` for a job log of
     another run; otherwise the :class:`Outcome` says how the array ended.
     """
-    run = SlurmRun(spec, plan, observer)
+    run = SlurmRun(spec, plan, options, observer)
     result = await run.run()
     return outcome(result, frozenset(task.task_id for task in run.tasks if task.skipped))
 
@@ -61,6 +64,7 @@ def outcome(result: RemoteResult, skipped: frozenset[int] = frozenset()) -> Outc
         exit_status=status,
         stopped_by=result.stopped_by,
         run_directory=result.directory,
+        stdout=result.stdout,
     )
     said = merge_summary(merged).lines if tasks and status != 0 else ()  # silent when all went well
     if merged.interrupted_by or merged.timed_out:

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import os
 import shlex
-import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -27,6 +26,9 @@ from dataclasses import dataclass
 from ppipe.cluster import slurm
 from ppipe.cluster.streams import RemoteStreams
 from ppipe.cluster.tasks import PENDING_STATES, Phase, RemoteAttempt, RemoteTask
+from ppipe.engine.options import RunOptions
+from ppipe.engine.processes import handling_signals
+from ppipe.errors import UsageError
 from ppipe.graph import Graph
 from ppipe.results import RunResult
 from ppipe.shards.joblog import AttemptLine, JobLog
@@ -42,6 +44,8 @@ POLL_MOST = 5.0
 REPORT_WAIT = 10.0
 #: How long Slurm may fail to answer before the run gives up on it.
 SLURM_SILENCE = 120.0
+#: Where the run directories go, under the current directory (which the tasks must see too).
+RUNS_DIRECTORY = "ppipe-runs"
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,55 @@ class SlurmSpec:
     timeout: float | None = None
     env: Mapping[str, str] | None = None
 
+    @classmethod
+    def of(
+        cls,
+        pipeline: str,
+        plan: ShardPlan,
+        options: RunOptions,
+        *,
+        directory: str | None = None,
+        sbatch: Sequence[str] = (),
+        stdin_path: str | None = None,
+        lines: bool | None = None,
+    ) -> SlurmSpec:
+        """The spec of a run of ``plan``'s shards as a Slurm array; :class:`~ppipe.errors.UsageError` (status 2)
+        for a plan no array can run.
+
+        Every task gets the options that decide how its own stages end and
+        how its share of the file is cut (``--shard-timeout`` is each task's
+        ``--timeout``); ``lines`` is the tasks' ``--lines`` (None: their
+        default). ``directory`` defaults to a new one under
+        :data:`RUNS_DIRECTORY` in the current directory, which the tasks
+        must see too.
+        """
+        if plan.items is not None:
+            raise UsageError(
+                "--on slurm runs --fork N shards; to run one per item, submit ppipe --each as an array task"
+            )
+        args = ["--no-fail"] if options.no_fail else []
+        if plan.shard_timeout:
+            args += ["--timeout", repr(plan.shard_timeout)]
+        args += ["--kill-after", repr(options.kill_after)]
+        if plan.record_end == b"\0":
+            args.append("-0")
+        elif plan.record_end != b"\n":
+            args += ["--recend", "".join(f"\\x{byte:02x}" for byte in plan.record_end)]  # read back exactly
+        if plan.header:
+            args += ["--header", str(plan.header)]
+        if lines is not None:
+            args.append("--lines" if lines else "--no-lines")
+        stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        return cls(
+            pipeline=pipeline,
+            directory=os.path.abspath(directory or os.path.join(RUNS_DIRECTORY, stamp)),
+            task_args=tuple(args),
+            sbatch_args=tuple(sbatch),
+            stdin_path=stdin_path,
+            timeout=options.timeout,
+            env=options.env,
+        )
+
 
 @dataclass(frozen=True)
 class RemoteResult:
@@ -81,6 +134,8 @@ class RemoteResult:
     bytes_out: dict[int, int]
     #: The tasks ppipe stopped (``--halt``, ``--timeout``, a signal): terminated, as in a local run.
     stopped: frozenset[int] = frozenset()
+    #: The merged output, when the run's options asked for it to be captured.
+    stdout: bytes | None = None
 
 
 class SlurmRun:
@@ -88,9 +143,12 @@ class SlurmRun:
 
     graph: Graph | None = None
 
-    def __init__(self, spec: SlurmSpec, plan: ShardPlan, observer: RunObserver | None = None) -> None:
+    def __init__(
+        self, spec: SlurmSpec, plan: ShardPlan, options: RunOptions, observer: RunObserver | None = None
+    ) -> None:
         self.spec = spec
         self.plan = plan
+        self.options = options
         self.observer = observer
         self.env = dict(os.environ if spec.env is None else spec.env)
         self.tasks = [RemoteTask(i) for i in range(plan.total)]
@@ -109,25 +167,22 @@ class SlurmRun:
         self.joblog = JobLog(plan.joblog, spec.pipeline, plan.total, plan.resume) if plan.joblog else None
         if self.joblog is not None and self.joblog.mended is not None:
             self._say(self.joblog.mended)
-        self.streams = RemoteStreams(plan, observer, lost=self.problems.append)
+        self.streams = RemoteStreams(plan, options, observer, lost=self.problems.append)
 
     # -- the run
 
     async def run(self) -> RemoteResult:
         """Submits the array, follows it to its end, and returns every attempt's report."""
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, self._on_signal, sig)
         try:
-            await self._skip_finished()
-            script = self._write_script()
-            await self._submit(script, [t.task_id for t in self.tasks if not t.skipped])
-            if self.observer is not None:
-                self.observer.started(self)
-            await self._follow(script)
+            with handling_signals(loop, self._on_signal, self.options.handle_signals):
+                await self._skip_finished()
+                script = self._write_script()
+                await self._submit(script, [t.task_id for t in self.tasks if not t.skipped])
+                if self.observer is not None:
+                    self.observer.started(self)
+                await self._follow(script)
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
             if self._halting is not None:
                 await self._halting
             await self._cancel_left()
@@ -373,7 +428,7 @@ class SlurmRun:
 
     def _say(self, line: str) -> None:
         with contextlib.suppress(OSError):
-            os.write(2, (line + "\n").encode())
+            os.write(2 if self.options.stderr is None else self.options.stderr, (line + "\n").encode())
 
     # -- what observers and the caller see
 
@@ -398,4 +453,5 @@ class SlurmRun:
             directory=self.spec.directory,
             bytes_out={t.task_id: sum(a.bytes_out for a in t.attempts) for t in self.tasks},
             stopped=frozenset(t.task_id for t in self.tasks if t.stopped),
+            stdout=bytes(self.streams.capture.data) if self.streams.capture is not None else None,
         )

@@ -1,8 +1,9 @@
 """The tasks' output and stderr, read from their files, into ppipe's own: whole lines, tagged and ordered as asked.
 
-The same :class:`~ppipe.shards.output.OutputMerge` a local sharded run
-writes its shards' output through, so ``--tag`` and ``--keep-order`` mean
-the same whether the shards ran here or on a cluster.
+The same :class:`~ppipe.shards.output.OutputMerge` and targets a local
+sharded run writes its shards' output through, so ``--tag``,
+``--keep-order``, the view and a capture mean the same whether the shards
+ran here or on a cluster.
 """
 
 from __future__ import annotations
@@ -11,23 +12,26 @@ import contextlib
 from collections.abc import Callable, Sequence
 
 from ppipe.cluster.tasks import RemoteAttempt, RemoteTask
-from ppipe.engine.sinks import LineJoiner, Sink, sink_for_fd
+from ppipe.engine.options import RunOptions
+from ppipe.engine.sinks import LineJoiner, Sink
 from ppipe.shards.output import Lasting, OutputMerge, TagSink
 from ppipe.shards.plan import ShardPlan
+from ppipe.shards.streams import stderr_target, stdout_target
 from ppipe.snapshots import RunObserver
 
 
 class RemoteStreams:
     """ppipe's stdout and stderr during an ``--on slurm`` run; ``lost`` hears of output that could not be kept."""
 
-    def __init__(self, plan: ShardPlan, observer: RunObserver | None, *, lost: Callable[[str], None]) -> None:
+    def __init__(
+        self, plan: ShardPlan, options: RunOptions, observer: RunObserver | None, *, lost: Callable[[str], None]
+    ) -> None:
         self.plan = plan
         self.observer = observer
         self.lost = lost
-        watched = observer.stdout_sink() if observer is not None else None
-        target = watched if watched is not None else sink_for_fd(1)
+        target, self.capture = stdout_target(options, observer)
         self.output = OutputMerge(target, shards=plan.total, tag=plan.tag, keep_order=plan.keep_order)
-        self.errors_target = Lasting(sink_for_fd(2))
+        self.errors_target = Lasting(stderr_target(options))
         self.errors = LineJoiner(self.errors_target, end_lines=True)
 
     @property

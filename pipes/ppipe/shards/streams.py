@@ -20,6 +20,25 @@ from ppipe.shards.output import Lasting, OutputMerge, TagSink
 from ppipe.snapshots import RunObserver
 
 
+def stdout_target(options: RunOptions, observer: RunObserver | None) -> tuple[Sink, CaptureSink | None]:
+    """Where a sharded run's merged output goes, whatever ran its shards: the view, memory, or a descriptor.
+
+    The second item is the capture, when ``options.stdout`` asked for one.
+    """
+    if observer is not None and (watched := observer.stdout_sink()) is not None:
+        return watched, None  # whole lines already: each attempt writes through a LineAssembler
+    stdout = options.stdout
+    if stdout is not None and not isinstance(stdout, int):  # CAPTURE
+        capture = CaptureSink()
+        return capture, capture
+    return sink_for_fd(1 if stdout is None else stdout), None
+
+
+def stderr_target(options: RunOptions) -> Sink:
+    """Where a sharded run's stderr lines go when no view takes them."""
+    return sink_for_fd(2 if options.stderr is None else options.stderr)
+
+
 class ShardStreams:
     """The run's output and error streams, shared by every attempt of every shard."""
 
@@ -29,19 +48,10 @@ class ShardStreams:
         self.options = options
         self.observer = observer
         self.tag = tag
-        self.capture: CaptureSink | None = None
-        self.output = OutputMerge(self._stdout_sink(), shards=shards, tag=tag, keep_order=keep_order)
-        self.errors_target = Lasting(sink_for_fd(2 if options.stderr is None else options.stderr))
+        target, self.capture = stdout_target(options, observer)
+        self.output = OutputMerge(target, shards=shards, tag=tag, keep_order=keep_order)
+        self.errors_target = Lasting(stderr_target(options))
         self.errors = LineJoiner(self.errors_target, end_lines=True)
-
-    def _stdout_sink(self) -> Sink:
-        if self.observer is not None and (watched := self.observer.stdout_sink()) is not None:
-            return watched  # whole lines already: each attempt writes through a LineAssembler
-        stdout = self.options.stdout
-        if stdout is not None and not isinstance(stdout, int):  # CAPTURE
-            self.capture = CaptureSink()
-            return self.capture
-        return sink_for_fd(1 if stdout is None else stdout)
 
     @property
     def output_error(self) -> OSError | None:
