@@ -138,7 +138,7 @@ def exit_status(stages: Sequence[StageResult], *, stopped_by: StopReason | None 
 
 
 def should_restart(
-    exit_status: int, attempts: int, max_restarts: int, *, could_start: bool = True, stopping: bool = False
+    exit_status: int | None, attempts: int, max_restarts: int, *, could_start: bool = True, stopping: bool = False
 ) -> bool:
     """Whether a shard whose latest attempt (its ``attempts``-th) ended with ``exit_status`` runs again (rule 6)."""
     return exit_status != 0 and could_start and not stopping and attempts <= max_restarts
@@ -227,6 +227,41 @@ class Halt:
 
 #: ``--fail-fast``.
 FAIL_FAST = Halt(now=True, kind="fail", count=1)
+
+
+class HaltWatch:
+    """Counts shards' final verdicts toward a ``--halt`` rule (rule 9), whatever ran them: local slots or a cluster.
+
+    ``rule`` is None when the run has none; ``named`` is how the user
+    asked for it (``--fail-fast``, ``--halt soon,fail=2``), for messages.
+    """
+
+    def __init__(self, rule: Halt | None, total: int, *, named: str) -> None:
+        self.rule = rule
+        self.total = total
+        self.named = named
+        self.failed = self.succeeded = 0
+        self.reached = False
+
+    def record(self, verdict: Verdict) -> bool:
+        """Counts one shard's final verdict; True the one time the rule is then met."""
+        self.failed += verdict is Verdict.FAILED
+        self.succeeded += verdict is Verdict.OK
+        if self.rule is None or self.reached:
+            return False
+        self.reached = self.rule.reached(failed=self.failed, succeeded=self.succeeded, total=self.total)
+        return self.reached
+
+    @property
+    def on_success(self) -> bool:
+        """Whether the rule met was ``success=N``: the run got what it asked for, and says 0."""
+        return self.reached and self.rule is not None and self.rule.kind == "success"
+
+    def said(self, shard: str, verdict: Verdict, *, stopping_the_others: str) -> str:
+        """``ppipe: shard 3 failed; stopping the others (--fail-fast)``, or ``...; starting no more (...)``."""
+        assert self.rule is not None
+        what = stopping_the_others if self.rule.now else "starting no more"
+        return f"ppipe: {shard} {'failed' if verdict is Verdict.FAILED else 'ended'}; {what} ({self.named})"
 
 
 def parse_halt(text: str) -> Halt:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ppipe import policy
 from ppipe.cluster import slurm
 from ppipe.cluster.streams import RemoteStreams
 from ppipe.cluster.tasks import PENDING_STATES, Phase, RemoteAttempt, RemoteTask
@@ -161,6 +162,7 @@ class SlurmRun:
         #: Set once the whole run is being stopped (a signal, --timeout): nothing is restarted any more.
         self.stopping = False
         self.halted_on_success = False
+        self._halt_watch = plan.halt_watch(plan.total)
         self._wake = asyncio.Event()
         self._halting: asyncio.Future[None] | None = None
         self._silent_since: float | None = None
@@ -264,8 +266,8 @@ class SlurmRun:
         await self._decide(task, attempt)
 
     async def _decide(self, task: RemoteTask, attempt: RemoteAttempt) -> None:
-        status = attempt.status
-        again = status != 0 and len(task.attempts) <= self.plan.max_restarts and not self.halted and not self.stopping
+        stopping = self.halted or self.stopping or not self.streams.read
+        again = policy.should_restart(attempt.status, len(task.attempts), self.plan.max_restarts, stopping=stopping)
         self._log(attempt, final=not again)
         if again:
             task.resubmit_at = time.monotonic() + self.plan.retry_delay_before(len(task.attempts) + 1)
@@ -275,20 +277,15 @@ class SlurmRun:
         self._check_halt(task)
 
     def _check_halt(self, task: RemoteTask) -> None:
-        halt = self.plan.halt_rule
-        if halt is None or self.halted:
+        """Rule 9, counted as a local run counts it (:class:`~ppipe.policy.HaltWatch`): by each task's verdict."""
+        status = task.current.status if task.current is not None else None
+        verdict = policy.shard_verdict(status, stopped=task.stopped)
+        if not self._halt_watch.record(verdict) or self.halted:
             return
-        ended = [t for t in self.tasks if t.final and not t.skipped]
-        failed = sum(1 for t in ended if t.current is not None and t.current.status != 0)
-        if not halt.reached(failed=failed, succeeded=len(ended) - failed, total=len(self.tasks)):
-            return
-        self.halted_on_success = halt.kind == "success"
+        self.halted_on_success = self._halt_watch.on_success
         self.stopped_by = self.stopped_by or HALT
-        why = "--fail-fast" if self.plan.halt is None else f"--halt {halt}"
-        what = "cancelling the others" if halt.now else "starting no more"
-        verb = "failed" if failed and halt.kind == "fail" else "ended"
-        self._say(f"ppipe: task {task.task_id} {verb}; {what} ({why})")
-        self._halt(now=halt.now)
+        self._say(self._halt_watch.said(f"task {task.task_id}", verdict, stopping_the_others="cancelling the others"))
+        self._halt(now=self._halt_watch.rule is not None and self._halt_watch.rule.now)
 
     def _halt(self, *, now: bool) -> None:
         """Starts no more attempts, and cancels those not yet started (all of them, ``now``).

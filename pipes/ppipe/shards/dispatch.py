@@ -94,8 +94,7 @@ class Dispatcher:
         self._by_pid: dict[int, tuple[Shard, Attempt]] = {}
         self._refused: set[int] = set()
         self._wake: asyncio.TimerHandle | None = None
-        self._failed = self._succeeded = 0
-        self._halt = plan.halt_rule
+        self._halt = plan.halt_watch(book.size)
 
     def _in_order(self) -> Iterator[Shard]:
         """The shards to start, in task order, made as the schedule reaches them; one an earlier run
@@ -266,8 +265,6 @@ class Dispatcher:
         if shard.input is not None:
             shard.input.detach()
         verdict = self.verdict(shard)
-        self._failed += verdict is Verdict.FAILED
-        self._succeeded += verdict is Verdict.OK
         if shard.attempts or self.streams.keeps_order:
             self._spawn(self._flush(shard))
         else:  # never ran, nothing to wait for: settled at once (a resumed batch skips thousands in a row)
@@ -317,23 +314,16 @@ class Dispatcher:
 
     def _check_halt(self, shard: Shard, verdict: Verdict) -> None:
         """Rule 9: once the ``--halt`` condition is met, nothing more starts (and with ``now``, all stops)."""
-        halt = self._halt
-        if halt is None or self.schedule.halted or self.stopping:
+        if not self._halt.record(verdict) or self.schedule.halted or self.stopping:
             return
-        if not halt.reached(failed=self._failed, succeeded=self._succeeded, total=self.book.size):
-            return
-        self.halted_on_success = halt.kind == "success"
+        self.halted_on_success = self._halt.on_success
         self.halted_by = HALT
-        why = "--fail-fast" if self.plan.halt is None else f"--halt {halt}"
-        what = "stopping the others" if halt.now else "starting no more"
-        self._say(
-            f"ppipe: shard {shard.task_id} {'failed' if verdict is Verdict.FAILED else 'ended'}; {what} ({why})\n"
-        )
+        self._say(self._halt.said(f"shard {shard.task_id}", verdict, stopping_the_others="stopping the others") + "\n")
         for left in self.schedule.halt():
             left.stopped = True
             self.settle(left)
         self.end_idle()
-        if halt.now:
+        if self._halt.rule is not None and self._halt.rule.now:
             self._stop(signal.SIGTERM)
 
     def _log(self, shard: Shard, attempt: Attempt, *, final: bool) -> None:

@@ -13,7 +13,7 @@ from ppipe.engine.slices import FileSlice
 from ppipe.errors import PpipeError, UsageError
 from ppipe.graph import Boundary, Graph
 from ppipe.language.parser import parse, placeholder_values
-from ppipe.policy import FAIL_FAST, Halt
+from ppipe.policy import FAIL_FAST, Halt, HaltWatch
 from ppipe.shards.input import DEFAULT_BLOCK, splittable
 from ppipe.shards.joblog import Resume
 
@@ -78,6 +78,11 @@ class ShardPlan:
     @property
     def halt_rule(self) -> Halt | None:
         return self.halt if self.halt is not None else (FAIL_FAST if self.fail_fast else None)
+
+    def halt_watch(self, total: int) -> HaltWatch:
+        """The run's ``--halt`` (or ``--fail-fast``) rule over ``total`` shards, counted as they end."""
+        named = "--fail-fast" if self.halt is None else f"--halt {self.halt}"
+        return HaltWatch(self.halt_rule, total, named=named)
 
     def task_id(self, index: int) -> int:
         """The task id of the shard at ``index`` here: its place among all the run's shards (an item's index)."""
