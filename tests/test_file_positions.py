@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from ppipe.cli.rates import InputRates, RateMeter
 from ppipe.engine.positions import FilePositions
-from ppipe.results import StageFlow
+from ppipe.flow import StageFlow
 from ppipe.snapshots import StageSnapshot, StageState
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fdinfo"), reason="reads /proc")

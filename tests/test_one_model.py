@@ -32,7 +32,8 @@ def test_a_plain_run_is_one_shard_with_one_attempt() -> None:
 def test_a_sharded_run_has_the_same_shape() -> None:
     result = ppipe.run("sh -c 'exit {task_id}'", fork=3)
     assert result.sharded and [s.task_id for s in result.shards] == [0, 1, 2]
-    assert result.local is None and result.stages == () and result.edges == ()
+    assert result.local is None  # its stages and edges are every shard's, as a plain run's are its own
+    assert [s.stage.argv for s in result.stages] == [("sh", "-c", f"exit {i}") for i in range(3)]
     assert result.exit_status == 1 and [s.verdict for s in result.failed_shards] == [Verdict.FAILED] * 2
     assert [f.status for f in result.failures] == [1, 2]
     assert failure_lines(result)[0].startswith("ppipe: shard 1 failed after 1 attempt")

@@ -20,8 +20,9 @@ from rich.console import Console, RenderableType
 
 import ppipe
 from ppipe.cli.display import LiveView
+from ppipe.flow import StageFlow
 from ppipe.launch import run_of
-from ppipe.results import RunResult, StageFlow
+from ppipe.results import RunResult
 from ppipe.snapshots import PipelineSnapshot, RunSnapshot, ShardSnapshot, ShardState, StageSnapshot, StageState
 
 WIDTHS = (40, 60, 80, 120)

@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from ppipe.errors import PipelineFailed as PipelineFailed
     from ppipe.errors import PipelineSyntaxError as PipelineSyntaxError
     from ppipe.errors import PpipeError as PpipeError
+    from ppipe.flow import EdgeResult as EdgeResult
     from ppipe.graph import Boundary as Boundary
     from ppipe.graph import Edge as Edge
     from ppipe.graph import Graph as Graph
@@ -87,7 +88,6 @@ if TYPE_CHECKING:
     from ppipe.report import load_report as load_report
     from ppipe.report import to_report as to_report
     from ppipe.results import ArrayTask as ArrayTask
-    from ppipe.results import EdgeResult as EdgeResult
     from ppipe.results import PipelineResult as PipelineResult
     from ppipe.results import RunResult as RunResult
     from ppipe.results import ShardAttempt as ShardAttempt

@@ -40,10 +40,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ppipe import policy
+from ppipe.flow import bytes_into_stdout
 from ppipe.graph import Boundary
 from ppipe.language.parser import substitute_placeholders
 from ppipe.report import SCHEMA, BadReport, load_report, read_report, to_report
-from ppipe.results import ArrayTask, RunResult, ShardAttempt, ShardResult, Verdict, bytes_into_stdout
+from ppipe.results import ArrayTask, RunResult, ShardAttempt, ShardResult, Verdict
 
 __all__ = ["MergeError", "MergeSummary", "merge_reports", "merge_results", "merge_summary", "read_reports"]
 

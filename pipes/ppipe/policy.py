@@ -39,8 +39,9 @@ import signal
 from collections.abc import Iterable, Sequence
 
 from ppipe.errors import ExitStatus
+from ppipe.flow import bytes_into_stdout
 from ppipe.graph import Boundary, Graph
-from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult, StageResult, Verdict, bytes_into_stdout
+from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult, StageResult, Verdict
 from ppipe.stops import StopReason
 
 

@@ -30,21 +30,12 @@ from typing import Any
 
 from ppipe import __version__
 from ppipe.errors import UsageError
+from ppipe.flow import EdgeResult, StageFlow
 from ppipe.graph import Boundary, Edge, Graph, Node, Redirect, RedirectOp, Stage
 from ppipe.identity import TaskIdentity
 from ppipe.policy import plain_run
 from ppipe.report_shape import ReportShapeError, check_report, shown
-from ppipe.results import (
-    ArrayTask,
-    EdgeResult,
-    PipelineResult,
-    RunResult,
-    ShardAttempt,
-    ShardResult,
-    StageFlow,
-    StageResult,
-    Verdict,
-)
+from ppipe.results import ArrayTask, PipelineResult, RunResult, ShardAttempt, ShardResult, StageResult, Verdict
 from ppipe.stops import StopKind, StopReason
 
 __all__ = ["SCHEMA", "BadReport", "load_report", "read_report", "to_report", "unstarted"]

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from ppipe.results import StageFlow
+from ppipe.flow import StageFlow
 
 if TYPE_CHECKING:
     from ppipe.engine.sinks import Sink

@@ -15,7 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ppipe.cli.units import count_text
-from ppipe.results import StageFlow, Verdict
+from ppipe.flow import StageFlow
+from ppipe.results import Verdict
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 MARKS = {

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 from ppipe.engine.carrier import Carrier
 from ppipe.engine.counting import Counter
 from ppipe.engine.wiring import RunningStage
+from ppipe.flow import EdgeResult, StageFlow
 from ppipe.graph import Edge, Graph
-from ppipe.results import EdgeResult, StageFlow, StageResult
+from ppipe.results import StageResult
 
 if TYPE_CHECKING:
     from ppipe.snapshots import StageSnapshot

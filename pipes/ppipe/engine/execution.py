@@ -59,8 +59,9 @@ from ppipe.engine.tee import tee_function
 from ppipe.engine.trees import RunTrees
 from ppipe.engine.wiring import RunningStage, Wiring
 from ppipe.errors import ExitStatus
+from ppipe.flow import EdgeResult, bytes_into_stdout
 from ppipe.graph import Boundary, Edge, Graph
-from ppipe.results import EdgeResult, PipelineResult, bytes_into_stdout
+from ppipe.results import PipelineResult
 
 if TYPE_CHECKING:
     from ppipe.snapshots import PipelineSnapshot

@@ -172,6 +172,8 @@ class Dispatcher:
         shard.attempts.append(attempt)
         self._by_pid[hello.pid] = (shard, attempt)
         self.streams.connect(shard, attempt, hello.fds[0], hello.fds[1])
+        for task in attempt.pump_tasks:  # its stderr may still be coming once its output has all arrived
+            task.add_done_callback(lambda _: self._retire_if_done(shard))
         if shard.input is not None:
             shard.input.attach(hello.fds[2], attempt.lose)
         if self.plan.shard_timeout:
@@ -280,7 +282,7 @@ class Dispatcher:
     def _retire_if_done(self, shard: Shard) -> None:
         """Lets a batch's shard go once nothing about it can change: memory stays flat however many finish.
 
-        Its output has all arrived, its last attempt has reported (or its
+        Its output and stderr have all arrived, its last attempt has reported (or its
         process has been reaped), and its verdict is one a later stop cannot
         change (see :meth:`verdict`). Its share of the input, if ppipe deals
         it, is kept: dealing may still count bytes no one takes.
@@ -289,6 +291,7 @@ class Dispatcher:
         if (
             shard.index not in self.book.live
             or not shard.settled.is_set()
+            or not all(task.done() for attempt in shard.attempts for task in attempt.pump_tasks)
             or (last is not None and last.running)
             or (not self.stopping and last is not None and last.result is not None and last.result.interrupted_by)
         ):
