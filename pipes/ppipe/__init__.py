@@ -1,8 +1,9 @@
 """ppipe runs shell-style pipelines as a graph of real processes, and sees every edge.
 
 The public API is re-exported here: :func:`parse`, :func:`run`,
-:func:`run_async`, :data:`CAPTURE`, the model, the result types, the
-errors, and :func:`merge_reports` for the reports of a job array's tasks.
+:func:`run_async` and their :class:`RunKeywords`, :data:`CAPTURE`, the model,
+the result types, the errors, :func:`merge_reports` for the reports of a job
+array's tasks, and every type their signatures name (a test checks it).
 The names are loaded on first use, so that ``ppipe --version`` or
 ``--explain`` does not pay for importing tornado and asyncio.
 """
@@ -20,8 +21,23 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "run": "api",
     "run_async": "api",
+    "RunKeywords": "api",
     "CAPTURE": "engine.options",
+    "Capture": "engine.options",
+    "Sink": "engine.sinks",
+    "Halt": "policy",
+    "Resume": "shards.joblog",
+    "RunObserver": "snapshots",
+    "Run": "snapshots",
+    "RunSnapshot": "snapshots",
+    "ShardSnapshot": "snapshots",
+    "ShardState": "snapshots",
+    "PipelineSnapshot": "snapshots",
+    "StageSnapshot": "snapshots",
+    "StageState": "snapshots",
+    "Checked": "errors",
     "CommandError": "errors",
+    "CommandProblem": "errors",
     "ExitStatus": "errors",
     "PipelineFailed": "errors",
     "PipelineSyntaxError": "errors",
@@ -36,6 +52,7 @@ _EXPORTS = {
     "RunResult": "results",
     "ShardAttempt": "results",
     "ShardResult": "results",
+    "StageFlow": "results",
     "PipelineResult": "results",
     "StageResult": "results",
     "Verdict": "results",
@@ -56,10 +73,15 @@ __all__ = [*_EXPORTS, "__version__"]  # noqa: PLE0604 (ruff cannot see that the 
 if TYPE_CHECKING:
     from typing import Any
 
+    from ppipe.api import RunKeywords as RunKeywords
     from ppipe.api import run as run
     from ppipe.api import run_async as run_async
     from ppipe.engine.options import CAPTURE as CAPTURE
+    from ppipe.engine.options import Capture as Capture
+    from ppipe.engine.sinks import Sink as Sink
+    from ppipe.errors import Checked as Checked
     from ppipe.errors import CommandError as CommandError
+    from ppipe.errors import CommandProblem as CommandProblem
     from ppipe.errors import ExitStatus as ExitStatus
     from ppipe.errors import PipelineFailed as PipelineFailed
     from ppipe.errors import PipelineSyntaxError as PipelineSyntaxError
@@ -78,13 +100,24 @@ if TYPE_CHECKING:
     from ppipe.merging import merge_reports as merge_reports
     from ppipe.merging import merge_summary as merge_summary
     from ppipe.merging import read_reports as read_reports
+    from ppipe.policy import Halt as Halt
     from ppipe.results import EdgeResult as EdgeResult
     from ppipe.results import PipelineResult as PipelineResult
     from ppipe.results import RunResult as RunResult
     from ppipe.results import ShardAttempt as ShardAttempt
     from ppipe.results import ShardResult as ShardResult
+    from ppipe.results import StageFlow as StageFlow
     from ppipe.results import StageResult as StageResult
     from ppipe.results import Verdict as Verdict
+    from ppipe.shards.joblog import Resume as Resume
+    from ppipe.snapshots import PipelineSnapshot as PipelineSnapshot
+    from ppipe.snapshots import Run as Run
+    from ppipe.snapshots import RunObserver as RunObserver
+    from ppipe.snapshots import RunSnapshot as RunSnapshot
+    from ppipe.snapshots import ShardSnapshot as ShardSnapshot
+    from ppipe.snapshots import ShardState as ShardState
+    from ppipe.snapshots import StageSnapshot as StageSnapshot
+    from ppipe.snapshots import StageState as StageState
 
 
 def __getattr__(name: str) -> Any:
