@@ -134,7 +134,7 @@ def command_lines(draw: st.DrawFn) -> tuple[list[str], list[str], list[str]]:
     return line(plain), line(other), line(other, for_typer=True)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(command_lines())
 @example((["--timeout", "- ", "true"], ["--timeout", "- ", "true"], ["--timeout", "- ", "true"]))
 @example((["-j", "-x y", "true"], ["-j-x y", "true"], ["-j-x y", "true"]))
@@ -174,7 +174,7 @@ WORDS = st.sampled_from(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.one_of(WORDS, st.text(alphabet="-= |aq0", max_size=4)), max_size=6))
 def test_any_words_end_as_typer_ends_them(argv: list[str]) -> None:
     """Mistakes and help too. A pipeline in several words (``ppipe ls -l``) is ppipe's own message, where typer
