@@ -280,7 +280,7 @@ def by_ppipe(text: str, directory: Path, env: dict[str, str]) -> Outcome:
     with open(os.devnull, "wb") as devnull:
         try:
             result = ppipe.run(
-                text, stdin=b"", stdout=ppipe.CAPTURE, stderr=devnull.fileno(), env=env, cwd=str(directory)
+                text, input=b"", stdout=ppipe.CAPTURE, stderr=devnull.fileno(), env=env, cwd=str(directory)
             )
             stdout, status = result.stdout or b"", result.exit_status
         except PpipeError as error:

@@ -11,6 +11,7 @@ error fails the test.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import os
@@ -24,6 +25,7 @@ import pytest
 import ppipe
 from ppipe import api
 from ppipe.engine.options import RunOptions
+from ppipe.policy import parse_halt
 from ppipe.shards.plan import ShardPlan
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -39,6 +41,7 @@ async def main() -> None:
 ppipe.run("true", tiemout=3)  # expect: Unexpected keyword argument "tiemout"
 ppipe.run("a | b").shard  # expect: "RunResult" has no attribute "shard"
 ppipe.run("x", fork="2")  # expect: Argument "fork" to "run" has incompatible type "str"; expected "int | None"
+ppipe.run("x", stdin=b"")  # expect: Argument "stdin" to "run" has incompatible type "bytes"
 """
 
 REVEALED = """\
@@ -173,26 +176,39 @@ def test_fork_overloads_give_the_result_types(mypy_says: dict[str, list[Message]
 
 
 def test_a_misspelt_keyword_raises_type_error_at_run_time() -> None:
+    with pytest.raises(TypeError, match="run\\(\\) got an unexpected keyword argument 'tiemout'"):
+        ppipe.run("true", tiemout=3)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="tiemout"):
-        ppipe.run("true", tiemout=3)
-    with pytest.raises(TypeError, match="tiemout"):
-        ppipe.run_async("true", tiemout=3)
+        asyncio.run(ppipe.run_async("true", tiemout=3))  # type: ignore[call-arg]
     with pytest.raises(TypeError):
-        ppipe.run("true", 3)
+        ppipe.run("true", 3)  # type: ignore[call-arg]
 
 
-def test_run_and_run_async_take_every_run_and_shard_option() -> None:
-    run = inspect.signature(api.run).parameters
-    run_async = inspect.signature(api.run_async).parameters
-    assert [(p.name, p.kind, p.default, p.annotation) for p in run.values()] == [
-        (p.name, p.kind, p.default, p.annotation) for p in run_async.values()
-    ]
-    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for name, p in run.items() if name != "pipeline")
-    run_options = {f.name: f.default for f in dataclasses.fields(RunOptions)}
+def test_bytes_go_as_input_and_stdin_takes_a_descriptor_or_a_file_as_subprocess_does(tmp_path: Path) -> None:
+    assert ppipe.run("tr a-z A-Z", input=b"abc", stdout=ppipe.CAPTURE).stdout == b"ABC"
+    with pytest.raises(TypeError, match="pass bytes as input="):
+        ppipe.run("cat", stdin=b"abc")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not both"):
+        ppipe.run("cat", stdin=0, input=b"abc")
+    source, target = tmp_path / "in", tmp_path / "out"
+    source.write_bytes(b"from a file\n")
+    with source.open("rb") as stdin, target.open("wb") as stdout:
+        assert ppipe.run("cat", stdin=stdin, stdout=stdout).ok
+    assert target.read_bytes() == b"from a file\n"
+
+
+def test_the_keywords_are_declared_once_and_cover_every_run_and_shard_option() -> None:
+    """run and run_async take RunKeywords; the engine's and the shard plan's fields are keywords of the same names,
+    and a keyword not given leaves its field at the dataclass's default (declared there, once)."""
+    for function in (api.run, api.run_async):
+        parameters = inspect.signature(function).parameters
+        assert list(parameters) == ["pipeline", "keywords"]
+        assert function.__annotations__["keywords"] == "Unpack[RunKeywords]"
+    keywords = ppipe.RunKeywords.__optional_keys__
     # processes is fork itself; offset, stride and tasks place a machine's shards in a job array (the CLI's business).
     placing = {"processes", "offset", "stride", "tasks"}
-    shard_options = {f.name: f.default for f in dataclasses.fields(ShardPlan) if f.name not in placing}
-    for name, default in (run_options | shard_options).items():
-        assert name in run, f"ppipe.run lacks the option {name}"
-        assert run[name].default == default, f"ppipe.run's {name} defaults to {run[name].default!r}, not {default!r}"
-    assert run["fork"].default is None
+    options = {f.name for f in dataclasses.fields(RunOptions)} | {f.name for f in dataclasses.fields(ShardPlan)}
+    assert options - placing <= keywords, f"ppipe.run lacks the options {options - placing - keywords}"
+    assert api._options("run", {}) == (RunOptions(), None)
+    assert api._options("run", {"fork": 2}) == (RunOptions(), ShardPlan(2))
+    assert api._options("run", {"fork": 2, "halt": "now,fail=1"})[1] == ShardPlan(2, halt=parse_halt("now,fail=1"))

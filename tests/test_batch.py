@@ -79,7 +79,7 @@ def test_split_input_with_fewer_slots_than_shards_reaches_every_shard_exactly_on
 def test_a_restart_is_fed_its_whole_input_when_it_waited_for_a_slot(tmp_path: Path) -> None:
     stage = "sh -c 'cat > in-{task_id}; test -e ran-{task_id} || { touch ran-{task_id}; exit 1; }'"
     data = b"".join(b"line %d\n" % i for i in range(100))
-    result = ppipe.run(stage, fork=4, jobs=1, block=16, max_restarts=1, stdin=data, cwd=str(tmp_path))
+    result = ppipe.run(stage, fork=4, jobs=1, block=16, max_restarts=1, input=data, cwd=str(tmp_path))
     assert result.exit_status == 0
     assert [len(s.attempts) for s in result.shards] == [2] * 4
     kept = b"".join((tmp_path / f"in-{i}").read_bytes() for i in range(4))

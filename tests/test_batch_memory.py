@@ -58,9 +58,12 @@ class _Watcher:
 @pytest.mark.parametrize("stdin", [b"", None], ids=["input-dealt", "no-input"])
 def test_a_batch_holds_only_the_shards_under_way(stdin: bytes | None) -> None:
     watcher = _Watcher()
+    items = [str(i) for i in range(ITEMS)]
     with open(os.devnull, "rb") as devnull:
-        given = devnull.fileno() if stdin is None else stdin
-        result = ppipe.run("true {item}", items=[str(i) for i in range(ITEMS)], jobs=2, observer=watcher, stdin=given)
+        if stdin is None:
+            result = ppipe.run("true {item}", items=items, jobs=2, observer=watcher, stdin=devnull)
+        else:
+            result = ppipe.run("true {item}", items=items, jobs=2, observer=watcher, input=stdin)
     assert result.exit_status == 0
     assert len(watcher.snapshots) > 10
     # The snapshot lists the shards ppipe still holds: the two running, and one or two just ending. Input

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ppipe.cli.config import MOST, read_value
-from ppipe.cli.entry import _main, _with_typer, quick_parse
+from ppipe.cli.config import MOST, Config, config_from, read_value
+from ppipe.cli.entry import _main, _read, _with_typer
 from ppipe.errors import UsageError
 
 from conftest import ppipe
@@ -143,7 +143,8 @@ def test_bad_values_through_the_console_script(argv: list[str], message: str, tm
 
 
 def test_numbers_typer_used_to_take_still_work() -> None:
-    assert quick_parse(["--timeout", "1e3", "--kill-after=inf", "--display", "NEVER", "x"]) is not None
+    reading = _read(["--timeout", "1e3", "--kill-after=inf", "--display", "NEVER", "x"])
+    assert config_from("x", reading.values) == Config("x", timeout=1000.0, kill_after=math.inf, display="never")
     assert ppipe("--timeout", "inf", "--kill-after", "1e999", "echo ok").stdout == b"ok\n"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import json
 import os
 import re
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import ppipe
+from ppipe.cli.config import Config
 
 from conftest import ENV, PPIPE
 from conftest import ppipe as run_ppipe
@@ -66,20 +67,29 @@ def test_there_are_readme_transcripts_to_check() -> None:
 
 def test_run_takes_the_keywords_the_api_page_lists_and_no_cli_only_option() -> None:
     section = (ROOT / "docs" / "api.md").read_text()
-    paragraph = section[section.index("`run(pipeline, *, ...)`") : section.index("Also:")]
+    paragraph = section[section.index("`run(pipeline, **keywords)`") : section.index("Also:")]
     named = set(re.findall(r"`([a-z_]+)(?:=[^`]*)?`", paragraph))
-    for function in (ppipe.run, ppipe.run_async):
-        keywords = {name for name, p in inspect.signature(function).parameters.items() if p.kind is p.KEYWORD_ONLY}
-        assert named - {"run_async"} <= keywords  # every keyword it lists is taken
-        listed_elsewhere = {"stdin", "stdout", "stderr", "env", "cwd", "check", "splice"}
-        listed_elsewhere |= {"handle_signals", "observer"}
-        assert keywords - named - listed_elsewhere == set()  # and every keyword taken is listed
-        for option in ("report", "quiet", "display", "progress", "task_id", "tasks", "on", "sbatch"):
-            assert option not in keywords  # the command line's alone, as it says
+    keywords = set(ppipe.RunKeywords.__optional_keys__)
+    assert named - {"run_async"} <= keywords  # every keyword it lists is taken
+    listed_elsewhere = {"input", "stdin", "stdout", "stderr", "env", "cwd", "check", "splice", "handle_signals"}
+    listed_elsewhere |= {"observer"}
+    assert keywords - named - listed_elsewhere == set()  # and every keyword taken is listed
+    for option in ("report", "quiet", "display", "progress", "task_id", "tasks", "on", "sbatch"):
+        assert option not in keywords  # the command line's alone, as it says
     with pytest.raises(TypeError):
         ppipe.run("true", report="r.json")  # type: ignore[call-arg]
-    for cli_only in ("--display", "--progress", "--report", "--quiet", "--on", "--task-id"):
-        assert cli_only in paragraph
+    # Every option of the command line is a keyword of the same name, one the page maps, or one it calls the CLI's.
+    mapped = {"lines": "count_lines", "recend": "record_end", "each": "items", "null": "record_end"}
+    mapped |= {"resume_failed": "resume"}
+    mapping, alone = paragraph.split("The command line's alone:")
+    for field in dataclasses.fields(Config):
+        if field.name == "pipeline" or field.name in keywords:
+            continue
+        option = "--" + field.name.replace("_", "-")
+        if field.name in mapped:
+            assert option in mapping and f"`{mapped[field.name]}" in mapping, option
+        else:
+            assert f"`{option}`" in alone, f"{option}: neither a keyword of ppipe.run nor said to be the CLI's alone"
 
 
 def test_the_readme_python_example_prints_its_figures() -> None:

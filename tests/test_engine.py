@@ -93,7 +93,7 @@ def test_a_fast_edge_made_of_newlines_is_counted_exactly(both_pump_paths: str) -
 
 
 def test_stdin_bytes_are_fed_and_counted() -> None:
-    result = run("sort | uniq -c", stdin=b"b\na\nb\n")
+    result = run("sort | uniq -c", input=b"b\na\nb\n")
     assert result.stdout == b"      1 a\n      2 b\n"
     assert result.edge(Boundary.STDIN, 1).counted
     assert result.edge(Boundary.STDIN, 1).bytes == 6
@@ -473,7 +473,7 @@ def test_running_out_of_descriptors_leaves_none_open() -> None:
         "for limit in range(before + 6, before + 130, 4):  # failing at every step of the wiring\n"
         "    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))\n"
         "    try:\n"
-        "        ppipe.run(' | '.join(['cat'] * 8), stdin=b'x\\n', stdout=ppipe.CAPTURE, count_lines=True)\n"
+        "        ppipe.run(' | '.join(['cat'] * 8), input=b'x\\n', stdout=ppipe.CAPTURE, count_lines=True)\n"
         "    except ppipe.PpipeError:\n"
         "        pass\n"
         "    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))\n"

@@ -1,14 +1,15 @@
-"""The console script's fast command-line reader agrees with typer's."""
+"""The console script's command-line reader: what it runs itself, and what it leaves to typer.
+
+That both readings agree on every command line is tested in test_command_line_reading.py.
+"""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from ppipe.cli import options as cli
-from ppipe.cli.config import Config
-from ppipe.cli.entry import OPTIONS, quick_parse
+from ppipe.cli.config import Config, config_from
+from ppipe.cli.entry import OPTIONS, _read
 
 
 def typer_reading(argv: list[str]) -> Config | None:
@@ -37,67 +38,10 @@ def test_both_readers_know_the_same_options() -> None:
     assert declared == OPTIONS
 
 
-_token = st.one_of(
-    st.sampled_from(
-        [
-            "--no-fail",
-            "--explain",
-            "-q",
-            "--quiet",
-            "--lines",
-            "--no-lines",
-            "--pager",
-            "--no-pager",
-            "--",
-            "-x",
-            "--bogus",
-            "--timeout",
-            "--kill-after",
-            "--report",
-            "--timeout=1.5",
-            "--kill-after=0",
-            "--report=r.json",
-            "--display",
-            "--display=never",
-            "always",
-            "AUTO",
-            "--progress",
-            "plain",
-            "--progress=none",
-            "--fork",
-            "--fork=2",
-            "--max-restarts",
-            "--fail-fast",
-            "--tag",
-            "--keep-order",
-            "--block",
-            "--block=64k",
-            "--task-id",
-            "--tasks=4",
-            "--tasks",
-            "1M",
-            "3",
-            "0.25",
-            ".5",
-            "1e3",
-            "-1",
-            "nan",
-            "r.json",
-            "-",
-            "seq 3 | wc -l",
-            "cat f",
-        ]
-    ),
-    st.text(alphabet="abc |-=.", max_size=6),
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(_token, max_size=6))
-def test_fast_reading_matches_typer_whenever_it_reads(argv: list[str]) -> None:
-    quick = quick_parse(argv)
-    if quick is not None:
-        assert typer_reading(argv) == quick
+def fast_reading(argv: list[str]) -> Config | None:
+    """The Config the console script runs without typer, or None when typer reads the line."""
+    reading = _read(argv)
+    return None if reading.for_typer or len(reading.words) != 1 else config_from(reading.words[0], reading.values)
 
 
 @pytest.mark.parametrize(
@@ -113,11 +57,15 @@ def test_fast_reading_matches_typer_whenever_it_reads(argv: list[str]) -> None:
             Config("x", fork=4, max_restarts=2, tag=True, keep_order=True, block="64k", fail_fast=True),
         ),
         (["--task-id=3", "--tasks", "8", "x"], Config("x", task_id=3, tasks=8)),
+        (["-q0j4", "x"], Config("x", quiet=True, null=True, jobs=4)),
+        (["--timeout", "-1", "x", "--timeout", "3"], Config("x", timeout=3.0)),
+        (["--sbatch", "-p", "x", "--sbatch=-t 5"], Config("x", sbatch=("-p", "-t 5"))),
+        (["-q", "-grep x | wc"], Config("-grep x | wc", quiet=True)),
     ],
 )
 def test_fast_reading(argv: list[str], expected: Config) -> None:
-    assert quick_parse(argv) == expected
-    assert typer_reading(argv) == expected
+    assert fast_reading(argv) == expected
+    assert typer_reading(_read(argv).argv) == expected  # typer given the -- before "-grep x"
 
 
 @pytest.mark.parametrize(
@@ -126,14 +74,15 @@ def test_fast_reading(argv: list[str], expected: Config) -> None:
         [],
         ["--help"],
         ["-h"],
-        ["a", "b"],
-        ["--timeout", "x", "a"],
+        ["a", "-h"],
         ["--timeout"],
+        ["-qj"],
         ["--version", "a"],
         ["--bogus", "a"],
         ["-qx", "a"],
-        ["--", "a", "b"],
+        ["--quiet=1", "a"],
     ],
 )
-def test_anything_unusual_goes_to_typer(argv: list[str]) -> None:
-    assert quick_parse(argv) is None
+def test_help_and_mistakes_go_to_typer(argv: list[str]) -> None:
+    reading = _read(argv)
+    assert reading.for_typer or not reading.words

@@ -154,7 +154,7 @@ def test_random_streams_chunked_oddly_are_counted_exactly(
 ) -> None:
     data += tail
     producer = " ".join([python_stage(CHUNKER), *map(str, sizes)])
-    result = ppipe.run(f"{producer} | cat | wc -c", stdin=data, stdout=ppipe.CAPTURE, count_lines=True, splice=splice)
+    result = ppipe.run(f"{producer} | cat | wc -c", input=data, stdout=ppipe.CAPTURE, count_lines=True, splice=splice)
     assert int(result.stdout) == len(data)
     for edge in (result.edge(1, 2), result.edge(2, 3)):
         assert (edge.bytes, edge.lines) == (len(data), lines_of(data))

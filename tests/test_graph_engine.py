@@ -69,7 +69,7 @@ def test_fan_in_merges_whole_lines() -> None:
     texts = [f"{writer} {tag}" for tag in "abcd"] + ["cat"]
     edges: list[tuple[object, object]] = [(Boundary.STDIN, i) for i in range(1, 5)]
     edges += [(i, 5) for i in range(1, 5)] + [(5, Boundary.STDOUT)]
-    result = ppipe.run(graph_of(texts, edges), stdin=b"", stdout=CAPTURE)
+    result = ppipe.run(graph_of(texts, edges), input=b"", stdout=CAPTURE)
     assert result.exit_status == 0
     assert result.stdout is not None
     lines = result.stdout.split(b"\n")
@@ -91,7 +91,7 @@ def test_stdin_bytes_fan_out_to_every_reader() -> None:
     graph = graph_of(
         ["wc -l", "wc -c"], [(Boundary.STDIN, 1), (Boundary.STDIN, 2), (1, Boundary.STDOUT), (2, Boundary.STDOUT)]
     )
-    result = ppipe.run(graph, stdin=b"a\nbb\nccc\n", stdout=CAPTURE)
+    result = ppipe.run(graph, input=b"a\nbb\nccc\n", stdout=CAPTURE)
     assert result.stdout is not None
     assert sorted(result.stdout.split()) == [b"3", b"9"]
     assert result.edge(Boundary.STDIN, 2).bytes == 9

@@ -103,7 +103,7 @@ def test_nul_byte_in_a_variable_fails_the_stage_cleanly() -> None:
     result = ppipe_module.run(
         "cat",
         env={"PATH": os.environ["PATH"], "X": "a\0b"},
-        stdin=b"",
+        input=b"",
         stdout=ppipe_module.CAPTURE,
         stderr=os.open(os.devnull, os.O_WRONLY),
     )

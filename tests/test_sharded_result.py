@@ -10,7 +10,7 @@ MATCHES = [line for line in DATA.splitlines() if b"1" in line]
 
 
 def test_a_sharded_run_sums_each_edge_over_its_shards() -> None:
-    result = ppipe.run("grep 1 | sort -n", fork=3, stdin=DATA, stdout=ppipe.CAPTURE, count_lines=True, block=4096)
+    result = ppipe.run("grep 1 | sort -n", fork=3, input=DATA, stdout=ppipe.CAPTURE, count_lines=True, block=4096)
     assert result.ok and result.sharded
     assert all(len(shard.attempts) == 1 for shard in result.shards)  # every shard had blocks
     # Each shard's own edges, as a plain run gives them.
@@ -29,7 +29,7 @@ def test_a_sharded_run_sums_each_edge_over_its_shards() -> None:
 
 
 def test_a_plain_run_keeps_its_own_edges() -> None:
-    result = ppipe.run("grep 1 | sort -n", stdin=DATA, stdout=ppipe.CAPTURE, count_lines=True)
+    result = ppipe.run("grep 1 | sort -n", input=DATA, stdout=ppipe.CAPTURE, count_lines=True)
     assert not result.sharded
     assert result.edge(1, 2).lines == len(MATCHES)
     assert result.edges == result.shards[0].edges and result.stages == result.shards[0].stages

@@ -323,7 +323,7 @@ def test_python_api_runs_shards() -> None:
 
 
 def test_python_api_splits_bytes_and_checks() -> None:
-    result = ppipe.run("wc -l", fork=2, stdin=b"a\nb\nc\n", block=2, stdout=ppipe.CAPTURE)
+    result = ppipe.run("wc -l", fork=2, input=b"a\nb\nc\n", block=2, stdout=ppipe.CAPTURE)
     assert sum(int(n) for n in result.stdout.split()) == 3  # type: ignore[union-attr]
     with pytest.raises(ppipe.PipelineFailed) as failed:
         ppipe.run("sh -c 'exit {task_num}'", fork=2, check=True)

@@ -56,7 +56,7 @@ def test_bytes_in_and_undelivered_add_up_to_the_input(
 ) -> None:
     data = b"".join(b"%0*d\n" % (width, n) for n in range(lines))
     command, restarts = consumer
-    result = ppipe.run(command, fork=shards, block=block, max_restarts=restarts, stdin=data, stdout=ppipe.CAPTURE)
+    result = ppipe.run(command, fork=shards, block=block, max_restarts=restarts, input=data, stdout=ppipe.CAPTURE)
     assert isinstance(result, ppipe.RunResult) and result.sharded
     delivered = [s.bytes_in or 0 for s in result.shards]
     assert sum(delivered) + result.input_undelivered == len(data)

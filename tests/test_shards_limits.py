@@ -42,7 +42,7 @@ def test_more_shards_than_one_machine_runs_is_a_usage_error() -> None:
 
 def test_the_python_api_refuses_an_absurd_shard_count_too() -> None:
     with pytest.raises(UsageError, match="at most 10000 shards"):
-        ppipe.run("cat", fork=99_999_999_999, stdin=b"")
+        ppipe.run("cat", fork=99_999_999_999, input=b"")
 
 
 def test_the_shard_count_limit_is_checked_before_the_descriptor_limit() -> None:

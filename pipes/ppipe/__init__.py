@@ -1,9 +1,10 @@
 """ppipe runs shell-style pipelines as a graph of real processes, and sees every edge.
 
 The public API is re-exported here: :func:`parse`, :func:`run`,
-:func:`run_async`, :data:`CAPTURE`, the model, the result types, the
-errors, :func:`to_report` and :func:`load_report` (a result as its JSON
-report and back), and :func:`merge_reports` for the reports of a job array's tasks.
+:func:`run_async` and their :class:`RunKeywords`, :data:`CAPTURE`, the model,
+the result types, the errors, :func:`to_report` and :func:`load_report` (a
+result as its JSON report and back), :func:`merge_reports` for the reports of
+a job array's tasks, and every type their signatures name (a test checks it).
 The names are loaded on first use, so that ``ppipe --version`` or
 ``--explain`` does not pay for importing tornado and asyncio.
 """
@@ -21,8 +22,23 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "run": "api",
     "run_async": "api",
+    "RunKeywords": "api",
     "CAPTURE": "engine.options",
+    "Capture": "engine.options",
+    "Sink": "engine.sinks",
+    "Halt": "policy",
+    "Resume": "shards.joblog",
+    "RunObserver": "snapshots",
+    "Run": "snapshots",
+    "RunSnapshot": "snapshots",
+    "ShardSnapshot": "snapshots",
+    "ShardState": "snapshots",
+    "PipelineSnapshot": "snapshots",
+    "StageSnapshot": "snapshots",
+    "StageState": "snapshots",
+    "Checked": "errors",
     "CommandError": "errors",
+    "CommandProblem": "errors",
     "ExitStatus": "errors",
     "PipelineFailed": "errors",
     "PipelineSyntaxError": "errors",
@@ -34,10 +50,13 @@ _EXPORTS = {
     "RedirectOp": "graph",
     "Stage": "graph",
     "ArrayTask": "results",
-    "EdgeResult": "results",
+    "EdgeResult": "flow",
     "RunResult": "results",
     "ShardAttempt": "results",
     "ShardResult": "results",
+    "StageFlow": "flow",
+    "StopReason": "stops",
+    "StopKind": "stops",
     "PipelineResult": "results",
     "StageResult": "results",
     "Verdict": "results",
@@ -61,15 +80,21 @@ __all__ = [*_EXPORTS, "__version__"]  # noqa: PLE0604 (ruff cannot see that the 
 if TYPE_CHECKING:
     from typing import Any
 
+    from ppipe.api import RunKeywords as RunKeywords
     from ppipe.api import run as run
     from ppipe.api import run_async as run_async
     from ppipe.engine.options import CAPTURE as CAPTURE
+    from ppipe.engine.options import Capture as Capture
+    from ppipe.engine.sinks import Sink as Sink
+    from ppipe.errors import Checked as Checked
     from ppipe.errors import CommandError as CommandError
+    from ppipe.errors import CommandProblem as CommandProblem
     from ppipe.errors import ExitStatus as ExitStatus
     from ppipe.errors import PipelineFailed as PipelineFailed
     from ppipe.errors import PipelineSyntaxError as PipelineSyntaxError
     from ppipe.errors import PpipeError as PpipeError
     from ppipe.flow import EdgeResult as EdgeResult
+    from ppipe.flow import StageFlow as StageFlow
     from ppipe.graph import Boundary as Boundary
     from ppipe.graph import Edge as Edge
     from ppipe.graph import Graph as Graph
@@ -85,6 +110,7 @@ if TYPE_CHECKING:
     from ppipe.merging import merge_results as merge_results
     from ppipe.merging import merge_summary as merge_summary
     from ppipe.merging import read_reports as read_reports
+    from ppipe.policy import Halt as Halt
     from ppipe.report import load_report as load_report
     from ppipe.report import to_report as to_report
     from ppipe.results import ArrayTask as ArrayTask
@@ -94,6 +120,17 @@ if TYPE_CHECKING:
     from ppipe.results import ShardResult as ShardResult
     from ppipe.results import StageResult as StageResult
     from ppipe.results import Verdict as Verdict
+    from ppipe.shards.joblog import Resume as Resume
+    from ppipe.snapshots import PipelineSnapshot as PipelineSnapshot
+    from ppipe.snapshots import Run as Run
+    from ppipe.snapshots import RunObserver as RunObserver
+    from ppipe.snapshots import RunSnapshot as RunSnapshot
+    from ppipe.snapshots import ShardSnapshot as ShardSnapshot
+    from ppipe.snapshots import ShardState as ShardState
+    from ppipe.snapshots import StageSnapshot as StageSnapshot
+    from ppipe.snapshots import StageState as StageState
+    from ppipe.stops import StopKind as StopKind
+    from ppipe.stops import StopReason as StopReason
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""The Python API: ``ppipe.parse``, ``ppipe.run`` and ``await ppipe.run_async``.
+"""The Python API: ``ppipe.run`` and ``await ppipe.run_async``, their keywords declared once (:class:`RunKeywords`).
 
 Example::
 
@@ -8,7 +8,7 @@ Example::
     assert result.stdout == b"2\\n" and result.ok
     print(result.edge(1, 2).lines)            # 10 lines went from seq to grep
 
-    result = ppipe.run("sort | uniq -c", stdin=b"b\\na\\nb\\n", stdout=ppipe.CAPTURE)
+    result = ppipe.run("sort | uniq -c", input=b"b\\na\\nb\\n", stdout=ppipe.CAPTURE)
 
     async def main() -> None:                 # already on an event loop
         result = await ppipe.run_async("yes | head -3", stdout=ppipe.CAPTURE)
@@ -17,60 +17,85 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any, TypedDict, cast
 
-from ppipe.engine.options import Input, Output, RunOptions
+from ppipe.engine.options import CAPTURE, Capture, RunOptions
 from ppipe.graph import Graph
 from ppipe.launch import launch
 from ppipe.policy import Halt, parse_halt
 from ppipe.results import RunResult
-from ppipe.shards.input import DEFAULT_BLOCK
 from ppipe.shards.joblog import Resume
 from ppipe.shards.plan import ShardPlan
 from ppipe.snapshots import RunObserver
 
+if TYPE_CHECKING:
+    from typing import Unpack  # Python 3.11; annotations are not evaluated at run time, so 3.10 runs ppipe too
 
-async def run_async(
-    pipeline: str | Graph,
-    *,
-    stdin: Input = None,
-    stdout: Output = None,
-    stderr: int | None = None,
-    env: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-    no_fail: bool = False,
-    timeout: float | None = None,
-    kill_after: float = 2.0,
-    handle_signals: bool = False,
-    count_lines: bool = False,
-    splice: bool | None = None,
-    pager: bool = False,
-    observer: RunObserver | None = None,
-    check: bool = False,
-    fork: int | None = None,
-    max_restarts: int = 0,
-    fail_fast: bool = False,
-    tag: bool = False,
-    keep_order: bool = False,
-    block: int = DEFAULT_BLOCK,
-    jobs: int | None = None,
-    items: Sequence[str] | None = None,
-    halt: Halt | str | None = None,
-    shard_timeout: float | None = None,
-    retry_delay: float = 0.0,
-    joblog: str | None = None,
-    resume: Resume = Resume.NONE,
-    record_end: bytes = b"\n",
-    header: int = 0,
-) -> RunResult:
+
+class RunKeywords(TypedDict, total=False):
+    """The keyword arguments of :func:`run` and :func:`run_async`, each optional; mypy checks callers' keywords.
+
+    Where the pipeline reads and writes, as :mod:`subprocess` takes it:
+    ``input`` is bytes ppipe feeds the first stage; ``stdin`` a descriptor or
+    a file object it reads instead (default: this process's stdin);
+    ``stdout`` a descriptor, a file object or :data:`CAPTURE` (then
+    ``result.stdout``); ``stderr`` the stages' stderr (default fd 2; each
+    stage's last lines are in its result either way). ``env`` and ``cwd``
+    are the stages', and the text is expanded with them.
+
+    The others are the command line's options of the same names, with the
+    same defaults (``fork``: None, one plain run): ``no_fail``,
+    ``timeout``, ``kill_after``, ``pager``, ``fork``, ``max_restarts``,
+    ``fail_fast``, ``tag``, ``keep_order``, ``block`` (bytes),
+    ``jobs``, ``halt`` (a :class:`~ppipe.policy.Halt` or its text,
+    ``"now,fail=1"``), ``shard_timeout``, ``retry_delay``, ``joblog``,
+    ``resume`` (:class:`~ppipe.shards.joblog.Resume`) and ``header``;
+    ``count_lines`` is ``--lines``, ``record_end`` is ``--recend``
+    (``b"\\0"``: ``--null``) and ``items`` are ``--each``'s lines. The
+    shard options mean something only with ``fork`` or ``items``.
+    ``check``, ``observer``, ``handle_signals`` and ``splice`` are the
+    library's own: see :func:`run_async`.
+    """
+
+    input: bytes | None
+    stdin: int | IO[Any] | None
+    stdout: int | IO[Any] | Capture | None
+    stderr: int | IO[Any] | None
+    env: Mapping[str, str] | None
+    cwd: str | None
+    check: bool
+    observer: RunObserver | None
+    handle_signals: bool
+    splice: bool | None
+    no_fail: bool
+    timeout: float | None
+    kill_after: float
+    count_lines: bool
+    pager: bool
+    fork: int | None
+    items: Sequence[str] | None
+    max_restarts: int
+    fail_fast: bool
+    tag: bool
+    keep_order: bool
+    block: int
+    jobs: int | None
+    halt: Halt | str | None
+    shard_timeout: float | None
+    retry_delay: float
+    joblog: str | None
+    resume: Resume
+    record_end: bytes
+    header: int
+
+
+async def run_async(pipeline: str | Graph, **keywords: Unpack[RunKeywords]) -> RunResult:
     """Runs a pipeline on the running event loop and returns its :class:`~ppipe.RunResult`.
 
     ``pipeline`` is text (parsed with ``env`` and ``cwd``) or a parsed
-    :class:`~ppipe.graph.Graph`. ``stdin`` is a descriptor the first stage
-    reads (default: this process's stdin) or ``bytes`` to feed it.
-    ``stdout`` is a descriptor (default: this process's stdout) or
-    :data:`~ppipe.CAPTURE`. Stages' stderr goes to ``stderr`` (default fd 2);
-    each stage's last stderr lines are in its result either way.
+    :class:`~ppipe.graph.Graph`; the keywords are :class:`RunKeywords`.
 
     Bytes are counted on every edge ppipe carries. Lines are counted only
     with ``count_lines=True`` (a pass over every byte), and then exactly, on
@@ -81,138 +106,82 @@ async def run_async(
     says the stage writing ``stdout`` is a pager owning the terminal: the
     other stages' stderr is held until the end and Ctrl-C from the terminal
     is left to the stages (see ``Execution.pager`` in :mod:`ppipe.engine`).
+    ``handle_signals=True`` forwards SIGINT, SIGTERM and SIGHUP to the
+    stages, as the command line does.
 
-    ``fork=N`` runs N shards of the pipeline (0: one per CPU; see
-    :mod:`ppipe.shards.execution`); the pipeline must then be text, its
-    ``{task_id}``, ``{task_num}`` and ``{tasks}`` replaced in each shard.
-    ``items`` runs one shard per item instead, its text filled in for
-    ``{item}`` (``--each``). ``max_restarts`` (per shard), ``fail_fast``,
-    ``tag``, ``keep_order``, ``block``, ``jobs``, ``halt`` (a
-    :class:`~ppipe.policy.Halt` or its text, ``"now,fail=1"``),
-    ``shard_timeout``, ``retry_delay``, ``joblog``, ``resume``
-    (:class:`~ppipe.shards.joblog.Resume`) and ``header`` are the command
-    line's options of the same names; ``record_end`` is ``--recend``. The
-    command line's other options are not keywords here: those that show or
-    write what happened (``--display``, ``--progress``, ``--report``,
-    ``--quiet``, ``--explain``) and those of clusters (``--on``, ``--sbatch``,
-    ``--task-id``, ``--tasks``, ``--whole-input``). The result has
-    the same shape either way (:class:`~ppipe.RunResult`): its shards, each
-    with its attempts; a plain run is one shard with one attempt, and its
-    stages and edges are on the result itself. ``observer``
-    (:class:`~ppipe.snapshots.RunObserver`) watches either kind of run.
+    ``fork=N`` runs N shards of the pipeline (0: one per CPU); the pipeline
+    must then be text, its ``{task_id}``, ``{task_num}`` and ``{tasks}``
+    replaced in each shard; ``items`` runs one shard per item instead, its
+    text filled in for ``{item}``. The result has the same shape either way
+    (:class:`~ppipe.RunResult`): its shards, each with its attempts; a plain
+    run is one shard with one attempt, and its stages and edges are on the
+    result itself. ``observer`` (:class:`~ppipe.RunObserver`) watches
+    either kind of run.
 
     A failing stage does not raise: read ``result.exit_status`` or pass
     ``check=True`` to get :class:`~ppipe.errors.PipelineFailed`. Bad syntax
     and missing commands raise :class:`~ppipe.errors.PpipeError` subclasses
-    before anything runs. Must run in the main thread (tornado's SIGCHLD
-    handling needs it). Cancelling the call stops and reaps every stage.
+    before anything runs; a keyword ppipe does not take, or bytes given as
+    ``stdin``, raise TypeError. Must run in the main thread (tornado's
+    SIGCHLD handling needs it). Cancelling the call stops and reaps every
+    stage.
     """
-    options = RunOptions(
-        no_fail=no_fail,
-        timeout=timeout,
-        kill_after=kill_after,
-        handle_signals=handle_signals,
-        env=env,
-        cwd=cwd,
-        stdin=stdin,
-        stdout=stdout,
-        stderr=stderr,
-        count_lines=count_lines,
-        splice=splice,
-        pager=pager,
-    )
-    plan = None
-    if fork is not None or items is not None:
-        plan = ShardPlan(
-            fork or 0,
-            max_restarts=max_restarts,
-            fail_fast=fail_fast,
-            tag=tag,
-            keep_order=keep_order,
-            block=block,
-            jobs=jobs,
-            items=None if items is None else tuple(items),
-            halt=parse_halt(halt) if isinstance(halt, str) else halt,
-            shard_timeout=shard_timeout,
-            retry_delay=retry_delay,
-            joblog=joblog,
-            resume=resume,
-            record_end=record_end,
-            header=header,
-        )
-    result = await launch(pipeline, options, plan, observer)
-    return result.check() if check else result
+    return await _launch(pipeline, keywords, *_options("run_async", keywords))
 
 
-def run(
-    pipeline: str | Graph,
-    *,
-    stdin: Input = None,
-    stdout: Output = None,
-    stderr: int | None = None,
-    env: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-    no_fail: bool = False,
-    timeout: float | None = None,
-    kill_after: float = 2.0,
-    handle_signals: bool = False,
-    count_lines: bool = False,
-    splice: bool | None = None,
-    pager: bool = False,
-    observer: RunObserver | None = None,
-    check: bool = False,
-    fork: int | None = None,
-    max_restarts: int = 0,
-    fail_fast: bool = False,
-    tag: bool = False,
-    keep_order: bool = False,
-    block: int = DEFAULT_BLOCK,
-    jobs: int | None = None,
-    items: Sequence[str] | None = None,
-    halt: Halt | str | None = None,
-    shard_timeout: float | None = None,
-    retry_delay: float = 0.0,
-    joblog: str | None = None,
-    resume: Resume = Resume.NONE,
-    record_end: bytes = b"\n",
-    header: int = 0,
-) -> RunResult:
+def run(pipeline: str | Graph, **keywords: Unpack[RunKeywords]) -> RunResult:
     """Runs a pipeline to the end in a fresh event loop; the arguments are :func:`run_async`'s.
 
     Safe to call many times in one process: each call installs tornado's
     SIGCHLD handler on its own loop and removes it afterwards.
     """
-    return asyncio.run(
-        run_async(
-            pipeline,
-            stdin=stdin,
-            stdout=stdout,
-            stderr=stderr,
-            env=env,
-            cwd=cwd,
-            no_fail=no_fail,
-            timeout=timeout,
-            kill_after=kill_after,
-            handle_signals=handle_signals,
-            count_lines=count_lines,
-            splice=splice,
-            pager=pager,
-            observer=observer,
-            check=check,
-            fork=fork,
-            max_restarts=max_restarts,
-            fail_fast=fail_fast,
-            tag=tag,
-            keep_order=keep_order,
-            block=block,
-            jobs=jobs,
-            items=items,
-            halt=halt,
-            shard_timeout=shard_timeout,
-            retry_delay=retry_delay,
-            joblog=joblog,
-            resume=resume,
-            record_end=record_end,
-            header=header,
-        )
+    options, plan = _options("run", keywords)  # a bad keyword raises before a loop is made
+    return asyncio.run(_launch(pipeline, keywords, options, plan))
+
+
+#: The keywords passed on as they are to the engine's RunOptions, and to ShardPlan: their fields of the same names.
+_RUN_FIELDS = {field.name for field in dataclasses.fields(RunOptions)} - {"stdin", "stdout", "stderr", "observer"}
+_PLAN_FIELDS = {field.name for field in dataclasses.fields(ShardPlan)}
+_SHARD_FIELDS = (_PLAN_FIELDS & RunKeywords.__optional_keys__) - {"items", "halt"}
+
+
+async def _launch(
+    pipeline: str | Graph, keywords: RunKeywords, options: RunOptions, plan: ShardPlan | None
+) -> RunResult:
+    result = await launch(pipeline, options, plan, keywords.get("observer"))
+    return result.check() if keywords.get("check") else result
+
+
+def _options(function: str, keywords: RunKeywords) -> tuple[RunOptions, ShardPlan | None]:
+    """The engine's options and the shard plan (None: one plain run) for the keywords; TypeError for a bad one."""
+    given = cast("dict[str, Any]", keywords)  # checked by mypy at the call; read by name here
+    unknown = sorted(given.keys() - RunKeywords.__optional_keys__)
+    if unknown:
+        raise TypeError(f"{function}() got an unexpected keyword argument {unknown[0]!r}")
+    stdin, data = given.get("stdin"), given.get("input")
+    if isinstance(stdin, bytes | bytearray | memoryview):
+        raise TypeError(f"{function}() takes a descriptor or a file object as stdin=; pass bytes as input=")
+    if stdin is not None and data is not None:
+        raise ValueError(f"{function}() takes stdin= or input=, not both")
+    stdout = given.get("stdout")
+    options = RunOptions(
+        **{name: given[name] for name in _RUN_FIELDS & given.keys()},
+        stdin=bytes(data) if data is not None else _descriptor(stdin),
+        stdout=stdout if stdout is CAPTURE else _descriptor(stdout),
+        stderr=_descriptor(given.get("stderr")),
     )
+    fork, items, halt = given.get("fork"), given.get("items"), given.get("halt")
+    if fork is None and items is None:
+        return options, None
+    plan = ShardPlan(
+        fork or 0,
+        items=None if items is None else tuple(items),
+        halt=parse_halt(halt) if isinstance(halt, str) else halt,
+        **{name: given[name] for name in _SHARD_FIELDS & given.keys()},
+    )
+    return options, plan
+
+
+def _descriptor(target: int | IO[Any] | None) -> int | None:
+    """A descriptor, or a file object's (as :mod:`subprocess` takes them)."""
+    return target if target is None or isinstance(target, int) else target.fileno()

@@ -1,10 +1,10 @@
 """What the command line asked for: a frozen :class:`Config`, and reading option values into it.
 
-Both command-line parsers (typer's in :mod:`ppipe.cli.options`, the fast one
-in :mod:`ppipe.cli.entry`) build a :class:`Config` with :func:`config_from`,
+Both readings of the command line (typer's in :mod:`ppipe.cli.options`, the
+console script's in :mod:`ppipe.cli.entry`) build a :class:`Config` with :func:`config_from`,
 which reads every option value through :func:`read_value`, so they accept and
 refuse the same values. Config's fields are generated from the typer command
-(:mod:`ppipe.cli.option_fields`). The fast path imports this module for every
+(:mod:`ppipe.cli.option_fields`). The console script imports this module for every
 run: it imports nothing beyond the standard library and :mod:`ppipe.errors`.
 """
 

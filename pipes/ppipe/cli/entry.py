@@ -1,19 +1,18 @@
-"""The ``ppipe`` console script: a fast path for well-formed command lines, typer for the rest.
+"""The ``ppipe`` console script: one reading of the command line, by typer's rules, without typer.
 
 Typer declares the command line (:mod:`ppipe.cli.options`): its help, completion
 and error messages. But building a typer command costs a quarter of a second
 at every start (current typer validates options through pydantic), which is
-more than the rest of a short run. So :func:`quick_parse` reads the common
-case — known options with well-formed values and one pipeline — straight
-into the same :class:`~ppipe.cli.config.Config`, and anything else (``--help``,
-completion, a typo, a bad value) goes to typer, which explains it. ``ppipe report merge FILE...`` (the
-first two arguments, each a word of its own, which no pipeline can be) goes
-to :mod:`ppipe.cli.merge` before either. The fast
-path knows the options by tables generated from the typer command
-(:mod:`ppipe.cli.option_table`), not by a list of its own. A test checks that
-both readings agree on every command line the fast one accepts. Both read
-option values through :func:`ppipe.cli.config.read_value`, so they accept and
-refuse the same values.
+more than the rest of a short run. So :func:`_read` reads the command line by
+the rules click (typer's parser) follows, with tables generated from the typer
+command (:mod:`ppipe.cli.option_table`), into the same
+:class:`~ppipe.cli.config.Config`, through the same
+:func:`~ppipe.cli.config.read_value`. What it does not run (``--help``,
+``--version``, completion, a typo, a missing value) goes to typer, which
+explains it. A test reads random command lines in every spelling both ways and
+checks they end alike: the same Config, or the same message and status.
+``ppipe report merge FILE...`` (the first two arguments, each a word of its
+own, which no pipeline can be) goes to :mod:`ppipe.cli.merge` before either.
 
 A Ctrl-C while Python is still importing ppipe would print a
 KeyboardInterrupt traceback from wherever the import was; so the first thing
@@ -37,8 +36,6 @@ TYPE_CHECKING = False  # mypy takes this name as typing's; importing typing woul
 if TYPE_CHECKING:
     import signal as _signal
     from collections.abc import Sequence
-
-    from ppipe.cli.config import Config
 else:
     # The C module the interpreter has loaded already: importing ``signal`` itself would take
     # half a millisecond during which a Ctrl-C still prints a traceback.
@@ -108,83 +105,101 @@ from ppipe import interrupts  # noqa: E402
 from ppipe.cli import COMPLETE_VAR  # noqa: E402
 from ppipe.cli.option_table import ACTIONS, FLAGS, HELP, REPEATED, VALUED  # noqa: E402
 
-#: Every option name the fast path knows, for the test that compares it with typer's.
+#: Every option name the reading knows, for the test that compares it with typer's.
 OPTIONS = frozenset({*FLAGS, *VALUED, *ACTIONS})
-#: Options only typer handles, or a valued option without its value: wherever they are, typer reads the line.
-_TYPERS = OPTIONS | HELP
+_KNOWN = OPTIONS | HELP
 
 
 class _Reading:
-    """A command line split into ppipe's options and the other words (the pipeline, when there is one)."""
+    """A command line read by click's rules: ppipe's options, the other words (the pipeline, when there is one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, argv: Sequence[str]) -> None:
+        self.argv = list(argv)  # what typer reads: with ``--`` before a pipeline that starts with a dash
         self.values: dict[str, str | bool | list[str]] = {}  # by Config field, as given
         self.given: list[str] = []  # the option words, as given, for a corrected command line
         self.words: list[str] = []
         self.strays: list[str] = []  # words after the pipeline that look like options but are not ppipe's
+        self.for_typer = False  # help, --version or a mistake typer explains: typer reads ``argv``
 
 
-def _read(argv: Sequence[str]) -> _Reading | None:
-    """``argv`` split into options and words; None when it asks for typer (help, a typo, a missing value).
+def _read(argv: Sequence[str]) -> _Reading:
+    """``argv`` read by click's rules, as typer reads it: a test checks both readings end alike.
 
-    After the first word, an unknown ``-x`` is taken for a word: ``ppipe ls -l`` is a pipeline
-    that was not quoted, not a typo for one of ppipe's options.
+    ``--name=value`` or ``--name value``, the value taken as it is (``--timeout -1``); short options bundled
+    (``-q0j4``); the last of a repeated option wins, or all (``--sbatch``); ``--`` ends the options. So does a
+    word with one dash and a blank or ``|`` that is not ppipe's options: the pipeline (``ppipe "-grep x | wc"``),
+    with a ``--`` before it for typer. After the first word, an unknown ``-x`` is a word: ``ppipe ls -l`` is a
+    pipeline that was not quoted, not a typo for one of ppipe's options.
     """
-    reading = _Reading()
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        name, has_value, inline = arg.partition("=")
+    reading = _Reading(argv)
+    at = 0
+    while at < len(argv):
+        arg = argv[at]
+        at += 1
         if arg == "--":
-            reading.words += args
+            reading.words += argv[at:]
             break
-        if arg in FLAGS:
-            key, flag = FLAGS[arg]
-            reading.values[key] = flag
-            reading.given.append(arg)
-        elif name in VALUED and (has_value or args):
-            value = inline if has_value else args.pop(0)
-            field = VALUED[name]
-            if field in REPEATED:
-                texts = reading.values.setdefault(field, [])
-                assert isinstance(texts, list)
-                texts.append(value)
-            else:
-                reading.values[field] = value
-            reading.given += [arg] if has_value else [arg, value]
-        elif arg.startswith("-") and arg != "-" and (not reading.words or name in _TYPERS):
-            return None
-        else:
-            if arg.startswith("-") and arg != "-":
+        options = _options_in(arg) if arg.startswith("-") and arg != "-" else []
+        if options is None and arg[1] != "-" and any(c in arg for c in " \t|"):  # the pipeline, a dash first
+            reading.argv.insert(at - 1, "--")
+            reading.words += argv[at - 1 :]
+            break
+        if options is None and not reading.words:  # not ppipe's: typer says so
+            reading.for_typer = True
+            break
+        if not options:
+            if options is None:
                 reading.strays.append(arg)
             reading.words.append(arg)
+            continue
+        reading.given.append(arg)
+        for name, inline in options:
+            value = inline
+            if name in VALUED and value is None and at < len(argv):
+                value = argv[at]
+                reading.given.append(value)
+                at += 1
+            if name in FLAGS and value is None:
+                field, flag = FLAGS[name]
+                reading.values[field] = flag
+            elif name in VALUED and value is not None:
+                field = VALUED[name]
+                if field in REPEATED:
+                    texts = reading.values.setdefault(field, [])
+                    assert isinstance(texts, list)
+                    texts.append(value)
+                else:
+                    reading.values[field] = value
+            else:  # help, --version, a flag given a value, a value missing
+                reading.for_typer = True
     return reading
 
 
-def quick_parse(argv: Sequence[str]) -> Config | None:
-    """The :class:`Config` for a plain, well-formed command line, or None to let typer read it."""
-    from ppipe.cli.config import config_from
-    from ppipe.errors import UsageError
+def _options_in(arg: str) -> list[tuple[str, str | None]] | None:
+    """The options in one argument, each with its value if the argument holds it; None if one is not ppipe's.
 
-    reading = _read(argv)
-    if reading is None or len(reading.words) != 1 or reading.strays:
-        return None
-    try:
-        return config_from(reading.words[0], reading.values)
-    except UsageError:
-        return None  # typer says why, in the same words
+    As click splits them: the first short option that takes a value takes the rest (``-qj=4``: ``=4``).
+    """
+    if arg[:2] == "--":
+        name, has_value, value = arg.partition("=")
+        return [(name, value if has_value else None)] if name in _KNOWN else None
+    options: list[tuple[str, str | None]] = []
+    for index, letter in enumerate(arg[1:], 2):
+        if f"-{letter}" not in _KNOWN:
+            return None
+        options.append((f"-{letter}", (arg[index:] or None) if f"-{letter}" in VALUED else None))
+        if f"-{letter}" in VALUED:
+            break
+    return options
 
 
-def unquoted_pipeline(argv: Sequence[str]) -> str | None:
-    """The message for a pipeline given as several words (``ppipe seq 1 3``), or None.
+def unquoted_pipeline(reading: _Reading) -> str:
+    """The message for a pipeline given as several words (``ppipe seq 1 3``).
 
     It shows the command line that was meant, the pipeline quoted as one
     argument. The shell has already taken a ``|`` for itself
     (``ppipe grep x | sort``), so the message says the pipes go inside too.
     """
-    reading = _read(argv)
-    if reading is None or len(reading.words) < 2:
-        return None
     import shlex
 
     text = " ".join(reading.words)
@@ -238,7 +253,7 @@ def entry() -> None:
 
 
 def _main(argv: list[str]) -> int:
-    """The exit status of the command line ``argv``: the fast path's run, a usage error, or typer's reading."""
+    """The exit status of the command line ``argv``: its run, a usage error, or typer's answer."""
     from ppipe.cli.printing import print_error, print_out
 
     if argv == ["--version"]:
@@ -251,33 +266,25 @@ def _main(argv: list[str]) -> int:
 
         _interrupts_raise()
         return main(argv[2:])
-    argv = _pipeline_marked(argv)
-    config = None if completing else quick_parse(argv)
-    unquoted = None if completing or config is not None else unquoted_pipeline(argv)
-    if unquoted is not None:
-        print_error([unquoted])
-        return 2
-    _interrupts_raise()
-    if config is not None:
+    reading = _read(argv)
+    if not completing and not reading.for_typer and reading.words:
+        if len(reading.words) > 1:
+            print_error([unquoted_pipeline(reading)])
+            return 2
+        from ppipe.cli.config import config_from
+        from ppipe.errors import UsageError
+
+        try:  # the values in the order typer reads them too: each option where it first appears
+            config = config_from(reading.words[0], reading.values)
+        except UsageError as error:
+            print_error(str(error).splitlines())
+            return error.status
+        _interrupts_raise()
         from ppipe.cli.command import run_command
 
         return run_command(config)
-    return _with_typer(argv)
-
-
-def _pipeline_marked(argv: list[str]) -> list[str]:
-    """``argv`` with ``--`` before a pipeline that starts with the ``-`` marker (``ppipe "-grep x | wc -l"``).
-
-    No option of ppipe's is a single dash followed by a word with a blank or
-    a ``|`` in it, so such an argument can only be the pipeline; without the
-    ``--`` the parsers would read it as options.
-    """
-    for index, arg in enumerate(argv):
-        if arg == "--":
-            return argv
-        if arg.startswith("-") and not arg.startswith("--") and any(c in arg for c in " \t|"):
-            return [*argv[:index], "--", *argv[index:]]
-    return argv
+    _interrupts_raise()
+    return _with_typer(reading.argv)
 
 
 def _with_typer(argv: list[str]) -> int:
@@ -286,18 +293,18 @@ def _with_typer(argv: list[str]) -> int:
 
     from ppipe.cli.options import app
     from ppipe.cli.printing import print_error
-    from ppipe.cli.typer_internals import init_completion, usage_errors
+    from ppipe.cli.typer_internals import init_completion, usage_error
     from ppipe.errors import PpipeError
 
-    click_exception, no_args_is_help = usage_errors()
+    click_exception = usage_error()
     if COMPLETE_VAR in os.environ:
         init_completion()
     try:
         status = typer.main.get_command(app).main(argv, prog_name="ppipe", standalone_mode=False)
-    except no_args_is_help as error:
-        error.show()  # no arguments at all: the help, as a usage error
-        return 2
     except click_exception as error:
+        if not argv:  # no arguments at all: the help, as a usage error (click's NoArgsIsHelpError shows it)
+            error.show()
+            return 2
         print_error([_sentence(error.format_message())])
         return error.exit_code
     except PpipeError as error:  # a bad option value, read by ppipe.cli.config.read_value

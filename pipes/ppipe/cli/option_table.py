@@ -1,7 +1,7 @@
 # Generated from the typer command in ppipe.cli.options by `python -m ppipe.cli.options write`:
 # do not edit. A test fails when it no longer matches the command. Generated, not read from typer,
 # because building the typer command costs a quarter of a second at every start.
-"""The console script's fast path reads options by these tables (see ppipe.cli.entry)."""
+"""The console script reads options by these tables (see ppipe.cli.entry)."""
 
 #: A flag's spelling -> (the Config field, the value it sets).
 FLAGS = {

@@ -3,12 +3,12 @@
 Nothing here decides behaviour. This module declares the options (their
 help, their types, completion), builds a :class:`~ppipe.cli.config.Config`
 and hands it to :func:`~ppipe.cli.command.run_command`. The console script
-(:mod:`ppipe.cli.entry`) comes here for help, completion and every command line
-its fast path does not take.
+(:mod:`ppipe.cli.entry`) reads command lines by the same rules itself and
+comes here for help, completion and the mistakes typer explains.
 
 This is the one declaration of the options. Each parameter is named as its
 Config field, and its default is the field's, as text to be read (None: not
-given). ``python -m ppipe.cli.options write`` generates the fast path's tables
+given). ``python -m ppipe.cli.options write`` generates the console script's tables
 (:mod:`ppipe.cli.option_table`) and Config's fields
 (:mod:`ppipe.cli.option_fields`) from it; a test fails when they differ.
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -365,9 +364,8 @@ def main(
 ) -> None:
     """Typer's parameters are :class:`~ppipe.cli.config.Config`'s fields, by name: none is listed again here.
 
-    An option left at its default is passed as not given (None), as the fast
-    path passes it, so that a default from the environment (``PPIPE_DISPLAY``)
-    applies to both alike.
+    An option left at its default is passed as not given (None), as the console script passes it, so that a
+    default from the environment (``PPIPE_DISPLAY``) applies to both alike.
     """
     given = {
         name: None if _left_at_default(ctx, name) else value for name, value in ctx.params.items() if name != "pipeline"
@@ -414,7 +412,7 @@ def _table_source(options: list[TyperOption], actions: list[str], help_names: li
     valued = {name: option.name for option in options if not option.is_flag for name in option.opts}
     return "\n".join(
         [
-            _HEADER + '"""The console script\'s fast path reads options by these tables (see ppipe.cli.entry)."""\n',
+            _HEADER + '"""The console script reads options by these tables (see ppipe.cli.entry)."""\n',
             "#: A flag's spelling -> (the Config field, the value it sets).",
             _literal("FLAGS", flags),
             "#: A valued option's spelling -> the Config field; its text is read by ppipe.cli.config.read_value.",
@@ -437,20 +435,15 @@ def _fields_source(options: list[TyperOption]) -> str:
         "from dataclasses import dataclass\n\n",
         "@dataclass(frozen=True)",
         "class Options:",
-        '    """One field per option, with its type after reading and the default it has when not given."""\n',
+        '    """One field per option (its help: ppipe.cli.options), typed as read, defaulting as not given."""\n',
         "    pipeline: str",
     ]
     for option in options:
-        lines += [*_comment(option), _field(option)]
+        lines.append(_field(option))
     needing_fork = tuple(o.name for o in options if o.rich_help_panel == SHARD_PANEL and o.name not in STARTERS)
     lines += ["\n", "#: The fields of the options that only mean something with --fork or --each (the Shards panel)."]
     lines += ["SHARD_ONLY = (", *(f"    {_python(name)}," for name in needing_fork), ")"]
     return "\n".join([*lines, ""])
-
-
-def _comment(option: TyperOption) -> list[str]:
-    names = "/".join([*option.opts, *option.secondary_opts])
-    return textwrap.wrap(f"{names}: {option.help}", width=116, initial_indent="    #: ", subsequent_indent="    #: ")
 
 
 def _field(option: TyperOption) -> str:

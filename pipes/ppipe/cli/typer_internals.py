@@ -6,9 +6,9 @@ only (lazily: typer is imported only when typer reads the command line),
 and ``tests/test_borrowed_names.py`` fails loudly, naming what went, if an
 upgrade removes one. ``pyproject.toml`` bounds typer to the versions tested.
 
-- ``typer._click.exceptions.ClickException`` and ``NoArgsIsHelpError``: so
-  that typer's own usage errors become one ``ppipe:`` line with exit 2, and
-  no arguments at all shows the help.
+- ``typer._click.exceptions.ClickException``: so that typer's own usage
+  errors become one ``ppipe:`` line with exit 2 (and no arguments at all
+  shows the help, which click raises as one).
 - ``typer._completion_classes.completion_init``: registers typer's shells
   before a completion request is answered (typer does it in its own entry
   point, which ppipe does not use).
@@ -19,21 +19,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    from typer._click.exceptions import ClickException
 
 #: What each borrowed name is for, by its module and name: checked by the test suite.
 BORROWED = {
     "typer._click.exceptions.ClickException": "to turn typer's usage errors into one ppipe: line",
-    "typer._click.exceptions.NoArgsIsHelpError": "to show the help, as a usage error, when no argument is given",
     "typer._completion_classes.completion_init": "to register typer's shells before answering a completion",
 }
 
 
-def usage_errors() -> tuple[type[ClickException], type[NoArgsIsHelpError]]:
-    """(click's usage error base, its no-arguments-so-help error), as typer vendors them."""
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+def usage_error() -> type[ClickException]:
+    """Click's usage error base, as typer vendors it."""
+    from typer._click.exceptions import ClickException
 
-    return ClickException, NoArgsIsHelpError
+    return ClickException
 
 
 def init_completion() -> None:

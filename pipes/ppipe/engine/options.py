@@ -22,21 +22,21 @@ if TYPE_CHECKING:
     from ppipe.snapshots import PipelineSnapshot
 
 
-class _Capture:
-    """The type of :data:`CAPTURE`."""
+class Capture:
+    """The type of :data:`CAPTURE`, its one value."""
 
     def __repr__(self) -> str:
         return "ppipe.CAPTURE"
 
 
 #: ``stdout=CAPTURE`` collects the pipeline's output into ``RunResult.stdout``.
-CAPTURE = _Capture()
+CAPTURE = Capture()
 
 #: What the first stage reads: a descriptor (default 0), bytes fed by ppipe, or part of a file ppipe reads.
 Input = int | bytes | FileSlice | None
 
 #: Where the last stage writes: a descriptor (default 1) or :data:`CAPTURE`.
-Output = int | _Capture | None
+Output = int | Capture | None
 
 
 class RunningPipeline(Protocol):
