@@ -61,7 +61,7 @@ def sharded(fork: int | None) -> None:
 reveal_type(ppipe.run("a | b"))  # reveal: ppipe.results.RunResult
 reveal_type(ppipe.run("a | b", fork=None))  # reveal: ppipe.results.RunResult
 reveal_type(ppipe.run("a | b").stages)  # reveal: tuple[ppipe.results.StageResult, ...]
-reveal_type(ppipe.run("a | b").edge(1, 2))  # reveal: ppipe.results.EdgeResult
+reveal_type(ppipe.run("a | b").edge(1, 2))  # reveal: ppipe.flow.EdgeResult
 reveal_type(ppipe.run("a | b", check=True).check())  # reveal: ppipe.results.RunResult
 reveal_type(ppipe.run("x", fork=2))  # reveal: ppipe.results.RunResult
 reveal_type(ppipe.run("x", fork=2).local)  # reveal: ppipe.results.PipelineResult | None

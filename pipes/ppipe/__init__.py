@@ -36,6 +36,7 @@ _EXPORTS = {
     "PipelineSnapshot": "snapshots",
     "StageSnapshot": "snapshots",
     "StageState": "snapshots",
+    "Unlisted": "snapshots",
     "Checked": "errors",
     "CommandError": "errors",
     "CommandProblem": "errors",
@@ -57,6 +58,7 @@ _EXPORTS = {
     "StageFlow": "flow",
     "StopReason": "stops",
     "StopKind": "stops",
+    "TaskIdentity": "identity",
     "PipelineResult": "results",
     "StageResult": "results",
     "Verdict": "results",
@@ -101,6 +103,7 @@ if TYPE_CHECKING:
     from ppipe.graph import Redirect as Redirect
     from ppipe.graph import RedirectOp as RedirectOp
     from ppipe.graph import Stage as Stage
+    from ppipe.identity import TaskIdentity as TaskIdentity
     from ppipe.language.parser import parse as parse
     from ppipe.language.parser import placeholder_values as placeholder_values
     from ppipe.language.parser import substitute_placeholders as substitute_placeholders
@@ -129,6 +132,7 @@ if TYPE_CHECKING:
     from ppipe.snapshots import ShardState as ShardState
     from ppipe.snapshots import StageSnapshot as StageSnapshot
     from ppipe.snapshots import StageState as StageState
+    from ppipe.snapshots import Unlisted as Unlisted
     from ppipe.stops import StopKind as StopKind
     from ppipe.stops import StopReason as StopReason
 
