@@ -21,8 +21,8 @@ import ppipe
 from ppipe.results import Verdict
 from ppipe.shards.joblog import Resume
 
-from conftest import ENV, PPIPE, python_stage
-from conftest import ppipe as run_ppipe
+from helpers import ENV, PPIPE, python_stage
+from helpers import ppipe as run_ppipe
 
 #: A shard that records when it ran: "task start end" into the file {0}/{task_id}.
 SPAN = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ppipe
+from helpers import ppipe
 
 
 def test_a_pipeline_starting_with_the_marker_is_not_taken_for_options() -> None:

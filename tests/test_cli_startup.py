@@ -15,7 +15,7 @@ import pytest
 
 import ppipe
 
-from conftest import ENV
+from helpers import ENV
 
 #: The console script itself: the ``ppipe`` on PATH may be a wrapper (pyenv's shim is a bash script).
 SCRIPT = str(Path(sysconfig.get_path("scripts")) / "ppipe")

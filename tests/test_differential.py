@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ENV, bash, ppipe, python_stage
+from helpers import ENV, bash, ppipe, python_stage
 
 # ---------------------------------------------------------------- the prepared directory
 
@@ -107,7 +107,7 @@ def snapshot(directory: Path) -> dict[str, tuple[int, str, bytes]]:
 
 
 def environment(home: Path, pycache: Path) -> dict[str, str]:
-    """conftest's ``ENV`` (C locale) with our variables and ``HOME``, for bash and ppipe alike.
+    """helpers' ``ENV`` (C locale) with our variables and ``HOME``, for bash and ppipe alike.
 
     Python may write its bytecode cache (to a private directory): ppipe then
     does not recompile its own modules on each of the many runs.
@@ -129,7 +129,7 @@ class Outcome:
 
 
 def run_bash(script: str, cwd: Path, env: dict[str, str], stdin: bytes | None) -> subprocess.CompletedProcess[bytes]:
-    """``bash -o pipefail -c`` with a given environment (conftest's ``bash`` always uses ``ENV``)."""
+    """``bash -o pipefail -c`` with a given environment (helpers' ``bash`` always uses ``ENV``)."""
     return subprocess.run(
         ["bash", "-o", "pipefail", "-c", script],
         input=stdin,
@@ -167,7 +167,7 @@ def run_all(base: Path, env: dict[str, str], pipeline: str, stdin: bytes | None)
 
 
 def run_sigpipe(base: Path, pipeline: str) -> tuple[Outcome, Outcome]:
-    """The SIGPIPE cases, through conftest's helpers as they are."""
+    """The SIGPIPE cases, through helpers' helpers as they are."""
     directory = tempfile.mkdtemp(dir=base)
     by_bash, by_ppipe = bash(pipeline, cwd=directory), ppipe(pipeline, cwd=directory)
     shutil.rmtree(directory)

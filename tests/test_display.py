@@ -18,7 +18,7 @@ import pexpect
 import pyte
 import pytest
 
-from conftest import ENV, PPIPE, python_stage
+from helpers import ENV, PPIPE, python_stage
 from terminals import in_pty, screen_of
 
 

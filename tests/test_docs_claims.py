@@ -14,8 +14,8 @@ import pytest
 
 import ppipe
 
-from conftest import ENV, PPIPE
-from conftest import ppipe as run_ppipe
+from helpers import ENV, PPIPE
+from helpers import ppipe as run_ppipe
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -20,7 +20,7 @@ from ppipe import CAPTURE, Boundary, CommandError, PipelineFailed
 from ppipe.cli.report import build as build_report
 from ppipe.engine.counting import count_newlines
 
-from conftest import python_stage
+from helpers import python_stage
 
 pytestmark = pytest.mark.usefixtures("both_pump_paths")
 

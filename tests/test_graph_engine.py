@@ -17,7 +17,7 @@ import pytest
 import ppipe
 from ppipe import CAPTURE, Boundary, Edge, Graph, parse
 
-from conftest import python_stage
+from helpers import python_stage
 
 pytestmark = pytest.mark.usefixtures("both_pump_paths")
 

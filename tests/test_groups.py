@@ -12,8 +12,8 @@ import pytest
 
 import ppipe
 
-from conftest import bash, python_stage
-from conftest import ppipe as run_ppipe
+from helpers import bash, python_stage
+from helpers import ppipe as run_ppipe
 
 HERE = Path(__file__).parent
 LINES = f"{sys.executable} {HERE / 'shard_lines.py'}"

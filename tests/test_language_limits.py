@@ -21,8 +21,8 @@ from ppipe.errors import PpipeError
 from ppipe.language.lexer import Lexer
 from ppipe.language.parser import MAX_GROUP_DEPTH, placeholder_values
 
-from conftest import bash
-from conftest import ppipe as run_ppipe
+from helpers import bash
+from helpers import ppipe as run_ppipe
 
 ENV = {"HOME": "/home/u", "NAME": "world", "STAR": "*", "SPACED": " a  b "}
 

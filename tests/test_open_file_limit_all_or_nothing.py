@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import ENV, PPIPE
+from helpers import ENV, PPIPE
 
 SEVEN_CATS = "cat | cat | cat | cat | cat | cat | cat"
 

@@ -20,7 +20,7 @@ from ppipe.cli.command import is_pager
 from ppipe.engine.sinks import FdSink, HeldSink
 from ppipe.graph import Stage
 
-from conftest import ENV, PPIPE, ppipe
+from helpers import ENV, PPIPE, ppipe
 
 PAGER = shlex.join([sys.executable, str(Path(__file__).with_name("pager.py"))])
 

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from ppipe.cli import merge as merge_command
 
-from conftest import ENV, ppipe
+from helpers import ENV, ppipe
 
 #: Task 0 passes, task 1 fails with 3 saying why on stderr.
 PIPELINE = "seq 3 | sh -c 'cat; if [ {task_id} = 1 ]; then echo bad >&2; exit 3; fi'"

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ENV, PPIPE, ppipe
+from helpers import ENV, PPIPE, ppipe
 
 
 def test_a_background_descendant_writing_to_stderr_does_not_keep_the_run_alive() -> None:

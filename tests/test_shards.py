@@ -16,8 +16,8 @@ import pytest
 import ppipe
 from ppipe.results import Verdict
 
-from conftest import ENV, PPIPE, pids_alive, python_stage
-from conftest import ppipe as run_ppipe
+from helpers import ENV, PPIPE, pids_alive, python_stage
+from helpers import ppipe as run_ppipe
 
 HERE = Path(__file__).parent
 LINES = f"{sys.executable} {HERE / 'shard_lines.py'}"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import ppipe
 
-from conftest import ENV, PPIPE
+from helpers import ENV, PPIPE
 
 #: Consumers that read all, some, none, or some and then fail (and are fed it all again).
 CONSUMERS = [

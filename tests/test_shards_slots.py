@@ -11,8 +11,8 @@ import os
 import time
 from pathlib import Path
 
-from conftest import pids_alive
-from conftest import ppipe as run_ppipe
+from helpers import pids_alive
+from helpers import ppipe as run_ppipe
 
 #: What a stage sees of its slot: its pid, its open descriptors, its environment and its directory.
 SLOT_STATE = (

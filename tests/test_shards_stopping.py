@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENV, PPIPE
-from conftest import ppipe as run_ppipe
+from helpers import ENV, PPIPE
+from helpers import ppipe as run_ppipe
 
 
 def joblog_lines(path: Path) -> list[dict[str, object]]:

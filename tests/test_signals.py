@@ -12,7 +12,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from conftest import ENV, PPIPE, pids_alive, python_stage
+from helpers import ENV, PPIPE, pids_alive, python_stage
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 

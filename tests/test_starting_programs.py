@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENV, PPIPE, bash, ppipe
+from helpers import ENV, PPIPE, bash, ppipe
 
 #: An aarch64 ELF header, then shell text that must never run.
 FOREIGN_BINARY = (

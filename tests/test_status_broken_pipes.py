@@ -10,7 +10,7 @@ import pytest
 import ppipe
 from ppipe import CAPTURE
 
-from conftest import bash, python_stage
+from helpers import bash, python_stage
 
 pytestmark = pytest.mark.usefixtures("both_pump_paths")
 

@@ -12,7 +12,7 @@ import pytest
 
 import ppipe as ppipe_module
 
-from conftest import ENV, PPIPE, ppipe
+from helpers import ENV, PPIPE, ppipe
 
 
 def shell(script: str, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:

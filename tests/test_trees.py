@@ -30,7 +30,7 @@ from ppipe.engine.options import RunOptions
 from ppipe.engine.sinks import Sink
 from ppipe.graph import Stage
 
-from conftest import ENV
+from helpers import ENV
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process trees are read from /proc")
 
