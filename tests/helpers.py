@@ -7,6 +7,7 @@ never happened; no test sleeps to let something happen.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import os
 import random
@@ -143,6 +144,20 @@ def wait_for_lines(path: Path, count: int, timeout: float = 30) -> str:
         return None
 
     return wait_until(text, f"{path} never had {count} lines", timeout)
+
+
+def pipe_is_full(fd: int) -> bool:
+    """Whether the pipe whose read end is ``fd`` holds all it can: its writer is blocked on it."""
+    import fcntl
+    import termios
+
+    queued = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, queued)
+    return queued[0] >= fcntl.fcntl(fd, F_GETPIPE_SZ)
+
+
+#: fcntl's F_GETPIPE_SZ (Linux), which the fcntl module names only from Python 3.10 on some builds.
+F_GETPIPE_SZ = 1032
 
 
 # ---------------------------------------------------------------- the process table

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import ENV, PPIPE, ppipe
+from helpers import ENV, PPIPE, children, pipe_is_full, ppipe, wait_until
 
 
 def test_a_background_descendant_writing_to_stderr_does_not_keep_the_run_alive() -> None:
@@ -56,7 +56,11 @@ def test_a_signal_ends_a_run_whose_stages_are_gone_but_whose_output_is_stuck(sig
         stdin=subprocess.DEVNULL,
     )
     try:
-        time.sleep(1.5)
+        assert process.stdout is not None
+        wait_until(
+            lambda: pipe_is_full(process.stdout.fileno()) and not children(process.pid),  # type: ignore[union-attr]
+            "the stages ended and ppipe's output filled",
+        )
         assert process.poll() is None  # stuck writing into a pipe nobody reads
         process.send_signal(sig)
         status = process.wait(timeout=10)
@@ -77,7 +81,8 @@ def test_a_signal_ends_a_run_held_open_by_a_busy_descendant(sig: signal.Signals)
         stdin=subprocess.DEVNULL,
     )
     try:
-        time.sleep(0.5)
+        assert process.stderr is not None
+        assert process.stderr.readline() == b"tick\n"  # the stage and its busy descendant are running
         process.send_signal(sig)
         status = process.wait(timeout=10)
     finally:
