@@ -128,6 +128,15 @@ def wait_until(condition: Callable[[], T], what: str, timeout: float = 10, inter
         time.sleep(interval)
 
 
+def poll(read: Callable[[], T], until: Callable[[T], bool], timeout: float, interval: float = POLL) -> T:
+    """Reads ``read()`` until ``until`` holds for what it read or ``timeout`` seconds have passed, and returns the last
+    reading, for the caller to assert on (so that a failure shows what was found, not only that time ran out)."""
+    deadline = time.monotonic() + timeout
+    while not until(value := read()) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return value
+
+
 def wait_for_file(path: Path, timeout: float = 30) -> Path:
     """``path`` once it exists."""
     return wait_until(lambda: path if path.exists() else None, f"{path} never appeared", timeout)
@@ -190,10 +199,7 @@ def pids_alive(pids: Sequence[int]) -> list[int]:
 
 def wait_gone(pids: Sequence[int], timeout: float) -> list[int]:
     """The pids of ``pids`` still alive after up to ``timeout`` seconds for them to end (none, if all did)."""
-    deadline = time.monotonic() + timeout
-    while pids_alive(pids) and time.monotonic() < deadline:
-        time.sleep(POLL)
-    return pids_alive(pids)
+    return poll(lambda: pids_alive(pids), lambda alive: not alive, timeout)
 
 
 def children(pid: int) -> list[int]:
@@ -229,6 +235,28 @@ def processes() -> dict[int, tuple[int, str]]:
         if name.isdigit() and (fields := stat_fields(int(name))) is not None:
             table[int(name)] = (int(fields[1]), fields[0])
     return table
+
+
+def descendants_of(root: int) -> dict[int, str]:
+    """Every descendant of ``root`` now, with its state (``Z`` for a zombie)."""
+    table = processes()
+    below, found = [root], {}
+    while below:
+        pid = below.pop()
+        for child, (parent, state) in table.items():
+            if parent == pid and child not in found:
+                found[child] = state
+                below.append(child)
+    return found
+
+
+def command_of(pid: int) -> str:
+    """``pid``'s command name (``/proc/<pid>/comm``), or ``""`` if it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""
 
 
 def with_argument(argument: str) -> list[int]:
