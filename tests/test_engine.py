@@ -20,7 +20,7 @@ from ppipe import CAPTURE, Boundary, CommandError, PipelineFailed
 from ppipe.cli.report import build as build_report
 from ppipe.engine.counting import count_newlines
 
-from helpers import python_stage
+from helpers import POLL, children, python_stage
 
 pytestmark = pytest.mark.usefixtures("both_pump_paths")
 
@@ -393,8 +393,8 @@ def test_async_variant_runs_on_the_callers_loop() -> None:
 def test_cancelling_the_async_run_reaps_every_stage() -> None:
     async def main() -> list[int]:
         task = asyncio.ensure_future(ppipe.run_async("sleep 100 | sleep 100", kill_after=1))
-        await asyncio.sleep(0.5)
-        pids = _children(os.getpid())
+        while len(pids := children(os.getpid())) < 2:  # both stages have started
+            await asyncio.sleep(POLL)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -402,7 +402,7 @@ def test_cancelling_the_async_run_reaps_every_stage() -> None:
 
     pids = asyncio.run(main())
     assert len(pids) == 2
-    assert not _children(os.getpid())
+    assert not children(os.getpid())
 
 
 def test_timeout_stops_everything() -> None:
@@ -419,11 +419,6 @@ def test_timeout_escalates_to_sigkill() -> None:
     result = run(f"{stubborn} | cat", timeout=0.5, kill_after=0.5)
     assert result.exit_status == 124
     assert result.stages[0].signal == "SIGKILL"
-
-
-def _children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as handle:
-        return [int(p) for p in handle.read().split()]
 
 
 # ---------------------------------------------------------------- counting

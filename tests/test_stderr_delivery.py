@@ -12,7 +12,7 @@ import pytest
 
 import ppipe as ppipe_module
 
-from helpers import ENV, PPIPE, ppipe
+from helpers import ENV, PPIPE, ppipe, wait_for_lines
 
 
 def shell(script: str, timeout: float = 30) -> subprocess.CompletedProcess[bytes]:
@@ -30,7 +30,7 @@ def test_signalling_a_stage_that_just_exited_does_not_hang() -> None:
 def test_concurrent_runs_on_one_loop() -> None:
     async def main() -> list[int]:
         first = asyncio.ensure_future(ppipe_module.run_async("sleep 0.1"))
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # the second starts while the first runs: the overlap is what is tested
         second = asyncio.ensure_future(ppipe_module.run_async("sleep 0.5"))
         return [(await first).exit_status, (await second).exit_status]
 
@@ -69,11 +69,7 @@ def test_a_consumers_child_still_reading_gets_everything(tmp_path: Path) -> None
     out = tmp_path / "wc.out"
     script = f"exec 3<&0; (sleep 0.3; wc -l <&3 > {out}) &"
     assert ppipe(f"seq 1 1000000 | sh -c '{script}'").returncode == 0
-    for _ in range(100):
-        if out.exists() and out.read_text().strip():
-            break
-        subprocess.run(["sleep", "0.1"], check=True)
-    assert out.read_text().strip() == "1000000"
+    assert wait_for_lines(out, 1).strip() == "1000000"
 
 
 def test_closed_stderr_does_not_kill_stages() -> None:
