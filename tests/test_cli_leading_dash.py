@@ -1,4 +1,4 @@
-"""Small things a new user meets first: each pinned by the command that showed it."""
+"""A pipeline that starts with ``-`` is a pipeline, not an option; an option is still an option."""
 
 from __future__ import annotations
 

@@ -477,3 +477,13 @@ def test_running_out_of_descriptors_leaves_none_open() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert done.stdout == b"ok\n", done.stderr.decode()
+
+
+def test_concurrent_runs_on_one_loop() -> None:
+    async def main() -> list[int]:
+        first = asyncio.ensure_future(ppipe.run_async("sleep 0.1"))
+        await asyncio.sleep(0.02)  # the second starts while the first runs: the overlap is what is tested
+        second = asyncio.ensure_future(ppipe.run_async("sleep 0.5"))
+        return [(await first).exit_status, (await second).exit_status]
+
+    assert asyncio.run(asyncio.wait_for(main(), 20)) == [0, 0]

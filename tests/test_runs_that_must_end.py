@@ -5,10 +5,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from helpers import ENV, PPIPE, children, pipe_is_full, ppipe, wait_until
+from helpers import ENV, PPIPE, children, pipe_is_full, ppipe, wait_for_lines, wait_until
 
 
 def test_a_background_descendant_writing_to_stderr_does_not_keep_the_run_alive() -> None:
@@ -111,3 +112,10 @@ def test_a_busy_descendant_behind_a_slow_reader_is_cut_off_once() -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_a_consumers_child_still_reading_gets_everything(tmp_path: Path) -> None:
+    out = tmp_path / "wc.out"
+    script = f"exec 3<&0; (sleep 0.3; wc -l <&3 > {out}) &"
+    assert ppipe(f"seq 1 1000000 | sh -c '{script}'").returncode == 0
+    assert wait_for_lines(out, 1).strip() == "1000000"

@@ -134,3 +134,11 @@ def test_a_signal_noted_before_the_run_stops_it_as_soon_as_its_handlers_are_in_p
     assert time.monotonic() - started < 10
     assert (result.exit_status, result.interrupted_by) == (143, "SIGTERM")
     assert not interrupts.pending()
+
+
+def test_signalling_a_stage_that_just_exited_does_not_hang() -> None:
+    """Popen.send_signal would reap the stage behind tornado's back and wait_for_exit never returned."""
+    result = subprocess.run(
+        [PPIPE, "--kill-after", "1", "sh -c 'kill -TERM $PPID; exit 0'"], capture_output=True, timeout=30, env=ENV
+    )
+    assert result.returncode == -15

@@ -11,6 +11,7 @@ import ppipe
 from ppipe import CAPTURE
 
 from helpers import bash, python_stage
+from helpers import ppipe as run_ppipe
 
 pytestmark = pytest.mark.usefixtures("both_pump_paths")
 
@@ -117,3 +118,8 @@ def test_statuses_agree_with_bash_when_a_stage_fails_late() -> None:
         if "{" not in text:
             assert bash(text).returncode == code, text
         assert run(text).exit_status == code, text
+
+
+def test_sigpipe_of_a_stages_own_making_is_a_failure() -> None:
+    result = run_ppipe("seq 3 | sh -c 'kill -PIPE $$' | cat")
+    assert result.returncode == 141
