@@ -18,9 +18,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
+
+import ppipe as ppipe_api
 
 T = TypeVar("T")
 
@@ -90,6 +92,18 @@ def reaped(process: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]
     finally:
         process.kill()
         process.wait()
+
+
+def run_captured(text: str, **kwargs: Any) -> ppipe_api.RunResult:
+    """``ppipe.run(text)`` in this process, its stdout captured and the stages' stderr thrown away (unless given)."""
+    kwargs.setdefault("stdout", ppipe_api.CAPTURE)
+    kwargs.setdefault("stderr", os.open(os.devnull, os.O_WRONLY))
+    return ppipe_api.run(text, **kwargs)
+
+
+def verdicts(result: ppipe_api.RunResult) -> list[str]:
+    """Each stage's verdict, in order (``ok``, ``failed``, ``broken-pipe`` ...)."""
+    return [s.verdict.value for s in result.stages]
 
 
 def bash(

@@ -20,21 +20,12 @@ from ppipe import CAPTURE, Boundary, CommandError, PipelineFailed
 from ppipe.cli.report import build as build_report
 from ppipe.engine.counting import count_newlines
 
-from helpers import POLL, children, python_stage
+from helpers import POLL, children, python_stage, verdicts
+from helpers import run_captured as run
 
 pytestmark = pytest.mark.usefixtures("both_pump_paths")
 
 MiB = 1024 * 1024
-
-
-def run(text: str, **kwargs: object) -> ppipe.RunResult:
-    kwargs.setdefault("stdout", CAPTURE)
-    kwargs.setdefault("stderr", os.open(os.devnull, os.O_WRONLY))
-    return ppipe.run(text, **kwargs)
-
-
-def verdicts(result: ppipe.RunResult) -> list[str]:
-    return [s.verdict.value for s in result.stages]
 
 
 # ---------------------------------------------------------------- data flow

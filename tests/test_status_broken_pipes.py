@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import random
 
 import pytest
 
-import ppipe
-from ppipe import CAPTURE
-
-from helpers import bash, python_stage
+from helpers import bash, python_stage, verdicts
 from helpers import ppipe as run_ppipe
+from helpers import run_captured as run
 
 pytestmark = pytest.mark.usefixtures("both_pump_paths")
 
 #: A producer much larger than any pipe: it is always writing when its consumer leaves.
 GENERATOR = python_stage("for i in range(10**7): print(i)")
-
-
-def run(text: str) -> ppipe.RunResult:
-    return ppipe.run(text, stdout=CAPTURE, stderr=os.open(os.devnull, os.O_WRONLY))
-
-
-def verdicts(result: ppipe.RunResult) -> list[str]:
-    return [s.verdict.value for s in result.stages]
 
 
 def test_epipe_through_a_middle_stage_is_excused() -> None:
