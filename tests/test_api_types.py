@@ -44,6 +44,9 @@ ppipe.run("x", fork="2")  # expect: Argument "fork" to "run" has incompatible ty
 REVEALED = """\
 import ppipe
 
+# One mypy run serves the module (``mypy_says``): on one xdist worker, or each worker would run it again.
+pytestmark = pytest.mark.xdist_group("api_types")
+
 
 async def main(fork: int | None) -> None:
     reveal_type(await ppipe.run_async("a | b"))  # reveal: ppipe.results.RunResult

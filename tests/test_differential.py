@@ -36,6 +36,9 @@ import pytest
 
 from helpers import ENV, bash, ppipe, python_stage
 
+# Its runs are started all at once for the module (``runs``): on one xdist worker, or each worker would start them all.
+pytestmark = pytest.mark.xdist_group("differential")
+
 # ---------------------------------------------------------------- the prepared directory
 
 #: Text files with known lines, globbable *.txt files (byte order puts "Zeta"

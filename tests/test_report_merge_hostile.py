@@ -24,6 +24,9 @@ from ppipe.cli import merge as merge_command
 
 from helpers import ENV, ppipe
 
+# The module's reports are made once (``reports``): on one xdist worker, or each worker would make them again.
+pytestmark = pytest.mark.xdist_group("report_merge_hostile")
+
 #: Task 0 passes, task 1 fails with 3 saying why on stderr.
 PIPELINE = "seq 3 | sh -c 'cat; if [ {task_id} = 1 ]; then echo bad >&2; exit 3; fi'"
 Path_ = tuple[str | int, ...]
