@@ -26,6 +26,9 @@ from ppipe import api
 from ppipe.engine.options import RunOptions
 from ppipe.shards.plan import ShardPlan
 
+# One mypy run serves the module (``mypy_says``): on one xdist worker, or each worker would run it again.
+pytestmark = pytest.mark.xdist_group("api_types")
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 REJECTED = """\
@@ -43,9 +46,6 @@ ppipe.run("x", fork="2")  # expect: Argument "fork" to "run" has incompatible ty
 
 REVEALED = """\
 import ppipe
-
-# One mypy run serves the module (``mypy_says``): on one xdist worker, or each worker would run it again.
-pytestmark = pytest.mark.xdist_group("api_types")
 
 
 async def main(fork: int | None) -> None:
