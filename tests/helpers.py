@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import array
 import contextlib
+import fcntl
 import os
 import random
 import shlex
 import shutil
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -65,33 +67,10 @@ def ppipe(
 
 
 def start(
-    *args: str,
-    stdin: int | None = subprocess.DEVNULL,
-    stdout: int | None = subprocess.PIPE,
-    stderr: int | None = subprocess.PIPE,
-    cwd: str | Path | None = None,
-    start_new_session: bool = False,
+    *args: str, stdin: int | None = subprocess.DEVNULL, stdout: int | None = subprocess.PIPE
 ) -> subprocess.Popen[bytes]:
-    """The installed ``ppipe`` with ``args`` in the background; the caller waits for it (see ``started``)."""
-    return subprocess.Popen(
-        [PPIPE, *args],
-        stdin=stdin,
-        stdout=stdout,
-        stderr=stderr,
-        cwd=cwd,
-        env=ENV,
-        start_new_session=start_new_session,
-    )
-
-
-@contextlib.contextmanager
-def reaped(process: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
-    """``process`` for the block, then killed and reaped whatever the test found."""
-    try:
-        yield process
-    finally:
-        process.kill()
-        process.wait()
+    """The installed ``ppipe`` with ``args`` in the background, its stderr piped; the caller waits for it."""
+    return subprocess.Popen([PPIPE, *args], stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=ENV)
 
 
 def run_captured(text: str, **kwargs: Any) -> ppipe_api.RunResult:
@@ -151,11 +130,6 @@ def poll(read: Callable[[], T], until: Callable[[T], bool], timeout: float, inte
     return value
 
 
-def wait_for_file(path: Path, timeout: float = 30) -> Path:
-    """``path`` once it exists."""
-    return wait_until(lambda: path if path.exists() else None, f"{path} never appeared", timeout)
-
-
 def wait_for_lines(path: Path, count: int, timeout: float = 30) -> str:
     """The text of ``path`` once it holds ``count`` whole lines."""
 
@@ -171,16 +145,9 @@ def wait_for_lines(path: Path, count: int, timeout: float = 30) -> str:
 
 def pipe_is_full(fd: int) -> bool:
     """Whether the pipe whose read end is ``fd`` holds all it can: its writer is blocked on it."""
-    import fcntl
-    import termios
-
     queued = array.array("i", [0])
     fcntl.ioctl(fd, termios.FIONREAD, queued)
-    return queued[0] >= fcntl.fcntl(fd, F_GETPIPE_SZ)
-
-
-#: fcntl's F_GETPIPE_SZ (Linux), which the fcntl module names only from Python 3.10 on some builds.
-F_GETPIPE_SZ = 1032
+    return queued[0] >= fcntl.fcntl(fd, getattr(fcntl, "F_GETPIPE_SZ", 1032))  # Linux's F_GETPIPE_SZ
 
 
 # ---------------------------------------------------------------- the process table
