@@ -143,11 +143,31 @@ def wait_for_lines(path: Path, count: int, timeout: float = 30) -> str:
     return wait_until(text, f"{path} never had {count} lines", timeout)
 
 
-def pipe_is_full(fd: int) -> bool:
-    """Whether the pipe whose read end is ``fd`` holds all it can: its writer is blocked on it."""
+def queued_in_pipe(fd: int) -> int:
+    """How many bytes the pipe whose read end is ``fd`` holds, unread."""
     queued = array.array("i", [0])
     fcntl.ioctl(fd, termios.FIONREAD, queued)
-    return queued[0] >= fcntl.fcntl(fd, getattr(fcntl, "F_GETPIPE_SZ", 1032))  # Linux's F_GETPIPE_SZ
+    return queued[0]
+
+
+def wait_for_stalled_pipe(fd: int, timeout: float = 30, still: float = 0.2) -> int:
+    """Waits until the pipe whose read end is ``fd`` holds data and has stopped filling (its writer is blocked on it,
+    or has stopped writing) for ``still`` seconds; returns how many bytes it holds.
+
+    "Full" cannot be read off the byte count: a pipe filled by splice(2) holds part-filled pages, so its writer
+    blocks with far fewer bytes queued than the pipe's size.
+    """
+    deadline = time.monotonic() + timeout
+    queued, since = -1, time.monotonic()
+    while True:
+        now, found = time.monotonic(), queued_in_pipe(fd)
+        if found != queued:
+            queued, since = found, now
+        elif queued > 0 and now - since >= still:
+            return queued
+        if now > deadline:
+            raise AssertionError(f"the pipe never stalled with data in it within {timeout} s ({queued} bytes)")
+        time.sleep(POLL)
 
 
 # ---------------------------------------------------------------- the process table

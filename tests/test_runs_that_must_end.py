@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ENV, PPIPE, children, pipe_is_full, ppipe, wait_for_lines, wait_until
+from helpers import ENV, PPIPE, children, ppipe, wait_for_lines, wait_for_stalled_pipe, wait_until
 
 
 def test_a_background_descendant_writing_to_stderr_does_not_keep_the_run_alive() -> None:
@@ -58,10 +58,8 @@ def test_a_signal_ends_a_run_whose_stages_are_gone_but_whose_output_is_stuck(sig
     )
     try:
         assert process.stdout is not None
-        wait_until(
-            lambda: pipe_is_full(process.stdout.fileno()) and not children(process.pid),  # type: ignore[union-attr]
-            "the stages ended and ppipe's output filled",
-        )
+        wait_for_stalled_pipe(process.stdout.fileno())  # 900 kB is more than the pipe holds
+        wait_until(lambda: not children(process.pid), "the stages ended")
         assert process.poll() is None  # stuck writing into a pipe nobody reads
         process.send_signal(sig)
         status = process.wait(timeout=10)
