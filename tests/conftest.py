@@ -1,15 +1,12 @@
-"""Shared helpers: run the installed ``ppipe`` for real, and write small scripts."""
+"""The suite's fixtures; the helpers every test shares are in ``helpers.py``."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import shutil
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
@@ -17,6 +14,8 @@ import pytest
 
 from slurm_cluster import SlurmCluster
 from slurm_cluster import unavailable as slurm_unavailable
+
+from helpers import tmpfs
 
 # Started as a background job of a non-interactive shell, this process (and so
 # every ppipe it starts) would ignore SIGINT, and ppipe rightly keeps ignored
@@ -27,20 +26,6 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 for _sig in (signal.SIGTERM, signal.SIGHUP):
     if signal.getsignal(_sig) == signal.SIG_IGN:
         signal.signal(_sig, signal.SIG_DFL)
-
-# What decides whether ppipe draws its view, and how: CI runs the suite with CI=true, a developer may run
-# it under make -j or with PPIPE_DISPLAY set. The tests choose for themselves (a pty, --display ...):
-# none of it is inherited, so the suite behaves the same wherever it runs.
-for _name in ("CI", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PPIPE_DISPLAY", "PPIPE_PROGRESS", "NO_COLOR"):
-    os.environ.pop(_name, None)
-if os.environ.get("TERM") == "dumb":
-    del os.environ["TERM"]
-
-#: The installed console script; the CLI tests go through it, as a user would.
-PPIPE = shutil.which("ppipe") or "ppipe"
-#: A predictable environment for comparisons with bash.
-ENV = {**os.environ, "LC_ALL": "C", "LANG": "C"}
-
 
 #: The report's JSON Schema, as the package ships it.
 REPORT_SCHEMA = json.loads((Path(__file__).parent.parent / "pipes" / "ppipe" / "report.schema.json").read_text())
@@ -91,61 +76,6 @@ def _every_report_matches_the_schema(request: pytest.FixtureRequest, monkeypatch
                 assert_valid_report(data, str(path))
 
 
-def ppipe(
-    *args: str,
-    input: bytes | None = None,
-    timeout: float = 60,
-    cwd: str | None = None,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[bytes]:
-    """Runs the installed ``ppipe`` with ``args`` and returns what it did."""
-    return subprocess.run(
-        [PPIPE, *args],
-        input=input,
-        capture_output=True,
-        timeout=timeout,
-        cwd=cwd,
-        env=env or ENV,
-        stdin=None if input is not None else subprocess.DEVNULL,
-    )
-
-
-def bash(
-    script: str, input: bytes | None = None, timeout: float = 60, cwd: str | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    """Runs ``script`` under ``bash -o pipefail -c``, the reference ppipe is compared with."""
-    return subprocess.run(
-        ["bash", "-o", "pipefail", "-c", script],
-        input=input,
-        capture_output=True,
-        timeout=timeout,
-        cwd=cwd,
-        env=ENV,
-        stdin=None if input is not None else subprocess.DEVNULL,
-    )
-
-
-def python_stage(code: str) -> str:
-    """A pipeline stage running ``code`` in this Python, quoted for the pipeline text."""
-    import shlex
-
-    return shlex.join([sys.executable, "-c", code])
-
-
-def pids_alive(pids: Sequence[int]) -> list[int]:
-    """The pids in ``pids`` that still exist and are not zombies."""
-    alive = []
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                state = handle.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            alive.append(pid)
-    return alive
-
-
 @pytest.fixture(params=["splice", "stream"])
 def both_pump_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Runs a test once with the Linux splice fast path forced on and once forced off."""
@@ -158,24 +88,6 @@ def tmp_cwd(tmp_path: os.PathLike[str], monkeypatch: pytest.MonkeyPatch) -> os.P
     """Runs the test inside a fresh temporary directory."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-@contextlib.contextmanager
-def tmpfs(where: Path, size: str) -> Iterator[Path]:
-    """A real tmpfs of ``size`` (``64k``, ``2m``) mounted on ``where``, unmounted whatever happens in the block.
-
-    Skips the test where it cannot be mounted (not root, or no permission in this container).
-    """
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    where.mkdir(exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 @pytest.fixture

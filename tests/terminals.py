@@ -15,7 +15,7 @@ import pexpect
 import pyte
 import pytest
 
-from conftest import ENV, PPIPE
+from helpers import ENV, PPIPE
 
 needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux (apt-get install tmux)")
 

@@ -28,6 +28,9 @@ from ppipe.engine.options import RunOptions
 from ppipe.policy import parse_halt
 from ppipe.shards.plan import ShardPlan
 
+# One mypy run serves the module (``mypy_says``): on one xdist worker, or each worker would run it again.
+pytestmark = pytest.mark.xdist_group("api_types")
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 REJECTED = """\

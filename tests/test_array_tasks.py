@@ -15,7 +15,7 @@ from ppipe.errors import UsageError
 from ppipe.identity import cluster_identity
 from ppipe.shards.portion import task_slice
 
-from conftest import ENV, PPIPE, ppipe
+from helpers import ENV, PPIPE, ppipe
 
 #: Variables any of the schedulers set; a test's own are added to an environment without them.
 _SCHEDULER_PREFIXES = ("SLURM_", "PBS_", "SGE_", "LSB_", "AWS_BATCH_", "JOB_COMPLETION_INDEX", "JOB_ID")

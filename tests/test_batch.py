@@ -21,8 +21,8 @@ import ppipe
 from ppipe.results import Verdict
 from ppipe.shards.joblog import Resume
 
-from conftest import ENV, PPIPE, python_stage
-from conftest import ppipe as run_ppipe
+from helpers import ENV, PPIPE, python_stage, wait_for_lines
+from helpers import ppipe as run_ppipe
 
 #: A shard that records when it ran: "task start end" into the file {0}/{task_id}.
 SPAN = (
@@ -270,9 +270,7 @@ def test_joblog_lines_are_whole_after_ppipe_is_killed(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
         env=ENV,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (not log.exists() or log.read_text().count("\n") < 20):
-        time.sleep(0.01)
+    wait_for_lines(log, 20)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
     text = log.read_text()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import ppipe as run_ppipe
+from helpers import ppipe as run_ppipe
 
 #: Every shard prints its {task_id} and its item; the shards' lines together show which items ran where.
 SHOW = "echo {task_id}:{tasks}:{item}"

@@ -23,7 +23,7 @@ from ppipe.results import ShardResult, Verdict
 from ppipe.shards.ledger import LISTED, ResultSpool
 from ppipe.snapshots import Run, RunSnapshot
 
-from conftest import tmpfs
+from helpers import tmpfs
 
 ITEMS = LISTED + 344  # past the point where a batch stops listing every shard
 

@@ -12,44 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENV, PPIPE
+import helpers
+from helpers import command_of, descendants_of, poll, wait_until
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads /proc")
 
 
-def processes() -> dict[int, tuple[int, str]]:
-    """Every process now: pid -> (parent, state)."""
-    table: dict[int, tuple[int, str]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        table[int(name)] = (int(fields[1]), fields[0])
-    return table
-
-
 def zombies_under(root: int) -> int:
     """How many of ``root``'s descendants are zombies."""
-    table = processes()
-    below, found, zombies = [root], set(), 0
-    while below:
-        pid = below.pop()
-        for child, (parent, state) in table.items():
-            if parent == pid and child not in found:
-                found.add(child)
-                below.append(child)
-                zombies += state == "Z"
-    return zombies
+    return list(descendants_of(root).values()).count("Z")
 
 
 def start(*args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [PPIPE, *args], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV
-    )
+    return helpers.start(*args, stdout=subprocess.DEVNULL)
 
 
 # ---------------------------------------------------------------- zombies
@@ -58,7 +33,7 @@ def start(*args: str) -> subprocess.Popen[bytes]:
 def test_a_slot_reaps_the_orphans_it_adopts_between_attempts(tmp_path: Path) -> None:
     """Each item leaves a background child that outlives its attempt; none stays a zombie once it ends."""
     items = tmp_path / "items"
-    items.write_text("".join(f"{i}\n" for i in range(300)))
+    items.write_text("".join(f"{i}\n" for i in range(120)))
     run = start("--each", str(items), "-j", "2", "sh -c '(sleep 0.05 &); sleep 0.02'")
     try:
         most = 0
@@ -79,9 +54,13 @@ def test_a_slot_reaps_the_orphans_of_an_attempt_still_running(tmp_path: Path) ->
     stage = "sh -c 'for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do (true &); done; sleep 30'"
     run = start("--fork", "2", stage)
     try:
-        # The orphans end at once; their attempts go on for 30 s. Each sleep has begun well before 3 s.
-        time.sleep(3)
-        zombies = zombies_under(run.pid)
+        # Each attempt forks its orphans before its sleep: once both sleeps run all forty exist, and end at once,
+        # while their attempts go on for 30 s. A slot that reaps them only at an attempt's end never gets to 0.
+        def sleeping() -> bool:
+            return [command_of(pid) for pid in descendants_of(run.pid)].count("sleep") == 2
+
+        wait_until(sleeping, "both attempts at their sleep")
+        zombies = poll(lambda: zombies_under(run.pid), lambda found: found == 0, timeout=3)
     finally:
         run.terminate()
         run.wait(timeout=30)
@@ -115,8 +94,8 @@ def peak_rss_of_batch(items: Path, count: int) -> int:
 
 def test_a_batch_does_not_keep_memory_for_each_item_done(tmp_path: Path) -> None:
     """A finished attempt keeps its counts and its result, not its pumps' buffers: some KiB, not hundreds."""
-    small = peak_rss_of_batch(tmp_path / "small", 1000)
-    large = peak_rss_of_batch(tmp_path / "large", 4000)
-    per_item = (large - small) / 3000
-    # Kept pump buffers cost ~270 KiB an item (0.8 GB more here); the shard records themselves are a few KiB.
+    small = peak_rss_of_batch(tmp_path / "small", 500)
+    large = peak_rss_of_batch(tmp_path / "large", 2000)
+    per_item = (large - small) / 1500
+    # Kept pump buffers cost ~270 KiB an item (0.4 GB more here); the shard records themselves are a few KiB.
     assert per_item < 16 * 1024, f"{per_item / 1024:.0f} KiB more per item ({small >> 20} -> {large >> 20} MiB)"

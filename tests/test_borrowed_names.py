@@ -15,7 +15,7 @@ from tornado.process import Subprocess
 from ppipe.cli.typer_internals import BORROWED as TYPER_BORROWED
 from ppipe.engine.tornado_internals import BORROWED, buffered_bytes, loop_signal_handlers
 
-from conftest import ppipe
+from helpers import ppipe
 
 
 def owner_of(name: str) -> object:

@@ -13,7 +13,7 @@ import pytest
 import ppipe as ppipe_module
 from ppipe.cli.completion import SHELLS, complete, script
 
-from conftest import ENV, PPIPE, bash, ppipe
+from helpers import ENV, PPIPE, bash, ppipe
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ from ppipe.cli.config import MOST, Config, config_from, read_value
 from ppipe.cli.entry import _main, _read, _with_typer
 from ppipe.errors import UsageError
 
-from conftest import ppipe
+from helpers import ppipe
 
 NUMERIC = ["--timeout", "--kill-after", "--fork", "--max-restarts", "--task-id", "--tasks"]
 CHOICE = ["--display", "--progress"]

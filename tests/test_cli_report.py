@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENV, PPIPE, ppipe, python_stage
+from helpers import ENV, PPIPE, ppipe, python_stage
 
 
 @pytest.mark.parametrize("destination", ["{tmp}", "/sys/r.json", "{tmp}/missing/r.json"])

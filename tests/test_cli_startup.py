@@ -15,7 +15,7 @@ import pytest
 
 import ppipe
 
-from conftest import ENV
+from helpers import ENV, SEED, seeded
 
 #: The console script itself: the ``ppipe`` on PATH may be a wrapper (pyenv's shim is a bash script).
 SCRIPT = str(Path(sysconfig.get_path("scripts")) / "ppipe")
@@ -36,11 +36,10 @@ def before_ppipe(stderr: str) -> bool:
 
 
 def interrupted_at_random(
-    sig: signal.Signals, runs: int, latest: float = 0.08, rng: random.Random | None = None, at_once: int = 1
+    sig: signal.Signals, runs: int, rng: random.Random, latest: float = 0.08, at_once: int = 1
 ) -> list[subprocess.CompletedProcess[bytes]]:
     """``runs`` starts of ``ppipe "sleep 5 | cat"``, each sent ``sig`` after a random delay up to ``latest``
     seconds (from ``rng``), ``at_once`` of them at a time; the delay of each is its ``args[-1]``."""
-    rng = rng or random.Random()
     delays = [rng.uniform(0, latest) for _ in range(runs)]
     results: list[subprocess.CompletedProcess[bytes]] = []
 
@@ -71,14 +70,15 @@ def interrupted_at_random(
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_during_start_up_ends_ppipe_quietly(sig: signal.Signals) -> None:
     """Killed by the signal (a shell shows 130 or 143) or, once the run had started, the run's own 128+N."""
-    for result in interrupted_at_random(sig, 40):
+    for result in interrupted_at_random(sig, 40, seeded(f"{sig.name} during start-up")):
         stderr = result.stderr.decode(errors="replace")
-        assert not _OWN_FRAME.search(stderr), stderr
+        where = f"PPIPE_TEST_SEED={SEED}, {sig.name} after {result.args[-1]} s: {stderr}"
+        assert not _OWN_FRAME.search(stderr), where
         if before_ppipe(stderr):
             continue  # the interrupt landed before ppipe's code ran (see _OWN_FRAME)
-        assert result.returncode in (-sig, 128 + sig), stderr
-        assert "Exception ignored" not in stderr
-        assert stderr in ("", f"ppipe: interrupted by {sig.name}; every stage was stopped\n"), stderr
+        assert result.returncode in (-sig, 128 + sig), where
+        assert "Exception ignored" not in stderr, where
+        assert stderr in ("", f"ppipe: interrupted by {sig.name}; every stage was stopped\n"), where
 
 
 @pytest.mark.skipif(not os.path.exists(SCRIPT), reason="needs the installed console script")
@@ -87,11 +87,10 @@ def test_ctrl_c_at_any_moment_of_start_up_is_never_an_internal_error() -> None:
     dataclass's fields: "Error calling __set_name__"), or as a module left half made; each time it is the
     interrupt, never a bug. It came once in 50 to 150 starts, so this sends it at random moments of the first
     quarter second (most of start-up) to 240 starts, four at a time."""
-    seed = random.randrange(2**32)
-    results = interrupted_at_random(signal.SIGINT, 240, latest=0.25, rng=random.Random(seed), at_once=4)
+    results = interrupted_at_random(signal.SIGINT, 240, seeded("Ctrl-C during start-up"), latest=0.25, at_once=4)
     for result in results:
         stderr = result.stderr.decode(errors="replace")
-        where = f"seed {seed}, SIGINT after {result.args[-1]} s: {stderr}"
+        where = f"PPIPE_TEST_SEED={SEED}, SIGINT after {result.args[-1]} s: {stderr}"
         assert "internal error" not in stderr, where
         assert not _OWN_FRAME.search(stderr), where
         if before_ppipe(stderr):

@@ -19,7 +19,7 @@ import ppipe
 from ppipe.cli import options
 from ppipe.cli.config import Config
 
-from conftest import ENV
+from helpers import ENV
 
 CLI = Path(options.__file__).parent
 REGENERATE = "the typer command changed: regenerate with `python -m ppipe.cli.options write`"

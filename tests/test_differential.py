@@ -34,7 +34,16 @@ from typing import Any
 
 import pytest
 
-from conftest import ENV, bash, ppipe, python_stage
+from helpers import ENV, bash, ppipe, python_stage
+
+#: The cases are dealt to this many xdist groups. A group's runs start together, on the worker that takes the group
+#: (``runs``), and the groups spread over the workers: no worker runs a case another worker was given.
+GROUPS = 3
+
+
+def in_group(index: int) -> pytest.MarkDecorator:
+    return pytest.mark.xdist_group(f"differential-{index % GROUPS}")
+
 
 # ---------------------------------------------------------------- the prepared directory
 
@@ -107,7 +116,7 @@ def snapshot(directory: Path) -> dict[str, tuple[int, str, bytes]]:
 
 
 def environment(home: Path, pycache: Path) -> dict[str, str]:
-    """conftest's ``ENV`` (C locale) with our variables and ``HOME``, for bash and ppipe alike.
+    """helpers' ``ENV`` (C locale) with our variables and ``HOME``, for bash and ppipe alike.
 
     Python may write its bytecode cache (to a private directory): ppipe then
     does not recompile its own modules on each of the many runs.
@@ -129,7 +138,7 @@ class Outcome:
 
 
 def run_bash(script: str, cwd: Path, env: dict[str, str], stdin: bytes | None) -> subprocess.CompletedProcess[bytes]:
-    """``bash -o pipefail -c`` with a given environment (conftest's ``bash`` always uses ``ENV``)."""
+    """``bash -o pipefail -c`` with a given environment (helpers' ``bash`` always uses ``ENV``)."""
     return subprocess.run(
         ["bash", "-o", "pipefail", "-c", script],
         input=stdin,
@@ -167,7 +176,7 @@ def run_all(base: Path, env: dict[str, str], pipeline: str, stdin: bytes | None)
 
 
 def run_sigpipe(base: Path, pipeline: str) -> tuple[Outcome, Outcome]:
-    """The SIGPIPE cases, through conftest's helpers as they are."""
+    """The SIGPIPE cases, through helpers' helpers as they are."""
     directory = tempfile.mkdtemp(dir=base)
     by_bash, by_ppipe = bash(pipeline, cwd=directory), ppipe(pipeline, cwd=directory)
     shutil.rmtree(directory)
@@ -188,13 +197,15 @@ def run_bad(base: Path, pipeline: str) -> subprocess.CompletedProcess[bytes]:
 
 
 class Runs:
-    """Starts the runs of every collected test of this module at once; hands each test its result."""
+    """Starts the runs of a group of this module's tests at once, when the first of them asks; hands each its result."""
 
-    def __init__(self, base: Path, env: dict[str, str]) -> None:
+    def __init__(self, base: Path, env: dict[str, str], items: list[pytest.Item]) -> None:
         self.base = base
         self.env = env
+        self.items = items
         self.pool = ThreadPoolExecutor(max_workers=max(4, 2 * (os.cpu_count() or 2)))
         self.futures: dict[str, Future[Any]] = {}
+        self.groups: set[str] = set()
 
     def job(self, test: str, params: dict[str, Any]) -> Callable[[], Any] | None:
         if test == "test_same_as_bash":
@@ -212,18 +223,29 @@ class Runs:
             self.futures[item.nodeid] = self.pool.submit(job)
 
     def result(self, item: pytest.Item) -> Any:
+        group = _group_of(item)
+        if group not in self.groups:
+            self.groups.add(group)
+            for other in self.items:
+                if _group_of(other) == group:
+                    self.submit(other)
         self.submit(item)
         return self.futures[item.nodeid].result()
+
+
+def _group_of(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("xdist_group")
+    return str(marker.args[0]) if marker else ""
 
 
 @pytest.fixture(scope="module")
 def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
     home = tmp_path_factory.mktemp("home")
     (home / "note.txt").write_bytes(b"a note at home\n")
-    started = Runs(tmp_path_factory.mktemp("differential"), environment(home, tmp_path_factory.mktemp("pycache")))
-    for item in request.session.items:
-        if getattr(item, "module", None) is request.module:
-            started.submit(item)
+    items = [item for item in request.session.items if getattr(item, "module", None) is request.module]
+    started = Runs(
+        tmp_path_factory.mktemp("differential"), environment(home, tmp_path_factory.mktemp("pycache")), items
+    )
     yield started
     started.pool.shutdown(wait=True, cancel_futures=True)
 
@@ -375,7 +397,10 @@ CASES: list[tuple[str, str, bytes | None, tuple[pytest.MarkDecorator, ...]]] = [
 
 
 def _params() -> list[Any]:
-    return [pytest.param(pipeline, stdin, id=case_id, marks=marks) for case_id, pipeline, stdin, marks in CASES]
+    return [
+        pytest.param(pipeline, stdin, id=case_id, marks=[*marks, in_group(index)])
+        for index, (case_id, pipeline, stdin, marks) in enumerate(CASES)
+    ]
 
 
 @pytest.mark.parametrize(("pipeline", "stdin"), _params())
@@ -416,6 +441,7 @@ def test_cases_are_many_and_distinct() -> None:
         pytest.param("cat /dev/zero | head -c 10", id="zero-head-c"),
     ],
 )
+@in_group(1)
 def test_sigpipe_is_not_a_failure(runs: Runs, request: pytest.FixtureRequest, pipeline: str) -> None:
     """bash -o pipefail reports the producer's SIGPIPE as 141; for ppipe it is not a failure."""
     by_bash, by_ppipe = runs.result(request.node)
@@ -439,6 +465,7 @@ def test_sigpipe_is_not_a_failure(runs: Runs, request: pytest.FixtureRequest, pi
         pytest.param("echo hi > /nonexistent/x | nosuchcommand-xyz", id="unopenable-and-missing"),
     ],
 )
+@in_group(2)
 def test_bad_input_never_shows_a_traceback(runs: Runs, request: pytest.FixtureRequest, pipeline: str) -> None:
     done = runs.result(request.node)
     assert done.returncode != 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import signal
@@ -18,7 +17,7 @@ import pexpect
 import pyte
 import pytest
 
-from conftest import ENV, PPIPE, python_stage
+from helpers import ENV, PPIPE, python_stage
 from terminals import in_pty, screen_of
 
 
@@ -158,7 +157,8 @@ def test_plain_progress_for_logs() -> None:
 
 def test_progress_of_a_file_input(tmp_path: Path) -> None:
     data = tmp_path / "data.bin"
-    data.write_bytes(os.urandom(64 * 1024 * 1024))
+    with open(data, "wb") as handle:  # what the bytes are does not matter here, only how far the stage has read
+        handle.truncate(64 * 1024 * 1024)
     slow = slow_stage(0.005)
     child = pexpect.spawn(
         PPIPE, [f"{slow} < {data} | wc -c"], env={**ENV, "TERM": "xterm-256color"}, dimensions=(24, 120), timeout=30

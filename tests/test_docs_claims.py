@@ -15,8 +15,8 @@ import pytest
 import ppipe
 from ppipe.cli.config import Config
 
-from conftest import ENV, PPIPE
-from conftest import ppipe as run_ppipe
+from helpers import ENV, PPIPE
+from helpers import ppipe as run_ppipe
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

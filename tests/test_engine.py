@@ -20,21 +20,12 @@ from ppipe import CAPTURE, Boundary, CommandError, PipelineFailed
 from ppipe.cli.report import build as build_report
 from ppipe.engine.counting import count_newlines
 
-from conftest import python_stage
+from helpers import POLL, children, python_stage, verdicts
+from helpers import run_captured as run
 
 pytestmark = pytest.mark.usefixtures("both_pump_paths")
 
 MiB = 1024 * 1024
-
-
-def run(text: str, **kwargs: object) -> ppipe.RunResult:
-    kwargs.setdefault("stdout", CAPTURE)
-    kwargs.setdefault("stderr", os.open(os.devnull, os.O_WRONLY))
-    return ppipe.run(text, **kwargs)
-
-
-def verdicts(result: ppipe.RunResult) -> list[str]:
-    return [s.verdict.value for s in result.stages]
 
 
 # ---------------------------------------------------------------- data flow
@@ -110,13 +101,13 @@ def test_stdin_and_stdout_descriptors_are_handed_over(tmp_path: Path) -> None:
 
 
 def test_binary_safe_checksum_through_six_stages(tmp_path: Path) -> None:
-    """256 MiB of random bytes arrive byte-identical after five pumped edges."""
-    result = run(f"head -c {256 * MiB} /dev/urandom | tee {tmp_path}/in.bin | cat | cat | cat | sha256sum")
+    """64 MiB of random bytes (a thousand pipefuls) arrive byte-identical after five pumped edges."""
+    result = run(f"head -c {64 * MiB} /dev/urandom | tee {tmp_path}/in.bin | cat | cat | cat | sha256sum")
     assert result.exit_status == 0, result
     digest = hashlib.sha256((tmp_path / "in.bin").read_bytes()).hexdigest()
     assert result.stdout is not None
     assert result.stdout.split()[0].decode() == digest
-    assert all(result.edge(i, i + 1).bytes == 256 * MiB for i in range(1, 6))
+    assert all(result.edge(i, i + 1).bytes == 64 * MiB for i in range(1, 6))
 
 
 def test_last_write_is_flushed_before_stdin_closes() -> None:
@@ -393,8 +384,8 @@ def test_async_variant_runs_on_the_callers_loop() -> None:
 def test_cancelling_the_async_run_reaps_every_stage() -> None:
     async def main() -> list[int]:
         task = asyncio.ensure_future(ppipe.run_async("sleep 100 | sleep 100", kill_after=1))
-        await asyncio.sleep(0.5)
-        pids = _children(os.getpid())
+        while len(pids := children(os.getpid())) < 2:  # both stages have started
+            await asyncio.sleep(POLL)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -402,7 +393,7 @@ def test_cancelling_the_async_run_reaps_every_stage() -> None:
 
     pids = asyncio.run(main())
     assert len(pids) == 2
-    assert not _children(os.getpid())
+    assert not children(os.getpid())
 
 
 def test_timeout_stops_everything() -> None:
@@ -419,11 +410,6 @@ def test_timeout_escalates_to_sigkill() -> None:
     result = run(f"{stubborn} | cat", timeout=0.5, kill_after=0.5)
     assert result.exit_status == 124
     assert result.stages[0].signal == "SIGKILL"
-
-
-def _children(pid: int) -> list[int]:
-    with open(f"/proc/{pid}/task/{pid}/children") as handle:
-        return [int(p) for p in handle.read().split()]
 
 
 # ---------------------------------------------------------------- counting
@@ -482,3 +468,13 @@ def test_running_out_of_descriptors_leaves_none_open() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert done.stdout == b"ok\n", done.stderr.decode()
+
+
+def test_concurrent_runs_on_one_loop() -> None:
+    async def main() -> list[int]:
+        first = asyncio.ensure_future(ppipe.run_async("sleep 0.1"))
+        await asyncio.sleep(0.02)  # the second starts while the first runs: the overlap is what is tested
+        second = asyncio.ensure_future(ppipe.run_async("sleep 0.5"))
+        return [(await first).exit_status, (await second).exit_status]
+
+    assert asyncio.run(asyncio.wait_for(main(), 20)) == [0, 0]

@@ -23,7 +23,10 @@ import ppipe
 from ppipe.engine.counting import Counter, count_newlines
 from test_display import rows_of, run_in_terminal
 
-from conftest import ENV, PPIPE, python_stage
+from helpers import ENV, PPIPE, python_stage
+
+# The module's 57 MB log is made once (``app_log``): on one xdist worker, or each worker would make its own.
+pytestmark = pytest.mark.xdist_group("exact_lines")
 
 LINES = 3_000_000
 PIPELINE = "cat {path} | cat | cat | grep 7 | sort | wc -l"

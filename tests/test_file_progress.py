@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ENV, PPIPE
+from helpers import ENV, PPIPE
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fdinfo"), reason="reads /proc")
 

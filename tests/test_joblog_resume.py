@@ -14,8 +14,8 @@ import pytest
 
 from ppipe.shards.joblog import read_lines
 
-from conftest import ppipe as run_ppipe
-from conftest import tmpfs
+from helpers import ppipe as run_ppipe
+from helpers import tmpfs
 
 #: Prints its item, one line: the shard's output shows which items ran.
 PRINT_ITEM = "printf '%s\\n' {item}"

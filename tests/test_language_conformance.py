@@ -18,7 +18,7 @@ import pytest
 
 from ppipe import parse as ppipe_parse
 
-from conftest import ENV, ppipe
+from helpers import ENV, ppipe
 
 #: Names every POSIX class has something to match, in the C locale.
 FILES = ["!bang", "#hash", "Eel", "eel", "1one", " space", "\ttab", "\x01ctl", "\x7fdel", "~tilde", "_u", "Ff"]

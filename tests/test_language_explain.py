@@ -10,7 +10,7 @@ import pytest
 from ppipe import parse
 from ppipe.cli.explain import explain_checked, explain_text
 
-from conftest import ppipe as run_ppipe
+from helpers import ppipe as run_ppipe
 
 
 def edges(text: str, env: dict[str, str] | None = None) -> list[str]:

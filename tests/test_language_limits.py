@@ -9,6 +9,7 @@ run: they are minutes, where the inputs take well under a second.
 from __future__ import annotations
 
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,8 +22,9 @@ from ppipe.errors import PpipeError
 from ppipe.language.lexer import Lexer
 from ppipe.language.parser import MAX_GROUP_DEPTH, placeholder_values
 
-from conftest import bash
-from conftest import ppipe as run_ppipe
+import helpers
+from helpers import bash
+from helpers import ppipe as run_ppipe
 
 ENV = {"HOME": "/home/u", "NAME": "world", "STAR": "*", "SPACED": " a  b "}
 
@@ -215,3 +217,13 @@ def test_messages_about_huge_words_stay_short() -> None:
     with pytest.raises(PipelineSyntaxError) as caught:
         parse("echo ${" + "a-" * 50_000 + "}", env=ENV)
     assert "parameter expansion" in caught.value.message and len(caught.value.message) < 200
+
+
+def test_a_syntax_error_in_a_huge_pipeline_quotes_only_around_its_column() -> None:
+    text = "echo " + "a " * 50000 + "; ls"
+    result = subprocess.run([helpers.PPIPE, text], capture_output=True, timeout=60, env=helpers.ENV)
+    assert result.returncode == 2
+    assert len(result.stderr) < 1000
+    lines = result.stderr.decode().splitlines()
+    assert lines[0].startswith("ppipe: syntax error at column 100006: ';' (a list of commands)")
+    assert lines[2].index("^") == lines[1].index(";")  # the caret still points at it

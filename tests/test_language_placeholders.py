@@ -12,7 +12,7 @@ from ppipe import PipelineSyntaxError, RedirectOp, parse, substitute_placeholder
 from ppipe.graph import Graph, Redirect
 from ppipe.language.parser import placeholder_values
 
-from conftest import ppipe as run_ppipe
+from helpers import ppipe as run_ppipe
 
 ENV = {"HOME": "/home/u", "V": "{task_id}", "task_id": "from-env", "STAR": "*"}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENV, PPIPE
+from helpers import ENV, PPIPE
 
 TWENTY_STAGES = " | ".join(["seq 3", *["cat"] * 19])
 

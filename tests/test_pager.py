@@ -10,7 +10,6 @@ import signal
 import sys
 import tempfile
 import termios
-import time
 from pathlib import Path
 
 import pexpect
@@ -20,7 +19,7 @@ from ppipe.cli.command import is_pager
 from ppipe.engine.sinks import FdSink, HeldSink
 from ppipe.graph import Stage
 
-from conftest import ENV, PPIPE, ppipe
+from helpers import ENV, PPIPE, children, ppipe, wait_until
 
 PAGER = shlex.join([sys.executable, str(Path(__file__).with_name("pager.py"))])
 
@@ -136,7 +135,8 @@ def test_ctrl_c_stops_the_run_again_once_the_pager_has_gone() -> None:
     child.expect("q to quit")
     child.send("q")
     child.expect("bye")
-    time.sleep(0.5)  # ppipe has seen the pager exit
+    # ppipe has seen the pager exit: it reaped it, and only the producer's shell is left among its children.
+    wait_until(lambda: len(children(child.pid)) == 1, "ppipe reaped the pager")
     child.sendintr()  # the producer ignores it and lives on: ppipe must stop it now
     status, rest = finish(child)
     assert status == 128 + signal.SIGINT

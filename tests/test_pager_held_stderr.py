@@ -10,7 +10,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from conftest import ENV, PPIPE
+from helpers import ENV, PPIPE
 
 PAGER = shlex.join([sys.executable, str(Path(__file__).with_name("pager.py"))])
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ENV, ppipe
+from helpers import ENV, ppipe
 
 #: Task 0 passes, task 1 outlives its --timeout, task 2 fails in its second stage (saying why on stderr).
 ARRAY = (

@@ -22,7 +22,10 @@ from hypothesis import strategies as st
 
 from ppipe.cli import merge as merge_command
 
-from conftest import ENV, ppipe
+from helpers import ENV, ppipe
+
+# The module's reports are made once (``reports``): on one xdist worker, or each worker would make them again.
+pytestmark = pytest.mark.xdist_group("report_merge_hostile")
 
 pytestmark = pytest.mark.hostile_reports  # the reports made here are refused, and are not of the schema's shape
 

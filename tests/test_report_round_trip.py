@@ -36,8 +36,9 @@ from ppipe.results import (
 )
 from ppipe.stops import HALT, READER_GONE, StopReason
 
-from conftest import ENV, assert_valid_report
-from conftest import ppipe as run_ppipe
+from conftest import assert_valid_report
+from helpers import ENV
+from helpers import ppipe as run_ppipe
 
 TEXT = st.text(max_size=6)
 OPTIONAL_TEXT = st.none() | TEXT

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import ppipe
+from helpers import ppipe
 
 #: A stage that ignores SIGTERM: stopping it takes --kill-after's grace too.
 STUBBORN = "sh -c 'trap \"\" TERM; sleep 10'"

@@ -8,7 +8,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,8 @@ import pytest
 import ppipe
 from ppipe.results import Verdict
 
-from conftest import ENV, PPIPE, pids_alive, python_stage
-from conftest import ppipe as run_ppipe
+from helpers import ENV, PPIPE, descendants, parent_of, pids_alive, python_stage, wait_gone, wait_until
+from helpers import ppipe as run_ppipe
 
 HERE = Path(__file__).parent
 LINES = f"{sys.executable} {HERE / 'shard_lines.py'}"
@@ -212,35 +211,25 @@ def test_a_signal_to_ppipe_leaves_no_process_behind(tmp_path: Path, sig: signal.
         stderr=subprocess.PIPE,
     )
     pids = _wait_for_pids(tmp_path, 3)
-    supervisors = {_parent_of(shard) for shard in pids if _parent_of(shard)}
+    supervisors = {parent for shard in pids if (parent := parent_of(shard))}
     process.send_signal(sig)
     process.wait(timeout=30)
     assert process.returncode == -sig
     everything = pids | supervisors
-    deadline = time.monotonic() + 5
-    while pids_alive(sorted(everything)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert pids_alive(sorted(everything)) == []
+    assert wait_gone(sorted(everything), 5) == []
     assert b"Traceback" not in process.stderr.read()  # type: ignore[union-attr]
 
 
 def _wait_for_pids(directory: Path, count: int) -> set[int]:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        files = list(directory.glob("*.pids"))
-        texts = [f.read_text() for f in files]
-        if len(files) == count and all(t.endswith("\n") for t in texts):
+    """The pids the ``count`` shards wrote to ``*.pids`` files in ``directory``, once all are written whole."""
+
+    def written() -> set[int] | None:
+        texts = [f.read_text() for f in directory.glob("*.pids")]
+        if len(texts) == count and all(t.endswith("\n") for t in texts):
             return {int(pid) for text in texts for pid in text.split()}
-        time.sleep(0.05)
-    raise AssertionError("the shards never started")
-
-
-def _parent_of(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return int(handle.read().rsplit(")", 1)[1].split()[1])
-    except OSError:
         return None
+
+    return wait_until(written, "the shards never started", timeout=30)
 
 
 # ---------------------------------------------------------------- cluster job arrays
@@ -369,13 +358,14 @@ def test_a_shard_writing_one_endless_line_holds_nobody_up() -> None:
 def test_a_signal_to_the_whole_group_counts_shards_as_stopped(tmp_path: Path) -> None:
     report = tmp_path / "r.json"
     process = subprocess.Popen(
-        [PPIPE, "--fork", "2", "--report", str(report), "sh -c 'exec sleep 30'"],
+        [PPIPE, "--fork", "2", "--report", str(report), "sh -c 'echo $$ > {task_id}.pids; exec sleep 30'"],
+        cwd=tmp_path,
         env=ENV,
         stdin=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    time.sleep(1.5)
+    _wait_for_pids(tmp_path, 2)  # both shards' stages are running
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=30)
     assert process.returncode == -signal.SIGTERM
@@ -501,29 +491,12 @@ def test_ctrl_c_while_starting_is_clean(moment: str) -> None:
         start_new_session=True,
     )
     generation = 1 if moment == "supervisor starting" else 2
-    deadline = time.monotonic() + 30
-    while not _descendants(process.pid, generation) and time.monotonic() < deadline:
-        time.sleep(0.001)
+    # Polled fast: the moment is the instant the first process of that generation exists.
+    wait_until(lambda: descendants(process.pid, generation), f"no {moment}", timeout=30, interval=0.001)
     os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C does: ppipe, supervisor, shards alike
     _, err = process.communicate(timeout=30)
     assert process.returncode == -signal.SIGINT
     assert b"Traceback" not in err and b"Fatal Python error" not in err and b"supervisor" not in err
-
-
-def _descendants(pid: int, generation: int) -> list[int]:
-    """The processes ``generation`` levels below ``pid`` (1: its children)."""
-    level = [pid]
-    for _ in range(generation):
-        level = [int(child) for parent in level for child in _children(parent)]
-    return level
-
-
-def _children(pid: int) -> list[str]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return handle.read().split()
-    except OSError:
-        return []
 
 
 def test_too_many_shards_for_ulimit_is_refused_up_front() -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import ppipe
 
-from conftest import ENV, PPIPE
+from helpers import ENV, PPIPE
 
 #: Consumers that read all, some, none, or some and then fail (and are fed it all again).
 CONSUMERS = [
@@ -43,17 +43,29 @@ def test_shards_that_end_early_leave_no_byte_unaccounted_for(tmp_path: Path) -> 
     assert sum(s["bytes_in"] for s in data["shards"]) + data["input_undelivered"] == 6888896
 
 
+@st.composite
+def blocks_and_lines(draw: st.DrawFn) -> tuple[int, int]:
+    """A ``--block`` size and a number of lines: few, or many more than a pipe holds.
+
+    With blocks of one byte each line is dealt alone: some tens of thousands of lines are already many pipes'
+    worth, and hundreds of thousands took seconds a run without reaching anything new.
+    """
+    block = draw(st.sampled_from([1, 4096, 65536, 1 << 20]))
+    many = st.integers(20_000, 40_000) if block == 1 else st.integers(150_000, 400_000)
+    return block, draw(st.integers(0, 2000) | many)
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    lines=st.integers(0, 2000) | st.integers(150_000, 400_000),
+    sizes=blocks_and_lines(),
     width=st.integers(0, 12),
     shards=st.integers(1, 4),
-    block=st.sampled_from([1, 4096, 65536, 1 << 20]),
     consumer=st.sampled_from(CONSUMERS),
 )
 def test_bytes_in_and_undelivered_add_up_to_the_input(
-    lines: int, width: int, shards: int, block: int, consumer: tuple[str, int]
+    sizes: tuple[int, int], width: int, shards: int, consumer: tuple[str, int]
 ) -> None:
+    block, lines = sizes
     data = b"".join(b"%0*d\n" % (width, n) for n in range(lines))
     command, restarts = consumer
     result = ppipe.run(command, fork=shards, block=block, max_restarts=restarts, input=data, stdout=ppipe.CAPTURE)

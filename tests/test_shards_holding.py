@@ -10,7 +10,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from conftest import ENV, PPIPE
+from helpers import ENV, PPIPE
 
 
 def _sharded(script: str, tmpdir: Path, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:

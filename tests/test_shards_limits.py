@@ -9,8 +9,8 @@ import pytest
 import ppipe
 from ppipe.errors import UsageError
 
-from conftest import ENV, PPIPE
-from conftest import ppipe as run_ppipe
+from helpers import ENV, PPIPE
+from helpers import ppipe as run_ppipe
 
 
 def test_a_long_non_ascii_argument_reaches_every_shard() -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ppipe as run_ppipe
+from helpers import ppipe as run_ppipe
 
 TEN = b"".join(b"%d\n" % i for i in range(1, 11))
 

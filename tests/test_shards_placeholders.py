@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import ppipe as run_ppipe
+from helpers import ppipe as run_ppipe
 
 
 def test_a_placeholder_before_a_redirection_stays_a_word(tmp_path: Path) -> None:

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
-from conftest import pids_alive
-from conftest import ppipe as run_ppipe
+from helpers import pids_alive, wait_gone
+from helpers import ppipe as run_ppipe
 
 #: What a stage sees of its slot: its pid, its open descriptors, its environment and its directory.
 SLOT_STATE = (
@@ -61,10 +60,7 @@ def test_a_slot_killed_mid_run_is_replaced_and_its_stages_die_with_it(tmp_path: 
     assert [item for item, _ in lines] == ["0", "2", "3"]
     assert lines[0][1] != lines[1][1] == lines[2][1]  # a new slot after the killed one, then re-used
     lingering = int((tmp_path / "lingering.pid").read_text())
-    deadline = time.monotonic() + 5
-    while pids_alive([lingering]) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert pids_alive([lingering]) == []
+    assert wait_gone([lingering], 5) == []
 
 
 def test_a_background_descendant_of_an_attempt_that_ended_well_is_left_running(tmp_path: Path) -> None:

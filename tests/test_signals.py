@@ -12,38 +12,14 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from conftest import ENV, PPIPE, pids_alive, python_stage
+import helpers
+from helpers import ENV, PPIPE, python_stage, wait_for_children, wait_gone
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
 
-def children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as handle:
-            return [int(p) for p in handle.read().split()]
-    except OSError:
-        return []
-
-
-def wait_for_children(pid: int, count: int, timeout: float = 10) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = children(pid)
-        if len(found) >= count:
-            return found
-        time.sleep(0.02)
-    raise AssertionError(f"ppipe {pid} did not start {count} stages")
-
-
-def wait_gone(pids: list[int], timeout: float) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while pids_alive(pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return pids_alive(pids)
-
-
 def start(*args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([PPIPE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    return helpers.start(*args, stdin=None)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
@@ -69,10 +45,13 @@ def test_sigkill_of_ppipe_takes_the_stages_down() -> None:
 
 
 def test_stubborn_stage_is_killed_after_the_grace() -> None:
-    stubborn = python_stage("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(100)")
+    stubborn = python_stage(
+        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ready', flush=True); time.sleep(100)"
+    )
     proc = start("--kill-after", "0.5", f"{stubborn} | cat")
     stages = wait_for_children(proc.pid, 2)
-    time.sleep(0.5)  # let python install its handler
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"  # its handler is in place
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=20)
     assert proc.returncode == -signal.SIGTERM
@@ -80,11 +59,15 @@ def test_stubborn_stage_is_killed_after_the_grace() -> None:
 
 
 def test_second_signal_kills_at_once() -> None:
-    stubborn = python_stage("import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(100)")
+    stubborn = python_stage(
+        "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN)\nprint('ready', flush=True); time.sleep(100)"
+    )
     proc = start("--kill-after", "60", stubborn)
     stages = wait_for_children(proc.pid, 1)
-    time.sleep(0.5)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"  # its handler is in place
     proc.send_signal(signal.SIGINT)
+    # Not a wait for something to happen but a span in which something must not: ppipe must still be running
+    # some time into the 60 s grace (a ppipe that ended at the first SIGINT ends well within this).
     time.sleep(0.3)
     assert proc.poll() is None  # still in the grace period
     proc.send_signal(signal.SIGINT)
@@ -107,7 +90,8 @@ def test_ctrl_c_in_a_terminal() -> None:
 def test_ctrl_c_stops_a_calling_shell_loop() -> None:
     loop = f'for i in 1 2 3; do {PPIPE} "sleep 100"; echo "after $i"; done; echo loop-done'
     child = pexpect.spawn("bash", ["--norc", "--noprofile", "-c", loop], env=ENV, timeout=20)
-    time.sleep(1.0)
+    (first,) = wait_for_children(child.pid, 1)
+    wait_for_children(first, 1)  # ppipe's stage is running: its handlers are in place
     child.sendintr()
     child.expect(pexpect.EOF)
     output = (child.before or b"").decode()
@@ -127,9 +111,11 @@ def test_interrupt_loses_no_output_already_flowing() -> None:
     producer = python_stage("import sys, time\nfor i in range(1000):\n    print(i, flush=True); time.sleep(0.005)\n")
     proc = start(f"{producer} | cat")
     wait_for_children(proc.pid, 2)
-    time.sleep(1.0)
+    assert proc.stdout is not None
+    first = proc.stdout.readline() + proc.stdout.readline()  # output is flowing through ppipe
     proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=20)
+    out = first + proc.stdout.read()  # through the same buffer: communicate() would skip what readline() holds
+    proc.wait(timeout=20)
     numbers = [int(x) for x in out.split()]
     assert numbers == list(range(len(numbers)))  # a prefix, in order, nothing torn or dropped
     assert numbers
@@ -148,3 +134,11 @@ def test_a_signal_noted_before_the_run_stops_it_as_soon_as_its_handlers_are_in_p
     assert time.monotonic() - started < 10
     assert (result.exit_status, result.interrupted_by) == (143, "SIGTERM")
     assert not interrupts.pending()
+
+
+def test_signalling_a_stage_that_just_exited_does_not_hang() -> None:
+    """Popen.send_signal would reap the stage behind tornado's back and wait_for_exit never returned."""
+    result = subprocess.run(
+        [PPIPE, "--kill-after", "1", "sh -c 'kill -TERM $PPID; exit 0'"], capture_output=True, timeout=30, env=ENV
+    )
+    assert result.returncode == -15

@@ -9,7 +9,7 @@ import pytest
 
 from slurm_cluster import SlurmCluster
 
-from conftest import PPIPE
+from helpers import PPIPE
 
 # One cluster a session: every module using `slurm` goes to the same xdist worker (see slurm_cluster.py).
 pytestmark = pytest.mark.xdist_group("slurm")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from slurm_cluster import SlurmCluster
 
-from conftest import PPIPE
+from helpers import PPIPE, wait_until
 
 # One cluster a session: every module using `slurm` goes to the same xdist worker (see slurm_cluster.py).
 pytestmark = pytest.mark.xdist_group("slurm")
@@ -147,12 +146,12 @@ def test_ctrl_c_or_sigterm_cancels_the_array_and_ends_by_it(
             cwd=tmp_path,
             env=slurm.env,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        def both_running() -> bool:
             queued = slurm.run("squeue", "-h", "-o", "%T %j", check=False).stdout.split("\n")
-            if sum(1 for line in queued if line.startswith("RUNNING ppipe")) == 2:
-                break
-            time.sleep(0.3)
+            return sum(1 for line in queued if line.startswith("RUNNING ppipe")) == 2
+
+        wait_until(both_running, "both tasks running on Slurm", timeout=60, interval=0.3)
         process.send_signal(sig)
         _, stderr = process.communicate(timeout=60)
     assert process.returncode in (-sig, 128 + sig), stderr

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENV
+from helpers import ENV
 
 #: The console script itself, run by the interpreter of these tests (which installed it).
 SCRIPT = str(Path(sysconfig.get_path("scripts")) / "ppipe")

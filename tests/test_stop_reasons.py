@@ -11,7 +11,7 @@ import pytest
 import ppipe
 from ppipe.stops import HALT, READER_GONE, StopKind, StopReason
 
-from conftest import ENV, PPIPE
+from helpers import ENV, PPIPE
 
 
 @pytest.mark.parametrize(

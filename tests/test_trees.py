@@ -30,48 +30,18 @@ from ppipe.engine.options import RunOptions
 from ppipe.engine.sinks import Sink
 from ppipe.graph import Stage
 
-from conftest import ENV
+from helpers import ENV, POLL, own_children_named, parent_of, session_of, wait_for_argument, with_argument
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process trees are read from /proc")
 
 PPIPE_MODULE = [sys.executable, "-m", "ppipe"]
 
 
-def with_marker(marker: str) -> list[int]:
-    """The living processes that have ``marker`` as one whole argument (the ``sleep`` durations)."""
-    found = []
-    wanted = marker.encode()
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as handle:
-                argv = handle.read().split(b"\0")
-            with open(f"/proc/{name}/stat", "rb") as handle:
-                state = handle.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if wanted in argv and state != b"Z":
-            found.append(int(name))
-    return found
-
-
-def wait_for(marker: str, count: int = 1, timeout: float = 10) -> list[int]:
-    """Waits until ``count`` processes carry ``marker``; they have started."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = with_marker(marker)
-        if len(found) >= count:
-            return found
-        time.sleep(0.02)
-    raise AssertionError(f"no process with {marker} started")
-
-
 def survivors(marker: str, grace: float = 3.0) -> list[int]:
     """The processes still carrying ``marker`` after up to ``grace`` seconds for them to die."""
     deadline = time.monotonic() + grace
-    while (found := with_marker(marker)) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while (found := with_argument(marker)) and time.monotonic() < deadline:
+        time.sleep(POLL)
     return found
 
 
@@ -82,7 +52,7 @@ def marker(request: pytest.FixtureRequest) -> Iterator[str]:
     try:
         yield unique
     finally:
-        for pid in with_marker(unique):
+        for pid in with_argument(unique):
             trees.send(pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):  # not this process's child
                 os.waitpid(pid, 0)
@@ -121,11 +91,6 @@ def ends_stopped_leaving_none(proc: subprocess.Popen[bytes], status: int, marker
     assert survivors(marker) == []
 
 
-def session_of(pid: int) -> int:
-    with open(f"/proc/{pid}/stat", "rb") as handle:
-        return int(handle.read().rsplit(b")", 1)[1].split()[3])  # state, ppid, pgrp, session
-
-
 # ---------------------------------------------------------------- each way of stopping
 
 
@@ -144,7 +109,7 @@ def test_timeout_stops_the_stages_descendants(marker: str) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signal_to_ppipe_stops_the_stages_descendants(sig: signal.Signals, marker: str) -> None:
     with started(f"sh -c 'sleep {marker}; true' | cat") as proc:
-        wait_for(marker)
+        wait_for_argument(marker)
         proc.send_signal(sig)
         ends_stopped_leaving_none(proc, -sig, marker)
 
@@ -152,16 +117,15 @@ def test_signal_to_ppipe_stops_the_stages_descendants(sig: signal.Signals, marke
 def test_double_forked_descendant_is_stopped(marker: str) -> None:
     """The subshell exits at once and ``sleep`` is orphaned: ppipe, as the subreaper, adopts and stops it."""
     with started("--timeout", "1", f"sh -c '(sleep {marker} &); cat' | cat", stdin=subprocess.PIPE) as proc:
-        (orphan,) = wait_for(marker)
+        (orphan,) = wait_for_argument(marker)
         assert os.stat(f"/proc/{orphan}").st_uid == os.getuid()
-        with open(f"/proc/{orphan}/stat", "rb") as handle:
-            assert int(handle.read().rsplit(b")", 1)[1].split()[1]) == proc.pid  # adopted by ppipe, not init
+        assert parent_of(orphan) == proc.pid  # adopted by ppipe, not init
         ends_stopped_leaving_none(proc, 124, marker)
 
 
 def test_descendant_in_a_session_of_its_own_is_stopped(marker: str) -> None:
     with started("--timeout", "1", f"sh -c 'setsid sleep {marker}; true' | cat") as proc:
-        (escaped,) = wait_for(marker)
+        (escaped,) = wait_for_argument(marker)
         assert session_of(escaped) != session_of(proc.pid)  # out of reach of any group signal
         ends_stopped_leaving_none(proc, 124, marker)
 
@@ -186,7 +150,7 @@ def test_ctrl_c_in_a_terminal_reaches_a_descendant_out_of_the_foreground_group(m
     """The terminal signals the foreground group; the descendant that left it gets SIGINT from ppipe after the grace."""
     child = pexpect.spawn(PPIPE_MODULE[0], [*PPIPE_MODULE[1:], f"sh -c 'setsid sleep {marker}; true' | cat"], env=ENV)
     try:
-        wait_for(marker)
+        wait_for_argument(marker)
         child.sendintr()
         child.expect(pexpect.EOF, timeout=20)
         child.close()
@@ -201,8 +165,8 @@ def test_cancelled_run_stops_the_stages_descendants(marker: str) -> None:
 
     async def main() -> None:
         task = asyncio.ensure_future(ppipe.run_async(f"sh -c '(sleep {marker} &); sleep {marker}' | cat", kill_after=1))
-        while len(with_marker(marker)) < 2:
-            await asyncio.sleep(0.02)
+        while len(with_argument(marker)) < 2:
+            await asyncio.sleep(POLL)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -225,7 +189,7 @@ class _FailingObserver:
         self.marker = marker
 
     def started(self, execution: object) -> None:
-        wait_for(self.marker)
+        wait_for_argument(self.marker)
         raise RuntimeError("the observer failed")
 
     def finished(self) -> None:
@@ -252,7 +216,7 @@ def test_redirection_failure_stops_nothing(marker: str) -> None:
     assert result.exit_status == 1
     assert result.stages[1].error == "/nonexistent/dir/file: No such file or directory"
     assert not result.stages[0].signalled_by_ppipe
-    assert with_marker(marker)  # left running: nothing was stopped
+    assert with_argument(marker)  # left running: nothing was stopped
 
 
 # ---------------------------------------------------------------- the Python API and the subreaper flag
@@ -282,7 +246,8 @@ def test_api_flag_is_on_during_the_run_only() -> None:
 
     async def main() -> None:
         task = asyncio.ensure_future(ppipe.run_async("sleep 0.3"))
-        await asyncio.sleep(0.1)
+        while not own_children_named("sleep"):  # the run has started its stage
+            await asyncio.sleep(POLL)
         seen.append(subreaper_flag())
         await task
 
@@ -303,23 +268,6 @@ def test_children_before_the_run_are_no_strays(marker: str) -> None:
         mine.wait()
 
 
-def own_children_named(name: str) -> list[int]:
-    """This process's children (zombies included) whose command is ``name``."""
-    found = []
-    for name_ in os.listdir("/proc"):
-        if not name_.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name_}/stat", "rb") as handle:
-                data = handle.read()
-        except OSError:
-            continue
-        comm = data[data.index(b"(") + 1 : data.rindex(b")")].decode()
-        if comm == name and int(data.rsplit(b")", 1)[1].split()[1]) == os.getpid():
-            found.append(int(name_))
-    return found
-
-
 # ---------------------------------------------------------------- a normal end
 
 
@@ -335,8 +283,9 @@ def test_normal_end_leaves_a_background_descendant_running(marker: str, tmp_path
         )
     assert status == 0 and (tmp_path / "out").read_bytes() == b"hi\n"
     assert time.monotonic() - begun < 5
+    # Not a wait for something to happen but a span in which something must not: nothing stops the sleep.
     time.sleep(0.5)
-    assert len(with_marker(marker)) == 1  # still running; the fixture kills it
+    assert len(with_argument(marker)) == 1  # still running; the fixture kills it
 
 
 def test_normal_run_does_not_walk_the_process_table(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -376,7 +325,7 @@ def reaping_orphans() -> Iterator[None]:
                 for pid in adopted:
                     with contextlib.suppress(ChildProcessError):
                         os.waitpid(pid, os.WNOHANG)
-                time.sleep(0.02)
+                time.sleep(POLL)
 
 
 @pytest.mark.usefixtures("reaping")
@@ -392,7 +341,7 @@ def test_signal_tree_stops_a_tree_whose_root_is_not_a_child(marker: str) -> None
     try:
         assert outer.stdout is not None
         root = int(outer.stdout.readline())
-        wait_for(marker, count=2)
+        wait_for_argument(marker, count=2)
         sent = trees.signal_tree(root, signal.SIGKILL)
         assert root in sent and len(sent) >= 5  # ppipe, two stages, two sleeps
         assert survivors(marker) == []
@@ -407,7 +356,7 @@ def test_sigkill_freezes_a_forking_tree_first(marker: str) -> None:
     """A tree forking as fast as it can loses no child between the walk and the kill."""
     forker = subprocess.Popen(["sh", "-c", f"i=0; while [ $i -lt 300 ]; do sleep {marker} & i=$((i+1)); done; wait"])
     try:
-        wait_for(marker, count=20)
+        wait_for_argument(marker, count=20)
         trees.signal_tree(forker.pid, signal.SIGKILL)
         forker.wait(timeout=10)
         assert survivors(marker) == []
@@ -422,7 +371,7 @@ def test_without_proc_only_the_stages_are_stopped(marker: str, monkeypatch: pyte
     result = ppipe.run(f"sh -c 'sleep {marker}; true' | cat", timeout=0.5, kill_after=1)
     assert result.timed_out
     assert {s.verdict.value for s in result.stages} == {"terminated"}
-    assert with_marker(marker)  # the old behaviour: the fixture kills it
+    assert with_argument(marker)  # the old behaviour: the fixture kills it
 
 
 def test_stopping_one_run_leaves_another_runs_stages_alone(marker: str) -> None:
@@ -430,10 +379,10 @@ def test_stopping_one_run_leaves_another_runs_stages_alone(marker: str) -> None:
 
     async def main() -> tuple[bool, bool]:
         other = asyncio.ensure_future(ppipe.run_async(f"sleep {marker}"))
-        while not with_marker(marker):
-            await asyncio.sleep(0.02)
+        while not with_argument(marker):
+            await asyncio.sleep(POLL)
         stopped = await ppipe.run_async("sleep 30", timeout=0.3)
-        alive = bool(with_marker(marker))
+        alive = bool(with_argument(marker))
         other.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await other
@@ -478,7 +427,7 @@ def test_a_signal_stops_every_shards_whole_tree(sig: signal.Signals, marker: str
         assert process.stdin is not None
         process.stdin.write(b"a\nb\nc\n")
         process.stdin.close()
-        wait_for(marker, count=4)
+        wait_for_argument(marker, count=4)
         process.send_signal(sig)
         assert process.wait(timeout=30) in (-sig, 128 + sig)  # ppipe raises the signal again on itself
         assert survivors(marker) == []

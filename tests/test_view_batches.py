@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import ENV, PPIPE, ppipe
+from helpers import ENV, PPIPE, ppipe
 from terminals import in_pty, screen_of
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ENV, PPIPE
+from helpers import ENV, PPIPE
 from terminals import in_pty
 
 #: What every frame of the view starts with: a synchronized update.

@@ -14,7 +14,7 @@ from ppipe.launch import run_of
 from ppipe.results import RunResult, StageResult
 from ppipe.summary import failure_lines
 
-from conftest import ppipe as run_ppipe
+from helpers import ppipe as run_ppipe
 
 
 def stderr_lines(*args: str) -> tuple[int, list[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from conftest import python_stage
+from helpers import python_stage
 from terminals import Pane, needs_tmux, tmux_pane
 
 pytestmark = needs_tmux

@@ -1,8 +1,8 @@
-"""Small things a new user meets first: each pinned by the command that showed it."""
+"""A pipeline that starts with ``-`` is a pipeline, not an option; an option is still an option."""
 
 from __future__ import annotations
 
-from conftest import ppipe
+from helpers import ppipe
 
 
 def test_a_pipeline_starting_with_the_marker_is_not_taken_for_options() -> None:

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import ENV, PPIPE
+from helpers import ENV, PPIPE
 
 SEVEN_CATS = "cat | cat | cat | cat | cat | cat | cat"
 
@@ -46,13 +46,3 @@ def test_redirections_count_in_the_need(tmp_path: object) -> None:
         result = run_with_open_file_limit(limit, text)
         assert result.returncode in (0, 1), (limit, result.stderr)
         assert b"not started" not in result.stderr, (limit, result.stderr)
-
-
-def test_a_syntax_error_in_a_huge_pipeline_quotes_only_around_its_column() -> None:
-    text = "echo " + "a " * 50000 + "; ls"
-    result = subprocess.run([PPIPE, text], capture_output=True, timeout=60, env=ENV)
-    assert result.returncode == 2
-    assert len(result.stderr) < 1000
-    lines = result.stderr.decode().splitlines()
-    assert lines[0].startswith("ppipe: syntax error at column 100006: ';' (a list of commands)")
-    assert lines[2].index("^") == lines[1].index(";")  # the caret still points at it

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from conftest import ENV, PPIPE
+from helpers import ENV, PPIPE
 
 #: A 20 MB line: far more than a merge keeps in memory, and than the small TMPDIR holds.
 LONG_LINE = "head -c 20000000 /dev/zero"

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import random
 
 import pytest
 
-import ppipe
-from ppipe import CAPTURE
-
-from conftest import bash, python_stage
+from helpers import bash, python_stage, verdicts
+from helpers import ppipe as run_ppipe
+from helpers import run_captured as run
 
 pytestmark = pytest.mark.usefixtures("both_pump_paths")
 
 #: A producer much larger than any pipe: it is always writing when its consumer leaves.
 GENERATOR = python_stage("for i in range(10**7): print(i)")
-
-
-def run(text: str) -> ppipe.RunResult:
-    return ppipe.run(text, stdout=CAPTURE, stderr=os.open(os.devnull, os.O_WRONLY))
-
-
-def verdicts(result: ppipe.RunResult) -> list[str]:
-    return [s.verdict.value for s in result.stages]
 
 
 def test_epipe_through_a_middle_stage_is_excused() -> None:
@@ -117,3 +107,8 @@ def test_statuses_agree_with_bash_when_a_stage_fails_late() -> None:
         if "{" not in text:
             assert bash(text).returncode == code, text
         assert run(text).exit_status == code, text
+
+
+def test_sigpipe_of_a_stages_own_making_is_a_failure() -> None:
+    result = run_ppipe("seq 3 | sh -c 'kill -PIPE $$' | cat")
+    assert result.returncode == 141

@@ -5,10 +5,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import ENV, PPIPE, ppipe
+from helpers import ENV, PPIPE, children, ppipe, wait_for_lines, wait_for_stalled_pipe, wait_until
 
 
 def test_a_background_descendant_writing_to_stderr_does_not_keep_the_run_alive() -> None:
@@ -56,7 +57,9 @@ def test_a_signal_ends_a_run_whose_stages_are_gone_but_whose_output_is_stuck(sig
         stdin=subprocess.DEVNULL,
     )
     try:
-        time.sleep(1.5)
+        assert process.stdout is not None
+        wait_for_stalled_pipe(process.stdout.fileno())  # 900 kB is more than the pipe holds
+        wait_until(lambda: not children(process.pid), "the stages ended")
         assert process.poll() is None  # stuck writing into a pipe nobody reads
         process.send_signal(sig)
         status = process.wait(timeout=10)
@@ -77,7 +80,8 @@ def test_a_signal_ends_a_run_held_open_by_a_busy_descendant(sig: signal.Signals)
         stdin=subprocess.DEVNULL,
     )
     try:
-        time.sleep(0.5)
+        assert process.stderr is not None
+        assert process.stderr.readline() == b"tick\n"  # the stage and its busy descendant are running
         process.send_signal(sig)
         status = process.wait(timeout=10)
     finally:
@@ -106,3 +110,10 @@ def test_a_busy_descendant_behind_a_slow_reader_is_cut_off_once() -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_a_consumers_child_still_reading_gets_everything(tmp_path: Path) -> None:
+    out = tmp_path / "wc.out"
+    script = f"exec 3<&0; (sleep 0.3; wc -l <&3 > {out}) &"
+    assert ppipe(f"seq 1 1000000 | sh -c '{script}'").returncode == 0
+    assert wait_for_lines(out, 1).strip() == "1000000"
