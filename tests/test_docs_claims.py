@@ -72,9 +72,9 @@ def test_run_takes_the_keywords_the_api_page_lists_and_no_cli_only_option() -> N
     keywords = set(ppipe.RunKeywords.__optional_keys__)
     assert named - {"run_async"} <= keywords  # every keyword it lists is taken
     listed_elsewhere = {"input", "stdin", "stdout", "stderr", "env", "cwd", "check", "splice", "handle_signals"}
-    listed_elsewhere |= {"observer"}
+    listed_elsewhere |= {"observer", "run_directory"}
     assert keywords - named - listed_elsewhere == set()  # and every keyword taken is listed
-    for option in ("report", "quiet", "display", "progress", "task_id", "tasks", "on", "sbatch"):
+    for option in ("report", "quiet", "display", "progress", "task_id", "tasks"):
         assert option not in keywords  # the command line's alone, as it says
     with pytest.raises(TypeError):
         ppipe.run("true", report="r.json")  # type: ignore[call-arg]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import ppipe
 from slurm_cluster import SlurmCluster
 
 from helpers import PPIPE, wait_until
@@ -93,6 +94,38 @@ def test_on_slurm_merges_output_in_order_and_the_reports_into_one(slurm: SlurmCl
     [jobs] = tmp_path.glob("ppipe-runs/*/jobs")  # the array's id, for whoever must scancel after a kill -9
     [array] = jobs.read_text().split()
     assert len(slurm.show_job(int(array))) == 3
+
+
+def test_the_library_runs_shards_on_slurm_and_gets_one_run_result(slurm: SlurmCluster, tmp_path: Path) -> None:
+    directory = tmp_path / "run"
+    result = ppipe.run(
+        "sh -c 'echo {task_id}; exit {task_id}'",
+        fork=3,
+        on="slurm",
+        keep_order=True,
+        env=slurm.env,
+        run_directory=str(directory),
+        stdout=ppipe.CAPTURE,
+    )
+    assert result.sharded and result.run_directory == str(directory)
+    assert result.stdout == b"0\n1\n2\n"  # captured, in task order, as a local run's
+    assert [(s.task_id, s.verdict.value, s.exit_status) for s in result.shards] == [
+        (0, "ok", 0),
+        (1, "failed", 1),
+        (2, "failed", 2),
+    ]
+    assert result.exit_status == 1 and not result.ok  # the lowest failed task's, as a local run
+    assert [s.stage.argv[0] for s in result.stages] == ["sh"] * 3  # each task's stages, as a local run's
+    assert (directory / "jobs").is_file()
+
+
+def test_the_library_refuses_what_no_array_can_run(tmp_path: Path) -> None:
+    with pytest.raises(ppipe.PpipeError, match="give fork=N"):
+        ppipe.run("true", on="slurm")
+    with pytest.raises(ppipe.PpipeError, match="not 'k8s'"):
+        ppipe.run("true", fork=2, on="k8s")
+    with pytest.raises(ppipe.PpipeError, match="< FILE"):
+        ppipe.run("cat", fork=2, on="slurm", input=b"x\n")
 
 
 def test_on_slurm_exits_with_the_lowest_failed_task_s_status_and_restarts_by_resubmitting(

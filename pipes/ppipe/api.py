@@ -33,6 +33,8 @@ from ppipe.snapshots import RunObserver
 if TYPE_CHECKING:
     from typing import Unpack  # Python 3.11; annotations are not evaluated at run time, so 3.10 runs ppipe too
 
+    from ppipe.cluster.remote import SlurmSpec
+
 
 class RunKeywords(TypedDict, total=False):
     """The keyword arguments of :func:`run` and :func:`run_async`, each optional; mypy checks callers' keywords.
@@ -56,7 +58,11 @@ class RunKeywords(TypedDict, total=False):
     (``b"\\0"``: ``--null``) and ``items`` are ``--each``'s lines. The
     shard options mean something only with ``fork`` or ``items``.
     ``check``, ``observer``, ``handle_signals`` and ``splice`` are the
-    library's own: see :func:`run_async`.
+    library's own: see :func:`run_async`. ``on="slurm"`` runs the ``fork``
+    shards as the tasks of a Slurm job array, as ``--on slurm`` does:
+    ``sbatch`` are ``--sbatch``'s arguments, ``run_directory`` where the
+    tasks' files go (default: a new one under ``ppipe-runs/`` here, which
+    the tasks must see).
     """
 
     input: bytes | None
@@ -89,6 +95,9 @@ class RunKeywords(TypedDict, total=False):
     resume: Resume
     record_end: bytes
     header: int
+    on: str | None
+    sbatch: Sequence[str]
+    run_directory: str | None
 
 
 async def run_async(pipeline: str | Graph, **keywords: Unpack[RunKeywords]) -> RunResult:
@@ -148,8 +157,29 @@ _SHARD_FIELDS = (_PLAN_FIELDS & RunKeywords.__optional_keys__) - {"items", "halt
 async def _launch(
     pipeline: str | Graph, keywords: RunKeywords, options: RunOptions, plan: ShardPlan | None
 ) -> RunResult:
-    result = await launch(pipeline, options, plan, keywords.get("observer"))
+    on = _cluster(pipeline, keywords, options, plan)
+    result = await launch(pipeline, options, plan, keywords.get("observer"), on=on)
     return result.check() if keywords.get("check") else result
+
+
+def _cluster(
+    pipeline: str | Graph, keywords: RunKeywords, options: RunOptions, plan: ShardPlan | None
+) -> SlurmSpec | None:
+    """The Slurm array to run the shards as, for ``on="slurm"``; UsageError for what no array can run."""
+    on = keywords.get("on")
+    if on is None:
+        return None
+    from ppipe.cluster.remote import SlurmSpec
+    from ppipe.errors import UsageError
+
+    if on != "slurm":
+        raise UsageError(f"on= takes 'slurm' (the one scheduler ppipe submits to), not {on!r}")
+    if plan is None or not keywords.get("fork") or isinstance(pipeline, Graph):
+        raise UsageError("on='slurm' runs fork=N shards of a pipeline's text as a job array: give fork=N")
+    if keywords.get("input") is not None or keywords.get("stdin") is not None:
+        raise UsageError("on='slurm': tasks on other machines cannot read this process's input; use < FILE")
+    directory, sbatch = keywords.get("run_directory"), keywords.get("sbatch", ())
+    return SlurmSpec.of(pipeline, plan, options, directory=directory, sbatch=sbatch)
 
 
 def _options(function: str, keywords: RunKeywords) -> tuple[RunOptions, ShardPlan | None]:
