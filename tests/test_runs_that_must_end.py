@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ENV, PPIPE, children, ppipe, wait_for_lines, wait_for_stalled_pipe, wait_until
+from helpers import ENV, PPIPE, children, ppipe, start, wait_for_lines, wait_for_stalled_pipe, wait_until
 
 
 def test_a_background_descendant_writing_to_stderr_does_not_keep_the_run_alive() -> None:
@@ -49,13 +49,7 @@ def test_stderr_whose_reader_left_stops_the_stage() -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_ends_a_run_whose_stages_are_gone_but_whose_output_is_stuck(sig: signal.Signals) -> None:
     """The stages have exited and ppipe's stdout is never read: only the signal can end it, and it must."""
-    process = subprocess.Popen(
-        [PPIPE, "{ head -c 900000 /dev/zero ; true }"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=ENV,
-        stdin=subprocess.DEVNULL,
-    )
+    process = start("{ head -c 900000 /dev/zero ; true }")
     try:
         assert process.stdout is not None
         wait_for_stalled_pipe(process.stdout.fileno())  # 900 kB is more than the pipe holds
@@ -72,13 +66,7 @@ def test_a_signal_ends_a_run_whose_stages_are_gone_but_whose_output_is_stuck(sig
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_ends_a_run_held_open_by_a_busy_descendant(sig: signal.Signals) -> None:
-    process = subprocess.Popen(
-        [PPIPE, "--display", "never", "sh -c '(while :; do echo tick >&2; sleep 0.01; done) & sleep 30'"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=ENV,
-        stdin=subprocess.DEVNULL,
-    )
+    process = start("--display", "never", "sh -c '(while :; do echo tick >&2; sleep 0.01; done) & sleep 30'")
     try:
         assert process.stderr is not None
         assert process.stderr.readline() == b"tick\n"  # the stage and its busy descendant are running
