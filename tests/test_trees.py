@@ -30,7 +30,17 @@ from ppipe.engine.options import RunOptions
 from ppipe.engine.sinks import Sink
 from ppipe.graph import Stage
 
-from helpers import ENV, POLL, own_children_named, parent_of, session_of, wait_for_argument, with_argument
+from helpers import (
+    ENV,
+    POLL,
+    command_of,
+    own_children_named,
+    parent_of,
+    session_of,
+    wait_for_argument,
+    wait_until,
+    with_argument,
+)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process trees are read from /proc")
 
@@ -125,7 +135,8 @@ def test_double_forked_descendant_is_stopped(marker: str) -> None:
 
 def test_descendant_in_a_session_of_its_own_is_stopped(marker: str) -> None:
     with started("--timeout", "1", f"sh -c 'setsid sleep {marker}; true' | cat") as proc:
-        (escaped,) = wait_for_argument(marker)
+        # `setsid` carries the marker too before it has made its session and become `sleep`: wait for `sleep`.
+        (escaped,) = wait_until(lambda: [p for p in with_argument(marker) if command_of(p) == "sleep"] or None, "sleep")
         assert session_of(escaped) != session_of(proc.pid)  # out of reach of any group signal
         ends_stopped_leaving_none(proc, 124, marker)
 
