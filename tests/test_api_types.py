@@ -69,6 +69,7 @@ reveal_type(ppipe.run("a | b", check=True).check())  # reveal: ppipe.results.Run
 reveal_type(ppipe.run("x", fork=2))  # reveal: ppipe.results.RunResult
 reveal_type(ppipe.run("x", fork=2).local)  # reveal: ppipe.results.PipelineResult | None
 reveal_type(ppipe.run("x", fork=0, check=True).shards)  # reveal: typing.Sequence[ppipe.results.ShardResult]
+reveal_type(ppipe.PipelineFailed(ppipe.run("x")).result.stages)  # reveal: tuple[ppipe.results.StageResult, ...]
 """
 
 #: ``path:line: severity: message``, as mypy prints it with ``--no-pretty``.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 
 class ExitStatus(enum.IntEnum):
@@ -130,14 +130,19 @@ class Checked(Protocol):
     def exit_status(self) -> int: ...
 
 
-class PipelineFailed(PpipeError):
+_Result = TypeVar("_Result", bound=Checked)
+
+
+class PipelineFailed(PpipeError, Generic[_Result]):
     """Raised by ``ppipe.run(..., check=True)`` when the run's exit status is not 0.
 
     ``result`` is the full :class:`ppipe.RunResult`, so nothing that ran is lost
     (a :class:`ppipe.PipelineResult` where one pipeline's result was checked).
+    Generic in it, so that ``except PipelineFailed as e: e.result.stages``
+    type-checks.
     """
 
-    def __init__(self, result: Checked) -> None:
+    def __init__(self, result: _Result) -> None:
         self.result = result
         self.status = result.exit_status
         super().__init__(str(self))
