@@ -180,10 +180,6 @@ class ShardBook:
         """Makes every shard not made yet (input dealt to all of them needs them all from the start)."""
         return list(iter(self.make_next, None))
 
-    def unmade(self) -> Iterator[Shard]:
-        """Makes, one by one, the shards never made: those the run did not reach."""
-        return iter(self.make_next, None)
-
     def retire(self, shard: Shard, result: ShardResult, snapshot: ShardSnapshot) -> None:
         """The shard is decided and its output has all arrived: keep its result and its count, not the shard."""
         del self.live[shard.index]
