@@ -13,10 +13,10 @@ import tty
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 print(f"pager: stdout is a terminal: {os.isatty(1)}")
 print(f"pager: first line: {sys.stdin.readline().strip()}")
-print("pager: q to quit", flush=True)
 with open("/dev/tty", "rb", buffering=0) as keys:
     saved = termios.tcgetattr(keys)
-    tty.setcbreak(keys)
+    tty.setcbreak(keys)  # before the prompt, as less draws once the terminal is its own: the tests read it then
+    print("pager: q to quit", flush=True)
     try:
         while keys.read(1) != b"q":
             pass
