@@ -158,6 +158,15 @@ def test_stdin_counts_once_its_offset_moves(tmp_path: Path, files: dict[str, int
             process.wait()
 
 
+def test_what_was_read_stands_once_the_process_has_gone(holder: Holder, tmp_path: Path) -> None:
+    """A stage that has exited and is not reaped yet has no /proc/PID/fd: its last reading is kept for the view."""
+    positions = positions_of(holder, tmp_path)
+    holder("open", "b", "r", 700)
+    assert positions.read() == positions.last == (1000 + 700, 7000)
+    holder.stop()
+    assert positions.read() is None and positions.last == (1700, 7000)
+
+
 def test_no_proc_entry_is_no_progress(tmp_path: Path, files: dict[str, int]) -> None:
     process = subprocess.Popen(["true"])
     process.wait()

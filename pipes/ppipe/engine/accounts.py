@@ -117,9 +117,10 @@ def input_progress(running: RunningStage) -> tuple[int | None, int | None, int]:
     if positions is None or not positions.files:
         return None, None, 0
     if running.running:
-        read = positions.read()
+        # A process that has exited but is not reaped yet has no /proc/PID/fd: what it had read stands.
+        read = positions.read() or positions.last
         if read is not None:
             return read[1], read[0], positions.files
-        # The process is going, or /proc is not there: the size alone.
+        # /proc is not there, or the process went before it was ever read: the size alone.
     size = positions.total()
     return size, size if running.returncode == 0 else None, positions.files

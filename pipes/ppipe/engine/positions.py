@@ -50,6 +50,8 @@ class FilePositions:
         self._stdin = stdin
         #: The input files in reading order, their sizes (kept up to date while open), and where each is.
         self._keys: list[FileKey] | None = None
+        #: The latest answer :meth:`read` gave, for the moment a process is exiting and /proc says nothing.
+        self.last: tuple[int, int] | None = None
         self._sizes: list[int] = []
         #: Each file's places (several when named several times), and which of them it is read at now.
         self._place: dict[FileKey, list[int]] = {}
@@ -134,7 +136,8 @@ class FilePositions:
                 done += min(positions[place], size)
             elif place in self._seen or place < self._reached:
                 done += size
-        return min(done, total), total
+        self.last = (min(done, total), total)
+        return self.last
 
     def _place_of(self, key: FileKey, offset: int) -> int:
         """The place the file is read at: the next of its places once its offset went back."""
