@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import ppipe
+from ppipe import stops
 from ppipe.stops import HALT, READER_GONE, StopKind, StopReason
 
 from helpers import ENV, PPIPE
@@ -59,3 +60,12 @@ def test_a_batch_whose_reader_left_says_so_in_its_report(tmp_path: Path) -> None
     assert data["interrupted_by"] is None and data["timed_out"] is False
     loaded = ppipe.load_report(data)
     assert loaded.stopped_by == READER_GONE
+
+
+def test_the_first_cause_stands_but_a_halt_gives_way_to_a_status() -> None:
+    sigint, sigterm, timeout = StopReason.by_signal(2), StopReason.by_signal(15), StopReason.timeout(1.0)
+    assert stops.after(None, HALT) == HALT
+    assert stops.after(HALT, sigint) == sigint and stops.after(READER_GONE, timeout) == timeout
+    assert stops.after(timeout, sigint) == timeout  # GNU timeout's 124 stands
+    assert stops.after(sigint, sigterm) == sigint and stops.after(sigint, HALT) == sigint
+    assert stops.timed_out(timeout) and not stops.timed_out(sigint) and not stops.timed_out(None)

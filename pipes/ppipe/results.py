@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from ppipe.flow import EdgeResult, StageFlow, summed_edges
 from ppipe.graph import Graph, Stage
-from ppipe.stops import StopKind, StopReason
+from ppipe.stops import StopReason, timed_out
 
 if TYPE_CHECKING:
     from ppipe.identity import TaskIdentity
@@ -131,7 +131,7 @@ class _Outcome:
     @property
     def timed_out(self) -> bool:
         """Whether its ``--timeout`` stopped it."""
-        return self.stopped_by is not None and self.stopped_by.kind is StopKind.TIMEOUT
+        return timed_out(self.stopped_by)
 
     @property
     def interrupted_by(self) -> str | None:

@@ -79,6 +79,22 @@ class StopReason:
         return "nobody reads the output"
 
 
+def after(current: StopReason | None, new: StopReason) -> StopReason:
+    """Why a run stopped once ``new`` comes while it stands as ``current``: the first cause stands.
+
+    Except that a halt or a reader gone, which have no status of their
+    own, give way to a signal or a timeout, whose status is the run's.
+    """
+    if current is None or (current.exit_status is None and new.exit_status is not None):
+        return new
+    return current
+
+
+def timed_out(reason: StopReason | None) -> bool:
+    """Whether ``reason`` is a ``--timeout`` (or ``--shard-timeout``) that ran out."""
+    return reason is not None and reason.kind is StopKind.TIMEOUT
+
+
 #: A ``--halt`` (or ``--fail-fast``) condition was met.
 HALT = StopReason(StopKind.HALT)
 #: Nobody reads ppipe's output any more: the work left would be for nothing.

@@ -23,7 +23,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ppipe import policy
+from ppipe import policy, stops
 from ppipe.cluster import slurm
 from ppipe.cluster.streams import RemoteStreams
 from ppipe.cluster.tasks import PENDING_STATES, Phase, RemoteAttempt, RemoteTask
@@ -218,9 +218,9 @@ class SlurmRun:
     def _past_deadline(self) -> bool:
         timeout = self.spec.timeout
         past = timeout is not None and time.monotonic() - self.started > timeout
-        if past and (self.stopped_by is None or self.stopped_by.exit_status is None):
-            self.stopped_by = StopReason.timeout(timeout)
-        return self.stopped_by is not None and self.stopped_by.kind is StopKind.TIMEOUT
+        if past:
+            self.stopped_by = stops.after(self.stopped_by, StopReason.timeout(timeout))
+        return stops.timed_out(self.stopped_by)
 
     async def _look(self) -> None:
         """One look at Slurm and the run directory: output moved on, attempts ended, verdicts taken."""
@@ -232,7 +232,7 @@ class SlurmRun:
             return
         self._silent_since = None
         if not self.streams.read and not self.halted:
-            self.stopped_by = self.stopped_by or READER_GONE
+            self.stopped_by = stops.after(self.stopped_by, READER_GONE)
             self._halt(now=True)  # nobody wants the rest of the output: the work left would be for nothing
         for task in self.tasks:
             attempt = task.current
@@ -283,7 +283,7 @@ class SlurmRun:
         if not self._halt_watch.record(verdict) or self.halted:
             return
         self.halted_on_success = self._halt_watch.on_success
-        self.stopped_by = self.stopped_by or HALT
+        self.stopped_by = stops.after(self.stopped_by, HALT)
         self._say(self._halt_watch.said(f"task {task.task_id}", verdict, stopping_the_others="cancelling the others"))
         self._halt(now=self._halt_watch.rule is not None and self._halt_watch.rule.now)
 
@@ -392,8 +392,7 @@ class SlurmRun:
     # -- stopping
 
     def _on_signal(self, sig: int) -> None:
-        if self.stopped_by is None or self.stopped_by.exit_status is None:  # a signal's status wins over a halt's
-            self.stopped_by = StopReason.by_signal(sig)
+        self.stopped_by = stops.after(self.stopped_by, StopReason.by_signal(sig))
         self._wake.set()
 
     async def _stop_all(self) -> None:

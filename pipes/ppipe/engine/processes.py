@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 from tornado.process import Subprocess
 
-from ppipe import interrupts
+from ppipe import interrupts, stops
 from ppipe.engine.tornado_internals import (
     forget_stale_sigchld_handler,
     loop_signal_handlers,
@@ -32,7 +32,7 @@ from ppipe.engine.tornado_internals import (
 from ppipe.engine.trees import prctl
 from ppipe.errors import CommandError, CommandProblem, ExitStatus, PpipeError
 from ppipe.graph import Graph
-from ppipe.stops import StopKind, StopReason
+from ppipe.stops import StopReason
 
 #: Signals that, sent to ppipe, are passed on to every stage.
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -402,7 +402,7 @@ class Stopping:
 
     @property
     def timed_out(self) -> bool:
-        return self.stopped_by is not None and self.stopped_by.kind is StopKind.TIMEOUT
+        return stops.timed_out(self.stopped_by)
 
     def stop_all(self, sig: int) -> None:
         raise NotImplementedError
@@ -422,8 +422,7 @@ class Stopping:
         self._on_timeout(after)
 
     def _on_timeout(self, limit: float | None = None) -> None:
-        if self.stopped_by is None:
-            self.stopped_by = StopReason.timeout(limit)
+        self.stopped_by = stops.after(self.stopped_by, StopReason.timeout(limit))
         self.stop_all(signal.SIGTERM)
 
     def _first_stop_signal(self, sig: int) -> bool:
@@ -433,8 +432,7 @@ class Stopping:
             self.kill_all()
             return False
         self.signalled = sig
-        if self.stopped_by is None:
-            self.stopped_by = StopReason.by_signal(sig)
+        self.stopped_by = stops.after(self.stopped_by, StopReason.by_signal(sig))
         return True
 
     def _kill_after(self, grace: float) -> None:

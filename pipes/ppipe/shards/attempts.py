@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from tornado.iostream import IOStream
 
-from ppipe import policy
+from ppipe import policy, stops
 from ppipe.engine.processes import Stopping
 from ppipe.engine.pumps import Pump
 from ppipe.errors import ExitStatus
@@ -239,7 +239,9 @@ def run_result(
     Output ppipe could not write, or input it could not read, fails a run
     that no shard failed.
     """
-    stopped_by = stopping.stopped_by or halted_by
+    stopped_by = halted_by  # the dispatcher's; a signal or a timeout, the run's own, has a status and wins
+    if stopping.stopped_by is not None:
+        stopped_by = stops.after(stopped_by, stopping.stopped_by)
     exit_status = policy.run_exit_status(
         ((s.task_id, s.verdict, s.exit_status) for s in shards),  # a batch's: one at a time
         stopped_by=stopped_by,
