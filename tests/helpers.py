@@ -73,6 +73,16 @@ def start(
     return subprocess.Popen([PPIPE, *args], stdin=stdin, stdout=stdout, stderr=subprocess.PIPE, env=ENV)
 
 
+@contextlib.contextmanager
+def killed_at_end(process: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
+    """``process`` for the block; killed and reaped when it ends, however (a failed wait leaves nothing behind)."""
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
 def run_captured(text: str, **kwargs: Any) -> ppipe_api.RunResult:
     """``ppipe.run(text)`` in this process, its stdout captured and the stages' stderr thrown away (unless given)."""
     kwargs.setdefault("stdout", ppipe_api.CAPTURE)

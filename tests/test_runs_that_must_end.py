@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ENV, PPIPE, children, ppipe, start, wait_for_lines, wait_for_stalled_pipe, wait_until
+from helpers import ENV, PPIPE, children, killed_at_end, ppipe, start, wait_for_lines, wait_for_stalled_pipe, wait_until
 
 
 def test_a_background_descendant_writing_to_stderr_does_not_keep_the_run_alive() -> None:
@@ -49,55 +49,38 @@ def test_stderr_whose_reader_left_stops_the_stage() -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_ends_a_run_whose_stages_are_gone_but_whose_output_is_stuck(sig: signal.Signals) -> None:
     """The stages have exited and ppipe's stdout is never read: only the signal can end it, and it must."""
-    process = start("{ head -c 900000 /dev/zero ; true }")
-    try:
+    with killed_at_end(start("{ head -c 900000 /dev/zero ; true }")) as process:
         assert process.stdout is not None
         wait_for_stalled_pipe(process.stdout.fileno())  # 900 kB is more than the pipe holds
         wait_until(lambda: not children(process.pid), "the stages ended")
         assert process.poll() is None  # stuck writing into a pipe nobody reads
         process.send_signal(sig)
         status = process.wait(timeout=10)
-    finally:
-        process.kill()
-        process.wait()
     assert status == -sig  # re-raised, as for every signal that stops a run
     assert b"Traceback" not in process.stderr.read()  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_ends_a_run_held_open_by_a_busy_descendant(sig: signal.Signals) -> None:
-    process = start("--display", "never", "sh -c '(while :; do echo tick >&2; sleep 0.01; done) & sleep 30'")
-    try:
+    busy = "sh -c '(while :; do echo tick >&2; sleep 0.01; done) & sleep 30'"
+    with killed_at_end(start("--display", "never", busy)) as process:
         assert process.stderr is not None
         assert process.stderr.readline() == b"tick\n"  # the stage and its busy descendant are running
         process.send_signal(sig)
         status = process.wait(timeout=10)
-    finally:
-        process.kill()
-        process.wait()
     assert status == -sig  # re-raised, as for every signal that stops a run
 
 
 def test_a_busy_descendant_behind_a_slow_reader_is_cut_off_once() -> None:
     """What the pipe held when the grace ran out is delivered, then the run ends: the limit is not
     moved on each time ppipe looks again, or a reader slower than the descendant would never see the end."""
-    process = subprocess.Popen(
-        [PPIPE, "{ sh -c '(yes &) ; exit 0' ; true }"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=ENV,
-        stdin=subprocess.DEVNULL,
-    )
-    assert process.stdout is not None
-    try:
+    with killed_at_end(start("{ sh -c '(yes &) ; exit 0' ; true }")) as process:
+        assert process.stdout is not None
         deadline = time.monotonic() + 30
         while process.stdout.read1(65536) and time.monotonic() < deadline:
             time.sleep(0.02)  # about 3 MB/s: far slower than yes
         assert time.monotonic() < deadline, "ppipe kept pumping what the descendant wrote after its stages ended"
         assert process.wait(timeout=10) == 0
-    finally:
-        process.kill()
-        process.wait()
 
 
 def test_a_consumers_child_still_reading_gets_everything(tmp_path: Path) -> None:
