@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import enum
 import os
-import signal
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,18 +21,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 from ppipe.flow import EdgeResult, StageFlow, summed_edges
 from ppipe.graph import Graph, Stage
-from ppipe.stops import StopReason, timed_out
+from ppipe.stops import StopReason, signal_name, timed_out
 
 if TYPE_CHECKING:
     from ppipe.identity import TaskIdentity
-
-
-def signal_name(number: int) -> str:
-    """``SIGPIPE`` for 13; ``signal 64`` for a number with no name."""
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 class Verdict(enum.Enum):

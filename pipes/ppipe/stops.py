@@ -14,6 +14,15 @@ import enum
 import signal
 from dataclasses import dataclass
 
+
+def signal_name(number: int) -> str:
+    """``SIGPIPE`` for 13; ``signal 64`` for a number with no name."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 #: The status of a run stopped by its ``--timeout``, as GNU ``timeout`` gives.
 TIMEOUT_STATUS = 124
 
@@ -52,12 +61,7 @@ class StopReason:
     @property
     def signal_name(self) -> str | None:
         """``SIGINT`` for a stop by SIGINT; None for any other stop."""
-        if self.signal is None:
-            return None
-        try:
-            return signal.Signals(self.signal).name
-        except ValueError:
-            return f"signal {self.signal}"
+        return None if self.signal is None else signal_name(self.signal)
 
     @property
     def exit_status(self) -> int | None:

@@ -21,11 +21,11 @@ from ppipe import policy, stops
 from ppipe.engine.processes import Stopping
 from ppipe.engine.pumps import Pump
 from ppipe.errors import ExitStatus
-from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult, Verdict, signal_name
+from ppipe.results import PipelineResult, RunResult, ShardAttempt, ShardResult, Verdict
 from ppipe.shards.input import ShardInput
 from ppipe.shards.joblog import AttemptLine
 from ppipe.snapshots import PipelineSnapshot, ShardSnapshot, ShardState
-from ppipe.stops import StopReason
+from ppipe.stops import StopReason, signal_name
 
 
 @dataclass

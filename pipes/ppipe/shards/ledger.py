@@ -56,9 +56,6 @@ class ResultSpool(Sequence[ShardResult]):
         if self._spill and len(self._memory) > LISTED:
             self._write_out()
 
-    def has(self, index: int) -> bool:
-        return index in self._memory or (self._file is not None and self._offsets[index] >= 0)
-
     def _write_out(self) -> None:
         try:
             if self._file is None:
