@@ -122,17 +122,17 @@ def test_an_error_in_the_coordinator_ends_the_run_instead_of_hanging(monkeypatch
     import ppipe
     from ppipe.shards import dispatch
 
-    real = dispatch.Dispatcher._ended
+    real = dispatch.LocalSlots._ended
     calls = 0
 
-    def failing(self: dispatch.Dispatcher, shard: object, attempt: object, **kwargs: bool) -> None:
+    def failing(self: dispatch.LocalSlots, shard: object, attempt: object, **kwargs: bool) -> None:
         nonlocal calls
         calls += 1
         if calls == 5:
             raise MemoryError
         real(self, shard, attempt, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(dispatch.Dispatcher, "_ended", failing)
+    monkeypatch.setattr(dispatch.LocalSlots, "_ended", failing)
     started = time.monotonic()
     with pytest.raises(MemoryError):
         ppipe.run("sleep 0.05", items=[str(i) for i in range(40)], jobs=2, timeout=60)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import signal
 from dataclasses import dataclass
+from typing import overload
 
 
 def signal_name(number: int) -> str:
@@ -83,12 +84,19 @@ class StopReason:
         return "nobody reads the output"
 
 
-def after(current: StopReason | None, new: StopReason) -> StopReason:
+@overload
+def after(current: StopReason | None, new: StopReason) -> StopReason: ...
+@overload
+def after(current: StopReason | None, new: None) -> StopReason | None: ...
+def after(current: StopReason | None, new: StopReason | None) -> StopReason | None:
     """Why a run stopped once ``new`` comes while it stands as ``current``: the first cause stands.
 
     Except that a halt or a reader gone, which have no status of their
     own, give way to a signal or a timeout, whose status is the run's.
+    No ``new`` leaves ``current`` as it is.
     """
+    if new is None:
+        return current
     if current is None or (current.exit_status is None and new.exit_status is not None):
         return new
     return current

@@ -66,6 +66,15 @@ class Attempt:
         return self.wait_status is None and not self.reported
 
     @property
+    def exit_status(self) -> int | None:
+        return self.record().exit_status
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether a signal reached its pipeline before ppipe stopped it (Ctrl-C goes to the whole group)."""
+        return self.result is not None and self.result.interrupted_by is not None
+
+    @property
     def bytes_out(self) -> int:
         return self.out_pump.counters[0].nbytes if self.out_pump is not None else self.counted[0]
 
@@ -148,10 +157,6 @@ class Shard:
     def current(self) -> Attempt | None:
         return self.attempts[-1] if self.attempts else None
 
-    @property
-    def succeeded(self) -> bool:
-        return self.current is not None and self.current.reported and self.current.record().exit_status == 0
-
     def result(self, tasks: int, verdict: Verdict, count_lines: bool) -> ShardResult:
         return ShardResult(
             task_id=self.task_id,
@@ -165,8 +170,9 @@ class Shard:
             skipped_for=self.skipped,
         )
 
-    def log_line(self, attempt: Attempt, item: str | None, *, final: bool) -> AttemptLine:
-        """The job log's line for one of its attempts, once it has ended."""
+    def log_line(self, item: str | None, *, final: bool) -> AttemptLine:
+        """The job log's line for its current attempt, once it has ended."""
+        attempt = self.attempts[-1]
         record = attempt.record()
         wait = attempt.wait_status
         killed_by = signal_name(os.WTERMSIG(wait)) if wait is not None and os.WIFSIGNALED(wait) else None
@@ -239,9 +245,7 @@ def run_result(
     Output ppipe could not write, or input it could not read, fails a run
     that no shard failed.
     """
-    stopped_by = halted_by  # the dispatcher's; a signal or a timeout, the run's own, has a status and wins
-    if stopping.stopped_by is not None:
-        stopped_by = stops.after(stopped_by, stopping.stopped_by)
+    stopped_by = stops.after(halted_by, stopping.stopped_by)  # a signal or a timeout has a status: it wins
     exit_status = policy.run_exit_status(
         ((s.task_id, s.verdict, s.exit_status) for s in shards),  # a batch's: one at a time
         stopped_by=stopped_by,

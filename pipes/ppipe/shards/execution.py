@@ -7,7 +7,7 @@ The design, in three kinds of process:
   its stdin between shards and merges their stdout and stderr back, whole
   lines at a time (:mod:`ppipe.shards.input`, :mod:`ppipe.shards.streams`).
   It decides which shard runs when, and every restart
-  (:mod:`ppipe.shards.dispatch`).
+  (:mod:`ppipe.shards.lifecycle`), and follows each attempt (:mod:`ppipe.shards.dispatch`).
 - A **supervisor** (:mod:`ppipe.shards.supervisor`), a fresh interpreter with no
   loop and no threads, calls ``tornado.process.fork_processes`` with one
   process per slot.
@@ -42,11 +42,12 @@ from ppipe.graph import Graph
 from ppipe.language.expansion import fill_text
 from ppipe.results import RunResult
 from ppipe.shards.attempts import Shard, run_result
-from ppipe.shards.dispatch import REPORT_GRACE, Dispatcher
+from ppipe.shards.dispatch import REPORT_GRACE, LocalSlots
 from ppipe.shards.input import Records, ShardInput, regular_file_left, split_stdin
 from ppipe.shards.joblog import JobLog
 from ppipe.shards.launcher import Supervisor, can_fork, fork_supervisor, spawn_supervisor, supervisor_spec
 from ppipe.shards.ledger import ShardBook
+from ppipe.shards.lifecycle import Scheduler
 from ppipe.shards.plan import ShardPlan, check_descriptors, check_pipeline, check_plan, splits_input
 from ppipe.shards.streams import ShardStreams
 from ppipe.snapshots import RunObserver, RunSnapshot
@@ -135,21 +136,23 @@ class ShardedExecution(Stopping):
         self.streams = ShardStreams(
             self.options, self.observer, shards=self.plan.local, tag=self.plan.tag, keep_order=self.plan.keep_order
         )
-        self.dispatcher = Dispatcher(
-            self.plan,
-            self.options,
-            self.book,
-            self.streams,
-            self._joblog,
-            deals_input=self._deals_input,
-            stop=self.stop,
-            say=self._say,
+        self.slots = LocalSlots(
+            self.plan, self.options, self.book, self.streams, deals_input=self._deals_input, stop_run=self.stop
         )
         # Input dealt to the shards needs them all from the start; a batch's are made as they are reached.
         dealt_to = self.book.make_all() if self._deals_input else []
+        self.scheduler = self.slots.scheduler = Scheduler(
+            self.plan,
+            self.slots,
+            self.book.in_order(),
+            joblog=self._joblog,
+            say=lambda line: self._say(line + "\n"),
+            # A shard whose input is dealt starts once its first record has arrived.
+            ready=lambda s: s.input is None or not s.input.unfed,
+        )
         for shard in dealt_to:
             if shard.skipped:
-                self.dispatcher.settle(shard)
+                self.scheduler.settle(shard)
         handler = loop.get_exception_handler()
         loop.set_exception_handler(self._on_internal_error)
         with sigchld_handler(), handling_signals(loop, self._on_signal, self.options.handle_signals):
@@ -158,12 +161,12 @@ class ShardedExecution(Stopping):
             try:
                 if self.doorbell is not None:
                     self.doorbell.setblocking(False)
-                    loop.add_reader(self.doorbell.fileno(), self.dispatcher.answer_door, self.doorbell)
+                    loop.add_reader(self.doorbell.fileno(), self.slots.answer_door, self.doorbell)
                 if self._deals_input:
                     self._input_size = _file_left(self.options.stdin)
                     inputs = [s.input for s in dealt_to if s.input is not None]
                     for shard_input in inputs:
-                        shard_input.on_dealt = self.dispatcher.dispatch
+                        shard_input.on_dealt = self.scheduler.dispatch
                     self._splitting = asyncio.ensure_future(self._split_input(inputs))
                 if self.observer is not None:
                     self.observer.started(self)
@@ -222,10 +225,10 @@ class ShardedExecution(Stopping):
         records = Records(self.plan.record_end, self.plan.header)
         self.input_error = await split_stdin(self.options.stdin, inputs, self.plan.block, records)
         # As parallel --pipe starts a job only for a block it has: a --fork shard dealt no record is not started.
-        for shard in self.dispatcher.schedule.drop_unready():
+        for shard in self.scheduler.schedule.drop_unready():
             shard.skipped = "no input"
-            self.dispatcher.settle(shard)
-        self.dispatcher.dispatch()
+            self.scheduler.settle(shard)
+        self.scheduler.dispatch()
 
     # -- stopping: --halt, --timeout, signals
 
@@ -237,7 +240,7 @@ class ShardedExecution(Stopping):
         had from the terminal); attempts still running after the grace
         period are killed, and their stages die with them.
         """
-        self.dispatcher.stop(sig)
+        self.scheduler.stop(sig)
         self._kill_after(self.options.kill_after + REPORT_GRACE)
         if self._drop_timer is None:
             self._drop_timer = asyncio.get_running_loop().call_later(self.options.kill_after, self._drop_output)
@@ -260,7 +263,7 @@ class ShardedExecution(Stopping):
 
     def kill_all(self) -> None:
         """Kills every running attempt; its stages die with it."""
-        self.dispatcher.kill_all()
+        self.slots.kill_all()
 
     def _on_signal(self, sig: int) -> None:
         if self._first_stop_signal(sig):
@@ -273,14 +276,14 @@ class ShardedExecution(Stopping):
             code = await self.supervisor.wait()
             if code != 0:
                 self._say(f"ppipe: the shard supervisor ended with status {code}; its shards ended with it\n")
-        if self.dispatcher.starved:
+        if self.slots.starved:
             self._say("ppipe: out of file descriptors for the shards' pipes; raise ulimit -n or lower --jobs\n")
         # Never all at once: a batch stopped early may have thousands never reached, each made and let go here.
-        for shard in itertools.chain(list(self.book.live.values()), self.dispatcher.schedule.left()):
+        for shard in itertools.chain(list(self.book.live.values()), self.scheduler.left()):
             if not shard.final:
-                if self.dispatcher.stopping:
+                if self.scheduler.stopping:
                     shard.stopped = True
-                self.dispatcher.settle(shard)
+                self.scheduler.settle(shard)
         await self._drain()
 
     async def _drain(self) -> None:
@@ -305,7 +308,7 @@ class ShardedExecution(Stopping):
                 await asyncio.wait_for(supervisor.wait(), 5)
         if supervisor is not None:
             supervisor.release()
-        for task in self.dispatcher.tasks:
+        for task in self.slots.tasks:
             if not task.done():
                 task.cancel()
         if self._splitting is not None:  # stopped, it counts what it read and did not deal
@@ -321,19 +324,19 @@ class ShardedExecution(Stopping):
 
     def _result(self) -> RunResult:
         for shard in list(self.book.live.values()):
-            self.dispatcher.retire(shard)
+            self.slots.retire(shard)
         return run_result(
             self.text,
             self.book.results,
             self,
             started_at=self.started_at,
             output_error=self.streams.output_error,
-            input_error=self.input_error or self.dispatcher.joblog_error,
+            input_error=self.input_error or self.scheduler.joblog_error,
             input_undelivered=self.book.undelivered,
             stdout=bytes(self.streams.capture.data) if self.streams.capture is not None else None,
             timeout=self.options.timeout or None,
-            halted_by=self.dispatcher.halted_by,
-            halted_on_success=self.dispatcher.halted_on_success,
+            halted_by=self.scheduler.halted_by,
+            halted_on_success=self.scheduler.halted_on_success,
         )
 
     @property
@@ -344,7 +347,7 @@ class ShardedExecution(Stopping):
     def snapshot(self) -> RunSnapshot:
         """The run as it is now, for the view."""
         now = time.time()
-        verdict = self.dispatcher.verdict
+        verdict = self.scheduler.verdict
         shards, unlisted = self.book.snapshots(lambda s: s.snapshot(now, verdict(s) if s.final else None))
         dealt = sum(i.received for i in self.book.inputs()) if self._input_size else None
         return RunSnapshot(

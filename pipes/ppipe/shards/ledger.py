@@ -173,6 +173,13 @@ class ShardBook:
         self.made += 1
         return shard
 
+    def in_order(self) -> Iterator[Shard]:
+        """Every shard in index order, those not made yet made as they are reached; those let go left out."""
+        for index in range(self.size):
+            shard = self.live.get(index) if index < self.made else self.make_next()
+            if shard is not None:
+                yield shard
+
     def make_all(self) -> list[Shard]:
         """Makes every shard not made yet (input dealt to all of them needs them all from the start)."""
         return list(iter(self.make_next, None))

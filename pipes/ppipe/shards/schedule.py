@@ -7,7 +7,8 @@ GNU parallel's ``--retries`` does), else the lowest-numbered shard that has
 not run yet, once it is ready: when ppipe deals its input, a shard is
 ready when its first record has arrived (records arrive in shard order, so
 the lowest-numbered shard waiting is always the first to be ready). Once
-the run halts (``--halt``), nothing more starts.
+the run halts (``--halt``), nothing more starts. A Slurm array's tasks are
+scheduled the same way: the array takes every ready one at once.
 """
 
 from __future__ import annotations
@@ -16,11 +17,18 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable, Iterator
+from typing import Generic, Protocol, TypeVar
 
-from ppipe.shards.attempts import Shard
+
+class _Numbered(Protocol):
+    @property
+    def index(self) -> int: ...
 
 
-class Schedule:
+Shard = TypeVar("Shard", bound=_Numbered)
+
+
+class Schedule(Generic[Shard]):
     """The shards still to start or to restart; ``halt`` empties it for good.
 
     ``shards`` is taken one at a time, as slots come free: a batch's
