@@ -1,12 +1,14 @@
 """The shard lifecycle's cases against both backends: local slots and a real Slurm array give the same verdicts.
 
-Restarts, ``--halt`` and ``--shard-timeout`` are decided once, by
-:mod:`ppipe.policy`, whatever runs the attempts; these run each case both
-ways through the same call and compare what the result says.
+Restarts, ``--halt``, ``--shard-timeout``, the job log and stopping are
+decided once, by :class:`ppipe.shards.lifecycle.Scheduler`, whatever runs
+the attempts; these run each case both ways through the same call and
+compare what the result (and the job log) says.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,3 +70,14 @@ def test_shard_timeout_stops_each_shard_with_124(run: Run) -> None:
     assert [(s.verdict.value, s.exit_status) for s in result.shards] == [("failed", 124)] * 2
     assert result.exit_status == 124
     assert all(s.last_result is None or s.last_result.stopped_by == StopReason.timeout(1.0) for s in result.shards)
+
+
+def test_a_run_ppipe_stops_logs_its_attempts_as_not_final_so_resume_runs_them(run: Run, tmp_path: Path) -> None:
+    joblog = tmp_path / "jobs.log"
+    result = run("sh -c 'test {task_id} = 0 || exec sleep 60'", fork=2, timeout=4.0, joblog=str(joblog))
+    assert result.exit_status == 124 and result.stopped_by == StopReason.timeout(4.0)
+    lines = [json.loads(line) for line in joblog.read_text().splitlines()[1:]]
+    assert sorted((line["task_id"], line["status"] == 0, line["final"]) for line in lines) == [
+        (0, True, True),
+        (1, False, False),
+    ]

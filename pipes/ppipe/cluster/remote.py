@@ -18,12 +18,13 @@ import asyncio
 import contextlib
 import os
 import shlex
+import signal
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 
-from ppipe import policy, stops
+from ppipe import stops
 from ppipe.cluster import slurm
 from ppipe.cluster.streams import RemoteStreams
 from ppipe.cluster.tasks import PENDING_STATES, Phase, RemoteAttempt, RemoteTask
@@ -32,10 +33,11 @@ from ppipe.engine.processes import handling_signals
 from ppipe.errors import UsageError
 from ppipe.graph import Graph
 from ppipe.results import RunResult
-from ppipe.shards.joblog import AttemptLine, JobLog
+from ppipe.shards.joblog import JobLog
+from ppipe.shards.lifecycle import Scheduler
 from ppipe.shards.plan import ShardPlan
 from ppipe.snapshots import RunObserver, RunSnapshot
-from ppipe.stops import HALT, READER_GONE, StopKind, StopReason
+from ppipe.stops import StopReason
 
 #: Seconds between two looks at Slurm and the run directory: a second at first, then slower, up to
 #: POLL_MOST after a minute, so that a long run does not ask a shared controller every second.
@@ -140,9 +142,16 @@ class RemoteResult:
 
 
 class SlurmRun:
-    """One ``--on slurm`` run. Use :meth:`run` once; whatever happens, nothing it submitted is left queued."""
+    """One ``--on slurm`` run, and the Slurm array as a :class:`~ppipe.shards.lifecycle.Backend` of its scheduler.
+
+    Use :meth:`run` once; whatever happens, nothing it submitted is left queued.
+    """
 
     graph: Graph | None = None
+    noun = "task"
+    halt_words = "cancelling the others"
+    #: A task writes its output to a file: it never learns that nobody reads ppipe's, so it is cancelled.
+    output_breaks = False
 
     def __init__(
         self, spec: SlurmSpec, plan: ShardPlan, options: RunOptions, observer: RunObserver | None = None
@@ -156,20 +165,24 @@ class SlurmRun:
         self.job_ids: list[str] = []
         self.problems: list[str] = []
         self.started = time.monotonic()
-        #: Why ppipe stops the run, once it does: the first cause that came.
+        #: The signal or ``--timeout`` that stops the run, once one does.
         self.stopped_by: StopReason | None = None
-        self.halted = False
-        #: Set once the whole run is being stopped (a signal, --timeout): nothing is restarted any more.
-        self.stopping = False
-        self.halted_on_success = False
-        self._halt_watch = plan.halt_watch(plan.total)
         self._wake = asyncio.Event()
-        self._halting: asyncio.Future[None] | None = None
+        #: Tasks handed over by the scheduler, to be submitted at the next turn of the loop (one array).
+        self._to_submit: list[RemoteTask] = []
+        #: Requests to Slurm and to the merged output made outside the loop's turn; awaited before the end.
+        self._requests: set[asyncio.Future[None]] = set()
+        self._timers: list[asyncio.TimerHandle] = []
+        self._stop_until: float | None = None
         self._silent_since: float | None = None
         self.joblog = JobLog(plan.joblog, spec.pipeline, plan.total, plan.resume) if plan.joblog else None
         if self.joblog is not None and self.joblog.mended is not None:
             self._say(self.joblog.mended)
+        for task in self.tasks:
+            if self.joblog is not None and self.joblog.skips(task.task_id, plan.resume):
+                task.skipped = "done before"
         self.streams = RemoteStreams(plan, options, observer, lost=self.problems.append)
+        self.scheduler: Scheduler[RemoteTask] = Scheduler(plan, self, self.tasks, joblog=self.joblog, say=self._say)
 
     # -- the run
 
@@ -178,15 +191,16 @@ class SlurmRun:
         loop = asyncio.get_running_loop()
         try:
             with handling_signals(loop, self._on_signal, self.options.handle_signals):
-                await self._skip_finished()
                 script = self._write_script()
-                await self._submit(script, [t.task_id for t in self.tasks if not t.skipped])
+                self.scheduler.dispatch()
+                await self._submit(script)
                 if self.observer is not None:
                     self.observer.started(self)
                 await self._follow(script)
         finally:
-            if self._halting is not None:
-                await self._halting
+            for timer in self._timers:
+                timer.cancel()
+            await self._settle_requests()
             await self._cancel_left()
             await self.streams.close(self.tasks)
             if self.observer is not None:
@@ -195,35 +209,38 @@ class SlurmRun:
                 self.joblog.close()
         return self._result()
 
-    async def _skip_finished(self) -> None:
-        for task in self.tasks:
-            if self.joblog is not None and self.joblog.skips(task.task_id, self.plan.resume):
-                task.skipped = task.final = True
-                await self.streams.task_done(task)
-
     async def _follow(self, script: str) -> None:
         while not all(task.final for task in self.tasks):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_delay())
             self._wake.clear()
-            if self._past_deadline() or (self.stopped_by is not None and self.stopped_by.kind is StopKind.SIGNAL):
-                await self._stop_all()
+            if self._stop_due() is not None:
+                self.scheduler.stop(self._stop_due() or signal.SIGTERM)
+                self._stop_until = time.monotonic() + REPORT_WAIT
+            if self._stop_until is not None and time.monotonic() > self._stop_until:
+                self._give_up_on_reports()
                 return
             await self._look()
-            await self._resubmit_due(script)
+            await self._submit(script)
 
     def _poll_delay(self) -> float:
+        if self._stop_until is not None:
+            return POLL_EVERY / 4
         return min(POLL_MOST, POLL_EVERY + (time.monotonic() - self.started) / 15)
 
-    def _past_deadline(self) -> bool:
+    def _stop_due(self) -> int | None:
+        """The signal to stop the run by, when a signal or ``--timeout`` asks for a stop not yet made."""
+        if self.scheduler.stopping:
+            return None
         timeout = self.spec.timeout
-        past = timeout is not None and time.monotonic() - self.started > timeout
-        if past:
+        if timeout is not None and time.monotonic() - self.started > timeout:
             self.stopped_by = stops.after(self.stopped_by, StopReason.timeout(timeout))
-        return stops.timed_out(self.stopped_by)
+        if self.stopped_by is None:
+            return None
+        return self.stopped_by.signal or signal.SIGTERM
 
     async def _look(self) -> None:
-        """One look at Slurm and the run directory: output moved on, attempts ended, verdicts taken."""
+        """One look at Slurm and the run directory: output moved on, attempts ended and handed to the scheduler."""
         active = await asyncio.to_thread(slurm.active_tasks, self.job_ids, self.env)
         if active is None:
             self._silent_since = self._silent_since or time.monotonic()
@@ -231,9 +248,7 @@ class SlurmRun:
                 raise slurm.SlurmError(f"Slurm has not answered for {SLURM_SILENCE:.0f} s (squeue fails)")
             return
         self._silent_since = None
-        if not self.streams.read and not self.halted:
-            self.stopped_by = stops.after(self.stopped_by, READER_GONE)
-            self._halt(now=True)  # nobody wants the rest of the output: the work left would be for nothing
+        self.scheduler.dispatch()  # nobody reads the output any more: the work left would be for nothing
         for task in self.tasks:
             attempt = task.current
             if attempt is None or attempt.phase is Phase.ENDED:
@@ -244,11 +259,12 @@ class SlurmRun:
             if state is not None:
                 if state not in PENDING_STATES and attempt.phase is Phase.QUEUED:
                     attempt.phase, attempt.started_at = Phase.RUNNING, time.time()
+                    self.scheduler.attempt_running(task)
                 continue
             await self._gone(task, attempt)
 
     async def _gone(self, task: RemoteTask, attempt: RemoteAttempt) -> None:
-        """The attempt has left Slurm's queue: take its report (or Slurm's word), then decide on the task."""
+        """The attempt has left Slurm's queue: take its report (or Slurm's word), then hand it to the scheduler."""
         now = time.monotonic()
         if attempt.phase is not Phase.ENDING:
             attempt.phase, attempt.gone_at = Phase.ENDING, time.time()
@@ -263,70 +279,109 @@ class SlurmRun:
         await self.streams.pass_on(attempt)
         await self.streams.finish(attempt)
         attempt.phase = Phase.ENDED
-        await self._decide(task, attempt)
+        self.scheduler.attempt_ended(task)
 
-    async def _decide(self, task: RemoteTask, attempt: RemoteAttempt) -> None:
-        stopping = self.halted or self.stopping or not self.streams.read
-        again = policy.should_restart(attempt.status, len(task.attempts), self.plan.max_restarts, stopping=stopping)
-        self._log(attempt, final=not again)
-        if again:
-            task.resubmit_at = time.monotonic() + self.plan.retry_delay_before(len(task.attempts) + 1)
-            return
-        task.final = True
-        await self.streams.task_done(task)
-        self._check_halt(task)
+    def _give_up_on_reports(self) -> None:
+        """``REPORT_WAIT`` after a stop: an attempt that wrote no report by now is taken at Slurm's word."""
+        for task in self.tasks:
+            attempt = task.current
+            if attempt is not None and attempt.phase is not Phase.ENDED:
+                attempt.report_without_ppipe(self.spec.pipeline, self.plan.total)
+                attempt.phase = Phase.ENDED
+                self.scheduler.attempt_ended(task)
+            self.scheduler.settle(task)
 
-    def _check_halt(self, task: RemoteTask) -> None:
-        """Rule 9, counted as a local run counts it (:class:`~ppipe.policy.HaltWatch`): by each task's verdict."""
-        status = task.current.status if task.current is not None else None
-        verdict = policy.shard_verdict(status, stopped=task.stopped)
-        if not self._halt_watch.record(verdict) or self.halted:
-            return
-        self.halted_on_success = self._halt_watch.on_success
-        self.stopped_by = stops.after(self.stopped_by, HALT)
-        self._say(self._halt_watch.said(f"task {task.task_id}", verdict, stopping_the_others="cancelling the others"))
-        self._halt(now=self._halt_watch.rule is not None and self._halt_watch.rule.now)
+    # -- the backend
 
-    def _halt(self, *, now: bool) -> None:
-        """Starts no more attempts, and cancels those not yet started (all of them, ``now``).
+    @property
+    def read(self) -> bool:
+        return self.streams.read
 
-        The tasks are marked stopped before the cancel is even sent, so that one seen gone at the next
-        look is taken for what it is, terminated, not failed."""
-        self.halted = True
+    def free(self) -> int | None:
+        """None: every ready task is submitted at once, and the array's throttle (``%M``) is ``--jobs``."""
+        return None
+
+    def live(self) -> list[RemoteTask]:
+        return self.tasks
+
+    def start(self, tasks: list[RemoteTask]) -> None:
+        self._to_submit.extend(tasks)
+        self._wake.set()
+
+    def settled(self, task: RemoteTask) -> None:
+        """With ``--keep-order``, the next task's output may follow."""
+        self._request(self.streams.task_done(task))
+
+    def idle(self) -> None:
+        """Nothing to end: an array has no slots waiting."""
+
+    def halt(self, *, now: bool) -> None:
+        """Cancels the tasks still queued (all of them, ``now``).
+
+        They are marked stopped before the cancel is even sent, so that one
+        seen gone at the next look is taken for what it is, terminated, not
+        failed."""
         for task in self.tasks:
             if not task.final and (now or task.current is None or task.current.phase is Phase.QUEUED):
                 task.stopped = True
-            if task.resubmit_at is not None:
-                task.resubmit_at, task.final, task.stopped = None, True, True
-        self._halting = asyncio.ensure_future(self._cancel(pending_only=not now))
+        self._request(self._cancel(pending_only=not now))
         self._wake.set()
 
-    async def _cancel(self, *, pending_only: bool) -> None:
-        problem = await asyncio.to_thread(slurm.cancel, self.job_ids, self.env, pending_only=pending_only)
+    def stop(self, sig: int) -> None:
+        """Cancels every task: Slurm signals a running task's ppipe, which stops its stages and reports."""
+        self._request(self._cancel(pending_only=False))
+        self._wake.set()
+
+    def time_out(self, task: RemoteTask) -> None:
+        """Each task's ppipe runs with ``--timeout`` (the ``--shard-timeout``), stops its own stages and
+        reports; a task still running ``--kill-after`` and :data:`REPORT_WAIT` later (a hung node) is cancelled."""
+        attempt = task.current
+        if attempt is not None:
+            grace = self.options.kill_after + REPORT_WAIT
+            self._timers.append(asyncio.get_running_loop().call_later(grace, self._cancel_hung, attempt))
+
+    def _cancel_hung(self, attempt: RemoteAttempt) -> None:
+        if attempt.phase in (Phase.QUEUED, Phase.RUNNING):
+            self._request(self._cancel(pending_only=False, only=f"{attempt.job_id}_{attempt.task_id}"))
+
+    def can_run_again(self, task: RemoteTask) -> bool:
+        """Always: every attempt reads the same file."""
+        return True
+
+    def _request(self, work: Coroutine[object, object, None]) -> None:
+        future = asyncio.ensure_future(work)
+        self._requests.add(future)
+        future.add_done_callback(self._requests.discard)
+
+    async def _settle_requests(self) -> None:
+        while self._requests:
+            await asyncio.gather(*list(self._requests), return_exceptions=True)
+
+    # -- Slurm
+
+    async def _cancel(self, *, pending_only: bool, only: str | None = None) -> None:
+        """Cancels the run's arrays (or ``only`` that one task: ``JOB_TASK``)."""
+        if not self.job_ids:
+            return
+        jobs = self.job_ids if only is None else [only]
+        problem = await asyncio.to_thread(slurm.cancel, jobs, self.env, pending_only=pending_only)
         if problem:
             self.problems.append(f"ppipe: {problem}")
 
-    async def _resubmit_due(self, script: str) -> None:
-        now = time.monotonic()
-        due = [t for t in self.tasks if t.resubmit_at is not None and t.resubmit_at <= now]
-        if not due:
-            return
-        for task in due:
-            task.resubmit_at = None
-        await self._submit(script, [t.task_id for t in due])
-
-    async def _submit(self, script: str, indices: Sequence[int]) -> None:
-        if not indices:
+    async def _submit(self, script: str) -> None:
+        """Submits the tasks the scheduler handed over since the last turn, as one array."""
+        tasks, self._to_submit = self._to_submit, []
+        if not tasks:
             return
         throttle = self.plan.jobs if self.plan.jobs else None
+        indices = [task.task_id for task in tasks]
         job_id = await asyncio.to_thread(
             slurm.submit, script, indices, throttle=throttle, args=self._sbatch_args(), env=self.env
         )
         self.job_ids.append(job_id)
         self._note_job(job_id)
-        for index in indices:
-            task = self.tasks[index]
-            attempt = RemoteAttempt(index, len(task.attempts) + 1, job_id, self.spec.directory)
+        for task in tasks:
+            attempt = RemoteAttempt(task.task_id, len(task.attempts) + 1, job_id, self.spec.directory)
             self.streams.connect(attempt)
             task.attempts.append(attempt)
 
@@ -343,8 +398,6 @@ class SlurmRun:
         stem = slurm.filename_pattern(os.path.join(self.spec.directory, ""), "%A_%a")  # the directory's % escaped
         name = [] if "SBATCH_JOB_NAME" in self.env else ["--job-name=ppipe"]  # sbatch's own variable wins
         return [*name, f"--output={stem}.out", f"--error={stem}.err", *self.spec.sbatch_args]
-
-    # -- the files
 
     def _write_script(self) -> str:
         """The batch script every task runs: this ppipe, as task ``$SLURM_ARRAY_TASK_ID`` of N, its report kept."""
@@ -366,56 +419,11 @@ class SlurmRun:
             raise slurm.SlurmError(f"cannot write the task script {path}: {error.strerror}") from None
         return path
 
-    def _log(self, attempt: RemoteAttempt, *, final: bool) -> None:
-        if self.joblog is None:
-            return
-        report = attempt.report
-        started = (report.started_at if report else None) or attempt.started_at or attempt.submitted_at
-        ended = (report.ended_at if report else None) or time.time()
-        line = AttemptLine(
-            task_id=attempt.task_id,
-            item=None,
-            attempt=attempt.number,
-            status=attempt.status,
-            signal=report.interrupted_by if report else None,
-            started_at=started,
-            seconds=round(ended - started, 6),
-            bytes_in=None,
-            bytes_out=attempt.bytes_out,
-            host=(report.host if report else None) or "",
-            final=final,
-        )
-        problem = self.joblog.write(line)
-        if problem:
-            self.problems.append(f"ppipe: {problem}")
-
     # -- stopping
 
     def _on_signal(self, sig: int) -> None:
         self.stopped_by = stops.after(self.stopped_by, StopReason.by_signal(sig))
         self._wake.set()
-
-    async def _stop_all(self) -> None:
-        """Cancels every task left, then takes what their reports and files say."""
-        self.stopping = True
-        await self._cancel_left()
-        for task in self.tasks:
-            if not task.final:
-                task.stopped = True
-        deadline = time.monotonic() + REPORT_WAIT
-        while time.monotonic() < deadline and not all(t.final for t in self.tasks):
-            await self._look()
-            for task in self.tasks:
-                if task.resubmit_at is not None or (task.current is None and not task.final):
-                    task.resubmit_at, task.final = None, True
-            await asyncio.sleep(POLL_EVERY / 4)
-        for task in self.tasks:
-            attempt = task.current
-            if attempt is not None and attempt.phase is not Phase.ENDED:
-                attempt.report_without_ppipe(self.spec.pipeline, self.plan.total)
-                attempt.phase = Phase.ENDED
-                self._log(attempt, final=True)
-            task.final = True
 
     async def _cancel_left(self) -> None:
         live = [t for t in self.tasks if not t.final and t.current is not None]
@@ -439,13 +447,16 @@ class SlurmRun:
 
     def _result(self) -> RemoteResult:
         reports = tuple(a.report for t in self.tasks for a in t.attempts if a.report is not None)
+        problems = list(self.problems)
+        if self.scheduler.joblog_error is not None:
+            problems.append(f"ppipe: {self.scheduler.joblog_error}")
         return RemoteResult(
             reports=reports,
             pipeline=self.spec.pipeline,
             tasks=self.plan.total,
-            stopped_by=self.stopped_by,
-            halted_on_success=self.halted_on_success,
-            problems=tuple(self.problems),
+            stopped_by=stops.after(self.scheduler.halted_by, self.stopped_by),
+            halted_on_success=self.scheduler.halted_on_success,
+            problems=tuple(problems),
             directory=self.spec.directory,
             bytes_out={t.task_id: sum(a.bytes_out for a in t.attempts) for t in self.tasks},
             stopped=frozenset(t.task_id for t in self.tasks if t.stopped),

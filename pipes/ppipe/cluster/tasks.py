@@ -20,6 +20,7 @@ from ppipe.engine.sinks import Sink
 from ppipe.identity import TaskIdentity
 from ppipe.report import BadReport, load_report, unstarted
 from ppipe.results import RunResult
+from ppipe.shards.joblog import AttemptLine
 from ppipe.snapshots import ShardSnapshot, ShardState
 
 #: What ``squeue`` says of a task that has not started.
@@ -83,6 +84,39 @@ class RemoteAttempt:
     def status(self) -> int | None:
         return None if self.report is None else self.report.exit_status
 
+    @property
+    def exit_status(self) -> int | None:
+        return self.status
+
+    @property
+    def interrupted(self) -> bool:
+        """Whether a signal reached the task's ppipe before this one stopped it (its report says)."""
+        return self.report is not None and self.report.interrupted_by is not None
+
+    @property
+    def running(self) -> bool:
+        """Whether it is still Slurm's (queued or running) or its report is on its way."""
+        return self.phase is not Phase.ENDED
+
+    def log_line(self, *, final: bool) -> AttemptLine:
+        """Its job log line, once it has ended: the times and host from its report, or Slurm's."""
+        report = self.report
+        started = (report.started_at if report else None) or self.started_at or self.submitted_at
+        ended = (report.ended_at if report else None) or time.time()
+        return AttemptLine(
+            task_id=self.task_id,
+            item=None,
+            attempt=self.number,
+            status=self.status,
+            signal=report.interrupted_by if report else None,
+            started_at=started,
+            seconds=round(ended - started, 6),
+            bytes_in=None,
+            bytes_out=self.bytes_out,
+            host=(report.host if report else None) or "",
+            final=final,
+        )
+
     def read_report(self) -> bool:
         """Takes the task's report once it is there, whole and of the report's shape; False while it is not."""
         try:
@@ -114,17 +148,25 @@ class RemoteTask:
 
     task_id: int
     attempts: list[RemoteAttempt] = field(default_factory=list)
-    skipped: bool = False
+    #: Why it is not submitted, if it is not: ``done before`` (``--resume``).
+    skipped: str | None = None
     final: bool = False
     stopped: bool = False
-    #: When its next attempt is due to be submitted (a restart after ``--retry-delay``), if one is.
-    resubmit_at: float | None = None
     #: Whether the merged output was told this task will write no more (``--keep-order`` moves on).
     output_done: bool = False
 
     @property
+    def index(self) -> int:
+        return self.task_id
+
+    @property
     def current(self) -> RemoteAttempt | None:
         return self.attempts[-1] if self.attempts else None
+
+    def log_line(self, item: str | None, *, final: bool) -> AttemptLine:
+        """The job log's line for its current attempt, which has ended (an array task has no item)."""
+        assert self.current is not None
+        return self.current.log_line(final=final)
 
     def state(self) -> ShardState:
         attempt = self.current
@@ -133,8 +175,8 @@ class RemoteTask:
         if self.final:
             status = attempt.status if attempt is not None else None
             return ShardState.DONE if status == 0 else ShardState.STOPPED if self.stopped else ShardState.FAILED
-        if self.resubmit_at is not None:
-            return ShardState.RESTARTING
+        if attempt is not None and attempt.phase is Phase.ENDED:
+            return ShardState.RESTARTING  # waiting for its restart's delay, or its resubmission
         if attempt is None or attempt.phase is Phase.QUEUED:
             return ShardState.WAITING
         return ShardState.RUNNING
