@@ -393,14 +393,12 @@ class RunResult(_Outcome):
     @property
     def stages(self) -> tuple[StageResult, ...]:
         """The stages that ran: a plain run's, or every shard's in task order (each shard's last attempt)."""
-        local = self.local
-        return local.stages if local is not None else tuple(s for shard in self.shards for s in shard.stages)
+        return tuple(stage for shard in self.shards for stage in shard.stages)
 
     @property
     def edges(self) -> tuple[EdgeResult, ...]:
         """A plain run's edges; for a sharded run, each edge once, its figures summed over the shards."""
-        local = self.local
-        return local.edges if local is not None else summed_edges(shard.edges for shard in self.shards)
+        return summed_edges(shard.edges for shard in self.shards)
 
     @property
     def io_error(self) -> str | None:
