@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 import ppipe
 from slurm_cluster import SlurmCluster
 
-from helpers import PPIPE, wait_until
+from helpers import PPIPE, killed_at_end, wait_for_argument, wait_until
 
 # One cluster a session: every module using `slurm` goes to the same xdist worker (see slurm_cluster.py).
 pytestmark = pytest.mark.xdist_group("slurm")
@@ -309,3 +310,18 @@ def test_jobs_caps_how_many_tasks_slurm_runs_at_once(slurm: SlurmCluster, tmp_pa
     [jobs] = tmp_path.glob("ppipe-runs/*/jobs")
     records = slurm.show_job(int(jobs.read_text().split()[0]))
     assert {r.fields.get("ArrayTaskThrottle", "").strip() for r in records} == {"1"}
+
+
+def test_a_task_that_hangs_past_its_shard_timeout_is_cancelled(slurm: SlurmCluster, tmp_path: Path) -> None:
+    """A task's ppipe stops its own stages at --shard-timeout; one that cannot (a hung node: here, stopped by
+    SIGSTOP) is cancelled by ppipe once --kill-after and the report's wait have passed, and the run ends."""
+    command = [PPIPE, "--on", "slurm", "--fork", "1", "--shard-timeout", "3", "--kill-after", "1", "sleep 101.25"]
+    run = subprocess.Popen(command, cwd=tmp_path, env=slurm.env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with killed_at_end(run):
+        # the task's ppipe, which holds the pipeline as one argument, as ppipe on the command line does
+        [task] = set(wait_for_argument("sleep 101.25", count=2, timeout=60)) - {run.pid}
+        os.kill(task, signal.SIGSTOP)
+        _, stderr = run.communicate(timeout=120)
+    assert run.returncode != 0, stderr
+    assert b"1 shard: 0 ok" in stderr or b"failed" in stderr or b"terminated" in stderr, stderr
+    assert slurm.run("squeue", "-h", "-n", "ppipe", "-o", "%i %T").stdout.strip() == ""
