@@ -2,7 +2,8 @@
 
 A recursive-descent parser, one method per grammar rule: stages with their
 ``NAME=value`` assignments, redirections and the ``-`` opt-out marker,
-``|`` / ``|&`` between stages, and ``{ a ; b }`` groups. Shard placeholders
+``|`` / ``|&`` between stages, ``{ a ; b }`` groups, and the pipelines of
+process substitutions (``<(...)``, ``>(...)``) in words. Shard placeholders
 are filled into the parsed words, never into the text, so they cannot
 change how it parses. Expanding the words (variables, ``~``, globs) is
 :mod:`ppipe.language.expansion`'s job; :func:`parse` ties it all together.
@@ -17,10 +18,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ppipe.errors import PipelineSyntaxError
-from ppipe.graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage
+from ppipe.graph import FIRST_SUBSTITUTION_FD, MAX_SUBSTITUTIONS, Boundary, Edge, Graph, Redirect, RedirectOp, Stage
 from ppipe.language import reserved
-from ppipe.language.expansion import Expander, Lit, fill_text
-from ppipe.language.lexer import _ASSIGNMENT, _REDIRECTIONS, _SH_HINT, Lexer, Operator, Token, Word, is_brace
+from ppipe.language.expansion import Expander, Lit, Piece, fill_text
+from ppipe.language.lexer import (
+    _ASSIGNMENT,
+    _REDIRECTIONS,
+    _SH_HINT,
+    Lexer,
+    Operator,
+    ProcessSubstitution,
+    Token,
+    Word,
+    is_brace,
+)
 
 _PLACEHOLDER = re.compile(r"(?<!\$)\{(task_id|task_num|tasks)\}")
 
@@ -32,7 +43,8 @@ MAX_GROUP_DEPTH = 100
 
 @dataclass(frozen=True)
 class _RawStage:
-    """A stage before expansion."""
+    """A stage before expansion; ``substitutions`` are those in its words, assignments and redirections, in
+    text order."""
 
     assignments: tuple[Word, ...]
     words: tuple[Word, ...]
@@ -40,6 +52,7 @@ class _RawStage:
     may_fail: bool
     start: int
     end: int
+    substitutions: tuple[_RawSubstitution, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,15 @@ class _RawPipeline:
 
     elements: tuple[_RawStage | _RawGroup, ...]
     with_stderr: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
+class _RawSubstitution:
+    """``<(...)`` (``writes`` False) or ``>(...)``: the pipeline it runs, and the column it starts at."""
+
+    writes: bool
+    pipeline: _RawPipeline
+    start: int
 
 
 @dataclass(frozen=True)
@@ -67,16 +89,22 @@ class Parser:
         stage    := ['-'] assignment* (word | redirection)+
         redirection := ('<' | '>' | '>>' | '&>' | '&>>' | '2>' | '2>>') word
                      | '2>&1' | '>&2'
+        word     := (text | substitution)+
+        substitution := ('<(' | '>(') pipeline ')'
 
     ``{`` and ``}`` are words of their own, as in sh; ``;`` is allowed only
-    between a group's branches.
+    between a group's branches. A substitution's tokens come from the lexer
+    inside its word; a parser of their own (one level deeper) reads them.
     """
 
-    def __init__(self, text: str, tokens: list[Token]) -> None:
+    def __init__(self, text: str, tokens: list[Token], depth: int = 0, substituted: bool = False) -> None:
         self.text = text
         self.tokens = tokens
         self.index = 0
-        self.depth = 0
+        #: How deep in groups and process substitutions the tokens are: both recurse.
+        self.depth = depth
+        #: Whether the tokens are a process substitution's (a stage then also ends at a group's '}').
+        self.substituted = substituted
 
     def error(self, message: str, start: int, width: int = 1, hint: str | None = None) -> PipelineSyntaxError:
         return Lexer(self.text).error(message, start, width, hint)
@@ -135,7 +163,8 @@ class Parser:
         assert isinstance(opening, Word)
         self.depth += 1
         if self.depth > MAX_GROUP_DEPTH:
-            raise self.error(f"groups nest more than {MAX_GROUP_DEPTH} deep, which is ppipe's limit", opening.start, 1)
+            what = "groups and process substitutions" if self.substituted else "groups"
+            raise self.error(f"{what} nest more than {MAX_GROUP_DEPTH} deep, which is ppipe's limit", opening.start, 1)
         branches = [self.group_branch(opening)]
         while isinstance(token := self.peek(), Operator) and token.op == ";":
             self.index += 1
@@ -190,6 +219,7 @@ class Parser:
         assignments: list[Word] = []
         words: list[Word] = []
         redirects: list[tuple[Operator, Word | None]] = []
+        substitutions: list[_RawSubstitution] = []
         while (token := self.peek()) is not None:
             if isinstance(token, Operator) and token.op in ("|", "|&", ";"):
                 break
@@ -213,17 +243,57 @@ class Parser:
                 )
             self.index += 1
             if isinstance(token, Operator):
-                redirects.append(self.redirection(token))
+                redirection = self.redirection(token)
+                redirects.append(redirection)
+                substitutions += self.substitutions(redirection[1])
             elif not words and _ASSIGNMENT.match(token.leading_text):
                 assignments.append(token)
+                substitutions += self.substitutions(token)
             else:
                 if not words and not assignments and not redirects:
                     self.reserved_word(token, first_in_pipeline)
+                if not words:
+                    self.command_name(token)
                 words.append(token)
+                substitutions += self.substitutions(token)
         end = self.tokens[self.index - 1].end if self.index else start
         if not words:
             self.empty_stage(start, redirects, assignments)
-        return _RawStage(tuple(assignments), tuple(words), tuple(redirects), may_fail, start, end)
+        if len(substitutions) > MAX_SUBSTITUTIONS:
+            extra = sorted(substitutions, key=lambda s: s.start)[MAX_SUBSTITUTIONS]
+            raise self.error(
+                f"a command takes at most {MAX_SUBSTITUTIONS} process substitutions (/dev/fd/63 down to /dev/fd/3)",
+                extra.start,
+                2,
+            )
+        ordered = tuple(sorted(substitutions, key=lambda s: s.start))
+        return _RawStage(tuple(assignments), tuple(words), tuple(redirects), may_fail, start, end, ordered)
+
+    def substitutions(self, word: Word | None) -> list[_RawSubstitution]:
+        """The process substitutions of a word, each parsed: ``substitution := ('<(' | '>(') pipeline ')'``."""
+        return [self.substitution(piece) for piece in word.substitutions] if word is not None else []
+
+    def substitution(self, piece: ProcessSubstitution) -> _RawSubstitution:
+        if not piece.tokens:
+            raise self.error(
+                "an empty process substitution: it needs a command",
+                piece.start,
+                piece.end - piece.start,
+                "e.g. diff <(sort a.txt) <(sort b.txt)",
+            )
+        inner = Parser(self.text, list(piece.tokens), self.depth + 1, substituted=True)
+        return _RawSubstitution(piece.writes, inner.pipeline(), piece.start)
+
+    def command_name(self, word: Word) -> None:
+        """Refuses a process substitution in a command's name: ppipe runs programs it finds before any starts."""
+        if word.substitutions:
+            where = word.substitutions[0]
+            raise self.error(
+                "a process substitution cannot be a command's name",
+                where.start,
+                where.end - where.start,
+                "put the command first: cat <(...)",
+            )
 
     def reserved_word(self, word: Word, first_in_pipeline: bool) -> None:
         """Refuses a shell reserved word at a command's start; see :mod:`ppipe.language.reserved`."""
@@ -273,7 +343,20 @@ class Parser:
             width = len(target.op) if isinstance(target, Operator) else 1
             raise self.error(f"'{self.text[token.start : token.end]}' needs a file name after it", where, width)
         self.index += 1
+        self.substitution_direction(token, target)
         return token, target
+
+    def substitution_direction(self, token: Operator, target: Word) -> None:
+        """``< <(...)`` reads a substitution and ``> >(...)`` writes one; the other way round is a mistake."""
+        if len(target.pieces) != 1 or not isinstance(piece := target.pieces[0], ProcessSubstitution):
+            return
+        reads = _REDIRECTIONS[token.op][1] is RedirectOp.READ
+        if reads == piece.writes:
+            wanted = "< <(...)" if reads else "> >(...)"
+            what = "written into, not read" if piece.writes else "read, not written into"
+            raise self.error(
+                f"a '{'>(' if piece.writes else '<('}...)' is {what}", piece.start, 2, f"redirect as {wanted}"
+            )
 
 
 def placeholder_values(task_id: int, tasks: int) -> dict[str, str]:
@@ -373,12 +456,21 @@ class _GraphBuilder:
     and entries are itself; a group's are those of all its branches. So
     ``a | { b ; c } | d`` gives a→b, a→c (fan-out: each gets a full copy)
     and b→d, c→d (fan-in: lines merged whole).
+
+    A stage holding process substitutions is numbered before them, and they
+    after it in text order (``diff <(sort a) <(sort b)``: 1, 2, 3), so that
+    "the rightmost failure" is a substitution's before its holder's. A
+    ``<(P)``'s exits feed the holder's descriptor N (``/dev/fd/N``, numbered
+    as bash numbers them: :func:`_substitution_fds`) and its entries read
+    what the holder reads; a ``>(P)``'s entries are fed by the holder's N and
+    its exits write where the holder's stdout goes, as in bash.
     """
 
     def __init__(self, text: str, expander: Expander) -> None:
         self.text = text
         self.expander = expander
-        self.stages: list[Stage] = []
+        self.stages: dict[int, Stage] = {}
+        self.next_id = 1
         self.edges: list[Edge] = []
         self.branch: tuple[tuple[int, int, int], ...] = ()
         self.groups = 0
@@ -387,8 +479,9 @@ class _GraphBuilder:
         entries, exits = self.pipeline(raw)
         inputs = [Edge(Boundary.STDIN, entry) for entry in entries]
         outputs = [Edge(exit_, Boundary.STDOUT) for exit_ in exits]
-        inner = sorted(self.edges, key=lambda e: (e.source, e.target))
-        return Graph(text=self.text, stages=tuple(self.stages), edges=(*inputs, *inner, *outputs))
+        inner = sorted(self.edges, key=lambda e: (e.source, e.target, e.source_fd, e.target_fd))
+        stages = tuple(self.stages[i] for i in range(1, self.next_id))
+        return Graph(text=self.text, stages=stages, edges=(*inputs, *inner, *outputs))
 
     def pipeline(self, raw: _RawPipeline) -> tuple[list[int], list[int]]:
         entries, exits = self.element(raw.elements[0])
@@ -400,16 +493,11 @@ class _GraphBuilder:
 
     def element(self, raw: _RawStage | _RawGroup) -> tuple[list[int], list[int]]:
         if isinstance(raw, _RawStage):
-            stage = dataclasses.replace(
-                _build_stage(len(self.stages) + 1, raw, self.text, self.expander), branch=self.branch
-            )
-            self.stages.append(stage)
-            return [stage.id], [stage.id]
+            return self.stage(raw)
         entries: list[int] = []
         exits: list[int] = []
         outer = self.branch
-        self.groups += 1
-        group = self.groups
+        group = self.new_group()
         for index, branch in enumerate(raw.branches):
             self.branch = (*outer, (group, index, len(raw.branches)))
             branch_entries, branch_exits = self.pipeline(branch)
@@ -418,19 +506,68 @@ class _GraphBuilder:
         self.branch = outer
         return entries, exits
 
+    def new_group(self) -> int:
+        self.groups += 1
+        return self.groups
 
-def _build_stage(stage_id: int, raw: _RawStage, text: str, expander: Expander) -> Stage:
+    def stage(self, raw: _RawStage) -> tuple[list[int], list[int]]:
+        """The stage, then its substitutions' stages (drawn as a group of branches beneath it)."""
+        holder = self.next_id
+        self.next_id += 1
+        fds = _substitution_fds(raw)
+        outer = self.branch
+        group = self.new_group() if raw.substitutions else 0
+        for index, substitution in enumerate(raw.substitutions):
+            self.branch = (*outer, (group, index, len(raw.substitutions)))
+            self.substitution(holder, fds[substitution.start], substitution)
+        self.branch = outer
+        paths = {start: f"/dev/fd/{fd}" for start, fd in fds.items()}
+        stage = _build_stage(holder, raw, self.text, self.expander, paths)
+        self.stages[holder] = dataclasses.replace(stage, branch=outer)
+        return [holder], [holder]
+
+    def substitution(self, holder: int, fd: int, raw: _RawSubstitution) -> None:
+        entries, exits = self.pipeline(raw.pipeline)
+        if raw.writes:
+            self.edges.extend(Edge(holder, entry, source_fd=fd) for entry in entries)
+            for exit_ in exits:
+                self.stages[exit_] = dataclasses.replace(self.stages[exit_], writes_stdout_of=holder)
+        else:
+            self.edges.extend(Edge(exit_, holder, target_fd=fd) for exit_ in exits)
+            for entry in entries:
+                self.stages[entry] = dataclasses.replace(self.stages[entry], reads_stdin_of=holder)
+
+
+def _substitution_fds(raw: _RawStage) -> dict[int, int]:
+    """Each substitution's descriptor, by where it starts: bash's order, the words' first, then the
+    assignments', then the redirections' (``X=<(a) cmd <(b) < <(c)``: b 63, a 62, c 61)."""
+    words = [piece.start for word in raw.words for piece in word.substitutions]
+    assigned = [piece.start for word in raw.assignments for piece in word.substitutions]
+    redirected = [piece.start for _, word in raw.redirects if word is not None for piece in word.substitutions]
+    return {start: FIRST_SUBSTITUTION_FD - n for n, start in enumerate([*words, *assigned, *redirected])}
+
+
+def _paths_filled(word: Word, paths: dict[int, str]) -> tuple[Piece, ...]:
+    """The word's pieces, each process substitution replaced by its path: literal text, never split or globbed."""
+    return tuple(
+        Lit(paths[piece.start], quoted=True) if isinstance(piece, ProcessSubstitution) else piece
+        for piece in word.pieces
+    )
+
+
+def _build_stage(stage_id: int, raw: _RawStage, text: str, expander: Expander, paths: dict[int, str]) -> Stage:
     env: list[tuple[str, str]] = []
     for word in raw.assignments:
-        first = word.pieces[0]
+        pieces = _paths_filled(word, paths)
+        first = pieces[0]
         assert isinstance(first, Lit)
         name, _, value_start = first.text.partition("=")
-        value_pieces = ((Lit(value_start, quoted=False),) if value_start else ()) + word.pieces[1:]
+        value_pieces = ((Lit(value_start, quoted=False),) if value_start else ()) + pieces[1:]
         env.append((name, expander.assignment_value(value_pieces, assigned=dict(env))))
-    argv = [field for word in raw.words for field in expander.fields(word.pieces)]
+    argv = [field for word in raw.words for field in expander.fields(_paths_filled(word, paths))]
     redirects: list[Redirect] = []
     for op, target in raw.redirects:
-        redirects.extend(_redirects(op, target, expander))
+        redirects.extend(_redirects(op, target, expander, paths))
     if not argv:
         word = raw.words[0]
         # bash runs nothing and succeeds here; ppipe refuses, as a stage that does nothing is a mistake
@@ -446,13 +583,13 @@ def _build_stage(stage_id: int, raw: _RawStage, text: str, expander: Expander) -
     )
 
 
-def _redirects(op: Operator, target: Word | None, expander: Expander) -> list[Redirect]:
+def _redirects(op: Operator, target: Word | None, expander: Expander, paths: dict[int, str]) -> list[Redirect]:
     assert target is not None
     default_fd, kind = _REDIRECTIONS[op.op]
     fd = default_fd if op.fd is None else op.fd
     if kind is RedirectOp.DUP:
         return [Redirect(fd, RedirectOp.DUP, source_fd=int(target.leading_text))]
-    path, error = expander.redirect_target(target.pieces, target.start, target.end)
+    path, error = expander.redirect_target(_paths_filled(target, paths), target.start, target.end)
     if op.op.startswith("&"):
         return [Redirect(1, kind, path, error=error), Redirect(2, RedirectOp.DUP, source_fd=1)]
     return [Redirect(fd, kind, path, error=error)]
