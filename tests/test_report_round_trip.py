@@ -295,8 +295,8 @@ def real_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
 
 @pytest.mark.parametrize(
     "name",
-    ["ok", "failed", "killed", "excused", "redirects", "substitutions", "unknown", "syntax", "timeout", "task", "fork", "fork-input",
-     "merged"],
+    ["ok", "failed", "killed", "excused", "redirects", "substitutions", "unknown", "syntax", "timeout", "task",
+     "fork", "fork-input", "merged"],
 )  # fmt: skip
 def test_a_real_report_read_back_writes_itself(real_reports: dict[str, dict[str, Any]], name: str) -> None:
     report = real_reports[name]
