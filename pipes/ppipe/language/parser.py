@@ -11,16 +11,15 @@ change how it parses. Expanding the words (variables, ``~``, globs) is
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from ppipe.errors import PipelineSyntaxError
-from ppipe.graph import FIRST_SUBSTITUTION_FD, MAX_SUBSTITUTIONS, Boundary, Edge, Graph, Redirect, RedirectOp, Stage
+from ppipe.graph import MAX_SUBSTITUTIONS, Graph, RedirectOp
 from ppipe.language import reserved
-from ppipe.language.expansion import Expander, Lit, Piece, fill_text
+from ppipe.language.builder import GraphBuilder
+from ppipe.language.expansion import Expander, Lit, fill_text
 from ppipe.language.lexer import (
     _ASSIGNMENT,
     _REDIRECTIONS,
@@ -32,6 +31,7 @@ from ppipe.language.lexer import (
     Word,
     is_brace,
 )
+from ppipe.language.tree import RawGroup, RawPipeline, RawStage, RawSubstitution
 
 _PLACEHOLDER = re.compile(r"(?<!\$)\{(task_id|task_num|tasks)\}")
 
@@ -39,45 +39,6 @@ _PLACEHOLDER = re.compile(r"(?<!\$)\{(task_id|task_num|tasks)\}")
 #: a level), so a limit far below Python's recursion limit keeps a hostile
 #: text a syntax error instead of a RecursionError; no real graph comes near.
 MAX_GROUP_DEPTH = 100
-
-
-@dataclass(frozen=True)
-class _RawStage:
-    """A stage before expansion; ``substitutions`` are those in its words, assignments and redirections, in
-    text order."""
-
-    assignments: tuple[Word, ...]
-    words: tuple[Word, ...]
-    redirects: tuple[tuple[Operator, Word | None], ...]
-    may_fail: bool
-    start: int
-    end: int
-    substitutions: tuple[_RawSubstitution, ...] = ()
-
-
-@dataclass(frozen=True)
-class _RawPipeline:
-    """Elements joined by pipes; ``with_stderr[i]`` says whether the pipe after element ``i`` is ``|&``."""
-
-    elements: tuple[_RawStage | _RawGroup, ...]
-    with_stderr: tuple[bool, ...]
-
-
-@dataclass(frozen=True)
-class _RawSubstitution:
-    """``<(...)`` (``writes`` False) or ``>(...)``: the pipeline it runs, and the column it starts at."""
-
-    writes: bool
-    pipeline: _RawPipeline
-    start: int
-
-
-@dataclass(frozen=True)
-class _RawGroup:
-    """``{ a ; b | c }``: branches side by side, each reading a copy of the input, outputs merged."""
-
-    branches: tuple[_RawPipeline, ...]
-    start: int
 
 
 class Parser:
@@ -117,7 +78,7 @@ class Parser:
         self.index += 1
         return token
 
-    def pipeline(self) -> _RawPipeline:
+    def pipeline(self) -> RawPipeline:
         if not self.tokens:
             raise self.error("empty pipeline", 0, hint='give a command, e.g. ppipe "seq 3 | wc -l"')
         pipeline = self.branch()
@@ -134,7 +95,7 @@ class Parser:
             )
         return pipeline
 
-    def branch(self) -> _RawPipeline:
+    def branch(self) -> RawPipeline:
         elements = [self.element(first=True)]
         with_stderr: list[bool] = []
         while isinstance(token := self.peek(), Operator) and token.op in ("|", "|&"):
@@ -153,12 +114,12 @@ class Parser:
                 )
             with_stderr.append(token.op == "|&")
             elements.append(self.element())
-        return _RawPipeline(tuple(elements), tuple(with_stderr))
+        return RawPipeline(tuple(elements), tuple(with_stderr))
 
-    def element(self, first: bool = False) -> _RawStage | _RawGroup:
+    def element(self, first: bool = False) -> RawStage | RawGroup:
         return self.group() if is_brace(self.peek(), "{") else self.stage(first)
 
-    def group(self) -> _RawGroup:
+    def group(self) -> RawGroup:
         opening = self.next()
         assert isinstance(opening, Word)
         self.depth += 1
@@ -190,9 +151,9 @@ class Parser:
                 max(1, after.end - after.start),
                 "redirect inside the branches: { a > f ; b }",
             )
-        return _RawGroup(tuple(branches), opening.start)
+        return RawGroup(tuple(branches), opening.start)
 
-    def group_branch(self, opening: Word) -> _RawPipeline:
+    def group_branch(self, opening: Word) -> RawPipeline:
         token = self.peek()
         if token is None:
             raise self.error(
@@ -212,14 +173,14 @@ class Parser:
             )
         return self.branch()
 
-    def stage(self, first_in_pipeline: bool = False) -> _RawStage:
+    def stage(self, first_in_pipeline: bool = False) -> RawStage:
         first = self.peek()
         start = first.start if first else len(self.text)
         may_fail = self.opt_out_marker()
         assignments: list[Word] = []
         words: list[Word] = []
         redirects: list[tuple[Operator, Word | None]] = []
-        substitutions: list[_RawSubstitution] = []
+        substitutions: list[RawSubstitution] = []
         while (token := self.peek()) is not None:
             if isinstance(token, Operator) and token.op in ("|", "|&", ";"):
                 break
@@ -267,13 +228,13 @@ class Parser:
                 2,
             )
         ordered = tuple(sorted(substitutions, key=lambda s: s.start))
-        return _RawStage(tuple(assignments), tuple(words), tuple(redirects), may_fail, start, end, ordered)
+        return RawStage(tuple(assignments), tuple(words), tuple(redirects), may_fail, start, end, ordered)
 
-    def substitutions(self, word: Word | None) -> list[_RawSubstitution]:
+    def substitutions(self, word: Word | None) -> list[RawSubstitution]:
         """The process substitutions of a word, each parsed: ``substitution := ('<(' | '>(') pipeline ')'``."""
         return [self.substitution(piece) for piece in word.substitutions] if word is not None else []
 
-    def substitution(self, piece: ProcessSubstitution) -> _RawSubstitution:
+    def substitution(self, piece: ProcessSubstitution) -> RawSubstitution:
         if not piece.tokens:
             raise self.error(
                 "an empty process substitution: it needs a command",
@@ -282,7 +243,7 @@ class Parser:
                 "e.g. diff <(sort a.txt) <(sort b.txt)",
             )
         inner = Parser(self.text, list(piece.tokens), self.depth + 1, substituted=True)
-        return _RawSubstitution(piece.writes, inner.pipeline(), piece.start)
+        return RawSubstitution(piece.writes, inner.pipeline(), piece.start)
 
     def command_name(self, word: Word) -> None:
         """Refuses a process substitution in a command's name: ppipe runs programs it finds before any starts."""
@@ -445,151 +406,4 @@ def parse(
     tokens = Lexer(text).tokens()
     raw = Parser(text, tokens).pipeline()
     expander = Expander(text, os.environ if env is None else env, cwd, placeholders)
-    return _GraphBuilder(text, expander).build(raw)
-
-
-class _GraphBuilder:
-    """Numbers the stages in text order and joins them with edges.
-
-    ``a | X`` joins every stage whose output is ``a``'s (its *exits*) to
-    every stage that reads ``X``'s input (its *entries*). A stage's exits
-    and entries are itself; a group's are those of all its branches. So
-    ``a | { b ; c } | d`` gives a→b, a→c (fan-out: each gets a full copy)
-    and b→d, c→d (fan-in: lines merged whole).
-
-    A stage holding process substitutions is numbered before them, and they
-    after it in text order (``diff <(sort a) <(sort b)``: 1, 2, 3), so that
-    "the rightmost failure" is a substitution's before its holder's. A
-    ``<(P)``'s exits feed the holder's descriptor N (``/dev/fd/N``, numbered
-    as bash numbers them: :func:`_substitution_fds`) and its entries read
-    what the holder reads; a ``>(P)``'s entries are fed by the holder's N and
-    its exits write where the holder's stdout goes, as in bash.
-    """
-
-    def __init__(self, text: str, expander: Expander) -> None:
-        self.text = text
-        self.expander = expander
-        self.stages: dict[int, Stage] = {}
-        self.next_id = 1
-        self.edges: list[Edge] = []
-        self.branch: tuple[tuple[int, int, int], ...] = ()
-        self.groups = 0
-
-    def build(self, raw: _RawPipeline) -> Graph:
-        entries, exits = self.pipeline(raw)
-        inputs = [Edge(Boundary.STDIN, entry) for entry in entries]
-        outputs = [Edge(exit_, Boundary.STDOUT) for exit_ in exits]
-        inner = sorted(self.edges, key=lambda e: (e.source, e.target, e.source_fd, e.target_fd))
-        stages = tuple(self.stages[i] for i in range(1, self.next_id))
-        return Graph(text=self.text, stages=stages, edges=(*inputs, *inner, *outputs))
-
-    def pipeline(self, raw: _RawPipeline) -> tuple[list[int], list[int]]:
-        entries, exits = self.element(raw.elements[0])
-        for with_stderr, element in zip(raw.with_stderr, raw.elements[1:], strict=True):
-            next_entries, next_exits = self.element(element)
-            self.edges.extend(Edge(a, b, with_stderr) for a in exits for b in next_entries)
-            exits = next_exits
-        return entries, exits
-
-    def element(self, raw: _RawStage | _RawGroup) -> tuple[list[int], list[int]]:
-        if isinstance(raw, _RawStage):
-            return self.stage(raw)
-        entries: list[int] = []
-        exits: list[int] = []
-        outer = self.branch
-        group = self.new_group()
-        for index, branch in enumerate(raw.branches):
-            self.branch = (*outer, (group, index, len(raw.branches)))
-            branch_entries, branch_exits = self.pipeline(branch)
-            entries += branch_entries
-            exits += branch_exits
-        self.branch = outer
-        return entries, exits
-
-    def new_group(self) -> int:
-        self.groups += 1
-        return self.groups
-
-    def stage(self, raw: _RawStage) -> tuple[list[int], list[int]]:
-        """The stage, then its substitutions' stages (drawn as a group of branches beneath it)."""
-        holder = self.next_id
-        self.next_id += 1
-        fds = _substitution_fds(raw)
-        outer = self.branch
-        group = self.new_group() if raw.substitutions else 0
-        for index, substitution in enumerate(raw.substitutions):
-            self.branch = (*outer, (group, index, len(raw.substitutions)))
-            self.substitution(holder, fds[substitution.start], substitution)
-        self.branch = outer
-        paths = {start: f"/dev/fd/{fd}" for start, fd in fds.items()}
-        stage = _build_stage(holder, raw, self.text, self.expander, paths)
-        self.stages[holder] = dataclasses.replace(stage, branch=outer)
-        return [holder], [holder]
-
-    def substitution(self, holder: int, fd: int, raw: _RawSubstitution) -> None:
-        entries, exits = self.pipeline(raw.pipeline)
-        if raw.writes:
-            self.edges.extend(Edge(holder, entry, source_fd=fd) for entry in entries)
-            for exit_ in exits:
-                self.stages[exit_] = dataclasses.replace(self.stages[exit_], writes_stdout_of=holder)
-        else:
-            self.edges.extend(Edge(exit_, holder, target_fd=fd) for exit_ in exits)
-            for entry in entries:
-                self.stages[entry] = dataclasses.replace(self.stages[entry], reads_stdin_of=holder)
-
-
-def _substitution_fds(raw: _RawStage) -> dict[int, int]:
-    """Each substitution's descriptor, by where it starts: bash's order, the words' first, then the
-    assignments', then the redirections' (``X=<(a) cmd <(b) < <(c)``: b 63, a 62, c 61)."""
-    words = [piece.start for word in raw.words for piece in word.substitutions]
-    assigned = [piece.start for word in raw.assignments for piece in word.substitutions]
-    redirected = [piece.start for _, word in raw.redirects if word is not None for piece in word.substitutions]
-    return {start: FIRST_SUBSTITUTION_FD - n for n, start in enumerate([*words, *assigned, *redirected])}
-
-
-def _paths_filled(word: Word, paths: dict[int, str]) -> tuple[Piece, ...]:
-    """The word's pieces, each process substitution replaced by its path: literal text, never split or globbed."""
-    return tuple(
-        Lit(paths[piece.start], quoted=True) if isinstance(piece, ProcessSubstitution) else piece
-        for piece in word.pieces
-    )
-
-
-def _build_stage(stage_id: int, raw: _RawStage, text: str, expander: Expander, paths: dict[int, str]) -> Stage:
-    env: list[tuple[str, str]] = []
-    for word in raw.assignments:
-        pieces = _paths_filled(word, paths)
-        first = pieces[0]
-        assert isinstance(first, Lit)
-        name, _, value_start = first.text.partition("=")
-        value_pieces = ((Lit(value_start, quoted=False),) if value_start else ()) + pieces[1:]
-        env.append((name, expander.assignment_value(value_pieces, assigned=dict(env))))
-    argv = [field for word in raw.words for field in expander.fields(_paths_filled(word, paths))]
-    redirects: list[Redirect] = []
-    for op, target in raw.redirects:
-        redirects.extend(_redirects(op, target, expander, paths))
-    if not argv:
-        word = raw.words[0]
-        # bash runs nothing and succeeds here; ppipe refuses, as a stage that does nothing is a mistake
-        raise PipelineSyntaxError(
-            "the command expanded to nothing",
-            text,
-            word.start,
-            word.end - word.start,
-            "set the variable, or quote it to pass an empty name; a stage needs a command to run",
-        )
-    return Stage(
-        stage_id, tuple(argv), tuple(env), tuple(redirects), raw.may_fail, source=text[raw.start : raw.end].strip()
-    )
-
-
-def _redirects(op: Operator, target: Word | None, expander: Expander, paths: dict[int, str]) -> list[Redirect]:
-    assert target is not None
-    default_fd, kind = _REDIRECTIONS[op.op]
-    fd = default_fd if op.fd is None else op.fd
-    if kind is RedirectOp.DUP:
-        return [Redirect(fd, RedirectOp.DUP, source_fd=int(target.leading_text))]
-    path, error = expander.redirect_target(_paths_filled(target, paths), target.start, target.end)
-    if op.op.startswith("&"):
-        return [Redirect(1, kind, path, error=error), Redirect(2, RedirectOp.DUP, source_fd=1)]
-    return [Redirect(fd, kind, path, error=error)]
+    return GraphBuilder(text, expander).build(raw)
