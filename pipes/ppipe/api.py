@@ -50,7 +50,7 @@ class RunKeywords(TypedDict, total=False):
     The others are the command line's options of the same names, with the
     same defaults (``fork``: None, one plain run): ``no_fail``,
     ``timeout``, ``kill_after``, ``pager``, ``fork``, ``max_restarts``,
-    ``fail_fast``, ``tag``, ``keep_order``, ``block`` (bytes),
+    ``fail_fast``, ``tag``, ``tag_format``, ``keep_order``, ``block`` (bytes),
     ``jobs``, ``halt`` (a :class:`~ppipe.policy.Halt` or its text,
     ``"now,fail=1"``), ``shard_timeout``, ``retry_delay``, ``joblog``,
     ``resume`` (:class:`~ppipe.shards.joblog.Resume`) and ``header``;
@@ -85,6 +85,7 @@ class RunKeywords(TypedDict, total=False):
     max_restarts: int
     fail_fast: bool
     tag: bool
+    tag_format: str | None
     keep_order: bool
     block: int
     jobs: int | None

@@ -67,10 +67,8 @@ def run_command(config: Config) -> int:
         if config.explain:
             from ppipe.cli.explain import explain_text
 
-            shards = (plan.offset, plan.total) if plan is not None else None
-            each = plan if plan is not None and plan.items is not None else None
             text, status = explain_text(
-                config.pipeline, shards=shards, placeholders=placeholders, identity=sharding.identity, each=each
+                config.pipeline, plan=plan, placeholders=placeholders, identity=sharding.identity
             )
             return print_out(text) or status
         if plan is None:  # parsed here, once: the pager is decided from it, and a failed start reports it

@@ -36,6 +36,8 @@ class Attempt:
     pid: int
     control: IOStream | None
     started_at: float
+    #: The local slot (1 … ``--jobs``) it ran in: its ``{slot}``.
+    slot: int | None = None
     ended_at: float | None = None
     result: PipelineResult | None = None
     error: str | None = None
