@@ -11,11 +11,13 @@ import asyncio
 import os
 import shlex
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pexpect
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,15 +26,19 @@ import ppipe
 from ppipe.lines import LineCutter, text_lines
 
 from helpers import (
+    ENV,
     POLL,
     children,
     own_children_named,
     pids_alive,
     python_stage,
     verdicts,
+    wait_for_children,
     wait_for_stalled_writer,
+    wait_gone,
     written_by,
 )
+from helpers import ppipe as run_ppipe
 
 #: The stages' stderr, thrown away: the tests read results, not messages.
 QUIET = os.open(os.devnull, os.O_WRONLY)
@@ -255,6 +261,37 @@ def test_with_handle_signals_sigint_stops_the_run_and_the_lines_end(leaves_nothi
     assert run.result.exit_status == 130
 
 
+CONSUMER = """
+import ppipe, sys
+with ppipe.stream("yes | cat", handle_signals=sys.argv[1] == "forward") as run:
+    for count, line in enumerate(run):
+        if count == 10:
+            print("reading", flush=True)
+print("ended", run.result.interrupted_by, run.result.exit_status, flush=True)
+"""
+
+
+@pytest.mark.parametrize("signals", ["python", "forward"])
+def test_ctrl_c_at_a_terminal_stops_the_stages_and_the_reader(signals: str) -> None:
+    """The terminal sends SIGINT to the whole foreground group, the reading Python and its stages alike. By
+    default Python ends by KeyboardInterrupt, as it would without ppipe; with handle_signals the run is
+    interrupted and the block ends normally. Either way no stage is left."""
+    child = pexpect.spawn(sys.executable, ["-c", CONSUMER, signals], env=ENV, timeout=30)
+    child.expect("reading")
+    stages = wait_for_children(child.pid, 2)
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    said = (child.before or b"").decode()
+    if signals == "python":
+        assert child.signalstatus == signal.SIGINT  # an uncaught KeyboardInterrupt, re-raised by Python
+        assert "KeyboardInterrupt" in said
+    else:
+        assert child.exitstatus == 0
+        assert "ended SIGINT 130" in said
+    assert wait_gone(stages, 5) == []
+
+
 def test_a_run_inside_the_block_leaves_the_stream_working(leaves_nothing_behind: None) -> None:
     """The nested run takes the signals for its own loop; the stream's loop must still see its stages end."""
     with ppipe.stream("sh -c 'echo one; sleep 0.3; echo two; sleep 0.3'") as run:
@@ -327,6 +364,14 @@ def test_a_sharded_run_gives_its_shards_merged_whole_lines_tagged_and_in_order(l
     assert run.result.ok and len(run.result.shards) == 3
     with ppipe.stream("echo {item}", items=["x", "y", "z"], keep_order=True, encoding="utf-8") as ordered:
         assert list(ordered) == ["x\n", "y\n", "z\n"]
+
+
+def test_a_sharded_stream_gives_what_the_command_line_prints(leaves_nothing_behind: None) -> None:
+    text = r"printf 'x{task_id}\ny\n' < /dev/null"
+    printed = run_ppipe("--fork", "4", "--tag", "--keep-order", text).stdout
+    with ppipe.stream(text, fork=4, tag=True, keep_order=True) as run:
+        assert b"".join(run) == printed
+    assert printed.count(b"\n") == 8
 
 
 def test_breaking_out_of_a_sharded_run_stops_its_shards(leaves_nothing_behind: None) -> None:

@@ -43,8 +43,11 @@ class SteppedLoop:
         asyncio.set_event_loop(self.loop)  # as asyncio.run does: code that asks for the current loop finds it
         self._step: asyncio.Future[object] | None = None
         self._interrupted = False
+        #: SIGINT's handler before this loop's: Python's own, or the loop of a stream whose block this one runs in.
+        self._previous_sigint = signal.getsignal(signal.SIGINT)
         self._own_sigint = threading.current_thread() is threading.main_thread() and (
-            signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            self._previous_sigint is signal.default_int_handler
+            or isinstance(getattr(self._previous_sigint, "__self__", None), SteppedLoop)
         )
         if self._own_sigint:
             signal.signal(signal.SIGINT, self._on_sigint)
@@ -90,7 +93,7 @@ class SteppedLoop:
             asyncio.set_event_loop(None)
             self.loop.close()
             if self._own_sigint and signal.getsignal(signal.SIGINT) == self._on_sigint:
-                signal.signal(signal.SIGINT, signal.default_int_handler)
+                signal.signal(signal.SIGINT, self._previous_sigint)
 
 
 def refuse_a_running_loop(message: str) -> None:
