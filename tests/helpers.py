@@ -180,6 +180,33 @@ def wait_for_stalled_pipe(fd: int, timeout: float = 30, still: float = 0.2) -> i
         time.sleep(POLL)
 
 
+def written_by(pid: int) -> int | None:
+    """How many bytes process ``pid`` has written in all (``wchar`` of ``/proc/<pid>/io``); None where unreadable."""
+    try:
+        with open(f"/proc/{pid}/io") as handle:
+            fields = dict(line.split(": ", 1) for line in handle.read().splitlines())
+    except (OSError, ValueError):
+        return None
+    return int(fields["wchar"])
+
+
+def wait_for_stalled_writer(pid: int, timeout: float = 30, still: float = 0.2) -> int:
+    """Waits until process ``pid`` has written nothing more for ``still`` seconds (it is blocked on a full pipe, or
+    done writing); returns how many bytes it has written in all."""
+    deadline = time.monotonic() + timeout
+    written, since = -1, time.monotonic()
+    while True:
+        now, found = time.monotonic(), written_by(pid)
+        assert found is not None, f"cannot read what process {pid} has written (/proc/{pid}/io)"
+        if found != written:
+            written, since = found, now
+        elif now - since >= still:
+            return written
+        if now > deadline:
+            raise AssertionError(f"process {pid} never stopped writing within {timeout} s ({written} bytes)")
+        time.sleep(POLL)
+
+
 # ---------------------------------------------------------------- the process table
 
 

@@ -1,7 +1,8 @@
 """ppipe runs shell-style pipelines as a graph of real processes, and sees every edge.
 
 The public API is re-exported here: :func:`parse`, :func:`run`,
-:func:`run_async` and their :class:`RunKeywords`, :data:`CAPTURE`, the model,
+:func:`run_async` and their :class:`RunKeywords`, :func:`stream` and
+:func:`stream_async` (the output read line by line as it comes), :data:`CAPTURE`, the model,
 the result types, the errors, :func:`to_report` and :func:`load_report` (a
 result as its JSON report and back), :func:`merge_reports` for the reports of
 a job array's tasks, and every type their signatures name (a test checks it).
@@ -23,6 +24,11 @@ _EXPORTS = {
     "run": "api",
     "run_async": "api",
     "RunKeywords": "api",
+    "PipelineKeywords": "api",
+    "stream": "api",
+    "stream_async": "api",
+    "StreamedRun": "streaming",
+    "AsyncStreamedRun": "streaming",
     "CAPTURE": "engine.options",
     "Capture": "engine.options",
     "Sink": "engine.sinks",
@@ -44,6 +50,7 @@ _EXPORTS = {
     "PipelineFailed": "errors",
     "PipelineSyntaxError": "errors",
     "PpipeError": "errors",
+    "RunNotFinished": "errors",
     "Boundary": "graph",
     "Edge": "graph",
     "Graph": "graph",
@@ -82,9 +89,12 @@ __all__ = [*_EXPORTS, "__version__"]  # noqa: PLE0604 (ruff cannot see that the 
 if TYPE_CHECKING:
     from typing import Any
 
+    from ppipe.api import PipelineKeywords as PipelineKeywords
     from ppipe.api import RunKeywords as RunKeywords
     from ppipe.api import run as run
     from ppipe.api import run_async as run_async
+    from ppipe.api import stream as stream
+    from ppipe.api import stream_async as stream_async
     from ppipe.engine.options import CAPTURE as CAPTURE
     from ppipe.engine.options import Capture as Capture
     from ppipe.engine.sinks import Sink as Sink
@@ -95,6 +105,7 @@ if TYPE_CHECKING:
     from ppipe.errors import PipelineFailed as PipelineFailed
     from ppipe.errors import PipelineSyntaxError as PipelineSyntaxError
     from ppipe.errors import PpipeError as PpipeError
+    from ppipe.errors import RunNotFinished as RunNotFinished
     from ppipe.flow import EdgeResult as EdgeResult
     from ppipe.flow import StageFlow as StageFlow
     from ppipe.graph import Boundary as Boundary
@@ -135,6 +146,8 @@ if TYPE_CHECKING:
     from ppipe.snapshots import Unlisted as Unlisted
     from ppipe.stops import StopKind as StopKind
     from ppipe.stops import StopReason as StopReason
+    from ppipe.streaming import AsyncStreamedRun as AsyncStreamedRun
+    from ppipe.streaming import StreamedRun as StreamedRun
 
 
 def __getattr__(name: str) -> Any:

@@ -22,10 +22,13 @@ from ppipe.snapshots import RunObserver
 
 
 def stdout_target(options: RunOptions, observer: RunObserver | None) -> tuple[Sink, CaptureSink | None]:
-    """Where a sharded run's merged output goes, whatever ran its shards: the view, memory, or a descriptor.
+    """Where a sharded run's merged output goes, whatever ran its shards: the API's stream, the view, memory,
+    or a descriptor.
 
     The second item is the capture, when ``options.stdout`` asked for one.
     """
+    if isinstance(options.stdout, Sink):  # ppipe.stream reads it; whole lines already, as below
+        return options.stdout, None
     if observer is not None and (watched := observer.stdout_sink()) is not None:
         return watched, None  # whole lines already: each attempt writes through a LineAssembler
     stdout = options.stdout
