@@ -53,6 +53,8 @@ class Attempt:
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     #: What its stdout pump counted, once the pump is let go (:meth:`pumped`): bytes, lines.
     counted: tuple[int, int] = (0, 0)
+    #: The slot it runs in, as its slot's hello said (None where the backend did not say).
+    slot: int | None = None
 
     def lose(self, why: str) -> None:
         self.lost = why if self.lost is None else f"{self.lost}; {why}"
@@ -127,7 +129,15 @@ class Attempt:
             else:
                 error = "; ".join(filter(None, (error, self.lost)))
         return ShardAttempt(
-            self.number, self.pid, self.started_at, self.ended_at, result, error, error_status, self.wait_status
+            self.number,
+            self.pid,
+            self.started_at,
+            self.ended_at,
+            result,
+            error,
+            error_status,
+            self.wait_status,
+            slot=self.slot,
         )
 
 
