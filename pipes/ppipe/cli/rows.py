@@ -240,7 +240,7 @@ class StageRows:
                 failure_panel(
                     f"stage {stage.stage.id} failed",
                     stage.describe_end(),
-                    Text(tail),
+                    tail,
                     one_line(stage.stage.command),
                     self.view.width,
                 )
@@ -460,7 +460,7 @@ class ShardRows:
             lines.append(f"stage {stage.stage.id} ({one_line(stage.stage.command)}): {stage.describe_end()}")
             lines.extend(f"  {line}" for line in stage.stderr_tail[-5:])
         return failure_panel(
-            f"shard {shard.task_id} failed", "", Text("\n".join(lines)), one_line(shard.pipeline), self.view.width
+            f"shard {shard.task_id} failed", "", "\n".join(lines), one_line(shard.pipeline), self.view.width
         )
 
 
