@@ -471,7 +471,8 @@ def shard_tally(result: RunResult) -> str:
         name = "ok" if shard.verdict in (Verdict.OK, Verdict.BROKEN_PIPE, Verdict.IGNORED) else shard.verdict.value
         counts[name] = counts.get(name, 0) + 1
     tally = ", ".join(f"{count} {name}" for name, count in counts.items() if count)
-    return f"{len(result.shards)} shards: {tally} in {seconds_text(result.ended_at - result.started_at)}"
+    noun = "shard" if len(result.shards) == 1 else "shards"
+    return f"{len(result.shards)} {noun}: {tally} in {seconds_text(result.ended_at - result.started_at)}"
 
 
 def _stage_row(stage: StageSnapshot) -> list[Cell]:
