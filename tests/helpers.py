@@ -344,15 +344,17 @@ def own_children_named(name: str) -> list[int]:
 
 
 @contextlib.contextmanager
-def tmpfs(where: Path, size: str) -> Iterator[Path]:
+def tmpfs(where: Path, size: str, options: str = "") -> Iterator[Path]:
     """A real tmpfs of ``size`` (``64k``, ``2m``) mounted on ``where``, unmounted whatever happens in the block.
 
-    Skips the test where it cannot be mounted (not root, or no permission in this container).
+    ``options`` are more mount options (``ro``: a disk nobody may write, root included). Skips the test where it
+    cannot be mounted (not root, or no permission in this container).
     """
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     where.mkdir(exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True)
+    given = f"size={size}" + (f",{options}" if options else "")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", given, "tmpfs", str(where)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:

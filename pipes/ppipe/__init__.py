@@ -5,7 +5,8 @@ The public API is re-exported here: :func:`parse`, :func:`run`,
 :func:`stream_async` (the output read line by line as it comes), :data:`CAPTURE`, the model,
 the result types, the errors, :func:`to_report` and :func:`load_report` (a
 result as its JSON report and back), :func:`merge_reports` for the reports of
-a job array's tasks, and every type their signatures name (a test checks it).
+a job array's tasks, :func:`timeline_of` (a run's attempts over time), and
+every type their signatures name (a test checks it).
 The names are loaded on first use, so that ``ppipe --version`` or
 ``--explain`` does not pay for importing tornado and asyncio.
 """
@@ -77,6 +78,12 @@ _EXPORTS = {
     "read_reports": "merging",
     "load_report": "report",
     "to_report": "report",
+    "timeline_of": "timeline",
+    "Timeline": "timeline",
+    "TimelineRow": "timeline",
+    "TimelineBar": "timeline",
+    "BarEnd": "timeline",
+    "RowKind": "timeline",
     "parse": "language.parser",
     "placeholder_values": "language.parser",
     "substitute_placeholders": "language.parser",
@@ -148,6 +155,12 @@ if TYPE_CHECKING:
     from ppipe.stops import StopReason as StopReason
     from ppipe.streaming import AsyncStreamedRun as AsyncStreamedRun
     from ppipe.streaming import StreamedRun as StreamedRun
+    from ppipe.timeline import BarEnd as BarEnd
+    from ppipe.timeline import RowKind as RowKind
+    from ppipe.timeline import Timeline as Timeline
+    from ppipe.timeline import TimelineBar as TimelineBar
+    from ppipe.timeline import TimelineRow as TimelineRow
+    from ppipe.timeline import timeline_of as timeline_of
 
 
 def __getattr__(name: str) -> Any:

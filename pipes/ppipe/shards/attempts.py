@@ -129,7 +129,15 @@ class Attempt:
             else:
                 error = "; ".join(filter(None, (error, self.lost)))
         return ShardAttempt(
-            self.number, self.pid, self.started_at, self.ended_at, result, error, error_status, self.wait_status
+            self.number,
+            self.pid,
+            self.started_at,
+            self.ended_at,
+            result,
+            error,
+            error_status,
+            self.wait_status,
+            slot=self.slot,
         )
 
 
