@@ -180,6 +180,33 @@ def wait_for_stalled_pipe(fd: int, timeout: float = 30, still: float = 0.2) -> i
         time.sleep(POLL)
 
 
+def written_by(pid: int) -> int | None:
+    """How many bytes process ``pid`` has written in all (``wchar`` of ``/proc/<pid>/io``); None where unreadable."""
+    try:
+        with open(f"/proc/{pid}/io") as handle:
+            fields = dict(line.split(": ", 1) for line in handle.read().splitlines())
+    except (OSError, ValueError):
+        return None
+    return int(fields["wchar"])
+
+
+def wait_for_stalled_writer(pid: int, timeout: float = 30, still: float = 0.2) -> int:
+    """Waits until process ``pid`` has written nothing more for ``still`` seconds (it is blocked on a full pipe, or
+    done writing); returns how many bytes it has written in all."""
+    deadline = time.monotonic() + timeout
+    written, since = -1, time.monotonic()
+    while True:
+        now, found = time.monotonic(), written_by(pid)
+        assert found is not None, f"cannot read what process {pid} has written (/proc/{pid}/io)"
+        if found != written:
+            written, since = found, now
+        elif now - since >= still:
+            return written
+        if now > deadline:
+            raise AssertionError(f"process {pid} never stopped writing within {timeout} s ({written} bytes)")
+        time.sleep(POLL)
+
+
 # ---------------------------------------------------------------- the process table
 
 
@@ -317,15 +344,17 @@ def own_children_named(name: str) -> list[int]:
 
 
 @contextlib.contextmanager
-def tmpfs(where: Path, size: str) -> Iterator[Path]:
+def tmpfs(where: Path, size: str, options: str = "") -> Iterator[Path]:
     """A real tmpfs of ``size`` (``64k``, ``2m``) mounted on ``where``, unmounted whatever happens in the block.
 
-    Skips the test where it cannot be mounted (not root, or no permission in this container).
+    ``options`` are more mount options (``ro``: a disk nobody may write, root included). Skips the test where it
+    cannot be mounted (not root, or no permission in this container).
     """
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     where.mkdir(exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True)
+    given = f"size={size}" + (f",{options}" if options else "")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", given, "tmpfs", str(where)], capture_output=True)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:

@@ -1,4 +1,5 @@
-"""The public API's types: ``mypy --strict`` holds callers of ``ppipe.run`` and ``ppipe.run_async`` to them.
+"""The public API's types: ``mypy --strict`` holds callers of ``ppipe.run``, ``ppipe.stream`` and their async twins
+to them.
 
 One mypy process checks every snippet: the README's "Python API" examples
 (read at test time, so the README cannot drift from the API), a snippet of
@@ -6,7 +7,8 @@ calls that must be rejected and one that reveals the ``fork`` overloads'
 result types. Each test then reads what mypy said about its own file. A
 line ending ``# expect: TEXT`` must get an error containing TEXT, a line
 ending ``# reveal: TYPE`` a ``reveal_type`` note of exactly TYPE; any other
-error fails the test.
+error fails the test. The revealed snippet also pins what a stream's lines are: bytes, or str with
+``encoding=``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,10 @@ ppipe.run("true", tiemout=3)  # expect: Unexpected keyword argument "tiemout"
 ppipe.run("a | b").shard  # expect: "RunResult" has no attribute "shard"
 ppipe.run("x", fork="2")  # expect: Argument "fork" to "run" has incompatible type "str"; expected "int | None"
 ppipe.run("x", stdin=b"")  # expect: Argument "stdin" to "run" has incompatible type "bytes"
+ppipe.stream("x", stdout=1)  # expect: Unexpected keyword argument "stdout" for overloaded function "stream"
+ppipe.stream("x", tiemout=1)  # expect: Unexpected keyword argument "tiemout" for overloaded function "stream"
+ppipe.stream("x", errors="replace")  # expect: No overload variant of "stream" matches argument types "str", "str"
+ppipe.stream_async("x", stdout=1)  # expect: Unexpected keyword argument "stdout" for overloaded function
 """
 
 REVEALED = """\
@@ -70,6 +76,27 @@ reveal_type(ppipe.run("x", fork=2))  # reveal: ppipe.results.RunResult
 reveal_type(ppipe.run("x", fork=2).local)  # reveal: ppipe.results.PipelineResult | None
 reveal_type(ppipe.run("x", fork=0, check=True).shards)  # reveal: typing.Sequence[ppipe.results.ShardResult]
 reveal_type(ppipe.PipelineFailed(ppipe.run("x")).result.stages)  # reveal: tuple[ppipe.results.StageResult, ...]
+
+
+def streamed(fork: int | None) -> None:
+    with ppipe.stream("seq 3", fork=fork, tag=True) as run:
+        reveal_type(run)  # reveal: ppipe.streaming.StreamedRun[bytes]
+        for line in run:
+            reveal_type(line)  # reveal: bytes
+    reveal_type(run.result)  # reveal: ppipe.results.RunResult
+    with ppipe.stream("seq 3", encoding="utf-8", errors="replace", record_end=b"\0") as text:
+        for row in text:
+            reveal_type(row)  # reveal: str
+
+
+async def streamed_async() -> None:
+    async with ppipe.stream_async("seq 3") as run:
+        async for line in run:
+            reveal_type(line)  # reveal: bytes
+    async with ppipe.stream_async("seq 3", encoding="ascii") as text:
+        async for row in text:
+            reveal_type(row)  # reveal: str
+    reveal_type(text.result)  # reveal: ppipe.results.RunResult
 """
 
 #: ``path:line: severity: message``, as mypy prints it with ``--no-pretty``.
@@ -208,6 +235,10 @@ def test_the_keywords_are_declared_once_and_cover_every_run_and_shard_option() -
         parameters = inspect.signature(function).parameters
         assert list(parameters) == ["pipeline", "keywords"]
         assert function.__annotations__["keywords"] == "Unpack[RunKeywords]"
+    for streaming in (api.stream, api.stream_async):
+        assert list(inspect.signature(streaming).parameters) == ["pipeline", "encoding", "errors", "keywords"]
+        assert streaming.__annotations__["keywords"] == "Unpack[PipelineKeywords]"
+    assert ppipe.RunKeywords.__optional_keys__ - ppipe.PipelineKeywords.__optional_keys__ == {"stdout"}
     keywords = ppipe.RunKeywords.__optional_keys__
     # processes is fork itself; offset, stride and tasks place a machine's shards in a job array (the CLI's business).
     placing = {"processes", "offset", "stride", "tasks"}

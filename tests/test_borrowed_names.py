@@ -25,6 +25,8 @@ def owner_of(name: str) -> object:
         return Subprocess
     if where == "loop":
         return asyncio.new_event_loop()
+    if where == "Handle":
+        return asyncio.Handle(print, (), asyncio.new_event_loop())
     read_fd, write_fd = os.pipe()
     os.close(write_fd)
     return PipeIOStream(read_fd)
@@ -39,6 +41,8 @@ def test_tornado_and_asyncio_still_have_what_ppipe_borrows(name: str) -> None:
             f"(see ppipe/tornado_internals.py), so this upgrade needs a change there"
         )
     finally:
+        if isinstance(owner, asyncio.Handle):
+            owner._loop.close()
         if isinstance(owner, (asyncio.AbstractEventLoop, PipeIOStream)):
             owner.close()
 

@@ -168,3 +168,25 @@ def test_zsh_fish_completing_a_command_at_a_stage_start(shell: str, tmp_path: Pa
 @pytest.mark.parametrize("shell", SHELLS)
 def test_zsh_fish_completing_an_option(shell: str, tmp_path: Path) -> None:
     assert shell_buffer(shell, "ppipe --di", tmp_path) == "ppipe --display "
+
+
+# ---------------------------------------------------------------- ppipe report merge|show
+
+
+@needs_bash
+def test_report_completes_its_subcommands_their_options_and_files(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text("{}")
+    assert completed_line("ppipe report sh", tmp_path).endswith("ppipe report show ")
+    assert completed_line("ppipe report show --tim", tmp_path).endswith("ppipe report show --timeline ")
+    assert completed_line("ppipe report merge --ta", tmp_path).endswith("ppipe report merge --tasks ")
+    assert completed_line("ppipe report show ru", tmp_path).endswith("ppipe report show run.json ")
+    assert completed_line("ppipe report show --svg ru", tmp_path).endswith("ppipe report show --svg run.json ")
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_zsh_fish_report_completes_its_subcommands_their_options_and_files(shell: str, tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text("{}")
+    assert shell_buffer(shell, "ppipe report sh", tmp_path) == "ppipe report show "
+    assert shell_buffer(shell, "ppipe report show --tim", tmp_path) == "ppipe report show --timeline "
+    assert shell_buffer(shell, "ppipe report merge --ta", tmp_path) == "ppipe report merge --tasks "
+    assert shell_buffer(shell, "ppipe report show ru", tmp_path) == "ppipe report show run.json "

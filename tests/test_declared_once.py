@@ -16,17 +16,17 @@ from pathlib import Path
 import typer.main
 
 import ppipe
-from ppipe.cli import options
+from ppipe.cli import generate, options
 from ppipe.cli.config import Config
 
 from helpers import ENV
 
 CLI = Path(options.__file__).parent
-REGENERATE = "the typer command changed: regenerate with `python -m ppipe.cli.options write`"
+REGENERATE = "the typer command changed: regenerate with `python -m ppipe.cli.generate`"
 
 
 def test_the_generated_option_modules_match_the_typer_command() -> None:
-    for name, text in options.generated().items():
+    for name, text in generate.generated().items():
         assert (CLI / name).read_text() == text, f"{name} is out of date; {REGENERATE}"
 
 

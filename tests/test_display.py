@@ -63,6 +63,15 @@ def test_failure_panel_names_the_stage_status_and_stderr() -> None:
     assert not screen.cursor.hidden
 
 
+def test_the_failure_panel_shows_an_escape_in_stderr_as_cat_v_does() -> None:
+    """Above the view, a stage's stderr passes as written (grep's colours stay); the panel, drawn by rich and
+    measured by it, shows ``^[``: an escape there would clear the screen the summary is on."""
+    _, status, raw = run_in_terminal("sh -c 'printf \"bad\\033[2J\\n\" >&2; exit 3'")
+    assert status == 3
+    summary = raw[raw.rindex(b"stage 1 failed") :]
+    assert b"bad^[[2J" in summary and b"\x1b[2J" not in summary
+
+
 def test_stderr_lines_appear_above_the_view_whole() -> None:
     script = "for i in 1 2 3; do echo line-$i >&2; sleep 0.2; done; seq 5"
     screen, status, _ = run_in_terminal("--display", "always", f"sh -c '{script}' | wc -l")

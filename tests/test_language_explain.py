@@ -9,6 +9,7 @@ import pytest
 
 from ppipe import parse
 from ppipe.cli.explain import explain_checked, explain_text
+from ppipe.shards.plan import ShardPlan
 
 from helpers import ppipe as run_ppipe
 
@@ -125,8 +126,8 @@ def test_shards_are_checked_too(tmp_path: Path) -> None:
     (tmp_path / "tool0").write_text("#!/bin/sh\n")
     (tmp_path / "tool0").chmod(0o755)
     env = {"PATH": f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}"}
-    assert explain_text("tool{task_id} | wc -l", shards=(0, 2), env=env).status == 0
-    explained = explain_text("tool{task_id} | wc -l", shards=(1, 2), env=env)
+    assert explain_text("tool{task_id} | wc -l", plan=ShardPlan(1, tasks=2), env=env).status == 0
+    explained = explain_text("tool{task_id} | wc -l", plan=ShardPlan(1, offset=1, tasks=2), env=env)
     assert explained.status == 127 and "stage 1: tool1: command not found" in explained.text
     assert explained.text.startswith("shards: 2 in all")
 

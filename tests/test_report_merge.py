@@ -239,7 +239,7 @@ def _write(path: Path, text: str) -> Path:
         ),
         (
             lambda tmp, good: _write(tmp / "x.json", good.read_text().replace("ppipe-report/2", "ppipe-report/9")),
-            'x.json is not a ppipe-report/2 report (its schema is "ppipe-report/9")',
+            "x.json is not a ppipe-report/2 report: it is a ppipe-report/9 report, from a newer ppipe than this one",
         ),
         (lambda tmp, good: _write(tmp / "x.json", '{"schema": "ppipe-report/2"}'), "x.json is not a ppipe-report/2"),
         (lambda tmp, good: good, "are the same report (task 0) given twice"),

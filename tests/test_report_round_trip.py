@@ -154,6 +154,7 @@ def attempts(draw: st.DrawFn, number: int, text: str) -> ShardAttempt:
         wait_status=draw(st.none() | st.integers(min_value=0, max_value=65535).filter(_a_wait_status)),
         host=draw(OPTIONAL_TEXT),
         job_id=draw(OPTIONAL_TEXT),
+        slot=draw(st.none() | st.integers(min_value=0, max_value=10_000)),
     )
 
 
@@ -317,7 +318,7 @@ def test_a_report_written_before_the_fields_added_in_version_2_still_reads(
 ) -> None:
     """Fields added since a report was written are read as their defaults; what it has is read as it says."""
     added = {"timeout", "sharded", "io_error", "array_tasks", "run_directory"}
-    added_to_attempts = {"result", "error_status", "wait_status", "host", "job_id"}
+    added_to_attempts = {"result", "error_status", "wait_status", "host", "job_id", "slot"}
     for name in ("failed", "fork", "merged"):
         old = {k: v for k, v in real_reports[name].items() if k not in added}
         for shard in old["shards"]:

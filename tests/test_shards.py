@@ -332,9 +332,9 @@ def test_keep_order_gates_open_once_when_shards_end_together() -> None:
 
     async def scenario() -> bytes:
         capture = SlowCapture()
-        merge = OutputMerge(capture, shards=3, tag=False, keep_order=True)
+        merge = OutputMerge(capture, shards=3, keep_order=True)
         for index in (2, 1, 0):
-            sink = merge.sink_for(index, index, lost=pytest.fail)
+            sink = merge.sink_for(index, None, lost=pytest.fail)
             await sink.write(f"shard {index} a\nshard {index} b\n".encode(), feeder=index)
             await sink.finish(index)
         await asyncio.gather(merge.shard_done(0), merge.shard_done(2), merge.shard_done(1))

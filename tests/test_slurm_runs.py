@@ -120,6 +120,16 @@ def test_the_library_runs_shards_on_slurm_and_gets_one_run_result(slurm: SlurmCl
     assert (directory / "jobs").is_file()
 
 
+def test_a_stream_reads_the_array_s_merged_output(slurm: SlurmCluster, tmp_path: Path) -> None:
+    """``ppipe.stream`` with ``on="slurm"``: the tasks' output as the local merge gives it, lines in task order."""
+    with ppipe.stream(
+        "echo {task_id}", fork=3, on="slurm", keep_order=True, env=slurm.env, run_directory=str(tmp_path / "run")
+    ) as run:
+        assert list(run) == [b"0\n", b"1\n", b"2\n"]
+    assert run.result.ok and run.result.sharded
+    assert [s.verdict.value for s in run.result.shards] == ["ok"] * 3
+
+
 def test_the_library_refuses_what_no_array_can_run(tmp_path: Path) -> None:
     with pytest.raises(ppipe.PpipeError, match="give fork=N"):
         ppipe.run("true", on="slurm")

@@ -32,6 +32,10 @@ NOT_FOR_A_PLAIN_RUN = (
     "json",  # --report, --progress json (tornado imports it too: see below)
     "tempfile",  # spooling, the report's atomic write
     "ppipe.cli.report",
+    "ppipe.cli.destinations",
+    "ppipe.cli.show",  # report show, its pictures and the timeline
+    "ppipe.cli.final",
+    "ppipe.timeline",
     "ppipe.report",  # the report's model <-> JSON, and its schema
     "ppipe.report_shape",
     "ppipe.cli.explain",

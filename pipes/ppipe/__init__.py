@@ -1,10 +1,12 @@
 """ppipe runs shell-style pipelines as a graph of real processes, and sees every edge.
 
 The public API is re-exported here: :func:`parse`, :func:`run`,
-:func:`run_async` and their :class:`RunKeywords`, :data:`CAPTURE`, the model,
+:func:`run_async` and their :class:`RunKeywords`, :func:`stream` and
+:func:`stream_async` (the output read line by line as it comes), :data:`CAPTURE`, the model,
 the result types, the errors, :func:`to_report` and :func:`load_report` (a
 result as its JSON report and back), :func:`merge_reports` for the reports of
-a job array's tasks, and every type their signatures name (a test checks it).
+a job array's tasks, :func:`timeline_of` (a run's attempts over time), and
+every type their signatures name (a test checks it).
 The names are loaded on first use, so that ``ppipe --version`` or
 ``--explain`` does not pay for importing tornado and asyncio.
 """
@@ -23,6 +25,11 @@ _EXPORTS = {
     "run": "api",
     "run_async": "api",
     "RunKeywords": "api",
+    "PipelineKeywords": "api",
+    "stream": "api",
+    "stream_async": "api",
+    "StreamedRun": "streaming",
+    "AsyncStreamedRun": "streaming",
     "CAPTURE": "engine.options",
     "Capture": "engine.options",
     "Sink": "engine.sinks",
@@ -44,6 +51,7 @@ _EXPORTS = {
     "PipelineFailed": "errors",
     "PipelineSyntaxError": "errors",
     "PpipeError": "errors",
+    "RunNotFinished": "errors",
     "Boundary": "graph",
     "Edge": "graph",
     "Graph": "graph",
@@ -70,6 +78,12 @@ _EXPORTS = {
     "read_reports": "merging",
     "load_report": "report",
     "to_report": "report",
+    "timeline_of": "timeline",
+    "Timeline": "timeline",
+    "TimelineRow": "timeline",
+    "TimelineBar": "timeline",
+    "BarEnd": "timeline",
+    "RowKind": "timeline",
     "parse": "language.parser",
     "placeholder_values": "language.parser",
     "substitute_placeholders": "language.parser",
@@ -82,9 +96,12 @@ __all__ = [*_EXPORTS, "__version__"]  # noqa: PLE0604 (ruff cannot see that the 
 if TYPE_CHECKING:
     from typing import Any
 
+    from ppipe.api import PipelineKeywords as PipelineKeywords
     from ppipe.api import RunKeywords as RunKeywords
     from ppipe.api import run as run
     from ppipe.api import run_async as run_async
+    from ppipe.api import stream as stream
+    from ppipe.api import stream_async as stream_async
     from ppipe.engine.options import CAPTURE as CAPTURE
     from ppipe.engine.options import Capture as Capture
     from ppipe.engine.sinks import Sink as Sink
@@ -95,6 +112,7 @@ if TYPE_CHECKING:
     from ppipe.errors import PipelineFailed as PipelineFailed
     from ppipe.errors import PipelineSyntaxError as PipelineSyntaxError
     from ppipe.errors import PpipeError as PpipeError
+    from ppipe.errors import RunNotFinished as RunNotFinished
     from ppipe.flow import EdgeResult as EdgeResult
     from ppipe.flow import StageFlow as StageFlow
     from ppipe.graph import Boundary as Boundary
@@ -135,6 +153,14 @@ if TYPE_CHECKING:
     from ppipe.snapshots import Unlisted as Unlisted
     from ppipe.stops import StopKind as StopKind
     from ppipe.stops import StopReason as StopReason
+    from ppipe.streaming import AsyncStreamedRun as AsyncStreamedRun
+    from ppipe.streaming import StreamedRun as StreamedRun
+    from ppipe.timeline import BarEnd as BarEnd
+    from ppipe.timeline import RowKind as RowKind
+    from ppipe.timeline import Timeline as Timeline
+    from ppipe.timeline import TimelineBar as TimelineBar
+    from ppipe.timeline import TimelineRow as TimelineRow
+    from ppipe.timeline import timeline_of as timeline_of
 
 
 def __getattr__(name: str) -> Any:

@@ -149,3 +149,12 @@ class PipelineFailed(PpipeError, Generic[_Result]):
 
     def __str__(self) -> str:
         return f"pipeline failed with exit status {self.status}"
+
+
+class RunNotFinished(PpipeError):
+    """A streamed run's result was asked for before the run had ended (``ppipe.stream``'s ``run.result``).
+
+    Inside the block, the result is there once every line has been read;
+    after it, always, unless the block was left by ``KeyboardInterrupt``
+    or a cancellation, which stopped the run before it had one.
+    """

@@ -11,11 +11,14 @@ start-up does not grow: :class:`LocalRun` only presents it in that model.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from ppipe import policy
-from ppipe.engine.execution import Execution, prepare
+from ppipe.engine.execution import Execution
 from ppipe.engine.options import RunningPipeline, RunOptions
+from ppipe.engine.processes import resolve_commands
 from ppipe.graph import Graph
 from ppipe.results import RunResult
 
@@ -27,6 +30,44 @@ if TYPE_CHECKING:
     from ppipe.snapshots import PipelineSnapshot, RunObserver, RunSnapshot, ShardSnapshot
 
 
+class Launchable(Protocol):
+    """A run checked and ready: :meth:`run` runs it to the end on the running event loop, once."""
+
+    async def run(self) -> RunResult: ...
+
+
+def prepare_run(
+    pipeline: str | Graph,
+    options: RunOptions,
+    plan: ShardPlan | None = None,
+    observer: RunObserver | None = None,
+    on: SlurmSpec | None = None,
+) -> Launchable:
+    """The run of ``pipeline``, checked: as ``plan``'s shards, once here when None, or as a Slurm array with ``on``.
+
+    A sharded run needs the pipeline as text (each shard fills its own
+    placeholders in); a plain one takes text or a parsed :class:`Graph`.
+    Raises :class:`~ppipe.errors.PpipeError` now, before anything starts,
+    for bad syntax, a command that cannot be run or a plan that cannot
+    be; an array's errors come from Slurm as it runs. Called before an
+    event loop runs, it forks a sharded run's supervisor at once: shards
+    then start a fifth of a second sooner than from a fresh interpreter.
+    """
+    if on is not None:
+        if plan is None:
+            raise ValueError("a run on a cluster is a sharded run: give it a plan")
+        return _OnCluster(on, plan, options, observer)
+    if plan is None:
+        local = LocalRun(pipeline if isinstance(pipeline, Graph) else _parse(pipeline, options), options, observer)
+        local.prepare()
+        return local
+    from ppipe.shards.execution import ShardedExecution
+
+    sharded = ShardedExecution(_text(pipeline), plan, options, observer)
+    sharded.prepare()
+    return sharded
+
+
 async def launch(
     pipeline: str | Graph,
     options: RunOptions,
@@ -34,28 +75,12 @@ async def launch(
     observer: RunObserver | None = None,
     on: SlurmSpec | None = None,
 ) -> RunResult:
-    """Runs ``pipeline`` to the end on the running event loop: as ``plan``'s shards, or once here when None.
+    """Runs ``pipeline`` to the end on the running event loop; the arguments are :func:`prepare_run`'s.
 
-    A sharded run needs the pipeline as text (each shard fills its own
-    placeholders in); a plain one takes text or a parsed :class:`Graph`.
-    With ``on``, the shards are the tasks of a Slurm job array (``plan``
-    required); their reports come back as one merged result. Raises
-    :class:`~ppipe.errors.PpipeError` before anything starts for bad syntax
-    or a command that cannot be run, and
+    Raises what :func:`prepare_run` raises, and
     :class:`~ppipe.cluster.slurm.SlurmError` when Slurm refuses.
     """
-    if on is not None:
-        from ppipe.cluster.outcome import run_on_slurm
-
-        if plan is None:
-            raise ValueError("a run on a cluster is a sharded run: give it a plan")
-        return (await run_on_slurm(on, plan, options, observer)).result
-    if plan is None:
-        graph = pipeline if isinstance(pipeline, Graph) else _parse(pipeline, options)
-        return await LocalRun(graph, options, observer).run()
-    from ppipe.shards.execution import ShardedExecution
-
-    return await ShardedExecution(_text(pipeline), plan, options, observer).run()
+    return await prepare_run(pipeline, options, plan, observer, on).run()
 
 
 def run_to_end(
@@ -66,19 +91,24 @@ def run_to_end(
 ) -> RunResult:
     """:func:`launch` in a fresh event loop, for callers that have none (the command line).
 
-    A sharded run is checked and its supervisor started before the loop
-    exists, so that the supervisor is a fork of this process, not a new
-    interpreter: shards start a fifth of a second sooner.
+    The run is checked, and a sharded run's supervisor forked, before the
+    loop exists (see :func:`prepare_run`).
     """
     import asyncio
 
-    if plan is None:
-        return asyncio.run(launch(pipeline, options, plan, observer))
-    from ppipe.shards.execution import ShardedExecution
+    return asyncio.run(prepare_run(pipeline, options, plan, observer).run())
 
-    execution = ShardedExecution(_text(pipeline), plan, options, observer)
-    execution.prepare()
-    return asyncio.run(execution.run())
+
+class _OnCluster:
+    """A sharded run as the tasks of a Slurm job array; its tasks' reports come back as one merged result."""
+
+    def __init__(self, on: SlurmSpec, plan: ShardPlan, options: RunOptions, observer: RunObserver | None) -> None:
+        self.on, self.plan, self.options, self.observer = on, plan, options, observer
+
+    async def run(self) -> RunResult:
+        from ppipe.cluster.outcome import run_on_slurm
+
+        return (await run_on_slurm(self.on, self.plan, self.options, self.observer)).result
 
 
 def _text(pipeline: str | Graph) -> str:
@@ -107,10 +137,22 @@ class LocalRun:
         self.observer = observer
         self.options = options
         self.execution: Execution | None = None
+        self._paths: Mapping[int, str] | None = None
+
+    def prepare(self) -> None:
+        """Finds every stage's command: :class:`~ppipe.errors.CommandError` now for one that cannot be run.
+
+        Called by :meth:`run` when nobody called it first.
+        """
+        env = os.environ if self.options.env is None else self.options.env
+        self._paths = resolve_commands(self._graph, env)
 
     async def run(self) -> RunResult:
+        if self._paths is None:
+            self.prepare()
+        assert self._paths is not None
         watched = dataclasses.replace(self.options, observer=self if self.observer is not None else None)
-        self.execution = prepare(self._graph, watched)
+        self.execution = Execution(self._graph, watched, self._paths)
         return policy.plain_run(await self.execution.run())
 
     # -- the run, as its observer sees it

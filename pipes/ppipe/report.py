@@ -184,6 +184,7 @@ def _attempt(attempt: ShardAttempt) -> dict[str, Any]:
     return {
         "attempt": attempt.number,
         "pid": attempt.pid,
+        "slot": attempt.slot,
         "started_at": attempt.started_at,
         "ended_at": attempt.ended_at,
         "exit_status": attempt.exit_status,
@@ -291,12 +292,25 @@ def load_report(source: str | os.PathLike[str] | Mapping[str, Any], *, name: str
         data = read_report(os.fspath(source))
         name = name or os.fspath(source)
     if data.get("schema") != SCHEMA:
-        raise BadReport(f"{name} is not a {SCHEMA} report (its schema is {shown(data.get('schema'))})")
+        raise BadReport(f"{name} is not a {SCHEMA} report{_other_schema(data.get('schema'))}")
     try:
         check_report(data)
     except ReportShapeError as error:
         raise BadReport(f"{name} is not a {SCHEMA} report: {error}") from None
     return _run(data)
+
+
+def _other_schema(schema: object) -> str:
+    """What a report's ``schema`` that is not ours says: a newer or older ppipe's report, or not ppipe's at all."""
+    match = re.fullmatch(r"ppipe-report/([0-9]{1,9})", schema) if isinstance(schema, str) else None
+    if match is None or int(match[1]) == _VERSION:
+        return f" (its schema is {shown(schema)})"
+    age = "a newer" if int(match[1]) > _VERSION else "an older"
+    return f": it is a {schema} report, from {age} ppipe than this one ({__version__})"
+
+
+#: The number in :data:`SCHEMA`, which a report of another ppipe is compared with.
+_VERSION = int(SCHEMA.rpartition("/")[2])
 
 
 def _run(data: Mapping[str, Any]) -> RunResult:
@@ -454,4 +468,5 @@ def _attempt_result(data: Mapping[str, Any], text: str) -> ShardAttempt:
         wait_status=wait_status,
         host=data.get("host"),
         job_id=data.get("job_id"),
+        slot=data.get("slot"),
     )

@@ -16,7 +16,7 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ppipe import interrupts
@@ -67,10 +67,8 @@ def run_command(config: Config) -> int:
         if config.explain:
             from ppipe.cli.explain import explain_text
 
-            shards = (plan.offset, plan.total) if plan is not None else None
-            each = plan if plan is not None and plan.items is not None else None
             text, status = explain_text(
-                config.pipeline, shards=shards, placeholders=placeholders, identity=sharding.identity, each=each
+                config.pipeline, plan=plan, placeholders=placeholders, identity=sharding.identity
             )
             return print_out(text) or status
         if plan is None:  # parsed here, once: the pager is decided from it, and a failed start reports it
@@ -88,11 +86,16 @@ def run_command(config: Config) -> int:
         return error.status
 
 
-def _finish(config: Config, result: RunResult, identity: TaskIdentity | None = None) -> int:
-    """Failure lines, the report, the status; the interrupting signal raised again."""
+def _finish(
+    config: Config, result: RunResult, identity: TaskIdentity | None = None, lines: Sequence[str] | None = None
+) -> int:
+    """Failure lines (``lines``, or the result's where no view showed them), the report, the status; the
+    interrupting signal raised again."""
     from ppipe.summary import failure_lines
 
-    if not config.quiet and not config.shows_view:
+    if not config.quiet and lines is not None:
+        print_error(list(lines))
+    elif not config.quiet and not config.shows_view:
         print_error(failure_lines(result))
     status = result.exit_status
     if config.report and not _write_report(_report().build(result, identity), config.report):
@@ -206,14 +209,7 @@ def _run_on_slurm(config: Config, spec: SlurmSpec, plan: ShardPlan) -> int:
         ended = asyncio.run(run_on_slurm(spec, plan, RunOptions(handle_signals=True), observer))
     if view is not None and not config.quiet and (last := view.snapshot()) is not None:
         view.print(view.frame(last))  # the tasks as they ended: no stages to show here
-    if not config.quiet:
-        print_error(list(ended.lines))
-    status = ended.exit_status
-    if config.report and not _write_report(_report().to_report(ended.result), config.report):
-        status = status or ExitStatus.FAILURE
-    if ended.result.stopped_by is not None and ended.result.stopped_by.signal is not None:
-        reraise(signal.Signals(ended.result.stopped_by.signal))
-    return status
+    return _finish(config, ended.result, lines=ended.lines)
 
 
 def _output_on_view_terminal() -> bool:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
+from collections.abc import Mapping
 
 from ppipe.cli import COMPLETE_VAR
 
@@ -68,6 +70,71 @@ def _files(prefix: str) -> set[str]:
             path = f"{directory}/{name}" if directory or prefix.startswith("/") else name
             result.add(path + "/" if os.path.isdir(os.path.join(base or "/", name)) else path)
     return result
+
+
+# ---------------------------------------------------------------- ppipe report merge|show
+
+
+def report_answer(environ: Mapping[str, str]) -> str | None:
+    """The answer to a completion request for ``ppipe report ...``, in the asking shell's form; None otherwise.
+
+    ``ppipe report`` is followed by its subcommands (``merge``, ``show``), a
+    subcommand's ``-`` by its options (:mod:`ppipe.cli.subcommand`), and
+    anything else by files, which each shell completes itself when given
+    nothing. Any other command line is typer's to answer.
+    """
+    shell = environ.get(COMPLETE_VAR, "").removeprefix("complete_")
+    words, incomplete = _typed(shell, environ)
+    if not words or words[0] != "report":
+        return None
+    candidates = _report_candidates(words[1:], incomplete)
+    if shell == "zsh":  # as typer answers zsh: _arguments with the candidates, or zsh's own files
+        listed = "\n".join(f'"{_zsh_quoted(value)}":"{_zsh_quoted(help)}"' for value, help in candidates)
+        return f"_arguments '*: :(({listed}))'" if candidates else "_files"
+    if shell == "fish":
+        return "\n".join(f"{value}\t{help}" for value, help in candidates)
+    return "\n".join(value for value, _ in candidates)
+
+
+def _typed(shell: str, environ: Mapping[str, str]) -> tuple[list[str], str]:
+    """The words typed after ``ppipe`` before the one being completed, and that one, as each shell tells them."""
+    if shell == "bash":
+        words = _split(environ.get("COMP_WORDS", ""))
+        current = int(environ.get("COMP_CWORD", "0") or 0)
+        return words[1:current], words[current] if current < len(words) else ""
+    line = environ.get("_TYPER_COMPLETE_ARGS", "")
+    words = _split(line)[1:]
+    if words and not line.endswith(" "):
+        return words[:-1], words[-1]
+    return words, ""
+
+
+def _split(line: str) -> list[str]:
+    try:
+        return shlex.split(line)
+    except ValueError:  # an open quote: the pipeline being typed, which is typer's to complete
+        return line.split()
+
+
+def _report_candidates(words: list[str], incomplete: str) -> list[tuple[str, str]]:
+    """What may follow ``ppipe report WORDS``, each with its help; none where a file goes."""
+    from ppipe.cli.merge import MERGE
+    from ppipe.cli.show import SHOW
+
+    subcommands = {command.name: command for command in (MERGE, SHOW)}
+    if not words:
+        return [(name, command.summary) for name, command in subcommands.items() if name.startswith(incomplete)]
+    command = subcommands.get(words[0])
+    if command is None or "--" in words or not incomplete.startswith("-"):
+        return []
+    if len(words) > 1 and any(words[-1] in option.names and option.metavar for option in command.options):
+        return []  # the option's value: a file
+    return [(name, option.help) for option in command.options for name in option.names if name.startswith(incomplete)]
+
+
+def _zsh_quoted(text: str) -> str:
+    """Text inside zsh's ``_arguments '...(("value":"help"))'``, escaped as typer escapes it."""
+    return text.replace('"', '""').replace("'", "''").replace("$", "\\$").replace("`", "\\`").replace(":", r"\\:")
 
 
 #: Typer's bash shim, and then: inside the quoted pipeline, the quote stays open and no space is added.

@@ -106,7 +106,7 @@ _COUNTS = {
 }
 _CHOICES: dict[str, type[enum.Enum]] = {"display": DisplayMode, "progress": ProgressMode}
 #: Options whose text is kept as given (``--block`` is read when a sharded run is planned).
-_TEXTS = frozenset({"report", "block", "each", "joblog", "halt", "recend", "on"})
+_TEXTS = frozenset({"report", "block", "each", "joblog", "halt", "recend", "on", "tag_format"})
 
 
 def option_name(field: str) -> str:

@@ -16,7 +16,8 @@ when a stage failed, a panel with each failed stage's status and last
 stderr lines.
 
 Importing this module imports rich, as do the modules it draws with
-(:mod:`ppipe.cli.rows`, :mod:`ppipe.cli.tables`); nothing else in ppipe does.
+(:mod:`ppipe.cli.rows`, :mod:`ppipe.cli.tables`, :mod:`ppipe.cli.final`) and
+``ppipe report show``'s; nothing a run without a view imports does.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from rich.cells import cell_len
 from rich.console import Console, RenderableType
 from tornado.ioloop import IOLoop, PeriodicCallback
 
+from ppipe.cli.final import final_screen
 from ppipe.cli.rows import ShardRows, StageRows
 from ppipe.cli.screen import Screen
 from ppipe.engine.sinks import Sink
@@ -187,8 +189,8 @@ class LiveView:
         self.console.print(renderable)
 
     def render_summary(self, result: RunResult) -> RenderableType:
-        """The end of the run: exact figures, then a panel for each failure."""
-        return self.stages.summary(result) if result.local is not None else self.shards.summary(result)
+        """The end of the run: exact figures, then a panel for each failure (``ppipe report show`` draws the same)."""
+        return final_screen(result, self)
 
     def bottleneck(self, snapshot: RunSnapshot) -> int | None:
         """The stage holding a plain run back, if one is (see :meth:`StageRows.bottleneck`)."""

@@ -11,8 +11,9 @@ command (:mod:`ppipe.cli.option_table`), into the same
 ``--version``, completion, a typo, a missing value) goes to typer, which
 explains it. A test reads random command lines in every spelling both ways and
 checks they end alike: the same Config, or the same message and status.
-``ppipe report merge FILE...`` (the first two arguments, each a word of its
-own, which no pipeline can be) goes to :mod:`ppipe.cli.merge` before either.
+``ppipe report merge FILE...`` and ``ppipe report show FILE`` (the first two
+arguments, each a word of its own, which no pipeline can be) go to
+:mod:`ppipe.cli.merge` and :mod:`ppipe.cli.show` before either.
 
 A Ctrl-C while Python is still importing ppipe would print a
 KeyboardInterrupt traceback from wherever the import was; so the first thing
@@ -261,11 +262,22 @@ def _main(argv: list[str]) -> int:
 
         return print_out(f"ppipe {__version__}\n")
     completing = COMPLETE_VAR in os.environ
+    if completing:
+        from ppipe.cli.completion import report_answer
+
+        answer = report_answer(os.environ)
+        if answer is not None:  # ppipe report ...: not typer's command
+            return print_out(answer + "\n")
     if not completing and argv[:2] == ["report", "merge"]:  # never a pipeline: that is one argument
         from ppipe.cli.merge import main
 
         _interrupts_raise()
         return main(argv[2:])
+    if not completing and argv[:2] == ["report", "show"]:
+        from ppipe.cli.show import main as show
+
+        _interrupts_raise()
+        return show(argv[2:])
     reading = _read(argv)
     if not completing and not reading.for_typer and reading.words:
         if len(reading.words) > 1:

@@ -214,11 +214,10 @@ def _name(end: _End) -> str:
 def explain_text(
     text: str,
     *,
-    shards: tuple[int, int] | None = None,
+    plan: ShardPlan | None = None,
     placeholders: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
     identity: TaskIdentity | None = None,
-    each: ShardPlan | None = None,
 ) -> Explanation:
     """``--explain`` of a pipeline's text: :func:`explain_checked` of the graph as it would run.
 
@@ -226,31 +225,41 @@ def explain_text(
     variables it was read from: the line to check when a task runs the
     wrong share.
 
-    ``shards`` is ``(first, tasks)`` for a sharded run: the rule that fills
-    each shard's placeholders comes first, then shard ``first``'s graph, its
-    placeholders filled into the parsed words. Otherwise ``placeholders``
-    (a cluster task's) are filled in, if any.
-
-    ``each`` is the plan of an ``--each`` run: the rule, then the first
-    :data:`SHARDS_LISTED` shards' argv with their items as the run gives
-    them (and how many more), then the first shard's graph in full.
+    For a sharded run (``plan``), the rule that fills each shard's
+    placeholders comes first, then its first shard's graph as it runs in
+    slot 1, its placeholders filled into the parsed words. An ``--each``
+    run also lists its first :data:`SHARDS_LISTED` shards' argv with their
+    items as the run gives them (and how many more). Otherwise
+    ``placeholders`` (a cluster task's) are filled in, if any.
     """
-    from ppipe.language.parser import parse, placeholder_values
+    from ppipe.language.parser import parse
 
     rule = "" if identity is None else f"this process: {identity.describe()}\n"
-    if each is not None:
-        rule += _each_rule(text, each, env)
-        placeholders = each.values(0) if each.local else {**placeholder_values(each.offset, each.total), "item": ""}
-    elif shards is not None:
-        first, tasks = shards
-        placeholders = placeholder_values(first, tasks)
-        rule += (
-            f"shards: {tasks} in all; shard i runs the pipeline with {{task_id}} = i, {{task_num}} = i+1, "
-            f"{{tasks}} = {tasks}\n"
-            f"shown: shard {first} ({{task_id}}={first}, {{task_num}}={first + 1}, {{tasks}}={tasks})\n\n"
-        )
+    if plan is not None:
+        rule += _each_rule(text, plan, env) if plan.items is not None else _fork_rule(plan)
+        placeholders = plan.first_values()
     shown = explain_checked(parse(text, env=env, placeholders=placeholders), env)
     return Explanation(rule + shown.text, shown.status)
+
+
+def _fork_rule(plan: ShardPlan) -> str:
+    first, tasks = plan.offset, plan.total
+    return (
+        f"shards: {tasks} in all; shard i runs the pipeline with {{task_id}} = i, {{task_num}} = i+1, "
+        f"{{tasks}} = {tasks}, {{slot}} = {_SLOT_RULE.format(slots=plan.slots)}\n"
+        f"shown: shard {first} ({{task_id}}={first}, {{task_num}}={first + 1}, {{tasks}}={tasks}, {{slot}}=1)"
+        f"{_tag_shown(plan, 0)}\n\n"
+    )
+
+
+#: Which slot runs a shard is known only as it starts (the first free one): the shards are shown in slot 1.
+_SLOT_RULE = "the number of the slot running it, 1 … {slots} (shown: 1)"
+
+
+def _tag_shown(plan: ShardPlan, index: int) -> str:
+    """``, tag 'a.txt'``: the tag before the shard's lines, when there is one (as in slot 1)."""
+    tag = plan.tag_of(index, slot=1) if plan.local else None
+    return "" if tag is None else f", tag {os.fsdecode(tag[:-1])!r}"
 
 
 def _each_rule(text: str, plan: ShardPlan, env: Mapping[str, str] | None) -> str:
@@ -267,12 +276,12 @@ def _each_rule(text: str, plan: ShardPlan, env: Mapping[str, str] | None) -> str
         lines = [f"items: {count}; one shard per item"]
     lines.append(
         f"the shard of item i (from 0) runs the pipeline with {{item}} = item i, {{task_id}} = i, "
-        f"{{task_num}} = i+1, {{tasks}} = {plan.total}"
+        f"{{task_num}} = i+1, {{tasks}} = {plan.total}, {{slot}} = {_SLOT_RULE.format(slots=plan.slots)}"
     )
     for index in range(min(count, SHARDS_LISTED)):
-        values = plan.values(index)
+        values = plan.values(index, slot=1)
         stages = list(parse(text, env=env, placeholders=values))
-        head = f"  shard {values['task_id']} (item {values['item']!r}):"
+        head = f"  shard {values['task_id']} (item {values['item']!r}{_tag_shown(plan, index)}):"
         if len(stages) == 1:
             lines.append(f"{head} {list(stages[0].argv)!r}")
         else:

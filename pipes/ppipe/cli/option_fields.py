@@ -1,4 +1,4 @@
-# Generated from the typer command in ppipe.cli.options by `python -m ppipe.cli.options write`:
+# Generated from the typer command in ppipe.cli.options by `python -m ppipe.cli.generate`:
 # do not edit. A test fails when it no longer matches the command. Generated, not read from typer,
 # because building the typer command costs a quarter of a second at every start.
 """The command line's options as fields: the base of :class:`ppipe.cli.config.Config`."""
@@ -28,6 +28,7 @@ class Options:
     max_restarts: int = 0
     fail_fast: bool = False
     tag: bool = False
+    tag_format: str | None = None
     keep_order: bool = False
     block: str | None = None
     each: str | None = None
@@ -53,6 +54,7 @@ SHARD_ONLY = (
     "max_restarts",
     "fail_fast",
     "tag",
+    "tag_format",
     "keep_order",
     "block",
     "jobs",

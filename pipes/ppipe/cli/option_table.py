@@ -1,4 +1,4 @@
-# Generated from the typer command in ppipe.cli.options by `python -m ppipe.cli.options write`:
+# Generated from the typer command in ppipe.cli.options by `python -m ppipe.cli.generate`:
 # do not edit. A test fails when it no longer matches the command. Generated, not read from typer,
 # because building the typer command costs a quarter of a second at every start.
 """The console script reads options by these tables (see ppipe.cli.entry)."""
@@ -32,6 +32,7 @@ VALUED = {
     "--progress-interval": "progress_interval",
     "--fork": "fork",
     "--max-restarts": "max_restarts",
+    "--tag-format": "tag_format",
     "--block": "block",
     "--each": "each",
     "-j": "jobs",

@@ -240,7 +240,7 @@ class StageRows:
                 failure_panel(
                     f"stage {stage.stage.id} failed",
                     stage.describe_end(),
-                    Text(tail),
+                    tail,
                     one_line(stage.stage.command),
                     self.view.width,
                 )
@@ -460,7 +460,7 @@ class ShardRows:
             lines.append(f"stage {stage.stage.id} ({one_line(stage.stage.command)}): {stage.describe_end()}")
             lines.extend(f"  {line}" for line in stage.stderr_tail[-5:])
         return failure_panel(
-            f"shard {shard.task_id} failed", "", Text("\n".join(lines)), one_line(shard.pipeline), self.view.width
+            f"shard {shard.task_id} failed", "", "\n".join(lines), one_line(shard.pipeline), self.view.width
         )
 
 
@@ -471,7 +471,8 @@ def shard_tally(result: RunResult) -> str:
         name = "ok" if shard.verdict in (Verdict.OK, Verdict.BROKEN_PIPE, Verdict.IGNORED) else shard.verdict.value
         counts[name] = counts.get(name, 0) + 1
     tally = ", ".join(f"{count} {name}" for name, count in counts.items() if count)
-    return f"{len(result.shards)} shards: {tally} in {seconds_text(result.ended_at - result.started_at)}"
+    noun = "shard" if len(result.shards) == 1 else "shards"
+    return f"{len(result.shards)} {noun}: {tally} in {seconds_text(result.ended_at - result.started_at)}"
 
 
 def _stage_row(stage: StageSnapshot) -> list[Cell]:

@@ -134,6 +134,7 @@ def _plan(config: Config) -> ShardPlan:
         max_restarts=config.max_restarts,
         fail_fast=config.fail_fast,
         tag=config.tag,
+        tag_format=config.tag_format,
         keep_order=config.keep_order,
         block=block_size(config.block) if config.block is not None else DEFAULT_BLOCK,
         jobs=config.jobs,

@@ -6,6 +6,7 @@ Shared by the live view's row layouts (:mod:`ppipe.cli.rows`) and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -128,18 +129,36 @@ def more_row(columns: Sequence[Column], hidden: int, what: str = "more") -> list
     return [Text(f"… {hidden} {what}", style="dim") if column.fill else "" for column in columns]
 
 
-def failure_panel(title: str, end: str, body: Text, command: str, width: int) -> Panel:
+def failure_panel(title: str, end: str, body: str, command: str, width: int) -> Panel:
     """A red panel for one failure, its title never cut: ``stage 2 failed: exit status 3`` on the
     border where the terminal is wide enough, else the border says ``title`` and the first line of
-    the panel, which wraps, says how it ended (``end``; empty: nothing to add)."""
+    the panel, which wraps, says how it ended (``end``; empty: nothing to add). ``body`` (a stage's
+    stderr, say) is shown with its control characters made :func:`visible`."""
+    end, text = visible(end), Text(visible(body))
     headline = f"{title}: {end}" if end else title
     if cell_len(headline) + 6 <= width:  # the border's corners, dashes and spaces around the title
-        return Panel(body, title=headline, subtitle=Text(command), border_style="red", expand=False)
+        return Panel(text, title=headline, subtitle=Text(command), border_style="red", expand=False)
     return Panel(
-        Text.assemble((end, "bold"), "\n", body), title=title, subtitle=Text(command), border_style="red", expand=False
+        Text.assemble((end, "bold"), "\n", text), title=title, subtitle=Text(command), border_style="red", expand=False
     )
 
 
 def one_line(command: str) -> str:
-    """A command as one line: a multi-line script argument must not break the row."""
-    return " ".join(command.split())
+    """A command as one line: a multi-line script argument must not break the row, nor an escape sequence in it
+    (a report's, which anyone may have written) reach the terminal."""
+    return visible(" ".join(command.split()))
+
+
+#: Control characters but the newline and the tab, which text on a terminal may hold; C1's too.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with its control characters shown as ``cat -v`` shows them (``^[`` for escape), never sent:
+    an escape sequence in a stage's stderr or in a report read back would move or clear the terminal."""
+    return _CONTROL.sub(_caret, text)
+
+
+def _caret(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"^{chr(code ^ 0x40)}" if code < 0x80 else f"M-^{chr((code - 0x80) ^ 0x40)}"

@@ -32,6 +32,7 @@ from ppipe.engine.options import RunOptions
 from ppipe.engine.processes import handling_signals
 from ppipe.errors import UsageError
 from ppipe.graph import Graph
+from ppipe.language.parser import uses_slot
 from ppipe.results import RunResult
 from ppipe.shards.joblog import JobLog
 from ppipe.shards.lifecycle import Scheduler
@@ -94,6 +95,11 @@ class SlurmSpec:
         if plan.items is not None:
             raise UsageError(
                 "--on slurm runs --fork N shards; to run one per item, submit ppipe --each as an array task"
+            )
+        if uses_slot(pipeline):
+            raise UsageError(
+                "{slot} numbers the slots of shards run here; a Slurm array's tasks run in none "
+                "(for a GPU each, ask Slurm: --sbatch=--gpus-per-task=1 sets CUDA_VISIBLE_DEVICES)"
             )
         args = ["--no-fail"] if options.no_fail else []
         if plan.shard_timeout:

@@ -30,7 +30,7 @@ class RemoteStreams:
         self.observer = observer
         self.lost = lost
         target, self.capture = stdout_target(options, observer)
-        self.output = OutputMerge(target, shards=plan.total, tag=plan.tag, keep_order=plan.keep_order)
+        self.output = OutputMerge(target, shards=plan.total, keep_order=plan.keep_order)
         self.errors_target = Lasting(stderr_target(options))
         self.errors = LineJoiner(self.errors_target, end_lines=True)
 
@@ -41,15 +41,16 @@ class RemoteStreams:
 
     def connect(self, attempt: RemoteAttempt) -> None:
         """Gives a new attempt its way into the merged output and stderr."""
-        attempt.out.sink = self.output.sink_for(attempt.task_id, attempt.task_id, lost=self._lost)
-        attempt.err.sink = self._error_sink(attempt.task_id)
+        tag = self.plan.tag_of(attempt.task_id)  # an array's tasks are numbered as the plan's shards
+        attempt.out.sink = self.output.sink_for(attempt.task_id, tag, lost=self._lost)
+        attempt.err.sink = self._error_sink(attempt.task_id, tag)
 
-    def _error_sink(self, task_id: int) -> Sink:
+    def _error_sink(self, task_id: int, tag: bytes | None) -> Sink:
         watched = self.observer.stderr_sink(task_id, None) if self.observer is not None else None
         if watched is not None:
             return LineJoiner(watched, end_lines=True)
-        if self.plan.tag:
-            return TagSink(self.errors, f"{task_id}\t".encode())
+        if tag is not None:
+            return TagSink(self.errors, tag)
         return self.errors
 
     async def pass_on(self, attempt: RemoteAttempt) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from ppipe.engine.slices import FileSlice
 from ppipe.engine.splice import SPLICE_AVAILABLE
@@ -35,8 +35,9 @@ CAPTURE = Capture()
 #: What the first stage reads: a descriptor (default 0), bytes fed by ppipe, or part of a file ppipe reads.
 Input = int | bytes | FileSlice | None
 
-#: Where the last stage writes: a descriptor (default 1) or :data:`CAPTURE`.
-Output = int | Capture | None
+#: Where the last stage writes: a descriptor (default 1), :data:`CAPTURE`, or a sink ppipe's pumps write
+#: into (the Python API's ``stream``: an :class:`~ppipe.engine.outlet.Outlet`).
+Output: TypeAlias = "int | Capture | Sink | None"  # a string: sinks (and tornado) load only when used
 
 
 class RunningPipeline(Protocol):

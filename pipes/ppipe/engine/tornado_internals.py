@@ -17,6 +17,10 @@ tested with them.
   the one way to tell whether tornado's handler is on *this* loop.
 - ``PipeIOStream._read_buffer_size``: bytes tornado has read but not yet
   handed on, part of what a pump still owes when it finishes.
+- ``loop._csock`` and a handler's ``Handle._callback`` and ``Handle._args``:
+  the descriptor asyncio points ``signal.set_wakeup_fd`` at, and what each
+  installed signal handler calls, so that a loop another loop's signals
+  were taken from can get them back (:func:`take_signals_back`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,9 @@ BORROWED = {
     "Subprocess._cleanup": "to reap adopted orphans on SIGCHLD in a shard's slot, beside tornado's own reaping",
     "loop._signal_handlers": "to tell whether tornado's SIGCHLD handler is on this loop",
     "PipeIOStream._read_buffer_size": "to count the bytes tornado has read but not yet handed on",
+    "loop._csock": "to see whether another loop took the signals from a loop ppipe.stream steps",
+    "Handle._callback": "to install a stepped loop's signal handlers again after another loop took them",
+    "Handle._args": "to install a stepped loop's signal handlers again after another loop took them",
 }
 
 
@@ -73,3 +80,27 @@ def loop_signal_handlers(loop: asyncio.AbstractEventLoop) -> Mapping[int, object
 def buffered_bytes(stream: PipeIOStream) -> int:
     """Bytes ``stream`` has read from its descriptor and not yet handed on."""
     return int(stream._read_buffer_size)
+
+
+def take_signals_back(loop: asyncio.AbstractEventLoop) -> None:
+    """Gives ``loop`` back the signals it handles, when another loop has taken them since it last ran.
+
+    Signals reach an asyncio loop through one descriptor for the whole
+    process (``signal.set_wakeup_fd``). A loop run in between (a
+    ``ppipe.run`` inside a ``ppipe.stream`` block, while the stream's own
+    loop waits) points it at itself and, as it closes, puts the signals'
+    dispositions back to the defaults: the waiting loop would never learn
+    of its stages' exits again. Its handlers are installed again from its
+    own table, and tornado looks once for the exits it may have missed.
+    Costs one ``set_wakeup_fd`` when nothing was taken.
+    """
+    handlers: Mapping[int, asyncio.Handle] | None = getattr(loop, "_signal_handlers", None)
+    if not handlers:
+        return
+    wakeup = loop._csock.fileno()  # type: ignore[attr-defined]
+    if signal.set_wakeup_fd(wakeup) == wakeup:
+        return
+    for sig, handle in list(handlers.items()):
+        loop.add_signal_handler(sig, handle._callback, *handle._args)  # type: ignore[attr-defined]
+    if signal.SIGCHLD in handlers:
+        Subprocess._cleanup()

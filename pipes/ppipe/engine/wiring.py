@@ -7,9 +7,9 @@ first and last stage as they are (nothing read ahead, the same terminal a
 shell would give), a :class:`~ppipe.engine.splice.SplicePump` where one
 descriptor feeds exactly one other and the kernel can move the bytes, a
 :class:`~ppipe.engine.pumps.Pump` through Python elsewhere (fan-out, fan-in,
-captured or watched output), and a pump per stage's stderr that keeps its
-tail. A substitution's edge is wired as any other, into or out of the
-holder's descriptor; the stages at its far end share the holder's stdin
+captured, streamed or watched output), and a pump per stage's stderr that
+keeps its tail. A substitution's edge is wired as any other, into or out of
+the holder's descriptor; the stages at its far end share the holder's stdin
 (``<(...)``) or stdout (``>(...)``), as in bash. The whole need for
 descriptors is taken up front, so that a run either starts every stage or
 none.
@@ -127,7 +127,7 @@ class Wiring:
     # -- the boundary
 
     def boundary_fds(self) -> tuple[int, int]:
-        """ppipe's stdin and stdout as descriptors (the API's bytes and CAPTURE are pumped from/to these)."""
+        """ppipe's stdin and stdout as descriptors (the API's bytes, CAPTURE and streams are pumped from/to these)."""
         stdin, stdout = self.options.stdin, self.options.stdout
         stdin_fd = stdin.fd if isinstance(stdin, FileSlice) else stdin if isinstance(stdin, int) else 0
         return (stdin_fd, stdout if isinstance(stdout, int) else 1)
@@ -286,7 +286,7 @@ class Wiring:
         return (
             len(outputs) == 1
             and outputs[0].target is Boundary.STDOUT
-            and self.options.stdout is not CAPTURE
+            and (self.options.stdout is None or isinstance(self.options.stdout, int))
             and len(self.graph.inputs(Boundary.STDOUT)) == 1
             and self._observer_stdout is None
         )
@@ -369,6 +369,8 @@ class Wiring:
         if self.options.stdout is CAPTURE:
             self.capture = CaptureSink()
             sink: Sink = self.capture
+        elif isinstance(self.options.stdout, Sink):  # the API's stream: before a view, which would print it
+            sink = self.options.stdout
         elif self._observer_stdout is not None:
             # One writer: lines as they come (a prompt without a newline still shows); several: whole lines.
             return LineMerge(self._observer_stdout) if feeders > 1 else LineJoiner(self._observer_stdout)

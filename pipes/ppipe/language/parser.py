@@ -343,12 +343,19 @@ def substitute_placeholders(text: str, task_id: int, tasks: int) -> str:
 
 
 def has_placeholders(text: str) -> bool:
-    """True when the text uses a shard placeholder."""
+    """True when the text uses a placeholder that says which task of a job array this is."""
     return bool(_PLACEHOLDER.search(text))
 
 
-#: Every placeholder a sharded run fills in (``{item}`` with ``--each``).
-PLACEHOLDERS = ("task_id", "task_num", "tasks", "item")
+def uses_slot(text: str) -> bool:
+    """True when the text uses ``{slot}``, which only a shard running in a local slot has."""
+    return bool(_SLOT.search(text))
+
+
+_SLOT = re.compile(r"(?<!\$)\{slot\}")
+
+#: Every placeholder a sharded run fills in (``{item}`` with ``--each``; ``{slot}`` in local slots).
+PLACEHOLDERS = ("task_id", "task_num", "tasks", "item", "slot")
 _BRACED_WORD = re.compile(r"(?<!\$)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 

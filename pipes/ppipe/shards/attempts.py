@@ -36,6 +36,8 @@ class Attempt:
     pid: int
     control: IOStream | None
     started_at: float
+    #: The local slot (1 … ``--jobs``) it ran in: its ``{slot}``.
+    slot: int | None = None
     ended_at: float | None = None
     result: PipelineResult | None = None
     error: str | None = None
@@ -127,7 +129,15 @@ class Attempt:
             else:
                 error = "; ".join(filter(None, (error, self.lost)))
         return ShardAttempt(
-            self.number, self.pid, self.started_at, self.ended_at, result, error, error_status, self.wait_status
+            self.number,
+            self.pid,
+            self.started_at,
+            self.ended_at,
+            result,
+            error,
+            error_status,
+            self.wait_status,
+            slot=self.slot,
         )
 
 

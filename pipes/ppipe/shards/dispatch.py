@@ -40,7 +40,7 @@ REPORT_GRACE = 1.0
 class _Hello:
     """A slot's process that said hello and waits for its work: its control socket and pipes' far ends."""
 
-    slot: int
+    slot: int  # from 0, as fork_processes numbers its children
     pid: int
     control: IOStream
     fds: list[int]
@@ -126,7 +126,7 @@ class LocalSlots:
             self._start(self._idle.pop(0), shard)
 
     def _start(self, hello: _Hello, shard: Shard) -> None:
-        attempt = Attempt(len(shard.attempts) + 1, hello.pid, hello.control, time.time())
+        attempt = Attempt(len(shard.attempts) + 1, hello.pid, hello.control, time.time(), slot=hello.slot + 1)
         shard.attempts.append(attempt)
         self._by_pid[hello.pid] = (shard, attempt)
         self.streams.connect(shard, attempt, hello.fds[0], hello.fds[1])
@@ -205,7 +205,7 @@ class LocalSlots:
         """Says "go" to an attempt, then follows it: snapshots, its result, and the answer to "again?"."""
         assert attempt.control is not None
         try:
-            await channel.write(attempt.control, ("go", {"values": self.plan.values(shard.index)}))
+            await channel.write(attempt.control, ("go", {"values": self.plan.values(shard.index, attempt.slot)}))
             while True:
                 message = await channel.read(attempt.control)
                 if message[0] == "snapshot":

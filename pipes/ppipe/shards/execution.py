@@ -133,9 +133,7 @@ class ShardedExecution(Stopping):
     async def _run(self) -> RunResult:
         self.started_at = time.time()
         loop = asyncio.get_running_loop()
-        self.streams = ShardStreams(
-            self.options, self.observer, shards=self.plan.local, tag=self.plan.tag, keep_order=self.plan.keep_order
-        )
+        self.streams = ShardStreams(self.options, self.observer, self.plan)
         self.slots = LocalSlots(
             self.plan, self.options, self.book, self.streams, deals_input=self._deals_input, stop_run=self.stop
         )

@@ -137,10 +137,9 @@ class KeptOrLost(Sink):
 class OutputMerge:
     """ppipe's stdout during a sharded run: whole lines from every attempt, tagged and ordered as asked."""
 
-    def __init__(self, target: Sink, *, shards: int, tag: bool, keep_order: bool) -> None:
+    def __init__(self, target: Sink, *, shards: int, keep_order: bool) -> None:
         self.target = Lasting(target)
         self.lock = asyncio.Lock()
-        self.tag = tag
         self.gates = (
             [OrderGate(self.target, live=i == 0, still_read=self.still_read) for i in range(shards)]
             if keep_order
@@ -159,12 +158,13 @@ class OutputMerge:
             self.target.abandon()
         return self.target.alive
 
-    def sink_for(self, task_id: int, shard_index: int, *, lost: Callable[[str], None]) -> Sink:
-        """The sink one attempt of a shard writes its stdout into; ``lost`` hears when it cannot keep it."""
+    def sink_for(self, shard_index: int, tag: bytes | None, *, lost: Callable[[str], None]) -> Sink:
+        """The sink one attempt of a shard writes its stdout into, each line after ``tag`` if given;
+        ``lost`` hears when it cannot keep it."""
         shared = self.target if self.gates is None else self.gates[shard_index]
         sink: Sink = LineAssembler(_AttemptShare(shared, self), self.lock, end_lines=True)
-        if self.tag:
-            sink = TagSink(sink, f"{task_id}\t".encode())
+        if tag is not None:
+            sink = TagSink(sink, tag)
         return KeptOrLost(sink, lost)
 
     async def shard_done(self, shard_index: int) -> None:

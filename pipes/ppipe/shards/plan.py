@@ -12,6 +12,7 @@ from ppipe.engine.processes import resolve_commands
 from ppipe.engine.slices import FileSlice
 from ppipe.errors import PpipeError, UsageError
 from ppipe.graph import Boundary, Graph
+from ppipe.language.expansion import fill_text
 from ppipe.language.parser import parse, placeholder_values
 from ppipe.policy import FAIL_FAST, Halt, HaltWatch
 from ppipe.shards.input import DEFAULT_BLOCK, splittable
@@ -35,8 +36,11 @@ class ShardPlan:
     every attempt's line to, and ``resume`` what to take over from it.
     ``record_end`` ends the records ppipe's input is split by (a newline,
     NUL for ``-0``), and every shard's input starts with the first ``header``
-    records. ``offset`` and ``tasks`` place this machine's shards in a larger
-    job array (see :func:`~ppipe.identity.cluster_identity`): with
+    records. ``tag`` puts each shard's tag and a tab before every line of
+    its output and stderr: ``tag_format`` with the shard's placeholders
+    filled in (which implies ``tag``), else its item with ``--each``, else
+    its task id, as ``parallel --tag`` and ``--tagstring`` do. ``offset``
+    and ``tasks`` place this machine's shards in a larger job array (see :func:`~ppipe.identity.cluster_identity`): with
     ``--fork``, the shards here are ``offset .. offset+N-1``. With
     ``--each`` in a job array of K tasks, ``stride`` is K and ``offset``
     this task's position k: it runs the items i with i mod K = k, each
@@ -61,6 +65,7 @@ class ShardPlan:
     record_end: bytes = b"\n"
     header: int = 0
     stride: int = 1
+    tag_format: str | None = None
 
     @property
     def local(self) -> int:
@@ -92,13 +97,42 @@ class ShardPlan:
         """The item of the shard at ``index`` here (``--each``), else None."""
         return None if self.items is None else self.items[self.task_id(index)]
 
-    def values(self, index: int) -> dict[str, str]:
-        """The placeholder values of the shard at ``index`` here: ``{task_id}``... and ``{item}``."""
+    def values(self, index: int, slot: int | None = None) -> dict[str, str]:
+        """The placeholder values of the shard at ``index`` here: ``{task_id}``... and ``{item}``;
+        ``{slot}`` when it runs in local ``slot`` (1 … :attr:`slots`)."""
         values = placeholder_values(self.task_id(index), self.total)
         item = self.item(index)
         if item is not None:
             values["item"] = item
+        if slot is not None:
+            values["slot"] = str(slot)
         return values
+
+    def first_values(self) -> dict[str, str]:
+        """The values the first shard here runs with, in slot 1: what a check or ``--explain`` parses with.
+
+        A job array's task with no items of its own still gets every name
+        (``{item}`` empty), so that its pipeline parses as its shards would.
+        """
+        if self.local:
+            return self.values(0, slot=1)
+        return {**placeholder_values(self.offset, self.total), "item": "", "slot": "1"}
+
+    @property
+    def tags(self) -> bool:
+        """Whether output and stderr lines get their shard's tag (``--tag``, or ``--tag-format``)."""
+        return self.tag or self.tag_format is not None
+
+    def tag_of(self, index: int, slot: int | None = None) -> bytes | None:
+        """What goes before each line of the shard at ``index`` (in ``slot``): its tag and a tab; None: no tag."""
+        if not self.tags:
+            return None
+        item = self.item(index)
+        if self.tag_format is not None:
+            text = fill_text(self.tag_format, self.values(index, slot))
+        else:
+            text = item if item is not None else str(self.task_id(index))
+        return os.fsencode(f"{text}\t")
 
     def retry_delay_before(self, attempt: int) -> float:
         """The wait before ``attempt`` (2 is the first restart): ``retry_delay``, doubled for each next one."""
@@ -187,8 +221,7 @@ def check_pipeline(text: str, plan: ShardPlan, env: Mapping[str, str], cwd: str 
     (``./score{task_id}``) is checked by each shard as it starts: a
     shard without its command fails alone (127) and is not restarted.
     """
-    values = plan.values(0) if plan.local else {**placeholder_values(plan.offset, plan.total), "item": ""}
-    graph = parse(text, env=env, cwd=cwd, placeholders=values)
+    graph = parse(text, env=env, cwd=cwd, placeholders=plan.first_values())
     resolve_commands(graph, env)
     return graph
 

@@ -17,14 +17,18 @@ from ppipe.engine.pumps import Pump
 from ppipe.engine.sinks import CaptureSink, LineJoiner, Sink, sink_for_fd
 from ppipe.shards.attempts import Attempt, Shard
 from ppipe.shards.output import Lasting, OutputMerge, TagSink
+from ppipe.shards.plan import ShardPlan
 from ppipe.snapshots import RunObserver
 
 
 def stdout_target(options: RunOptions, observer: RunObserver | None) -> tuple[Sink, CaptureSink | None]:
-    """Where a sharded run's merged output goes, whatever ran its shards: the view, memory, or a descriptor.
+    """Where a sharded run's merged output goes, whatever ran its shards: the API's stream, the view, memory,
+    or a descriptor.
 
     The second item is the capture, when ``options.stdout`` asked for one.
     """
+    if isinstance(options.stdout, Sink):  # ppipe.stream reads it; whole lines already, as below
+        return options.stdout, None
     if observer is not None and (watched := observer.stdout_sink()) is not None:
         return watched, None  # whole lines already: each attempt writes through a LineAssembler
     stdout = options.stdout
@@ -42,14 +46,12 @@ def stderr_target(options: RunOptions) -> Sink:
 class ShardStreams:
     """The run's output and error streams, shared by every attempt of every shard."""
 
-    def __init__(
-        self, options: RunOptions, observer: RunObserver | None, *, shards: int, tag: bool, keep_order: bool
-    ) -> None:
+    def __init__(self, options: RunOptions, observer: RunObserver | None, plan: ShardPlan) -> None:
         self.options = options
         self.observer = observer
-        self.tag = tag
+        self.plan = plan
         target, self.capture = stdout_target(options, observer)
-        self.output = OutputMerge(target, shards=shards, tag=tag, keep_order=keep_order)
+        self.output = OutputMerge(target, shards=plan.local, keep_order=plan.keep_order)
         self.errors_target = Lasting(stderr_target(options))
         self.errors = LineJoiner(self.errors_target, end_lines=True)
 
@@ -70,14 +72,15 @@ class ShardStreams:
 
     def connect(self, shard: Shard, attempt: Attempt, stdout_fd: int, stderr_fd: int) -> None:
         """Pumps the attempt's stdout and stderr (ppipe's ends of its pipes) from now on."""
-        out_sink = self.output.sink_for(shard.task_id, shard.index, lost=attempt.lose)
+        tag = self.plan.tag_of(shard.index, attempt.slot)
+        out_sink = self.output.sink_for(shard.index, tag, lost=attempt.lose)
         attempt.out_pump = Pump(stream(stdout_fd), [out_sink], count_lines=self.options.count_lines)
         err_sink: Sink = self.errors
         watched = self.observer.stderr_sink(shard.task_id, None) if self.observer is not None else None
         if watched is not None:
             err_sink = LineJoiner(watched, end_lines=True)
-        elif self.tag:
-            err_sink = TagSink(self.errors, f"{shard.task_id}\t".encode())
+        elif tag is not None:
+            err_sink = TagSink(self.errors, tag)
         err_pump = Pump(stream(stderr_fd), [err_sink], count_lines=False, keep_draining=True)
         attempt.pump_tasks = [asyncio.ensure_future(attempt.out_pump.run()), asyncio.ensure_future(err_pump.run())]
         for task in attempt.pump_tasks:
