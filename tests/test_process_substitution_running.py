@@ -289,3 +289,23 @@ def test_the_run_leaves_no_process_behind() -> None:
         process.terminate()
         assert process.wait(timeout=30) != 0
     assert wait_gone(sleeping, timeout=10) == []
+
+
+def test_descriptors_swapped_between_their_numbers_reach_the_right_ones(tmp_path: Path) -> None:
+    """The pipe meant for 63 sits at 62 in ppipe and the one for 62 at 63: neither move may overwrite the other."""
+    code = (
+        "import asyncio, os\n"
+        "from ppipe.engine.processes import spawn\n"
+        "a, b = os.pipe(), os.pipe()\n"
+        "os.dup2(a[0], 62); os.dup2(b[0], 63)\n"
+        "os.write(a[1], b'meant for 63\\n'); os.write(b[1], b'meant for 62\\n')\n"
+        "for fd in (*a, *b): os.close(fd)\n"
+        "async def main():\n"
+        "    child = spawn(['sh', '-c', 'head -1 /dev/fd/63; head -1 /dev/fd/62'], '/bin/sh',\n"
+        "                  {0: 0, 1: 1, 2: 2, 63: 62, 62: 63}, dict(os.environ), None, None)\n"
+        "    child.proc.wait()\n"
+        "asyncio.run(main())\n"
+        "print(os.fstat(62).st_ino != os.fstat(63).st_ino)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, env=ENV)
+    assert done.stdout.decode().splitlines() == ["meant for 63", "meant for 62", "True"], done.stderr
