@@ -391,6 +391,7 @@ class Sizes:
     fork_lines: int
     batch_items: int
     batch_memory: int
+    procsub: int  # bytes of each file procsub sorts
 
     @classmethod
     def pick(cls, quick: bool, repeat: int) -> Sizes:
@@ -404,6 +405,7 @@ class Sizes:
                 fork_lines=1_000_000,
                 batch_items=200,
                 batch_memory=10_000,
+                procsub=20 * MB,
             )
         return cls(
             two=2 * GIB,
@@ -414,6 +416,7 @@ class Sizes:
             fork_lines=10_000_000,
             batch_items=1000,
             batch_memory=100_000,
+            procsub=200 * MB,
         )
 
 
@@ -731,6 +734,39 @@ def fan_out(tools: Tools, sizes: Sizes, repeat: int) -> Workload:
     return w
 
 
+def seq_lines_for(nbytes: int) -> int:
+    """The smallest n whose ``seq 1 n`` is at least ``nbytes`` long."""
+    low, high = 1, nbytes
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (middle + 1, high) if seq_bytes(middle) < nbytes else (low, middle)
+    return low
+
+
+def procsub(tools: Tools, sizes: Sizes, repeat: int, tmpdir: str) -> Workload:
+    """Two process substitutions into one stage: ``diff <(sort a) <(sort b)`` on two files of 200 MB.
+
+    ``a`` is ``seq 1 N`` and ``b`` the same lines backwards, so both sorts
+    do the whole work and ``diff`` finds them equal (exit 0, no output). In
+    ppipe each sort's output is a counted edge into diff's /dev/fd/63 or 62.
+    """
+    count = seq_lines_for(sizes.procsub)
+    a, b = os.path.join(tmpdir, "procsub-a.txt"), os.path.join(tmpdir, "procsub-b.txt")
+    pipeline = f"diff <(sort {a}) <(sort {b})"
+    described = f"diff <(sort a) <(sort b), a and b {seq_bytes(count) / MB:.0f} MB each (seq 1 {count}, two orders)"
+    w = Workload("procsub", described, "time", repeat=repeat, timeout=900.0)
+    w.variants += [bash_variant(tools, "bash", pipeline, expect_empty), ppipe_variant(tools, pipeline, expect_empty)]
+
+    def make_input() -> None:
+        with open(a, "wb") as forwards:
+            subprocess.run(["seq", "1", str(count)], stdout=forwards, check=True)
+        with open(b, "wb") as backwards:
+            subprocess.run(["seq", str(count), "-1", "1"], stdout=backwards, check=True)
+
+    w.setup = make_input
+    return w
+
+
 def file_progress(tools: Tools, sizes: Sizes, repeat: int, tmpdir: str) -> Workload:
     """A stage reading a file named as its argument, with its percent and ETA read from /proc ten times a second.
 
@@ -781,6 +817,7 @@ def build_workloads(tools: Tools, quick: bool, repeat: int, tmpdir: str) -> list
         batch(tools, sizes, repeat, tmpdir),
         batch_memory(tools, sizes, tmpdir),
         fan_out(tools, sizes, repeat),
+        procsub(tools, sizes, repeat, tmpdir),
         file_progress(tools, sizes, repeat, tmpdir),
         *exact_lines(tools, sizes, repeat, tmpdir),
     ]

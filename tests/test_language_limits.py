@@ -180,7 +180,7 @@ def test_a_huge_io_number_is_a_syntax_error() -> None:
 _SHELLISH = st.text(alphabet=" \t\n|&;<>()'\"\\$`{}[]*?!~-=#0123456789abxyz/.:^", max_size=80)
 _WORDS_TEXT = (
     "{ } ; | |& < > >> 2> 2>&1 >&2 &> - ! a cat x=1 $NAME ${NAME} $STAR $SPACED ~ ~/x * */ [ ] [!a] [[:alpha:]] ? "
-    "'q' \"d\" {task_id} {tasks} \\ #c $ 0> 1> 3> & && || $( `"
+    "'q' \"d\" {task_id} {tasks} \\ #c $ 0> 1> 3> & && || $( ` <( >( ) x<( ("
 )
 _WORDS = _WORDS_TEXT.split()
 _PIECES = st.lists(st.sampled_from([*_WORDS, "\n"]), max_size=40).map(" ".join)

@@ -73,6 +73,8 @@ def stage_results(draw: st.DrawFn, stage_id: int) -> StageResult:
         env=tuple(draw(st.dictionaries(st.text(min_size=1, max_size=4), TEXT, max_size=2)).items()),
         redirects=tuple(draw(st.lists(redirects(), max_size=2))),
         may_fail=draw(st.booleans()),
+        reads_stdin_of=draw(OPTIONAL_COUNTS),
+        writes_stdout_of=draw(OPTIONAL_COUNTS),
         source=draw(TEXT),  # not carried
         branch=tuple(draw(st.lists(st.tuples(COUNTS, COUNTS, COUNTS), max_size=2))),  # not carried
     )
@@ -113,8 +115,15 @@ def pipelines(draw: st.DrawFn, text: str) -> PipelineResult:
         )
         for _ in range(draw(st.integers(min_value=0, max_value=3)))
     )
+    descriptors = st.sampled_from([0, 1, 2, 62, 63])
     edges = tuple(
-        dataclasses.replace(e, edge=dataclasses.replace(e.edge, with_stderr=draw(st.booleans()))) for e in edges
+        dataclasses.replace(
+            e,
+            edge=dataclasses.replace(
+                e.edge, with_stderr=draw(st.booleans()), source_fd=draw(descriptors), target_fd=draw(descriptors)
+            ),
+        )
+        for e in edges
     )
     timeout = draw(SECONDS)
     return PipelineResult(
@@ -267,6 +276,7 @@ def real_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
         "killed": ["yes | head -1 | sh -c 'kill -TERM $$'"],
         "excused": ["--no-fail", "false | true"],
         "redirects": ["echo a 2>&1 > out.txt | cat"],
+        "substitutions": ["diff <(seq 3) <(seq 4) | tee >(wc -l) | cat"],
         "unknown": ["seq 3 | no-such-command-here"],
         "syntax": ["seq 3 |"],
         "timeout": ["--timeout", "0.3", "sleep 5"],
@@ -286,8 +296,8 @@ def real_reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
 
 @pytest.mark.parametrize(
     "name",
-    ["ok", "failed", "killed", "excused", "redirects", "unknown", "syntax", "timeout", "task", "fork", "fork-input",
-     "merged"],
+    ["ok", "failed", "killed", "excused", "redirects", "substitutions", "unknown", "syntax", "timeout", "task",
+     "fork", "fork-input", "merged"],
 )  # fmt: skip
 def test_a_real_report_read_back_writes_itself(real_reports: dict[str, dict[str, Any]], name: str) -> None:
     report = real_reports[name]

@@ -84,9 +84,15 @@ class Stage:
     redirects: tuple[Redirect, ...] = ()
     may_fail: bool = False
     source: str = ""
-    #: Where the stage sits in groups: per enclosing group, outermost first,
-    #: (the group's number, the branch's index in it, how many branches it has).
+    #: Where the stage sits in groups and process substitutions: per enclosing group, outermost first,
+    #: (the group's number, the branch's index in it, how many branches it has). A stage's
+    #: substitutions are drawn as a group of their own beneath it, one branch each.
     branch: tuple[tuple[int, int, int], ...] = ()
+    #: A stage at the start of a ``<(...)`` reads what the stage holding that substitution reads (the
+    #: holder's id), and one at the end of a ``>(...)`` writes where its holder's stdout goes: the same
+    #: descriptor, not a copy, as in bash. None for every other stage.
+    reads_stdin_of: int | None = None
+    writes_stdout_of: int | None = None
 
     @property
     def command(self) -> str:
@@ -94,21 +100,41 @@ class Stage:
         return shlex.join(self.argv)
 
 
+#: A process substitution's descriptors in the stage holding it, as bash numbers them: the first
+#: ``/dev/fd/63``, then 62, ... down to 3 (``MAX_SUBSTITUTIONS`` in one command).
+FIRST_SUBSTITUTION_FD = 63
+MAX_SUBSTITUTIONS = FIRST_SUBSTITUTION_FD - 2
+
+
 @dataclass(frozen=True)
 class Edge:
-    """Bytes flowing from ``source``'s stdout into ``target``'s stdin.
+    """Bytes flowing from ``source``'s descriptor ``source_fd`` into ``target``'s descriptor ``target_fd``.
 
-    ``with_stderr`` marks a ``|&`` edge: the source's stderr joins its stdout
-    (applied after the source's own redirections, as in bash).
+    Between the stages of a pipeline that is stdout (1) into stdin (0).
+    A process substitution is an edge to or from a higher descriptor of
+    the stage holding it: ``diff <(sort a) ...`` gives an edge from ``sort``
+    into ``diff``'s 63, which ``diff`` opens as ``/dev/fd/63``; ``tee >(wc
+    -c)`` one from ``tee``'s 63 into ``wc``'s stdin. ``with_stderr`` marks a
+    ``|&`` edge: the source's stderr joins its stdout (applied after the
+    source's own redirections, as in bash).
     """
 
     source: Node
     target: Node
     with_stderr: bool = False
+    source_fd: int = 1
+    target_fd: int = 0
 
     @property
     def name(self) -> str:
         return f"{self.source}->{self.target}"
+
+    @property
+    def substitution_fd(self) -> int | None:
+        """The descriptor of the stage holding the process substitution this edge carries, if it carries one."""
+        if self.target_fd != 0:
+            return self.target_fd
+        return self.source_fd if self.source_fd != 1 else None
 
 
 @dataclass(frozen=True)
@@ -133,12 +159,20 @@ class Graph:
         return self.stages[stage_id - 1]
 
     def inputs(self, node: Node) -> tuple[Edge, ...]:
-        """Edges feeding ``node``; several mean fan-in."""
+        """Edges feeding ``node``, into any of its descriptors; several into one mean fan-in."""
         return self._adjacency[1].get(node, ())
 
     def outputs(self, node: Node) -> tuple[Edge, ...]:
-        """Edges fed by ``node``; several mean fan-out."""
+        """Edges fed by ``node``, from any of its descriptors; several from one mean fan-out."""
         return self._adjacency[0].get(node, ())
+
+    def inputs_at(self, node: Node, fd: int) -> tuple[Edge, ...]:
+        """Edges feeding ``node``'s descriptor ``fd`` (0: its stdin; 63: its ``/dev/fd/63``)."""
+        return tuple(edge for edge in self.inputs(node) if edge.target_fd == fd)
+
+    def outputs_at(self, node: Node, fd: int) -> tuple[Edge, ...]:
+        """Edges fed by ``node``'s descriptor ``fd`` (1: its stdout; 63: its ``/dev/fd/63``)."""
+        return tuple(edge for edge in self.outputs(node) if edge.source_fd == fd)
 
     @functools.cached_property
     def _adjacency(self) -> tuple[dict[Node, tuple[Edge, ...]], dict[Node, tuple[Edge, ...]]]:
@@ -152,11 +186,15 @@ class Graph:
         return ({n: tuple(e) for n, e in by_source.items()}, {n: tuple(e) for n, e in by_target.items()})
 
     def last_stage(self) -> Stage | None:
-        """The one stage writing the pipeline's output, if exactly one does (not a group's branches)."""
+        """The one stage writing the pipeline's output, if exactly one does (not a group's branches, nor a
+        stage whose ``>(...)`` writes there too)."""
         writers = self.inputs(Boundary.STDOUT)
         if len(writers) != 1 or not isinstance(writers[0].source, int):
             return None
-        return self.stage(writers[0].source)
+        last = writers[0].source
+        if any(stage.writes_stdout_of == last for stage in self.stages):
+            return None
+        return self.stage(last)
 
 
 def tree_prefixes(graph: Graph) -> dict[int, str]:

@@ -104,6 +104,8 @@ def _pipeline(result: PipelineResult | None, *, restarts: int = 0, figures: bool
                 "from": _node(e.edge.source),
                 "to": _node(e.edge.target),
                 "with_stderr": e.edge.with_stderr,
+                "from_fd": e.edge.source_fd,
+                "to_fd": e.edge.target_fd,
                 "counted": e.counted,
                 "bytes": e.bytes,
                 "lines": e.lines,
@@ -125,6 +127,8 @@ def _stage(result: StageResult, flow: StageFlow | None, restarts: int) -> dict[s
         "env": dict(stage.env),
         "redirects": [str(r) for r in stage.redirects],
         "may_fail": stage.may_fail,
+        "reads_stdin_of": stage.reads_stdin_of,
+        "writes_stdout_of": stage.writes_stdout_of,
         "pid": result.pid,
         "started_at": result.started_at,
         "ended_at": result.ended_at,
@@ -379,6 +383,8 @@ def _stage_result(data: Mapping[str, Any]) -> StageResult:
         env=tuple(data["env"].items()),
         redirects=tuple(_redirect(text) for text in data["redirects"]),
         may_fail=data["may_fail"],
+        reads_stdin_of=data.get("reads_stdin_of"),
+        writes_stdout_of=data.get("writes_stdout_of"),
     )
     status, error = data["status"], data["error"]
     killed = data["signal"] is not None and status is not None and status > 128
@@ -418,7 +424,7 @@ def _edge_result(data: Mapping[str, Any]) -> EdgeResult:
         return Boundary(value) if isinstance(value, str) else value
 
     return EdgeResult(
-        Edge(node(data["from"]), node(data["to"]), data["with_stderr"]),
+        Edge(node(data["from"]), node(data["to"]), data["with_stderr"], data.get("from_fd", 1), data.get("to_fd", 0)),
         bytes=data["bytes"],
         lines=data["lines"],
         counted=data["counted"],

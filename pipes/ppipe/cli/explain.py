@@ -4,9 +4,11 @@ Each stage shows its argv as a Python list (what ``execve``
 receives), its extra environment, its redirections in the order they are
 applied, and the opt-out marker; then the edges, whose ends are what each
 stage really reads and writes once its redirections are applied
-(``sort < in.txt`` reads ``file in.txt``, not ppipe's stdin); then every
-command that could not be started, with the exit status a real run would
-give for it (127 not found, 126 not executable). Nothing is run.
+(``sort < in.txt`` reads ``file in.txt``, not ppipe's stdin), a process
+substitution's as the descriptor its holder opens (``stage 2 -> stage 1 as
+/dev/fd/63``); then every command that could not be started, with the exit
+status a real run would give for it (127 not found, 126 not executable).
+Nothing is run.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from ppipe.errors import CommandError, CommandProblem, ExitStatus
-from ppipe.graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage, tree_prefixes
+from ppipe.graph import Boundary, Edge, Graph, Node, Redirect, RedirectOp, Stage, tree_prefixes
 
 if TYPE_CHECKING:
     from ppipe.identity import TaskIdentity
@@ -82,12 +84,32 @@ def _describe(graph: Graph) -> str:
             lines.append("  may fail: a non-zero exit is reported, not fatal")
     if any(stage.branch for stage in graph):
         prefixes = tree_prefixes(graph)
-        lines.append("graph (a group's branches each get a full copy; their outputs merge, whole lines):")
+        lines.append(f"graph ({_tree_caption(graph)}):")
         lines.extend(f"  {prefixes[stage.id]}{stage.id} {stage.command}" for stage in graph)
     lines.append("")
     lines.append("edges:")
     lines.extend(f"  {line}" for line in _edges(graph))
     return "\n".join(lines) + "\n"
+
+
+def _tree_caption(graph: Graph) -> str:
+    """What the tree draws: groups' branches, process substitutions beneath their holders, or both (each holder
+    makes one group of its substitutions, so more groups than holders means real groups too)."""
+    holders = {_holder(edge) for edge in graph.edges if edge.substitution_fd is not None}
+    groups = {number for stage in graph for number, _, _ in stage.branch}
+    said = (
+        ["a group's branches each get a full copy; their outputs merge, whole lines"]
+        if len(groups) > len(holders)
+        else []
+    )
+    if holders:
+        said.append("a stage's process substitutions are drawn beneath it")
+    return "; ".join(said)
+
+
+def _holder(edge: Edge) -> Node:
+    """The stage holding the process substitution an edge carries: the one whose /dev/fd/N it is."""
+    return edge.target if edge.target_fd != 0 else edge.source
 
 
 # ---------------------------------------------------------------- the ends of the edges
@@ -98,13 +120,16 @@ _IN, _OUT, _ERR = "in", "out", "err"
 _End = str | Redirect
 
 
-def _ends(stage: Stage, joins_stderr: bool) -> dict[int, _End]:
-    """Descriptors 0, 1 and 2 of ``stage`` after its redirections, then ``|&``, in the engine's order."""
+def _ends(stage: Stage, joins_stderr: bool, substitutions: set[str]) -> dict[int, _End]:
+    """Descriptors 0, 1 and 2 of ``stage`` after its redirections, then ``|&``, in the engine's order; a
+    redirection to one of its ``substitutions`` (``< <(...)``) is that descriptor, not a file."""
     fds: dict[int, _End] = {0: _IN, 1: _OUT, 2: _ERR}
     for redirect in stage.redirects:
         if redirect.op is RedirectOp.DUP:
             assert redirect.source_fd is not None
             fds[redirect.fd] = fds[redirect.source_fd]
+        elif redirect.target in substitutions:
+            fds[redirect.fd] = f"its {redirect.target}"
         else:
             fds[redirect.fd] = redirect
     if joins_stderr:
@@ -115,22 +140,42 @@ def _ends(stage: Stage, joins_stderr: bool) -> dict[int, _End]:
 def _edges(graph: Graph) -> list[str]:
     """One line per edge, its ends as they really are; then the files read or written by stages inside the pipeline."""
     joins_stderr = {edge.source for edge in graph.edges if edge.with_stderr}
-    ends = {stage.id: _ends(stage, stage.id in joins_stderr) for stage in graph}
+    substitutions: dict[int, set[str]] = {stage.id: set() for stage in graph}
+    for edge in graph.edges:
+        holder = _holder(edge)
+        if edge.substitution_fd is not None and isinstance(holder, int):
+            substitutions[holder].add(f"/dev/fd/{edge.substitution_fd}")
+    ends = {stage.id: _ends(stage, stage.id in joins_stderr, substitutions[stage.id]) for stage in graph}
     lines = [_edge(edge, ends) for edge in graph.edges]
+    for stage in graph:
+        if stage.reads_stdin_of is not None:
+            lines.append(
+                f"stage {stage.id} reads stage {stage.reads_stdin_of}'s stdin  (the same descriptor, as in bash)"
+            )
+        if stage.writes_stdout_of is not None:
+            holder = stage.writes_stdout_of
+            lines.append(f"stage {stage.id} writes into stage {holder}'s stdout  (the same descriptor, as in bash)")
     # One pass over the edges, not graph.inputs() per stage: a pipeline of 20,000 stages stays linear.
     reading_stdin = {edge.target for edge in graph.edges if edge.source is Boundary.STDIN}
     writing_stdout = {edge.source for edge in graph.edges if edge.target is Boundary.STDOUT}
     for stage in graph:
         fds = ends[stage.id]
-        if fds[0] != _IN and stage.id not in reading_stdin:
+        if fds[0] != _IN and stage.id not in reading_stdin and stage.reads_stdin_of is None:
             lines.append(f"{_name(fds[0])} -> stage {stage.id}")
-        if fds[1] != _OUT and stage.id not in writing_stdout:
+        if fds[1] != _OUT and stage.id not in writing_stdout and stage.writes_stdout_of is None:
             lines.append(f"stage {stage.id} -> {_name(fds[1])}")
     return lines
 
 
 def _edge(edge: Edge, ends: Mapping[int, dict[int, _End]]) -> str:
-    """``a -> b``, where a redirection replaces ppipe's own stream; a note when a redirection empties an inner edge."""
+    """``a -> b``, where a redirection replaces ppipe's own stream; a note when a redirection empties an inner edge.
+
+    A process substitution's edge names the holder's descriptor: ``stage 2
+    -> stage 1 as /dev/fd/63`` (``<(...)``), ``stage 1 as /dev/fd/63 ->
+    stage 2`` (``>(...)``).
+    """
+    if edge.source_fd != 1:
+        return f"stage {edge.source} as /dev/fd/{edge.source_fd} -> stage {edge.target}"
     notes = []
     if edge.source is Boundary.STDIN:
         source = "ppipe's stdin"
@@ -144,6 +189,8 @@ def _edge(edge: Edge, ends: Mapping[int, dict[int, _End]]) -> str:
             return f"{source} -> {_name(writes[1])}"
         if writes[1] != _OUT:
             notes.append(f"nothing flows: stage {edge.source} writes {_name(writes[1])} instead")
+    if edge.target_fd != 0:
+        return f"{source} -> stage {edge.target} as /dev/fd/{edge.target_fd}" + "".join(f"  ({n})" for n in notes)
     if edge.target is Boundary.STDOUT:
         target = "ppipe's stdout"
     else:
@@ -161,7 +208,7 @@ def _name(end: _End) -> str:
     if isinstance(end, Redirect):
         appending = " (appending)" if end.op is RedirectOp.APPEND else ""
         return f"file {shlex.quote(end.target or '')}{appending}"
-    return {_IN: "its own stdin", _OUT: "its own stdout", _ERR: "ppipe's stderr"}[end]
+    return {_IN: "its own stdin", _OUT: "its own stdout", _ERR: "ppipe's stderr"}.get(end, end)
 
 
 def explain_text(

@@ -70,9 +70,9 @@ def failed_writing(running: RunningStage) -> bool:
     BrokenPipeError). A stage that had finished writing, or was silent
     (``false | true``), failed on its own.
     """
-    if not running.cut_before_exit or running.output_pump is None:
+    if not running.cut_before_exit:
         return False
-    return running.output_closed_early or running.output_pump.said_broken_pipe()
+    return running.output_closed_early or any(pump.said_broken_pipe() for pump in running.output_pumps.values())
 
 
 def stage_snapshot(

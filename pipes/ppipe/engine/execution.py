@@ -185,7 +185,7 @@ class Execution(Stopping):
         sid = proc.stage.id
         try:
             try:
-                fds = self.wiring.fds_for(proc.stage)
+                fds = self.wiring.descriptors.for_spawn(proc.stage)
             except OSError as error:
                 proc.error = f"{error.filename}: {error.strerror}"
                 return
@@ -211,7 +211,7 @@ class Execution(Stopping):
         finally:
             # The child has its copies (or never will): ppipe's must go, or
             # its neighbours would never see EOF or EPIPE.
-            self.wiring.release(sid)
+            self.wiring.descriptors.release(sid)
 
     # -- waiting
 
@@ -221,19 +221,19 @@ class Execution(Stopping):
         proc.ended_at = time.time()
         proc.returncode = returncode
         self.trees.release(proc.process.pid)
-        pump = proc.output_pump
-        if pump is not None and pump.closed_early:  # a closing after the exit cannot be to blame
+        # A closing after the exit cannot be to blame; one of any output (its stdout, a >(...)'s) can.
+        cut = [pump for pump in proc.output_pumps.values() if pump.closed_early]
+        if cut:
             proc.cut_before_exit = True
-            proc.output_closed_early = pump.died_of_cut(time.monotonic())
+            exited = time.monotonic()
+            proc.output_closed_early = any(pump.died_of_cut(exited) for pump in cut)
             proc.consumer_left = True
         if proc.stderr_pump is not None and proc.stderr_pump.closed_early:
             proc.consumer_left = True  # ppipe's stderr has no reader left: SIGPIPE there is `2>&1 | head`
-        for producer, sink in proc.feeders:
+        for feeder in proc.feeders:
             # The consumer is gone: its producer gets EPIPE/SIGPIPE now, not
             # at its next write into a pipe nobody will ever read.
-            feeding_pump = producer.output_pump
-            assert feeding_pump is not None
-            feeding_pump.consumer_exited(sink)
+            feeder.pump.consumer_exited(feeder.sink)
 
     async def _wait_for_stages(self) -> None:
         # asyncio.wait, not gather: cancelling this run must not cancel the

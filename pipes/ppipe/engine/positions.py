@@ -154,7 +154,9 @@ class FilePositions:
         if self._keys is None:
             self._keys = []
             for word in self._argv:
-                self._add(_regular(os.path.join(self._cwd, word)))
+                # /dev/fd/63 (a process substitution) is the stage's own descriptor, not ppipe's
+                own = f"/proc/{self.pid}/fd/{word[len('/dev/fd/') :]}" if word.startswith("/dev/fd/") else word
+                self._add(_regular(os.path.join(self._cwd, own)))
             self._stdin_counts = not self._keys
             if self._stdin is not None:
                 self._stdin_place = self._add(self._stdin[0], again=False)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from tornado.process import Subprocess
 
 from ppipe import interrupts, stops
+from ppipe.engine.placement import placed
 from ppipe.engine.tornado_internals import (
     forget_stale_sigchld_handler,
     loop_signal_handlers,
@@ -177,35 +178,51 @@ def spawn(
     cwd: str | None,
     hook: Callable[[], None] | None,
 ) -> Subprocess:
-    """Starts ``argv`` from the resolved ``path`` with ``fds`` as its 0, 1 and 2.
+    """Starts ``argv`` from the resolved ``path`` with ``fds`` as its descriptors: 0, 1 and 2, and any
+    higher ones its process substitutions give it (63: ``/dev/fd/63``); nothing else of ppipe's.
 
     A file with no ``#!`` line that the kernel will not run (ENOEXEC) is run
     with ``sh``, as bash and ``execvp`` do; never a binary file. Raises
     ``OSError`` when exec fails, ``ValueError`` for a NUL byte in an
     argument or variable.
     """
+    with placed({number: fd for number, fd in fds.items() if number > 2}) as placement:
+        preexec = _both(hook, placement.child_hook())
 
-    def start(args: list[str], executable: str) -> Subprocess:
-        return Subprocess(
-            args,
-            executable=executable,
-            stdin=fds[0],
-            stdout=fds[1],
-            stderr=fds[2],
-            env=env,
-            cwd=cwd,
-            close_fds=True,
-            preexec_fn=hook,
-        )
+        def start(args: list[str], executable: str) -> Subprocess:
+            return Subprocess(
+                args,
+                executable=executable,
+                stdin=fds[0],
+                stdout=fds[1],
+                stderr=fds[2],
+                env=env,
+                cwd=cwd,
+                close_fds=True,
+                pass_fds=placement.pass_fds,
+                preexec_fn=preexec,
+            )
 
-    try:
-        return start(argv, path)
-    except OSError as error:
-        if error.errno != errno.ENOEXEC:
-            raise
-    if is_binary_file(path):
-        raise OSError(errno.ENOEXEC, "cannot execute binary file", path)
-    return start(["sh", path, *argv[1:]], "/bin/sh")
+        try:
+            return start(argv, path)
+        except OSError as error:
+            if error.errno != errno.ENOEXEC:
+                raise
+        if is_binary_file(path):
+            raise OSError(errno.ENOEXEC, "cannot execute binary file", path)
+        return start(["sh", path, *argv[1:]], "/bin/sh")
+
+
+def _both(first: Callable[[], None] | None, second: Callable[[], None] | None) -> Callable[[], None] | None:
+    """One ``preexec_fn`` running both (either may be None); None when neither is needed (``vfork`` then)."""
+    if first is None or second is None:
+        return first or second
+
+    def run_both() -> None:
+        first()
+        second()
+
+    return run_both
 
 
 def exec_failure(command: str, path: str, error: OSError) -> str:

@@ -1,14 +1,18 @@
 """The descriptors, sinks and pumps of one run of a graph, made before any stage starts.
 
 :class:`Wiring` gives each stage the descriptors it will get as 0, 1 and 2,
-and builds what carries every edge: ppipe's own stdin and stdout handed to
-the first and last stage as they are (nothing read ahead, the same terminal
-a shell would give), a :class:`~ppipe.engine.splice.SplicePump` where one
-stage feeds exactly one other and the kernel can move the bytes, a
+and as the numbers of its process substitutions (63: ``/dev/fd/63``), and
+builds what carries every edge: ppipe's own stdin and stdout handed to the
+first and last stage as they are (nothing read ahead, the same terminal a
+shell would give), a :class:`~ppipe.engine.splice.SplicePump` where one
+descriptor feeds exactly one other and the kernel can move the bytes, a
 :class:`~ppipe.engine.pumps.Pump` through Python elsewhere (fan-out, fan-in,
-captured, streamed or watched output), and a pump per stage's stderr that keeps its
-tail. The whole need for descriptors is taken up front, so that a run
-either starts every stage or none.
+captured, streamed or watched output), and a pump per stage's stderr that
+keeps its tail. A substitution's edge is wired as any other, into or out of
+the holder's descriptor; the stages at its far end share the holder's stdin
+(``<(...)``) or stdout (``>(...)``), as in bash. The whole need for
+descriptors is taken up front, so that a run either starts every stage or
+none.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ import contextlib
 import errno
 import os
 import resource
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tornado.process import Subprocess
 
@@ -32,8 +37,17 @@ from ppipe.engine.pumps import Pump
 from ppipe.engine.sinks import CaptureSink, FdSink, HeldSink, LineJoiner, LineMerge, Sink, StreamSink, sink_for_fd
 from ppipe.engine.slices import FileSlice
 from ppipe.engine.splice import SplicePump
+from ppipe.engine.stage_descriptors import StageDescriptors
 from ppipe.errors import ExitStatus, PpipeError
-from ppipe.graph import Boundary, Edge, Graph, RedirectOp, Stage
+from ppipe.graph import Boundary, Edge, Graph, Stage
+
+
+class Feeder(NamedTuple):
+    """A pump delivering into one of a stage's input descriptors (``fd``), through ``sink`` (None: a splice)."""
+
+    fd: int
+    pump: StagePump
+    sink: Sink | None
 
 
 @dataclass
@@ -56,15 +70,17 @@ class RunningStage:
     output_closed_early: bool = False
     #: Its output went away under it: ppipe closed it, or it is ppipe's own stdout (whose reader may leave).
     consumer_left: bool = False
-    output_pump: StagePump | None = None
+    #: What carries each of its output descriptors (1, and a ``>(...)``'s 63...); a stage at the end of a
+    #: ``>(...)`` shares its holder's stdout, and so its pump.
+    output_pumps: dict[int, StagePump] = field(default_factory=dict)
     stderr_pump: Pump | None = None
     #: Its stderr goes to ppipe's, and that is /dev/null: nobody saw what it said.
     stderr_discarded: bool = False
     #: How far it has read the regular files it reads (its arguments', its stdin): progress and ETA.
     positions: FilePositions | None = None
     stderr_tail: Tail = field(default_factory=Tail)
-    #: The producers whose pumps deliver into this stage's stdin, each with the sink they write through.
-    feeders: list[tuple[RunningStage, Sink | None]] = field(default_factory=list)
+    #: The pumps delivering into its input descriptors (a stage sharing its holder's stdin: the holder's too).
+    feeders: list[Feeder] = field(default_factory=list)
 
     @property
     def running(self) -> bool:
@@ -89,8 +105,8 @@ class Wiring:
         self.pumps: list[StagePump] = []
         #: Each edge's counter and what counts it (None: handed over, not counted).
         self.edge_counts: dict[Edge, tuple[Counter, Carrier | None]] = {}
-        #: The sink each pumped stage's stdin is written through, by stage id.
-        self.stage_sinks: dict[int, Sink] = {}
+        #: The sink each pumped input descriptor is written through, by (stage id, descriptor).
+        self.stage_sinks: dict[tuple[int, int], Sink] = {}
         #: Edges the kernel moves (splice): the consumer's end of each, until its pump takes it.
         self.spliced: dict[Edge, int] = {}
         self.capture: CaptureSink | None = None
@@ -98,10 +114,9 @@ class Wiring:
         self.stdout_target: Sink | None = None
         #: ppipe's stderr as the stages whose stderr is not shown elsewhere share it.
         self.shared_stderr: Sink | None = None
-        #: The descriptors each stage's process gets as 0, 1 and 2, before its redirections.
-        self.fd_table: dict[int, dict[int, int]] = {s.id: {} for s in graph}
-        #: Descriptors ppipe opened for a stage's process; closed once it has them.
-        self.child_fds: dict[int, set[int]] = {s.id: set() for s in graph}
+        #: What each stage's process gets as 0, 1, 2 and its substitutions' numbers, and ppipe's copies.
+        self.descriptors = StageDescriptors(graph, options.cwd)
+        self.fd_table = self.descriptors.table
         #: Copies ppipe's input to the stages reading it, when ppipe does that itself (see feeds_stdin).
         self.stdin_copies = Feed()
         self.stderr_fd = 2 if options.stderr is None else options.stderr
@@ -143,6 +158,7 @@ class Wiring:
         try:
             self._wire_inputs(stdin_fd)
             self._wire_outputs(stdout_fd)
+            self._share_stdin_feeders()
             self._check_headroom()
         except OSError as error:
             self._unwire()
@@ -163,7 +179,8 @@ class Wiring:
         stages running and others not; the whole need is checked up front,
         so that a run either starts every stage or none.
         """
-        needed = 4 + max((len(stage.redirects) for stage in self.graph), default=0)
+        # A substitution's descriptor may take a copy while its stage starts (engine/placement.py).
+        needed = 4 + max((len(stage.redirects) + len(self.fd_table[stage.id]) - 3 for stage in self.graph), default=0)
         spare: list[int] = []
         try:
             for _ in range(needed):
@@ -179,37 +196,50 @@ class Wiring:
         for sink in [*self.stage_sinks.values(), self.stdout_target, self.shared_stderr]:
             if sink is not None:
                 sink.abandon()  # a reopened stdout or stderr is closed with it
-        for fd in [*self.spliced.values(), *(fd for fds in self.child_fds.values() for fd in fds)]:
+        for fd in self.spliced.values():
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.spliced.clear()
-        self.child_fds = {sid: set() for sid in self.child_fds}
+        self.descriptors.release_all()
 
     def _wire_inputs(self, stdin_fd: int) -> None:
-        """Gives every stage its stdin; the sinks pumps write into go to ``stage_sinks``."""
-        sinks = self.stage_sinks
+        """Gives every stage its stdin and its ``<(...)`` descriptors; the sinks pumps write into go to
+        ``stage_sinks``. Stages go in id order: a holder's descriptors are made before the stages that
+        share them."""
         for running in self.stages.values():
-            sid = running.stage.id
-            inputs = self.graph.inputs(sid)
-            from_stdin = [e for e in inputs if e.source is Boundary.STDIN]
-            if inputs == tuple(from_stdin) and from_stdin and not self.feeds_stdin():
-                stage_in = stdin_fd  # handed over as it is: nothing read ahead
-                self.edge_counts[from_stdin[0]] = (Counter(), None)
-            elif len(inputs) == 1 and self._can_splice(inputs[0]):
-                stage_in, self.spliced[inputs[0]] = make_pipe()
-                self.child_fds[sid].add(stage_in)
-            elif inputs:
-                read_fd, write_fd = make_pipe()
-                stage_in = read_fd
-                self.child_fds[sid].add(read_fd)
-                inner = StreamSink(stream(write_fd), feeders=len(inputs))
-                sink = sinks[sid] = LineMerge(inner) if len(inputs) > 1 else inner
-                if from_stdin:
-                    self.edge_counts[from_stdin[0]] = (self.stdin_copies.add(sink), self.stdin_copies)
-            else:
-                stage_in = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-                self.child_fds[sid].add(stage_in)
-            self.fd_table[sid][0] = stage_in
+            stage = running.stage
+            for fd, edges in _by_descriptor(self.graph.inputs(stage.id), lambda e: e.target_fd, 0).items():
+                self.fd_table[stage.id][fd] = self._wire_input(stage, fd, edges, stdin_fd)
+
+    def _wire_input(self, stage: Stage, fd: int, inputs: tuple[Edge, ...], stdin_fd: int) -> int:
+        """The descriptor ``stage`` gets as ``fd``, fed by ``inputs``."""
+        sid = stage.id
+        from_stdin = [e for e in inputs if e.source is Boundary.STDIN]
+        if inputs == tuple(from_stdin) and from_stdin and not self.feeds_stdin():
+            self.edge_counts[from_stdin[0]] = (Counter(), None)
+            return stdin_fd  # handed over as it is: nothing read ahead
+        if len(inputs) == 1 and self._can_splice(inputs[0]):
+            read_fd, self.spliced[inputs[0]] = make_pipe()
+        elif inputs:
+            read_fd, write_fd = make_pipe()
+            inner = StreamSink(stream(write_fd), feeders=len(inputs))
+            sink = self.stage_sinks[(sid, fd)] = LineMerge(inner) if len(inputs) > 1 else inner
+            if from_stdin:
+                self.edge_counts[from_stdin[0]] = (self.stdin_copies.add(sink), self.stdin_copies)
+        elif stage.reads_stdin_of is not None:
+            read_fd = os.dup(self.fd_table[stage.reads_stdin_of][0])  # the same descriptor, as in bash
+        else:
+            read_fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self.descriptors.owned[sid].add(read_fd)
+        return read_fd
+
+    def _share_stdin_feeders(self) -> None:
+        """A stage sharing its holder's stdin is one more consumer of what feeds it: whichever of the two
+        exits last is the one whose going stops the producer."""
+        for running in self.stages.values():
+            holder = running.stage.reads_stdin_of
+            if holder is not None:
+                running.feeders += [feeder for feeder in self.stages[holder].feeders if feeder.fd == 0]
 
     def _wire_outputs(self, stdout_fd: int) -> None:
         own_stderr = {sid: self._stderr_sink(running.stage) for sid, running in self.stages.items()}
@@ -218,22 +248,38 @@ class Wiring:
             LineJoiner(sink_for_fd(self.stderr_fd, feeders=shared_feeders), end_lines=True) if shared_feeders else None
         )
         for running in self.stages.values():
-            outputs = self.graph.outputs(running.stage.id)
-            if self._hands_over_stdout(outputs):
-                self.fd_table[running.stage.id][1] = stdout_fd
-                running.consumer_left = True  # ppipe cannot see that reader; SIGPIPE there is `ppipe yes | head`
-                self.edge_counts[outputs[0]] = (Counter(), None)
-            elif len(outputs) == 1 and outputs[0] in self.spliced:
-                self._wire_splice(running, outputs[0])
-            elif outputs:
-                self._wire_pump(running, outputs, stdout_fd)
-            else:
-                self._give_child(running.stage.id, 1, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC))
+            outputs = _by_descriptor(self.graph.outputs(running.stage.id), lambda e: e.source_fd, 1)
+            for fd, edges in outputs.items():
+                self._wire_output(running, fd, edges, stdout_fd)
             shown = own_stderr[running.stage.id]
             stderr_sink = LineJoiner(shown, end_lines=True) if shown is not None else self.shared_stderr
             running.stderr_discarded = shown is None and _is_devnull(self.stderr_fd)
             assert stderr_sink is not None
             self._wire_stderr(running, stderr_sink)
+
+    def _wire_output(self, running: RunningStage, fd: int, outputs: tuple[Edge, ...], stdout_fd: int) -> None:
+        """The descriptor ``running`` gets as ``fd`` (1, or a ``>(...)``'s), and what carries it to ``outputs``."""
+        sid = running.stage.id
+        if fd == 1 and self._hands_over_stdout(outputs):
+            self.fd_table[sid][1] = stdout_fd
+            running.consumer_left = True  # ppipe cannot see that reader; SIGPIPE there is `ppipe yes | head`
+            self.edge_counts[outputs[0]] = (Counter(), None)
+        elif len(outputs) == 1 and outputs[0] in self.spliced:
+            self._wire_splice(running, fd, outputs[0])
+        elif outputs:
+            self._wire_pump(running, fd, outputs, stdout_fd)
+        elif running.stage.writes_stdout_of is not None:
+            self._share_stdout(running, self.stages[running.stage.writes_stdout_of])
+        else:
+            self.descriptors.give(sid, fd, os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC))
+
+    def _share_stdout(self, running: RunningStage, holder: RunningStage) -> None:
+        """A stage at the end of a ``>(...)`` writes into its holder's stdout, the same descriptor (as in
+        bash), so it is judged by the same evidence when that output goes away."""
+        self.descriptors.give(running.stage.id, 1, os.dup(self.fd_table[holder.stage.id][1]))
+        running.consumer_left = holder.consumer_left
+        if 1 in holder.output_pumps:
+            running.output_pumps[1] = holder.output_pumps[1]
 
     def _hands_over_stdout(self, outputs: tuple[Edge, ...]) -> bool:
         """ppipe's stdout is handed over only to a sole writer; several are merged by line."""
@@ -245,43 +291,38 @@ class Wiring:
             and self._observer_stdout is None
         )
 
-    def _give_child(self, sid: int, fd: int, own: int) -> None:
-        """The stage's process gets ``own`` as its descriptor ``fd``; ppipe closes its copy once it has started."""
-        self.fd_table[sid][fd] = own
-        self.child_fds[sid].add(own)
-
-    def _wire_splice(self, running: RunningStage, edge: Edge) -> None:
+    def _wire_splice(self, running: RunningStage, fd: int, edge: Edge) -> None:
         read_fd, write_fd = make_pipe()
-        self._give_child(running.stage.id, 1, write_fd)
+        self.descriptors.give(running.stage.id, fd, write_fd)
         pump = SplicePump(
             read_fd,
             self.spliced.pop(edge),  # the pump owns it now
             count_lines=self.options.count_lines,
         )
         self.pumps.append(pump)
-        running.output_pump = pump
+        running.output_pumps[fd] = pump
         pump.producer_stderr = running.stderr_tail
         self.edge_counts[edge] = (pump.counters[0], pump)
         assert isinstance(edge.target, int)
-        self.stages[edge.target].feeders.append((running, None))
+        self.stages[edge.target].feeders.append(Feeder(edge.target_fd, pump, None))
 
-    def _wire_pump(self, running: RunningStage, outputs: tuple[Edge, ...], stdout_fd: int) -> None:
+    def _wire_pump(self, running: RunningStage, fd: int, outputs: tuple[Edge, ...], stdout_fd: int) -> None:
         read_fd, write_fd = make_pipe()
-        self._give_child(running.stage.id, 1, write_fd)
+        self.descriptors.give(running.stage.id, fd, write_fd)
         sinks: list[Sink] = []
         for edge in outputs:
             if isinstance(edge.target, int):
-                sinks.append(self.stage_sinks[edge.target])
+                sinks.append(self.stage_sinks[(edge.target, edge.target_fd)])
             else:
                 sinks.append(self._stdout_sink(stdout_fd))
         pump = Pump(stream(read_fd), sinks, count_lines=self.options.count_lines)
         self.pumps.append(pump)
-        running.output_pump = pump
+        running.output_pumps[fd] = pump
         pump.producer_stderr = running.stderr_tail
         for i, edge in enumerate(outputs):
             self.edge_counts[edge] = (pump.counters[i], pump)
             if isinstance(edge.target, int):
-                self.stages[edge.target].feeders.append((running, sinks[i]))
+                self.stages[edge.target].feeders.append(Feeder(edge.target_fd, pump, sinks[i]))
 
     def _wire_stderr(self, running: RunningStage, sink: Sink) -> None:
         """The stage's stderr through a pump that keeps its tail.
@@ -293,7 +334,7 @@ class Wiring:
         pump goes on reading, for the tail.
         """
         err_read, err_write = make_pipe(enlarge=False)
-        self._give_child(running.stage.id, 2, err_write)
+        self.descriptors.give(running.stage.id, 2, err_write)
         running.stderr_pump = Pump(
             stream(err_read), [sink], observers=(running.stderr_tail,), count_lines=False, keep_draining=True
         )
@@ -307,13 +348,14 @@ class Wiring:
         return shown
 
     def _can_splice(self, edge: Edge) -> bool:
-        """One stage feeding one other, nothing else in or out: the kernel can move the bytes."""
+        """One stage's descriptor feeding one other's, nothing else into or out of either: the kernel can move
+        the bytes."""
         return (
             self.options.use_splice
             and isinstance(edge.source, int)
             and isinstance(edge.target, int)
-            and len(self.graph.outputs(edge.source)) == 1
-            and len(self.graph.inputs(edge.target)) == 1
+            and len(self.graph.outputs_at(edge.source, edge.source_fd)) == 1
+            and len(self.graph.inputs_at(edge.target, edge.target_fd)) == 1
         )
 
     def _stdout_sink(self, stdout_fd: int) -> Sink:
@@ -337,36 +379,13 @@ class Wiring:
         self.stdout_target = sink
         return LineMerge(sink) if feeders > 1 else sink
 
-    # -- each stage's descriptors
-
-    def fds_for(self, stage: Stage) -> dict[int, int]:
-        """The descriptors the stage's process gets, its redirections applied left to right, then ``|&``.
-
-        Raises ``OSError`` (its ``filename`` the target) when a redirection
-        cannot be opened; what it opened is closed again.
-        """
-        fds = dict(self.fd_table[stage.id])
-        self.child_fds[stage.id].update(apply_redirects(stage, fds, self.options.cwd))
-        if any(e.with_stderr for e in self.graph.outputs(stage.id)):
-            fds[2] = fds[1]
-        return fds
-
-    def release(self, sid: int) -> None:
-        """Closes ppipe's copies of what the stage's process got (or never will), so that its
-        neighbours see EOF and EPIPE when it goes."""
-        for fd in self.child_fds[sid]:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self.child_fds[sid] = set()
-
     # -- the end
 
     def close(self) -> None:
         """Releases every pump and every descriptor still held, whatever state the run is in."""
         for pump in self.pumps:
             pump.close()
-        for sid in self.child_fds:
-            self.release(sid)
+        self.descriptors.release_all()
 
     def hold_error(self) -> OSError | None:
         """Why a sink could not keep bytes it had taken on (a long line in a fan-in, a full ``$TMPDIR``)."""
@@ -377,42 +396,16 @@ class Wiring:
         return None
 
 
+def _by_descriptor(edges: tuple[Edge, ...], end: Callable[[Edge], int], first: int) -> dict[int, tuple[Edge, ...]]:
+    """``edges`` by the descriptor ``end`` gives, ``first`` (stdin or stdout) first and always there."""
+    grouped: dict[int, list[Edge]] = {first: []}
+    for edge in edges:
+        grouped.setdefault(end(edge), []).append(edge)
+    return {fd: tuple(group) for fd, group in grouped.items()}
+
+
 def _is_devnull(fd: int) -> bool:
     try:
         return os.path.samestat(os.fstat(fd), os.stat(os.devnull))
     except OSError:
         return False
-
-
-def apply_redirects(stage: Stage, fds: dict[int, int], cwd: str | None) -> list[int]:
-    """Applies the stage's redirections to ``fds`` left to right, as a shell does; returns what it opened.
-
-    Raises ``OSError`` (its ``filename`` the target) when one cannot be
-    opened, having closed what it opened before.
-    """
-    opened: list[int] = []
-    try:
-        for redirect in stage.redirects:
-            if redirect.op is RedirectOp.DUP:
-                assert redirect.source_fd is not None
-                fds[redirect.fd] = fds[redirect.source_fd]
-                continue
-            assert redirect.target is not None
-            if redirect.error:
-                raise OSError(errno.EINVAL, redirect.error, redirect.target)
-            fd = os.open(os.path.join(cwd or "", redirect.target), _OPEN_FLAGS[redirect.op] | os.O_CLOEXEC, 0o666)
-            opened.append(fd)
-            fds[redirect.fd] = fd
-    except OSError as error:
-        error.filename = redirect.target
-        for fd in opened:
-            os.close(fd)
-        raise
-    return opened
-
-
-_OPEN_FLAGS = {
-    RedirectOp.READ: os.O_RDONLY,
-    RedirectOp.WRITE: os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-    RedirectOp.APPEND: os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-}

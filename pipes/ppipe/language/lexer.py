@@ -1,10 +1,12 @@
 """The pipeline language's lexer: POSIX shell quoting into words and operators.
 
 Single quotes, double quotes with backslash escapes, backslash escapes.
-Every piece of shell syntax that ppipe does not run (lists, command
-substitution, subshells, here-documents, process substitution) is rejected
-*here*, with the column, so that no operator is ever passed on as an
-argument.
+A process substitution (``<(...)``, ``>(...)``) is a piece of a word, as in
+bash (``--file=<(sort a)`` is one word), holding the tokens of the pipeline
+it runs, lexed by the same rules up to its ``)``. Every piece of shell syntax
+that ppipe does not run (lists, command substitution, subshells,
+here-documents) is rejected *here*, with the column, so that no operator is
+ever passed on as an argument.
 """
 
 from __future__ import annotations
@@ -30,20 +32,50 @@ _WORD_BREAK = set(" \t\n|&;<>()")
 #: A run of plain word characters: nothing that breaks a word, quotes, escapes or expands.
 _PLAIN = re.compile(r"[^ \t\n|&;<>()'\"\\$`]+")
 
-_IO_NUMBER = re.compile(r"[0-9]+(?=[<>])")  # ASCII digits only: '\d' takes any script's digits
+# ASCII digits only ('\d' takes any script's digits); '2<(x)' is a word, as in bash
+_IO_NUMBER = re.compile(r"[0-9]+(?=[<>](?!\())")
 
 _TILDE = re.compile(r"~([A-Za-z0-9_.-]*)(?=/|$|[ \t\n|&;<>()])")
 
 _SH_HINT = "run it as a stage: sh -c '...'"
+
+#: How deep process substitutions nest (``<(a <(b ...))``): the lexer and the parser recurse once
+#: a level, so a limit far below Python's recursion limit keeps a hostile text a syntax error.
+MAX_SUBSTITUTION_DEPTH = 50
+
+
+@dataclass(frozen=True)
+class ProcessSubstitution:
+    """``<(...)`` (``writes`` False: the stage holding it reads it) or ``>(...)``, as a piece of a word.
+
+    ``tokens`` are those of the pipeline between the parentheses; ``start``
+    is the column of its ``<`` or ``>``, ``end`` the one after its ``)``. The
+    parser makes the pipeline, and the graph the ``/dev/fd/N`` path it
+    stands for.
+    """
+
+    writes: bool
+    tokens: tuple[Token, ...]
+    start: int
+    end: int
+
+
+#: What a word is made of before expansion.
+WordPiece = Piece | ProcessSubstitution
 
 
 @dataclass(frozen=True)
 class Word:
     """A word before expansion: its pieces, and where it starts and ends."""
 
-    pieces: tuple[Piece, ...]
+    pieces: tuple[WordPiece, ...]
     start: int
     end: int
+
+    @property
+    def substitutions(self) -> tuple[ProcessSubstitution, ...]:
+        """The process substitutions in the word, in order."""
+        return tuple(piece for piece in self.pieces if isinstance(piece, ProcessSubstitution))
 
     @property
     def leading_text(self) -> str:
@@ -81,6 +113,8 @@ class Lexer:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        #: The process substitutions being lexed, by where each starts (the innermost last).
+        self.open_substitutions: list[int] = []
 
     def error(self, message: str, start: int, width: int = 1, hint: str | None = None) -> PipelineSyntaxError:
         if hint:
@@ -92,10 +126,17 @@ class Lexer:
         return self.text[i] if i < len(self.text) else ""
 
     def tokens(self) -> list[Token]:
+        """The tokens up to the end of the text, or inside a process substitution up to its ``)``."""
         result: list[Token] = []
         while True:
             newline = self.skip_blanks()
             if self.pos >= len(self.text):
+                if self.open_substitutions:
+                    start = self.open_substitutions[-1]
+                    raise self.error("unclosed process substitution: it ends with ')'", start, 2)
+                return result
+            closing = self.open_substitutions and self.peek() == ")"
+            if closing:
                 return result
             if (
                 newline is not None
@@ -142,6 +183,8 @@ class Lexer:
         c = self.peek()
         if fd is not None and c not in "<>":
             return None
+        if c in "<>" and self.peek(1) == "(":
+            return None  # a process substitution starts a word
         if c == "|":
             return self.pipe(start)
         if c in "<>" or (c == "&" and self.peek(1) == ">"):
@@ -202,13 +245,11 @@ class Lexer:
 
     def redirection(self, start: int, fd: int | None) -> Operator:
         rest = self.text[self.pos : self.pos + 3]  # the longest operator; never a copy of the whole rest
-        if rest.startswith(("<<", "<>", "<&", "<(", ">(", ">|")):
+        if rest.startswith(("<<", "<>", "<&", ">|")):
             what = {
                 "<<": "a here-document",
                 "<>": "'<>' (open for reading and writing)",
                 "<&": "'<&' (duplicate an input)",
-                "<(": "process substitution",
-                ">(": "process substitution",
                 ">|": "'>|' (override noclobber)",
             }[rest[:2]]
             raise self.error(f"{what} is shell syntax ppipe does not run", start, self.pos - start + 2, _SH_HINT)
@@ -224,10 +265,13 @@ class Lexer:
 
     def word(self) -> Word:
         start = self.pos
-        pieces: list[Piece] = []
+        pieces: list[WordPiece] = []
         text = self.text
         while self.pos < len(text):
             c = text[self.pos]
+            if c in "<>" and self.peek(1) == "(":
+                pieces.append(self.substitution())
+                continue
             if c in _WORD_BREAK:
                 break
             if c == "'":
@@ -247,6 +291,20 @@ class Lexer:
             else:
                 pieces.append(self.plain())
         return Word(tuple(_merge(pieces)), start, self.pos)
+
+    def substitution(self) -> ProcessSubstitution:
+        """``<(...)`` or ``>(...)``: the tokens up to the matching ``)``, lexed as any pipeline's."""
+        start = self.pos
+        if len(self.open_substitutions) >= MAX_SUBSTITUTION_DEPTH:
+            raise self.error(
+                f"process substitutions nest more than {MAX_SUBSTITUTION_DEPTH} deep, which is ppipe's limit", start, 2
+            )
+        self.open_substitutions.append(start)
+        self.pos += 2
+        tokens = self.tokens()
+        self.open_substitutions.pop()
+        self.pos += 1  # its ')'
+        return ProcessSubstitution(self.text[start] == ">", tuple(tokens), start, self.pos)
 
     def plain(self) -> Lit:
         start = self.pos
@@ -370,7 +428,7 @@ def _shortened(text: str, limit: int = 20) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _merge(pieces: list[Piece]) -> list[Piece]:
+def _merge(pieces: list[WordPiece]) -> list[WordPiece]:
     """Joins adjacent literals of the same quoting, so words compare simply; drops empty unquoted ones.
 
     Each run is joined once (not appended to piece by piece), so a word of
@@ -379,7 +437,7 @@ def _merge(pieces: list[Piece]) -> list[Piece]:
     if len(pieces) == 1 and not (isinstance(pieces[0], Lit) and not pieces[0].quoted and not pieces[0].text):
         return pieces  # the common case: a plain word
     kept = (piece for piece in pieces if not (isinstance(piece, Lit) and not piece.quoted and not piece.text))
-    merged: list[Piece] = []
+    merged: list[WordPiece] = []
     for quoting, run in itertools.groupby(kept, key=lambda piece: piece.quoted if isinstance(piece, Lit) else None):
         if quoting is None:
             merged.extend(run)

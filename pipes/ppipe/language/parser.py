@@ -2,7 +2,8 @@
 
 A recursive-descent parser, one method per grammar rule: stages with their
 ``NAME=value`` assignments, redirections and the ``-`` opt-out marker,
-``|`` / ``|&`` between stages, and ``{ a ; b }`` groups. Shard placeholders
+``|`` / ``|&`` between stages, ``{ a ; b }`` groups, and the pipelines of
+process substitutions (``<(...)``, ``>(...)``) in words. Shard placeholders
 are filled into the parsed words, never into the text, so they cannot
 change how it parses. Expanding the words (variables, ``~``, globs) is
 :mod:`ppipe.language.expansion`'s job; :func:`parse` ties it all together.
@@ -10,17 +11,27 @@ change how it parses. Expanding the words (variables, ``~``, globs) is
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from ppipe.errors import PipelineSyntaxError
-from ppipe.graph import Boundary, Edge, Graph, Redirect, RedirectOp, Stage
+from ppipe.graph import MAX_SUBSTITUTIONS, Graph, RedirectOp
 from ppipe.language import reserved
+from ppipe.language.builder import GraphBuilder
 from ppipe.language.expansion import Expander, Lit, fill_text
-from ppipe.language.lexer import _ASSIGNMENT, _REDIRECTIONS, _SH_HINT, Lexer, Operator, Token, Word, is_brace
+from ppipe.language.lexer import (
+    _ASSIGNMENT,
+    _REDIRECTIONS,
+    _SH_HINT,
+    Lexer,
+    Operator,
+    ProcessSubstitution,
+    Token,
+    Word,
+    is_brace,
+)
+from ppipe.language.tree import RawGroup, RawPipeline, RawStage, RawSubstitution
 
 _PLACEHOLDER = re.compile(r"(?<!\$)\{(task_id|task_num|tasks)\}")
 
@@ -28,34 +39,6 @@ _PLACEHOLDER = re.compile(r"(?<!\$)\{(task_id|task_num|tasks)\}")
 #: a level), so a limit far below Python's recursion limit keeps a hostile
 #: text a syntax error instead of a RecursionError; no real graph comes near.
 MAX_GROUP_DEPTH = 100
-
-
-@dataclass(frozen=True)
-class _RawStage:
-    """A stage before expansion."""
-
-    assignments: tuple[Word, ...]
-    words: tuple[Word, ...]
-    redirects: tuple[tuple[Operator, Word | None], ...]
-    may_fail: bool
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class _RawPipeline:
-    """Elements joined by pipes; ``with_stderr[i]`` says whether the pipe after element ``i`` is ``|&``."""
-
-    elements: tuple[_RawStage | _RawGroup, ...]
-    with_stderr: tuple[bool, ...]
-
-
-@dataclass(frozen=True)
-class _RawGroup:
-    """``{ a ; b | c }``: branches side by side, each reading a copy of the input, outputs merged."""
-
-    branches: tuple[_RawPipeline, ...]
-    start: int
 
 
 class Parser:
@@ -67,16 +50,22 @@ class Parser:
         stage    := ['-'] assignment* (word | redirection)+
         redirection := ('<' | '>' | '>>' | '&>' | '&>>' | '2>' | '2>>') word
                      | '2>&1' | '>&2'
+        word     := (text | substitution)+
+        substitution := ('<(' | '>(') pipeline ')'
 
     ``{`` and ``}`` are words of their own, as in sh; ``;`` is allowed only
-    between a group's branches.
+    between a group's branches. A substitution's tokens come from the lexer
+    inside its word; a parser of their own (one level deeper) reads them.
     """
 
-    def __init__(self, text: str, tokens: list[Token]) -> None:
+    def __init__(self, text: str, tokens: list[Token], depth: int = 0, substituted: bool = False) -> None:
         self.text = text
         self.tokens = tokens
         self.index = 0
-        self.depth = 0
+        #: How deep in groups and process substitutions the tokens are: both recurse.
+        self.depth = depth
+        #: Whether the tokens are a process substitution's (a stage then also ends at a group's '}').
+        self.substituted = substituted
 
     def error(self, message: str, start: int, width: int = 1, hint: str | None = None) -> PipelineSyntaxError:
         return Lexer(self.text).error(message, start, width, hint)
@@ -89,7 +78,7 @@ class Parser:
         self.index += 1
         return token
 
-    def pipeline(self) -> _RawPipeline:
+    def pipeline(self) -> RawPipeline:
         if not self.tokens:
             raise self.error("empty pipeline", 0, hint='give a command, e.g. ppipe "seq 3 | wc -l"')
         pipeline = self.branch()
@@ -106,7 +95,7 @@ class Parser:
             )
         return pipeline
 
-    def branch(self) -> _RawPipeline:
+    def branch(self) -> RawPipeline:
         elements = [self.element(first=True)]
         with_stderr: list[bool] = []
         while isinstance(token := self.peek(), Operator) and token.op in ("|", "|&"):
@@ -125,17 +114,18 @@ class Parser:
                 )
             with_stderr.append(token.op == "|&")
             elements.append(self.element())
-        return _RawPipeline(tuple(elements), tuple(with_stderr))
+        return RawPipeline(tuple(elements), tuple(with_stderr))
 
-    def element(self, first: bool = False) -> _RawStage | _RawGroup:
+    def element(self, first: bool = False) -> RawStage | RawGroup:
         return self.group() if is_brace(self.peek(), "{") else self.stage(first)
 
-    def group(self) -> _RawGroup:
+    def group(self) -> RawGroup:
         opening = self.next()
         assert isinstance(opening, Word)
         self.depth += 1
         if self.depth > MAX_GROUP_DEPTH:
-            raise self.error(f"groups nest more than {MAX_GROUP_DEPTH} deep, which is ppipe's limit", opening.start, 1)
+            what = "groups and process substitutions" if self.substituted else "groups"
+            raise self.error(f"{what} nest more than {MAX_GROUP_DEPTH} deep, which is ppipe's limit", opening.start, 1)
         branches = [self.group_branch(opening)]
         while isinstance(token := self.peek(), Operator) and token.op == ";":
             self.index += 1
@@ -161,9 +151,9 @@ class Parser:
                 max(1, after.end - after.start),
                 "redirect inside the branches: { a > f ; b }",
             )
-        return _RawGroup(tuple(branches), opening.start)
+        return RawGroup(tuple(branches), opening.start)
 
-    def group_branch(self, opening: Word) -> _RawPipeline:
+    def group_branch(self, opening: Word) -> RawPipeline:
         token = self.peek()
         if token is None:
             raise self.error(
@@ -183,13 +173,14 @@ class Parser:
             )
         return self.branch()
 
-    def stage(self, first_in_pipeline: bool = False) -> _RawStage:
+    def stage(self, first_in_pipeline: bool = False) -> RawStage:
         first = self.peek()
         start = first.start if first else len(self.text)
         may_fail = self.opt_out_marker()
         assignments: list[Word] = []
         words: list[Word] = []
         redirects: list[tuple[Operator, Word | None]] = []
+        substitutions: list[RawSubstitution] = []
         while (token := self.peek()) is not None:
             if isinstance(token, Operator) and token.op in ("|", "|&", ";"):
                 break
@@ -213,17 +204,57 @@ class Parser:
                 )
             self.index += 1
             if isinstance(token, Operator):
-                redirects.append(self.redirection(token))
+                redirection = self.redirection(token)
+                redirects.append(redirection)
+                substitutions += self.substitutions(redirection[1])
             elif not words and _ASSIGNMENT.match(token.leading_text):
                 assignments.append(token)
+                substitutions += self.substitutions(token)
             else:
                 if not words and not assignments and not redirects:
                     self.reserved_word(token, first_in_pipeline)
+                if not words:
+                    self.command_name(token)
                 words.append(token)
+                substitutions += self.substitutions(token)
         end = self.tokens[self.index - 1].end if self.index else start
         if not words:
             self.empty_stage(start, redirects, assignments)
-        return _RawStage(tuple(assignments), tuple(words), tuple(redirects), may_fail, start, end)
+        if len(substitutions) > MAX_SUBSTITUTIONS:
+            extra = sorted(substitutions, key=lambda s: s.start)[MAX_SUBSTITUTIONS]
+            raise self.error(
+                f"a command takes at most {MAX_SUBSTITUTIONS} process substitutions (/dev/fd/63 down to /dev/fd/3)",
+                extra.start,
+                2,
+            )
+        ordered = tuple(sorted(substitutions, key=lambda s: s.start))
+        return RawStage(tuple(assignments), tuple(words), tuple(redirects), may_fail, start, end, ordered)
+
+    def substitutions(self, word: Word | None) -> list[RawSubstitution]:
+        """The process substitutions of a word, each parsed: ``substitution := ('<(' | '>(') pipeline ')'``."""
+        return [self.substitution(piece) for piece in word.substitutions] if word is not None else []
+
+    def substitution(self, piece: ProcessSubstitution) -> RawSubstitution:
+        if not piece.tokens:
+            raise self.error(
+                "an empty process substitution: it needs a command",
+                piece.start,
+                piece.end - piece.start,
+                "e.g. diff <(sort a.txt) <(sort b.txt)",
+            )
+        inner = Parser(self.text, list(piece.tokens), self.depth + 1, substituted=True)
+        return RawSubstitution(piece.writes, inner.pipeline(), piece.start)
+
+    def command_name(self, word: Word) -> None:
+        """Refuses a process substitution in a command's name: ppipe runs programs it finds before any starts."""
+        if word.substitutions:
+            where = word.substitutions[0]
+            raise self.error(
+                "a process substitution cannot be a command's name",
+                where.start,
+                where.end - where.start,
+                "put the command first: cat <(...)",
+            )
 
     def reserved_word(self, word: Word, first_in_pipeline: bool) -> None:
         """Refuses a shell reserved word at a command's start; see :mod:`ppipe.language.reserved`."""
@@ -273,7 +304,20 @@ class Parser:
             width = len(target.op) if isinstance(target, Operator) else 1
             raise self.error(f"'{self.text[token.start : token.end]}' needs a file name after it", where, width)
         self.index += 1
+        self.substitution_direction(token, target)
         return token, target
+
+    def substitution_direction(self, token: Operator, target: Word) -> None:
+        """``< <(...)`` reads a substitution and ``> >(...)`` writes one; the other way round is a mistake."""
+        if len(target.pieces) != 1 or not isinstance(piece := target.pieces[0], ProcessSubstitution):
+            return
+        reads = _REDIRECTIONS[token.op][1] is RedirectOp.READ
+        if reads == piece.writes:
+            wanted = "< <(...)" if reads else "> >(...)"
+            what = "written into, not read" if piece.writes else "read, not written into"
+            raise self.error(
+                f"a '{'>(' if piece.writes else '<('}...)' is {what}", piece.start, 2, f"redirect as {wanted}"
+            )
 
 
 def placeholder_values(task_id: int, tasks: int) -> dict[str, str]:
@@ -369,97 +413,4 @@ def parse(
     tokens = Lexer(text).tokens()
     raw = Parser(text, tokens).pipeline()
     expander = Expander(text, os.environ if env is None else env, cwd, placeholders)
-    return _GraphBuilder(text, expander).build(raw)
-
-
-class _GraphBuilder:
-    """Numbers the stages in text order and joins them with edges.
-
-    ``a | X`` joins every stage whose output is ``a``'s (its *exits*) to
-    every stage that reads ``X``'s input (its *entries*). A stage's exits
-    and entries are itself; a group's are those of all its branches. So
-    ``a | { b ; c } | d`` gives a→b, a→c (fan-out: each gets a full copy)
-    and b→d, c→d (fan-in: lines merged whole).
-    """
-
-    def __init__(self, text: str, expander: Expander) -> None:
-        self.text = text
-        self.expander = expander
-        self.stages: list[Stage] = []
-        self.edges: list[Edge] = []
-        self.branch: tuple[tuple[int, int, int], ...] = ()
-        self.groups = 0
-
-    def build(self, raw: _RawPipeline) -> Graph:
-        entries, exits = self.pipeline(raw)
-        inputs = [Edge(Boundary.STDIN, entry) for entry in entries]
-        outputs = [Edge(exit_, Boundary.STDOUT) for exit_ in exits]
-        inner = sorted(self.edges, key=lambda e: (e.source, e.target))
-        return Graph(text=self.text, stages=tuple(self.stages), edges=(*inputs, *inner, *outputs))
-
-    def pipeline(self, raw: _RawPipeline) -> tuple[list[int], list[int]]:
-        entries, exits = self.element(raw.elements[0])
-        for with_stderr, element in zip(raw.with_stderr, raw.elements[1:], strict=True):
-            next_entries, next_exits = self.element(element)
-            self.edges.extend(Edge(a, b, with_stderr) for a in exits for b in next_entries)
-            exits = next_exits
-        return entries, exits
-
-    def element(self, raw: _RawStage | _RawGroup) -> tuple[list[int], list[int]]:
-        if isinstance(raw, _RawStage):
-            stage = dataclasses.replace(
-                _build_stage(len(self.stages) + 1, raw, self.text, self.expander), branch=self.branch
-            )
-            self.stages.append(stage)
-            return [stage.id], [stage.id]
-        entries: list[int] = []
-        exits: list[int] = []
-        outer = self.branch
-        self.groups += 1
-        group = self.groups
-        for index, branch in enumerate(raw.branches):
-            self.branch = (*outer, (group, index, len(raw.branches)))
-            branch_entries, branch_exits = self.pipeline(branch)
-            entries += branch_entries
-            exits += branch_exits
-        self.branch = outer
-        return entries, exits
-
-
-def _build_stage(stage_id: int, raw: _RawStage, text: str, expander: Expander) -> Stage:
-    env: list[tuple[str, str]] = []
-    for word in raw.assignments:
-        first = word.pieces[0]
-        assert isinstance(first, Lit)
-        name, _, value_start = first.text.partition("=")
-        value_pieces = ((Lit(value_start, quoted=False),) if value_start else ()) + word.pieces[1:]
-        env.append((name, expander.assignment_value(value_pieces, assigned=dict(env))))
-    argv = [field for word in raw.words for field in expander.fields(word.pieces)]
-    redirects: list[Redirect] = []
-    for op, target in raw.redirects:
-        redirects.extend(_redirects(op, target, expander))
-    if not argv:
-        word = raw.words[0]
-        # bash runs nothing and succeeds here; ppipe refuses, as a stage that does nothing is a mistake
-        raise PipelineSyntaxError(
-            "the command expanded to nothing",
-            text,
-            word.start,
-            word.end - word.start,
-            "set the variable, or quote it to pass an empty name; a stage needs a command to run",
-        )
-    return Stage(
-        stage_id, tuple(argv), tuple(env), tuple(redirects), raw.may_fail, source=text[raw.start : raw.end].strip()
-    )
-
-
-def _redirects(op: Operator, target: Word | None, expander: Expander) -> list[Redirect]:
-    assert target is not None
-    default_fd, kind = _REDIRECTIONS[op.op]
-    fd = default_fd if op.fd is None else op.fd
-    if kind is RedirectOp.DUP:
-        return [Redirect(fd, RedirectOp.DUP, source_fd=int(target.leading_text))]
-    path, error = expander.redirect_target(target.pieces, target.start, target.end)
-    if op.op.startswith("&"):
-        return [Redirect(1, kind, path, error=error), Redirect(2, RedirectOp.DUP, source_fd=1)]
-    return [Redirect(fd, kind, path, error=error)]
+    return GraphBuilder(text, expander).build(raw)
