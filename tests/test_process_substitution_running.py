@@ -150,6 +150,17 @@ def test_a_writer_whose_output_substitution_leaves_is_excused() -> None:
     assert verdicts(result)[2] == "ok"
 
 
+def test_an_output_substitution_that_reports_epipe_is_judged_by_its_holders_readers() -> None:
+    """Its last stage writes into its holder's stdout: when that reader leaves, an EPIPE exit is excused."""
+    generator = python_stage(
+        "import os, sys\ntry:\n    while True: sys.stdout.write('x\\n')\n"
+        "except BrokenPipeError:\n    sys.stderr.write('Broken pipe\\n'); os._exit(1)"
+    )
+    result = run(f"yes | tee >({generator}) | head -1", timeout=60)
+    assert result.exit_status == 0, verdicts(result)
+    assert result.stages[2].returncode == 1 and verdicts(result) == ["broken-pipe", "broken-pipe", "broken-pipe", "ok"]
+
+
 def test_ppipe_waits_for_output_substitutions(tmp_path: Path) -> None:
     """bash returns while ``>(...)`` still writes; ppipe's run ends with it."""
     slow = "sh -c 'sleep 0.5; wc -l > n.txt'"

@@ -60,9 +60,7 @@ def judge(graph: Graph, stages: Sequence[StageResult], *, no_fail: bool = False)
 
 def _consumers_first(graph: Graph, by_id: dict[int, StageResult]) -> list[int]:
     """Stage ids ordered so that every stage comes after all the stages it feeds (no recursion)."""
-    feeds = {
-        sid: [e.target for e in graph.outputs(sid) if isinstance(e.target, int) and e.target in by_id] for sid in by_id
-    }
+    feeds = {sid: [target for target in _consumers(graph, sid) if target in by_id] for sid in by_id}
     unjudged_consumers = {sid: len(targets) for sid, targets in feeds.items()}
     fed_by: dict[int, list[int]] = {sid: [] for sid in by_id}
     for sid, targets in feeds.items():
@@ -81,6 +79,16 @@ def _consumers_first(graph: Graph, by_id: dict[int, StageResult]) -> list[int]:
     return order + [sid for sid in by_id if sid not in placed]  # a cycle cannot be built; never lose one
 
 
+def _consumers(graph: Graph, stage_id: int) -> list[int]:
+    """The stages reading what the stage writes: through its own edges, and for the last stage of a
+    ``>(...)``, which writes into its holder's stdout, through the holder's stdout edges too."""
+    edges = list(graph.outputs(stage_id))
+    holder = graph.stage(stage_id).writes_stdout_of
+    if holder is not None:
+        edges += graph.outputs_at(holder, 1)
+    return [edge.target for edge in edges if isinstance(edge.target, int)]
+
+
 #: How a consumer may have ended for its producer's broken pipe to be excused (rule 3).
 _NOT_ITS_OWN_FAILURE = frozenset({Verdict.OK, Verdict.BROKEN_PIPE, Verdict.IGNORED})
 
@@ -93,7 +101,7 @@ def _verdict(graph: Graph, result: StageResult, judged: dict[int, Verdict], no_f
     if result.returncode == -signal.SIGPIPE and result.consumer_left:
         return Verdict.BROKEN_PIPE
     if result.output_closed_early and result.returncode is not None:
-        consumers = [judged.get(e.target) for e in graph.outputs(result.stage.id) if isinstance(e.target, int)]
+        consumers = [judged.get(target) for target in _consumers(graph, result.stage.id)]
         if consumers and all(c in _NOT_ITS_OWN_FAILURE for c in consumers):
             return Verdict.BROKEN_PIPE
     if result.stage.may_fail or no_fail:
