@@ -66,6 +66,29 @@ def ppipe(
     )
 
 
+def write_report(directory: Path, name: str, *args: str) -> Path:
+    """Runs ppipe quietly in ``directory`` with ``--report NAME.json`` and ``args``; the report's path."""
+    report = directory / f"{name}.json"
+    result = ppipe("-q", "--report", str(report), *args, cwd=str(directory))
+    assert report.exists(), result.stderr
+    return report
+
+
+def peak_rss_of_run(pipeline: str) -> tuple[bytes, int]:
+    """Runs ``pipeline`` with ``ppipe.run`` in a fresh interpreter: its captured output, and the interpreter's
+    peak resident memory in MiB (what ppipe held while it moved the bytes)."""
+    code = (
+        "import ppipe\n"
+        f"r = ppipe.run({pipeline!r}, stdout=ppipe.CAPTURE)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+        "print(int(hwm) // 1024)\n"
+        "import sys; sys.stdout.flush(); sys.stdout.buffer.write(r.stdout)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=120)
+    peak, output = done.stdout.split(b"\n", 1)
+    return output, int(peak)
+
+
 def start(
     *args: str, stdin: int | None = subprocess.DEVNULL, stdout: int | None = subprocess.PIPE
 ) -> subprocess.Popen[bytes]:

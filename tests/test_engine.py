@@ -20,7 +20,7 @@ from ppipe import CAPTURE, Boundary, CommandError, PipelineFailed
 from ppipe.cli.report import build as build_report
 from ppipe.engine.counting import count_newlines
 
-from helpers import POLL, children, python_stage, verdicts
+from helpers import POLL, children, peak_rss_of_run, python_stage, verdicts
 from helpers import run_captured as run
 
 pytestmark = pytest.mark.usefixtures("both_pump_paths")
@@ -167,15 +167,9 @@ def test_memory_bounded_with_fast_producer_and_slow_consumer() -> None:
         "    n += len(chunk); time.sleep(0.002)\n"
         "print(n)"
     )
-    code = (
-        "import ppipe, os, sys\n"
-        f"r = ppipe.run({f'head -c {300 * MiB} /dev/zero | {slow}'!r}, stdout=ppipe.CAPTURE)\n"
-        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
-        "print(r.stdout.decode().strip(), int(hwm) // 1024)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=120).stdout.split()
-    assert int(out[0]) == 300 * MiB
-    assert int(out[1]) < 96, f"ppipe's peak RSS was {out[1]} MiB while moving 300 MiB"
+    output, peak = peak_rss_of_run(f"head -c {300 * MiB} /dev/zero | {slow}")
+    assert int(output) == 300 * MiB
+    assert peak < 96, f"ppipe's peak RSS was {peak} MiB while moving 300 MiB"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

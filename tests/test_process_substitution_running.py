@@ -19,7 +19,7 @@ import pytest
 
 import ppipe
 
-from helpers import ENV, PPIPE, killed_at_end, python_stage, verdicts, wait_for_argument, wait_gone
+from helpers import ENV, PPIPE, killed_at_end, peak_rss_of_run, python_stage, verdicts, wait_for_argument, wait_gone
 from helpers import ppipe as run_ppipe
 from helpers import run_captured as run
 
@@ -224,16 +224,9 @@ def test_memory_bounded_through_a_substitution_into_a_slow_reader() -> None:
         "        n += len(chunk); time.sleep(0.002)\n"
         "print(n)"
     )
-    text = f"{python_stage(slow)} <(head -c {200 * MiB} /dev/zero)"
-    code = (
-        "import ppipe\n"
-        f"r = ppipe.run({text!r}, stdout=ppipe.CAPTURE)\n"
-        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
-        "print(r.stdout.decode().strip(), int(hwm) // 1024)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, timeout=120).stdout.split()
-    assert int(out[0]) == 200 * MiB
-    assert int(out[1]) < 96, f"ppipe's peak RSS was {out[1]} MiB while moving 200 MiB"
+    output, peak = peak_rss_of_run(f"{python_stage(slow)} <(head -c {200 * MiB} /dev/zero)")
+    assert int(output) == 200 * MiB
+    assert peak < 96, f"ppipe's peak RSS was {peak} MiB while moving 200 MiB"
 
 
 # ---------------------------------------------------------------- shards, report, view

@@ -8,11 +8,9 @@ changes one field of one of them.
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ppipe.cli import merge as merge_command
+from report_edits import DELETE, FieldPath, mutated, paths
 
 from helpers import ENV, ppipe
 
@@ -31,7 +30,6 @@ pytestmark = pytest.mark.hostile_reports  # the reports made here are refused, a
 
 #: Task 0 passes, task 1 fails with 3 saying why on stderr.
 PIPELINE = "seq 3 | sh -c 'cat; if [ {task_id} = 1 ]; then echo bad >&2; exit 3; fi'"
-Path_ = tuple[str | int, ...]
 
 
 @pytest.fixture(scope="module")
@@ -69,33 +67,6 @@ def merge_texts(tmp: Path, *texts: str) -> tuple[int, str, str]:
     return status, out.getvalue(), err.getvalue()
 
 
-def paths(value: object, at: Path_ = ()) -> Iterator[Path_]:
-    """Every field and list item in a report, as the keys leading to it."""
-    if at:
-        yield at
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from paths(item, (*at, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from paths(item, (*at, index))
-
-
-DELETE = object()
-
-
-def mutated(report: dict[str, Any], at: Path_, value: object) -> dict[str, Any]:
-    changed = copy.deepcopy(report)
-    parent = changed
-    for key in at[:-1]:
-        parent = parent[key]
-    if value is DELETE:
-        del parent[at[-1]]
-    else:
-        parent[at[-1]] = value
-    return changed
-
-
 def strict_json(text: str) -> Any:
     def refuse(name: str) -> None:
         raise AssertionError(f"{name} written out: not JSON")
@@ -130,7 +101,7 @@ def assert_refused(status: int, out: str, err: str, *words: str) -> None:
     ids=["ended_at", "command", "stages", "attempt", "256", "-1", "shard", "error", "huge-int", "huge-float"],
 )
 def test_a_report_of_the_wrong_shape_is_refused_naming_the_field(
-    reports: dict[str, dict[str, Any]], tmp_path: Path, report: str, at: Path_, value: object, said: str
+    reports: dict[str, dict[str, Any]], tmp_path: Path, report: str, at: FieldPath, value: object, said: str
 ) -> None:
     bad = json.dumps(mutated(reports[report], at, value))
     status, out, err = merge_texts(tmp_path, bad, json.dumps(reports[PAIRS[report]]))

@@ -18,7 +18,7 @@ from rich.cells import cell_len
 
 from ppipe.cli import show as show_command
 
-from helpers import ENV, PPIPE, ppipe, tmpfs
+from helpers import ENV, PPIPE, ppipe, tmpfs, write_report
 from terminals import in_pty, screen_of
 
 # The module's runs are made once (``saved``): on one xdist worker, or each worker would make them again.
@@ -31,14 +31,6 @@ FORKED = "seq {task_num} | sh -c 'cat; if [ {task_id} = 1 ]; then echo bad >&2; 
 FORK_OPTIONS = ("--fork", "3", "--max-restarts", "1")
 #: One item per shard; the item "bad" fails with 5.
 EACH = "sh -c 'test \"$1\" != bad || { echo no good >&2; exit 5; }' item {item}"
-
-
-def write_report(tmp: Path, name: str, *args: str) -> Path:
-    """Runs ppipe for real with ``--report``; returns the report's path."""
-    report = tmp / f"{name}.json"
-    result = ppipe("-q", "--report", str(report), *args, cwd=str(tmp))
-    assert report.exists(), result.stderr
-    return report
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import contextlib
 import copy
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -22,13 +21,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ppipe.cli import show as show_command
+from report_edits import DELETE, mutated, paths
 
 from helpers import ppipe
 
 # The module's reports are made once (``reports``): on one xdist worker, or each worker would make them again.
 pytestmark = [pytest.mark.xdist_group("report_show_hostile"), pytest.mark.hostile_reports]
-
-Path_ = tuple[str | int, ...]
 
 
 @pytest.fixture(scope="module")
@@ -81,19 +79,6 @@ def test_random_bytes_are_refused_in_one_line(tmp_path: Path, data: bytes) -> No
         assert_shown_or_refused(status, out, err)
 
 
-def paths(value: object, at: Path_ = ()) -> Iterator[Path_]:
-    """Every field and list item in a report, as the keys leading to it."""
-    if at:
-        yield at
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield from paths(item, (*at, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from paths(item, (*at, index))
-
-
-DELETE = object()
 GARBAGE = st.one_of(
     st.just(DELETE),
     st.none(),
@@ -110,18 +95,6 @@ GARBAGE = st.one_of(
         max_leaves=6,
     ),
 )
-
-
-def mutated(report: dict[str, Any], at: Path_, value: object) -> dict[str, Any]:
-    changed = copy.deepcopy(report)
-    parent = changed
-    for key in at[:-1]:
-        parent = parent[key]
-    if value is DELETE:
-        del parent[at[-1]]
-    else:
-        parent[at[-1]] = value
-    return changed
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

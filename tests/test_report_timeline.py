@@ -27,7 +27,7 @@ from ppipe import BarEnd, RowKind
 from ppipe.cli.timeline import timeline_view
 from test_report_round_trip import plain_runs, sharded_runs
 
-from helpers import ENV
+from helpers import ENV, write_report
 from helpers import ppipe as run_ppipe
 
 pytestmark = pytest.mark.xdist_group("report_timeline")
@@ -35,13 +35,6 @@ pytestmark = pytest.mark.xdist_group("report_timeline")
 WIDTH = 100
 #: Shard 1 fails each time and is run again once; the others pass.
 FORKED = "sh -c 'sleep 0.2; if [ {task_id} = 1 ]; then exit 4; fi'"
-
-
-def write_report(tmp: Path, name: str, *args: str) -> Path:
-    report = tmp / f"{name}.json"
-    result = run_ppipe("-q", "--report", str(report), *args, cwd=str(tmp))
-    assert report.exists(), result.stderr
-    return report
 
 
 def timeline_lines(report: Path, columns: int = WIDTH) -> list[str]:

@@ -1,0 +1,44 @@
+"""Edits of a real report's data, for the tests that feed ppipe reports no run would write.
+
+A report is walked field by field (:func:`paths`), and one field at a time
+is changed or deleted (:func:`mutated`), so that every reader of reports
+(``report merge``, ``report show``, ``load_report``) meets each kind of
+damage in each place.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+#: Where a field is in a report: the keys and list indices leading to it.
+FieldPath = tuple[str | int, ...]
+
+#: A value for :func:`mutated` that deletes the field instead.
+DELETE = object()
+
+
+def paths(value: object, at: FieldPath = ()) -> Iterator[FieldPath]:
+    """Every field and list item in a report, as the keys leading to it."""
+    if at:
+        yield at
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from paths(item, (*at, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from paths(item, (*at, index))
+
+
+def mutated(report: dict[str, Any], at: FieldPath, value: object) -> dict[str, Any]:
+    """A copy of ``report`` with the field ``at`` set to ``value`` (deleted for :data:`DELETE`)."""
+    changed = copy.deepcopy(report)
+    parent: Any = changed
+    for key in at[:-1]:
+        parent = parent[key]
+    if value is DELETE:
+        del parent[at[-1]]
+    else:
+        parent[at[-1]] = value
+    return changed
