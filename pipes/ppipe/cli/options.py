@@ -28,7 +28,8 @@ HELP = """Run a shell-style pipeline as real processes, counting every byte betw
 
 PIPELINE is one string, quoted as for a shell: ppipe "grep -i error app.log | sort | uniq -c".
 Supported: quoting, $VAR, ~, globs, NAME=value, | and |&, < > >> 2> 2>> 2>&1 &>,
-and groups: "a | { b ; c } | d" copies a's output to b and c and merges their lines into d.
+process substitution "diff <(sort a) <(sort b)", and groups: "a | { b ; c } | d" copies a's
+output to b and c and merges their lines into d.
 A stage whose first word starts with '-' may fail without failing the run: "cat f | -grep x | wc -l".
 
 Exit status: 0 when every stage succeeded, else the rightmost failure's status
