@@ -203,12 +203,21 @@ def test_substitutions_reach_their_numbers_when_ppipe_holds_them(tmp_path: Path)
 
 
 def test_too_few_descriptors_start_nothing() -> None:
-    text = "cat " + " ".join(f"<(echo {i})" for i in range(40))
+    text = "cat " + " ".join(f"<(echo {i})" for i in range(61))
     done = subprocess.run(
-        ["sh", "-c", 'ulimit -n 60; exec "$0" "$1"', PPIPE, text], capture_output=True, timeout=60, env=ENV
+        ["sh", "-c", 'ulimit -n 100; exec "$0" "$1"', PPIPE, text], capture_output=True, timeout=60, env=ENV
     )
     assert done.returncode == 1
-    assert b"ulimit -n" in done.stderr and done.stdout == b""
+    assert b"62 stages need more open files than the limit of 100" in done.stderr and done.stdout == b""
+
+
+def test_a_limit_below_the_substitutions_number_is_refused_before_anything_starts() -> None:
+    """``ulimit -n 40``: no stage can be given /dev/fd/63 (bash numbers it lower there); ppipe says so."""
+    done = subprocess.run(
+        ["sh", "-c", 'ulimit -n 40; exec "$0" "$1"', PPIPE, "cat <(echo 1)"], capture_output=True, timeout=60, env=ENV
+    )
+    assert done.returncode == 1 and done.stdout == b""
+    assert b"/dev/fd/63, beyond the open-file limit of 40; raise it with ulimit -n 64" in done.stderr
 
 
 # ---------------------------------------------------------------- memory

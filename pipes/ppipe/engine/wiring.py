@@ -154,6 +154,7 @@ class Wiring:
 
     def wire(self) -> None:
         """Makes every pipe, sink and pump, or none of them: raises :class:`PpipeError` and leaves nothing open."""
+        self._check_substitution_numbers()
         stdin_fd, stdout_fd = self.boundary_fds()
         try:
             self._wire_inputs(stdin_fd)
@@ -170,6 +171,18 @@ class Wiring:
                     f"raise it with ulimit -n"
                 ) from error
             raise PpipeError(f"cannot set up the pipes: {error.strerror}") from error
+
+    def _check_substitution_numbers(self) -> None:
+        """Refuses a process substitution numbered at or above the open-file limit (``ulimit -n 40``): no
+        stage could be given that descriptor. bash numbers it lower there; ppipe keeps bash's usual
+        numbers, which the stages' command lines already name."""
+        highest = max((max(edge.source_fd, edge.target_fd) for edge in self.graph.edges), default=2)
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if limit != resource.RLIM_INFINITY and highest >= limit:
+            raise PpipeError(
+                f"a process substitution is /dev/fd/{highest}, beyond the open-file limit of {limit}; "
+                f"raise it with ulimit -n {highest + 1} or more"
+            )
 
     def _check_headroom(self) -> None:
         """Raises EMFILE unless the descriptors that starting the stages still needs are there.
