@@ -167,3 +167,15 @@ def test_any_arrangement_gives_a_graph_whose_edges_name_real_descriptors_or_a_sy
                     [*graph.stage(holder).argv, *(str(r) for r in graph.stage(holder).redirects),
                      *(v for _, v in graph.stage(holder).env)]
                 )  # fmt: skip
+
+
+def test_the_hint_for_shell_syntax_beside_a_substitution_runs_it_with_bash() -> None:
+    """sh (dash on Debian) has no process substitution: the hinted command must be one that runs."""
+    with pytest.raises(PipelineSyntaxError) as raised:
+        parse("diff <(seq 3) <(seq 3) && echo same")
+    assert raised.value.hint is not None
+    assert "bash -c 'diff <(seq 3) <(seq 3) && echo same'" in raised.value.hint
+    with pytest.raises(PipelineSyntaxError) as plain:
+        parse("make && echo ok")
+    assert plain.value.hint is not None and "sh -c 'make && echo ok'" in plain.value.hint
+    assert "bash -c" not in plain.value.hint

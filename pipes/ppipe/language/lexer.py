@@ -118,7 +118,9 @@ class Lexer:
 
     def error(self, message: str, start: int, width: int = 1, hint: str | None = None) -> PipelineSyntaxError:
         if hint:
-            hint = hint.replace(_SH_HINT, f"run it as a stage: sh -c {shlex.quote(self.text.strip())}")
+            # sh (dash, on Debian) has no process substitution: such text needs bash to run.
+            shell = "bash" if "<(" in self.text or ">(" in self.text else "sh"
+            hint = hint.replace(_SH_HINT, f"run it as a stage: {shell} -c {shlex.quote(self.text.strip())}")
         return PipelineSyntaxError(message, self.text, start, width, hint)
 
     def peek(self, offset: int = 0) -> str:
