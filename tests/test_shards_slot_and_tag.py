@@ -99,3 +99,8 @@ def test_slot_on_a_slurm_array_is_refused_before_anything_is_submitted(tmp_path:
     assert done.returncode == 2
     assert b"{slot} numbers the slots of shards run here" in done.stderr and b"--gpus-per-task" in done.stderr
     assert not (tmp_path / "ppipe-runs").exists()
+
+
+def test_slot_in_the_tag_format_of_a_slurm_array_is_refused_too(tmp_path: Path) -> None:
+    done = run_ppipe("--on", "slurm", "--fork", "2", "--tag-format", "{slot}", "echo hi", cwd=str(tmp_path))
+    assert done.returncode == 2 and b"{slot} numbers the slots of shards run here" in done.stderr

@@ -96,7 +96,7 @@ class SlurmSpec:
             raise UsageError(
                 "--on slurm runs --fork N shards; to run one per item, submit ppipe --each as an array task"
             )
-        if uses_slot(pipeline):
+        if uses_slot(pipeline) or uses_slot(plan.tag_format or ""):
             raise UsageError(
                 "{slot} numbers the slots of shards run here; a Slurm array's tasks run in none "
                 "(for a GPU each, ask Slurm: --sbatch=--gpus-per-task=1 sets CUDA_VISIBLE_DEVICES)"
@@ -220,8 +220,8 @@ class SlurmRun:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_delay())
             self._wake.clear()
-            if self._stop_due() is not None:
-                self.scheduler.stop(self._stop_due() or signal.SIGTERM)
+            if (sig := self._stop_due()) is not None:
+                self.scheduler.stop(sig)
                 self._stop_until = time.monotonic() + REPORT_WAIT
             if self._stop_until is not None and time.monotonic() > self._stop_until:
                 self._give_up_on_reports()
