@@ -245,6 +245,8 @@ def test_the_command_line_of_report_show(saved: dict[str, Path], tmp_path: Path)
     assert show(saved["plain"], saved["fork"])[0] == 2
     assert show("--bogus", saved["plain"])[2] == "ppipe: no such option: --bogus (see ppipe report show -h)\n"
     assert show(saved["plain"], "--svg")[2] == "ppipe: --svg needs a value (see ppipe report show -h)\n"
+    said = show("--timeline=yes", saved["plain"])
+    assert said[0] == 2 and said[2] == "ppipe: --timeline takes no value (see ppipe report show -h)\n"
     status, lines, _ = show("--help")
     assert status == 0 and lines[0] == "Usage: ppipe report show [OPTIONS] REPORT"
     assert any(line.lstrip().startswith("--timeline") for line in lines)

@@ -212,6 +212,22 @@ def test_the_synchronous_stream_refuses_a_running_loop_and_points_at_the_async_t
     assert children(os.getpid()) == []
 
 
+def test_lines_are_read_inside_the_block_only(leaves_nothing_behind: None) -> None:
+    """After the block the reader has left: iterating then says so rather than giving nothing."""
+    with ppipe.stream("seq 3") as run:
+        pass
+    with pytest.raises(RuntimeError, match="inside its block"):
+        list(run)
+
+    async def main() -> None:
+        async with ppipe.stream_async("seq 3") as late:
+            pass
+        with pytest.raises(RuntimeError, match="inside its block"):
+            await late.__anext__()
+
+    asyncio.run(main())
+
+
 # ---------------------------------------------------------------- leaving early
 
 

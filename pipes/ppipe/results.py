@@ -220,8 +220,8 @@ class ShardAttempt:
     host: str | None = None
     #: The cluster's job id of the task it was (merged reports), if it had one.
     job_id: str | None = None
-    #: The local slot it ran in (0 to ``--jobs`` − 1), where that was recorded: a slot runs one attempt after
-    #: another, in one process while that lives (so ``pid`` tells the slot's process, not the slot).
+    #: The local slot it ran in (1 to ``--jobs``, its ``{slot}``), where that was recorded: a slot runs one
+    #: attempt after another, in one process while that lives (so ``pid`` tells the slot's process, not the slot).
     slot: int | None = None
 
     @property

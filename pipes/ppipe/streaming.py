@@ -146,9 +146,9 @@ class StreamedRun(_Streamed[AnyStr]):
         return self._loop.loop.create_task(run)
 
     def __iter__(self) -> Iterator[AnyStr]:
+        if self._task is None or self._done:  # before the block, or after it: the reader has left
+            raise RuntimeError("iterate a stream inside its block: with ppipe.stream(...) as run")
         if self._reader is None:
-            if self._task is None:
-                raise RuntimeError("iterate a stream inside its block: with ppipe.stream(...) as run")
             self._reader = self._read()
         return self._reader
 
@@ -214,7 +214,7 @@ class AsyncStreamedRun(_Streamed[AnyStr]):
         return self
 
     async def __anext__(self) -> AnyStr:
-        if self._task is None:
+        if self._task is None or self._done:  # before the block, or after it: the reader has left
             raise RuntimeError("iterate a stream inside its block: async with ppipe.stream_async(...) as run")
         while (line := next(self._available, None)) is None:
             if self._lines.ended:

@@ -93,7 +93,9 @@ class Subcommand:
             if word == "--":
                 reading.arguments += words
                 break
-            if option is not None and option.metavar is None and not has_value:
+            if option is not None and option.metavar is None:
+                if has_value:
+                    raise UsageError(f"{name} takes no value (see ppipe report {self.name} -h)")
                 reading.values[option.key] = True
             elif option is not None and option.metavar is not None:
                 if not has_value and not words:
