@@ -13,6 +13,7 @@ import datetime
 import os
 import re
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,8 +44,19 @@ class TaskEnd:
 
     @property
     def status(self) -> int:
-        """As a shell gives it: the script's exit code, or 128 + the signal that killed it."""
-        return 128 + self.signal if self.signal else self.exit_code
+        """As a shell gives it: the script's exit code, or 128 + the signal that killed it.
+
+        A task Slurm ended without its script failing still did not succeed: cancelled (often
+        while queued, its exit code 0:0) it counts as killed by SIGTERM, as ``scancel`` does it;
+        timed out, 124; lost with its node, out of memory or preempted, 1.
+        """
+        if self.signal:
+            return 128 + self.signal
+        if self.exit_code or self.state == "COMPLETED":
+            return self.exit_code
+        if self.state.startswith("CANCELLED"):
+            return 128 + signal.SIGTERM
+        return 124 if self.state == "TIMEOUT" else 1
 
 
 def check_installed(env: Mapping[str, str]) -> None:

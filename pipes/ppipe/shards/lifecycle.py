@@ -229,21 +229,23 @@ class Scheduler(Generic[S]):
         again = policy.should_restart(
             attempt.exit_status, tries, self.plan.max_restarts, could_start=could_start, stopping=stopping
         ) and self.backend.can_run_again(shard)
-        self._log(shard, final=not again and not self._stopped_by_ppipe(attempt))
+        self._log(shard, final=not again and not self._stopped_by_ppipe(shard, attempt))
         if again:
             self.schedule.restart_later(shard, self.plan.retry_delay_before(tries + 1))
             self.dispatch()
         else:
             self.settle(shard)
 
-    def _stopped_by_ppipe(self, attempt: TrackedAttempt) -> bool:
+    def _stopped_by_ppipe(self, shard: S, attempt: TrackedAttempt) -> bool:
         """Whether the attempt failed because the run was stopping, not by itself.
 
         Once ppipe stops the run, any failure may be the stop's doing (a
-        command that exits 1 on SIGTERM); and a signal to the whole process
-        group may reach the attempt before ppipe's own handler runs.
+        command that exits 1 on SIGTERM); a signal to the whole process
+        group may reach the attempt before ppipe's own handler runs; and a
+        backend may have stopped the shard for ``--halt`` (a Slurm task
+        cancelled while queued), where local slots simply never start it.
         """
-        return attempt.exit_status != 0 and (self.stopping or attempt.interrupted)
+        return attempt.exit_status != 0 and (self.stopping or attempt.interrupted or shard.stopped)
 
     def _log(self, shard: S, *, final: bool) -> None:
         if self.joblog is not None:
