@@ -84,15 +84,18 @@ def test_a_run_ppipe_stops_logs_its_attempts_as_not_final_so_resume_runs_them(ru
 
 
 def test_shards_halt_kept_from_running_are_run_by_resume(run: Run, tmp_path: Path) -> None:
-    """Local slots never start them; a Slurm array cancels them while queued: either way no final line, so
-    ``--resume`` runs them, and skips the shard that decided the halt."""
+    """Local slots never start them; a Slurm array cancels them (queued, or just started: Slurm may start the
+    next task before the cancel lands): either way no final line, so ``--resume`` runs every shard that did
+    not end by itself, and skips the shard that decided the halt."""
     joblog, marks = tmp_path / "jobs.log", tmp_path / "ran"
     marks.mkdir()
     text = f"sh -c 'touch {marks}/{{task_id}}; test {{task_id}} != 0'"
     first = run(text, fork=3, jobs=1, halt="now,fail=1", joblog=str(joblog))
-    assert first.exit_status == 1 and sorted(p.name for p in marks.iterdir()) == ["0"]
+    assert first.exit_status == 1 and "0" in {p.name for p in marks.iterdir()}
+    done_first = {s.task_id for s in first.shards if s.verdict.value == "ok"}
     for mark in marks.iterdir():
         mark.unlink()
     again = run(text, fork=3, jobs=1, joblog=str(joblog), resume=ppipe.Resume.ALL)
-    assert sorted(p.name for p in marks.iterdir()) == ["1", "2"]
-    assert [s.verdict.value for s in again.shards] == ["skipped", "ok", "ok"] and again.exit_status == 0
+    ran_again = {int(p.name) for p in marks.iterdir()}
+    assert ran_again.isdisjoint(done_first | {0}) and ran_again | done_first == {1, 2}
+    assert again.shards[0].verdict.value == "skipped" and again.exit_status == 0
