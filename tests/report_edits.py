@@ -12,11 +12,20 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
+from hypothesis import strategies as st
+
 #: Where a field is in a report: the keys and list indices leading to it.
 FieldPath = tuple[str | int, ...]
 
 #: A value for :func:`mutated` that deletes the field instead.
 DELETE = object()
+
+#: Small JSON values of any shape, nested a little: what a damaged field may hold instead.
+NESTED_JSON = st.recursive(
+    st.one_of(st.none(), st.integers(), st.floats(), st.text(max_size=3)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
 
 
 def paths(value: object, at: FieldPath = ()) -> Iterator[FieldPath]:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ppipe.cli import merge as merge_command
-from report_edits import DELETE, FieldPath, mutated, paths
+from report_edits import DELETE, NESTED_JSON, FieldPath, mutated, paths
 
 from helpers import ENV, ppipe
 
@@ -158,11 +158,7 @@ GARBAGE = st.one_of(
     st.integers(min_value=2**63, max_value=10**500),
     st.floats(),  # NaN and the infinities among them
     st.text(max_size=5),
-    st.recursive(
-        st.one_of(st.none(), st.integers(), st.floats(), st.text(max_size=3)),
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
-        max_leaves=6,
-    ),
+    NESTED_JSON,
 )
 
 

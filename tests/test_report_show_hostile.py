@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ppipe.cli import show as show_command
-from report_edits import DELETE, mutated, paths
+from report_edits import DELETE, NESTED_JSON, mutated, paths
 
 from helpers import ppipe
 
@@ -89,11 +89,7 @@ GARBAGE = st.one_of(
     st.sampled_from([0, 1e18, -1e18, 1e-9, 253402300800]),  # the far past and future, the year 10000
     st.text(max_size=5),
     st.text(max_size=300),
-    st.recursive(
-        st.one_of(st.none(), st.integers(), st.floats(), st.text(max_size=3)),
-        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
-        max_leaves=6,
-    ),
+    NESTED_JSON,
 )
 
 
