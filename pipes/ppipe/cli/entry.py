@@ -268,16 +268,12 @@ def _main(argv: list[str]) -> int:
         answer = report_answer(os.environ)
         if answer is not None:  # ppipe report ...: not typer's command
             return print_out(answer + "\n")
-    if not completing and argv[:2] == ["report", "merge"]:  # never a pipeline: that is one argument
-        from ppipe.cli.merge import main
+    if not completing and argv[:2] in (["report", "merge"], ["report", "show"]):  # never a pipeline: that is one word
+        from ppipe.cli import merge, show
 
         _interrupts_raise()
-        return main(argv[2:])
-    if not completing and argv[:2] == ["report", "show"]:
-        from ppipe.cli.show import main as show
-
-        _interrupts_raise()
-        return show(argv[2:])
+        subcommand = merge.main if argv[1] == "merge" else show.main
+        return subcommand(argv[2:])
     reading = _read(argv)
     if not completing and not reading.for_typer and reading.words:
         if len(reading.words) > 1:

@@ -23,7 +23,7 @@ from ppipe.cli import report
 from ppipe.cli.config import read_count
 from ppipe.cli.printing import print_error, print_out
 from ppipe.cli.subcommand import HELP, Option, Reading, Subcommand
-from ppipe.errors import ExitStatus, PpipeError, UsageError
+from ppipe.errors import ExitStatus, UsageError
 
 MERGE = Subcommand(
     "merge",
@@ -52,20 +52,13 @@ reports that cannot be read or merged.
 
 def main(argv: Sequence[str]) -> int:
     """``ppipe report merge`` with ``argv`` (the words after ``merge``); returns the exit status."""
-    try:
-        return _merge(argv)
-    except PpipeError as error:
-        print_error(str(error).splitlines())
-        return error.status
+    return MERGE.answer(argv, _merge)
 
 
-def _merge(argv: Sequence[str]) -> int:
+def _merge(reading: Reading) -> int:
     from ppipe.merging import merge_results, merge_summary, read_reports
     from ppipe.report import load_report, to_report
 
-    reading = MERGE.read(argv)
-    if reading.help:
-        return print_out(MERGE.usage())
     files, destination, tasks, quiet = _read(reading)
     if destination is not None:
         report.check_destination(destination)

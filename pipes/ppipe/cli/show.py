@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from ppipe.cli import destinations
 from ppipe.cli.printing import print_error, print_out
-from ppipe.cli.subcommand import HELP, Option, Subcommand
-from ppipe.errors import ExitStatus, PpipeError, UsageError
+from ppipe.cli.subcommand import HELP, Option, Reading, Subcommand
+from ppipe.errors import ExitStatus, UsageError
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -51,23 +51,16 @@ JSON, not a ppipe report, or of another report schema) or a bad command line;
 
 def main(argv: Sequence[str]) -> int:
     """``ppipe report show`` with ``argv`` (the words after ``show``); returns the exit status."""
-    try:
-        return _show(argv)
-    except PpipeError as error:
-        print_error(str(error).splitlines())
-        return error.status
+    return SHOW.answer(argv, _show)
 
 
-def _show(argv: Sequence[str]) -> int:
+def _show(reading: Reading) -> int:
     from rich.console import Console
 
     from ppipe.cli.final import saved_screen, saved_timeline
     from ppipe.cli.tables import visible
     from ppipe.report import load_report
 
-    reading = SHOW.read(argv)
-    if reading.help:
-        return print_out(SHOW.usage())
     if len(reading.arguments) != 1:
         raise UsageError("ppipe report show takes one report file (see ppipe report show -h)")
     source, svg = reading.arguments[0], reading.values.get("svg")

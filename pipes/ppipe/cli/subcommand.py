@@ -12,10 +12,11 @@ shells' completion offers its options (:mod:`ppipe.cli.completion`).
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from ppipe.errors import UsageError
+from ppipe.cli.printing import print_error, print_out
+from ppipe.errors import PpipeError, UsageError
 
 #: The help's lines are shorter than this: they fit an 80-column terminal with room to spare.
 _HELP_WIDTH = 79
@@ -57,6 +58,18 @@ class Subcommand:
     summary: str
     description: str
     options: tuple[Option, ...]
+
+    def answer(self, argv: Sequence[str], act: Callable[[Reading], int]) -> int:
+        """The exit status of ``ppipe report NAME argv``: its ``--help``, or what ``act`` does with the words
+        read; a :class:`~ppipe.errors.PpipeError` on the way is printed as its ``ppipe:`` lines."""
+        try:
+            reading = self.read(argv)
+            if reading.help:
+                return print_out(self.usage())
+            return act(reading)
+        except PpipeError as error:
+            print_error(str(error).splitlines())
+            return error.status
 
     def usage(self) -> str:
         """The ``--help`` text: the usage line, the description, each option with its help."""
