@@ -35,7 +35,7 @@ def slurm_spec(config: Config, plan: ShardPlan | None) -> SlurmSpec:
         raise UsageError("--on slurm needs the number of tasks: --fork 0 (one per CPU here) means nothing on a cluster")
     if config.task_id is not None or config.tasks is not None:
         raise UsageError("--on slurm gives each task its --task-id itself")
-    parse(config.pipeline, placeholders=plan.values(0))  # bad syntax is refused here, not by every task
+    parse(config.pipeline, placeholders=plan.first_values())  # bad syntax is refused here, not by every task
     slurm.check_installed(os.environ)
     options = RunOptions(no_fail=config.no_fail, kill_after=config.kill_after, timeout=config.timeout)
     return SlurmSpec.of(

@@ -76,7 +76,7 @@ def run_command(config: Config) -> int:
             config = with_pager(config, graph)
         stdin = None
         if sharding.identity is not None:  # a job array's task reads its share of a file
-            first = graph or parse(config.pipeline, placeholders=plan.values(0) if plan and plan.local else None)
+            first = graph or parse(config.pipeline, placeholders=plan.first_values() if plan else None)
             stdin = task_stdin(config, sharding, first)
         return _finish(config, _run(graph or config.pipeline, plan, config, stdin), sharding.identity)
     except PpipeError as error:
